@@ -1,0 +1,16 @@
+// matmul: linear layers through OpenBLAS sgemm, weights in the HF/PyTorch
+// nn.Linear layout (out_features, in_features).
+// Tested by tests/unit/test_ops.c against a naive triple loop and finite
+// differences.
+#pragma once
+
+#include <stdint.h>
+
+// out (N, OC) = inp (N, C) @ weight (OC, C)^T
+void matmul_forward(float *out, const float *inp, const float *weight, int64_t N, int64_t C,
+                    int64_t OC);
+
+// Accumulates (+=): dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp.
+// Either output may be NULL to skip it.
+void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                     const float *weight, int64_t N, int64_t C, int64_t OC);

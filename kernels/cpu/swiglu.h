@@ -1,0 +1,12 @@
+// swiglu: the Llama MLP gate, out = silu(gate) * up, silu(x) = x * sigmoid(x).
+// Tested by tests/unit/test_ops.c against finite differences.
+#pragma once
+
+#include <stdint.h>
+
+// out, gate, up: (n) elements (N * F).
+void swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+
+// Accumulates (+=) into dgate and dup.
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, int64_t n);
