@@ -72,3 +72,57 @@ model_tensor *model_param_layout(const model_config *cfg, int *n_tensors, int64_
 // Resolves views over any flat buffer laid out by model_param_layout.
 void model_views_init(model_views *views, float *flat, const model_config *cfg);
 void model_views_free(model_views *views);
+
+// ---------------------------------------------------------------------------
+// The model object: config, flat parameter/gradient buffers, activations for
+// up to max_tokens tokens per call.
+
+// One batch of B sequences of T tokens, all (B, T) row-major.
+typedef struct {
+    int64_t B, T;
+    const int32_t *tokens;   // (B, T) input ids
+    const int32_t *targets;  // (B, T) next-token ids, < 0 = no loss here
+    const int32_t *pos;      // (B, T) RoPE position ids (restart per document)
+    const int32_t *seg;      // (B, T) document ids for attention masking, or NULL
+} model_batch;
+
+struct model {
+    model_config cfg;
+    int n_tensors;
+    model_tensor *tensors;   // (n_tensors) named views, HF names
+    int64_t n_params;
+    float *params;           // (n_params) one allocation
+    float *grads;            // (n_params) one allocation
+    model_views p, g;        // views into params and grads
+    rope_table rope;         // the current stage's frequencies
+    bool recompute;          // keep only layer inputs; recompute the rest in backward
+    int64_t max_tokens;      // capacity of the activation buffers (B*T)
+    struct model_acts *acts; // activation and scratch buffers (model.c)
+};
+
+// Allocates a model for batches of up to max_tokens tokens; parameters are
+// zero until model_init_weights or a checkpoint load. cfg must be valid.
+model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute);
+void model_free(model *m);
+
+// Llama-style initialisation: N(0, 0.02) matrices (residual projections
+// scaled by 1/sqrt(2 n_layers)), norm weights 1. Deterministic for a seed.
+void model_init_weights(model *m, uint64_t seed);
+
+// Sets the RoPE frequencies used by the following calls (a stage switch).
+void model_set_rope(model *m, const rope_table *rope);
+
+// Forward only. Returns the SUM of token losses over targets >= 0;
+// losses (B*T), if not NULL, gets each token's loss. Afterwards
+// model_final_hidden() holds the final-norm hidden states (B*T, C).
+double model_forward(model *m, const model_batch *batch, float *losses);
+const float *model_final_hidden(const model *m);
+
+// Greedy next-token prediction at row n of the last forward: argmax of logits.
+int32_t model_argmax_row(const model *m, int64_t n);
+
+// Forward + backward: returns the loss sum and ACCUMULATES grad_scale *
+// d(loss sum)/d(params) into m->grads (usually grad_scale = 1 / valid tokens).
+double model_forward_backward(model *m, const model_batch *batch, float grad_scale);
+
+void model_zero_grads(model *m);
