@@ -6,8 +6,10 @@
 // Channels d..D-1 of each head pass through unchanged (partial rotary).
 // Token n is rotated by angle pos[n] * f[i] for pair i, with f = inv_freq_orig
 // when pos[n] < t->n_hat and inv_freq otherwise; cos and sin are multiplied
-// by t->attention_factor. Positions are explicit so packed documents restart
-// at 0 and sequence-parallel shards keep their global positions.
+// by t->attention_factor. The angle and cos/sin are computed in double from the
+// float inv_freq (transformers uses a float32 angle). Positions are explicit so
+// packed documents restart at 0 and sequence-parallel shards keep their global
+// positions.
 //
 // Tested by tests/unit/test_rope.c: the apply example of rope_vectors.json
 // (both layouts), backward against finite differences and against the

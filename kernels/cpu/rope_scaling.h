@@ -36,10 +36,10 @@ typedef struct {
     rope_type type;
     double theta;                 // rope_theta (base), e.g. 10000
     int head_dim;
-    double partial_rotary_factor; // rotary dim d = (int)(head_dim * this); 1.0 = all
+    double partial_rotary_factor; // rotary dim d = (int)(head_dim * this); 1.0 (or 0) = all
     int64_t max_position_embeddings;
     int64_t original_max_position_embeddings;  // 0: = max_position_embeddings
-    double factor;            // linear, dynamic, yarn, llama3; longrope: 0 -> max/original
+    double factor;            // linear, dynamic, llama3; yarn, longrope: 0 -> max/original
     double attention_factor;  // yarn, longrope: 0 -> derived
     double beta_fast;         // yarn: 0 -> 32
     double beta_slow;         // yarn: 0 -> 1
