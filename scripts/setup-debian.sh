@@ -8,8 +8,8 @@ pkgs=(
   build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
-  libopenblas-dev libyaml-dev libcjson-dev libcmocka-dev
-  python3 python3-numpy
+  libopenblas-openmp-dev libyaml-dev libcjson-dev libcmocka-dev
+  fortunes
 )
 
 missing=()

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adamw.h"
 #include "attn.h"
@@ -178,6 +179,20 @@ void model_zero_grads(model *m) { memset(m->grads, 0, sizeof(float) * m->n_param
 // ---------------------------------------------------------------------------
 // Forward
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Runs stmt and adds its wall time to m->timers.field.
+#define TIMED(m, field, stmt)                    \
+    do {                                         \
+        double t0_ = now_s();                    \
+        stmt;                                    \
+        (m)->timers.field += now_s() - t0_;      \
+    } while (0)
+
 static void add_inplace(float *y, const float *x, int64_t n) {
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
@@ -199,22 +214,22 @@ static void layer_forward(model *m, int l, layer_acts *a, float *out, const floa
     const int64_t N = b->B * b->T, C = c->dim, D = c->head_dim, H = c->n_heads,
                   Hkv = c->n_kv_heads, F = c->ffn_dim;
 
-    rmsnorm_forward(a->ln1, a->rstd1, in, w->input_norm, N, C, c->norm_eps);
-    matmul_forward(a->q, a->ln1, w->wq, N, C, H * D);
-    matmul_forward(a->k, a->ln1, w->wk, N, C, Hkv * D);
-    matmul_forward(a->v, a->ln1, w->wv, N, C, Hkv * D);
-    rope_forward(a->q, a->k, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D);
+    TIMED(m, other, rmsnorm_forward(a->ln1, a->rstd1, in, w->input_norm, N, C, c->norm_eps));
+    TIMED(m, matmul, matmul_forward(a->q, a->ln1, w->wq, N, C, H * D));
+    TIMED(m, matmul, matmul_forward(a->k, a->ln1, w->wk, N, C, Hkv * D));
+    TIMED(m, matmul, matmul_forward(a->v, a->ln1, w->wv, N, C, Hkv * D));
+    TIMED(m, other, rope_forward(a->q, a->k, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
     attn_shape s = attn_shape_of(m, b->B, b->T);
-    attn_forward(a->att, a->lse, a->q, a->k, a->v, b->seg, b->seg, &s);
-    matmul_forward(a->mid, a->att, w->wo, N, H * D, C);
-    add_inplace(a->mid, in, N * C);
+    TIMED(m, attention, attn_forward(a->att, a->lse, a->q, a->k, a->v, b->seg, b->seg, &s));
+    TIMED(m, matmul, matmul_forward(a->mid, a->att, w->wo, N, H * D, C));
+    TIMED(m, other, add_inplace(a->mid, in, N * C));
 
-    rmsnorm_forward(a->ln2, a->rstd2, a->mid, w->post_norm, N, C, c->norm_eps);
-    matmul_forward(a->gate, a->ln2, w->w_gate, N, C, F);
-    matmul_forward(a->up, a->ln2, w->w_up, N, C, F);
-    swiglu_forward(a->act, a->gate, a->up, N * F);
-    matmul_forward(out, a->act, w->w_down, N, F, C);
-    add_inplace(out, a->mid, N * C);
+    TIMED(m, other, rmsnorm_forward(a->ln2, a->rstd2, a->mid, w->post_norm, N, C, c->norm_eps));
+    TIMED(m, matmul, matmul_forward(a->gate, a->ln2, w->w_gate, N, C, F));
+    TIMED(m, matmul, matmul_forward(a->up, a->ln2, w->w_up, N, C, F));
+    TIMED(m, other, swiglu_forward(a->act, a->gate, a->up, N * F));
+    TIMED(m, matmul, matmul_forward(out, a->act, w->w_down, N, F, C));
+    TIMED(m, other, add_inplace(out, a->mid, N * C));
 }
 
 static layer_acts *acts_of_layer(model *m, int l) {
@@ -231,18 +246,21 @@ static void forward_trunk(model *m, const model_batch *b) {
             (long long)m->max_tokens);
     a->B = b->B;
     a->T = b->T;
-    embedding_forward(a->resid, b->tokens, m->p.embed, N, C, c->vocab_size);
+    TIMED(m, other, embedding_forward(a->resid, b->tokens, m->p.embed, N, C, c->vocab_size));
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(m, l, acts_of_layer(m, l), a->resid + (l + 1) * N * C, a->resid + l * N * C, b);
-    rmsnorm_forward(a->final_ln, a->final_rstd, a->resid + c->n_layers * N * C, m->p.final_norm,
-                    N, C, c->norm_eps);
+    TIMED(m, other, rmsnorm_forward(a->final_ln, a->final_rstd, a->resid + c->n_layers * N * C, m->p.final_norm,
+                    N, C, c->norm_eps));
 }
 
 double model_forward(model *m, const model_batch *b, float *losses) {
     forward_trunk(m, b);
     const int64_t N = b->B * b->T;
-    return xent_forward_backward(losses, NULL, NULL, m->acts->final_ln, m->p.lm_head,
-                                 b->targets, N, m->cfg.dim, m->cfg.vocab_size, 0.0f);
+    double loss;
+    TIMED(m, matmul, loss = xent_forward_backward(losses, NULL, NULL, m->acts->final_ln,
+                                                  m->p.lm_head, b->targets, N, m->cfg.dim,
+                                                  m->cfg.vocab_size, 0.0f));
+    return loss;
 }
 
 const float *model_final_hidden(const model *m) { return m->acts->final_ln; }
@@ -274,29 +292,29 @@ static void layer_backward(model *m, int l, layer_acts *a, const float *in, cons
 
     // MLP: out = mid + down(swiglu(gate(ln2), up(ln2)))
     memset(s->dact, 0, sizeof(float) * N * F);
-    matmul_backward(s->dact, dw->w_down, dres, a->act, w->w_down, N, F, C);
+    TIMED(m, matmul, matmul_backward(s->dact, dw->w_down, dres, a->act, w->w_down, N, F, C));
     memset(s->dgate, 0, sizeof(float) * N * F);
     memset(s->dup, 0, sizeof(float) * N * F);
-    swiglu_backward(s->dgate, s->dup, s->dact, a->gate, a->up, N * F);
+    TIMED(m, other, swiglu_backward(s->dgate, s->dup, s->dact, a->gate, a->up, N * F));
     memset(s->dln, 0, sizeof(float) * N * C);
-    matmul_backward(s->dln, dw->w_gate, s->dgate, a->ln2, w->w_gate, N, C, F);
-    matmul_backward(s->dln, dw->w_up, s->dup, a->ln2, w->w_up, N, C, F);
-    rmsnorm_backward(dres, dw->post_norm, s->dln, a->mid, w->post_norm, a->rstd2, N, C);  // dres is now d mid
+    TIMED(m, matmul, matmul_backward(s->dln, dw->w_gate, s->dgate, a->ln2, w->w_gate, N, C, F));
+    TIMED(m, matmul, matmul_backward(s->dln, dw->w_up, s->dup, a->ln2, w->w_up, N, C, F));
+    TIMED(m, other, rmsnorm_backward(dres, dw->post_norm, s->dln, a->mid, w->post_norm, a->rstd2, N, C));  // dres is now d mid
 
     // Attention: mid = in + o_proj(attn(rope(q), rope(k), v))
     memset(s->datt, 0, sizeof(float) * N * H * D);
-    matmul_backward(s->datt, dw->wo, dres, a->att, w->wo, N, H * D, C);
+    TIMED(m, matmul, matmul_backward(s->datt, dw->wo, dres, a->att, w->wo, N, H * D, C));
     memset(s->dq, 0, sizeof(float) * N * H * D);
     memset(s->dk, 0, sizeof(float) * N * Hkv * D);
     memset(s->dv, 0, sizeof(float) * N * Hkv * D);
     attn_shape sh = attn_shape_of(m, b->B, b->T);
-    attn_backward(s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v, a->att, a->lse, b->seg, b->seg, &sh);
-    rope_backward(s->dq, s->dk, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D);
+    TIMED(m, attention, attn_backward(s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v, a->att, a->lse, b->seg, b->seg, &sh));
+    TIMED(m, other, rope_backward(s->dq, s->dk, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
     memset(s->dln, 0, sizeof(float) * N * C);
-    matmul_backward(s->dln, dw->wq, s->dq, a->ln1, w->wq, N, C, H * D);
-    matmul_backward(s->dln, dw->wk, s->dk, a->ln1, w->wk, N, C, Hkv * D);
-    matmul_backward(s->dln, dw->wv, s->dv, a->ln1, w->wv, N, C, Hkv * D);
-    rmsnorm_backward(dres, dw->input_norm, s->dln, in, w->input_norm, a->rstd1, N, C);  // d in
+    TIMED(m, matmul, matmul_backward(s->dln, dw->wq, s->dq, a->ln1, w->wq, N, C, H * D));
+    TIMED(m, matmul, matmul_backward(s->dln, dw->wk, s->dk, a->ln1, w->wk, N, C, Hkv * D));
+    TIMED(m, matmul, matmul_backward(s->dln, dw->wv, s->dv, a->ln1, w->wv, N, C, Hkv * D));
+    TIMED(m, other, rmsnorm_backward(dres, dw->input_norm, s->dln, in, w->input_norm, a->rstd1, N, C));  // d in
 }
 
 double model_forward_backward(model *m, const model_batch *b, float grad_scale) {
@@ -306,11 +324,12 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
 
     forward_trunk(m, b);
     memset(a->dln, 0, sizeof(float) * N * C);
-    double loss = xent_forward_backward(NULL, a->dln, m->g.lm_head, a->final_ln, m->p.lm_head,
-                                        b->targets, N, C, c->vocab_size, grad_scale);
+    double loss;
+    TIMED(m, matmul, loss = xent_forward_backward(NULL, a->dln, m->g.lm_head, a->final_ln, m->p.lm_head,
+                                        b->targets, N, C, c->vocab_size, grad_scale));
     memset(a->dresid, 0, sizeof(float) * N * C);
     const float *last = a->resid + c->n_layers * N * C;
-    rmsnorm_backward(a->dresid, m->g.final_norm, a->dln, last, m->p.final_norm, a->final_rstd, N, C);
+    TIMED(m, other, rmsnorm_backward(a->dresid, m->g.final_norm, a->dln, last, m->p.final_norm, a->final_rstd, N, C));
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const float *in = a->resid + l * N * C;
@@ -322,6 +341,6 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
         }
         layer_backward(m, l, la, in, b);
     }
-    embedding_backward(m->g.embed, a->dresid, b->tokens, N, C);
+    TIMED(m, other, embedding_backward(m->g.embed, a->dresid, b->tokens, N, C));
     return loss;
 }

@@ -86,6 +86,13 @@ typedef struct {
     const int32_t *seg;      // (B, T) document ids for attention masking, or NULL
 } model_batch;
 
+// Where the time goes (seconds, accumulated; zero them to start a window).
+typedef struct {
+    double matmul;     // projections, MLP, LM head + loss
+    double attention;  // attention forward/backward
+    double other;      // norms, RoPE, SwiGLU, embeddings, residual adds
+} model_timers;
+
 struct model {
     model_config cfg;
     int n_tensors;
@@ -97,6 +104,7 @@ struct model {
     rope_table rope;         // the current stage's frequencies
     bool recompute;          // keep only layer inputs; recompute the rest in backward
     int64_t max_tokens;      // capacity of the activation buffers (B*T)
+    model_timers timers;     // wall time by op family, accumulated over calls
     struct model_acts *acts; // activation and scratch buffers (model.c)
 };
 
