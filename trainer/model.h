@@ -16,24 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model_config.h"  // model_config, model_config_validate
 #include "rope_scaling.h"
-
-typedef struct {
-    int dim;           // C, hidden size
-    int n_layers;
-    int n_heads;       // H
-    int n_kv_heads;    // Hkv, divides H
-    int head_dim;      // D; 0 -> dim / n_heads
-    int ffn_dim;       // F, SwiGLU hidden size
-    int vocab_size;    // V
-    float norm_eps;    // RMSNorm epsilon
-    bool tie_embeddings;  // LM head shares model.embed_tokens.weight
-    rope_layout rope_layout;
-    rope_config rope;  // theta, scaling type and parameters (head_dim filled in)
-} model_config;
-
-// Returns 0, or -1 with a one-line message naming the bad key and value.
-int model_config_validate(const model_config *cfg, char *err, size_t errlen);
 
 // One named tensor inside the flat parameter buffer.
 typedef struct {

@@ -1,0 +1,243 @@
+// run_config: the run file of `stretch train RUN.yaml` (libyaml) as one
+// struct, cfg_run. Everything about a key (its path, type, place in the
+// struct, default, help line, whether it may change on resume) lives in ONE
+// table, cfg_keys(); parsing, defaults, --help, the echo of the effective
+// config (YAML text, also what checkpoints store), `--section.key value`
+// overrides and cfg_diff are all driven by it. schedules/example.yaml
+// documents every key.
+//
+// Key paths: "optimizer.lr", "model.dim", and for stages (0-based)
+// "stages.1.seq_len", "stages.1.rope.factor". Optional keys take `null` (the
+// default) meaning "inherit" or "not given"; see each key's help.
+//
+// Errors (user input): functions return -1 and write ONE line into err, e.g.
+//   run.yaml:12: key 'optimizer.lr': expected a number, got 'abc'
+//   command line: key 'stages.1.seq_len': expected an integer, got '1.5'
+// so the CLI can die_user() with it (exit 2).
+//
+// Typical use (the CLI):
+//   cfg_run cfg; cfg_init(&cfg);
+//   cfg_parse_file(&cfg, path, ...); cfg_apply_override(&cfg, key, value, ...)...;
+//   cfg_validate(&cfg, ...); char *text = cfg_echo(&cfg); ... cfg_free(&cfg);
+//   cfg_stage_rope(&rope, &cfg, i, ...) at each stage switch.
+// The cross-key rules and the resolved views (model, stages, stage RoPE) are
+// in run_config_check.h; the echo, --help and diff in run_config_echo.h.
+//
+// Tested by tests/unit/test_config.c: the shipped example parses and
+// documents every key, defaults, every error class (file, line and key in
+// the message), overrides, echo -> parse round trip, cfg_diff, stage RoPE.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model_config.h"
+#include "rope_scaling.h"
+
+#define CFG_MAX_STAGES 16
+
+// Owned lists (free with cfg_free); n == 0 with v == NULL is empty.
+typedef struct {
+    double *v;
+    int n;
+} cfg_doubles;
+
+typedef struct {
+    int64_t *v;
+    int n;
+} cfg_ints;
+
+typedef struct {
+    char **v;
+    int n;
+} cfg_strings;
+
+typedef enum {
+    CFG_PACKING_PACK,   // documents packed back to back, positions restart, masked
+    CFG_PACKING_WHOLE,  // one document per sequence: long ones chunked, short ones dropped
+} cfg_packing;
+
+typedef enum {
+    CFG_SCHEDULE_INHERIT = -1,  // stages only: use optimizer.schedule
+    CFG_SCHEDULE_COSINE,        // linear warmup, cosine decay to lr * min_lr_ratio
+    CFG_SCHEDULE_CONSTANT,      // linear warmup, then constant
+} cfg_schedule;
+
+// ---------------------------------------------------------------------------
+// Sections
+
+typedef struct {
+    char *init;           // model.init: checkpoint to start from; NULL = random init
+    model_config config;  // architecture. config.rope: the PRETRAINED rope (type
+                          // default; theta, partial_rotary_factor, and
+                          // max_position_embeddings 0 = stages[0].seq_len)
+} cfg_model;
+
+typedef struct {
+    char *tokenizer;       // "byte" or a path to a tokenizer.json
+    cfg_strings train;     // token shard paths
+    cfg_strings val;       // validation shard paths
+    cfg_packing packing;
+    double passkey_ratio;  // fraction of training sequences that are synthetic passkey tasks
+    char *corpus;          // a packaged corpus name; NULL = none
+} cfg_data;
+
+typedef struct {
+    double lr;             // peak learning rate
+    double min_lr_ratio;   // cosine floor = lr * this
+    double beta1, beta2, eps, weight_decay;
+    double grad_clip;      // global L2 norm; 0 = off
+    int64_t warmup_steps;
+    cfg_schedule schedule;
+} cfg_optimizer;
+
+typedef struct {
+    int dp;  // data-parallel degree: ranks that read different sequences
+    int sp;  // sequence-parallel degree: ranks that share one sequence (ring attention)
+} cfg_parallel;
+
+typedef struct {
+    int64_t seed;
+    char *out_dir;
+    int64_t log_every, eval_every, ckpt_every;  // steps; 0 = never (eval, ckpt)
+    int keep_last;       // checkpoints kept; 0 = all
+    bool recompute;      // per-layer activation recomputation
+    int64_t max_steps;   // global cap over all stages; 0 = none
+} cfg_train;
+
+typedef struct {
+    cfg_ints passkey_lengths;  // empty = every stage's seq_len
+    int passkey_trials;        // per (length, depth); 0 = no passkey eval
+    cfg_doubles passkey_depths;  // in [0, 1]
+    int64_t val_tokens;        // tokens of data.val per evaluation; 0 = all
+} cfg_eval;
+
+// A stage's rope section as the user wrote it; cfg_stage_rope() turns it
+// into a rope_config. 0 means "derive" (see cfg_stage_rope).
+typedef struct {
+    rope_type type;
+    double factor;
+    int64_t max_position_embeddings;
+    int64_t original_max_position_embeddings;
+    double attention_factor, beta_fast, beta_slow, mscale, mscale_all_dim;
+    bool truncate;                  // yarn: HF truncate
+    double low_freq_factor, high_freq_factor;  // llama3
+    cfg_doubles short_factor, long_factor;     // longrope, rotary_dim / 2 each
+    char *factors_file;             // YAML with short_factor, long_factor, n_hat
+    int64_t n_hat;                  // longrope paper: positions below keep default freqs
+} cfg_rope;
+
+typedef struct {
+    double passkey_acc;        // required passkey accuracy at the stage's seq_len; 0 = no gate
+    double val_loss;           // required validation loss at the stage's seq_len; 0 = no gate
+    int64_t max_extra_tokens;  // budget extension while a gate is unmet
+} cfg_gate;
+
+typedef struct {
+    char *name;               // NULL = "stage<i>"
+    int64_t seq_len;
+    int64_t tokens;           // token budget, or
+    int64_t steps;            // step budget (exactly one of the two > 0)
+    int64_t batch_tokens;     // tokens per optimizer step over all ranks
+    double lr;                // NAN = optimizer.lr
+    int64_t warmup_steps;     // -1 = optimizer.warmup_steps
+    cfg_schedule schedule;    // CFG_SCHEDULE_INHERIT = optimizer.schedule
+    bool carry_moments;       // keep AdamW m and v from the previous stage
+    cfg_strings data;         // empty = data.train
+    double passkey_ratio;     // NAN = data.passkey_ratio
+    cfg_gate gate;
+    cfg_rope rope;
+} cfg_stage;
+
+// Where a key was set: a line of the run file, or -1 for the command line.
+typedef struct {
+    char *key;
+    int line;
+} cfg_origin;
+
+typedef struct {
+    cfg_model model;
+    cfg_data data;
+    cfg_optimizer optimizer;
+    cfg_parallel parallel;
+    cfg_train train;
+    cfg_eval eval;
+    int n_stages;
+    cfg_stage stages[CFG_MAX_STAGES];
+
+    // Bookkeeping for messages, not part of the config (not echoed or diffed).
+    char *file;            // name of the parsed run file, or NULL
+    cfg_origin *origins;
+    int n_origins, cap_origins;
+} cfg_run;
+
+// ---------------------------------------------------------------------------
+// The key table
+
+typedef enum {
+    CFG_T_INT, CFG_T_INT64, CFG_T_FLOAT, CFG_T_DOUBLE, CFG_T_BOOL, CFG_T_STRING, CFG_T_ENUM,
+    CFG_T_DOUBLES, CFG_T_INTS, CFG_T_STRINGS,
+} cfg_type;
+
+enum {
+    CFG_F_NULL = 1,    // accepts null: "inherit" / "not given" (the sentinel in the struct)
+    CFG_F_RESUME = 2,  // may differ from the checkpoint's config on resume
+};
+
+typedef struct {
+    const char *path;    // "optimizer.lr"; stage keys relative to a stage: "rope.type"
+    bool stage;          // true: offset into cfg_stage, path prefixed "stages.N."
+    cfg_type type;
+    int flags;           // CFG_F_*
+    size_t offset;       // into cfg_run or cfg_stage
+    const char *const *names;  // CFG_T_ENUM: value i is names[i], NULL-terminated
+    const char *def;     // default, as YAML text ("3e-4", "null", "[0.5]")
+    const char *help;    // one line
+} cfg_key;
+
+// The table, in echo order (sections contiguous). *n set.
+const cfg_key *cfg_keys(int *n);
+
+// ---------------------------------------------------------------------------
+// Life cycle
+
+// Every key at its default, no stages, no file.
+void cfg_init(cfg_run *cfg);
+void cfg_free(cfg_run *cfg);
+
+// Parses a run file into cfg (on top of what is there; a `stages` list
+// replaces the stages). Only per-key checks (types, names, enum values);
+// cross-key checks are cfg_validate's. 0, or -1 with a one-line message.
+int cfg_parse_file(cfg_run *cfg, const char *path, char *err, size_t errlen);
+
+// Same for YAML text; name is used in messages (e.g. "checkpoint c.h5").
+int cfg_parse_string(cfg_run *cfg, const char *text, const char *name, char *err,
+                     size_t errlen);
+
+// `--KEY VALUE`: key without dashes ("optimizer.lr", "stages.1.rope.factor";
+// the stage must exist). value is YAML ("3e-4", "null", "[a.bin, b.bin]"),
+// except that a string key takes it literally ("null" or "" = null where
+// allowed) and a list key also takes "a.bin,b.bin". Per-key checks only;
+// call cfg_validate after the last override.
+int cfg_apply_override(cfg_run *cfg, const char *key, const char *value, char *err,
+                       size_t errlen);
+
+// cfg_init + cfg_parse_file + cfg_validate (run_config_check.h). On -1, cfg still needs cfg_free.
+int cfg_load(cfg_run *cfg, const char *path, char *err, size_t errlen);
+
+// ---------------------------------------------------------------------------
+// Helpers for the modules that use the config
+
+// Writes "FILE:LINE: key 'KEY': MESSAGE" into err, with the line where key
+// (or its enclosing section or stage) was set ("command line: ..." for an
+// override, no line for a default), and returns -1; when the message starts
+// with the key itself, "key 'KEY': " is left out. For errors found after
+// parsing too, e.g. a shard of data.train that does not exist.
+int cfg_key_error(char *err, size_t errlen, const cfg_run *cfg, const char *key, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+
+// Reads a LongRoPE factors file (YAML: short_factor, long_factor lists and
+// an optional n_hat). The lists are owned by the caller (free their v).
+int cfg_read_factors(cfg_doubles *short_factor, cfg_doubles *long_factor, int64_t *n_hat,
+                     const char *path, char *err, size_t errlen);

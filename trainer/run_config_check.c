@@ -1,0 +1,355 @@
+// run_config_check: cross-key rules and resolved views of a run config.
+// Messages start with the key they are about ("optimizer.lr (-1) must be
+// > 0"); cfg_key_error() puts the file and line in front.
+#include "run_config_check.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "die.h"
+
+// Returns -1 from the calling function with a message about key.
+#define REQUIRE(cond, key, ...)                                            \
+    do {                                                                   \
+        if (!(cond)) return cfg_key_error(err, errlen, cfg, key, __VA_ARGS__); \
+    } while (0)
+
+static bool in_unit(double x) { return x >= 0.0 && x <= 1.0; }
+
+// ---------------------------------------------------------------------------
+// Resolved views
+
+int64_t cfg_original_context(const cfg_run *cfg) {
+    int64_t m = cfg->model.config.rope.max_position_embeddings;
+    if (m > 0) return m;
+    return cfg->n_stages > 0 ? cfg->stages[0].seq_len : 0;
+}
+
+void cfg_model_config(model_config *out, const cfg_run *cfg) {
+    *out = cfg->model.config;
+    out->rope.head_dim = model_config_head_dim(out);
+    out->rope.max_position_embeddings = cfg_original_context(cfg);
+}
+
+void cfg_stage_resolve(cfg_stage_plan *out, const cfg_run *cfg, int stage) {
+    CHECK(stage >= 0 && stage < cfg->n_stages);
+    const cfg_stage *st = &cfg->stages[stage];
+    const cfg_optimizer *opt = &cfg->optimizer;
+    memset(out, 0, sizeof *out);
+    if (st->name)
+        snprintf(out->name, sizeof out->name, "%s", st->name);
+    else
+        snprintf(out->name, sizeof out->name, "stage%d", stage);
+    out->seq_len = st->seq_len;
+    out->batch_tokens = st->batch_tokens;
+    out->steps = st->steps > 0 || st->batch_tokens <= 0
+                     ? st->steps
+                     : (st->tokens + st->batch_tokens - 1) / st->batch_tokens;
+    out->lr = isnan(st->lr) ? opt->lr : st->lr;
+    out->min_lr = out->lr * opt->min_lr_ratio;
+    out->warmup_steps = st->warmup_steps >= 0 ? st->warmup_steps : opt->warmup_steps;
+    out->schedule = st->schedule == CFG_SCHEDULE_INHERIT ? opt->schedule : st->schedule;
+    out->carry_moments = st->carry_moments;
+    out->data = st->data.n > 0 ? &st->data : &cfg->data.train;
+    out->passkey_ratio = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
+    out->gate = st->gate;
+}
+
+// ---------------------------------------------------------------------------
+// Stage RoPE
+
+// Re-attributes a rope_config_validate message to the stage's keys:
+// "rope_scaling.factor must be ..." -> key stages.N.rope.factor.
+static int rope_error(char *err, size_t errlen, const cfg_run *cfg, int stage, const char *msg) {
+    char key[128];
+    const char *tag = "rope_scaling.";
+    if (!strncmp(msg, tag, strlen(tag))) {
+        const char *name = msg + strlen(tag);
+        size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+        snprintf(key, sizeof key, "stages.%d.rope.%.*s", stage, (int)n, name);
+        return cfg_key_error(err, errlen, cfg, key, "%s%s", key, name + n);
+    }
+    snprintf(key, sizeof key, "stages.%d.rope", stage);
+    return cfg_key_error(err, errlen, cfg, key, "%s: %s", key, msg);
+}
+
+// Fills out's longrope factor lists from the stage or its factors file.
+static int stage_factors(rope_config *out, const cfg_run *cfg, int stage, char *err,
+                         size_t errlen) {
+    const cfg_rope *r = &cfg->stages[stage].rope;
+    char key[128], key2[128];
+    bool inline_lists = r->short_factor.n > 0 || r->long_factor.n > 0;
+    snprintf(key, sizeof key, "stages.%d.rope.%s", stage,
+             r->factors_file ? "factors_file" : r->short_factor.n ? "short_factor" : "long_factor");
+    if (out->type != ROPE_TYPE_LONGROPE) {
+        REQUIRE(!inline_lists && !r->factors_file, key, "%s applies to rope.type longrope only",
+                key);
+        return 0;
+    }
+    REQUIRE(!(inline_lists && r->factors_file), key,
+            "%s: give short_factor/long_factor inline or in a factors file, not both", key);
+    cfg_doubles sf = r->short_factor, lf = r->long_factor;
+    int64_t n_hat = 0;
+    if (r->factors_file) {
+        REQUIRE(*r->factors_file, key, "%s must not be empty", key);
+        char msg[512];
+        if (cfg_read_factors(&sf, &lf, &n_hat, r->factors_file, msg, sizeof msg))
+            return cfg_key_error(err, errlen, cfg, key, "%s: %s", key, msg);
+    }
+    snprintf(key2, sizeof key2, "stages.%d.rope.n_hat", stage);
+    int rc = 0;
+    if (n_hat > 0 && r->n_hat > 0)
+        rc = cfg_key_error(err, errlen, cfg, key2, "%s is given both inline and in %s", key2,
+                           r->factors_file);
+    else if (sf.n != lf.n)
+        rc = cfg_key_error(err, errlen, cfg, key,
+                           "%s: short_factor has %d values and long_factor %d; they must match",
+                           key, sf.n, lf.n);
+    else if (sf.n > ROPE_MAX_PAIRS)
+        rc = cfg_key_error(err, errlen, cfg, key, "%s: %d factors, more than the maximum %d",
+                           key, sf.n, ROPE_MAX_PAIRS);
+    if (rc == 0) {
+        out->n_factors = sf.n;
+        for (int i = 0; i < sf.n; i++) {
+            out->short_factor[i] = sf.v[i];
+            out->long_factor[i] = lf.v[i];
+        }
+        if (n_hat > 0) out->n_hat = n_hat;
+    }
+    if (r->factors_file) {
+        free(sf.v);
+        free(lf.v);
+    }
+    return rc;
+}
+
+int cfg_stage_rope(rope_config *out, const cfg_run *cfg, int stage, char *err, size_t errlen) {
+    CHECK(stage >= 0 && stage < cfg->n_stages);
+    const cfg_stage *st = &cfg->stages[stage];
+    const cfg_rope *r = &st->rope;
+    char key[128];
+    model_config m;
+    cfg_model_config(&m, cfg);
+
+    memset(out, 0, sizeof *out);
+    out->type = r->type;
+    out->theta = m.rope.theta;
+    out->head_dim = m.rope.head_dim;
+    out->partial_rotary_factor = m.rope.partial_rotary_factor;
+
+    snprintf(key, sizeof key, "stages.%d.rope.original_max_position_embeddings", stage);
+    REQUIRE(r->original_max_position_embeddings >= 0, key,
+            "%s (%lld) must be > 0, or 0 for the pretrained context", key,
+            (long long)r->original_max_position_embeddings);
+    int64_t L = st->seq_len;
+    int64_t orig = r->original_max_position_embeddings > 0 ? r->original_max_position_embeddings
+                                                            : cfg_original_context(cfg);
+    REQUIRE(orig > 0 && L > 0, key, "%s: the original context (%lld) and stages.%d.seq_len (%lld) "
+            "must be > 0", key, (long long)orig, stage, (long long)L);
+    snprintf(key, sizeof key, "stages.%d.rope.max_position_embeddings", stage);
+    REQUIRE(r->max_position_embeddings >= 0, key, "%s (%lld) must be > 0, or 0 for seq_len", key,
+            (long long)r->max_position_embeddings);
+    bool dynamic = r->type == ROPE_TYPE_DYNAMIC;
+    REQUIRE(dynamic || r->max_position_embeddings == 0 || r->max_position_embeddings >= L, key,
+            "%s (%lld) must be >= stages.%d.seq_len (%lld)", key,
+            (long long)r->max_position_embeddings, stage, (long long)L);
+    int64_t max_pos = r->max_position_embeddings > 0 ? r->max_position_embeddings
+                                                     : dynamic ? orig : L;
+    out->max_position_embeddings = max_pos;
+    out->original_max_position_embeddings = orig;
+
+    snprintf(key, sizeof key, "stages.%d.rope.factor", stage);
+    REQUIRE(r->factor >= 0.0, key, "%s (%g) must be >= 1, or 0 for the context ratio", key,
+            r->factor);
+    if (r->type != ROPE_TYPE_DEFAULT) {
+        int64_t target = dynamic ? L : max_pos;
+        out->factor = r->factor > 0.0 ? r->factor : (double)target / (double)orig;
+        REQUIRE(r->factor > 0.0 || out->factor >= 1.0, key,
+                "%s (0 = %lld / %lld = %g) must be >= 1: the stage is shorter than the original "
+                "context; give rope.factor or rope.original_max_position_embeddings",
+                key, (long long)target, (long long)orig, out->factor);
+    }
+    out->attention_factor = r->attention_factor;
+    out->beta_fast = r->beta_fast;
+    out->beta_slow = r->beta_slow;
+    out->mscale = r->mscale;
+    out->mscale_all_dim = r->mscale_all_dim;
+    out->no_truncate = !r->truncate;
+    out->low_freq_factor = r->low_freq_factor;
+    out->high_freq_factor = r->high_freq_factor;
+    out->n_hat = r->n_hat;
+    if (stage_factors(out, cfg, stage, err, errlen)) return -1;
+
+    char msg[256];
+    if (rope_config_validate(out, msg, sizeof msg)) return rope_error(err, errlen, cfg, stage, msg);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Rules
+
+static int check_strings(const cfg_run *cfg, const cfg_strings *l, const char *key, char *err,
+                         size_t errlen) {
+    for (int i = 0; i < l->n; i++)
+        REQUIRE(l->v[i][0], key, "%s: item %d is an empty path", key, i);
+    return 0;
+}
+
+static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
+    const cfg_data *d = &cfg->data;
+    const cfg_optimizer *o = &cfg->optimizer;
+    const cfg_train *t = &cfg->train;
+    const cfg_eval *e = &cfg->eval;
+    REQUIRE(!cfg->model.init || cfg->model.init[0], "model.init",
+            "model.init must be a path or null, not empty");
+    REQUIRE(cfg->model.config.vocab_size >= 0, "model.vocab_size",
+            "model.vocab_size (%d) must be > 0, or 0 for the tokenizer's",
+            cfg->model.config.vocab_size);
+    REQUIRE(cfg->model.config.rope.max_position_embeddings >= 0, "model.max_position_embeddings",
+            "model.max_position_embeddings (%lld) must be > 0, or 0 for stages.0.seq_len",
+            (long long)cfg->model.config.rope.max_position_embeddings);
+
+    REQUIRE(d->tokenizer[0], "data.tokenizer",
+            "data.tokenizer must be 'byte' or the path of a tokenizer.json");
+    if (check_strings(cfg, &d->train, "data.train", err, errlen) ||
+        check_strings(cfg, &d->val, "data.val", err, errlen))
+        return -1;
+    REQUIRE(in_unit(d->passkey_ratio), "data.passkey_ratio",
+            "data.passkey_ratio (%g) must be in [0, 1]", d->passkey_ratio);
+    REQUIRE(!d->corpus || d->corpus[0], "data.corpus", "data.corpus must be a name or null");
+
+    REQUIRE(o->lr > 0.0, "optimizer.lr", "optimizer.lr (%g) must be > 0", o->lr);
+    REQUIRE(in_unit(o->min_lr_ratio), "optimizer.min_lr_ratio",
+            "optimizer.min_lr_ratio (%g) must be in [0, 1]", o->min_lr_ratio);
+    REQUIRE(o->beta1 >= 0.0 && o->beta1 < 1.0, "optimizer.beta1",
+            "optimizer.beta1 (%g) must be in [0, 1)", o->beta1);
+    REQUIRE(o->beta2 >= 0.0 && o->beta2 < 1.0, "optimizer.beta2",
+            "optimizer.beta2 (%g) must be in [0, 1)", o->beta2);
+    REQUIRE(o->eps > 0.0, "optimizer.eps", "optimizer.eps (%g) must be > 0", o->eps);
+    REQUIRE(o->weight_decay >= 0.0, "optimizer.weight_decay",
+            "optimizer.weight_decay (%g) must be >= 0", o->weight_decay);
+    REQUIRE(o->grad_clip >= 0.0, "optimizer.grad_clip",
+            "optimizer.grad_clip (%g) must be >= 0 (0 = off)", o->grad_clip);
+    REQUIRE(o->warmup_steps >= 0, "optimizer.warmup_steps",
+            "optimizer.warmup_steps (%lld) must be >= 0", (long long)o->warmup_steps);
+
+    REQUIRE(cfg->parallel.dp >= 1, "parallel.dp", "parallel.dp (%d) must be >= 1",
+            cfg->parallel.dp);
+    REQUIRE(cfg->parallel.sp >= 1, "parallel.sp", "parallel.sp (%d) must be >= 1",
+            cfg->parallel.sp);
+
+    REQUIRE(t->seed >= 0, "train.seed", "train.seed (%lld) must be >= 0", (long long)t->seed);
+    REQUIRE(t->out_dir[0], "train.out_dir", "train.out_dir must not be empty");
+    REQUIRE(t->log_every >= 1, "train.log_every", "train.log_every (%lld) must be >= 1",
+            (long long)t->log_every);
+    REQUIRE(t->eval_every >= 0, "train.eval_every", "train.eval_every (%lld) must be >= 0",
+            (long long)t->eval_every);
+    REQUIRE(t->ckpt_every >= 0, "train.ckpt_every", "train.ckpt_every (%lld) must be >= 0",
+            (long long)t->ckpt_every);
+    REQUIRE(t->keep_last >= 0, "train.keep_last", "train.keep_last (%d) must be >= 0",
+            t->keep_last);
+    REQUIRE(t->max_steps >= 0, "train.max_steps", "train.max_steps (%lld) must be >= 0",
+            (long long)t->max_steps);
+
+    for (int i = 0; i < e->passkey_lengths.n; i++)
+        REQUIRE(e->passkey_lengths.v[i] > 0, "eval.passkey_lengths",
+                "eval.passkey_lengths: item %d (%lld) must be > 0", i,
+                (long long)e->passkey_lengths.v[i]);
+    REQUIRE(e->passkey_trials >= 0, "eval.passkey_trials", "eval.passkey_trials (%d) must be >= 0",
+            e->passkey_trials);
+    for (int i = 0; i < e->passkey_depths.n; i++)
+        REQUIRE(in_unit(e->passkey_depths.v[i]), "eval.passkey_depths",
+                "eval.passkey_depths: item %d (%g) must be in [0, 1]", i, e->passkey_depths.v[i]);
+    REQUIRE(e->passkey_trials == 0 || e->passkey_depths.n > 0, "eval.passkey_depths",
+            "eval.passkey_depths must not be empty when eval.passkey_trials > 0");
+    REQUIRE(e->val_tokens >= 0, "eval.val_tokens", "eval.val_tokens (%lld) must be >= 0",
+            (long long)e->val_tokens);
+    return 0;
+}
+
+// The rules of stage i that need no model (seq_len, budget, batch, overrides).
+static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
+    const cfg_stage *st = &cfg->stages[i];
+    char k[96];
+#define KEY(name) (snprintf(k, sizeof k, "stages.%d.%s", i, name), k)
+    if (st->name) {
+        REQUIRE(st->name[0] && strlen(st->name) < 64, KEY("name"),
+                "%s must be 1 to 63 characters", k);
+        for (int j = 0; j < i; j++)
+            REQUIRE(!cfg->stages[j].name || strcmp(cfg->stages[j].name, st->name), KEY("name"),
+                    "%s ('%s') is also the name of stages.%d", k, st->name, j);
+    }
+    REQUIRE(st->seq_len > 0, KEY("seq_len"), "%s (%lld) must be > 0", k, (long long)st->seq_len);
+    if (i > 0)
+        REQUIRE(st->seq_len >= cfg->stages[i - 1].seq_len, KEY("seq_len"),
+                "%s (%lld) is shorter than stages.%d.seq_len (%lld): stages keep or grow the "
+                "context", k, (long long)st->seq_len, i - 1, (long long)cfg->stages[i - 1].seq_len);
+    REQUIRE(st->tokens >= 0, KEY("tokens"), "%s (%lld) must be >= 0", k, (long long)st->tokens);
+    REQUIRE(st->steps >= 0, KEY("steps"), "%s (%lld) must be >= 0", k, (long long)st->steps);
+    REQUIRE(st->tokens > 0 || st->steps > 0, KEY("tokens"),
+            "%s: stage %d needs a budget: give tokens or steps", k, i);
+    REQUIRE(!(st->tokens > 0 && st->steps > 0), KEY("steps"),
+            "%s: give tokens or steps, not both (stages.%d.tokens is %lld)", k, i,
+            (long long)st->tokens);
+
+    const cfg_parallel *par = &cfg->parallel;
+    KEY("batch_tokens");
+    REQUIRE(st->batch_tokens > 0, k, "%s (%lld) must be > 0", k, (long long)st->batch_tokens);
+    REQUIRE(st->batch_tokens % st->seq_len == 0, k,
+            "%s (%lld) must be a multiple of stages.%d.seq_len (%lld)", k,
+            (long long)st->batch_tokens, i, (long long)st->seq_len);
+    int64_t seqs = st->batch_tokens / st->seq_len;
+    REQUIRE(seqs % par->dp == 0, k,
+            "%s (%lld) is %lld sequences of %lld, which parallel.dp (%d) ranks cannot share "
+            "evenly", k, (long long)st->batch_tokens, (long long)seqs, (long long)st->seq_len,
+            par->dp);
+    if (par->sp > 1)
+        REQUIRE(st->seq_len % (2 * par->sp) == 0, KEY("seq_len"),
+                "%s (%lld) must be a multiple of 2 * parallel.sp (%d) for the zig-zag split", k,
+                (long long)st->seq_len, 2 * par->sp);
+
+    REQUIRE(isnan(st->lr) || st->lr > 0.0, KEY("lr"), "%s (%g) must be > 0", k, st->lr);
+    REQUIRE(isnan(st->passkey_ratio) || in_unit(st->passkey_ratio), KEY("passkey_ratio"),
+            "%s (%g) must be in [0, 1]", k, st->passkey_ratio);
+    if (check_strings(cfg, &st->data, KEY("data"), err, errlen)) return -1;
+    REQUIRE(in_unit(st->gate.passkey_acc), KEY("gate.passkey_acc"), "%s (%g) must be in [0, 1]",
+            k, st->gate.passkey_acc);
+    REQUIRE(st->gate.val_loss >= 0.0, KEY("gate.val_loss"), "%s (%g) must be >= 0", k,
+            st->gate.val_loss);
+    REQUIRE(st->gate.max_extra_tokens >= 0, KEY("gate.max_extra_tokens"), "%s (%lld) must be >= 0",
+            k, (long long)st->gate.max_extra_tokens);
+
+    cfg_stage_plan plan;
+    cfg_stage_resolve(&plan, cfg, i);
+    REQUIRE(plan.data->n > 0 || cfg->data.corpus || plan.passkey_ratio >= 1.0, KEY("data"),
+            "%s: stage %d has no training text: give data.train, data.corpus or %s, or a "
+            "passkey_ratio of 1", k, i, k);
+#undef KEY
+    return 0;
+}
+
+int cfg_validate(const cfg_run *cfg, char *err, size_t errlen) {
+    if (check_sections(cfg, err, errlen)) return -1;
+    REQUIRE(cfg->n_stages > 0, "stages", "stages: at least one stage is required");
+    for (int i = 0; i < cfg->n_stages; i++)
+        if (check_stage(cfg, i, err, errlen)) return -1;
+
+    model_config m;
+    cfg_model_config(&m, cfg);
+    if (m.vocab_size == 0) m.vocab_size = 1;  // the tokenizer's: checked when it is loaded
+    char msg[256];
+    if (model_config_validate(&m, msg, sizeof msg)) {
+        // The message starts with the key ("model.n_kv_heads (3) must ...").
+        char key[64];
+        size_t n = strcspn(msg, " :(");
+        snprintf(key, sizeof key, "%.*s", (int)(n < sizeof key ? n : sizeof key - 1), msg);
+        return cfg_key_error(err, errlen, cfg, key, "%s", msg);
+    }
+    for (int i = 0; i < cfg->n_stages; i++) {
+        rope_config rope;
+        if (cfg_stage_rope(&rope, cfg, i, err, errlen)) return -1;
+    }
+    return 0;
+}
