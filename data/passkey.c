@@ -109,7 +109,7 @@ static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, ch
 
     char text[512];
     int rc = 0;
-    if (!cfg->no_preamble) rc |= encode(&ps->preamble, cfg, PREAMBLE, err, errlen);
+    if (!cfg->no_preamble && !cfg->compact) rc |= encode(&ps->preamble, cfg, PREAMBLE, err, errlen);
     for (int i = 0; i < N_FILLER && rc == 0; i++) {
         snprintf(text, sizeof text, "\n%s", FILLER[i]);
         rc |= encode(&ps->filler[0][i], cfg, text, err, errlen);
@@ -118,7 +118,9 @@ static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, ch
     }
     for (int k = 0; k < ps->n_keys && rc == 0; k++) {
         const long long key = (long long)ps->keys[k];
-        if (ps->n_keys == 1)
+        if (ps->n_keys == 1 && cfg->compact)
+            snprintf(text, sizeof text, "\nThe pass key is %lld.", key);
+        else if (ps->n_keys == 1)
             snprintf(text, sizeof text, "\nThe pass key is %lld. Remember it. %lld is the pass key.",
                      key, key);
         else
@@ -128,7 +130,9 @@ static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, ch
         rc |= encode(&ps->needle[k], cfg, text, err, errlen);
     }
     if (rc == 0) {
-        if (ps->n_keys == 1)
+        if (ps->n_keys == 1 && cfg->compact)
+            snprintf(text, sizeof text, "\nThe pass key is");
+        else if (ps->n_keys == 1)
             snprintf(text, sizeof text, "\nWhat is the pass key? The pass key is");
         else
             snprintf(text, sizeof text, "\nWhat is the pass key for %s? The pass key for %s is",

@@ -4,6 +4,7 @@
 #include "run_config.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -94,6 +95,8 @@ static const cfg_key KEYS[] = {
         "boundary; whole = one document per sequence, longer ones chunked, shorter dropped"),
     RUN("data.passkey_ratio", DOUBLE, 0, data.passkey_ratio, NULL, "0.0",
         "fraction (0..1) of training sequences that are synthetic passkey-retrieval tasks"),
+    RUN("data.passkey_compact", BOOL, 0, data.passkey_compact, NULL, "false",
+        "short passkey prompt (\"The pass key is 12345.\" ... \"The pass key is\") for short contexts"),
     RUN("data.corpus", STRING, NUL, data.corpus, NULL, "null",
         "name of a packaged text corpus to train on (tokenized on the fly); null = none"),
 
@@ -378,7 +381,8 @@ static int parse_double(const char *s, double *out) {
     errno = 0;
     char *end;
     double v = strtod(s, &end);
-    if (*end || errno == ERANGE || !isfinite(v)) return -1;
+    // ERANGE on underflow still gives the nearest (subnormal or zero) value: accept it.
+    if (*end || !isfinite(v) || (errno == ERANGE && fabs(v) >= DBL_MIN)) return -1;
     *out = v;
     return 0;
 }
