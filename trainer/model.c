@@ -255,6 +255,7 @@ static void forward_trunk(model *m, const model_batch *b) {
 
 double model_forward(model *m, const model_batch *b, float *losses) {
     forward_trunk(m, b);
+    if (!b->targets) return 0.0;  // hidden states only (decoding)
     const int64_t N = b->B * b->T;
     double loss;
     TIMED(m, matmul, loss = xent_forward_backward(losses, NULL, NULL, m->acts->final_ln,

@@ -104,7 +104,8 @@ void model_init_weights(model *m, uint64_t seed);
 // Sets the RoPE frequencies used by the following calls (a stage switch).
 void model_set_rope(model *m, const rope_table *rope);
 
-// Forward only. Returns the SUM of token losses over targets >= 0;
+// Forward only. batch->targets may be NULL (no loss, returns 0).
+// Returns the SUM of token losses over targets >= 0;
 // losses (B*T), if not NULL, gets each token's loss. Afterwards
 // model_final_hidden() holds the final-norm hidden states (B*T, C).
 double model_forward(model *m, const model_batch *batch, float *losses);
