@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
                         .head_dim = dim / heads, .ffn_dim = ffn, .vocab_size = vocab,
                         .norm_eps = 1e-5f, .rope_layout = ROPE_LAYOUT_HALF};
     cfg.rope = rope_config_default(dim / heads);
+    cfg.rope.max_position_embeddings = seq;
     model *m = model_create(&cfg, seq, false);
     model_init_weights(m, 1234);
 
