@@ -174,6 +174,8 @@ void model_init_weights(model *m, uint64_t seed) {
 
 void model_set_rope(model *m, const rope_table *rope) { m->rope = *rope; }
 
+void model_set_attention(model *m, const model_attention *attention) { m->attention = *attention; }
+
 void model_zero_grads(model *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
 
 // ---------------------------------------------------------------------------
@@ -219,8 +221,13 @@ static void layer_forward(model *m, int l, layer_acts *a, float *out, const floa
     TIMED(m, matmul, matmul_forward(a->k, a->ln1, w->wk, N, C, Hkv * D));
     TIMED(m, matmul, matmul_forward(a->v, a->ln1, w->wv, N, C, Hkv * D));
     TIMED(m, other, rope_forward(a->q, a->k, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
-    attn_shape s = attn_shape_of(m, b->B, b->T);
-    TIMED(m, attention, attn_forward(a->att, a->lse, a->q, a->k, a->v, b->seg, b->seg, &s));
+    if (m->attention.forward) {
+        TIMED(m, attention, m->attention.forward(m->attention.ctx, a->att, a->lse, a->q, a->k, a->v,
+                                                 b->seg, b->B, b->T, (int)H, (int)Hkv, (int)D));
+    } else {
+        attn_shape s = attn_shape_of(m, b->B, b->T);
+        TIMED(m, attention, attn_forward(a->att, a->lse, a->q, a->k, a->v, b->seg, b->seg, &s));
+    }
     TIMED(m, matmul, matmul_forward(a->mid, a->att, w->wo, N, H * D, C));
     TIMED(m, other, add_inplace(a->mid, in, N * C));
 
@@ -308,8 +315,15 @@ static void layer_backward(model *m, int l, layer_acts *a, const float *in, cons
     memset(s->dq, 0, sizeof(float) * N * H * D);
     memset(s->dk, 0, sizeof(float) * N * Hkv * D);
     memset(s->dv, 0, sizeof(float) * N * Hkv * D);
-    attn_shape sh = attn_shape_of(m, b->B, b->T);
-    TIMED(m, attention, attn_backward(s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v, a->att, a->lse, b->seg, b->seg, &sh));
+    if (m->attention.backward) {
+        TIMED(m, attention, m->attention.backward(m->attention.ctx, s->dq, s->dk, s->dv, s->datt,
+                                                  a->q, a->k, a->v, a->att, a->lse, b->seg, b->B,
+                                                  b->T, (int)H, (int)Hkv, (int)D));
+    } else {
+        attn_shape sh = attn_shape_of(m, b->B, b->T);
+        TIMED(m, attention, attn_backward(s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v, a->att,
+                                          a->lse, b->seg, b->seg, &sh));
+    }
     TIMED(m, other, rope_backward(s->dq, s->dk, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
     memset(s->dln, 0, sizeof(float) * N * C);
     TIMED(m, matmul, matmul_backward(s->dln, dw->wq, s->dq, a->ln1, w->wq, N, C, H * D));

@@ -77,6 +77,22 @@ typedef struct {
     double other;      // norms, RoPE, SwiGLU, embeddings, residual adds
 } model_timers;
 
+// Attention over the rows of a batch: (B, T, H, D) q and (B, T, Hkv, D) k, v
+// as the attention kernels take them, seg (B, T) or NULL. The default (all
+// NULL) is the single-rank attn_forward / attn_backward over whole
+// sequences; sequence parallelism installs ring attention, where the T rows
+// are this rank's zig-zag slice of longer sequences.
+typedef struct {
+    void (*forward)(void *ctx, float *out, float *lse, const float *q, const float *k,
+                    const float *v, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
+                    int D);
+    void (*backward)(void *ctx, float *dq, float *dk, float *dv, const float *dout,
+                     const float *q, const float *k, const float *v, const float *out,
+                     const float *lse, const int32_t *seg, int64_t B, int64_t T, int H,
+                     int Hkv, int D);
+    void *ctx;
+} model_attention;
+
 struct model {
     model_config cfg;
     int n_tensors;
@@ -89,6 +105,7 @@ struct model {
     bool recompute;          // keep only layer inputs; recompute the rest in backward
     int64_t max_tokens;      // capacity of the activation buffers (B*T)
     model_timers timers;     // wall time by op family, accumulated over calls
+    model_attention attention;  // all NULL: single-rank attention
     struct model_acts *acts; // activation and scratch buffers (model.c)
 };
 
@@ -100,6 +117,9 @@ void model_free(model *m);
 // Llama-style initialisation: N(0, 0.02) matrices (residual projections
 // scaled by 1/sqrt(2 n_layers)), norm weights 1. Deterministic for a seed.
 void model_init_weights(model *m, uint64_t seed);
+
+// Replaces the attention (e.g. ring attention under sequence parallelism).
+void model_set_attention(model *m, const model_attention *attention);
 
 // Sets the RoPE frequencies used by the following calls (a stage switch).
 void model_set_rope(model *m, const rope_table *rope);

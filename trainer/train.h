@@ -1,0 +1,45 @@
+// train: `stretch train RUN.yaml`, the training run. Sets up the grid, the
+// tokenizer, the data and the model from a run file, then walks the
+// curriculum stage by stage: each stage sets its RoPE table (the context
+// extension), its sequence length, its learning-rate schedule, and trains
+// for its budget; passkey accuracy is measured at the eval lengths after
+// every stage; checkpoints are written so a run resumes exactly.
+//
+// Tested by tests/cli/test_train.sh (a short run whose loss falls; config
+// errors exit 2 naming file, line and key) and the resume tests.
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loader.h"
+#include "dist.h"
+#include "metrics.h"
+#include "model.h"
+#include "ring_attn.h"
+#include "run_config.h"
+#include "tok.h"
+
+// Everything a run carries from step to step; what a checkpoint saves.
+typedef struct {
+    cfg_run cfg;
+    dist_ctx dist;
+    tok_tokenizer *tok;
+    model *m;
+    ring_attn *ring;           // sequence-parallel attention (sp > 1), else NULL
+    float *adam_m, *adam_v;    // (n_params) AdamW moments
+    int64_t step;              // optimizer steps taken, over all stages
+    int stage;                 // current stage index
+    int64_t stage_step;        // steps taken in the current stage
+    int64_t adam_step;         // AdamW bias-correction step (restarts when moments reset)
+    int64_t tokens_seen;       // training tokens (real, over all ranks)
+    data_cursor cursor;        // where the data stream stands
+    bool have_cursor;          // cursor is valid for the current stage's data
+    uint64_t eval_seed;        // passkey evaluation samples
+    char train_shards[2][1024];  // corpus shards made for this run ("" = none)
+    metrics met;
+    bool is_root;              // world rank 0: prints, writes metrics and checkpoints
+} train_state;
+
+// `stretch train` entry point; argv[0] is "train". Returns the exit status.
+int train_main(int argc, char **argv);
