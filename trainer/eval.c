@@ -5,14 +5,20 @@
 #include <string.h>
 
 #include "die.h"
+#include "zigzag.h"
 
 double eval_passkey(model *m, const passkey_config *pk, int64_t T, double depth, int trials,
-                    uint64_t seed, char *err, size_t errlen) {
+                    uint64_t seed, const eval_ring *ring, char *err, size_t errlen) {
     passkey_config cfg = *pk;
     cfg.depth = depth;
-    cfg.answer_only = 1;
+    cfg.answer_only = 1;  // targets only where the answer is predicted
+    zigzag_layout z;
+    zigzag_layout_init(&z, T, ring->sp, ring->sp_rank);
+    const int64_t TL = ring->sp > 1 ? z.T_local : T;
     int32_t *tokens = xmalloc(sizeof(int32_t) * T), *targets = xmalloc(sizeof(int32_t) * T),
             *pos = xmalloc(sizeof(int32_t) * T);
+    int32_t *l_tokens = xmalloc(sizeof(int32_t) * TL), *l_targets = xmalloc(sizeof(int32_t) * TL),
+            *l_pos = xmalloc(sizeof(int32_t) * TL), *l_seg = xmalloc(sizeof(int32_t) * TL);
     for (int64_t i = 0; i < T; i++) pos[i] = (int32_t)i;
     int correct = 0;
     double result = -1;
@@ -21,17 +27,21 @@ double eval_passkey(model *m, const passkey_config *pk, int64_t T, double depth,
         if (passkey_make(tokens, targets, &info, &cfg, seed + (uint64_t)k, T, err, errlen) != 0)
             goto done;
         model_batch b = {.B = 1, .T = T, .tokens = tokens, .targets = targets, .pos = pos, .seg = NULL};
+        if (ring->sp > 1) {
+            zigzag_shard_batch(l_tokens, l_targets, l_pos, l_seg, tokens, targets, pos, NULL, 1, &z, 0);
+            b = (model_batch){.B = 1, .T = TL, .tokens = l_tokens, .targets = l_targets, .pos = l_pos, .seg = l_seg};
+        }
         model_forward(m, &b, NULL);
-        int ok = 1;
-        for (int64_t i = info.answer_start - 1; i < T - 1 && ok; i++)
-            ok = model_argmax_row(m, i) == tokens[i + 1];
+        bool ok = true;
+        for (int64_t i = 0; i < TL && ok; i++)
+            if (b.targets[i] >= 0) ok = model_argmax_row(m, i) == b.targets[i];
+        if (ring->all) ok = ring->all(ring->ctx, ok);
         correct += ok;
     }
     result = trials > 0 ? (double)correct / trials : 0.0;
 done:
-    free(tokens);
-    free(targets);
-    free(pos);
+    free(tokens); free(targets); free(pos);
+    free(l_tokens); free(l_targets); free(l_pos); free(l_seg);
     return result;
 }
 

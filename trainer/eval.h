@@ -11,17 +11,27 @@
 // decoding on a tiny model) and by the demo run.
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "model.h"
 #include "passkey.h"
 
+// How the sequence is split across a sequence-parallel ring: this rank holds
+// the zig-zag slice sp_rank of sp (data/zigzag.h), and all() is true iff
+// its argument is true on every rank of the ring. {1, 0, NULL, NULL}: one rank.
+typedef struct {
+    int sp, sp_rank;
+    bool (*all)(void *ctx, bool local);
+    void *ctx;
+} eval_ring;
+
 // Fraction of `trials` passkey samples of length T (needle at `depth`, or
 // random when depth < 0) that the model answers exactly. Sample k uses seed
-// seed + k. The model's capacity must hold T tokens. Returns -1 with a
-// message in err if samples cannot be made (T too short).
+// seed + k. The model's capacity must hold this rank's rows of T tokens.
+// Returns -1 with a message in err if samples cannot be made (T too short).
 double eval_passkey(model *m, const passkey_config *pk, int64_t T, double depth, int trials,
-                    uint64_t seed, char *err, size_t errlen);
+                    uint64_t seed, const eval_ring *ring, char *err, size_t errlen);
 
 // Greedy continuation by repeated full forwards (slow; for tests and
 // inspection): appends n_new tokens after prompt[0, n_prompt) into out.

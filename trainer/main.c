@@ -1,3 +1,37 @@
-// stretch: the command line. Placeholder until trainer/cli lands.
+// stretch: the command line. One subcommand per job; each lives in its own
+// file (train.c, cli_tokenize.c, cli_inspect.c) and returns the exit status:
+// 0 done, 2 a user error (bad config, file, option), 99 stopped by a
+// preemption signal after checkpointing (requeue me).
 #include <stdio.h>
-int main(void) { puts("stretch"); return 0; }
+#include <string.h>
+
+#include "cli.h"
+#include "train.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "stretch: extend the context window of a RoPE language model in stages\n"
+            "\n"
+            "usage: stretch COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  train RUN.yaml [--resume auto|never|PATH] [--max-steps N] [--KEY VALUE]\n"
+            "                       train a curriculum (stretch train --help lists every key)\n"
+            "  tokenize --out SHARD [--tokenizer byte|tokenizer.json] [--jsonl] FILES...\n"
+            "                       turn UTF-8 text (or JSONL \"text\" fields) into a token shard\n"
+            "  inspect CKPT.h5      print a checkpoint's attributes and tensors\n"
+            "  help                 this text\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return train_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
+    fprintf(stderr, "stretch: error: unknown command '%s' (see stretch help)\n", cmd);
+    return 2;
+}

@@ -20,8 +20,12 @@
 #include "run_config.h"
 #include "tok.h"
 
+// Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
+// Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
+#define TRAIN_EXIT_REQUEUE 99
+
 // Everything a run carries from step to step; what a checkpoint saves.
-typedef struct {
+typedef struct train_state {
     cfg_run cfg;
     dist_ctx dist;
     tok_tokenizer *tok;

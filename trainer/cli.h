@@ -1,0 +1,6 @@
+// cli: the small subcommands of `stretch` (train has its own train.h).
+// Each takes argv with argv[0] = the command name and returns the exit status.
+#pragma once
+
+int cli_tokenize(int argc, char **argv);  // stretch tokenize
+int cli_inspect(int argc, char **argv);   // stretch inspect

@@ -1,0 +1,725 @@
+// train: `stretch train RUN.yaml`, the curriculum run. See train.h.
+//
+// One optimizer step on the (dp x sp) grid:
+//   every rank reads the global batch's rows of its dp group (loader),
+//   cuts its zig-zag slice when sp > 1, runs forward + backward (ring
+//   attention inside), the gradients are summed over all ranks, clipped by
+//   the global norm and applied by AdamW, identically on every rank.
+// The loss is normalized by the number of real targets in the GLOBAL batch,
+// so ranks with padding or document ends weigh exactly as in a 1-rank run.
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adamw.h"
+#include "corpus_shard.h"
+#include "die.h"
+#include "eval.h"
+#include "lr.h"
+#include "rope.h"
+#include "run_config_check.h"
+#include "run_config_echo.h"
+#include "train_ckpt.h"
+#include "zigzag.h"
+
+#define MAX_OVERRIDES 64
+
+typedef struct {
+    const char *run_file;
+    const char *resume;  // "auto", "never" or a checkpoint path
+    int64_t max_steps;   // -1: train.max_steps of the run file
+    int n_overrides;
+    const char *keys[MAX_OVERRIDES], *values[MAX_OVERRIDES];
+} train_args;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: stretch train RUN.yaml [--resume auto|never|PATH] [--max-steps N]\n"
+            "                              [--SECTION.KEY VALUE ...]\n"
+            "\n"
+            "Trains the curriculum of RUN.yaml. Any key of the run file can be overridden\n"
+            "on the command line, e.g. --optimizer.lr 1e-3 --stages.1.seq_len 2048.\n"
+            "  --resume auto    continue from the newest good checkpoint in train.out_dir\n"
+            "                   (the default); never: start fresh; PATH: that checkpoint\n"
+            "  --max-steps N    stop after N optimizer steps in total (train.max_steps)\n"
+            "\n"
+            "Run-file keys (schedules/example.yaml shows them all in context):\n");
+    cfg_print_help(out);
+}
+
+// Returns 0, 1 for --help, or -1 with a message.
+static int parse_args(train_args *a, int argc, char **argv, char *err, size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->resume = "auto";
+    a->max_steps = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return 1;
+        if (strncmp(arg, "--", 2) != 0) {
+            if (a->run_file) {
+                snprintf(err, errlen, "train: unexpected argument '%s' (one run file only)", arg);
+                return -1;
+            }
+            a->run_file = arg;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "train: option %s needs a value", arg);
+            return -1;
+        }
+        const char *value = argv[++i];
+        if (!strcmp(arg, "--resume")) {
+            a->resume = value;
+        } else if (!strcmp(arg, "--max-steps")) {
+            char *end;
+            a->max_steps = strtoll(value, &end, 10);
+            if (*end || a->max_steps < 0) {
+                snprintf(err, errlen, "train: --max-steps expects a count >= 0, got '%s'", value);
+                return -1;
+            }
+        } else if (strchr(arg + 2, '.')) {
+            if (a->n_overrides == MAX_OVERRIDES) {
+                snprintf(err, errlen, "train: more than %d overrides", MAX_OVERRIDES);
+                return -1;
+            }
+            a->keys[a->n_overrides] = arg + 2;
+            a->values[a->n_overrides++] = value;
+        } else {
+            snprintf(err, errlen, "train: unknown option %s (see stretch train --help)", arg);
+            return -1;
+        }
+    }
+    if (!a->run_file) {
+        snprintf(err, errlen, "train: missing the run file (usage: stretch train RUN.yaml)");
+        return -1;
+    }
+    return 0;
+}
+
+// mkdir -p for the output directory.
+static int make_dirs(const char *path, char *err, size_t errlen) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+                snprintf(err, errlen, "train.out_dir: cannot create %s (%s)", buf, strerror(errno));
+                return -1;
+            }
+            if (end) break;
+            *p = '/';
+        }
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Sequence parallelism: ring attention behind the model's attention hook.
+
+static void ring_forward(void *ctx, float *out, float *lse, const float *q, const float *k,
+                         const float *v, const int32_t *seg, int64_t B, int64_t T, int H,
+                         int Hkv, int D) {
+    ring_shape s = {.B = B, .T_local = T, .H = H, .Hkv = Hkv, .D = D,
+                    .scale = 1.0f / sqrtf((float)D), .causal = true};
+    ring_attn_forward(ctx, out, lse, q, k, v, seg, &s);
+}
+
+static void ring_backward(void *ctx, float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v, const float *out,
+                          const float *lse, const int32_t *seg, int64_t B, int64_t T, int H,
+                          int Hkv, int D) {
+    ring_shape s = {.B = B, .T_local = T, .H = H, .Hkv = Hkv, .D = D,
+                    .scale = 1.0f / sqrtf((float)D), .causal = true};
+    ring_attn_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, seg, &s);
+}
+
+static bool ring_all(void *ctx, bool local) {
+    dist_ctx *d = ctx;
+    return !dist_any(d, !local);
+}
+
+// This rank's rows of a loader batch: all of them, or the zig-zag slice.
+typedef struct {
+    int32_t *tokens, *targets, *pos, *seg;  // (B, T_local) when sp > 1
+    model_batch mb;
+} local_batch;
+
+static void local_batch_make(local_batch *lb, const data_batch *db, const dist_ctx *d) {
+    if (d->sp == 1) {
+        lb->mb = (model_batch){.B = db->B, .T = db->T, .tokens = db->tokens,
+                               .targets = db->targets, .pos = db->pos, .seg = db->seg};
+        return;
+    }
+    zigzag_layout z;
+    zigzag_layout_init(&z, db->T, d->sp, d->sp_rank);
+    size_t n = (size_t)(db->B * z.T_local);
+    lb->tokens = xrealloc(lb->tokens, n * sizeof(int32_t));
+    lb->targets = xrealloc(lb->targets, n * sizeof(int32_t));
+    lb->pos = xrealloc(lb->pos, n * sizeof(int32_t));
+    lb->seg = xrealloc(lb->seg, n * sizeof(int32_t));
+    zigzag_shard_batch(lb->tokens, lb->targets, lb->pos, lb->seg, db->tokens, db->targets,
+                       db->pos, db->seg, db->B, &z, 0);
+    lb->mb = (model_batch){.B = db->B, .T = z.T_local, .tokens = lb->tokens,
+                           .targets = lb->targets, .pos = lb->pos, .seg = lb->seg};
+}
+
+static void local_batch_free(local_batch *lb) {
+    free(lb->tokens);
+    free(lb->targets);
+    free(lb->pos);
+    free(lb->seg);
+}
+
+// Rows of T tokens held by one rank of the ring.
+static int64_t local_len(int64_t T, int sp) {
+    if (sp == 1) return T;
+    zigzag_layout z;
+    zigzag_layout_init(&z, T, sp, 0);
+    return z.T_local;
+}
+
+// ---------------------------------------------------------------------------
+// Set-up
+
+static int64_t passkey_encode(void *ctx, const char *text, size_t len, int32_t *out, int64_t cap) {
+    int32_t *ids = NULL;
+    int64_t n = tok_encode(&ids, ctx, text, (int64_t)len);
+    memcpy(out, ids, sizeof(int32_t) * (size_t)(n < cap ? n : cap));
+    free(ids);
+    return n;
+}
+
+static passkey_config passkey_config_of(const train_state *st) {
+    passkey_config pk = {.encode = passkey_encode, .encode_ctx = st->tok, .bos_id = -1,
+                         .n_keys = 1, .depth = -1, .answer_only = 1,
+                         .compact = st->cfg.data.passkey_compact};
+    return pk;
+}
+
+// Builds the corpus shards once (rank 0), in out_dir/data.
+static void prepare_corpus(train_state *st) {
+    const cfg_run *c = &st->cfg;
+    if (!c->data.corpus) return;
+    char dir[1024], err[512];
+    snprintf(dir, sizeof dir, "%s/data", c->train.out_dir);
+    snprintf(st->train_shards[0], sizeof st->train_shards[0], "%s/%s-train.shard", dir, c->data.corpus);
+    snprintf(st->train_shards[1], sizeof st->train_shards[1], "%s/%s-val.shard", dir, c->data.corpus);
+    int rc = 0;
+    if (st->is_root && (access(st->train_shards[0], R_OK) != 0 || access(st->train_shards[1], R_OK) != 0)) {
+        printf("tokenizing corpus '%s' into %s\n", c->data.corpus, dir);
+        fflush(stdout);
+        rc = make_dirs(dir, err, sizeof err);
+        if (rc == 0)
+            rc = corpus_make_shards(c->data.corpus, st->tok, st->train_shards[0], st->train_shards[1],
+                                    50, err, sizeof err);
+    }
+    if (dist_any(&st->dist, rc != 0)) {
+        if (rc != 0) die_user("%s", err);
+        die_user("corpus preparation failed on rank 0");
+    }
+}
+
+// The shard list of a stage: its own, else data.train, plus the corpus.
+static int stage_shards(const train_state *st, const cfg_stage_plan *plan, const char **paths, int cap) {
+    int n = 0;
+    for (int i = 0; i < plan->data->n && n < cap; i++) paths[n++] = plan->data->v[i];
+    if (st->train_shards[0][0] && n < cap) paths[n++] = st->train_shards[0];
+    return n;
+}
+
+static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
+                                int64_t rows, double passkey_ratio, uint64_t seed, bool shuffle) {
+    data_config dc = {.mode = st->cfg.data.packing == CFG_PACKING_WHOLE ? DATA_WHOLE : DATA_PACK,
+                      .seq_len = seq_len, .batch_rows = rows, .dp_rank = st->dist.dp_rank,
+                      .dp_size = st->dist.dp, .seed = seed, .shuffle = shuffle,
+                      .bos_id = -1, .eos_id = tok_eos_id(st->tok), .pad_id = tok_pad_id(st->tok),
+                      .passkey_ratio = passkey_ratio, .passkey = passkey_config_of(st)};
+    if (dc.pad_id < 0) dc.pad_id = 0;
+    char err[512];
+    data_loader *L = data_loader_open(paths, n_paths, &dc, err, sizeof err);
+    if (!L) die_user("%s", err);
+    return L;
+}
+
+// The largest number of tokens one rank feeds the model at once.
+static int64_t model_capacity(const train_state *st) {
+    const cfg_run *c = &st->cfg;
+    int64_t cap = 0;
+    for (int s = 0; s < c->n_stages; s++) {
+        cfg_stage_plan plan;
+        cfg_stage_resolve(&plan, c, s);
+        int64_t rows = plan.batch_tokens / plan.seq_len / st->dist.dp;
+        int64_t n = rows * local_len(plan.seq_len, st->dist.sp);
+        if (n > cap) cap = n;
+        if (local_len(plan.seq_len, st->dist.sp) > cap) cap = local_len(plan.seq_len, st->dist.sp);
+    }
+    for (int i = 0; i < c->eval.passkey_lengths.n; i++) {
+        int64_t n = local_len(c->eval.passkey_lengths.v[i], st->dist.sp);
+        if (n > cap) cap = n;
+    }
+    return cap;
+}
+
+// ---------------------------------------------------------------------------
+// Evaluation
+
+// The RoPE table of a stage, for sequences of length seq_len (dynamic NTK
+// and LongRoPE select on it; other types ignore it).
+static void stage_rope_table(rope_table *t, const train_state *st, int stage, int64_t seq_len) {
+    rope_config rc;
+    char err[512];
+    if (cfg_stage_rope(&rc, &st->cfg, stage, err, sizeof err) != 0) die_user("%s", err);
+    rope_table_init(t, &rc, seq_len);
+}
+
+// Passkey accuracy at every eval length (averaged over the depths), with the
+// given stage's RoPE. Prints a line per length and logs to metrics.
+static void eval_passkey_all(train_state *st, int stage, const char *when, double *acc_out) {
+    const cfg_run *c = &st->cfg;
+    if (c->eval.passkey_trials <= 0) return;
+    passkey_config pk = passkey_config_of(st);
+    eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
+    rope_table train_rope = st->m->rope;
+    for (int i = 0; i < c->eval.passkey_lengths.n; i++) {
+        int64_t L = c->eval.passkey_lengths.v[i];
+        rope_table t;
+        stage_rope_table(&t, st, stage, L);
+        model_set_rope(st->m, &t);
+        double sum = 0;
+        cJSON *depths = cJSON_CreateArray();
+        for (int j = 0; j < c->eval.passkey_depths.n; j++) {
+            char err[512];
+            double depth = c->eval.passkey_depths.v[j];
+            double acc = eval_passkey(st->m, &pk, L, depth, c->eval.passkey_trials,
+                                      st->eval_seed + 1000003ull * (uint64_t)j, &ring, err, sizeof err);
+            if (acc < 0) die_user("eval.passkey_lengths: %s", err);
+            sum += acc;
+            cJSON_AddItemToArray(depths, cJSON_CreateNumber(acc));
+        }
+        double acc = sum / c->eval.passkey_depths.n;
+        if (acc_out) acc_out[i] = acc;
+        if (st->is_root) {
+            printf("  passkey @ %6lld tokens (%s): %5.1f%%\n", (long long)L, when, 100 * acc);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "event", "eval_passkey");
+            cJSON_AddStringToObject(o, "when", when);
+            cJSON_AddNumberToObject(o, "step", (double)st->step);
+            cJSON_AddNumberToObject(o, "stage", stage);
+            cJSON_AddNumberToObject(o, "length", (double)L);
+            cJSON_AddNumberToObject(o, "accuracy", acc);
+            cJSON_AddItemToObject(o, "accuracy_by_depth", depths);
+            metrics_write(&st->met, o);
+        } else {
+            cJSON_Delete(depths);
+        }
+    }
+    fflush(stdout);
+    model_set_rope(st->m, &train_rope);
+}
+
+// Mean validation loss at the stage's sequence length over eval.val_tokens.
+static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
+    const cfg_run *c = &st->cfg;
+    const char *paths[64];
+    int n = 0;
+    for (int i = 0; i < c->data.val.n && n < 64; i++) paths[n++] = c->data.val.v[i];
+    if (st->train_shards[1][0] && n < 64) paths[n++] = st->train_shards[1];
+    if (n == 0) return NAN;
+    int64_t rows = plan->batch_tokens / plan->seq_len;
+    data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 7, false);
+    data_batch db;
+    data_batch_init(&db, L);
+    local_batch lb = {0};
+    int64_t batches = c->eval.val_tokens > 0 ? (c->eval.val_tokens + plan->batch_tokens - 1) / plan->batch_tokens : 1;
+    double sums[2] = {0, 0};  // loss sum, targets
+    for (int64_t b = 0; b < batches; b++) {
+        data_next_batch(L, &db);
+        local_batch_make(&lb, &db, &st->dist);
+        sums[0] += model_forward(st->m, &lb.mb, NULL);
+        for (int64_t i = 0; i < lb.mb.B * lb.mb.T; i++) sums[1] += lb.mb.targets[i] >= 0;
+    }
+    dist_allreduce_sum_double(&st->dist, sums, 2);
+    local_batch_free(&lb);
+    data_batch_free(&db);
+    data_loader_free(L);
+    return sums[1] > 0 ? sums[0] / sums[1] : NAN;
+}
+
+// ---------------------------------------------------------------------------
+// One optimizer step
+
+static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
+                             double lr, double *grad_norm) {
+    model *m = st->m;
+    const cfg_optimizer *o = &st->cfg.optimizer;
+    model_zero_grads(m);
+    double loss = 0;
+    if (n_targets_global > 0)
+        loss = model_forward_backward(m, mb, 1.0f / (float)n_targets_global);
+    dist_allreduce_grads(&st->dist, m->grads, m->n_params);
+    dist_allreduce_sum_double(&st->dist, &loss, 1);
+    double norm = sqrt(adamw_grad_norm_sq(m->grads, m->n_params));
+    float clip = adamw_clip_factor(norm, o->grad_clip);
+    st->adam_step++;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
+                            .eps = (float)o->eps, .weight_decay = t->decay ? (float)o->weight_decay : 0.0f};
+        adamw_update(m->params + t->offset, st->adam_m + t->offset, st->adam_v + t->offset,
+                     m->grads + t->offset, t->shape[0] * t->shape[1], &hp, st->adam_step, clip);
+    }
+    *grad_norm = norm;
+    return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
+}
+
+// ---------------------------------------------------------------------------
+// Stop requests (Slurm preemption, Ctrl-C): a flag polled at step boundaries.
+
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static void install_stop_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+// ---------------------------------------------------------------------------
+// The stage loop
+
+static void log_stage_start(train_state *st, const cfg_stage_plan *plan, const rope_table *t) {
+    if (!st->is_root) return;
+    rope_config rc;
+    char err[512];
+    if (cfg_stage_rope(&rc, &st->cfg, st->stage, err, sizeof err) != 0) die_user("%s", err);
+    printf("stage %d/%d '%s': seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
+           "original %lld, attention factor %.4f), lr %.2e\n",
+           st->stage + 1, st->cfg.n_stages, plan->name, (long long)plan->seq_len,
+           (long long)plan->steps, (long long)plan->batch_tokens, rope_type_name(rc.type),
+           rc.factor, (long long)rc.original_max_position_embeddings, (double)t->attention_factor,
+           plan->lr);
+    fflush(stdout);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "stage_start");
+    cJSON_AddNumberToObject(o, "step", (double)st->step);
+    cJSON_AddNumberToObject(o, "stage", st->stage);
+    cJSON_AddStringToObject(o, "name", plan->name);
+    cJSON_AddNumberToObject(o, "seq_len", (double)plan->seq_len);
+    cJSON_AddNumberToObject(o, "steps", (double)plan->steps);
+    cJSON_AddStringToObject(o, "rope_type", rope_type_name(rc.type));
+    cJSON_AddNumberToObject(o, "rope_factor", rc.factor);
+    cJSON_AddNumberToObject(o, "attention_factor", t->attention_factor);
+    cJSON *f = cJSON_CreateArray();
+    for (int i = 0; i < t->n_pairs; i++) cJSON_AddItemToArray(f, cJSON_CreateNumber(t->inv_freq[i]));
+    cJSON_AddItemToObject(o, "inv_freq", f);
+    metrics_write(&st->met, o);
+}
+
+static void log_step(train_state *st, const cfg_stage_plan *plan, double loss, double lr,
+                     double norm, int64_t tokens, double dt, double eta) {
+    if (!st->is_root) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "step");
+    cJSON_AddNumberToObject(o, "step", (double)st->step);
+    cJSON_AddNumberToObject(o, "stage", st->stage);
+    cJSON_AddNumberToObject(o, "seq_len", (double)plan->seq_len);
+    cJSON_AddNumberToObject(o, "loss", loss);
+    cJSON_AddNumberToObject(o, "lr", lr);
+    cJSON_AddNumberToObject(o, "grad_norm", norm);
+    cJSON_AddNumberToObject(o, "tokens", (double)st->tokens_seen);
+    cJSON_AddNumberToObject(o, "tokens_per_s", (double)tokens / dt);
+    metrics_write(&st->met, o);
+    metrics_progress p = {.stage = plan->name, .stage_index = st->stage, .n_stages = st->cfg.n_stages,
+                          .step = st->step, .stage_step = st->stage_step, .stage_steps = plan->steps,
+                          .seq_len = plan->seq_len, .loss = loss, .tokens_per_s = (double)tokens / dt,
+                          .lr = lr, .eta_s = eta};
+    metrics_progress_line(&st->met, &p);
+}
+
+// Remaining steps of the whole run (for the ETA), from the current position.
+static int64_t steps_left(const train_state *st) {
+    int64_t left = 0;
+    for (int s = st->stage; s < st->cfg.n_stages; s++) {
+        cfg_stage_plan plan;
+        cfg_stage_resolve(&plan, &st->cfg, s);
+        left += plan.steps - (s == st->stage ? st->stage_step : 0);
+    }
+    return left;
+}
+
+static void save_checkpoint(train_state *st) {
+    char err[512];
+    if (train_ckpt_save(st, err, sizeof err) != 0) die("checkpoint failed: %s", err);
+}
+
+// Trains stage st->stage from st->stage_step to its end (or to a stop).
+// Returns false when the run must stop early (max_steps, a stop signal).
+static bool run_stage(train_state *st) {
+    const cfg_run *c = &st->cfg;
+    cfg_stage_plan plan;
+    cfg_stage_resolve(&plan, c, st->stage);
+    rope_table t;
+    stage_rope_table(&t, st, st->stage, plan.seq_len);
+    model_set_rope(st->m, &t);
+    if (st->stage_step == 0) log_stage_start(st, &plan, &t);
+
+    const char *paths[64];
+    int n_paths = stage_shards(st, &plan, paths, 64);
+    int64_t rows = plan.batch_tokens / plan.seq_len;
+    data_loader *L = open_loader(st, paths, n_paths, plan.seq_len, rows, plan.passkey_ratio,
+                                 (uint64_t)c->train.seed, true);
+    if (st->have_cursor) {
+        char err[512];
+        // A stage reading other shards starts that data stream afresh.
+        if (data_set_cursor(L, &st->cursor, err, sizeof err) != 0 && st->stage_step > 0)
+            die_user("resume: %s", err);
+    }
+    data_batch db;
+    data_batch_init(&db, L);
+    local_batch lb = {0};
+    double t_last = metrics_now();
+    bool keep_going = true;
+
+    while (st->stage_step < plan.steps) {
+        if (c->train.max_steps > 0 && st->step >= c->train.max_steps) {
+            keep_going = false;
+            break;
+        }
+        if (dist_any(&st->dist, stop_signal != 0)) {
+            if (st->is_root) printf("\nstop requested (signal); checkpointing at step %lld\n", (long long)st->step);
+            keep_going = false;
+            break;
+        }
+        double lr = sched_lr(plan.schedule == CFG_SCHEDULE_CONSTANT ? SCHED_CONSTANT : SCHED_COSINE,
+                             plan.lr, plan.min_lr / plan.lr, plan.warmup_steps, plan.steps,
+                             st->stage_step);
+        data_next_batch(L, &db);
+        local_batch_make(&lb, &db, &st->dist);
+        double norm;
+        double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm);
+        st->step++;
+        st->stage_step++;
+        int64_t tokens = plan.batch_tokens;
+        st->tokens_seen += tokens;
+        data_get_cursor(&st->cursor, L);
+        st->have_cursor = true;
+
+        double now = metrics_now(), dt = now - t_last;
+        t_last = now;
+        if (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps))
+            log_step(st, &plan, loss, lr, norm, tokens, dt, dt * (double)steps_left(st));
+        if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) {
+            double vl = eval_val_loss(st, &plan);
+            if (st->is_root && !isnan(vl)) {
+                metrics_progress_end(&st->met);
+                printf("  val loss @ %lld tokens: %.4f\n", (long long)plan.seq_len, vl);
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "event", "eval_val");
+                cJSON_AddNumberToObject(o, "step", (double)st->step);
+                cJSON_AddNumberToObject(o, "seq_len", (double)plan.seq_len);
+                cJSON_AddNumberToObject(o, "val_loss", vl);
+                metrics_write(&st->met, o);
+            }
+        }
+        if (c->train.ckpt_every > 0 && st->step % c->train.ckpt_every == 0 && st->stage_step < plan.steps)
+            save_checkpoint(st);
+    }
+    metrics_progress_end(&st->met);
+    local_batch_free(&lb);
+    data_batch_free(&db);
+    data_loader_free(L);
+    return keep_going;
+}
+
+static void print_summary(train_state *st, double *acc, int n_evals) {
+    const cfg_run *c = &st->cfg;
+    if (!st->is_root || c->eval.passkey_trials <= 0) return;
+    int nl = c->eval.passkey_lengths.n;
+    printf("\npasskey accuracy (%d trials x %d depths per cell)\n%-24s", c->eval.passkey_trials,
+           c->eval.passkey_depths.n, "after stage");
+    for (int i = 0; i < nl; i++) printf(" %8lld", (long long)c->eval.passkey_lengths.v[i]);
+    printf("\n");
+    for (int e = 0; e < n_evals; e++) {
+        cfg_stage_plan plan;
+        cfg_stage_resolve(&plan, c, e);
+        char label[96];
+        snprintf(label, sizeof label, "%d %s%s", e + 1, plan.name, e == 0 ? " (before ext.)" : "");
+        printf("%-24s", label);
+        for (int i = 0; i < nl; i++) printf(" %7.1f%%", 100 * acc[e * nl + i]);
+        printf("\n");
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+static void load_config(train_state *st, const train_args *a) {
+    char err[1024];
+    cfg_init(&st->cfg);
+    int rc = cfg_parse_file(&st->cfg, a->run_file, err, sizeof err);
+    for (int i = 0; rc == 0 && i < a->n_overrides; i++)
+        rc = cfg_apply_override(&st->cfg, a->keys[i], a->values[i], err, sizeof err);
+    if (rc == 0 && a->max_steps >= 0) st->cfg.train.max_steps = a->max_steps;
+    if (rc == 0) rc = cfg_validate(&st->cfg, err, sizeof err);
+    if (rc != 0) dist_exit_user_error(&st->dist, err);
+    // Default eval lengths: every stage's seq_len.
+    cfg_eval *e = &st->cfg.eval;
+    if (e->passkey_lengths.n == 0) {
+        e->passkey_lengths.v = xcalloc((size_t)st->cfg.n_stages, sizeof(int64_t));
+        for (int s = 0; s < st->cfg.n_stages; s++) {
+            int64_t L = st->cfg.stages[s].seq_len;
+            if (e->passkey_lengths.n == 0 || e->passkey_lengths.v[e->passkey_lengths.n - 1] != L)
+                e->passkey_lengths.v[e->passkey_lengths.n++] = L;
+        }
+    }
+}
+
+static void setup(train_state *st, const train_args *a) {
+    char err[1024];
+    load_config(st, a);
+    const cfg_run *c = &st->cfg;
+    if (dist_init_grid(&st->dist, c->parallel.dp, c->parallel.sp, err, sizeof err) != 0)
+        dist_exit_user_error(&st->dist, err);
+    st->is_root = st->dist.rank == 0;
+
+    st->tok = tok_load(c->data.tokenizer, err, sizeof err);
+    if (!st->tok) dist_exit_user_error(&st->dist, err);
+
+    if (st->is_root && make_dirs(c->train.out_dir, err, sizeof err) != 0) die_user("%s", err);
+    dist_barrier(&st->dist);
+    if (st->is_root) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
+        if (metrics_open(&st->met, path, err, sizeof err) != 0) die_user("%s", err);
+    }
+    prepare_corpus(st);
+
+    model_config mc;
+    cfg_model_config(&mc, c);
+    if (mc.vocab_size == 0) mc.vocab_size = (int)tok_vocab_size(st->tok);
+    if (mc.vocab_size < tok_vocab_size(st->tok))
+        die_user("model.vocab_size (%d) is smaller than the tokenizer's vocabulary (%lld)",
+                 mc.vocab_size, (long long)tok_vocab_size(st->tok));
+    if (model_config_validate(&mc, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+    st->m = model_create(&mc, model_capacity(st), c->train.recompute);
+    st->adam_m = xcalloc((size_t)st->m->n_params, sizeof(float));
+    st->adam_v = xcalloc((size_t)st->m->n_params, sizeof(float));
+    model_init_weights(st->m, (uint64_t)c->train.seed);
+    if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)
+        die_user("%s", err);
+    st->eval_seed = (uint64_t)c->train.seed * 7919u + 17u;
+    if (st->dist.sp > 1) {
+        st->ring = ring_attn_create(&st->dist);
+        model_attention att = {.forward = ring_forward, .backward = ring_backward, .ctx = st->ring};
+        model_set_attention(st->m, &att);
+    }
+    install_stop_handlers();
+}
+
+int train_main(int argc, char **argv) {
+    train_args a;
+    char err[1024];
+    int rc = parse_args(&a, argc, argv, err, sizeof err);
+    if (rc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "stretch: error: %s\n", err);
+        return 2;
+    }
+    train_state *st = xcalloc(1, sizeof *st);
+    dist_init(&st->dist, &argc, &argv);
+    setup(st, &a);
+    const cfg_run *c = &st->cfg;
+
+    // Resume: the exact state of an earlier run of this run file. Every rank
+    // reads the (shared) run directory and finds the same checkpoint.
+    char ckpt[1200] = "";
+    int found = 0;
+    if (strcmp(a.resume, "auto") == 0) {
+        found = train_ckpt_find(st, ckpt, sizeof ckpt, err, sizeof err);
+        if (found < 0) die_user("%s", err);
+    } else if (strcmp(a.resume, "never") != 0) {
+        snprintf(ckpt, sizeof ckpt, "%s", a.resume);
+        found = 1;
+    }
+    if (found == 1) {
+        if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) die_user("%s", err);
+        if (st->is_root)
+            printf("resumed from %s: stage %d, step %lld\n", ckpt, st->stage + 1, (long long)st->step);
+    }
+    if (st->is_root) {
+        char *text = cfg_echo(c);
+        printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages\n",
+               a.run_file, st->dist.size, st->dist.dp, st->dist.sp, st->m->n_params / 1e6, c->n_stages);
+        char path[1100];
+        snprintf(path, sizeof path, "%s/config.yaml", c->train.out_dir);
+        FILE *f = fopen(path, "w");
+        if (!f || fputs(text, f) < 0 || fclose(f) != 0) die_user("cannot write %s", path);
+        free(text);
+        fflush(stdout);
+    }
+
+    int n_len = c->eval.passkey_lengths.n;
+    double *acc = xcalloc((size_t)(c->n_stages * n_len), sizeof(double));
+    bool finished = true;
+    for (; st->stage < c->n_stages; st->stage++) {
+        cfg_stage_plan plan;
+        cfg_stage_resolve(&plan, c, st->stage);
+        if (st->stage_step == 0 && st->stage > 0 && !plan.carry_moments) {
+            memset(st->adam_m, 0, sizeof(float) * st->m->n_params);
+            memset(st->adam_v, 0, sizeof(float) * st->m->n_params);
+            st->adam_step = 0;
+        }
+        if (!run_stage(st)) {
+            finished = false;
+            break;
+        }
+        char when[96];
+        snprintf(when, sizeof when, "after stage %d '%s'", st->stage + 1, plan.name);
+        eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
+        // The next stage starts at its step 0; the checkpoint records that.
+        if (st->stage + 1 < c->n_stages) {
+            st->stage++;
+            st->stage_step = 0;
+            save_checkpoint(st);
+            st->stage--;
+        }
+    }
+    if (!finished || c->train.ckpt_every > 0) {
+        if (finished) st->stage = c->n_stages - 1;
+        save_checkpoint(st);
+    }
+    if (finished) print_summary(st, acc, c->n_stages);
+    int status = 0;
+    if (!finished && stop_signal) status = stop_signal == SIGINT ? 130 : TRAIN_EXIT_REQUEUE;
+    if (st->is_root) {
+        printf(finished ? "done: %lld steps, %lld tokens\n" : "stopped at step %lld (%lld tokens)\n",
+               (long long)st->step, (long long)st->tokens_seen);
+        metrics_close(&st->met);
+    }
+    free(acc);
+    ring_attn_free(st->ring);
+    model_free(st->m);
+    free(st->adam_m);
+    free(st->adam_v);
+    tok_free(st->tok);
+    cfg_free(&st->cfg);
+    dist_finalize(&st->dist);
+    free(st);
+    return status;
+}

@@ -1,0 +1,194 @@
+// train_ckpt: training state <-> HDF5 checkpoint. See train_ckpt.h and
+// docs/checkpoint-format.md for the layout.
+#include "train_ckpt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "ckpt_dir.h"
+#include "die.h"
+#include "run_config_check.h"
+#include "run_config_echo.h"
+#include "train.h"
+
+// Dimensions of a named tensor as stored: vectors are 1-D.
+static int tensor_dims(const model_tensor *t, int64_t dims[2]) {
+    dims[0] = t->shape[0];
+    dims[1] = t->shape[1];
+    return t->shape[1] == 1 ? 1 : 2;
+}
+
+static int put_family(ckpt_writer *w, const char *group, const model *m, const float *flat) {
+    char name[160];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        int64_t dims[2];
+        int rank = tensor_dims(t, dims);
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        if (ckpt_put_tensor(w, name, flat + t->offset, rank, dims) != 0) return -1;
+    }
+    return 0;
+}
+
+static int get_family(ckpt_reader *r, const char *group, const model *m, float *flat, char *err,
+                      size_t errlen) {
+    char name[160];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        int64_t dims[2];
+        int rank = tensor_dims(t, dims);
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        if (ckpt_get_tensor(r, name, flat + t->offset, rank, dims, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+static int write_file(train_state *st, const char *path, char *err, size_t errlen) {
+    const model *m = st->m;
+    ckpt_writer *w = ckpt_create(path, err, errlen);
+    if (!w) return -1;
+    char *config = cfg_echo(&st->cfg);
+    int rc = ckpt_put_attr_string(w, "/", "config", config);
+    free(config);
+    rc |= ckpt_put_attr_int64(w, "/", "step", st->step);
+    rc |= ckpt_put_attr_int64(w, "/", "stage", st->stage);
+    rc |= ckpt_put_attr_int64(w, "/", "stage_step", st->stage_step);
+    rc |= ckpt_put_attr_int64(w, "/", "adam_step", st->adam_step);
+    rc |= ckpt_put_attr_int64(w, "/", "tokens_seen", st->tokens_seen);
+    rc |= ckpt_put_attr_int64(w, "/", "world_size", st->dist.size);
+    rc |= ckpt_put_attr_int64(w, "/", "dp", st->dist.dp);
+    rc |= ckpt_put_attr_int64(w, "/", "sp", st->dist.sp);
+    rc |= ckpt_put_attr_int64(w, "/", "n_params", m->n_params);
+    rc |= put_family(w, "params", m, m->params);
+    rc |= put_family(w, "optim/m", m, st->adam_m);
+    rc |= put_family(w, "optim/v", m, st->adam_v);
+
+    uint64_t words[DATA_CURSOR_WORDS];
+    data_cursor_to_words(words, &st->cursor);
+    int64_t n_words = DATA_CURSOR_WORDS;
+    rc |= ckpt_put(w, "data/cursor", CKPT_U64, words, 1, &n_words);
+    rc |= ckpt_put_attr_int64(w, "data", "have_cursor", st->have_cursor);
+    int64_t one = 1;
+    rc |= ckpt_put(w, "rng/eval_seed", CKPT_U64, &st->eval_seed, 1, &one);
+
+    // The RoPE state of the current stage, for inspection and export.
+    const rope_table *t = &m->rope;
+    rope_config rc_stage;
+    char e2[512];
+    if (cfg_stage_rope(&rc_stage, &st->cfg, st->stage, e2, sizeof e2) == 0) {
+        int64_t n_pairs = t->n_pairs;
+        rc |= ckpt_put(w, "rope/inv_freq", CKPT_F32, t->inv_freq, 1, &n_pairs);
+        rc |= ckpt_put_attr_string(w, "rope", "type", rope_type_name(rc_stage.type));
+        rc |= ckpt_put_attr_double(w, "rope", "factor", rc_stage.factor);
+        rc |= ckpt_put_attr_double(w, "rope", "theta", rc_stage.theta);
+        rc |= ckpt_put_attr_double(w, "rope", "attention_factor", t->attention_factor);
+        rc |= ckpt_put_attr_int64(w, "rope", "original_max_position_embeddings",
+                                  rc_stage.original_max_position_embeddings);
+        rc |= ckpt_put_attr_int64(w, "rope", "max_position_embeddings",
+                                  rc_stage.max_position_embeddings);
+        rc |= ckpt_put_attr_int64(w, "rope", "n_hat", rc_stage.n_hat);
+        rc |= ckpt_put_attr_string(w, "rope", "layout", rope_layout_name(m->cfg.rope_layout));
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", ckpt_writer_error(w));
+        ckpt_abort(w);
+        return -1;
+    }
+    return ckpt_commit(w, err, errlen);
+}
+
+int train_ckpt_save(train_state *st, char *err, size_t errlen) {
+    int rc = 0;
+    if (st->is_root) {
+        char name[64], path[1200];
+        ckpt_dir_filename(name, sizeof name, st->step);
+        snprintf(path, sizeof path, "%s/%s", st->cfg.train.out_dir, name);
+        rc = write_file(st, path, err, errlen);
+        if (rc == 0) rc = ckpt_dir_publish(st->cfg.train.out_dir, name, st->cfg.train.keep_last, err, errlen);
+    }
+    // Nobody goes on (or exits) before the checkpoint is safely on disk.
+    if (dist_any(&st->dist, rc != 0)) {
+        if (rc == 0) snprintf(err, errlen, "checkpoint write failed on rank 0");
+        return -1;
+    }
+    return 0;
+}
+
+int train_ckpt_find(const train_state *st, char *path, size_t pathlen, char *err, size_t errlen) {
+    return ckpt_dir_find_resumable(st->cfg.train.out_dir, path, pathlen,
+                                   st->is_root ? stderr : NULL, err, errlen);
+}
+
+// The checkpoint's run config must agree with ours in every key that cannot
+// change on resume.
+static int check_config(ckpt_reader *r, const cfg_run *cfg, char *err, size_t errlen) {
+    char *text = NULL, e2[512];
+    if (ckpt_get_attr_string(r, "/", "config", &text, err, errlen) != 0) return -1;
+    cfg_run saved;
+    cfg_init(&saved);
+    int rc = cfg_parse_string(&saved, text, "checkpoint config", e2, sizeof e2);
+    free(text);
+    if (rc != 0) {
+        snprintf(err, errlen, "checkpoint %s: its stored config does not parse: %s", ckpt_path(r), e2);
+        cfg_free(&saved);
+        return -1;
+    }
+    char diff[2048];
+    int n = cfg_diff(diff, sizeof diff, &saved, cfg, true);
+    cfg_free(&saved);
+    if (n > 0) {
+        snprintf(err, errlen,
+                 "resume: the run config differs from checkpoint %s in %d key(s) that cannot "
+                 "change on resume: %s (use --resume never to start afresh)",
+                 ckpt_path(r), n, diff);
+        return -1;
+    }
+    return 0;
+}
+
+int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen) {
+    ckpt_reader *r = ckpt_open(path, err, errlen);
+    if (!r) return -1;
+    model *m = st->m;
+    int64_t n_params = 0, stage = 0, have_cursor = 0;
+    int rc = check_config(r, &st->cfg, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "n_params", &n_params, err, errlen);
+    if (rc == 0 && n_params != m->n_params) {
+        snprintf(err, errlen, "checkpoint %s holds %lld parameters, the model has %lld", path,
+                 (long long)n_params, (long long)m->n_params);
+        rc = -1;
+    }
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "step", &st->step, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &st->stage_step, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "adam_step", &st->adam_step, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "tokens_seen", &st->tokens_seen, err, errlen);
+    if (rc == 0) rc = get_family(r, "params", m, m->params, err, errlen);
+    if (rc == 0) rc = get_family(r, "optim/m", m, st->adam_m, err, errlen);
+    if (rc == 0) rc = get_family(r, "optim/v", m, st->adam_v, err, errlen);
+    uint64_t words[DATA_CURSOR_WORDS];
+    int64_t n_words = DATA_CURSOR_WORDS, one = 1;
+    if (rc == 0) rc = ckpt_get(r, "data/cursor", CKPT_U64, words, 1, &n_words, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "data", "have_cursor", &have_cursor, err, errlen);
+    if (rc == 0) rc = ckpt_get(r, "rng/eval_seed", CKPT_U64, &st->eval_seed, 1, &one, err, errlen);
+    if (rc == 0 && have_cursor) rc = data_cursor_from_words(&st->cursor, words, err, errlen);
+    if (rc == 0 && (stage < 0 || stage >= st->cfg.n_stages)) {
+        snprintf(err, errlen, "checkpoint %s is at stage %lld, the run file has %d stages", path,
+                 (long long)stage, st->cfg.n_stages);
+        rc = -1;
+    }
+    st->stage = (int)stage;
+    st->have_cursor = have_cursor != 0;
+    ckpt_close(r);
+    return rc;
+}
+
+int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen) {
+    ckpt_reader *r = ckpt_open(path, err, errlen);
+    if (!r) return -1;
+    int rc = get_family(r, "params", st->m, st->m->params, err, errlen);
+    ckpt_close(r);
+    return rc;
+}

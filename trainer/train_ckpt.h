@@ -1,0 +1,27 @@
+// train_ckpt: the training state <-> an HDF5 checkpoint (docs/checkpoint-format.md).
+// Rank 0 writes; every rank reads (checkpoints live on a shared filesystem),
+// so a run resumes on any number of ranks: tensors are global, never sharded.
+//
+// Tested by tests/cli/test_resume.sh: a run killed and resumed ends with
+// parameters identical to an uninterrupted run, on 1 and 2 ranks.
+#pragma once
+
+#include <stddef.h>
+
+typedef struct train_state train_state;
+
+// Writes the full state as out_dir/ckpt-<step>.h5 and publishes it (latest
+// pointer, keep_last retention). Collective: rank 0 writes, all ranks wait.
+int train_ckpt_save(train_state *st, char *err, size_t errlen);
+
+// Newest good checkpoint of the run directory into path: 1 found, 0 none,
+// -1 with a message (checkpoints exist but none is readable).
+int train_ckpt_find(const train_state *st, char *path, size_t pathlen, char *err, size_t errlen);
+
+// Restores the full state from path; refuses a checkpoint whose run config
+// differs in a key that cannot change on resume (the message lists them).
+int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen);
+
+// Only the parameters (model.init: start from a trained model); the shapes
+// must match the model config.
+int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen);
