@@ -1,0 +1,247 @@
+// dist: the MPI grid, reductions and ring shift. See dist.h.
+#include "dist.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "die.h"
+
+// ---------------------------------------------------------------------------
+// Checked MPI calls: our communicators return errors, and every call goes
+// through MPI_CHECK, which dies with the caller's file:line and MPI's message.
+
+#define MPI_CHECK(call) mpi_check((call), #call, __FILE__, __LINE__)
+
+static void mpi_check(int rc, const char *what, const char *file, int line) {
+    if (rc == MPI_SUCCESS) return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "code %d", rc);
+    die_at(file, line, "%s failed: %s", what, msg);
+}
+
+// Backstop for MPI_COMM_WORLD (used outside this file, e.g. by die.c).
+static void on_world_error(MPI_Comm *comm, int *code, ...) {
+    (void)comm;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(*code, msg, &len);
+    die("MPI error on MPI_COMM_WORLD: %s", msg);
+}
+
+static MPI_Datatype mpi_type(dist_dtype t) {
+    switch (t) {
+    case DIST_F32: return MPI_FLOAT;
+    case DIST_I32: return MPI_INT32_T;
+    }
+    die("bad dist_dtype %d", (int)t);
+}
+
+static size_t dtype_size(dist_dtype t) { return t == DIST_F32 ? sizeof(float) : sizeof(int32_t); }
+
+static int mpi_count(int64_t n, const char *what) {
+    if (n < 0 || n > INT_MAX)
+        die("%s: %lld elements do not fit one MPI message (max %d); use more sp ranks "
+            "or a smaller batch", what, (long long)n, INT_MAX);
+    return (int)n;
+}
+
+// ---------------------------------------------------------------------------
+// Set-up
+
+void dist_init_serial(dist_ctx *d) {
+    *d = (dist_ctx){.rank = 0, .size = 1, .dp = 1, .sp = 1, .mpi = false,
+                    .world = MPI_COMM_NULL, .sp_comm = MPI_COMM_NULL,
+                    .dp_comm = MPI_COMM_NULL};
+}
+
+void dist_init(dist_ctx *d, int *argc, char ***argv) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+        int provided = 0;
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+            die("MPI_Init_thread failed");
+        if (provided < MPI_THREAD_FUNNELED)
+            die("MPI provides thread level %d, stretch needs MPI_THREAD_FUNNELED", provided);
+    }
+    MPI_Errhandler eh;
+    MPI_CHECK(MPI_Comm_create_errhandler(on_world_error, &eh));
+    MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, eh));
+    MPI_CHECK(MPI_Errhandler_free(&eh));
+
+    dist_init_serial(d);
+    d->mpi = true;
+    MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &d->world));
+    MPI_CHECK(MPI_Comm_set_errhandler(d->world, MPI_ERRORS_RETURN));
+    MPI_CHECK(MPI_Comm_rank(d->world, &d->rank));
+    MPI_CHECK(MPI_Comm_size(d->world, &d->size));
+    d->dp = d->size;
+    d->dp_rank = d->rank;
+}
+
+static void free_grid_comms(dist_ctx *d) {
+    if (d->sp_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&d->sp_comm));
+    if (d->dp_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&d->dp_comm));
+}
+
+int dist_init_grid(dist_ctx *d, int dp, int sp, char *err, size_t errlen) {
+    if (dp < 1 || sp < 1) {
+        snprintf(err, errlen, "parallel.%s must be >= 1, got %d", dp < 1 ? "dp" : "sp",
+                 dp < 1 ? dp : sp);
+        return -1;
+    }
+    if ((int64_t)dp * sp != d->size) {
+        snprintf(err, errlen, "parallel.dp (%d) x parallel.sp (%d) = %lld but mpirun started %d rank%s",
+                 dp, sp, (long long)dp * sp, d->size, d->size == 1 ? "" : "s");
+        return -1;
+    }
+    d->dp = dp;
+    d->sp = sp;
+    d->dp_rank = d->rank / sp;
+    d->sp_rank = d->rank % sp;
+    if (!d->mpi) return 0;
+    free_grid_comms(d);
+    MPI_CHECK(MPI_Comm_split(d->world, d->dp_rank, d->sp_rank, &d->sp_comm));
+    MPI_CHECK(MPI_Comm_split(d->world, d->sp_rank, d->dp_rank, &d->dp_comm));
+    int r = -1;
+    MPI_CHECK(MPI_Comm_rank(d->sp_comm, &r));
+    CHECK(r == d->sp_rank);
+    MPI_CHECK(MPI_Comm_rank(d->dp_comm, &r));
+    CHECK(r == d->dp_rank);
+    return 0;
+}
+
+void dist_finalize(dist_ctx *d) {
+    if (!d->mpi) return;
+    free_grid_comms(d);
+    MPI_CHECK(MPI_Comm_free(&d->world));
+    MPI_CHECK(MPI_Finalize());
+    d->mpi = false;
+}
+
+void dist_exit_user_error(dist_ctx *d, const char *msg) {
+    fprintf(stderr, "stretch: error: %s\n", msg);
+    fflush(stderr);
+    fflush(stdout);
+    if (d->mpi) {
+        // Every rank is here (the error is collective), so finalizing is safe
+        // and mpirun reports status 2 without an MPI_Abort banner.
+        MPI_CHECK(MPI_Barrier(d->world));
+        free_grid_comms(d);
+        MPI_Finalize();
+    }
+    exit(2);
+}
+
+// ---------------------------------------------------------------------------
+// Small reductions
+
+void dist_allreduce_sum_double(dist_ctx *d, double *x, int n) {
+    if (!d->mpi || d->size == 1) return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, d->world));
+}
+
+void dist_allreduce_sum_int64(dist_ctx *d, int64_t *x, int n) {
+    if (!d->mpi || d->size == 1) return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT64_T, MPI_SUM, d->world));
+}
+
+bool dist_any(dist_ctx *d, bool local) {
+    int v = local ? 1 : 0;
+    if (d->mpi && d->size > 1)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, d->world));
+    return v != 0;
+}
+
+void dist_barrier(dist_ctx *d) {
+    if (d->mpi && d->size > 1) MPI_CHECK(MPI_Barrier(d->world));
+}
+
+// ---------------------------------------------------------------------------
+// Gradient all-reduce
+
+static int64_t bucket_lo(const dist_grad_sync *g, int64_t i) { return i * g->bucket; }
+
+static int64_t bucket_len(const dist_grad_sync *g, int64_t i) {
+    int64_t lo = bucket_lo(g, i), hi = lo + g->bucket;
+    return (hi < g->n ? hi : g->n) - lo;
+}
+
+static bool grad_sync_active(const dist_grad_sync *g) { return g->d->mpi && g->d->size > 1; }
+
+// Waits for the oldest bucket in flight (the highest index: they start in
+// descending order).
+static void wait_oldest(dist_grad_sync *g) {
+    CHECK(g->done > g->next);
+    g->done--;
+    MPI_CHECK(MPI_Wait(&g->req[g->done % DIST_GRAD_IN_FLIGHT], MPI_STATUS_IGNORE));
+}
+
+static void start_next_bucket(dist_grad_sync *g) {
+    if (g->done - g->next == DIST_GRAD_IN_FLIGHT) wait_oldest(g);
+    int64_t i = --g->next;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, g->grads + bucket_lo(g, i),
+                             mpi_count(bucket_len(g, i), "gradient bucket"), MPI_FLOAT,
+                             MPI_SUM, g->d->world, &g->req[i % DIST_GRAD_IN_FLIGHT]));
+}
+
+void dist_grad_sync_begin(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
+                          int64_t bucket_floats) {
+    CHECK(n >= 0 && bucket_floats > 0 && bucket_floats <= INT_MAX);
+    *g = (dist_grad_sync){.d = d, .grads = grads, .n = n, .bucket = bucket_floats};
+    g->n_buckets = (n + bucket_floats - 1) / bucket_floats;
+    g->next = g->done = g->n_buckets;
+    for (int i = 0; i < DIST_GRAD_IN_FLIGHT; i++) g->req[i] = MPI_REQUEST_NULL;
+}
+
+void dist_grad_sync_ready(dist_grad_sync *g, int64_t lo) {
+    if (!grad_sync_active(g)) return;
+    while (g->next > 0 && bucket_lo(g, g->next - 1) >= lo) start_next_bucket(g);
+    // Poll what is in flight so shared-memory transfers move between calls.
+    for (int64_t i = g->next; i < g->done; i++) {
+        int flag = 0;
+        MPI_CHECK(MPI_Test(&g->req[i % DIST_GRAD_IN_FLIGHT], &flag, MPI_STATUS_IGNORE));
+    }
+}
+
+void dist_grad_sync_end(dist_grad_sync *g) {
+    if (!grad_sync_active(g)) return;
+    while (g->next > 0) start_next_bucket(g);
+    while (g->done > g->next) wait_oldest(g);
+}
+
+void dist_allreduce_grads(dist_ctx *d, float *grads, int64_t n) {
+    dist_grad_sync g;
+    dist_grad_sync_begin(&g, d, grads, n, DIST_BUCKET_FLOATS);
+    dist_grad_sync_end(&g);
+}
+
+// ---------------------------------------------------------------------------
+// Ring shift
+
+void dist_ring_shift(dist_xfer *x, dist_ctx *d, void *recv, const void *send, int64_t count,
+                     dist_dtype type, int tag) {
+    if (!d->mpi || d->sp == 1) {  // the ring of one: the block comes back to us
+        if (recv != send) memcpy(recv, send, (size_t)count * dtype_size(type));
+        return;
+    }
+    CHECK(x->n + 2 <= DIST_XFER_MAX);
+    int next = (d->sp_rank + 1) % d->sp, prev = (d->sp_rank + d->sp - 1) % d->sp;
+    int n = mpi_count(count, "ring shift");
+    MPI_CHECK(MPI_Irecv(recv, n, mpi_type(type), prev, tag, d->sp_comm, &x->req[x->n++]));
+    MPI_CHECK(MPI_Isend(send, n, mpi_type(type), next, tag, d->sp_comm, &x->req[x->n++]));
+}
+
+void dist_xfer_poll(dist_xfer *x) {
+    if (x->n == 0) return;
+    int flag = 0;
+    MPI_CHECK(MPI_Testall(x->n, x->req, &flag, MPI_STATUSES_IGNORE));
+}
+
+void dist_xfer_wait(dist_xfer *x) {
+    if (x->n > 0) MPI_CHECK(MPI_Waitall(x->n, x->req, MPI_STATUSES_IGNORE));
+    x->n = 0;
+}

@@ -1,0 +1,134 @@
+// dist: the MPI runtime of stretch. The (dp x sp) grid of ranks, the
+// gradient all-reduce (bucketed, non-blocking), small reductions for loss and
+// token counts, and the one point-to-point primitive ring attention needs (a
+// shift around the sp ring). MPI is called only here and in ring_attn.c, so a
+// GPU build can put NCCL under this interface without touching the callers.
+//
+// Grid: world rank = dp_rank * sp + sp_rank. The sp ranks of one dp group are
+// consecutive and share one sequence (each holds a zig-zag slice of it, see
+// data/zigzag.h); the dp groups train on different sequences. Gradients are
+// summed over ALL ranks (dp and sp).
+//
+// Failures: every MPI error calls die() (message, then MPI_Abort of the whole
+// job). A rank that dies any other way (signal, abort(), exit without
+// MPI_Finalize) is noticed by mpirun, which kills the others; under Slurm use
+// `srun --kill-on-bad-exit=1`. SIGTERM/SIGINT/SIGUSR1 sent to mpirun are
+// forwarded to every rank; the preemption handler (Slurm issue) sets a flag
+// per rank and the ranks agree on it with dist_any() at a step boundary.
+//
+// A context from dist_init_serial() is one rank with no MPI at all: every
+// call below is then a no-op, so single-process tests need no MPI_Init.
+//
+// Tested by tests/mpi/test_allreduce.c (sums against hand-computed ones,
+// sizes not a multiple of the bucket), tests/mpi/test_grid_error.{c,sh}
+// (dp * sp != ranks: every rank prints the error, exit 2, no hang) and
+// tests/mpi/test_rank_death.{c,sh} (a rank killed mid-collective brings the
+// job down within seconds), each under mpirun with 1, 2 and 4 ranks.
+#pragma once
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int rank, size;        // in the world
+    int dp, sp;            // grid degrees, dp * sp == size
+    int dp_rank, sp_rank;  // rank == dp_rank * sp + sp_rank
+    bool mpi;              // false: dist_init_serial, no MPI calls at all
+    MPI_Comm world;        // duplicate of MPI_COMM_WORLD (errors call die())
+    MPI_Comm sp_comm;      // the sp ranks sharing a sequence; rank in it == sp_rank
+    MPI_Comm dp_comm;      // the dp ranks with the same sp_rank; rank in it == dp_rank
+} dist_ctx;
+
+// Starts MPI (thread level FUNNELED: OpenMP threads compute, only the main
+// thread calls MPI) and fills rank and size; the grid is dp = size, sp = 1
+// until dist_init_grid.
+void dist_init(dist_ctx *d, int *argc, char ***argv);
+
+// A one-rank context that never calls MPI (tests, single-process tools).
+void dist_init_serial(dist_ctx *d);
+
+// Arranges the ranks as dp x sp and creates sp_comm and dp_comm. Returns 0,
+// or -1 with a one-line message naming both factors and the rank count, e.g.
+// "parallel.dp (2) x parallel.sp (3) = 6 but mpirun started 4 ranks".
+// Collective over the world; every rank gets the same answer.
+int dist_init_grid(dist_ctx *d, int dp, int sp, char *err, size_t errlen);
+
+// Frees the communicators and finalizes MPI.
+void dist_finalize(dist_ctx *d);
+
+// For a user error that EVERY rank detects the same way (a bad config):
+// each rank prints "stretch: error: <msg>", then all finalize and exit 2.
+// A failure seen by one rank only must use die_user() (which aborts the job).
+_Noreturn void dist_exit_user_error(dist_ctx *d, const char *msg);
+
+// ---------------------------------------------------------------------------
+// Reductions over ALL ranks (in place).
+
+void dist_allreduce_sum_double(dist_ctx *d, double *x, int n);
+void dist_allreduce_sum_int64(dist_ctx *d, int64_t *x, int n);
+// True on every rank if local is true on any rank (stop / checkpoint votes).
+bool dist_any(dist_ctx *d, bool local);
+void dist_barrier(dist_ctx *d);
+
+// ---------------------------------------------------------------------------
+// Gradient all-reduce, bucketed.
+//
+// The buffer is cut into buckets of bucket_floats; each bucket is one
+// MPI_Iallreduce, and while it runs the next one is started (at most
+// DIST_GRAD_IN_FLIGHT at a time, so MPI's temporary buffers stay small).
+// Buckets always start in DESCENDING order (last bucket first) on every rank,
+// which is the order in which the backward pass finishes them: the parameter
+// layout puts the embeddings first and the LM head last, and backward runs
+// from the LM head down to the embeddings. To overlap with backward, call
+//     dist_grad_sync_begin(&g, d, grads, n, DIST_BUCKET_FLOATS);
+//     ... after each layer's backward: dist_grad_sync_ready(&g, lo);
+//         where grads[lo, n) are final (lo = offset of that layer's first tensor)
+//     dist_grad_sync_end(&g);   // starts what is left, waits for everything
+// Only buckets lying wholly inside [lo, n) start early. A transfer progresses
+// while the caller computes only as far as the MPI library progresses on its
+// own (OpenMPI over shared memory mostly progresses inside MPI calls, so each
+// _ready call also polls the buckets in flight).
+
+enum { DIST_BUCKET_FLOATS = 4 << 20, DIST_GRAD_IN_FLIGHT = 2 };
+
+typedef struct {
+    dist_ctx *d;
+    float *grads;             // (n) summed in place
+    int64_t n, bucket;        // floats in all, floats per bucket
+    int64_t n_buckets;
+    int64_t next;             // buckets [next, n_buckets) have been started
+    int64_t done;             // buckets [next, done) may be in flight, [done, ..) are done
+    MPI_Request req[DIST_GRAD_IN_FLIGHT];  // req[i % DIST_GRAD_IN_FLIGHT] of bucket i
+} dist_grad_sync;
+
+void dist_grad_sync_begin(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
+                          int64_t bucket_floats);
+void dist_grad_sync_ready(dist_grad_sync *g, int64_t lo);
+void dist_grad_sync_end(dist_grad_sync *g);
+
+// grads (n) <- sum over all ranks, in DIST_BUCKET_FLOATS buckets.
+void dist_allreduce_grads(dist_ctx *d, float *grads, int64_t n);
+
+// ---------------------------------------------------------------------------
+// Ring shift on the sp ring: the one point-to-point primitive of ring
+// attention. Sends count elements of send to sp rank (sp_rank + 1) % sp and
+// receives count elements from (sp_rank - 1) % sp into recv. Non-blocking:
+// the buffers must stay untouched until dist_xfer_wait. Several shifts (with
+// distinct tags) may share one dist_xfer.
+
+typedef enum { DIST_F32, DIST_I32 } dist_dtype;
+
+enum { DIST_XFER_MAX = 8 };
+
+typedef struct {
+    int n;                           // requests in use
+    MPI_Request req[DIST_XFER_MAX];
+} dist_xfer;
+
+void dist_ring_shift(dist_xfer *x, dist_ctx *d, void *recv, const void *send, int64_t count,
+                     dist_dtype type, int tag);
+// Lets the library move data while the caller computes (MPI_Testall).
+void dist_xfer_poll(dist_xfer *x);
+void dist_xfer_wait(dist_xfer *x);
