@@ -23,6 +23,7 @@
 #include "die.h"
 #include "eval.h"
 #include "lr.h"
+#include "model_ring.h"
 #include "rope.h"
 #include "run_config_check.h"
 #include "run_config_echo.h"
@@ -124,23 +125,6 @@ static int make_dirs(const char *path, char *err, size_t errlen) {
 
 // ---------------------------------------------------------------------------
 // Sequence parallelism: ring attention behind the model's attention hook.
-
-static void ring_forward(void *ctx, float *out, float *lse, const float *q, const float *k,
-                         const float *v, const int32_t *seg, int64_t B, int64_t T, int H,
-                         int Hkv, int D) {
-    ring_shape s = {.B = B, .T_local = T, .H = H, .Hkv = Hkv, .D = D,
-                    .scale = 1.0f / sqrtf((float)D), .causal = true};
-    ring_attn_forward(ctx, out, lse, q, k, v, seg, &s);
-}
-
-static void ring_backward(void *ctx, float *dq, float *dk, float *dv, const float *dout,
-                          const float *q, const float *k, const float *v, const float *out,
-                          const float *lse, const int32_t *seg, int64_t B, int64_t T, int H,
-                          int Hkv, int D) {
-    ring_shape s = {.B = B, .T_local = T, .H = H, .Hkv = Hkv, .D = D,
-                    .scale = 1.0f / sqrtf((float)D), .causal = true};
-    ring_attn_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, seg, &s);
-}
 
 static bool ring_all(void *ctx, bool local) {
     dist_ctx *d = ctx;
@@ -623,7 +607,7 @@ static void setup(train_state *st, const train_args *a) {
     st->eval_seed = (uint64_t)c->train.seed * 7919u + 17u;
     if (st->dist.sp > 1) {
         st->ring = ring_attn_create(&st->dist);
-        model_attention att = {.forward = ring_forward, .backward = ring_backward, .ctx = st->ring};
+        model_attention att = model_ring_attention(st->ring);
         model_set_attention(st->m, &att);
     }
     install_stop_handlers();

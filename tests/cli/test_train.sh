@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# stretch train end to end on a tiny model: the loss falls over a two-stage
+# curriculum, a stopped run resumes to bit-identical parameters, and user
+# errors exit 2 with one line naming the file, line and key.
+STRETCH=$1; SRC=$2
+source "$SRC/tests/cli/lib.sh"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+cd "$T"
+
+# --- user errors: exit 2, one clear line
+expect_exit 2 "$STRETCH" train
+expect_exit 2 "$STRETCH" train missing.yaml
+echo "$ERR" | grep -q "missing.yaml" || fail "missing file not named: $ERR"
+printf 'model:\n  dim: abc\n' > bad.yaml
+expect_exit 2 "$STRETCH" train bad.yaml
+echo "$ERR" | grep -q "bad.yaml:2" || fail "bad value not located: $ERR"
+echo "$ERR" | grep -q "model.dim" || fail "bad key not named: $ERR"
+[ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"
+printf 'modell: {}\n' > unknown.yaml
+expect_exit 2 "$STRETCH" train unknown.yaml
+echo "$ERR" | grep -q "modell" || fail "unknown key not named: $ERR"
+expect_exit 2 "$STRETCH" train bad.yaml --no-such-option 1
+expect_exit 2 "$STRETCH" frobnicate
+
+# --- tokenize
+make_text_shard text.shard
+expect_exit 2 "$STRETCH" tokenize --out x.shard does-not-exist.txt
+printf '{"text": "hello"}\nnot json\n' > bad.jsonl
+expect_exit 2 "$STRETCH" tokenize --jsonl --out x.shard bad.jsonl
+echo "$ERR" | grep -q "bad.jsonl:2" || fail "bad JSONL line not located: $ERR"
+[ ! -e x.shard ] || fail "a failed tokenize left x.shard behind"
+
+# --- a run whose loss falls
+write_tiny_run full text.shard
+"$STRETCH" train full.yaml > full.log
+a=$(first_loss full/metrics.jsonl); b=$(last_loss full/metrics.jsonl)
+awk -v a="$a" -v b="$b" 'BEGIN { exit !(b < a - 1.0) }' || fail "loss did not fall: $a -> $b"
+grep -q '"event":"stage_start".*"rope_type":"yarn"' full/metrics.jsonl || fail "no yarn stage start"
+grep -q "passkey @" full.log || fail "no passkey evaluation printed"
+
+# --- stop after 17 steps, resume: identical parameters at the end
+write_tiny_run split text.shard
+"$STRETCH" train split.yaml --max-steps 17 > split1.log
+grep -q "stopped at step 17" split1.log || fail "max-steps stop not reported"
+"$STRETCH" train split.yaml > split2.log
+grep -q "resumed from" split2.log || fail "did not resume"
+same_params "$(latest_ckpt full)" "$(latest_ckpt split)"
+
+# --- resuming with a changed config is refused, naming the key
+expect_exit 2 "$STRETCH" train split.yaml --optimizer.lr 1e-2
+echo "$ERR" | grep -q "optimizer.lr" || fail "config change not named: $ERR"
+
+# --- SIGTERM mid-run: checkpoint, exit 99 (requeue), resume to the same end
+write_tiny_run sig text.shard
+set +e
+"$STRETCH" train sig.yaml > sig1.log 2>&1 &
+pid=$!
+for i in $(seq 1 100); do grep -q '"step":8,' sig/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid; rc=$?
+set -e
+if [ "$rc" -eq 99 ]; then
+  "$STRETCH" train sig.yaml > sig2.log
+  same_params "$(latest_ckpt full)" "$(latest_ckpt sig)"
+elif [ "$rc" -ne 0 ]; then
+  fail "SIGTERM: exit $rc (want 99, or 0 if it finished first)"
+fi
+echo "test_train: all checks passed"

@@ -1,0 +1,192 @@
+// The whole model on every dp x sp grid of the ranks it runs on, against the
+// 1-rank model on the whole batch (computed by every rank itself):
+//   - loss and every gradient tensor after one forward + backward + all-reduce
+//     agree to 1e-5 relative (max |diff| / max |ref| per tensor);
+//   - after 20 AdamW steps the parameters agree to 1e-4 relative.
+// The batch packs several documents per sequence (positions restart, segment
+// ids mask attention) and documents cross the zig-zag chunk boundaries.
+// Run under mpirun with 1, 2 and 4 ranks: grids (1x1), (2x1, 1x2), (4x1, 2x2, 1x4).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adamw.h"
+#include "dist.h"
+#include "model.h"
+#include "model_ring.h"
+#include "mpi_check.h"
+#include "zigzag.h"
+
+enum { B = 4, T = 24, VOCAB = 40, STEPS = 20 };
+
+static model_config tiny_config(void) {
+    model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                      .ffn_dim = 48, .vocab_size = VOCAB, .norm_eps = 1e-5f,
+                      .rope_layout = ROPE_LAYOUT_HALF};
+    c.rope = rope_config_default(8);
+    c.rope.max_position_embeddings = T;
+    return c;
+}
+
+typedef struct {
+    int32_t tokens[B * T], targets[B * T], pos[B * T], seg[B * T];
+    int64_t n_targets;
+} batch;
+
+// Sequence b holds documents of lengths 5 + b, 7, ... cut at T.
+static void make_batch(batch *x) {
+    x->n_targets = 0;
+    for (int b = 0; b < B; b++) {
+        int doc = 0, start = 0, len = 5 + b;
+        for (int t = 0; t < T; t++) {
+            if (t - start == len) {
+                doc++;
+                start = t;
+                len = 7 + (doc % 3);
+            }
+            int n = b * T + t;
+            x->tokens[n] = (int32_t)((n * 13 + 5) % VOCAB);
+            x->pos[n] = t - start;
+            x->seg[n] = doc;
+        }
+        for (int t = 0; t < T; t++) {
+            int n = b * T + t;
+            bool last = t == T - 1 || x->seg[n + 1] != x->seg[n];
+            x->targets[n] = last ? -1 : x->tokens[n + 1];
+            x->n_targets += !last;
+        }
+    }
+}
+
+typedef struct {
+    model *m;
+    float *mom, *var;
+    ring_attn *ring;
+    int32_t *tokens, *targets, *pos, *seg;  // this rank's rows
+    model_batch mb;
+} replica;
+
+static void replica_init(replica *r, const batch *x, dist_ctx *d, bool serial) {
+    model_config cfg = tiny_config();
+    int dp = serial ? 1 : d->dp, sp = serial ? 1 : d->sp;
+    int dp_rank = serial ? 0 : d->dp_rank, sp_rank = serial ? 0 : d->sp_rank;
+    zigzag_layout z;
+    zigzag_layout_init(&z, T, sp, sp_rank);
+    const int64_t rows = B / dp, TL = sp > 1 ? z.T_local : T;
+    r->m = model_create(&cfg, rows * TL, false);
+    model_init_weights(r->m, 99);
+    r->mom = calloc((size_t)r->m->n_params, sizeof(float));
+    r->var = calloc((size_t)r->m->n_params, sizeof(float));
+    r->ring = NULL;
+    size_t n = (size_t)(rows * TL);
+    r->tokens = malloc(n * sizeof(int32_t));
+    r->targets = malloc(n * sizeof(int32_t));
+    r->pos = malloc(n * sizeof(int32_t));
+    r->seg = malloc(n * sizeof(int32_t));
+    const int64_t off = dp_rank * rows * T;
+    if (sp > 1) {
+        zigzag_shard_batch(r->tokens, r->targets, r->pos, r->seg, x->tokens + off, x->targets + off,
+                           x->pos + off, x->seg + off, rows, &z, 0);
+        r->ring = ring_attn_create(d);
+        model_attention att = model_ring_attention(r->ring);
+        model_set_attention(r->m, &att);
+    } else {
+        memcpy(r->tokens, x->tokens + off, n * sizeof(int32_t));
+        memcpy(r->targets, x->targets + off, n * sizeof(int32_t));
+        memcpy(r->pos, x->pos + off, n * sizeof(int32_t));
+        memcpy(r->seg, x->seg + off, n * sizeof(int32_t));
+    }
+    r->mb = (model_batch){.B = rows, .T = TL, .tokens = r->tokens, .targets = r->targets,
+                          .pos = r->pos, .seg = r->seg};
+}
+
+static void replica_free(replica *r) {
+    ring_attn_free(r->ring);
+    model_free(r->m);
+    free(r->mom); free(r->var);
+    free(r->tokens); free(r->targets); free(r->pos); free(r->seg);
+}
+
+// Forward + backward (+ all-reduce when d != NULL); returns the mean loss.
+static double grad_step(replica *r, int64_t n_targets, dist_ctx *d) {
+    model_zero_grads(r->m);
+    double loss = model_forward_backward(r->m, &r->mb, 1.0f / (float)n_targets);
+    if (d) {
+        dist_allreduce_grads(d, r->m->grads, r->m->n_params);
+        dist_allreduce_sum_double(d, &loss, 1);
+    }
+    return loss / (double)n_targets;
+}
+
+static void adam_step(replica *r, int64_t step) {
+    adamw_hparams hp = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    double norm = sqrt(adamw_grad_norm_sq(r->m->grads, r->m->n_params));
+    adamw_update(r->m->params, r->mom, r->var, r->m->grads, r->m->n_params, &hp, step,
+                 adamw_clip_factor(norm, 1.0));
+}
+
+// Worst per-tensor max|a - b| / max|b| over the model's tensors.
+static double worst_rel(const model *m, const float *a, const float *b) {
+    double worst = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        double dmax = 0, rmax = 0;
+        for (int64_t j = 0; j < t->shape[0] * t->shape[1]; j++) {
+            dmax = fmax(dmax, fabs((double)a[t->offset + j] - b[t->offset + j]));
+            rmax = fmax(rmax, fabs((double)b[t->offset + j]));
+        }
+        if (rmax > 0) worst = fmax(worst, dmax / rmax);
+    }
+    return worst;
+}
+
+int main(int argc, char **argv) {
+    dist_ctx d;
+    dist_init(&d, &argc, &argv);
+    mpi_check mc = {.rank = d.rank};
+    batch x;
+    make_batch(&x);
+
+    replica ref;
+    replica_init(&ref, &x, &d, true);
+    double ref_loss = grad_step(&ref, x.n_targets, NULL);
+    float *ref_grads = malloc(sizeof(float) * ref.m->n_params);
+    memcpy(ref_grads, ref.m->grads, sizeof(float) * ref.m->n_params);
+    for (int s = 1; s <= STEPS; s++) {
+        if (s > 1) grad_step(&ref, x.n_targets, NULL);
+        adam_step(&ref, s);
+    }
+
+    for (int dp = 1; dp <= d.size; dp++) {
+        if (d.size % dp) continue;
+        int sp = d.size / dp;
+        char err[256];
+        EXPECT(&mc, dist_init_grid(&d, dp, sp, err, sizeof err) == 0, "%s", err);
+        replica r;
+        replica_init(&r, &x, &d, false);
+        double loss = grad_step(&r, x.n_targets, &d);
+        double g_err = worst_rel(r.m, r.m->grads, ref_grads);
+        double l_err = fabs(loss - ref_loss) / fabs(ref_loss);
+        EXPECT(&mc, l_err <= 1e-5, "dp %d sp %d: loss %.9g vs 1-rank %.9g", dp, sp, loss, ref_loss);
+        EXPECT(&mc, g_err <= 1e-5, "dp %d sp %d: gradients differ by %.3g (relative)", dp, sp, g_err);
+        for (int s = 1; s <= STEPS; s++) {
+            if (s > 1) grad_step(&r, x.n_targets, &d);
+            adam_step(&r, s);
+        }
+        double p_err = worst_rel(r.m, r.m->params, ref.m->params);
+        EXPECT(&mc, p_err <= 1e-4, "dp %d sp %d: parameters after %d steps differ by %.3g", dp, sp,
+               STEPS, p_err);
+        if (d.rank == 0)
+            printf("dp %d x sp %d: loss rel err %.2e, worst gradient rel err %.2e, params after %d "
+                   "AdamW steps %.2e\n", dp, sp, l_err, mpi_check_max(g_err), STEPS, p_err);
+        else
+            mpi_check_max(g_err);
+        replica_free(&r);
+    }
+    free(ref_grads);
+    replica_free(&ref);
+    int rc = mpi_check_finish(&mc, "test_model_grid");
+    dist_finalize(&d);
+    return rc;
+}

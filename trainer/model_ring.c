@@ -1,0 +1,28 @@
+// model_ring: ring attention as the model's attention. See model_ring.h.
+#include "model_ring.h"
+
+#include <math.h>
+
+static ring_shape shape_of(int64_t B, int64_t T, int H, int Hkv, int D) {
+    return (ring_shape){.B = B, .T_local = T, .H = H, .Hkv = Hkv, .D = D,
+                        .scale = 1.0f / sqrtf((float)D), .causal = true};
+}
+
+static void forward(void *ctx, float *out, float *lse, const float *q, const float *k,
+                    const float *v, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
+                    int D) {
+    ring_shape s = shape_of(B, T, H, Hkv, D);
+    ring_attn_forward(ctx, out, lse, q, k, v, seg, &s);
+}
+
+static void backward(void *ctx, float *dq, float *dk, float *dv, const float *dout,
+                     const float *q, const float *k, const float *v, const float *out,
+                     const float *lse, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
+                     int D) {
+    ring_shape s = shape_of(B, T, H, Hkv, D);
+    ring_attn_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, seg, &s);
+}
+
+model_attention model_ring_attention(ring_attn *r) {
+    return (model_attention){.forward = forward, .backward = backward, .ctx = r};
+}
