@@ -1,0 +1,39 @@
+// ckpt_dir: the run directory of checkpoints. It holds ckpt-<step>.h5 files
+// (step zero-padded to 8 digits) and a "latest" file containing the name of
+// the newest published one; both are replaced atomically (write NAME.tmp,
+// fsync, rename, fsync the directory), so a kill at any instant leaves
+// either the old or the new state. Files named *.tmp are never resumed from.
+//
+// Tested by tests/unit/test_ckpt.c: the latest pointer and keep-last
+// retention delete exactly the right files, leftover .tmp files are ignored,
+// and resuming falls back to the previous good checkpoint when the latest is
+// truncated, corrupt or missing.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+// "ckpt-00001234.h5" into buf.
+void ckpt_dir_filename(char *buf, size_t buflen, int64_t step);
+
+// Points dir/latest at filename (a committed ckpt-<step>.h5 inside dir),
+// then deletes the oldest checkpoints so that keep_last remain among those
+// with a step up to filename's (keep_last <= 0 keeps all; filename itself is
+// never deleted; newer files, left by a run resumed from an older
+// checkpoint, are left alone), and removes leftover ckpt-*.h5.tmp files of
+// interrupted writes. Only the one process that writes checkpoints calls it.
+// Returns 0, or -1 with a message.
+int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char *err,
+                     size_t errlen);
+
+// Finds the checkpoint to resume from: the file named by dir/latest when it
+// passes ckpt_verify (every dataset read, every checksum checked), else the
+// newest older ckpt-*.h5 that does (all of them, newest first, when latest
+// is missing or unreadable). Each rejected file, and a missing latest, is
+// reported on warn (when not NULL) as one line "stretch: warning: ...".
+// Returns 1 with the path (dir/name) in out_path; 0 when dir holds no
+// checkpoint or does not exist; -1 with a message when checkpoints exist
+// but none is usable, or dir cannot be read.
+int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FILE *warn,
+                            char *err, size_t errlen);
