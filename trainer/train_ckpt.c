@@ -45,52 +45,87 @@ static int get_family(ckpt_reader *r, const char *group, const model *m, float *
     return 0;
 }
 
+// The RoPE state of the current stage: the config as attributes, the tables
+// the kernels use as datasets.
+static int put_rope(ckpt_writer *w, const train_state *st) {
+    const rope_table *t = &st->m->rope;
+    rope_config r;
+    char err[512];
+    if (cfg_stage_rope(&r, &st->cfg, st->stage, err, sizeof err) != 0) return 0;  // validated at start
+    int64_t n_pairs = t->n_pairs;
+    int rc = ckpt_put(w, "rope/inv_freq", CKPT_F32, t->inv_freq, 1, &n_pairs);
+    rc |= ckpt_put(w, "rope/inv_freq_orig", CKPT_F32, t->inv_freq_orig, 1, &n_pairs);
+    rc |= ckpt_put_attr_string(w, "rope", "type", rope_type_name(r.type));
+    rc |= ckpt_put_attr_string(w, "rope", "layout", rope_layout_name(st->m->cfg.rope_layout));
+    rc |= ckpt_put_attr_double(w, "rope", "theta", r.theta);
+    rc |= ckpt_put_attr_int64(w, "rope", "head_dim", r.head_dim);
+    rc |= ckpt_put_attr_double(w, "rope", "partial_rotary_factor", r.partial_rotary_factor);
+    rc |= ckpt_put_attr_int64(w, "rope", "max_position_embeddings", r.max_position_embeddings);
+    rc |= ckpt_put_attr_int64(w, "rope", "original_max_position_embeddings",
+                              r.original_max_position_embeddings);
+    rc |= ckpt_put_attr_double(w, "rope", "factor", r.factor);
+    rc |= ckpt_put_attr_double(w, "rope", "attention_factor", r.attention_factor);
+    rc |= ckpt_put_attr_double(w, "rope", "beta_fast", r.beta_fast);
+    rc |= ckpt_put_attr_double(w, "rope", "beta_slow", r.beta_slow);
+    rc |= ckpt_put_attr_double(w, "rope", "mscale", r.mscale);
+    rc |= ckpt_put_attr_double(w, "rope", "mscale_all_dim", r.mscale_all_dim);
+    rc |= ckpt_put_attr_int64(w, "rope", "truncate", !r.no_truncate);
+    rc |= ckpt_put_attr_double(w, "rope", "low_freq_factor", r.low_freq_factor);
+    rc |= ckpt_put_attr_double(w, "rope", "high_freq_factor", r.high_freq_factor);
+    rc |= ckpt_put_attr_int64(w, "rope", "n_hat", r.n_hat);
+    rc |= ckpt_put_attr_int64(w, "rope", "rotary_dim", t->rotary_dim);
+    rc |= ckpt_put_attr_double(w, "rope", "applied_attention_factor", t->attention_factor);
+    if (r.type == ROPE_TYPE_LONGROPE) {
+        int64_t n = r.n_factors;
+        rc |= ckpt_put(w, "rope/short_factor", CKPT_F64, r.short_factor, 1, &n);
+        rc |= ckpt_put(w, "rope/long_factor", CKPT_F64, r.long_factor, 1, &n);
+    }
+    return rc;
+}
+
 static int write_file(train_state *st, const char *path, char *err, size_t errlen) {
     const model *m = st->m;
+    const cfg_optimizer *o = &st->cfg.optimizer;
+    cfg_stage_plan plan;
+    cfg_stage_resolve(&plan, &st->cfg, st->stage);
     ckpt_writer *w = ckpt_create(path, err, errlen);
     if (!w) return -1;
     char *config = cfg_echo(&st->cfg);
     int rc = ckpt_put_attr_string(w, "/", "config", config);
     free(config);
+    rc |= ckpt_put_attr_string(w, "/", "stretch_version", STRETCH_VERSION);
     rc |= ckpt_put_attr_int64(w, "/", "step", st->step);
     rc |= ckpt_put_attr_int64(w, "/", "stage", st->stage);
     rc |= ckpt_put_attr_int64(w, "/", "stage_step", st->stage_step);
-    rc |= ckpt_put_attr_int64(w, "/", "adam_step", st->adam_step);
     rc |= ckpt_put_attr_int64(w, "/", "tokens_seen", st->tokens_seen);
-    rc |= ckpt_put_attr_int64(w, "/", "world_size", st->dist.size);
-    rc |= ckpt_put_attr_int64(w, "/", "dp", st->dist.dp);
-    rc |= ckpt_put_attr_int64(w, "/", "sp", st->dist.sp);
+    rc |= ckpt_put_attr_int64(w, "/", "seq_len", plan.seq_len);
+    rc |= ckpt_put_attr_int64(w, "/", "grid_dp", st->dist.dp);
+    rc |= ckpt_put_attr_int64(w, "/", "grid_sp", st->dist.sp);
     rc |= ckpt_put_attr_int64(w, "/", "n_params", m->n_params);
     rc |= put_family(w, "params", m, m->params);
+
     rc |= put_family(w, "optim/m", m, st->adam_m);
     rc |= put_family(w, "optim/v", m, st->adam_v);
+    rc |= ckpt_put_attr_string(w, "optim", "type", "adamw");
+    rc |= ckpt_put_attr_int64(w, "optim", "step", st->adam_step);
+    rc |= ckpt_put_attr_double(w, "optim", "beta1", o->beta1);
+    rc |= ckpt_put_attr_double(w, "optim", "beta2", o->beta2);
+    rc |= ckpt_put_attr_double(w, "optim", "eps", o->eps);
+    rc |= ckpt_put_attr_double(w, "optim", "weight_decay", o->weight_decay);
 
+    // The data cursor holds the data RNGs (shuffle and synthetic mix).
     uint64_t words[DATA_CURSOR_WORDS];
     data_cursor_to_words(words, &st->cursor);
-    int64_t n_words = DATA_CURSOR_WORDS;
+    int64_t n_words = DATA_CURSOR_WORDS, one = 1;
     rc |= ckpt_put(w, "data/cursor", CKPT_U64, words, 1, &n_words);
+    rc |= ckpt_put_attr_string(w, "data/cursor", "format", "data_cursor_to_words v1 (data/loader.h)");
     rc |= ckpt_put_attr_int64(w, "data", "have_cursor", st->have_cursor);
-    int64_t one = 1;
+    rc |= ckpt_put_attr_int64(w, "data", "epoch", st->cursor.epoch);
+    rc |= ckpt_put_attr_int64(w, "data", "documents_consumed", st->cursor.doc_pos);
+    rc |= ckpt_put_attr_int64(w, "data", "rows", st->cursor.rows);
     rc |= ckpt_put(w, "rng/eval_seed", CKPT_U64, &st->eval_seed, 1, &one);
-
-    // The RoPE state of the current stage, for inspection and export.
-    const rope_table *t = &m->rope;
-    rope_config rc_stage;
-    char e2[512];
-    if (cfg_stage_rope(&rc_stage, &st->cfg, st->stage, e2, sizeof e2) == 0) {
-        int64_t n_pairs = t->n_pairs;
-        rc |= ckpt_put(w, "rope/inv_freq", CKPT_F32, t->inv_freq, 1, &n_pairs);
-        rc |= ckpt_put_attr_string(w, "rope", "type", rope_type_name(rc_stage.type));
-        rc |= ckpt_put_attr_double(w, "rope", "factor", rc_stage.factor);
-        rc |= ckpt_put_attr_double(w, "rope", "theta", rc_stage.theta);
-        rc |= ckpt_put_attr_double(w, "rope", "attention_factor", t->attention_factor);
-        rc |= ckpt_put_attr_int64(w, "rope", "original_max_position_embeddings",
-                                  rc_stage.original_max_position_embeddings);
-        rc |= ckpt_put_attr_int64(w, "rope", "max_position_embeddings",
-                                  rc_stage.max_position_embeddings);
-        rc |= ckpt_put_attr_int64(w, "rope", "n_hat", rc_stage.n_hat);
-        rc |= ckpt_put_attr_string(w, "rope", "layout", rope_layout_name(m->cfg.rope_layout));
-    }
+    rc |= ckpt_put_attr_string(w, "rng/eval_seed", "algorithm", "seed of the passkey evaluation samples");
+    rc |= put_rope(w, st);
     if (rc != 0) {
         snprintf(err, errlen, "%s", ckpt_writer_error(w));
         ckpt_abort(w);
@@ -163,7 +198,7 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "step", &st->step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &st->stage_step, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "adam_step", &st->adam_step, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "optim", "step", &st->adam_step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "tokens_seen", &st->tokens_seen, err, errlen);
     if (rc == 0) rc = get_family(r, "params", m, m->params, err, errlen);
     if (rc == 0) rc = get_family(r, "optim/m", m, st->adam_m, err, errlen);
