@@ -290,6 +290,18 @@ def unk_cases():
     return out
 
 
+def dump_lines(obj):
+    """JSON with one line per key, and per item of a list of objects."""
+    one = lambda x: json.dumps(x, ensure_ascii=False)
+    lines = []
+    for k, v in obj.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            lines.append(f"{one(k)}: [\n" + ",\n".join(one(x) for x in v) + "\n]")
+        else:
+            lines.append(f"{one(k)}: {one(v)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write(name, tok, check_ignore_merges=False, check_added_ids=False, string_merges=False,
           variants=False):
     out = os.path.join(HERE, name)
@@ -320,8 +332,7 @@ def write(name, tok, check_ignore_merges=False, check_added_ids=False, string_me
             print(f"  variant {v['name']}: {sum(a != b['ids'] for a, b in zip(v['ids'], cases))} "
                   f"of {len(cases)} texts differ from the file's own pre-tokenizer")
     with open(os.path.join(out, "expected.json"), "w", encoding="utf-8") as f:
-        json.dump(expected, f, ensure_ascii=False, indent=0)
-        f.write("\n")
+        f.write(dump_lines(expected))
     n_ids = sum(len(c["ids"]) for c in cases)
     print(f"{name}: vocab {tok.get_vocab_size()}, {len(TESTS)} texts, {n_ids} ids, "
           f"{os.path.getsize(path)} bytes")
