@@ -119,7 +119,7 @@ static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, ch
     for (int k = 0; k < ps->n_keys && rc == 0; k++) {
         const long long key = (long long)ps->keys[k];
         if (ps->n_keys == 1 && cfg->compact)
-            snprintf(text, sizeof text, "\nThe pass key is %lld.", key);
+            snprintf(text, sizeof text, "\nThe pass key is:%lld.", key);
         else if (ps->n_keys == 1)
             snprintf(text, sizeof text, "\nThe pass key is %lld. Remember it. %lld is the pass key.",
                      key, key);
@@ -131,7 +131,7 @@ static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, ch
     }
     if (rc == 0) {
         if (ps->n_keys == 1 && cfg->compact)
-            snprintf(text, sizeof text, "\nThe pass key is");
+            snprintf(text, sizeof text, "\nThe pass key is:");
         else if (ps->n_keys == 1)
             snprintf(text, sizeof text, "\nWhat is the pass key? The pass key is");
         else
@@ -140,7 +140,7 @@ static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, ch
         rc |= encode(&ps->question, cfg, text, err, errlen);
     }
     if (rc == 0) {
-        snprintf(text, sizeof text, " %lld", (long long)ps->keys[ps->asked]);
+        snprintf(text, sizeof text, cfg->compact ? "%lld" : " %lld", (long long)ps->keys[ps->asked]);
         rc |= encode(&ps->answer, cfg, text, err, errlen);
     }
     if (rc == 0 && (ps->answer.n < 1 || ps->answer.n > PASSKEY_MAX_ANSWER))

@@ -106,8 +106,11 @@ static int parse_args(train_args *a, int argc, char **argv, char *err, size_t er
 
 // mkdir -p for the output directory.
 static int make_dirs(const char *path, char *err, size_t errlen) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
+    char buf[512];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(err, errlen, "train.out_dir: path too long (%.64s...)", path);
+        return -1;
+    }
     for (char *p = buf + 1;; p++) {
         bool end = *p == '\0';
         if (*p == '/' || end) {
@@ -182,9 +185,12 @@ static int64_t passkey_encode(void *ctx, const char *text, size_t len, int32_t *
     return n;
 }
 
+// Passkey samples: training rows predict every token (the repeated filler
+// teaches the copy-from-context that retrieval needs); evaluation scores
+// the answer only (eval_passkey sets answer_only).
 static passkey_config passkey_config_of(const train_state *st) {
     passkey_config pk = {.encode = passkey_encode, .encode_ctx = st->tok, .bos_id = -1,
-                         .n_keys = 1, .depth = -1, .answer_only = 1,
+                         .n_keys = 1, .depth = -1, .answer_only = 0,
                          .compact = st->cfg.data.passkey_compact};
     return pk;
 }
@@ -193,10 +199,10 @@ static passkey_config passkey_config_of(const train_state *st) {
 static void prepare_corpus(train_state *st) {
     const cfg_run *c = &st->cfg;
     if (!c->data.corpus) return;
-    char dir[1024], err[512];
-    snprintf(dir, sizeof dir, "%s/data", c->train.out_dir);
-    snprintf(st->train_shards[0], sizeof st->train_shards[0], "%s/%s-train.shard", dir, c->data.corpus);
-    snprintf(st->train_shards[1], sizeof st->train_shards[1], "%s/%s-val.shard", dir, c->data.corpus);
+    char dir[600], err[512];
+    snprintf(dir, sizeof dir, "%.500s/data", c->train.out_dir);
+    snprintf(st->train_shards[0], sizeof st->train_shards[0], "%s/%.100s-train.shard", dir, c->data.corpus);
+    snprintf(st->train_shards[1], sizeof st->train_shards[1], "%s/%.100s-val.shard", dir, c->data.corpus);
     int rc = 0;
     if (st->is_root && (access(st->train_shards[0], R_OK) != 0 || access(st->train_shards[1], R_OK) != 0)) {
         printf("tokenizing corpus '%s' into %s\n", c->data.corpus, dir);
