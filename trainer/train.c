@@ -446,7 +446,7 @@ static int64_t steps_left(const train_state *st) {
     for (int s = st->stage; s < st->cfg.n_stages; s++) {
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, &st->cfg, s);
-        left += plan.steps - (s == st->stage ? st->stage_step : 0);
+        left += plan.steps + (s == st->stage ? st->stage_extra_steps - st->stage_step : 0);
     }
     return left;
 }
@@ -454,6 +454,49 @@ static int64_t steps_left(const train_state *st) {
 static void save_checkpoint(train_state *st) {
     char err[512];
     if (train_ckpt_save(st, err, sizeof err) != 0) die("checkpoint failed: %s", err);
+}
+
+// A stage's gate: passkey accuracy and/or validation loss at its seq_len.
+// True when met (or when the stage has none); reported and logged.
+static bool gate_check(train_state *st, const cfg_stage_plan *plan) {
+    const cfg_gate *g = &plan->gate;
+    if (g->passkey_acc <= 0 && g->val_loss <= 0) return true;
+    bool met = true;
+    double acc = -1, vl = -1;
+    if (g->passkey_acc > 0) {
+        passkey_config pk = passkey_config_of(st);
+        eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
+        const cfg_eval *e = &st->cfg.eval;
+        int trials = e->passkey_trials > 0 ? e->passkey_trials : 10;
+        double sum = 0;
+        char err[512];
+        for (int j = 0; j < e->passkey_depths.n; j++) {
+            double a = eval_passkey(st->m, &pk, plan->seq_len, e->passkey_depths.v[j], trials,
+                                    st->eval_seed + 7777ull * (uint64_t)(j + 1), &ring, err, sizeof err);
+            if (a < 0) die_user("stages.%d.gate.passkey_acc: %s", st->stage, err);
+            sum += a;
+        }
+        acc = e->passkey_depths.n > 0 ? sum / e->passkey_depths.n : 0;
+        met &= acc >= g->passkey_acc;
+    }
+    if (g->val_loss > 0) {
+        vl = eval_val_loss(st, plan);
+        if (isnan(vl)) die_user("stages.%d.gate.val_loss needs validation data (data.val or data.corpus)", st->stage);
+        met &= vl <= g->val_loss;
+    }
+    if (st->is_root) {
+        printf("  gate of stage '%s': passkey %.3f (need %.3f), val loss %.4f (need <= %.4f): %s\n",
+               plan->name, acc, g->passkey_acc, vl, g->val_loss, met ? "met" : "not met");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", "gate");
+        cJSON_AddNumberToObject(o, "step", (double)st->step);
+        cJSON_AddNumberToObject(o, "stage", st->stage);
+        cJSON_AddNumberToObject(o, "passkey_acc", acc);
+        cJSON_AddNumberToObject(o, "val_loss", vl);
+        cJSON_AddBoolToObject(o, "met", met);
+        metrics_write(&st->met, o);
+    }
+    return met;
 }
 
 // Trains stage st->stage from st->stage_step to its end (or to a stop).
@@ -484,7 +527,8 @@ static bool run_stage(train_state *st) {
     double t_last = metrics_now();
     bool keep_going = true;
 
-    while (st->stage_step < plan.steps) {
+    for (;;) {
+    while (st->stage_step < plan.steps + st->stage_extra_steps) {
         if (c->train.max_steps > 0 && st->step >= c->train.max_steps) {
             keep_going = false;
             break;
@@ -525,10 +569,23 @@ static bool run_stage(train_state *st) {
                 metrics_write(&st->met, o);
             }
         }
-        if (c->train.ckpt_every > 0 && st->step % c->train.ckpt_every == 0 && st->stage_step < plan.steps)
+        if (c->train.ckpt_every > 0 && st->step % c->train.ckpt_every == 0 &&
+            st->stage_step < plan.steps + st->stage_extra_steps)
             save_checkpoint(st);
     }
     metrics_progress_end(&st->met);
+    if (!keep_going || gate_check(st, &plan)) break;
+    // The gate is not met: train on, in quarters of the extra budget, up to its cap.
+    int64_t chunk = (plan.gate.max_extra_tokens / plan.batch_tokens + 3) / 4;
+    int64_t cap = plan.gate.max_extra_tokens / plan.batch_tokens;
+    if (chunk < 1 || st->stage_extra_steps + chunk > cap) {
+        st->gate_failed = true;
+        keep_going = false;
+        break;
+    }
+    st->stage_extra_steps += chunk;
+    if (st->is_root) printf("  gate not met: stage '%s' extended by %lld steps\n", plan.name, (long long)chunk);
+    }
     local_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);
@@ -686,6 +743,7 @@ int train_main(int argc, char **argv) {
         if (st->stage + 1 < c->n_stages) {
             st->stage++;
             st->stage_step = 0;
+            st->stage_extra_steps = 0;
             save_checkpoint(st);
             st->stage--;
         }
@@ -697,6 +755,12 @@ int train_main(int argc, char **argv) {
     if (finished) print_summary(st, acc, c->n_stages);
     int status = 0;
     if (!finished && stop_signal) status = stop_signal == SIGINT ? 130 : TRAIN_EXIT_REQUEUE;
+    if (st->gate_failed) {
+        status = TRAIN_EXIT_GATE;
+        if (st->is_root)
+            fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "
+                            "stopping (see metrics.jsonl, event \"gate\")\n", st->stage + 1);
+    }
     if (st->is_root) {
         printf(finished ? "done: %lld steps, %lld tokens\n" : "stopped at step %lld (%lld tokens)\n",
                (long long)st->step, (long long)st->tokens_seen);

@@ -23,6 +23,8 @@
 // Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
 // Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
 #define TRAIN_EXIT_REQUEUE 99
+// Exit status when a stage's gate is still unmet after its max_extra_tokens.
+#define TRAIN_EXIT_GATE 3
 
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {
@@ -35,6 +37,8 @@ typedef struct train_state {
     int64_t step;              // optimizer steps taken, over all stages
     int stage;                 // current stage index
     int64_t stage_step;        // steps taken in the current stage
+    int64_t stage_extra_steps; // steps added to the current stage by its gate
+    bool gate_failed;          // a gate stayed unmet: the run stops
     int64_t adam_step;         // AdamW bias-correction step (restarts when moments reset)
     int64_t tokens_seen;       // training tokens (real, over all ranks)
     data_cursor cursor;        // where the data stream stands

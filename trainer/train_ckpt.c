@@ -97,6 +97,7 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
     rc |= ckpt_put_attr_int64(w, "/", "step", st->step);
     rc |= ckpt_put_attr_int64(w, "/", "stage", st->stage);
     rc |= ckpt_put_attr_int64(w, "/", "stage_step", st->stage_step);
+    rc |= ckpt_put_attr_int64(w, "/", "stage_extra_steps", st->stage_extra_steps);
     rc |= ckpt_put_attr_int64(w, "/", "tokens_seen", st->tokens_seen);
     rc |= ckpt_put_attr_int64(w, "/", "seq_len", plan.seq_len);
     rc |= ckpt_put_attr_int64(w, "/", "grid_dp", st->dist.dp);
@@ -198,6 +199,7 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "step", &st->step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &st->stage_step, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_extra_steps", &st->stage_extra_steps, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "optim", "step", &st->adam_step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "tokens_seen", &st->tokens_seen, err, errlen);
     if (rc == 0) rc = get_family(r, "params", m, m->params, err, errlen);

@@ -50,6 +50,13 @@ same_params "$(latest_ckpt full)" "$(latest_ckpt split)"
 expect_exit 2 "$STRETCH" train split.yaml --optimizer.lr 1e-2
 echo "$ERR" | grep -q "optimizer.lr" || fail "config change not named: $ERR"
 
+# --- a gate that cannot be met: the stage is extended up to its cap, then the run stops (exit 3)
+write_tiny_run gate text.shard
+expect_exit 3 "$STRETCH" train gate.yaml --stages.0.gate.passkey_acc 1.0 --stages.0.gate.max_extra_tokens 1024
+echo "$ERR" | grep -q "gate was not met" || fail "gate failure not reported: $ERR"
+[ "$(grep -c '"event":"gate"' gate/metrics.jsonl)" -eq 3 ] || fail "expected 3 gate checks (budget + 2 extensions)"
+grep -q '"stage":0,"passkey_acc"' gate/metrics.jsonl || true
+
 # --- SIGTERM mid-run: checkpoint, exit 99 (requeue), resume to the same end
 write_tiny_run sig text.shard
 set +e
