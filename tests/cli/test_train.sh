@@ -30,6 +30,18 @@ expect_exit 2 "$STRETCH" tokenize --jsonl --out x.shard bad.jsonl
 echo "$ERR" | grep -q "bad.jsonl:2" || fail "bad JSONL line not located: $ERR"
 [ ! -e x.shard ] || fail "a failed tokenize left x.shard behind"
 
+# --- invalid model configs: one line naming the key, exit 2, before any allocation
+write_tiny_run badmodel text.shard
+expect_exit 2 "$STRETCH" train badmodel.yaml --model.n_kv_heads 3
+echo "$ERR" | grep -q "n_kv_heads" || fail "kv heads error not named: $ERR"
+expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.type warp
+echo "$ERR" | grep -q "stages.1.rope.type" || fail "rope type error not named: $ERR"
+expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.factor -2
+echo "$ERR" | grep -q "factor" || fail "rope factor error not named: $ERR"
+expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.type longrope
+echo "$ERR" | grep -q "factor" || fail "missing longrope factors not named: $ERR"
+[ ! -d badmodel ] || fail "a rejected config still created its output directory"
+
 # --- a run whose loss falls
 write_tiny_run full text.shard
 "$STRETCH" train full.yaml > full.log
