@@ -191,9 +191,24 @@ static void passkey_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos
     }
 }
 
+static void copy_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
+    const int64_t T = L->cfg.seq_len;
+    const uint64_t seed = rng_next(&L->cur.mix_rng);
+    char err[512];
+    if (passkey_make_copy(tok, tgt, &L->cfg.passkey, seed, T, err, sizeof err) != 0)
+        die_user("%s", err);
+    for (int64_t i = 0; i < T; i++) {
+        pos[i] = (int32_t)i;
+        seg[i] = 0;
+    }
+}
+
 static void next_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
-    if (L->cfg.passkey_ratio > 0 && rng_uniform(&L->cur.mix_rng) < L->cfg.passkey_ratio)
+    const double u = L->cfg.passkey_ratio > 0 || L->cfg.copy_ratio > 0 ? rng_uniform(&L->cur.mix_rng) : 1.0;
+    if (u < L->cfg.passkey_ratio)
         passkey_row(L, tok, tgt, pos, seg);
+    else if (u < L->cfg.passkey_ratio + L->cfg.copy_ratio)
+        copy_row(L, tok, tgt, pos, seg);
     else if (L->cfg.mode == DATA_PACK)
         pack_row(L, tok, tgt, pos, seg);
     else
@@ -247,6 +262,10 @@ static int check_config(const data_config *c, char *err, size_t errlen) {
         return fail(err, errlen, "data: mode whole pads rows and needs a pad_id >= 0");
     if (!(c->passkey_ratio >= 0 && c->passkey_ratio <= 1))
         return fail(err, errlen, "data: passkey_ratio = %g, must be in [0, 1]", c->passkey_ratio);
+    if (!(c->copy_ratio >= 0 && c->passkey_ratio + c->copy_ratio <= 1))
+        return fail(err, errlen, "data: copy_ratio = %g, must be in [0, 1 - passkey_ratio]", c->copy_ratio);
+    if (c->copy_ratio > 0 && !c->passkey.encode)
+        return fail(err, errlen, "data: copy_ratio > 0 needs the passkey encoder");
     return 0;
 }
 

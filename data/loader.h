@@ -65,6 +65,7 @@ typedef struct {
     int32_t eos_id;         // appended to every document when >= 0
     int32_t pad_id;         // padding token (DATA_WHOLE; must be >= 0 there)
     double passkey_ratio;   // probability that a row is a passkey sample
+    double copy_ratio;      // probability that a row is a copy task (passkey_make_copy)
     passkey_config passkey; // used when passkey_ratio > 0 (its encode_ctx must outlive the loader)
 } data_config;
 

@@ -2,6 +2,7 @@
 #include "passkey.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,4 +295,33 @@ int passkey_check_tokens(const int32_t *gen, int64_t n_gen, const passkey_info *
     for (int64_t i = 0; i < info->answer_len; i++)
         if (gen[i] != info->answer[i]) return 0;
     return 1;
+}
+
+int passkey_make_copy(int32_t *tokens, int32_t *targets, const passkey_config *cfg,
+                      uint64_t seed, int64_t T, char *err, size_t errlen) {
+    const int64_t n = T / 2;
+    rng_state r;
+    rng_seed_stream(&r, seed, 0xC0B1);
+    // About 4 characters per token is plenty for any byte-level tokenizer.
+    const size_t len = (size_t)(8 * n + 64);
+    char *text = xmalloc(len + 1);
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyz";
+    size_t at = 0;
+    while (at < len) {
+        const bool number = rng_below(&r, 4) == 0;
+        const int word = 2 + (int)rng_below(&r, 7);
+        for (int i = 0; i < word && at < len; i++)
+            text[at++] = number ? (char)('0' + rng_below(&r, 10)) : letters[rng_below(&r, 26)];
+        if (at < len) text[at++] = ' ';
+    }
+    text[len] = '\0';
+    const int64_t got = cfg->encode(cfg->encode_ctx, text, len, tokens, T);
+    free(text);
+    if (got < n)
+        return fail(err, errlen, "passkey: the tokenizer encoded a copy-task string into %lld "
+                    "tokens, fewer than the %lld needed", (long long)got, (long long)n);
+    memcpy(tokens + n, tokens, sizeof(int32_t) * (size_t)n);
+    if (2 * n < T) tokens[T - 1] = 0;
+    for (int64_t i = 0; i < T; i++) targets[i] = i + 1 < 2 * n ? tokens[i + 1] : -1;
+    return 0;
 }

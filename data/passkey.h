@@ -77,6 +77,17 @@ int passkey_make(int32_t *tokens, int32_t *targets, passkey_info *info,
                  const passkey_config *cfg, uint64_t seed, int64_t T, char *err,
                  size_t errlen);
 
+// The copy task, a training companion of passkey rows: a random string of
+// lowercase words and numbers S (its first T/2 tokens), then S again, with
+// next-token targets everywhere (position T-1: -1; an odd T leaves one pad
+// slot, token 0 with target -1). Every token of the second copy is
+// predictable only by finding its place in the first: the copy-from-context
+// (induction) that passkey retrieval needs, at a density of half the row
+// instead of five digits, so small models learn retrieval many times faster.
+// Deterministic from seed. Returns 0, or -1 with a message (encoder failure).
+int passkey_make_copy(int32_t *tokens, int32_t *targets, const passkey_config *cfg,
+                      uint64_t seed, int64_t T, char *err, size_t errlen);
+
 // Scoring. The first run of decimal digits in text (e.g. a greedy decode of
 // the model's continuation of the prompt) must equal key: 1 if so, else 0.
 int passkey_check_text(const char *text, size_t len, int64_t key);

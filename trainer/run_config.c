@@ -95,6 +95,9 @@ static const cfg_key KEYS[] = {
         "boundary; whole = one document per sequence, longer ones chunked, shorter dropped"),
     RUN("data.passkey_ratio", DOUBLE, 0, data.passkey_ratio, NULL, "0.0",
         "fraction (0..1) of training sequences that are synthetic passkey-retrieval tasks"),
+    RUN("data.copy_ratio", DOUBLE, 0, data.copy_ratio, NULL, "0.0",
+        "fraction (0..1) of training sequences that are a random string followed by its copy: "
+        "dense copy-from-context practice that makes small models learn retrieval fast"),
     RUN("data.passkey_compact", BOOL, 0, data.passkey_compact, NULL, "false",
         "short passkey prompt (\"The pass key is 12345.\" ... \"The pass key is\") for short contexts"),
     RUN("data.corpus", STRING, NUL, data.corpus, NULL, "null",

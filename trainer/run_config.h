@@ -81,6 +81,7 @@ typedef struct {
     cfg_packing packing;
     double passkey_ratio;  // fraction of training sequences that are synthetic passkey tasks
     bool passkey_compact;  // short passkey prompt (fits 128-token byte-level rows)
+    double copy_ratio;     // fraction of training sequences that are copy tasks
     char *corpus;          // a packaged corpus name; NULL = none
 } cfg_data;
 

@@ -332,6 +332,63 @@ static void test_scoring(void **state) {
     assert_int_equal(passkey_check_tokens(gen, 7, &info), 0);
 }
 
+// The compact prompt: exact text, answer without a leading space, ':' only
+// in the needle and the question.
+static void test_compact(void **state) {
+    (void)state;
+    passkey_config cfg = byte_config(0.5);
+    cfg.compact = 1;
+    cfg.bos_id = -1;
+    cfg.answer_only = 1;
+    enum { T = 128 };
+    int32_t tok[T], tgt[T];
+    passkey_info info;
+    char err[256];
+    assert_int_equal(passkey_make(tok, tgt, &info, &cfg, 5, T, err, sizeof err), 0);
+    char text[T + 1];
+    for (int i = 0; i < T; i++) text[i] = (char)tok[i];
+    text[T] = '\0';
+    char needle[64], tail[64];
+    snprintf(needle, sizeof needle, "\nThe pass key is:%lld.", (long long)info.key);
+    snprintf(tail, sizeof tail, "\nThe pass key is:%lld", (long long)info.key);
+    assert_non_null(strstr(text, needle));
+    assert_string_equal(text + T - strlen(tail), tail);
+    assert_int_equal(info.answer_len, 5);
+    int colons = 0;
+    for (int i = 0; i < T; i++) colons += text[i] == ':';
+    assert_int_equal(colons, 2);
+    assert_null(strstr(text, "There is an important"));
+    // answer_only: targets exactly at the positions that predict the 5 digits.
+    for (int i = 0; i < T; i++)
+        assert_int_equal(tgt[i], i >= T - 6 && i < T - 1 ? tok[i + 1] : -1);
+}
+
+// The copy task: the second half repeats the first, targets are next tokens.
+static void test_copy_task(void **state) {
+    (void)state;
+    for (int t = 0; t < 2; t++) {
+        const int64_t T = t ? 129 : 200;
+        passkey_config cfg = byte_config(0.5);
+        if (t) cfg.encode = encode_words;
+        int32_t tok[256], tgt[256], again[256], tgt2[256];
+        char err[256];
+        assert_int_equal(passkey_make_copy(tok, tgt, &cfg, 11, T, err, sizeof err), 0);
+        const int64_t n = T / 2;
+        for (int64_t i = 0; i < n; i++) assert_int_equal(tok[n + i], tok[i]);
+        for (int64_t i = 0; i + 1 < 2 * n; i++) assert_int_equal(tgt[i], tok[i + 1]);
+        for (int64_t i = 2 * n - 1; i < T; i++) assert_int_equal(tgt[i], -1);
+        assert_int_equal(passkey_make_copy(again, tgt2, &cfg, 11, T, err, sizeof err), 0);
+        assert_memory_equal(tok, again, sizeof(int32_t) * (size_t)T);
+        assert_int_equal(passkey_make_copy(again, tgt2, &cfg, 12, T, err, sizeof err), 0);
+        assert_memory_not_equal(tok, again, sizeof(int32_t) * (size_t)n);
+    }
+    passkey_config bad = byte_config(0.5);
+    bad.encode = encode_broken;
+    int32_t tok[64], tgt[64];
+    char err[256];
+    assert_int_equal(passkey_make_copy(tok, tgt, &bad, 1, 64, err, sizeof err), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_exact_length_depth_text),
@@ -340,6 +397,8 @@ int main(void) {
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_multi_key),
         cmocka_unit_test(test_scoring),
+        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_copy_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
