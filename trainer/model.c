@@ -332,6 +332,12 @@ static void layer_backward(model *m, int l, layer_acts *a, const float *in, cons
     TIMED(m, other, rmsnorm_backward(dres, dw->input_norm, s->dln, in, w->input_norm, a->rstd1, N, C));  // d in
 }
 
+static void grads_ready(model *m, int64_t lo) {
+    // With tied embeddings the LM head's gradient is the embedding's (offset
+    // 0), which is final only after the embedding backward: nothing is early.
+    if (m->grad_hook.ready && !m->cfg.tie_embeddings) m->grad_hook.ready(m->grad_hook.ctx, lo);
+}
+
 double model_forward_backward(model *m, const model_batch *b, float grad_scale) {
     const model_config *c = &m->cfg;
     struct model_acts *a = m->acts;
@@ -346,6 +352,8 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
     const float *last = a->resid + c->n_layers * N * C;
     TIMED(m, other, rmsnorm_backward(a->dresid, m->g.final_norm, a->dln, last, m->p.final_norm, a->final_rstd, N, C));
 
+    // Tensor order in the flat buffer: embed, layer 0 .. L-1 (9 each), final norm, lm_head.
+    grads_ready(m, m->tensors[1 + 9 * c->n_layers].offset);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const float *in = a->resid + l * N * C;
         layer_acts *la = acts_of_layer(m, l);
@@ -355,6 +363,7 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
             layer_forward(m, l, la, a->dln, in, b);
         }
         layer_backward(m, l, la, in, b);
+        grads_ready(m, m->tensors[1 + 9 * l].offset);
     }
     TIMED(m, other, embedding_backward(m->g.embed, a->dresid, b->tokens, N, C));
     return loss;

@@ -93,6 +93,14 @@ typedef struct {
     void *ctx;
 } model_attention;
 
+// Called during backward each time the gradients grads[lo, n_params) are
+// final (after the LM head, after each layer, from the last layer down), so
+// their all-reduce can start while the lower layers are still computing.
+typedef struct {
+    void (*ready)(void *ctx, int64_t lo);
+    void *ctx;
+} model_grad_hook;
+
 struct model {
     model_config cfg;
     int n_tensors;
@@ -106,6 +114,7 @@ struct model {
     int64_t max_tokens;      // capacity of the activation buffers (B*T)
     model_timers timers;     // wall time by op family, accumulated over calls
     model_attention attention;  // all NULL: single-rank attention
+    model_grad_hook grad_hook;  // NULL ready: none
     struct model_acts *acts; // activation and scratch buffers (model.c)
 };
 

@@ -349,15 +349,22 @@ static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
 // ---------------------------------------------------------------------------
 // One optimizer step
 
+static void grad_sync_ready(void *ctx, int64_t lo) { dist_grad_sync_ready(ctx, lo); }
+
 static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
                              double lr, double *grad_norm) {
     model *m = st->m;
     const cfg_optimizer *o = &st->cfg.optimizer;
     model_zero_grads(m);
     double loss = 0;
+    // The gradient all-reduce starts bucket by bucket as backward finalizes them.
+    dist_grad_sync sync;
+    dist_grad_sync_begin(&sync, &st->dist, m->grads, m->n_params, DIST_BUCKET_FLOATS);
+    m->grad_hook = (model_grad_hook){.ready = grad_sync_ready, .ctx = &sync};
     if (n_targets_global > 0)
         loss = model_forward_backward(m, mb, 1.0f / (float)n_targets_global);
-    dist_allreduce_grads(&st->dist, m->grads, m->n_params);
+    m->grad_hook = (model_grad_hook){0};
+    dist_grad_sync_end(&sync);
     dist_allreduce_sum_double(&st->dist, &loss, 1);
     double norm = sqrt(adamw_grad_norm_sq(m->grads, m->n_params));
     float clip = adamw_clip_factor(norm, o->grad_clip);
