@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "errmsg.h"
 
 // The package's fortune files (fortunes + fortunes-min), sorted, without
 // "ascii-art".
@@ -21,18 +22,6 @@ static const char *const FORTUNE_FILES[] = {
     "startrek",   "tao",        "translate-me", "wisdom",       "work",        "zippy",
 };
 enum { N_FORTUNE_FILES = sizeof FORTUNE_FILES / sizeof FORTUNE_FILES[0] };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 size_t corpus_clean(char *text, size_t len) {
     size_t n = 0;
@@ -59,7 +48,7 @@ size_t corpus_clean(char *text, size_t len) {
 static int read_file(char **buf, size_t *len, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, errlen, "%s: cannot open: %s (the demo corpus comes from the Debian "
+        return errmsg(err, errlen, "%s: cannot open: %s (the demo corpus comes from the Debian "
                     "package 'fortunes': apt-get install fortunes)", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *b = xmalloc(cap);
@@ -73,7 +62,7 @@ static int read_file(char **buf, size_t *len, const char *path, char *err, size_
     fclose(f);
     if (bad) {
         free(b);
-        return fail(err, errlen, "%s: read error", path);
+        return errmsg(err, errlen, "%s: read error", path);
     }
     *buf = b;
     *len = n;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "errmsg.h"
 #include "shard.h"
 
 #define STREAM_SHUFFLE 0x73687566ULL  // rng stream ids ("shuf", "mix")
@@ -30,18 +31,6 @@ struct data_loader {
     int64_t rows_local;     // batch_rows / dp_size
     int32_t *scratch;       // (4, T) a row this rank does not keep
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 // ---------------------------------------------------------------------------
 // Document streams: [bos] tokens [eos] of global document g.
@@ -247,25 +236,25 @@ static uint64_t mix(uint64_t h, uint64_t v) {
 
 static int check_config(const data_config *c, char *err, size_t errlen) {
     if (c->mode != DATA_PACK && c->mode != DATA_WHOLE)
-        return fail(err, errlen, "data: unknown mode %d", (int)c->mode);
+        return errmsg(err, errlen, "data: unknown mode %d", (int)c->mode);
     if (c->seq_len < 1 || c->seq_len > INT32_MAX)
-        return fail(err, errlen, "data: seq_len = %lld, must be >= 1", (long long)c->seq_len);
+        return errmsg(err, errlen, "data: seq_len = %lld, must be >= 1", (long long)c->seq_len);
     if (c->batch_rows < 1)
-        return fail(err, errlen, "data: batch_rows = %lld, must be >= 1", (long long)c->batch_rows);
+        return errmsg(err, errlen, "data: batch_rows = %lld, must be >= 1", (long long)c->batch_rows);
     if (c->dp_size < 1 || c->dp_rank < 0 || c->dp_rank >= c->dp_size)
-        return fail(err, errlen, "data: dp_rank %d of dp_size %d is not a valid rank", c->dp_rank,
+        return errmsg(err, errlen, "data: dp_rank %d of dp_size %d is not a valid rank", c->dp_rank,
                     c->dp_size);
     if (c->batch_rows % c->dp_size != 0)
-        return fail(err, errlen, "data: batch_rows = %lld is not divisible by the %d data-parallel "
+        return errmsg(err, errlen, "data: batch_rows = %lld is not divisible by the %d data-parallel "
                     "ranks", (long long)c->batch_rows, c->dp_size);
     if (c->mode == DATA_WHOLE && c->pad_id < 0)
-        return fail(err, errlen, "data: mode whole pads rows and needs a pad_id >= 0");
+        return errmsg(err, errlen, "data: mode whole pads rows and needs a pad_id >= 0");
     if (!(c->passkey_ratio >= 0 && c->passkey_ratio <= 1))
-        return fail(err, errlen, "data: passkey_ratio = %g, must be in [0, 1]", c->passkey_ratio);
+        return errmsg(err, errlen, "data: passkey_ratio = %g, must be in [0, 1]", c->passkey_ratio);
     if (!(c->copy_ratio >= 0 && c->passkey_ratio + c->copy_ratio <= 1))
-        return fail(err, errlen, "data: copy_ratio = %g, must be in [0, 1 - passkey_ratio]", c->copy_ratio);
+        return errmsg(err, errlen, "data: copy_ratio = %g, must be in [0, 1 - passkey_ratio]", c->copy_ratio);
     if (c->copy_ratio > 0 && !c->passkey.encode)
-        return fail(err, errlen, "data: copy_ratio > 0 needs the passkey encoder");
+        return errmsg(err, errlen, "data: copy_ratio > 0 needs the passkey encoder");
     return 0;
 }
 
@@ -273,7 +262,7 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
                               char *err, size_t errlen) {
     if (check_config(cfg, err, errlen) != 0) return NULL;
     if (n_paths < 1) {
-        fail(err, errlen, "data: no shard files given");
+        errmsg(err, errlen, "data: no shard files given");
         return NULL;
     }
     data_loader *L = xcalloc(1, sizeof *L);
@@ -286,7 +275,7 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
         L->n_shards = k + 1;
         const shard *s = &L->shards[k];
         if (k > 0 && s->vocab_size != L->vocab_size) {
-            fail(err, errlen, "%s: vocab_size %lld differs from %s's %lld (shards of different "
+            errmsg(err, errlen, "%s: vocab_size %lld differs from %s's %lld (shards of different "
                  "tokenizers?)", s->path, (long long)s->vocab_size, L->shards[0].path,
                  (long long)L->vocab_size);
             goto bad;
@@ -304,7 +293,7 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
     const char *special_name[3] = {"bos_id", "eos_id", "pad_id"};
     for (int i = 0; i < 3; i++) {
         if (special[i] >= L->vocab_size) {
-            fail(err, errlen, "data: %s = %d is outside the shards' vocabulary [0, %lld) (%s)",
+            errmsg(err, errlen, "data: %s = %d is outside the shards' vocabulary [0, %lld) (%s)",
                  special_name[i], special[i], (long long)L->vocab_size, paths[0]);
             goto bad;
         }
@@ -315,12 +304,12 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
         longest = n > longest ? n : longest;
     }
     if (longest == 0) {
-        fail(err, errlen, "data: the shards (%s%s) hold no tokens", paths[0],
+        errmsg(err, errlen, "data: the shards (%s%s) hold no tokens", paths[0],
              n_paths > 1 ? ", ..." : "");
         goto bad;
     }
     if (cfg->mode == DATA_WHOLE && 2 * longest < cfg->seq_len) {
-        fail(err, errlen, "data: mode whole keeps documents of at least seq_len/2 = %lld tokens, "
+        errmsg(err, errlen, "data: mode whole keeps documents of at least seq_len/2 = %lld tokens, "
              "but the longest document in %s%s has %lld", (long long)(cfg->seq_len + 1) / 2,
              paths[0], n_paths > 1 ? ", ..." : "", (long long)longest);
         goto bad;
@@ -329,7 +318,7 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
         const int64_t need = passkey_min_len(&cfg->passkey, 0, err, errlen);
         if (need < 0) goto bad;
         if (cfg->seq_len < need + PASSKEY_LEN_MARGIN) {
-            fail(err, errlen, "data: seq_len = %lld is too short for passkey rows (they need at "
+            errmsg(err, errlen, "data: seq_len = %lld is too short for passkey rows (they need at "
                  "least %lld tokens)", (long long)cfg->seq_len,
                  (long long)(need + PASSKEY_LEN_MARGIN));
             goto bad;
@@ -390,13 +379,13 @@ static int rng_valid(const rng_state *r) { return (r->s[0] | r->s[1] | r->s[2] |
 
 int data_set_cursor(data_loader *L, const data_cursor *c, char *err, size_t errlen) {
     if (c->fingerprint != L->cur.fingerprint)
-        return fail(err, errlen, "data: the cursor was saved for other shards (fingerprint "
+        return errmsg(err, errlen, "data: the cursor was saved for other shards (fingerprint "
                     "0x%016llx, these shards 0x%016llx, first %s)",
                     (unsigned long long)c->fingerprint,
                     (unsigned long long)L->cur.fingerprint, L->shards[0].path);
     if (c->epoch < 0 || c->doc_pos < 0 || c->doc_pos >= L->n_docs || c->doc_offset < 0 ||
         c->rows < 0 || !rng_valid(&c->shuffle_rng) || !rng_valid(&c->mix_rng))
-        return fail(err, errlen, "data: invalid cursor (epoch %lld, document %lld of %lld, "
+        return errmsg(err, errlen, "data: invalid cursor (epoch %lld, document %lld of %lld, "
                     "offset %lld, rows %lld)", (long long)c->epoch, (long long)c->doc_pos,
                     (long long)L->n_docs, (long long)c->doc_offset, (long long)c->rows);
     L->cur = *c;
@@ -419,7 +408,7 @@ void data_cursor_to_words(uint64_t *w, const data_cursor *c) {
 
 int data_cursor_from_words(data_cursor *c, const uint64_t *w, char *err, size_t errlen) {
     if (w[0] != CURSOR_VERSION)
-        return fail(err, errlen, "data: unsupported cursor version %llu (this build reads %d)",
+        return errmsg(err, errlen, "data: unsupported cursor version %llu (this build reads %d)",
                     (unsigned long long)w[0], CURSOR_VERSION);
     c->epoch = (int64_t)w[1];
     c->doc_pos = (int64_t)w[2];

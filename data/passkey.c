@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "errmsg.h"
 #include "rng.h"
 
 static const char PREAMBLE[] =
@@ -22,18 +23,6 @@ static const char *const KEY_NAMES[PASSKEY_MAX_KEYS] = {
     "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
 };
 #define STREAM_PASSKEY 0x7061737373ULL  // rng stream id ("passs")
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 // ---------------------------------------------------------------------------
 // Pieces: every text fragment of a sample, encoded once.
@@ -63,12 +52,12 @@ static int encode(piece *p, const passkey_config *cfg, const char *text, char *e
     for (int attempt = 0; attempt < 2; attempt++) {
         p->ids = xrealloc(p->ids, (size_t)cap * sizeof *p->ids);
         const int64_t n = cfg->encode(cfg->encode_ctx, text, len, p->ids, cap);
-        if (n < 0) return fail(err, errlen, "passkey: the tokenizer failed to encode \"%s\"", text);
+        if (n < 0) return errmsg(err, errlen, "passkey: the tokenizer failed to encode \"%s\"", text);
         p->n = n;
         if (n <= cap) return 0;
         cap = n;
     }
-    return fail(err, errlen, "passkey: the tokenizer gave inconsistent lengths for \"%s\"", text);
+    return errmsg(err, errlen, "passkey: the tokenizer gave inconsistent lengths for \"%s\"", text);
 }
 
 static void pieces_free(pieces *ps) {
@@ -85,12 +74,12 @@ static void pieces_free(pieces *ps) {
 static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, char *err,
                         size_t errlen) {
     memset(ps, 0, sizeof *ps);
-    if (!cfg->encode) return fail(err, errlen, "passkey: no tokenizer (encode is NULL)");
+    if (!cfg->encode) return errmsg(err, errlen, "passkey: no tokenizer (encode is NULL)");
     if (cfg->n_keys < 1 || cfg->n_keys > PASSKEY_MAX_KEYS)
-        return fail(err, errlen, "passkey: n_keys = %d, must be 1..%d", cfg->n_keys,
+        return errmsg(err, errlen, "passkey: n_keys = %d, must be 1..%d", cfg->n_keys,
                     PASSKEY_MAX_KEYS);
     if (cfg->depth > 1.0)
-        return fail(err, errlen, "passkey: depth = %g, must be in [0, 1] (or < 0 for random)",
+        return errmsg(err, errlen, "passkey: depth = %g, must be in [0, 1] (or < 0 for random)",
                     cfg->depth);
     rng_state r;
     rng_seed_stream(&r, seed, STREAM_PASSKEY);
@@ -145,7 +134,7 @@ static int pieces_build(pieces *ps, const passkey_config *cfg, uint64_t seed, ch
         rc |= encode(&ps->answer, cfg, text, err, errlen);
     }
     if (rc == 0 && (ps->answer.n < 1 || ps->answer.n > PASSKEY_MAX_ANSWER))
-        rc = fail(err, errlen, "passkey: the answer \"%s\" encodes to %lld tokens (1..%d allowed)",
+        rc = errmsg(err, errlen, "passkey: the answer \"%s\" encodes to %lld tokens (1..%d allowed)",
                   text, (long long)ps->answer.n, PASSKEY_MAX_ANSWER);
     if (rc != 0) pieces_free(ps);
     return rc;
@@ -182,7 +171,7 @@ int passkey_make(int32_t *tokens, int32_t *targets, passkey_info *info,
     const int64_t fixed = fixed_len(&ps, cfg);
     if (T < fixed) {
         pieces_free(&ps);
-        return fail(err, errlen, "passkey: length %lld is too short: the prompt and answer "
+        return errmsg(err, errlen, "passkey: length %lld is too short: the prompt and answer "
                     "need %lld tokens without any filler", (long long)T, (long long)fixed);
     }
     const int64_t H = T - fixed;  // filler tokens
@@ -318,7 +307,7 @@ int passkey_make_copy(int32_t *tokens, int32_t *targets, const passkey_config *c
     const int64_t got = cfg->encode(cfg->encode_ctx, text, len, tokens, T);
     free(text);
     if (got < n)
-        return fail(err, errlen, "passkey: the tokenizer encoded a copy-task string into %lld "
+        return errmsg(err, errlen, "passkey: the tokenizer encoded a copy-task string into %lld "
                     "tokens, fewer than the %lld needed", (long long)got, (long long)n);
     memcpy(tokens + n, tokens, sizeof(int32_t) * (size_t)n);
     if (2 * n < T) tokens[T - 1] = 0;

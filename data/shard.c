@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "die.h"
+#include "errmsg.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "shard.c writes token and offset arrays in host order: it needs a little-endian host"
@@ -90,18 +91,6 @@ uint32_t shard_crc32(uint32_t crc, const void *buf, size_t n) {
 // ---------------------------------------------------------------------------
 // Helpers
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static void put_u32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
@@ -129,46 +118,46 @@ static int token_bytes_for(int64_t vocab_size) { return vocab_size <= 65536 ? 2 
 int shard_open(shard *s, const char *path, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return errmsg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         const int e = errno;
         close(fd);
-        return fail(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+        return errmsg(err, errlen, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s: not a regular file", path);
+        return errmsg(err, errlen, "%s: not a regular file", path);
     }
     const uint64_t size = (uint64_t)st.st_size;
     if (size < SHARD_HEADER_BYTES) {
         close(fd);
-        return fail(err, errlen, "%s: truncated: %llu bytes, shorter than the %d-byte header",
+        return errmsg(err, errlen, "%s: truncated: %llu bytes, shorter than the %d-byte header",
                     path, (unsigned long long)size, SHARD_HEADER_BYTES);
     }
     void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
     const int map_errno = errno;
     close(fd);
     if (map == MAP_FAILED)
-        return fail(err, errlen, "%s: cannot mmap: %s", path, strerror(map_errno));
+        return errmsg(err, errlen, "%s: cannot mmap: %s", path, strerror(map_errno));
 
     const unsigned char *h = map;
     int rc = 0;
     if (memcmp(h + H_MAGIC, SHARD_MAGIC, 8) != 0) {
-        rc = fail(err, errlen, "%s: bad magic (not a stretch token shard)", path);
+        rc = errmsg(err, errlen, "%s: bad magic (not a stretch token shard)", path);
         goto out;
     }
     const uint32_t stored_crc = get_u32(h + H_HEADER_CRC);
     const uint32_t computed_crc = shard_crc32(0, h, H_HEADER_CRC);
     if (stored_crc != computed_crc) {
-        rc = fail(err, errlen,
+        rc = errmsg(err, errlen,
                   "%s: corrupt header: checksum 0x%08x does not match its contents (0x%08x)",
                   path, stored_crc, computed_crc);
         goto out;
     }
     const uint32_t version = get_u32(h + H_VERSION);
     if (version != SHARD_VERSION) {
-        rc = fail(err, errlen, "%s: unsupported shard version %u (this build reads version %d)",
+        rc = errmsg(err, errlen, "%s: unsupported shard version %u (this build reads version %d)",
                   path, version, SHARD_VERSION);
         goto out;
     }
@@ -179,55 +168,55 @@ int shard_open(shard *s, const char *path, char *err, size_t errlen) {
     const uint64_t tokens_at = get_u64(h + H_TOKENS_AT);
     const uint64_t offsets_at = get_u64(h + H_OFFSETS_AT);
     if (tb != 2 && tb != 4) {
-        rc = fail(err, errlen, "%s: invalid token width %u bytes (must be 2 or 4)", path, tb);
+        rc = errmsg(err, errlen, "%s: invalid token width %u bytes (must be 2 or 4)", path, tb);
         goto out;
     }
     if (vocab < 1 || vocab > SHARD_MAX_VOCAB) {
-        rc = fail(err, errlen, "%s: invalid vocab_size %llu (must be 1..%d)", path,
+        rc = errmsg(err, errlen, "%s: invalid vocab_size %llu (must be 1..%d)", path,
                   (unsigned long long)vocab, SHARD_MAX_VOCAB);
         goto out;
     }
     if ((int)tb != token_bytes_for((int64_t)vocab)) {
-        rc = fail(err, errlen, "%s: token width %u bytes does not match vocab_size %llu "
+        rc = errmsg(err, errlen, "%s: token width %u bytes does not match vocab_size %llu "
                   "(uint16 iff vocab_size <= 65536)", path, tb, (unsigned long long)vocab);
         goto out;
     }
     if (tokens_at != SHARD_HEADER_BYTES) {
-        rc = fail(err, errlen, "%s: token array at byte %llu, expected %d", path,
+        rc = errmsg(err, errlen, "%s: token array at byte %llu, expected %d", path,
                   (unsigned long long)tokens_at, SHARD_HEADER_BYTES);
         goto out;
     }
     // Bound the counts by the file size before any arithmetic can overflow.
     if (n_tokens > size / tb || n_docs >= size / 8) {
-        rc = fail(err, errlen, "%s: truncated: header declares %llu tokens and %llu documents "
+        rc = errmsg(err, errlen, "%s: truncated: header declares %llu tokens and %llu documents "
                   "but the file has only %llu bytes", path, (unsigned long long)n_tokens,
                   (unsigned long long)n_docs, (unsigned long long)size);
         goto out;
     }
     const uint64_t want_offsets_at = align8(SHARD_HEADER_BYTES + n_tokens * tb);
     if (offsets_at != want_offsets_at) {
-        rc = fail(err, errlen, "%s: offset array at byte %llu, expected %llu for %llu tokens",
+        rc = errmsg(err, errlen, "%s: offset array at byte %llu, expected %llu for %llu tokens",
                   path, (unsigned long long)offsets_at, (unsigned long long)want_offsets_at,
                   (unsigned long long)n_tokens);
         goto out;
     }
     const uint64_t want_size = offsets_at + 8 * (n_docs + 1);
     if (size != want_size) {
-        rc = fail(err, errlen, "%s: %s: file has %llu bytes, its header describes %llu",
+        rc = errmsg(err, errlen, "%s: %s: file has %llu bytes, its header describes %llu",
                   path, size < want_size ? "truncated" : "trailing bytes",
                   (unsigned long long)size, (unsigned long long)want_size);
         goto out;
     }
     const uint64_t *offsets = (const uint64_t *)(h + offsets_at);
     if (offsets[0] != 0 || offsets[n_docs] != n_tokens) {
-        rc = fail(err, errlen, "%s: document offsets run from %llu to %llu, expected 0 to %llu",
+        rc = errmsg(err, errlen, "%s: document offsets run from %llu to %llu, expected 0 to %llu",
                   path, (unsigned long long)offsets[0], (unsigned long long)offsets[n_docs],
                   (unsigned long long)n_tokens);
         goto out;
     }
     for (uint64_t d = 0; d < n_docs; d++) {
         if (offsets[d + 1] < offsets[d]) {
-            rc = fail(err, errlen, "%s: document offsets decrease at document %llu (%llu > %llu)",
+            rc = errmsg(err, errlen, "%s: document offsets decrease at document %llu (%llu > %llu)",
                       path, (unsigned long long)d, (unsigned long long)offsets[d],
                       (unsigned long long)offsets[d + 1]);
             goto out;
@@ -260,16 +249,16 @@ int shard_verify(const shard *s, char *err, size_t errlen) {
     const size_t payload = s->map_bytes - SHARD_HEADER_BYTES;
     const uint32_t crc = shard_crc32(0, base + SHARD_HEADER_BYTES, payload);
     if (crc != s->payload_crc)
-        return fail(err, errlen, "%s: corrupt data: payload checksum 0x%08x, stored 0x%08x",
+        return errmsg(err, errlen, "%s: corrupt data: payload checksum 0x%08x, stored 0x%08x",
                     s->path, crc, s->payload_crc);
     const size_t tokens_end = SHARD_HEADER_BYTES + (size_t)s->n_tokens * s->token_bytes;
     for (size_t i = tokens_end; i < (size_t)align8(tokens_end); i++)
-        if (base[i] != 0) return fail(err, errlen, "%s: non-zero padding at byte %zu", s->path, i);
+        if (base[i] != 0) return errmsg(err, errlen, "%s: non-zero padding at byte %zu", s->path, i);
     for (int64_t i = 0; i < s->n_tokens; i++) {
         const uint32_t id = s->token_bytes == 2 ? ((const uint16_t *)s->tokens)[i]
                                                 : ((const uint32_t *)s->tokens)[i];
         if ((int64_t)id >= s->vocab_size)
-            return fail(err, errlen, "%s: token %lld has id %u, outside the vocabulary [0, %lld)",
+            return errmsg(err, errlen, "%s: token %lld has id %u, outside the vocabulary [0, %lld)",
                         s->path, (long long)i, id, (long long)s->vocab_size);
     }
     return 0;
@@ -310,7 +299,7 @@ struct shard_writer {
 static int write_bytes(FILE *f, const void *buf, size_t n, const char *path, char *err,
                        size_t errlen) {
     if (n && fwrite(buf, 1, n, f) != n)
-        return fail(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        return errmsg(err, errlen, "%s: write failed: %s", path, strerror(errno));
     return 0;
 }
 
@@ -321,7 +310,7 @@ static int write_offset(shard_writer *w, uint64_t off, char *err, size_t errlen)
 shard_writer *shard_writer_open(const char *path, int64_t vocab_size, char *err,
                                 size_t errlen) {
     if (vocab_size < 1 || vocab_size > SHARD_MAX_VOCAB) {
-        fail(err, errlen, "%s: invalid vocab_size %lld (must be 1..%d)", path,
+        errmsg(err, errlen, "%s: invalid vocab_size %lld (must be 1..%d)", path,
              (long long)vocab_size, SHARD_MAX_VOCAB);
         return NULL;
     }
@@ -336,7 +325,7 @@ shard_writer *shard_writer_open(const char *path, int64_t vocab_size, char *err,
     sprintf(offs_tmpl, "%s.offsets.XXXXXX", path);
     const int ofd = mkstemp(offs_tmpl);
     if (ofd < 0) {
-        fail(err, errlen, "%s: cannot create temporary file %s: %s", path, offs_tmpl,
+        errmsg(err, errlen, "%s: cannot create temporary file %s: %s", path, offs_tmpl,
              strerror(errno));
         goto bad;
     }
@@ -344,12 +333,12 @@ shard_writer *shard_writer_open(const char *path, int64_t vocab_size, char *err,
     w->offsets = fdopen(ofd, "w+b");
     if (!w->offsets) {
         close(ofd);
-        fail(err, errlen, "%s: fdopen failed: %s", path, strerror(errno));
+        errmsg(err, errlen, "%s: fdopen failed: %s", path, strerror(errno));
         goto bad;
     }
     w->f = fopen(w->tmp_path, "wb");
     if (!w->f) {
-        fail(err, errlen, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));
+        errmsg(err, errlen, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));
         goto bad;
     }
     const unsigned char zeros[SHARD_HEADER_BYTES] = {0};
@@ -373,7 +362,7 @@ int shard_writer_append(shard_writer *w, const int32_t *tokens, int64_t n, char 
         for (int64_t i = 0; i < m; i++) {
             const int32_t id = tokens[done + i];
             if (id < 0 || id >= w->vocab_size)
-                return fail(err, errlen, "%s: token id %d at position %lld of document %lld "
+                return errmsg(err, errlen, "%s: token id %d at position %lld of document %lld "
                             "is outside the vocabulary [0, %lld)", w->path, id,
                             (long long)(w->n_tokens + i - w->doc_start), (long long)w->n_docs,
                             (long long)w->vocab_size);
@@ -414,7 +403,7 @@ static int finish(shard_writer *w, char *err, size_t errlen) {
     w->crc = shard_crc32(w->crc, zeros, offsets_at - tokens_end);
 
     if (fflush(w->offsets) != 0 || fseek(w->offsets, 0, SEEK_SET) != 0)
-        return fail(err, errlen, "%s: temporary offsets file: %s", w->path, strerror(errno));
+        return errmsg(err, errlen, "%s: temporary offsets file: %s", w->path, strerror(errno));
     unsigned char buf[1 << 15];
     uint64_t copied = 0;
     for (;;) {
@@ -425,7 +414,7 @@ static int finish(shard_writer *w, char *err, size_t errlen) {
         copied += got;
     }
     if (ferror(w->offsets) || copied != 8 * ((uint64_t)w->n_docs + 1))
-        return fail(err, errlen, "%s: reading back the temporary offsets file failed", w->path);
+        return errmsg(err, errlen, "%s: reading back the temporary offsets file failed", w->path);
 
     unsigned char h[SHARD_HEADER_BYTES] = {0};
     memcpy(h + H_MAGIC, SHARD_MAGIC, 8);
@@ -439,15 +428,15 @@ static int finish(shard_writer *w, char *err, size_t errlen) {
     put_u32(h + H_PAYLOAD_CRC, w->crc);
     put_u32(h + H_HEADER_CRC, shard_crc32(0, h, H_HEADER_CRC));
     if (fseek(w->f, 0, SEEK_SET) != 0)
-        return fail(err, errlen, "%s: seek failed: %s", w->tmp_path, strerror(errno));
+        return errmsg(err, errlen, "%s: seek failed: %s", w->tmp_path, strerror(errno));
     if (write_bytes(w->f, h, sizeof h, w->path, err, errlen) != 0) return -1;
     if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
-        return fail(err, errlen, "%s: flush failed: %s", w->tmp_path, strerror(errno));
+        return errmsg(err, errlen, "%s: flush failed: %s", w->tmp_path, strerror(errno));
     const int rc = fclose(w->f);
     w->f = NULL;
-    if (rc != 0) return fail(err, errlen, "%s: close failed: %s", w->tmp_path, strerror(errno));
+    if (rc != 0) return errmsg(err, errlen, "%s: close failed: %s", w->tmp_path, strerror(errno));
     if (rename(w->tmp_path, w->path) != 0)
-        return fail(err, errlen, "%s: cannot rename %s to it: %s", w->path, w->tmp_path,
+        return errmsg(err, errlen, "%s: cannot rename %s to it: %s", w->path, w->tmp_path,
                     strerror(errno));
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <hdf5.h>
 
 #include "die.h"
+#include "errmsg.h"
 
 #define CHUNK_BYTES (1 << 20)  // target chunk size: one checksum per MiB
 #define ERRLEN 1024
@@ -64,16 +65,6 @@ static h5_error h5_last_error(void) {
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk, &h);
     if (!h.desc[0]) snprintf(h.desc, sizeof h.desc, "unknown HDF5 error");
     return h;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 // ===========================================================================
@@ -237,7 +228,7 @@ static ckpt_writer *create_impl(const char *final_path, char *err, size_t errlen
     if (fapl >= 0) H5Pclose(fapl);
     if (fcpl >= 0) H5Pclose(fcpl);
     if (w->file < 0) {
-        set_err(err, errlen, "checkpoint %s: cannot create %s (%s)", final_path, w->tmp_path,
+        errmsg(err, errlen, "checkpoint %s: cannot create %s (%s)", final_path, w->tmp_path,
                 h.desc);
         if (w->gcpl >= 0) H5Pclose(w->gcpl);
         free(w->final_path);
@@ -502,7 +493,7 @@ int ckpt_commit(ckpt_writer *w, char *err, size_t errlen) {
     quiet_on(&q);
     int rc = w->error[0] ? -1 : commit_impl(w);
     if (rc) {
-        set_err(err, errlen, "%s", w->error);
+        errmsg(err, errlen, "%s", w->error);
         if (w->file >= 0) H5Fclose(w->file);
         w->file = -1;
         unlink(w->tmp_path);
@@ -539,7 +530,7 @@ static int rfail(const ckpt_reader *r, char *err, size_t errlen, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    set_err(err, errlen, "checkpoint %s: %s", r->path, msg);
+    errmsg(err, errlen, "checkpoint %s: %s", r->path, msg);
     return -1;
 }
 

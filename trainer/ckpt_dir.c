@@ -14,19 +14,10 @@
 
 #include "ckpt.h"
 #include "die.h"
+#include "errmsg.h"
 
 #define LATEST "latest"
 #define NAME_MAX_LEN 64
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void ckpt_dir_filename(char *buf, size_t buflen, int64_t step) {
     snprintf(buf, buflen, "ckpt-%08lld.h5", (long long)step);
@@ -66,7 +57,7 @@ static int list_dir(const char *dir, const char *suffix, entry **out, char *err,
     DIR *d = opendir(dir);
     if (!d) {
         if (errno == ENOENT) return 0;
-        set_err(err, errlen, "checkpoint directory %s: %s", dir, strerror(errno));
+        errmsg(err, errlen, "checkpoint directory %s: %s", dir, strerror(errno));
         return -1;
     }
     int n = 0, cap = 0;
@@ -135,7 +126,7 @@ static int write_latest(const char *dir, const char *name, char *err, size_t err
         rc = fsync_dir(dir);
     }
     if (rc < 0) {
-        set_err(err, errlen, "checkpoint directory %s: cannot %s %s: %s", dir, what, final,
+        errmsg(err, errlen, "checkpoint directory %s: cannot %s %s: %s", dir, what, final,
                 strerror(errno));
         unlink(tmp);
     }
@@ -148,7 +139,7 @@ static int remove_file(const char *dir, const char *name, char *err, size_t errl
     char *path = join(dir, name);
     int rc = unlink(path);
     if (rc < 0 && errno == ENOENT) rc = 0;
-    if (rc < 0) set_err(err, errlen, "cannot delete old checkpoint %s: %s", path, strerror(errno));
+    if (rc < 0) errmsg(err, errlen, "cannot delete old checkpoint %s: %s", path, strerror(errno));
     free(path);
     return rc;
 }
@@ -157,7 +148,7 @@ int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char 
                      size_t errlen) {
     int64_t step;
     if (strlen(filename) >= NAME_MAX_LEN || !parse_name(filename, "", &step)) {
-        set_err(err, errlen, "checkpoint name %s is not ckpt-<step>.h5", filename);
+        errmsg(err, errlen, "checkpoint name %s is not ckpt-<step>.h5", filename);
         return -1;
     }
     char *path = join(dir, filename);
@@ -165,7 +156,7 @@ int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char 
     int found = stat(path, &st);
     free(path);
     if (found < 0) {
-        set_err(err, errlen, "checkpoint %s/%s: cannot publish: %s", dir, filename,
+        errmsg(err, errlen, "checkpoint %s/%s: cannot publish: %s", dir, filename,
                 strerror(errno));
         return -1;
     }
@@ -243,7 +234,7 @@ int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FIL
         tried++;
         if (ckpt_verify(path, verr, sizeof verr) == 0) {
             if ((size_t)snprintf(out_path, out_len, "%s", path) >= out_len) {
-                set_err(err, errlen, "checkpoint path %s is too long", path);
+                errmsg(err, errlen, "checkpoint path %s is too long", path);
                 rc = -1;
             } else
                 rc = 1;
@@ -256,7 +247,7 @@ int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FIL
     }
     free(cand);
     if (rc == 0 && tried > 0) {
-        set_err(err, errlen,
+        errmsg(err, errlen,
                 "checkpoint directory %s: none of its %d checkpoints is usable (the last "
                 "error: %s); move them away or start without resuming",
                 dir, tried, verr);

@@ -4,18 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "errmsg.h"
 
 int model_config_head_dim(const model_config *cfg) {
     if (cfg->head_dim != 0) return cfg->head_dim;
@@ -24,7 +13,7 @@ int model_config_head_dim(const model_config *cfg) {
 
 // A size key that must be positive.
 static int check_positive(const char *key, int value, char *err, size_t errlen) {
-    if (value <= 0) return fail(err, errlen, "%s (%d) must be > 0", key, value);
+    if (value <= 0) return errmsg(err, errlen, "%s (%d) must be > 0", key, value);
     return 0;
 }
 
@@ -35,43 +24,43 @@ int model_config_validate(const model_config *cfg, char *err, size_t errlen) {
         check_positive("model.n_kv_heads", cfg->n_kv_heads, err, errlen))
         return -1;
     if (cfg->n_heads % cfg->n_kv_heads != 0)
-        return fail(err, errlen, "model.n_kv_heads (%d) must divide model.n_heads (%d)",
+        return errmsg(err, errlen, "model.n_kv_heads (%d) must divide model.n_heads (%d)",
                     cfg->n_kv_heads, cfg->n_heads);
     if (cfg->head_dim < 0)
-        return fail(err, errlen, "model.head_dim (%d) must be > 0, or 0 for dim / n_heads",
+        return errmsg(err, errlen, "model.head_dim (%d) must be > 0, or 0 for dim / n_heads",
                     cfg->head_dim);
     if (cfg->head_dim == 0 && cfg->dim % cfg->n_heads != 0)
-        return fail(err, errlen,
+        return errmsg(err, errlen,
                     "model.dim (%d) must be a multiple of model.n_heads (%d) when model.head_dim "
                     "is 0 (= dim / n_heads); give model.head_dim explicitly otherwise",
                     cfg->dim, cfg->n_heads);
     int head_dim = model_config_head_dim(cfg);
     if (head_dim <= 0 || head_dim % 2 != 0)
-        return fail(err, errlen, "model.head_dim (%d) must be a positive even number", head_dim);
+        return errmsg(err, errlen, "model.head_dim (%d) must be a positive even number", head_dim);
     if ((int64_t)cfg->n_heads * head_dim > INT32_MAX)
-        return fail(err, errlen, "model.n_heads * model.head_dim (%lld) is too large",
+        return errmsg(err, errlen, "model.n_heads * model.head_dim (%lld) is too large",
                     (long long)cfg->n_heads * head_dim);
     if (check_positive("model.ffn_dim", cfg->ffn_dim, err, errlen) ||
         check_positive("model.vocab_size", cfg->vocab_size, err, errlen))
         return -1;
     if (!(cfg->norm_eps > 0.0f) || !isfinite(cfg->norm_eps))
-        return fail(err, errlen, "model.norm_eps (%g) must be > 0", (double)cfg->norm_eps);
+        return errmsg(err, errlen, "model.norm_eps (%g) must be > 0", (double)cfg->norm_eps);
     if (cfg->rope_layout != ROPE_LAYOUT_HALF && cfg->rope_layout != ROPE_LAYOUT_INTERLEAVED)
-        return fail(err, errlen, "model.rope_layout (%d) must be half or interleaved",
+        return errmsg(err, errlen, "model.rope_layout (%d) must be half or interleaved",
                     (int)cfg->rope_layout);
     if (!(cfg->rope.theta > 0.0) || !isfinite(cfg->rope.theta))
-        return fail(err, errlen, "model.rope_theta (%g) must be > 0", cfg->rope.theta);
+        return errmsg(err, errlen, "model.rope_theta (%g) must be > 0", cfg->rope.theta);
     if (cfg->rope.max_position_embeddings <= 0)
-        return fail(err, errlen, "model.max_position_embeddings (%lld) must be > 0",
+        return errmsg(err, errlen, "model.max_position_embeddings (%lld) must be > 0",
                     (long long)cfg->rope.max_position_embeddings);
     if (cfg->rope.head_dim != 0 && cfg->rope.head_dim != head_dim)
-        return fail(err, errlen, "model.rope: head_dim (%d) differs from model.head_dim (%d)",
+        return errmsg(err, errlen, "model.rope: head_dim (%d) differs from model.head_dim (%d)",
                     cfg->rope.head_dim, head_dim);
 
     rope_config rope = cfg->rope;
     rope.head_dim = head_dim;
     char msg[256];
     if (rope_config_validate(&rope, msg, sizeof msg) != 0)
-        return fail(err, errlen, "model.rope: %s", msg);
+        return errmsg(err, errlen, "model.rope: %s", msg);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "die.h"
+#include "errmsg.h"
 #include "run_config_check.h"
 
 // ---------------------------------------------------------------------------
@@ -236,17 +237,6 @@ static const cfg_key FACTOR_KEYS[] = {
 // ---------------------------------------------------------------------------
 // Messages
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 // "NAME:LINE: key 'KEY': message" (line <= 0: no line; key NULL: no key).
 static int fail_at(char *err, size_t errlen, const char *name, int line, const char *key,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -261,8 +251,8 @@ static int fail_at(char *err, size_t errlen, const char *name, int line, const c
         snprintf(where, sizeof where, "%s:%d", name, line);
     else
         snprintf(where, sizeof where, "%s", name);
-    if (key) return fail(err, errlen, "%s: key '%s': %s", where, key, msg);
-    return fail(err, errlen, "%s: %s", where, msg);
+    if (key) return errmsg(err, errlen, "%s: key '%s': %s", where, key, msg);
+    return errmsg(err, errlen, "%s: %s", where, msg);
 }
 
 static void origin_set(cfg_run *cfg, const char *key, int line) {
@@ -839,7 +829,7 @@ static int parse_text(parse_ctx *c, const schema *s, void *base, const char *tex
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        errmsg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     strbuf b = {0};
@@ -850,7 +840,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen) 
     fclose(f);
     if (bad) {
         free(b.s);
-        fail(err, errlen, "%s: cannot read (I/O error or a NUL byte)", path);
+        errmsg(err, errlen, "%s: cannot read (I/O error or a NUL byte)", path);
         return NULL;
     }
     *len = b.n;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "errmsg.h"
 
 // ---------------------------------------------------------------------------
 // Derived quantities shared by validation and table construction
@@ -36,18 +37,6 @@ static double factor_or_ratio(const rope_config *cfg) {
 // ---------------------------------------------------------------------------
 // Validation
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static bool uses_factor(rope_type type) {
     return type == ROPE_TYPE_LINEAR || type == ROPE_TYPE_DYNAMIC || type == ROPE_TYPE_YARN ||
            type == ROPE_TYPE_LLAMA3 || type == ROPE_TYPE_LONGROPE;
@@ -65,7 +54,7 @@ static bool uses_original(rope_type type) {
 static int validate_factor_list(const double *f, int n, const char *key, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) {
         if (!(f[i] > 0.0) || !isfinite(f[i]))
-            return fail(err, errlen, "rope_scaling.%s[%d] must be > 0 (got %g)", key, i, f[i]);
+            return errmsg(err, errlen, "rope_scaling.%s[%d] must be > 0 (got %g)", key, i, f[i]);
     }
     return 0;
 }
@@ -73,46 +62,46 @@ static int validate_factor_list(const double *f, int n, const char *key, char *e
 int rope_config_validate(const rope_config *cfg, char *err, size_t errlen) {
     const char *tname = rope_type_name(cfg->type);
     if (strcmp(tname, "unknown") == 0)
-        return fail(err, errlen, "rope_scaling.rope_type: unknown value %d", (int)cfg->type);
+        return errmsg(err, errlen, "rope_scaling.rope_type: unknown value %d", (int)cfg->type);
     if (cfg->head_dim <= 0 || cfg->head_dim % 2 != 0)
-        return fail(err, errlen, "head_dim must be a positive even number (got %d)", cfg->head_dim);
+        return errmsg(err, errlen, "head_dim must be a positive even number (got %d)", cfg->head_dim);
     double prf = cfg->partial_rotary_factor;
     if (!(prf >= 0.0 && prf <= 1.0))  // 0 = not given = 1.0
-        return fail(err, errlen, "partial_rotary_factor must be in (0, 1] (got %g)", prf);
+        return errmsg(err, errlen, "partial_rotary_factor must be in (0, 1] (got %g)", prf);
     int d = rotary_dim(cfg);
     if (d <= 0 || d % 2 != 0)
-        return fail(err, errlen,
+        return errmsg(err, errlen,
                     "partial_rotary_factor %g gives rotary dim %d for head_dim %d; "
                     "it must be positive and even",
                     prf == 0.0 ? 1.0 : prf, d, cfg->head_dim);
     if (d / 2 > ROPE_MAX_PAIRS)
-        return fail(err, errlen, "head_dim: rotary dim %d exceeds the maximum %d", d,
+        return errmsg(err, errlen, "head_dim: rotary dim %d exceeds the maximum %d", d,
                     2 * ROPE_MAX_PAIRS);
     // theta <= 1 gives non-decreasing frequencies (and ln(theta) = 0 in yarn).
     if (!(cfg->theta > 1.0) || !isfinite(cfg->theta))
-        return fail(err, errlen, "rope_theta must be > 1 (got %g)", cfg->theta);
+        return errmsg(err, errlen, "rope_theta must be > 1 (got %g)", cfg->theta);
     if (cfg->max_position_embeddings < 0)
-        return fail(err, errlen, "max_position_embeddings must be > 0 (got %lld)",
+        return errmsg(err, errlen, "max_position_embeddings must be > 0 (got %lld)",
                     (long long)cfg->max_position_embeddings);
     if (cfg->original_max_position_embeddings < 0)
-        return fail(err, errlen,
+        return errmsg(err, errlen,
                     "rope_scaling.original_max_position_embeddings must be > 0 (got %lld)",
                     (long long)cfg->original_max_position_embeddings);
     if (cfg->n_hat < 0)
-        return fail(err, errlen, "rope_scaling.n_hat must be >= 0 (got %lld)",
+        return errmsg(err, errlen, "rope_scaling.n_hat must be >= 0 (got %lld)",
                     (long long)cfg->n_hat);
     if (cfg->n_hat > 0 && cfg->type != ROPE_TYPE_LONGROPE)
-        return fail(err, errlen, "rope_scaling.n_hat applies only to rope_type longrope (got %s)",
+        return errmsg(err, errlen, "rope_scaling.n_hat applies only to rope_type longrope (got %s)",
                     tname);
 
     rope_type type = cfg->type;
     if ((type == ROPE_TYPE_DYNAMIC || uses_original(type)) && cfg->max_position_embeddings <= 0)
-        return fail(err, errlen, "max_position_embeddings must be > 0 for rope_type %s (got %lld)",
+        return errmsg(err, errlen, "max_position_embeddings must be > 0 for rope_type %s (got %lld)",
                     tname, (long long)cfg->max_position_embeddings);
     if (type == ROPE_TYPE_DYNAMIC && d < 4)
-        return fail(err, errlen, "head_dim: rope_type dynamic needs a rotary dim >= 4 (got %d)", d);
+        return errmsg(err, errlen, "head_dim: rope_type dynamic needs a rotary dim >= 4 (got %d)", d);
     if (uses_original(type) && original_max(cfg) > cfg->max_position_embeddings)
-        return fail(err, errlen,
+        return errmsg(err, errlen,
                     "rope_scaling.original_max_position_embeddings (%lld) must be <= "
                     "max_position_embeddings (%lld)",
                     (long long)original_max(cfg), (long long)cfg->max_position_embeddings);
@@ -121,37 +110,37 @@ int rope_config_validate(const rope_config *cfg, char *err, size_t errlen) {
     // factor below 1 shrinks the context, so stretch rejects it.
     if (uses_factor(type)) {
         if (cfg->factor == 0.0 && factor_required(type))
-            return fail(err, errlen, "rope_scaling.factor is required for rope_type %s", tname);
+            return errmsg(err, errlen, "rope_scaling.factor is required for rope_type %s", tname);
         if (cfg->factor != 0.0 && (!(cfg->factor >= 1.0) || !isfinite(cfg->factor)))
-            return fail(err, errlen, "rope_scaling.factor must be >= 1 (got %g)", cfg->factor);
+            return errmsg(err, errlen, "rope_scaling.factor must be >= 1 (got %g)", cfg->factor);
     }
     if (cfg->attention_factor < 0.0 || !isfinite(cfg->attention_factor))
-        return fail(err, errlen, "rope_scaling.attention_factor must be > 0 (got %g)",
+        return errmsg(err, errlen, "rope_scaling.attention_factor must be > 0 (got %g)",
                     cfg->attention_factor);
 
     if (type == ROPE_TYPE_YARN) {
         if (cfg->beta_fast < 0.0 || !isfinite(cfg->beta_fast))
-            return fail(err, errlen, "rope_scaling.beta_fast must be > 0 (got %g)", cfg->beta_fast);
+            return errmsg(err, errlen, "rope_scaling.beta_fast must be > 0 (got %g)", cfg->beta_fast);
         if (cfg->beta_slow < 0.0 || !isfinite(cfg->beta_slow))
-            return fail(err, errlen, "rope_scaling.beta_slow must be > 0 (got %g)", cfg->beta_slow);
+            return errmsg(err, errlen, "rope_scaling.beta_slow must be > 0 (got %g)", cfg->beta_slow);
         double bf = cfg->beta_fast != 0.0 ? cfg->beta_fast : 32.0;
         double bs = cfg->beta_slow != 0.0 ? cfg->beta_slow : 1.0;
         if (bf < bs)  // HF warns; the ramp would run backwards
-            return fail(err, errlen, "rope_scaling.beta_fast (%g) must be >= beta_slow (%g)", bf,
+            return errmsg(err, errlen, "rope_scaling.beta_fast (%g) must be >= beta_slow (%g)", bf,
                         bs);
         if (cfg->mscale < 0.0 || !isfinite(cfg->mscale))
-            return fail(err, errlen, "rope_scaling.mscale must be >= 0 (got %g)", cfg->mscale);
+            return errmsg(err, errlen, "rope_scaling.mscale must be >= 0 (got %g)", cfg->mscale);
         if (cfg->mscale_all_dim < 0.0 || !isfinite(cfg->mscale_all_dim))
-            return fail(err, errlen, "rope_scaling.mscale_all_dim must be >= 0 (got %g)",
+            return errmsg(err, errlen, "rope_scaling.mscale_all_dim must be >= 0 (got %g)",
                         cfg->mscale_all_dim);
     }
     if (type == ROPE_TYPE_LONGROPE) {
         if (cfg->n_factors == 0)
-            return fail(err, errlen,
+            return errmsg(err, errlen,
                         "rope_scaling.short_factor and long_factor are required "
                         "for rope_type longrope");
         if (cfg->n_factors != d / 2)
-            return fail(err, errlen,
+            return errmsg(err, errlen,
                         "rope_scaling.short_factor/long_factor must have rotary_dim/2 = %d entries "
                         "(got %d)",
                         d / 2, cfg->n_factors);
@@ -160,17 +149,17 @@ int rope_config_validate(const rope_config *cfg, char *err, size_t errlen) {
         if (validate_factor_list(cfg->long_factor, cfg->n_factors, "long_factor", err, errlen))
             return -1;
         if (cfg->attention_factor == 0.0 && original_max(cfg) < 2)  // ln(original) divides
-            return fail(err, errlen,
+            return errmsg(err, errlen,
                         "rope_scaling.original_max_position_embeddings must be >= 2 "
                         "(got %lld)",
                         (long long)original_max(cfg));
     }
     if (type == ROPE_TYPE_LLAMA3) {
         if (!(cfg->low_freq_factor > 0.0) || !isfinite(cfg->low_freq_factor))
-            return fail(err, errlen, "rope_scaling.low_freq_factor must be > 0 (got %g)",
+            return errmsg(err, errlen, "rope_scaling.low_freq_factor must be > 0 (got %g)",
                         cfg->low_freq_factor);
         if (!(cfg->high_freq_factor > cfg->low_freq_factor) || !isfinite(cfg->high_freq_factor))
-            return fail(err, errlen,
+            return errmsg(err, errlen,
                         "rope_scaling.high_freq_factor (%g) must be > low_freq_factor (%g)",
                         cfg->high_freq_factor, cfg->low_freq_factor);
     }

@@ -1,0 +1,9 @@
+// errmsg: the way a function that validates user input reports why it said
+// no: it formats one line into the caller's buffer and returns -1, so the
+// caller can pass the message up or hand it to die_user() (exit 2).
+#pragma once
+
+#include <stddef.h>
+
+// Writes the message into err (when err != NULL and errlen > 0); returns -1.
+int errmsg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
