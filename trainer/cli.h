@@ -4,3 +4,4 @@
 
 int cli_tokenize(int argc, char **argv);  // stretch tokenize
 int cli_inspect(int argc, char **argv);   // stretch inspect
+int cli_eval(int argc, char **argv);      // stretch eval passkey|ppl|short (MPI-aware)

@@ -1,7 +1,7 @@
 // stretch: the command line. One subcommand per job; each lives in its own
-// file (train.c, cli_tokenize.c, cli_inspect.c) and returns the exit status:
-// 0 done, 2 a user error (bad config, file, option), 99 stopped by a
-// preemption signal after checkpointing (requeue me).
+// file (train.c, cli_tokenize.c, cli_inspect.c, cli_eval.c) and returns the
+// exit status: 0 done, 2 a user error (bad config, file, option), 99 stopped
+// by a preemption signal after checkpointing (requeue me).
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +20,9 @@ static void usage(FILE *out) {
             "  tokenize --out SHARD [--tokenizer byte|tokenizer.json] [--jsonl] FILES...\n"
             "                       turn UTF-8 text (or JSONL \"text\" fields) into a token shard\n"
             "  inspect CKPT.h5      print a checkpoint's attributes and tensors\n"
+            "  eval passkey|ppl|short --ckpt CKPT.h5 ...\n"
+            "                       passkey heatmap, perplexity vs length, short-context check\n"
+            "                       (stretch eval --help)\n"
             "  help                 this text\n");
 }
 
@@ -32,6 +35,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return train_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     fprintf(stderr, "stretch: error: unknown command '%s' (see stretch help)\n", cmd);
     return 2;
 }

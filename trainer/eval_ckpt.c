@@ -1,0 +1,154 @@
+// eval_ckpt: a checkpoint opened for evaluation. See eval_ckpt.h.
+#include "eval_ckpt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "die.h"
+#include "run_config_check.h"
+
+void eval_ckpt_close(eval_ckpt *c) {
+    free(c->path);
+    cfg_free(&c->cfg);
+    tok_free(c->tok);
+    memset(c, 0, sizeof *c);
+}
+
+static int read_position(eval_ckpt *c, ckpt_reader *r, char *err, size_t errlen) {
+    char *text = NULL, msg[512];
+    if (ckpt_get_attr_string(r, "/", "config", &text, err, errlen) != 0) return -1;
+    char name[1100];
+    snprintf(name, sizeof name, "checkpoint %s", c->path);
+    int rc = cfg_parse_string(&c->cfg, text, name, msg, sizeof msg);
+    free(text);
+    if (rc != 0) {
+        snprintf(err, errlen, "checkpoint %s: its stored config does not parse: %s", c->path, msg);
+        return -1;
+    }
+    int64_t stage;
+    if (ckpt_get_attr_int64(r, "/", "step", &c->step, err, errlen) != 0 ||
+        ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen) != 0 ||
+        ckpt_get_attr_int64(r, "/", "stage_step", &c->stage_step, err, errlen) != 0)
+        return -1;
+    if (stage < 0 || stage >= c->cfg.n_stages) {
+        snprintf(err, errlen, "checkpoint %s is at stage %lld, its run config has %d stages", c->path,
+                 (long long)stage, c->cfg.n_stages);
+        return -1;
+    }
+    c->stage = (int)stage;
+    c->trained_stage = c->stage > 0 && c->stage_step == 0 ? c->stage - 1 : c->stage;
+    return 0;
+}
+
+int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    cfg_init(&c->cfg);
+    c->path = xstrdup(path);
+    ckpt_reader *r = ckpt_open(path, err, errlen);
+    if (!r) {
+        eval_ckpt_close(c);
+        return -1;
+    }
+    int rc = read_position(c, r, err, errlen);
+    ckpt_close(r);
+    char msg[512];
+    if (rc == 0) {
+        c->tok = tok_load(tokenizer ? tokenizer : c->cfg.data.tokenizer, msg, sizeof msg);
+        if (!c->tok) {
+            snprintf(err, errlen, "checkpoint %s: tokenizer: %s%s", path, msg,
+                     tokenizer ? "" : " (--tokenizer gives another)");
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        cfg_model_config(&c->mc, &c->cfg);
+        if (c->mc.vocab_size == 0) c->mc.vocab_size = (int)tok_vocab_size(c->tok);
+        if (c->mc.vocab_size < tok_vocab_size(c->tok)) {
+            snprintf(err, errlen, "checkpoint %s: model.vocab_size (%d) is smaller than the tokenizer's "
+                     "vocabulary (%lld)", path, c->mc.vocab_size, (long long)tok_vocab_size(c->tok));
+            rc = -1;
+        } else if (model_config_validate(&c->mc, msg, sizeof msg) != 0) {
+            snprintf(err, errlen, "checkpoint %s: %s", path, msg);
+            rc = -1;
+        }
+    }
+    if (rc != 0) eval_ckpt_close(c);
+    return rc;
+}
+
+model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, char *err, size_t errlen) {
+    ckpt_reader *r = ckpt_open(c->path, err, errlen);
+    if (!r) return NULL;
+    model *m = model_create(&c->mc, max_tokens, false);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        char name[160];
+        snprintf(name, sizeof name, "params/%s", t->name);
+        int rank = t->shape[1] == 1 ? 1 : 2;  // vectors are stored 1-D
+        rc = ckpt_get_tensor(r, name, m->params + t->offset, rank, t->shape, err, errlen);
+    }
+    ckpt_close(r);
+    if (rc != 0) {
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+// --rope TYPE[:FACTOR]: the model's pretrained RoPE scaled by factor
+// relative to the pretrained context, as a run-file stage with that type
+// and factor would be.
+static int custom_rope(rope_config *out, const eval_ckpt *c, const eval_rope_opt *opt, char *err,
+                       size_t errlen) {
+    const int64_t orig = cfg_original_context(&c->cfg);
+    memset(out, 0, sizeof *out);
+    out->type = opt->type;
+    out->theta = c->mc.rope.theta;
+    out->head_dim = c->mc.rope.head_dim;
+    out->partial_rotary_factor = c->mc.rope.partial_rotary_factor;
+    out->original_max_position_embeddings = orig;
+    out->max_position_embeddings = orig;
+    if (opt->type != ROPE_TYPE_DEFAULT) {
+        out->factor = opt->factor;
+        if (opt->type != ROPE_TYPE_DYNAMIC) out->max_position_embeddings = (int64_t)llround(orig * opt->factor);
+    }
+    if (opt->type == ROPE_TYPE_LLAMA3) out->low_freq_factor = 1.0, out->high_freq_factor = 4.0;
+    char msg[256];
+    if (rope_config_validate(out, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "--rope %s:%g for checkpoint %s: %s", rope_type_name(opt->type), opt->factor,
+                 c->path, msg);
+        return -1;
+    }
+    return 0;
+}
+
+int eval_ckpt_rope(rope_config *out, char *desc, size_t desclen, const eval_ckpt *c,
+                   const eval_rope_opt *opt, char *err, size_t errlen) {
+    if (opt->custom) {
+        if (custom_rope(out, c, opt, err, errlen) != 0) return -1;
+        snprintf(desc, desclen, "--rope %s", rope_type_name(out->type));
+    } else {
+        int stage = opt->stage >= 0 ? opt->stage : c->trained_stage;
+        if (stage >= c->cfg.n_stages) {
+            snprintf(err, errlen, "--rope-stage %d: checkpoint %s has stages 0..%d", stage, c->path,
+                     c->cfg.n_stages - 1);
+            return -1;
+        }
+        char msg[512];
+        if (cfg_stage_rope(out, &c->cfg, stage, msg, sizeof msg) != 0) {
+            snprintf(err, errlen, "checkpoint %s: %s", c->path, msg);
+            return -1;
+        }
+        cfg_stage_plan plan;
+        cfg_stage_resolve(&plan, &c->cfg, stage);
+        snprintf(desc, desclen, "stage %d '%s': %s", stage, plan.name, rope_type_name(out->type));
+    }
+    size_t n = strlen(desc);
+    if (out->type != ROPE_TYPE_DEFAULT && n < desclen)
+        snprintf(desc + n, desclen - n, ", factor %g", out->factor);
+    return 0;
+}
