@@ -226,3 +226,11 @@ int64_t tok_decode(char **text, const tok_tokenizer *t, const int32_t *ids, int6
     *text = out;
     return at;
 }
+
+int64_t tok_encode_into(void *ctx, const char *text, size_t len, int32_t *out, int64_t cap) {
+    int32_t *ids = NULL;
+    int64_t n = tok_encode(&ids, ctx, text, (int64_t)len);
+    memcpy(out, ids, sizeof(int32_t) * (size_t)(n < cap ? n : cap));
+    free(ids);
+    return n;
+}

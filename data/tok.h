@@ -67,6 +67,10 @@ int32_t tok_token_id(const tok_tokenizer *t, const char *text);
 // Returns their count.
 int64_t tok_encode(int32_t **ids, const tok_tokenizer *t, const char *text, int64_t len);
 
+// tok_encode with the signature of passkey_encode_fn (ctx is the tokenizer):
+// writes at most cap ids to out, returns how many the text has.
+int64_t tok_encode_into(void *ctx, const char *text, size_t len, int32_t *out, int64_t cap);
+
 tok_encoder *tok_encoder_new(const tok_tokenizer *t);
 // Appends to out the ids of text[0..len) that no later text can change.
 void tok_encoder_feed(tok_encoder *e, tok_ids *out, const char *text, int64_t len);

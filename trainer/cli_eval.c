@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "die.h"
+#include "fsutil.h"
 #include "dist.h"
 #include "eval.h"
 #include "eval_args.h"
@@ -277,27 +278,6 @@ typedef struct {
 
 static bool ring_all(void *ctx, bool local) { return !dist_any(ctx, !local); }
 
-// mkdir -p.
-static int make_dirs(const char *path, char *err, size_t errlen) {
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        snprintf(err, errlen, "--out: path too long (%.64s...)", path);
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        bool end = *p == '\0';
-        if (*p == '/' || end) {
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-                snprintf(err, errlen, "--out: cannot create %.900s (%s)", buf, strerror(errno));
-                return -1;
-            }
-            if (end) return 0;
-            *p = '/';
-        }
-    }
-}
-
 // Rows of T tokens held by one rank of the ring.
 static int64_t local_len(int64_t T, int sp) {
     zigzag_layout z;
@@ -309,7 +289,7 @@ static int64_t local_len(int64_t T, int sp) {
 static void make_out_dir(eval_run *r) {
     char err[1024];
     if (!r->a->out) return;
-    int rc = r->root ? make_dirs(r->a->out, err, sizeof err) : 0;
+    int rc = r->root ? fsutil_mkdirs(r->a->out, "--out", err, sizeof err) : 0;
     if (dist_any(&r->d, rc != 0)) {
         if (rc != 0) die_user("%s", err);
         die_user("creating --out failed on rank 0");
@@ -355,14 +335,6 @@ static const char *base_name(const char *path) {
 // ---------------------------------------------------------------------------
 // passkey
 
-static int64_t passkey_encode(void *ctx, const char *text, size_t len, int32_t *out, int64_t cap) {
-    int32_t *ids = NULL;
-    int64_t n = tok_encode(&ids, ctx, text, (int64_t)len);
-    memcpy(out, ids, sizeof(int32_t) * (size_t)(n < cap ? n : cap));
-    free(ids);
-    return n;
-}
-
 // The seed of a cell's first sample: a function of (seed, length, depth)
 // only, so a cell gives the same samples whatever else the grid holds.
 static uint64_t cell_seed(uint64_t seed, int64_t length, double depth) {
@@ -375,7 +347,7 @@ static void run_passkey(eval_run *r) {
     const eval_args *a = r->a;
     eval_ckpt c;
     open_ckpt(r, &c, a->ckpts[0]);
-    passkey_config pk = {.encode = passkey_encode, .encode_ctx = c.tok, .bos_id = -1, .n_keys = 1,
+    passkey_config pk = {.encode = tok_encode_into, .encode_ctx = c.tok, .bos_id = -1, .n_keys = 1,
                          .depth = -1, .answer_only = 1, .compact = c.cfg.data.passkey_compact};
     // Every sample must fit its length: refuse the run up front, not midway.
     char err[1024], msg[512];

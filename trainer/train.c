@@ -21,6 +21,7 @@
 #include "adamw.h"
 #include "corpus_shard.h"
 #include "die.h"
+#include "fsutil.h"
 #include "eval.h"
 #include "lr.h"
 #include "model_ring.h"
@@ -104,28 +105,6 @@ static int parse_args(train_args *a, int argc, char **argv, char *err, size_t er
     return 0;
 }
 
-// mkdir -p for the output directory.
-static int make_dirs(const char *path, char *err, size_t errlen) {
-    char buf[512];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        snprintf(err, errlen, "train.out_dir: path too long (%.64s...)", path);
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        bool end = *p == '\0';
-        if (*p == '/' || end) {
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-                snprintf(err, errlen, "train.out_dir: cannot create %s (%s)", buf, strerror(errno));
-                return -1;
-            }
-            if (end) break;
-            *p = '/';
-        }
-    }
-    return 0;
-}
-
 // ---------------------------------------------------------------------------
 // Sequence parallelism: ring attention behind the model's attention hook.
 
@@ -177,19 +156,11 @@ static int64_t local_len(int64_t T, int sp) {
 // ---------------------------------------------------------------------------
 // Set-up
 
-static int64_t passkey_encode(void *ctx, const char *text, size_t len, int32_t *out, int64_t cap) {
-    int32_t *ids = NULL;
-    int64_t n = tok_encode(&ids, ctx, text, (int64_t)len);
-    memcpy(out, ids, sizeof(int32_t) * (size_t)(n < cap ? n : cap));
-    free(ids);
-    return n;
-}
-
 // Passkey samples: training rows predict every token (the repeated filler
 // teaches the copy-from-context that retrieval needs); evaluation scores
 // the answer only (eval_passkey sets answer_only).
 static passkey_config passkey_config_of(const train_state *st) {
-    passkey_config pk = {.encode = passkey_encode, .encode_ctx = st->tok, .bos_id = -1,
+    passkey_config pk = {.encode = tok_encode_into, .encode_ctx = st->tok, .bos_id = -1,
                          .n_keys = 1, .depth = -1, .answer_only = 0,
                          .compact = st->cfg.data.passkey_compact};
     return pk;
@@ -207,7 +178,7 @@ static void prepare_corpus(train_state *st) {
     if (st->is_root && (access(st->train_shards[0], R_OK) != 0 || access(st->train_shards[1], R_OK) != 0)) {
         printf("tokenizing corpus '%s' into %s\n", c->data.corpus, dir);
         fflush(stdout);
-        rc = make_dirs(dir, err, sizeof err);
+        rc = fsutil_mkdirs(dir, "train.out_dir", err, sizeof err);
         if (rc == 0)
             rc = corpus_make_shards(c->data.corpus, st->tok, st->train_shards[0], st->train_shards[1],
                                     50, err, sizeof err);
@@ -635,6 +606,7 @@ static void load_config(train_state *st, const train_args *a) {
     // Default eval lengths: every stage's seq_len.
     cfg_eval *e = &st->cfg.eval;
     if (e->passkey_lengths.n == 0) {
+        free(e->passkey_lengths.v);
         e->passkey_lengths.v = xcalloc((size_t)st->cfg.n_stages, sizeof(int64_t));
         for (int s = 0; s < st->cfg.n_stages; s++) {
             int64_t L = st->cfg.stages[s].seq_len;
@@ -655,7 +627,7 @@ static void setup(train_state *st, const train_args *a) {
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
 
-    if (st->is_root && make_dirs(c->train.out_dir, err, sizeof err) != 0) die_user("%s", err);
+    if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
     dist_barrier(&st->dist);
     if (st->is_root) {
         char path[1100];
