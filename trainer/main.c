@@ -1,5 +1,6 @@
 // stretch: the command line. One subcommand per job; each lives in its own
-// file (train.c, cli_tokenize.c, cli_inspect.c) and returns the exit status:
+// file (train.c, cli_tokenize.c, cli_inspect.c, cli_import.c,
+// cli_export.c) and returns the exit status:
 // 0 done, 2 a user error (bad config, file, option), 99 stopped by a
 // preemption signal after checkpointing (requeue me).
 #include <stdio.h>
@@ -20,6 +21,10 @@ static void usage(FILE *out) {
             "  tokenize --out SHARD [--tokenizer byte|tokenizer.json] [--jsonl] FILES...\n"
             "                       turn UTF-8 text (or JSONL \"text\" fields) into a token shard\n"
             "  inspect CKPT.h5      print a checkpoint's attributes and tensors\n"
+            "  import --hf DIR --out C.h5\n"
+            "                       a Hugging Face Llama model directory into a checkpoint\n"
+            "  export --ckpt C.h5 --format hf --out DIR [--dtype bfloat16] [--stage N] [--yarn-v4]\n"
+            "                       a checkpoint as a Hugging Face model (safetensors + config.json)\n"
             "  help                 this text\n");
 }
 
@@ -32,6 +37,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return train_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import")) return cli_import(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     fprintf(stderr, "stretch: error: unknown command '%s' (see stretch help)\n", cmd);
     return 2;
 }
