@@ -5,3 +5,5 @@
 int cli_tokenize(int argc, char **argv);  // stretch tokenize
 int cli_inspect(int argc, char **argv);   // stretch inspect
 int cli_eval(int argc, char **argv);      // stretch eval passkey|ppl|short (MPI-aware)
+int cli_import(int argc, char **argv);    // stretch import --hf DIR --out C.h5
+int cli_export(int argc, char **argv);    // stretch export --ckpt C.h5 --format hf --out DIR

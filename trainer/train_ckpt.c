@@ -45,42 +45,45 @@ static int get_family(ckpt_reader *r, const char *group, const model *m, float *
     return 0;
 }
 
-// The RoPE state of the current stage: the config as attributes, the tables
-// the kernels use as datasets.
-static int put_rope(ckpt_writer *w, const train_state *st) {
-    const rope_table *t = &st->m->rope;
-    rope_config r;
-    char err[512];
-    if (cfg_stage_rope(&r, &st->cfg, st->stage, err, sizeof err) != 0) return 0;  // validated at start
+int train_ckpt_put_rope(ckpt_writer *w, const rope_config *r, const rope_table *t, rope_layout layout) {
     int64_t n_pairs = t->n_pairs;
     int rc = ckpt_put(w, "rope/inv_freq", CKPT_F32, t->inv_freq, 1, &n_pairs);
     rc |= ckpt_put(w, "rope/inv_freq_orig", CKPT_F32, t->inv_freq_orig, 1, &n_pairs);
-    rc |= ckpt_put_attr_string(w, "rope", "type", rope_type_name(r.type));
-    rc |= ckpt_put_attr_string(w, "rope", "layout", rope_layout_name(st->m->cfg.rope_layout));
-    rc |= ckpt_put_attr_double(w, "rope", "theta", r.theta);
-    rc |= ckpt_put_attr_int64(w, "rope", "head_dim", r.head_dim);
-    rc |= ckpt_put_attr_double(w, "rope", "partial_rotary_factor", r.partial_rotary_factor);
-    rc |= ckpt_put_attr_int64(w, "rope", "max_position_embeddings", r.max_position_embeddings);
+    rc |= ckpt_put_attr_string(w, "rope", "type", rope_type_name(r->type));
+    rc |= ckpt_put_attr_string(w, "rope", "layout", rope_layout_name(layout));
+    rc |= ckpt_put_attr_double(w, "rope", "theta", r->theta);
+    rc |= ckpt_put_attr_int64(w, "rope", "head_dim", r->head_dim);
+    rc |= ckpt_put_attr_double(w, "rope", "partial_rotary_factor", r->partial_rotary_factor);
+    rc |= ckpt_put_attr_int64(w, "rope", "max_position_embeddings", r->max_position_embeddings);
     rc |= ckpt_put_attr_int64(w, "rope", "original_max_position_embeddings",
-                              r.original_max_position_embeddings);
-    rc |= ckpt_put_attr_double(w, "rope", "factor", r.factor);
-    rc |= ckpt_put_attr_double(w, "rope", "attention_factor", r.attention_factor);
-    rc |= ckpt_put_attr_double(w, "rope", "beta_fast", r.beta_fast);
-    rc |= ckpt_put_attr_double(w, "rope", "beta_slow", r.beta_slow);
-    rc |= ckpt_put_attr_double(w, "rope", "mscale", r.mscale);
-    rc |= ckpt_put_attr_double(w, "rope", "mscale_all_dim", r.mscale_all_dim);
-    rc |= ckpt_put_attr_int64(w, "rope", "truncate", !r.no_truncate);
-    rc |= ckpt_put_attr_double(w, "rope", "low_freq_factor", r.low_freq_factor);
-    rc |= ckpt_put_attr_double(w, "rope", "high_freq_factor", r.high_freq_factor);
-    rc |= ckpt_put_attr_int64(w, "rope", "n_hat", r.n_hat);
+                              r->original_max_position_embeddings);
+    rc |= ckpt_put_attr_double(w, "rope", "factor", r->factor);
+    rc |= ckpt_put_attr_double(w, "rope", "attention_factor", r->attention_factor);
+    rc |= ckpt_put_attr_double(w, "rope", "beta_fast", r->beta_fast);
+    rc |= ckpt_put_attr_double(w, "rope", "beta_slow", r->beta_slow);
+    rc |= ckpt_put_attr_double(w, "rope", "mscale", r->mscale);
+    rc |= ckpt_put_attr_double(w, "rope", "mscale_all_dim", r->mscale_all_dim);
+    rc |= ckpt_put_attr_int64(w, "rope", "truncate", !r->no_truncate);
+    rc |= ckpt_put_attr_double(w, "rope", "low_freq_factor", r->low_freq_factor);
+    rc |= ckpt_put_attr_double(w, "rope", "high_freq_factor", r->high_freq_factor);
+    rc |= ckpt_put_attr_int64(w, "rope", "n_hat", r->n_hat);
     rc |= ckpt_put_attr_int64(w, "rope", "rotary_dim", t->rotary_dim);
     rc |= ckpt_put_attr_double(w, "rope", "applied_attention_factor", t->attention_factor);
-    if (r.type == ROPE_TYPE_LONGROPE) {
-        int64_t n = r.n_factors;
-        rc |= ckpt_put(w, "rope/short_factor", CKPT_F64, r.short_factor, 1, &n);
-        rc |= ckpt_put(w, "rope/long_factor", CKPT_F64, r.long_factor, 1, &n);
+    if (r->type == ROPE_TYPE_LONGROPE) {
+        int64_t n = r->n_factors;
+        rc |= ckpt_put(w, "rope/short_factor", CKPT_F64, r->short_factor, 1, &n);
+        rc |= ckpt_put(w, "rope/long_factor", CKPT_F64, r->long_factor, 1, &n);
     }
     return rc;
+}
+
+// The RoPE state of the current stage: the config as attributes, the tables
+// the kernels use as datasets.
+static int put_rope(ckpt_writer *w, const train_state *st) {
+    rope_config r;
+    char err[512];
+    if (cfg_stage_rope(&r, &st->cfg, st->stage, err, sizeof err) != 0) return 0;  // validated at start
+    return train_ckpt_put_rope(w, &r, &st->m->rope, st->m->cfg.rope_layout);
 }
 
 static int write_file(train_state *st, const char *path, char *err, size_t errlen) {

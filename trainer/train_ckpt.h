@@ -8,6 +8,9 @@
 
 #include <stddef.h>
 
+#include "ckpt.h"
+#include "rope_scaling.h"
+
 typedef struct train_state train_state;
 
 // Writes the full state as out_dir/ckpt-<step>.h5 and publishes it (latest
@@ -25,3 +28,7 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
 // Only the parameters (model.init: start from a trained model); the shapes
 // must match the model config.
 int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen);
+
+// The /rope group of docs/checkpoint-format.md: rope r as attributes, its
+// table t as datasets, the layout. Also used by `stretch import`.
+int train_ckpt_put_rope(ckpt_writer *w, const rope_config *r, const rope_table *t, rope_layout layout);

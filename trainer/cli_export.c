@@ -1,0 +1,115 @@
+// cli_export: `stretch export --ckpt C.h5 --format hf --out DIR`: a stretch
+// checkpoint as a Hugging Face Llama model directory (model.safetensors,
+// config.json, generation_config.json) that transformers loads.
+//
+// The architecture and RoPE come from the checkpoint (ckpt_model.h): its
+// run config at the stage whose frequencies the weights were trained with
+// (--stage overrides), or the model_config of an imported checkpoint.
+// Interleaved-layout models get their q/k rows permuted to HF's half layout
+// (hf_io.h).
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt_model.h"
+#include "cli.h"
+#include "hf_config.h"
+#include "hf_io.h"
+
+static int usage(FILE *out, int status) {
+    fprintf(out,
+            "usage: stretch export --ckpt C.h5 --format hf --out DIR [--dtype float32|bfloat16] [--stage N]\n"
+            "                      [--yarn-v4]\n"
+            "  writes DIR/model.safetensors, config.json (max_position_embeddings and rope_scaling of\n"
+            "  the stage the weights were trained in) and generation_config.json.\n"
+            "  --stage N: export with stage N's rope scaling instead (0-based).\n"
+            "  --yarn-v4: write yarn the way transformers 4.4x also reads it: max_position_embeddings =\n"
+            "  the original context, no original_max_position_embeddings key (read the same by 4.5x, 5.x).\n");
+    return status;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+typedef struct {
+    const char *ckpt, *format, *out;
+    st_dtype dtype;
+    int flags;  // HF_CONFIG_*
+    int stage;  // CKPT_MODEL_STAGE_AUTO: from the checkpoint
+} export_args;
+
+static int parse_args(export_args *a, int argc, char **argv, char *err, size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->dtype = ST_F32;
+    a->stage = CKPT_MODEL_STAGE_AUTO;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) return 1;
+        if (!strcmp(o, "--yarn-v4")) {
+            a->flags |= HF_CONFIG_YARN_V4;
+            continue;
+        }
+        if (i + 1 >= argc) return fail(err, errlen, "export: option %s needs a value", o);
+        const char *v = argv[++i];
+        if (!strcmp(o, "--ckpt")) a->ckpt = v;
+        else if (!strcmp(o, "--format")) a->format = v;
+        else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--dtype") && (!strcmp(v, "float32") || !strcmp(v, "bfloat16")))
+            a->dtype = !strcmp(v, "bfloat16") ? ST_BF16 : ST_F32;
+        else if (!strcmp(o, "--dtype"))
+            return fail(err, errlen, "export: --dtype must be float32 or bfloat16 (got '%s')", v);
+        else if (!strcmp(o, "--stage")) {
+            char *end;
+            long s = strtol(v, &end, 10);
+            if (*end || end == v || s < 0 || s > 1000)
+                return fail(err, errlen, "export: --stage must be a stage index >= 0 (got '%s')", v);
+            a->stage = (int)s;
+        } else
+            return fail(err, errlen, "export: unknown option %s", o);
+    }
+    if (!a->ckpt || !a->out || !a->format)
+        return fail(err, errlen, "export: --ckpt, --format and --out are required");
+    if (strcmp(a->format, "hf"))
+        return fail(err, errlen, "export: --format must be hf (got '%s')", a->format);
+    return 0;
+}
+
+int cli_export(int argc, char **argv) {
+    export_args a;
+    char err[1536];
+    int rc = parse_args(&a, argc, argv, err, sizeof err);
+    if (rc == 1) return usage(stdout, 0);
+    if (rc != 0) {
+        fprintf(stderr, "stretch: error: %s\n", err);
+        return 2;
+    }
+    model_config mc;
+    float *params = NULL;
+    int stage = 0;
+    if (ckpt_model_load(&mc, &params, &stage, a.ckpt, a.stage, err, sizeof err) != 0) {
+        fprintf(stderr, "stretch: error: export: %s\n", err);
+        return 2;
+    }
+    rc = hf_save(a.out, &mc, params, a.dtype, a.flags, stderr, err, sizeof err);
+    free(params);
+    if (rc != 0) {
+        fprintf(stderr, "stretch: error: export: %s\n", err);
+        return 2;
+    }
+    const rope_config *rope = &mc.rope;
+    bool yarn_v4 = (a.flags & HF_CONFIG_YARN_V4) && rope->type == ROPE_TYPE_YARN;
+    int64_t max_pos = yarn_v4 && rope->original_max_position_embeddings > 0 ? rope->original_max_position_embeddings
+                                                                           : rope->max_position_embeddings;
+    printf("exported %s (stage %d) -> %s: %s, rope %s, max_position_embeddings %lld%s\n", a.ckpt, stage, a.out,
+           a.dtype == ST_BF16 ? "bfloat16" : "float32", rope_type_name(rope->type), (long long)max_pos,
+           mc.rope_layout == ROPE_LAYOUT_INTERLEAVED ? ", q/k rows permuted to the half layout" : "");
+    return 0;
+}
