@@ -655,7 +655,6 @@ static void setup(train_state *st, const train_args *a) {
         model_attention att = model_ring_attention(st->ring);
         model_set_attention(st->m, &att);
     }
-    install_stop_handlers();
 }
 
 int train_main(int argc, char **argv) {
@@ -670,6 +669,8 @@ int train_main(int argc, char **argv) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
     }
+    // A stop signal during set-up is honoured at the first step boundary.
+    install_stop_handlers();
     train_state *st = xcalloc(1, sizeof *st);
     dist_init(&st->dist, &argc, &argv);
     setup(st, &a);

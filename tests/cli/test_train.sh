@@ -74,7 +74,8 @@ write_tiny_run sig text.shard
 set +e
 "$STRETCH" train sig.yaml > sig1.log 2>&1 &
 pid=$!
-for i in $(seq 1 100); do grep -q '"step":8,' sig/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
+# (up to 2 minutes: a loaded machine may be slow to reach step 8)
+for i in $(seq 1 1200); do grep -q '"step":8,' sig/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
 kill -TERM $pid
 wait $pid; rc=$?
 set -e
