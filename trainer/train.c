@@ -673,6 +673,7 @@ int train_main(int argc, char **argv) {
     install_stop_handlers();
     train_state *st = xcalloc(1, sizeof *st);
     dist_init(&st->dist, &argc, &argv);
+    install_stop_handlers();  // again: MPI_Init may have installed its own
     setup(st, &a);
     const cfg_run *c = &st->cfg;
 
