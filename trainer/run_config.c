@@ -96,6 +96,9 @@ static const cfg_key KEYS[] = {
         "boundary; whole = one document per sequence, longer ones chunked, shorter dropped"),
     RUN("data.passkey_ratio", DOUBLE, 0, data.passkey_ratio, NULL, "0.0",
         "fraction (0..1) of training sequences that are synthetic passkey-retrieval tasks"),
+    RUN("data.passkey_answer_only", BOOL, 0, data.passkey_answer_only, NULL, "false",
+        "passkey training rows carry a loss only on the answer (all of the gradient teaches "
+        "retrieval); false = next-token loss on the whole row"),
     RUN("data.copy_ratio", DOUBLE, 0, data.copy_ratio, NULL, "0.0",
         "fraction (0..1) of training sequences that are a random string followed by its copy: "
         "dense copy-from-context practice that makes small models learn retrieval fast"),

@@ -82,6 +82,7 @@ typedef struct {
     double passkey_ratio;  // fraction of training sequences that are synthetic passkey tasks
     bool passkey_compact;  // short passkey prompt (fits 128-token byte-level rows)
     double copy_ratio;     // fraction of training sequences that are copy tasks
+    bool passkey_answer_only;  // passkey training rows: loss on the answer only
     char *corpus;          // a packaged corpus name; NULL = none
 } cfg_data;
 

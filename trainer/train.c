@@ -156,12 +156,12 @@ static int64_t local_len(int64_t T, int sp) {
 // ---------------------------------------------------------------------------
 // Set-up
 
-// Passkey samples: training rows predict every token (the repeated filler
-// teaches the copy-from-context that retrieval needs); evaluation scores
-// the answer only (eval_passkey sets answer_only).
+// Passkey samples: training rows predict every token, or only the answer
+// (data.passkey_answer_only); evaluation scores the answer only
+// (eval_passkey sets answer_only).
 static passkey_config passkey_config_of(const train_state *st) {
     passkey_config pk = {.encode = tok_encode_into, .encode_ctx = st->tok, .bos_id = -1,
-                         .n_keys = 1, .depth = -1, .answer_only = 0,
+                         .n_keys = 1, .depth = -1, .answer_only = st->cfg.data.passkey_answer_only,
                          .compact = st->cfg.data.passkey_compact};
     return pk;
 }
