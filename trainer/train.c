@@ -37,6 +37,7 @@ typedef struct {
     const char *run_file;
     const char *resume;  // "auto", "never" or a checkpoint path
     int64_t max_steps;   // -1: train.max_steps of the run file
+    bool dry_run;        // validate and print the curriculum, train nothing
     int n_overrides;
     const char *keys[MAX_OVERRIDES], *values[MAX_OVERRIDES];
 } train_args;
@@ -51,6 +52,8 @@ static void usage(FILE *out) {
             "  --resume auto    continue from the newest good checkpoint in train.out_dir\n"
             "                   (the default); never: start fresh; PATH: that checkpoint\n"
             "  --max-steps N    stop after N optimizer steps in total (train.max_steps)\n"
+            "  --dry-run        validate the run file and print the curriculum: per stage the\n"
+            "                   length, steps, tokens and RoPE (factor, attention factor)\n"
             "\n"
             "Run-file keys (schedules/example.yaml shows them all in context):\n");
     cfg_print_help(out);
@@ -64,6 +67,10 @@ static int parse_args(train_args *a, int argc, char **argv, char *err, size_t er
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return 1;
+        if (!strcmp(arg, "--dry-run")) {
+            a->dry_run = true;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
             if (a->run_file) {
                 snprintf(err, errlen, "train: unexpected argument '%s' (one run file only)", arg);
@@ -616,6 +623,31 @@ static void load_config(train_state *st, const train_args *a) {
     }
 }
 
+// --dry-run: the resolved curriculum, one line per stage.
+static void print_plan(const cfg_run *c) {
+    int64_t total_steps = 0, total_tokens = 0;
+    printf("curriculum: original context %lld, parallel dp %d x sp %d\n",
+           (long long)cfg_original_context(c), c->parallel.dp, c->parallel.sp);
+    for (int s = 0; s < c->n_stages; s++) {
+        cfg_stage_plan plan;
+        cfg_stage_resolve(&plan, c, s);
+        rope_config rc;
+        char err[512];
+        if (cfg_stage_rope(&rc, c, s, err, sizeof err) != 0) die_user("%s", err);
+        rope_table t;
+        rope_table_init(&t, &rc, plan.seq_len);
+        printf("  stage %d %-10s seq_len %7lld  %6lld steps x %8lld tokens  lr %.2e  rope %-8s "
+               "factor %5g  attention factor %.4f  tokens/rank/step %lld\n",
+               s + 1, plan.name, (long long)plan.seq_len, (long long)plan.steps,
+               (long long)plan.batch_tokens, plan.lr, rope_type_name(rc.type),
+               rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor, (double)t.attention_factor,
+               (long long)(plan.batch_tokens / c->parallel.dp / c->parallel.sp));
+        total_steps += plan.steps;
+        total_tokens += plan.steps * plan.batch_tokens;
+    }
+    printf("total: %lld steps, %.3g tokens\n", (long long)total_steps, (double)total_tokens);
+}
+
 static void setup(train_state *st, const train_args *a) {
     char err[1024];
     load_config(st, a);
@@ -672,6 +704,14 @@ int train_main(int argc, char **argv) {
     // A stop signal during set-up is honoured at the first step boundary.
     install_stop_handlers();
     train_state *st = xcalloc(1, sizeof *st);
+    if (a.dry_run) {
+        dist_init_serial(&st->dist);
+        load_config(st, &a);
+        print_plan(&st->cfg);
+        cfg_free(&st->cfg);
+        free(st);
+        return 0;
+    }
     dist_init(&st->dist, &argc, &argv);
     install_stop_handlers();  // again: MPI_Init may have installed its own
     setup(st, &a);
