@@ -51,6 +51,10 @@ static void usage(FILE *out) {
             "                   (the default); never: start fresh; PATH: that checkpoint\n"
             "  --max-steps N    stop after N optimizer steps in total (train.max_steps)\n"
             "\n"
+            "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
+            "exit 99 (requeue me, docs/slurm.md). SIGINT: the same, exit 130; a second\n"
+            "SIGINT stops at once.\n"
+            "\n"
             "Run-file keys (schedules/example.yaml shows them all in context):\n");
     cfg_print_help(out);
 }
@@ -385,6 +389,9 @@ static void install_stop_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // A second Ctrl-C stops at once (checkpoints are written to a temporary
+    // name and renamed, so none is ever left half-written).
+    sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
 }
 
@@ -457,8 +464,10 @@ static void save_checkpoint(train_state *st) {
 }
 
 // Trains stage st->stage from st->stage_step to its end (or to a stop).
-// Returns false when the run must stop early (max_steps, a stop signal).
-static bool run_stage(train_state *st) {
+// Returns -1 when the stage ran to its end, else the exit status of a run
+// stopped early, the same on every rank: 0 (max_steps), TRAIN_EXIT_REQUEUE or
+// 130 (a stop signal on any rank; 130 when one of them was SIGINT).
+static int run_stage(train_state *st) {
     const cfg_run *c = &st->cfg;
     cfg_stage_plan plan;
     cfg_stage_resolve(&plan, c, st->stage);
@@ -482,16 +491,18 @@ static bool run_stage(train_state *st) {
     data_batch_init(&db, L);
     local_batch lb = {0};
     double t_last = metrics_now();
-    bool keep_going = true;
+    int stop = -1;
 
     while (st->stage_step < plan.steps) {
         if (c->train.max_steps > 0 && st->step >= c->train.max_steps) {
-            keep_going = false;
+            stop = 0;
             break;
         }
         if (dist_any(&st->dist, stop_signal != 0)) {
             if (st->is_root) printf("\nstop requested (signal); checkpointing at step %lld\n", (long long)st->step);
-            keep_going = false;
+            // Agreed, not local: a rank whose own signal is still on its way
+            // exits with the same status as the others.
+            stop = dist_any(&st->dist, stop_signal == SIGINT) ? 130 : TRAIN_EXIT_REQUEUE;
             break;
         }
         double lr = sched_lr(plan.schedule == CFG_SCHEDULE_CONSTANT ? SCHED_CONSTANT : SCHED_COSINE,
@@ -532,7 +543,7 @@ static bool run_stage(train_state *st) {
     local_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);
-    return keep_going;
+    return stop;
 }
 
 static void print_summary(train_state *st, double *acc, int n_evals) {
@@ -616,7 +627,6 @@ static void setup(train_state *st, const train_args *a) {
         model_attention att = model_ring_attention(st->ring);
         model_set_attention(st->m, &att);
     }
-    install_stop_handlers();
 }
 
 int train_main(int argc, char **argv) {
@@ -631,6 +641,9 @@ int train_main(int argc, char **argv) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
     }
+    // First, so that a stop request during start-up (MPI, corpus, model)
+    // stops the run at its first step boundary instead of killing it.
+    install_stop_handlers();
     train_state *st = xcalloc(1, sizeof *st);
     dist_init(&st->dist, &argc, &argv);
     setup(st, &a);
@@ -667,6 +680,7 @@ int train_main(int argc, char **argv) {
     int n_len = c->eval.passkey_lengths.n;
     double *acc = xcalloc((size_t)(c->n_stages * n_len), sizeof(double));
     bool finished = true;
+    int status = 0;
     for (; st->stage < c->n_stages; st->stage++) {
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, c, st->stage);
@@ -675,7 +689,9 @@ int train_main(int argc, char **argv) {
             memset(st->adam_v, 0, sizeof(float) * st->m->n_params);
             st->adam_step = 0;
         }
-        if (!run_stage(st)) {
+        int stop = run_stage(st);
+        if (stop >= 0) {
+            status = stop;
             finished = false;
             break;
         }
@@ -695,8 +711,6 @@ int train_main(int argc, char **argv) {
         save_checkpoint(st);
     }
     if (finished) print_summary(st, acc, c->n_stages);
-    int status = 0;
-    if (!finished && stop_signal) status = stop_signal == SIGINT ? 130 : TRAIN_EXIT_REQUEUE;
     if (st->is_root) {
         printf(finished ? "done: %lld steps, %lld tokens\n" : "stopped at step %lld (%lld tokens)\n",
                (long long)st->step, (long long)st->tokens_seen);
