@@ -10,6 +10,7 @@ pkgs=(
   libhdf5-openmpi-dev hdf5-tools
   libopenblas-openmp-dev libyaml-dev libcjson-dev libcmocka-dev
   fortunes
+  slurm-wlm munge
 )
 
 missing=()

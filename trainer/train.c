@@ -55,6 +55,10 @@ static void usage(FILE *out) {
             "  --dry-run        validate the run file and print the curriculum: per stage the\n"
             "                   length, steps, tokens and RoPE (factor, attention factor)\n"
             "\n"
+            "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
+            "exit 99 (requeue me, docs/slurm.md). SIGINT: the same, exit 130; a second\n"
+            "SIGINT stops at once.\n"
+            "\n"
             "Run-file keys (schedules/example.yaml shows them all in context):\n");
     cfg_print_help(out);
 }
@@ -372,6 +376,9 @@ static void install_stop_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // A second Ctrl-C stops at once (checkpoints are written to a temporary
+    // name and renamed, so none is ever left half-written).
+    sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
 }
 
@@ -487,8 +494,10 @@ static bool gate_check(train_state *st, const cfg_stage_plan *plan) {
 }
 
 // Trains stage st->stage from st->stage_step to its end (or to a stop).
-// Returns false when the run must stop early (max_steps, a stop signal).
-static bool run_stage(train_state *st) {
+// Returns -1 when the stage ran to its end, else the exit status of a run
+// stopped early, the same on every rank: 0 (max_steps), TRAIN_EXIT_GATE, TRAIN_EXIT_REQUEUE or
+// 130 (a stop signal on any rank; 130 when one of them was SIGINT).
+static int run_stage(train_state *st) {
     const cfg_run *c = &st->cfg;
     cfg_stage_plan plan;
     cfg_stage_resolve(&plan, c, st->stage);
@@ -513,17 +522,19 @@ static bool run_stage(train_state *st) {
     data_batch_init(&db, L);
     local_batch lb = {0};
     double t_last = metrics_now();
-    bool keep_going = true;
+    int stop = -1;
 
     for (;;) {
     while (st->stage_step < plan.steps + st->stage_extra_steps) {
         if (c->train.max_steps > 0 && st->step >= c->train.max_steps) {
-            keep_going = false;
+            stop = 0;
             break;
         }
         if (dist_any(&st->dist, stop_signal != 0)) {
             if (st->is_root) printf("\nstop requested (signal); checkpointing at step %lld\n", (long long)st->step);
-            keep_going = false;
+            // Agreed, not local: a rank whose own signal is still on its way
+            // exits with the same status as the others.
+            stop = dist_any(&st->dist, stop_signal == SIGINT) ? 130 : TRAIN_EXIT_REQUEUE;
             break;
         }
         double lr = sched_lr(plan.schedule == CFG_SCHEDULE_CONSTANT ? SCHED_CONSTANT : SCHED_COSINE,
@@ -562,13 +573,13 @@ static bool run_stage(train_state *st) {
             save_checkpoint(st);
     }
     metrics_progress_end(&st->met);
-    if (!keep_going || gate_check(st, &plan)) break;
+    if (stop >= 0 || gate_check(st, &plan)) break;
     // The gate is not met: train on, in quarters of the extra budget, up to its cap.
     int64_t chunk = (plan.gate.max_extra_tokens / plan.batch_tokens + 3) / 4;
     int64_t cap = plan.gate.max_extra_tokens / plan.batch_tokens;
     if (chunk < 1 || st->stage_extra_steps + chunk > cap) {
         st->gate_failed = true;
-        keep_going = false;
+        stop = TRAIN_EXIT_GATE;
         break;
     }
     st->stage_extra_steps += chunk;
@@ -577,7 +588,7 @@ static bool run_stage(train_state *st) {
     local_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);
-    return keep_going;
+    return stop;
 }
 
 static void print_summary(train_state *st, double *acc, int n_evals) {
@@ -701,7 +712,8 @@ int train_main(int argc, char **argv) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
     }
-    // A stop signal during set-up is honoured at the first step boundary.
+    // First, so that a stop request during start-up (MPI, corpus, model)
+    // stops the run at its first step boundary instead of killing it.
     install_stop_handlers();
     train_state *st = xcalloc(1, sizeof *st);
     if (a.dry_run) {
@@ -748,6 +760,7 @@ int train_main(int argc, char **argv) {
     int n_len = c->eval.passkey_lengths.n;
     double *acc = xcalloc((size_t)(c->n_stages * n_len), sizeof(double));
     bool finished = true;
+    int status = 0;
     for (; st->stage < c->n_stages; st->stage++) {
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, c, st->stage);
@@ -756,7 +769,9 @@ int train_main(int argc, char **argv) {
             memset(st->adam_v, 0, sizeof(float) * st->m->n_params);
             st->adam_step = 0;
         }
-        if (!run_stage(st)) {
+        int stop = run_stage(st);
+        if (stop >= 0) {
+            status = stop;
             finished = false;
             break;
         }
@@ -777,14 +792,9 @@ int train_main(int argc, char **argv) {
         save_checkpoint(st);
     }
     if (finished) print_summary(st, acc, c->n_stages);
-    int status = 0;
-    if (!finished && stop_signal) status = stop_signal == SIGINT ? 130 : TRAIN_EXIT_REQUEUE;
-    if (st->gate_failed) {
-        status = TRAIN_EXIT_GATE;
-        if (st->is_root)
-            fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "
-                            "stopping (see metrics.jsonl, event \"gate\")\n", st->stage + 1);
-    }
+    if (st->gate_failed && st->is_root)
+        fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "
+                        "stopping (see metrics.jsonl, event \"gate\")\n", st->stage + 1);
     if (st->is_root) {
         printf(finished ? "done: %lld steps, %lld tokens\n" : "stopped at step %lld (%lld tokens)\n",
                (long long)st->step, (long long)st->tokens_seen);

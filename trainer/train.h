@@ -6,7 +6,9 @@
 // every stage; checkpoints are written so a run resumes exactly.
 //
 // Tested by tests/cli/test_train.sh (a short run whose loss falls; config
-// errors exit 2 naming file, line and key) and the resume tests.
+// errors exit 2 naming file, line and key; stop signals: mid-run, during
+// start-up, to one rank of two) and the resume tests; preemption under Slurm
+// by tests/cli/test_slurm.sh.
 #pragma once
 
 #include <stdbool.h>

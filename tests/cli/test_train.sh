@@ -85,4 +85,39 @@ if [ "$rc" -eq 99 ]; then
 elif [ "$rc" -ne 0 ]; then
   fail "SIGTERM: exit $rc (want 99, or 0 if it finished first)"
 fi
+# --- SIGUSR1 during start-up (while the corpus is tokenized): honoured at the
+# first step boundary (checkpoint of step 0, exit 99), not death by the signal
+if [ -d /usr/share/games/fortunes ]; then
+  write_tiny_run early text.shard
+  sed -i 's/train: \[text.shard\]/corpus: fortunes/' early.yaml
+  set +e
+  "$STRETCH" train early.yaml > early1.log 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do grep -q "tokenizing corpus" early1.log && break; sleep 0.01; done
+  kill -USR1 $pid
+  wait $pid; rc=$?
+  set -e
+  [ "$rc" -eq 99 ] || fail "SIGUSR1 during start-up: exit $rc (want 99)"
+  grep -q "stopped at step 0 " early1.log || fail "SIGUSR1 during start-up: not stopped at step 0"
+  "$STRETCH" train early.yaml > early2.log
+  grep -q "resumed from" early2.log || fail "did not resume after a stop at step 0"
+fi
+# --- a stop signal that reaches one rank of two: every rank checkpoints and
+# exits 99, also the one whose own signal never came
+if command -v mpirun >/dev/null; then
+  write_tiny_run one text.shard
+  set +e
+  # shellcheck disable=SC2016  # expanded by each rank's sh
+  mpirun -n 2 --oversubscribe --bind-to none sh -c 'r=$OMPI_COMM_WORLD_RANK
+    "$0" train one.yaml --parallel.dp 2 --stages.0.steps 400 > one.$r.log 2>&1 &
+    echo $! > one.pid.$r; wait $!; echo "rank $r exit $?"' "$STRETCH" > one.log 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q '"step":8,' one/metrics.jsonl 2>/dev/null && break; sleep 0.05; done
+  kill -USR1 "$(cat one.pid.1)"
+  wait $pid
+  set -e
+  if ! grep -q "rank 0 exit 99" one.log || ! grep -q "rank 1 exit 99" one.log; then
+    fail "SIGUSR1 to rank 1 only: $(grep exit one.log | tr '\n' ' ')(want 99 from both)"
+  fi
+fi
 echo "test_train: all checks passed"
