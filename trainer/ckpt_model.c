@@ -12,15 +12,7 @@
 #include "model.h"
 #include "run_config.h"
 #include "run_config_check.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+#include "errmsg.h"
 
 // A training checkpoint: its run config, with the RoPE of the chosen stage.
 static int config_from_run(model_config *mc, int *stage_used, ckpt_reader *r, const char *text, int want,
@@ -30,7 +22,7 @@ static int config_from_run(model_config *mc, int *stage_used, ckpt_reader *r, co
     char name[1100], msg[768];
     snprintf(name, sizeof name, "checkpoint %s", ckpt_path(r));
     int rc = cfg_parse_string(&run, text, name, msg, sizeof msg);
-    if (rc) fail(err, errlen, "its run config does not parse: %s", msg);
+    if (rc) errmsg(err, errlen, "its run config does not parse: %s", msg);
     int64_t stage = 0, stage_step = 0;
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &stage_step, err, errlen);
@@ -38,7 +30,7 @@ static int config_from_run(model_config *mc, int *stage_used, ckpt_reader *r, co
         if (want != CKPT_MODEL_STAGE_AUTO) stage = want;
         else if (stage > 0 && stage_step == 0) stage--;  // written at a boundary: trained in the previous stage
         if (stage < 0 || stage >= run.n_stages)
-            rc = fail(err, errlen, "stage %lld does not exist (the run config has %d stages)", (long long)stage,
+            rc = errmsg(err, errlen, "stage %lld does not exist (the run config has %d stages)", (long long)stage,
                       run.n_stages);
     }
     rope_config rope;
@@ -64,10 +56,10 @@ static int load(model_config *mc, float **params, int *stage_used, ckpt_reader *
         rc = ckpt_get_attr_string(r, "/", "model_config", &text, err, errlen);
         if (rc == 0) rc = hf_config_parse(mc, text, "its model_config", err, errlen);
         if (rc == 0 && want != CKPT_MODEL_STAGE_AUTO && want != 0)
-            rc = fail(err, errlen, "stage %d does not exist (an imported checkpoint has no run config, only its model)",
+            rc = errmsg(err, errlen, "stage %d does not exist (an imported checkpoint has no run config, only its model)",
                       want);
     } else {
-        rc = fail(err, errlen, "it has neither a run config nor a model_config attribute");
+        rc = errmsg(err, errlen, "it has neither a run config nor a model_config attribute");
     }
     free(text);
     if (rc) return -1;
@@ -78,7 +70,7 @@ static int load(model_config *mc, float **params, int *stage_used, ckpt_reader *
     if (ckpt_get_info(r, "params/model.embed_tokens.weight", &dt, &rank, dims, err, errlen)) return -1;
     if (mc->vocab_size == 0) mc->vocab_size = (int)dims[0];
     char msg[512];
-    if (model_config_validate(mc, msg, sizeof msg)) return fail(err, errlen, "its model config is invalid: %s", msg);
+    if (model_config_validate(mc, msg, sizeof msg)) return errmsg(err, errlen, "its model config is invalid: %s", msg);
 
     int n;
     int64_t total;

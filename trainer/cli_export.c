@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "hf_config.h"
 #include "hf_io.h"
+#include "errmsg.h"
 
 static int usage(FILE *out, int status) {
     fprintf(out,
@@ -28,15 +29,6 @@ static int usage(FILE *out, int status) {
             "  --yarn-v4: write yarn the way transformers 4.4x also reads it: max_position_embeddings =\n"
             "  the original context, no original_max_position_embeddings key (read the same by 4.5x, 5.x).\n");
     return status;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
 }
 
 typedef struct {
@@ -57,7 +49,7 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
             a->flags |= HF_CONFIG_YARN_V4;
             continue;
         }
-        if (i + 1 >= argc) return fail(err, errlen, "export: option %s needs a value", o);
+        if (i + 1 >= argc) return errmsg(err, errlen, "export: option %s needs a value", o);
         const char *v = argv[++i];
         if (!strcmp(o, "--ckpt")) a->ckpt = v;
         else if (!strcmp(o, "--format")) a->format = v;
@@ -65,20 +57,20 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
         else if (!strcmp(o, "--dtype") && (!strcmp(v, "float32") || !strcmp(v, "bfloat16")))
             a->dtype = !strcmp(v, "bfloat16") ? ST_BF16 : ST_F32;
         else if (!strcmp(o, "--dtype"))
-            return fail(err, errlen, "export: --dtype must be float32 or bfloat16 (got '%s')", v);
+            return errmsg(err, errlen, "export: --dtype must be float32 or bfloat16 (got '%s')", v);
         else if (!strcmp(o, "--stage")) {
             char *end;
             long s = strtol(v, &end, 10);
             if (*end || end == v || s < 0 || s > 1000)
-                return fail(err, errlen, "export: --stage must be a stage index >= 0 (got '%s')", v);
+                return errmsg(err, errlen, "export: --stage must be a stage index >= 0 (got '%s')", v);
             a->stage = (int)s;
         } else
-            return fail(err, errlen, "export: unknown option %s", o);
+            return errmsg(err, errlen, "export: unknown option %s", o);
     }
     if (!a->ckpt || !a->out || !a->format)
-        return fail(err, errlen, "export: --ckpt, --format and --out are required");
+        return errmsg(err, errlen, "export: --ckpt, --format and --out are required");
     if (strcmp(a->format, "hf"))
-        return fail(err, errlen, "export: --format must be hf (got '%s')", a->format);
+        return errmsg(err, errlen, "export: --format must be hf (got '%s')", a->format);
     return 0;
 }
 

@@ -11,17 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "die.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "errmsg.h"
 
 // ---------------------------------------------------------------------------
 // Reading: typed getters. A key that is absent or null keeps *out.
@@ -38,7 +28,7 @@ static int bad(const ctx *c, const char *prefix, const char *key, const char *wa
     else if (cJSON_IsString(v)) snprintf(got, sizeof got, "\"%.40s\"", v->valuestring);
     else if (cJSON_IsBool(v)) snprintf(got, sizeof got, "%s", cJSON_IsTrue(v) ? "true" : "false");
     else snprintf(got, sizeof got, "%s", cJSON_IsArray(v) ? "a list" : "an object");
-    return fail(c->err, c->errlen, "%s: key '%s%s': expected %s, got %s", c->name, prefix, key, want, got);
+    return errmsg(c->err, c->errlen, "%s: key '%s%s': expected %s, got %s", c->name, prefix, key, want, got);
 }
 
 static const cJSON *item(const cJSON *obj, const char *key) {
@@ -63,7 +53,7 @@ static int get_int64(const ctx *c, const cJSON *obj, const char *prefix, const c
 static int get_int(const ctx *c, const cJSON *obj, const char *key, int min, int *out) {
     int64_t v = *out;
     if (get_int64(c, obj, "", key, min, &v)) return -1;
-    if (v > INT32_MAX) return fail(c->err, c->errlen, "%s: key '%s': %lld is too large", c->name, key, (long long)v);
+    if (v > INT32_MAX) return errmsg(c->err, c->errlen, "%s: key '%s': %lld is too large", c->name, key, (long long)v);
     *out = (int)v;
     return 0;
 }
@@ -114,7 +104,7 @@ static int check_llama(const ctx *c, const cJSON *root) {
     if (mt && (!cJSON_IsString(mt) || strcmp(mt->valuestring, "llama")))
         return bad(c, "", "model_type", "\"llama\" (stretch imports Llama-family models)", mt);
     if (!mt && !llama_arch)
-        return fail(c->err, c->errlen, "%s: neither model_type \"llama\" nor architectures [\"LlamaForCausalLM\"]: "
+        return errmsg(c->err, c->errlen, "%s: neither model_type \"llama\" nor architectures [\"LlamaForCausalLM\"]: "
                     "not a Llama config", c->name);
     const cJSON *act = item(root, "hidden_act");
     if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu")))
@@ -123,7 +113,7 @@ static int check_llama(const ctx *c, const cJSON *root) {
     for (int i = 0; i < 2; i++) {
         bool on = false;
         if (get_bool(c, root, "", off[i], &on)) return -1;
-        if (on) return fail(c->err, c->errlen, "%s: key '%s': true is not supported (stretch's Llama has no biases)",
+        if (on) return errmsg(c->err, c->errlen, "%s: key '%s': true is not supported (stretch's Llama has no biases)",
                             c->name, off[i]);
     }
     return 0;
@@ -142,7 +132,7 @@ static int parse_rope(const ctx *c, const cJSON *root, rope_config *r) {
     if (type) {
         if (!cJSON_IsString(type)) return bad(c, p, "rope_type", "a string", type);
         if (rope_type_parse(type->valuestring, &r->type) != 0)
-            return fail(c->err, c->errlen, "%s: key '%srope_type': \"%.40s\" is not supported "
+            return errmsg(c->err, c->errlen, "%s: key '%srope_type': \"%.40s\" is not supported "
                         "(default, linear, dynamic, yarn, longrope, llama3)", c->name, p, type->valuestring);
     }
     bool truncate = true;
@@ -162,7 +152,7 @@ static int parse_rope(const ctx *c, const cJSON *root, rope_config *r) {
         return -1;
     r->no_truncate = !truncate;
     if (n_short != n_long)
-        return fail(c->err, c->errlen, "%s: %sshort_factor has %d entries, long_factor %d: they must be equal",
+        return errmsg(c->err, c->errlen, "%s: %sshort_factor has %d entries, long_factor %d: they must be equal",
                     c->name, p, n_short, n_long);
     r->n_factors = n_short;
     // transformers v5: a top-level original_max_position_embeddings (Phi-3)
@@ -179,7 +169,7 @@ int hf_config_parse(model_config *out, const char *json, const char *name, char 
     cJSON *root = cJSON_ParseWithOpts(json, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return fail(err, errlen, "%s: not a JSON object (error near byte %ld)", name,
+        return errmsg(err, errlen, "%s: not a JSON object (error near byte %ld)", name,
                     root ? 0L : (long)((end ? end : json) - json));
     }
     model_config m;
@@ -193,7 +183,7 @@ int hf_config_parse(model_config *out, const char *json, const char *name, char 
                               "vocab_size"};
     int rc = check_llama(&c, root);
     for (int i = 0; rc == 0 && i < 5; i++)
-        if (!item(root, required[i])) rc = fail(err, errlen, "%s: key '%s' is missing", name, required[i]);
+        if (!item(root, required[i])) rc = errmsg(err, errlen, "%s: key '%s' is missing", name, required[i]);
     if (rc == 0)
         rc = get_int(&c, root, "hidden_size", 1, &m.dim) || get_int(&c, root, "intermediate_size", 1, &m.ffn_dim) ||
              get_int(&c, root, "num_hidden_layers", 1, &m.n_layers) ||
@@ -213,25 +203,25 @@ int hf_config_parse(model_config *out, const char *json, const char *name, char 
     // The checks with HF key names first; model_config_validate backs them up.
     m.norm_eps = (float)eps;
     if (!(m.norm_eps > 0.0f) || !isfinite(m.norm_eps))
-        return fail(err, errlen, "%s: key 'rms_norm_eps': %g must be > 0", name, eps);
+        return errmsg(err, errlen, "%s: key 'rms_norm_eps': %g must be > 0", name, eps);
     if (m.n_heads % m.n_kv_heads != 0)
-        return fail(err, errlen, "%s: key 'num_key_value_heads': %d must divide num_attention_heads (%d)", name,
+        return errmsg(err, errlen, "%s: key 'num_key_value_heads': %d must divide num_attention_heads (%d)", name,
                     m.n_kv_heads, m.n_heads);
     if (m.head_dim == 0 && m.dim % m.n_heads != 0)
-        return fail(err, errlen, "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d) and head_dim "
+        return errmsg(err, errlen, "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d) and head_dim "
                     "is not given", name, m.dim, m.n_heads);
     m.rope.head_dim = model_config_head_dim(&m);
     char msg[256];
-    if (rope_config_validate(&m.rope, msg, sizeof msg) != 0) return fail(err, errlen, "%s: %s", name, msg);
+    if (rope_config_validate(&m.rope, msg, sizeof msg) != 0) return errmsg(err, errlen, "%s: %s", name, msg);
     if (model_config_validate(&m, msg, sizeof msg) != 0)
-        return fail(err, errlen, "%s: unsupported model: %s", name, msg);
+        return errmsg(err, errlen, "%s: unsupported model: %s", name, msg);
     *out = m;
     return 0;
 }
 
 int hf_config_read(model_config *out, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    if (!f) return errmsg(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
     size_t cap = 1 << 14, n = 0, k;
     char *text = xmalloc(cap);
     while ((k = fread(text + n, 1, cap - n - 1, f)) > 0)
@@ -239,7 +229,7 @@ int hf_config_read(model_config *out, const char *path, char *err, size_t errlen
     bool bad_read = ferror(f);
     fclose(f);
     text[n] = '\0';
-    int rc = bad_read ? fail(err, errlen, "%s: read error", path) : hf_config_parse(out, text, path, err, errlen);
+    int rc = bad_read ? errmsg(err, errlen, "%s: read error", path) : hf_config_parse(out, text, path, err, errlen);
     free(text);
     return rc;
 }

@@ -13,17 +13,7 @@
 #include "die.h"
 #include "hf_config.h"
 #include "model.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "errmsg.h"
 
 // Stored rank of a layout entry: vectors are 1-D.
 static int tensor_dims(const model_tensor *t, int64_t dims[2]) {
@@ -100,13 +90,13 @@ static int check_extra(const st_reader *r, const model_tensor *t, int n, const m
             float *head = xmalloc(sizeof(float) * (size_t)(dims[0] * dims[1]));
             int rc = st_read_f32(head, r, s->name, 2, dims, err, errlen);
             if (rc == 0 && memcmp(head, params, sizeof(float) * (size_t)(dims[0] * dims[1])) != 0)
-                rc = fail(err, errlen, "%s: tensor lm_head.weight differs from model.embed_tokens.weight, but "
+                rc = errmsg(err, errlen, "%s: tensor lm_head.weight differs from model.embed_tokens.weight, but "
                           "config.json says tie_word_embeddings", s->file);
             free(head);
             if (rc) return -1;
             continue;
         }
-        return fail(err, errlen, "%s: tensor %s is not part of a Llama model with this config.json", s->file, s->name);
+        return errmsg(err, errlen, "%s: tensor %s is not part of a Llama model with this config.json", s->file, s->name);
     }
     return 0;
 }
@@ -158,14 +148,14 @@ static int write_text(const char *dir, const char *name, const char *text, char 
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    if (!f) return fail(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
+    if (!f) return errmsg(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
     size_t n = strlen(text);
     bool ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         int saved = errno;
         remove(tmp);
-        return fail(err, errlen, "%s: write failed (%s)", path, strerror(saved));
+        return errmsg(err, errlen, "%s: write failed (%s)", path, strerror(saved));
     }
     return 0;
 }
@@ -173,9 +163,9 @@ static int write_text(const char *dir, const char *name, const char *text, char 
 int hf_save(const char *dir, const model_config *cfg, const float *params, st_dtype dtype, int flags,
             FILE *warn, char *err, size_t errlen) {
     CHECK(dtype == ST_F32 || dtype == ST_BF16);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail(err, errlen, "%s: cannot create (%s)", dir, strerror(errno));
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return errmsg(err, errlen, "%s: cannot create (%s)", dir, strerror(errno));
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return fail(err, errlen, "%s: not a directory", dir);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return errmsg(err, errlen, "%s: not a directory", dir);
 
     int n;
     int64_t total;
@@ -211,6 +201,6 @@ int hf_save(const char *dir, const model_config *cfg, const float *params, st_dt
     rc = write_text(dir, "config.json", json, err, errlen);
     free(json);
     if (rc == 0) rc = write_text(dir, "generation_config.json", "{\n  \"_from_model_config\": true\n}\n", err, errlen);
-    if (rc == 0 && fsync_dir(dir) != 0) rc = fail(err, errlen, "%s: cannot fsync (%s)", dir, strerror(errno));
+    if (rc == 0 && fsync_dir(dir) != 0) rc = errmsg(err, errlen, "%s: cannot fsync (%s)", dir, strerror(errno));
     return rc;
 }

@@ -15,23 +15,13 @@
 #include <cjson/cJSON.h>
 
 #include "die.h"
+#include "errmsg.h"
 
 #define MAX_HEADER_BYTES (100 << 20)  // the limit of the reference implementation
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors: little-endian hosts only");
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 // ---------------------------------------------------------------------------
 // dtypes
@@ -161,26 +151,26 @@ static bool json_count(const cJSON *x, int64_t *out) {
 static int map_file(mapped_file *f, const char *path, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return fail(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    if (fd < 0) return errmsg(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         close(fd);
-        return fail(err, errlen, "%s: cannot stat (%s)", path, strerror(errno));
+        return errmsg(err, errlen, "%s: cannot stat (%s)", path, strerror(errno));
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s: not a regular file", path);
+        return errmsg(err, errlen, "%s: not a regular file", path);
     }
     f->size = (size_t)sb.st_size;
     if (f->size < 8) {
         close(fd);
-        return fail(err, errlen, "%s: too short for a safetensors file (%zu bytes)", path, f->size);
+        return errmsg(err, errlen, "%s: too short for a safetensors file (%zu bytes)", path, f->size);
     }
     f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (f->map == MAP_FAILED) {
         f->map = NULL;
-        return fail(err, errlen, "%s: cannot mmap (%s)", path, strerror(errno));
+        return errmsg(err, errlen, "%s: cannot mmap (%s)", path, strerror(errno));
     }
     f->path = xstrdup(path);
     return 0;
@@ -200,11 +190,11 @@ static void push_tensor(st_reader *r, int *cap, const st_tensor *t, int64_t begi
 static int parse_entry(st_tensor *t, int64_t *begin, int64_t *end, const cJSON *e,
                        const char *path, char *err, size_t errlen) {
     const char *name = e->string;
-    if (!cJSON_IsObject(e)) return fail(err, errlen, "%s: tensor %s: header entry is not an object", path, name);
+    if (!cJSON_IsObject(e)) return errmsg(err, errlen, "%s: tensor %s: header entry is not an object", path, name);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    if (!cJSON_IsString(dt)) return fail(err, errlen, "%s: tensor %s: missing or non-string \"dtype\"", path, name);
+    if (!cJSON_IsString(dt)) return errmsg(err, errlen, "%s: tensor %s: missing or non-string \"dtype\"", path, name);
     int size = 0;
     for (int i = 0; i < N_DTYPES && size == 0; i++) {
         if (!strcmp(dt->valuestring, dtypes[i].name)) {
@@ -212,28 +202,28 @@ static int parse_entry(st_tensor *t, int64_t *begin, int64_t *end, const cJSON *
             size = dtypes[i].size;
         }
     }
-    if (size == 0) return fail(err, errlen, "%s: tensor %s: unknown dtype \"%.20s\"", path, name, dt->valuestring);
+    if (size == 0) return errmsg(err, errlen, "%s: tensor %s: unknown dtype \"%.20s\"", path, name, dt->valuestring);
     snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dt->valuestring);
     if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) > ST_MAX_RANK)
-        return fail(err, errlen, "%s: tensor %s: \"shape\" must be a list of at most %d sizes", path, name, ST_MAX_RANK);
+        return errmsg(err, errlen, "%s: tensor %s: \"shape\" must be a list of at most %d sizes", path, name, ST_MAX_RANK);
     t->rank = 0;
     t->n_elements = 1;
     const cJSON *s;
     cJSON_ArrayForEach(s, shape) {
         int64_t v;
-        if (!json_count(s, &v)) return fail(err, errlen, "%s: tensor %s: shape entries must be integers >= 0", path, name);
+        if (!json_count(s, &v)) return errmsg(err, errlen, "%s: tensor %s: shape entries must be integers >= 0", path, name);
         t->shape[t->rank++] = v;
         if (v > 0 && t->n_elements > INT64_MAX / 8 / v)
-            return fail(err, errlen, "%s: tensor %s: shape is too large", path, name);
+            return errmsg(err, errlen, "%s: tensor %s: shape is too large", path, name);
         t->n_elements *= v;
     }
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
         !json_count(cJSON_GetArrayItem(offs, 0), begin) || !json_count(cJSON_GetArrayItem(offs, 1), end) ||
         *end < *begin)
-        return fail(err, errlen, "%s: tensor %s: \"data_offsets\" must be [begin, end] with 0 <= begin <= end", path, name);
+        return errmsg(err, errlen, "%s: tensor %s: \"data_offsets\" must be [begin, end] with 0 <= begin <= end", path, name);
     t->n_bytes = t->n_elements * size;
     if (*end - *begin != t->n_bytes)
-        return fail(err, errlen, "%s: tensor %s: data_offsets [%lld, %lld] hold %lld bytes, its dtype and shape need %lld",
+        return errmsg(err, errlen, "%s: tensor %s: data_offsets [%lld, %lld] hold %lld bytes, its dtype and shape need %lld",
                     path, name, (long long)*begin, (long long)*end, (long long)(*end - *begin), (long long)t->n_bytes);
     return 0;
 }
@@ -261,19 +251,19 @@ static int check_tiling(const st_reader *r, int first, int64_t data_size, const 
     for (int i = 0; i < n && rc == 0; i++) {
         const char *name = r->t[span[i][2]].name;
         if (span[i][1] > data_size)
-            rc = fail(err, errlen, "%s: tensor %s: data_offsets [%lld, %lld] reach beyond the end of the file "
+            rc = errmsg(err, errlen, "%s: tensor %s: data_offsets [%lld, %lld] reach beyond the end of the file "
                       "(%lld data bytes)", path, name, (long long)span[i][0], (long long)span[i][1], (long long)data_size);
         else if (span[i][0] < at)
-            rc = fail(err, errlen, "%s: tensor %s: data_offsets [%lld, %lld] overlap another tensor", path, name,
+            rc = errmsg(err, errlen, "%s: tensor %s: data_offsets [%lld, %lld] overlap another tensor", path, name,
                       (long long)span[i][0], (long long)span[i][1]);
         else if (span[i][0] > at)
-            rc = fail(err, errlen, "%s: tensor %s: bytes [%lld, %lld) before it belong to no tensor", path, name,
+            rc = errmsg(err, errlen, "%s: tensor %s: bytes [%lld, %lld) before it belong to no tensor", path, name,
                       (long long)at, (long long)span[i][0]);
         at = span[i][1];
     }
     free(span);
     if (rc == 0 && at != data_size)
-        rc = fail(err, errlen, "%s: the last %lld bytes belong to no tensor (truncated header or file?)", path,
+        rc = errmsg(err, errlen, "%s: the last %lld bytes belong to no tensor (truncated header or file?)", path,
                   (long long)(data_size - at));
     return rc;
 }
@@ -284,24 +274,24 @@ static int parse_file(st_reader *r, int *cap, const mapped_file *f, char *err, s
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
     if (hlen > f->size - 8)
-        return fail(err, errlen, "%s: header length %llu exceeds the file size (%zu bytes)", f->path,
+        return errmsg(err, errlen, "%s: header length %llu exceeds the file size (%zu bytes)", f->path,
                     (unsigned long long)hlen, f->size);
     if (hlen > MAX_HEADER_BYTES)
-        return fail(err, errlen, "%s: header length %llu exceeds the limit of %d bytes", f->path,
+        return errmsg(err, errlen, "%s: header length %llu exceeds the limit of %d bytes", f->path,
                     (unsigned long long)hlen, MAX_HEADER_BYTES);
     const char *h = (const char *)p + 8, *end = NULL;
-    if (hlen < 2 || h[0] != '{') return fail(err, errlen, "%s: header does not start with '{' (not a safetensors file?)", f->path);
+    if (hlen < 2 || h[0] != '{') return errmsg(err, errlen, "%s: header does not start with '{' (not a safetensors file?)", f->path);
     cJSON *root = cJSON_ParseWithLengthOpts(h, (size_t)hlen, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         long at = end ? (long)(end - h) : (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - h : 0);
         cJSON_Delete(root);
-        return fail(err, errlen, "%s: header is not a valid JSON object (near byte %ld of %llu)", f->path, at,
+        return errmsg(err, errlen, "%s: header is not a valid JSON object (near byte %ld of %llu)", f->path, at,
                     (unsigned long long)hlen);
     }
     for (const char *q = end; q < h + hlen; q++) {
         if (*q != ' ' && *q != '\n' && *q != '\t' && *q != '\r') {
             cJSON_Delete(root);
-            return fail(err, errlen, "%s: unexpected bytes after the header JSON (at byte %ld)", f->path, (long)(q - h));
+            return errmsg(err, errlen, "%s: unexpected bytes after the header JSON (at byte %ld)", f->path, (long)(q - h));
         }
     }
     int64_t data_size = (int64_t)(f->size - 8 - hlen);
@@ -310,7 +300,7 @@ static int parse_file(st_reader *r, int *cap, const mapped_file *f, char *err, s
     const cJSON *e;
     cJSON_ArrayForEach(e, root) {
         if (!strcmp(e->string, "__metadata__")) {
-            if (!cJSON_IsObject(e)) rc = fail(err, errlen, "%s: \"__metadata__\" is not an object", f->path);
+            if (!cJSON_IsObject(e)) rc = errmsg(err, errlen, "%s: \"__metadata__\" is not an object", f->path);
             if (rc) break;
             continue;
         }
@@ -338,7 +328,7 @@ static int sort_and_check_unique(st_reader *r, char *err, size_t errlen) {
     if (r->n > 0) qsort(r->t, (size_t)r->n, sizeof *r->t, cmp_tensor_name);
     for (int i = 1; i < r->n; i++)
         if (!strcmp(r->t[i - 1].name, r->t[i].name))
-            return fail(err, errlen, "tensor %s appears twice (%s, %s)", r->t[i].name, r->t[i - 1].file, r->t[i].file);
+            return errmsg(err, errlen, "tensor %s appears twice (%s, %s)", r->t[i].name, r->t[i - 1].file, r->t[i].file);
     return 0;
 }
 
@@ -363,7 +353,7 @@ static bool is_file(const char *path) {
 static char *read_text(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+        errmsg(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0, k;
@@ -376,7 +366,7 @@ static char *read_text(const char *path, char *err, size_t errlen) {
     fclose(f);
     if (bad) {
         free(buf);
-        fail(err, errlen, "%s: read error", path);
+        errmsg(err, errlen, "%s: read error", path);
         return NULL;
     }
     buf[n] = '\0';
@@ -395,14 +385,14 @@ static int open_index(st_reader *r, int *cap, const char *dir, char *err, size_t
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(map)) {
         cJSON_Delete(root);
-        return fail(err, errlen, "%s: not JSON with a \"weight_map\" object", path);
+        return errmsg(err, errlen, "%s: not JSON with a \"weight_map\" object", path);
     }
     int rc = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, map) {  // open each shard once, in order of first mention
         if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') ||
             !strcmp(e->valuestring, "..")) {
-            rc = fail(err, errlen, "%s: weight_map: tensor %s: the shard must be a file name in the same directory",
+            rc = errmsg(err, errlen, "%s: weight_map: tensor %s: the shard must be a file name in the same directory",
                       path, e->string);
             break;
         }
@@ -418,11 +408,11 @@ static int open_index(st_reader *r, int *cap, const char *dir, char *err, size_t
             snprintf(shard, sizeof shard, "%s/%s", dir, e->valuestring);
             const st_tensor *t = st_find(r, e->string);
             if (!t) {
-                rc = fail(err, errlen, "%s: tensor %s: listed in the index but missing from %s", path, e->string, shard);
+                rc = errmsg(err, errlen, "%s: tensor %s: listed in the index but missing from %s", path, e->string, shard);
                 break;
             }
             if (strcmp(t->file, shard)) {
-                rc = fail(err, errlen, "%s: tensor %s: the index says %s, it is in %s", path, e->string, shard, t->file);
+                rc = errmsg(err, errlen, "%s: tensor %s: the index says %s, it is in %s", path, e->string, shard, t->file);
                 break;
             }
         }
@@ -444,7 +434,7 @@ st_reader *st_open(const char *path, char *err, size_t errlen) {
         else if (is_file(index))
             rc = open_index(r, &cap, path, err, errlen);
         else
-            rc = fail(err, errlen, "%s: no %s or %s in this directory", path, SINGLE_NAME, INDEX_NAME);
+            rc = errmsg(err, errlen, "%s: no %s or %s in this directory", path, SINGLE_NAME, INDEX_NAME);
     } else {
         rc = add_file(r, &cap, path, err, errlen);
     }
@@ -483,7 +473,7 @@ int st_read_f32(float *out, const st_reader *r, const char *name, int rank, cons
     const st_tensor *t = st_find(r, name);
     if (!t) {
         const char *where = r->n_files == 1 ? r->files[0].path : "the safetensors shards";
-        return fail(err, errlen, "%s: tensor %s is missing", where, name);
+        return errmsg(err, errlen, "%s: tensor %s is missing", where, name);
     }
     bool same = t->rank == rank;
     for (int i = 0; same && i < rank; i++) same = t->shape[i] == shape[i];
@@ -491,7 +481,7 @@ int st_read_f32(float *out, const st_reader *r, const char *name, int rank, cons
         char want[160], got[160];
         shape_text(want, sizeof want, rank, shape);
         shape_text(got, sizeof got, t->rank, t->shape);
-        return fail(err, errlen, "%s: tensor %s has shape %s, expected %s", t->file, name, got, want);
+        return errmsg(err, errlen, "%s: tensor %s has shape %s, expected %s", t->file, name, got, want);
     }
     const unsigned char *p = t->data;
     int64_t n = t->n_elements;
@@ -507,7 +497,7 @@ int st_read_f32(float *out, const st_reader *r, const char *name, int rank, cons
         }
         break;
     default:
-        return fail(err, errlen, "%s: tensor %s has dtype %s; stretch reads F32, F16 and BF16", t->file, name,
+        return errmsg(err, errlen, "%s: tensor %s has dtype %s; stretch reads F32, F16 and BF16", t->file, name,
                     t->dtype_name);
     }
     return 0;
@@ -633,15 +623,15 @@ static int fsync_parent(const char *path) {
 int st_write(const st_writer *w, const char *path, char *err, size_t errlen) {
     for (int i = 0; i < w->n; i++) {
         if (!strcmp(w->t[i].name, "__metadata__") || !w->t[i].name[0])
-            return fail(err, errlen, "%s: tensor name \"%s\" is reserved", path, w->t[i].name);
+            return errmsg(err, errlen, "%s: tensor name \"%s\" is reserved", path, w->t[i].name);
         for (int j = 0; j < i; j++)
             if (!strcmp(w->t[i].name, w->t[j].name))
-                return fail(err, errlen, "%s: tensor %s added twice", path, w->t[i].name);
+                return errmsg(err, errlen, "%s: tensor %s added twice", path, w->t[i].name);
     }
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    if (!f) return fail(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
+    if (!f) return errmsg(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
     size_t hlen;
     char *header = build_header(w, &hlen);
     unsigned char len8[8];
@@ -654,13 +644,13 @@ int st_write(const st_writer *w, const char *path, char *err, size_t errlen) {
     ok = (fclose(f) == 0) && ok;
     if (!ok) {
         remove(tmp);
-        return fail(err, errlen, "%s: write failed (%s)", tmp, strerror(saved ? saved : errno));
+        return errmsg(err, errlen, "%s: write failed (%s)", tmp, strerror(saved ? saved : errno));
     }
     if (rename(tmp, path) != 0) {
         saved = errno;
         remove(tmp);
-        return fail(err, errlen, "cannot rename %s to %s (%s)", tmp, path, strerror(saved));
+        return errmsg(err, errlen, "cannot rename %s to %s (%s)", tmp, path, strerror(saved));
     }
-    if (fsync_parent(path) != 0) return fail(err, errlen, "%s: cannot fsync its directory (%s)", path, strerror(errno));
+    if (fsync_parent(path) != 0) return errmsg(err, errlen, "%s: cannot fsync its directory (%s)", path, strerror(errno));
     return 0;
 }
