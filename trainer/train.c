@@ -394,7 +394,8 @@ static void log_stage_start(train_state *st, const cfg_stage_plan *plan, const r
            "original %lld, attention factor %.4f), lr %.2e\n",
            st->stage + 1, st->cfg.n_stages, plan->name, (long long)plan->seq_len,
            (long long)plan->steps, (long long)plan->batch_tokens, rope_type_name(rc.type),
-           rc.factor, (long long)rc.original_max_position_embeddings, (double)t->attention_factor,
+           rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor,
+           (long long)rc.original_max_position_embeddings, (double)t->attention_factor,
            plan->lr);
     fflush(stdout);
     cJSON *o = cJSON_CreateObject();
@@ -603,7 +604,8 @@ static void print_summary(train_state *st, double *acc, int n_evals) {
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, c, e);
         char label[96];
-        snprintf(label, sizeof label, "%d %s%s", e + 1, plan.name, e == 0 ? " (before ext.)" : "");
+        bool before = plan.seq_len <= cfg_original_context(c);
+        snprintf(label, sizeof label, "%d %s%s", e + 1, plan.name, before ? " (before ext.)" : "");
         printf("%-24s", label);
         for (int i = 0; i < nl; i++) printf(" %7.1f%%", 100 * acc[e * nl + i]);
         printf("\n");
