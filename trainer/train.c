@@ -480,8 +480,13 @@ static bool gate_check(train_state *st, const cfg_stage_plan *plan) {
         met &= vl <= g->val_loss;
     }
     if (st->is_root) {
-        printf("  gate of stage '%s': passkey %.3f (need %.3f), val loss %.4f (need <= %.4f): %s\n",
-               plan->name, acc, g->passkey_acc, vl, g->val_loss, met ? "met" : "not met");
+        char what[160] = "";
+        if (g->passkey_acc > 0)
+            snprintf(what, sizeof what, "passkey %.3f (need %.3f)", acc, g->passkey_acc);
+        if (g->val_loss > 0)
+            snprintf(what + strlen(what), sizeof what - strlen(what), "%sval loss %.4f (need <= %.4f)",
+                     what[0] ? ", " : "", vl, g->val_loss);
+        printf("  gate of stage '%s': %s: %s\n", plan->name, what, met ? "met" : "not met");
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "event", "gate");
         cJSON_AddNumberToObject(o, "step", (double)st->step);
