@@ -1,8 +1,8 @@
 // stretch: the command line. One subcommand per job; each lives in its own
 // file (train.c, cli_tokenize.c, cli_inspect.c, cli_eval.c, cli_import.c,
-// cli_export.c) and returns the exit status: 0 done, 2 a user error (bad
-// config, file, option), 3 a stage gate unmet, 99 stopped by a preemption
-// signal after checkpointing (requeue me).
+// cli_export.c, cli_search.c) and returns the exit status: 0 done, 2 a user
+// error (bad config, file, option), 3 a stage gate unmet, 99 stopped by a
+// preemption signal after checkpointing (requeue me).
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +28,8 @@ static void usage(FILE *out) {
             "                       a Hugging Face Llama model directory into a checkpoint\n"
             "  export --ckpt C.h5 --format hf --out DIR [--dtype bfloat16] [--stage N] [--yarn-v4]\n"
             "                       a checkpoint as a Hugging Face model (safetensors + config.json)\n"
+            "  search --ckpt C.h5 --target-len L --data SHARDS --out factors.yaml\n"
+            "                       LongRoPE search of rope factors and n_hat (stretch search --help)\n"
             "  help                 this text\n");
 }
 
@@ -43,6 +45,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "import")) return cli_import(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "search")) return cli_search(argc - 1, argv + 1);
     fprintf(stderr, "stretch: error: unknown command '%s' (see stretch help)\n", cmd);
     return 2;
 }
