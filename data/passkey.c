@@ -163,11 +163,6 @@ static int64_t emit(int32_t *out, int64_t at, const int32_t *ids, int64_t n) {
     return at + n;
 }
 
-// The filler sentence after `sentence`: the next in the cycle, or a random one.
-static int next_sentence(int sentence, const passkey_config *cfg, rng_state *shuffle) {
-    return cfg->shuffle_filler ? (int)rng_below(shuffle, N_FILLER) : (sentence + 1) % N_FILLER;
-}
-
 int passkey_make(int32_t *tokens, int32_t *targets, passkey_info *info,
                  const passkey_config *cfg, uint64_t seed, int64_t T, char *err,
                  size_t errlen) {
@@ -194,9 +189,6 @@ int passkey_make(int32_t *tokens, int32_t *targets, passkey_info *info,
 
     int64_t at = 0, filled = 0, needle_start = 0, filler_before = 0;
     int sentence = 0, line_start = 1;
-    rng_state shuffle;  // filler order when cfg->shuffle_filler
-    rng_seed_stream(&shuffle, seed, 0xF111E5);
-    if (cfg->shuffle_filler) sentence = (int)rng_below(&shuffle, N_FILLER);
     if (cfg->bos_id >= 0) tokens[at++] = cfg->bos_id;
     at = emit(tokens, at, ps.preamble.ids, ps.preamble.n);
     for (int o = 0; o < ps.n_keys; o++) {
@@ -208,7 +200,7 @@ int passkey_make(int32_t *tokens, int32_t *targets, passkey_info *info,
             if (filled + p->n > H || 2.0 * (double)filled + (double)p->n > 2.0 * target) break;
             at = emit(tokens, at, p->ids, p->n);
             filled += p->n;
-            sentence = next_sentence(sentence, cfg, &shuffle);
+            sentence = (sentence + 1) % N_FILLER;
             line_start = 0;
         }
         if (k == ps.asked) {
@@ -224,7 +216,7 @@ int passkey_make(int32_t *tokens, int32_t *targets, passkey_info *info,
         const int64_t take = p->n < H - filled ? p->n : H - filled;
         at = emit(tokens, at, p->ids, take);
         filled += take;
-        sentence = next_sentence(sentence, cfg, &shuffle);
+        sentence = (sentence + 1) % N_FILLER;
         line_start = 0;
     }
     at = emit(tokens, at, ps.question.ids, ps.question.n);

@@ -47,8 +47,6 @@ typedef struct {
     double depth;     // 0..1: where the asked key sits in the filler; < 0: random per sample
     int answer_only;  // 1: targets only on the answer; 0: next-token targets everywhere
     int no_preamble;  // 1: leave out the first line (task description), for short lengths
-    int shuffle_filler;  // 1: filler sentences in random order (training: retrieval must
-                         // not depend on where the needle falls in the filler's cycle)
     int compact;      // 1 (single key): needle "The pass key is:12345.", question
                       // "The pass key is:", answer "12345", no preamble: fits
                       // byte-level rows of 128, and ':' occurs nowhere in the filler

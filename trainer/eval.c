@@ -11,8 +11,7 @@ double eval_passkey(model *m, const passkey_config *pk, int64_t T, double depth,
                     uint64_t seed, const eval_ring *ring, char *err, size_t errlen) {
     passkey_config cfg = *pk;
     cfg.depth = depth;
-    cfg.answer_only = 1;     // targets only where the answer is predicted
-    cfg.shuffle_filler = 0;  // the standard prompt: the filler cycles in order
+    cfg.answer_only = 1;  // targets only where the answer is predicted
     zigzag_layout z;
     zigzag_layout_init(&z, T, ring->sp, ring->sp_rank);
     const int64_t TL = ring->sp > 1 ? z.T_local : T;

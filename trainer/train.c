@@ -173,7 +173,7 @@ static int64_t local_len(int64_t T, int sp) {
 static passkey_config passkey_config_of(const train_state *st) {
     passkey_config pk = {.encode = tok_encode_into, .encode_ctx = st->tok, .bos_id = -1,
                          .n_keys = 1, .depth = -1, .answer_only = st->cfg.data.passkey_answer_only,
-                         .compact = st->cfg.data.passkey_compact, .shuffle_filler = 1};
+                         .compact = st->cfg.data.passkey_compact};
     return pk;
 }
 
