@@ -174,8 +174,15 @@ static void passkey_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos
     char err[512];
     if (passkey_make(tok, tgt, NULL, &L->cfg.passkey, seed, T, err, sizeof err) != 0)
         die_user("%s", err);
+    // PoSE: from a random split on, positions skip ahead, so the rows show the
+    // model distances up to pose_len while costing seq_len tokens.
+    int64_t split = T, skip = 0;
+    if (L->cfg.pose_len > T) {
+        split = 1 + (int64_t)rng_below(&L->cur.mix_rng, (uint64_t)(T - 1));
+        skip = (int64_t)rng_below(&L->cur.mix_rng, (uint64_t)(L->cfg.pose_len - T + 1));
+    }
     for (int64_t i = 0; i < T; i++) {
-        pos[i] = (int32_t)i;
+        pos[i] = (int32_t)(i < split ? i : i + skip);
         seg[i] = 0;
     }
 }
@@ -253,6 +260,9 @@ static int check_config(const data_config *c, char *err, size_t errlen) {
         return errmsg(err, errlen, "data: passkey_ratio = %g, must be in [0, 1]", c->passkey_ratio);
     if (!(c->copy_ratio >= 0 && c->passkey_ratio + c->copy_ratio <= 1))
         return errmsg(err, errlen, "data: copy_ratio = %g, must be in [0, 1 - passkey_ratio]", c->copy_ratio);
+    if (c->pose_len != 0 && c->pose_len <= c->seq_len)
+        return errmsg(err, errlen, "data: pose_len = %lld must be 0 or above seq_len = %lld",
+                      (long long)c->pose_len, (long long)c->seq_len);
     if (c->copy_ratio > 0 && !c->passkey.encode)
         return errmsg(err, errlen, "data: copy_ratio > 0 needs the passkey encoder");
     return 0;

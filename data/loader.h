@@ -66,6 +66,8 @@ typedef struct {
     int32_t pad_id;         // padding token (DATA_WHOLE; must be >= 0 there)
     double passkey_ratio;   // probability that a row is a passkey sample
     double copy_ratio;      // probability that a row is a copy task (passkey_make_copy)
+    int64_t pose_len;       // > seq_len: passkey rows' positions jump ahead by a random skip
+                            // in [0, pose_len - seq_len] at a random point (PoSE); 0 = off
     passkey_config passkey; // used when passkey_ratio > 0 (its encode_ctx must outlive the loader)
 } data_config;
 

@@ -175,6 +175,9 @@ static const cfg_key KEYS[] = {
         "training shards of this stage (e.g. longer documents); null or [] = data.train"),
     STG("passkey_ratio", DOUBLE, NUL, passkey_ratio, NULL, "null",
         "passkey fraction of this stage; null = data.passkey_ratio"),
+    STG("pose_len", INT64, 0, pose_len, NULL, "0",
+        "PoSE: passkey rows of seq_len tokens get positions that skip ahead at a random "
+        "point so they span up to this length (long distances at short-row cost); 0 = off"),
     STG("gate.passkey_acc", DOUBLE, RES, gate.passkey_acc, NULL, "0.0",
         "passkey accuracy (0..1) required at seq_len before the next stage; 0 = no gate"),
     STG("gate.val_loss", DOUBLE, RES, gate.val_loss, NULL, "0.0",

@@ -149,6 +149,7 @@ typedef struct {
     bool carry_moments;       // keep AdamW m and v from the previous stage
     cfg_strings data;         // empty = data.train
     double passkey_ratio;     // NAN = data.passkey_ratio
+    int64_t pose_len;         // > seq_len: PoSE, passkey rows' positions skip to span this many
     cfg_gate gate;
     cfg_rope rope;
 } cfg_stage;

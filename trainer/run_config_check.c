@@ -54,6 +54,7 @@ void cfg_stage_resolve(cfg_stage_plan *out, const cfg_run *cfg, int stage) {
     out->carry_moments = st->carry_moments;
     out->data = st->data.n > 0 ? &st->data : &cfg->data.train;
     out->passkey_ratio = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
+    out->pose_len = st->pose_len;
     out->gate = st->gate;
 }
 
@@ -313,6 +314,9 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
     REQUIRE(isnan(st->lr) || st->lr > 0.0, KEY("lr"), "%s (%g) must be > 0", k, st->lr);
     REQUIRE(isnan(st->passkey_ratio) || in_unit(st->passkey_ratio), KEY("passkey_ratio"),
             "%s (%g) must be in [0, 1]", k, st->passkey_ratio);
+    REQUIRE(st->pose_len == 0 || st->pose_len > st->seq_len, KEY("pose_len"),
+            "%s (%lld) must be 0 or larger than the stage's seq_len (%lld)", k,
+            (long long)st->pose_len, (long long)st->seq_len);
     if (check_strings(cfg, &st->data, KEY("data"), err, errlen)) return -1;
     REQUIRE(in_unit(st->gate.passkey_acc), KEY("gate.passkey_acc"), "%s (%g) must be in [0, 1]",
             k, st->gate.passkey_acc);

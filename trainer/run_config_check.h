@@ -44,6 +44,7 @@ typedef struct {
     bool carry_moments;
     const cfg_strings *data;   // the stage's shards, else data.train (may be empty)
     double passkey_ratio;
+    int64_t pose_len;          // 0 = off, else > seq_len
     cfg_gate gate;
 } cfg_stage_plan;
 

@@ -981,6 +981,44 @@ static void test_loader_errors(void **state) {
     free_dataset(&ds);
 }
 
+// PoSE: passkey rows keep their tokens, positions run 0.. up to a split and
+// then jump ahead by a skip in [0, pose_len - T]; the same with the same seed.
+static void test_pose_positions(void **state) {
+    dataset ds;
+    make_dataset(&ds, *state, 50);
+    data_config c = base_config(DATA_PACK, 160, 4);
+    enable_passkey(&c, 1.0);
+    c.pose_len = 1000;
+    data_loader *L = open_loader(&ds, &c);
+    data_batch b;
+    data_batch_init(&b, L);
+    int skipped = 0;
+    for (int it = 0; it < 10; it++) {
+        data_next_batch(L, &b);
+        for (int64_t r = 0; r < b.B; r++) {
+            const int32_t *pos = b.pos + r * b.T;
+            assert_int_equal(pos[0], 0);
+            int jumps = 0;
+            for (int64_t i = 1; i < b.T; i++) {
+                int32_t d = pos[i] - pos[i - 1];
+                assert_true(d >= 1);
+                if (d > 1) jumps++;
+            }
+            assert_true(jumps <= 1);
+            assert_true(pos[b.T - 1] <= 1000 - 1);
+            skipped += jumps;
+        }
+    }
+    assert_true(skipped > 20);  // almost every row of 40 skips (a skip of 0 is rare)
+    data_batch_free(&b);
+    data_loader_free(L);
+    c.pose_len = 160;  // must exceed seq_len
+    char err[256];
+    assert_null(data_loader_open(ds.p, 2, &c, err, sizeof err));
+    assert_non_null(strstr(err, "pose_len"));
+    free_dataset(&ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_vectors),
@@ -1000,6 +1038,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dp_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passkey_mix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pose_positions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
