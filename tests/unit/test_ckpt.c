@@ -26,40 +26,16 @@
 #include "ckpt.h"
 #include "ckpt_dir.h"
 #include "die.h"
+#include "test_tmpdir.h"
 
 // ===========================================================================
 // Fixtures and helpers
 
-typedef struct {
-    char dir[64];
-} fixture;
-
-static int setup(void **state) {
-    fixture *f = xcalloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_ckpt.XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    *state = f;
-    return 0;
-}
-
-// Removes a directory tree of plain files and directories.
-static int rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return remove(path);
-    int rc = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char child[512];
-        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-        rc |= rm_tree(child);
-    }
-    closedir(d);
-    return rc | remove(path);
-}
+static int setup(void **state) { return tmpdir_setup(state, "test_ckpt"); }
 
 static int teardown(void **state) {
     fixture *f = *state;
-    int rc = rm_tree(f->dir);
+    int rc = tmpdir_rm_tree(f->dir);
     free(f);
     // ckpt leaves no HDF5 file or object open, whatever happened.
     ssize_t open_ids = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
