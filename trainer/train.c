@@ -255,33 +255,44 @@ static void stage_rope_table(rope_table *t, const train_state *st, int stage, in
     rope_table_init(t, &rc, seq_len);
 }
 
+// Passkey accuracy at length L with the model's current RoPE, averaged over
+// eval.passkey_depths; depth j uses samples seeded from seed + stride * j.
+// by_depth (n_depths), if not NULL, gets each depth's accuracy. `key` names
+// the setting blamed when samples cannot be made.
+static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed, uint64_t stride,
+                           double *by_depth, const char *key) {
+    const cfg_eval *e = &st->cfg.eval;
+    passkey_config pk = passkey_config_of(st);
+    eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
+    double sum = 0;
+    for (int j = 0; j < e->passkey_depths.n; j++) {
+        char err[512];
+        double acc = eval_passkey(st->m, &pk, L, e->passkey_depths.v[j], trials,
+                                  seed + stride * (uint64_t)j, &ring, err, sizeof err);
+        if (acc < 0) die_user("%s: %s", key, err);
+        if (by_depth) by_depth[j] = acc;
+        sum += acc;
+    }
+    return e->passkey_depths.n > 0 ? sum / e->passkey_depths.n : 0.0;
+}
+
 // Passkey accuracy at every eval length (averaged over the depths), with the
 // given stage's RoPE. Prints a line per length and logs to metrics.
 static void eval_passkey_all(train_state *st, int stage, const char *when, double *acc_out) {
     const cfg_run *c = &st->cfg;
     if (c->eval.passkey_trials <= 0) return;
-    passkey_config pk = passkey_config_of(st);
-    eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
     rope_table train_rope = st->m->rope;
+    double *by_depth = xcalloc((size_t)c->eval.passkey_depths.n + 1, sizeof(double));
     for (int i = 0; i < c->eval.passkey_lengths.n; i++) {
         int64_t L = c->eval.passkey_lengths.v[i];
         rope_table t;
         stage_rope_table(&t, st, stage, L);
         model_set_rope(st->m, &t);
-        double sum = 0;
-        cJSON *depths = cJSON_CreateArray();
-        for (int j = 0; j < c->eval.passkey_depths.n; j++) {
-            char err[512];
-            double depth = c->eval.passkey_depths.v[j];
-            double acc = eval_passkey(st->m, &pk, L, depth, c->eval.passkey_trials,
-                                      st->eval_seed + 1000003ull * (uint64_t)j, &ring, err, sizeof err);
-            if (acc < 0) die_user("eval.passkey_lengths: %s", err);
-            sum += acc;
-            cJSON_AddItemToArray(depths, cJSON_CreateNumber(acc));
-        }
-        double acc = sum / c->eval.passkey_depths.n;
+        double acc = passkey_mean(st, L, c->eval.passkey_trials, st->eval_seed, 1000003ull,
+                                  by_depth, "eval.passkey_lengths");
         if (acc_out) acc_out[i] = acc;
         if (st->is_root) {
+            cJSON *depths = cJSON_CreateDoubleArray(by_depth, c->eval.passkey_depths.n);
             printf("  passkey @ %6lld tokens (%s): %5.1f%%\n", (long long)L, when, 100 * acc);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "event", "eval_passkey");
@@ -292,10 +303,9 @@ static void eval_passkey_all(train_state *st, int stage, const char *when, doubl
             cJSON_AddNumberToObject(o, "accuracy", acc);
             cJSON_AddItemToObject(o, "accuracy_by_depth", depths);
             metrics_write(&st->met, o);
-        } else {
-            cJSON_Delete(depths);
         }
     }
+    free(by_depth);
     fflush(stdout);
     model_set_rope(st->m, &train_rope);
 }
@@ -459,19 +469,10 @@ static bool gate_check(train_state *st, const cfg_stage_plan *plan) {
     bool met = true;
     double acc = -1, vl = -1;
     if (g->passkey_acc > 0) {
-        passkey_config pk = passkey_config_of(st);
-        eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
-        const cfg_eval *e = &st->cfg.eval;
-        int trials = e->passkey_trials > 0 ? e->passkey_trials : 10;
-        double sum = 0;
-        char err[512];
-        for (int j = 0; j < e->passkey_depths.n; j++) {
-            double a = eval_passkey(st->m, &pk, plan->seq_len, e->passkey_depths.v[j], trials,
-                                    st->eval_seed + 7777ull * (uint64_t)(j + 1), &ring, err, sizeof err);
-            if (a < 0) die_user("stages.%d.gate.passkey_acc: %s", st->stage, err);
-            sum += a;
-        }
-        acc = e->passkey_depths.n > 0 ? sum / e->passkey_depths.n : 0;
+        int trials = st->cfg.eval.passkey_trials > 0 ? st->cfg.eval.passkey_trials : 10;
+        char key[64];
+        snprintf(key, sizeof key, "stages.%d.gate.passkey_acc", st->stage);
+        acc = passkey_mean(st, plan->seq_len, trials, st->eval_seed + 7777ull, 7777ull, NULL, key);
         met &= acc >= g->passkey_acc;
     }
     if (g->val_loss > 0) {
