@@ -16,26 +16,27 @@ write_tiny_run ref text.shard
 
 write_tiny_run kill text.shard
 sed -i 's/ckpt_every: 10/ckpt_every: 1/' kill.yaml
-kills=0; restarts=0; RANDOM=12345
-while :; do
+# Ten kill points spread over the 36 steps (2 stages of 24 + 12): the run is
+# killed with SIGKILL right after it logs the target step (then often while it
+# writes that step's checkpoint), or a few ms later; restarted each time.
+last_step() { grep -o '"event":"step","step":[0-9]*' kill/metrics.jsonl 2>/dev/null | tail -1 | grep -o '[0-9]*$' || echo 0; }
+kills=0; RANDOM=12345
+for target in 3 7 11 15 19 23 24 27 31 34; do
   "$STRETCH" train kill.yaml >> kill.log 2>&1 &
   pid=$!
-  # 0.2 .. 2.2 s: the whole run takes a few seconds, so kills land everywhere.
-  sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.2 + 2.0 * r / 32767 }')"
-  if kill -0 $pid 2>/dev/null && [ $kills -lt 10 ]; then
-    kill -KILL $pid; wait $pid || true
-    kills=$((kills + 1))
-    step=$(grep -o '"event":"step","step":[0-9]*' kill/metrics.jsonl 2>/dev/null | tail -1 | grep -o '[0-9]*$' || echo 0)
-    tmp=$(find kill -name "*.tmp" | wc -l)
-    echo "kill $kills after step ${step:-0}$([ "$tmp" -gt 0 ] && echo ' (during a checkpoint write)')"
-  else
-    wait $pid || fail "run exited non-zero after $kills kills"
-    break
-  fi
-  restarts=$((restarts + 1))
-  [ $restarts -lt 40 ] || fail "no completion after 40 restarts"
+  for i in $(seq 1 3000); do
+    [ "$(last_step)" -ge $target ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.01
+  done
+  sleep "0.0$((RANDOM % 5))"
+  kill -0 $pid 2>/dev/null || fail "the run ended before kill point $target"
+  kill -KILL $pid; wait $pid || true
+  kills=$((kills + 1))
+  tmp=$(find kill -name "*.tmp" | wc -l)
+  echo "kill $kills after step $(last_step)$([ "$tmp" -gt 0 ] && echo ' (during a checkpoint write)')"
 done
-[ $kills -ge 10 ] || echo "note: the run finished after $kills kills"
+"$STRETCH" train kill.yaml >> kill.log 2>&1 || fail "the final restart failed"
 same_params "$(latest_ckpt ref)" "$(latest_ckpt kill)"
 echo "bit-identical after $kills SIGKILLs"
 
