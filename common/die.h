@@ -11,6 +11,12 @@
 
 #include <stddef.h>
 
+// Also included by the CUDA sources (C++): C linkage, and C++'s noreturn.
+#ifdef __cplusplus
+extern "C" {
+#define _Noreturn [[noreturn]]
+#endif
+
 _Noreturn void die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 _Noreturn void die_user(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -26,3 +32,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+
+#ifdef __cplusplus
+#undef _Noreturn
+}
+#endif

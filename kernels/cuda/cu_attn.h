@@ -1,0 +1,58 @@
+// cu_attn: FlashAttention-2 forward and backward on the GPU, the CUDA version
+// of kernels/cpu/attn.h with the same shapes, masking, block form and LSE
+// merge (attn_shape is shared). bf16 inputs use tensor cores (mma.sync) with
+// fp32 accumulation; fp32 inputs take a plain CUDA-core path (the 1e-4
+// agreement mode). Head dims 64 and 128.
+//
+// Layouts as on the CPU: q, out, dout: (B, Tq, H, D); k, v: (B, Tk, Hkv, D);
+// lse, delta: (B, H, Tq) fp32; seg_q (B, Tq), seg_k (B, Tk) device int32 or NULL.
+//
+// Tested by tests/gpu/ against the CPU reference and by bench/gpu/attn.py
+// against torch.nn.functional.scaled_dot_product_attention.
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "attn.h"  // attn_shape
+#include "cu_common.h"
+
+CU_EXTERN_C_BEGIN
+
+// True when the kernels support this shape (D in {64, 128}, H % Hkv == 0).
+bool cu_attn_supported(const attn_shape *s);
+
+// Whole attention of queries over keys: out (dt) and lse written.
+void cu_attn_forward(void *out, float *lse, const void *q, const void *k, const void *v,
+                     const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s,
+                     cu_dtype dt, cudaStream_t st);
+
+// One key block merged into a running fp32 result (ring attention): on entry
+// out_acc (B, Tq, H, D) fp32 and lse_acc hold the result over the key blocks
+// so far (start: 0 and -INFINITY); on return over those plus this block.
+// Fully masked blocks cost only the launch.
+void cu_attn_block_forward(float *out_acc, float *lse_acc, const void *q, const void *k,
+                           const void *v, const int32_t *seg_q, const int32_t *seg_k,
+                           const attn_shape *s, cu_dtype dt, cudaStream_t st);
+
+// delta[b,h,i] = sum_d dout * out, from the final output (dt); (B, H, T) fp32.
+void cu_attn_backward_delta(float *delta, const void *dout, const void *out, int64_t B,
+                            int64_t T, int H, int D, cu_dtype dt, cudaStream_t st);
+
+// Backward of one (query block, key block) pair given the FINAL lse and
+// delta. Accumulates (+=) into fp32 dq (B, Tq, H, D), dk, dv (B, Tk, Hkv, D).
+// dq accumulation may use fp32 atomics (the one non-deterministic op, as in
+// FlashAttention-2); dk and dv do not.
+void cu_attn_block_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
+                            const void *k, const void *v, const float *lse,
+                            const float *delta, const int32_t *seg_q, const int32_t *seg_k,
+                            const attn_shape *s, cu_dtype dt, cudaStream_t st);
+
+// Whole backward of cu_attn_forward: += into fp32 dq, dk, dv; delta is
+// caller scratch of (B, H, Tq) floats.
+void cu_attn_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
+                      const void *k, const void *v, const void *out, const float *lse,
+                      float *delta, const int32_t *seg_q, const int32_t *seg_k,
+                      const attn_shape *s, cu_dtype dt, cudaStream_t st);
+
+CU_EXTERN_C_END
