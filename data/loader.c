@@ -1,6 +1,8 @@
 // loader: packed / whole-document batches with a global cursor. See loader.h.
 #include "loader.h"
 
+#include <math.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +170,39 @@ static void whole_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, 
     }
 }
 
+// A row of passkey samples of mixed lengths, each its own document: the
+// lengths are log-uniform in [passkey_pack_min, room left], so short
+// distances (strong gradient, what the model knows) and long ones (the new
+// range) share every row; a rest too short for a sample goes to the last.
+static void passkey_pack_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos,
+                             int32_t *seg) {
+    const int64_t T = L->cfg.seq_len, lo = L->cfg.passkey_pack_min;
+    char err[512];
+    int64_t at = 0;
+    for (int32_t doc = 0; at < T; doc++) {
+        const int64_t room = T - at;
+        int64_t n = room;
+        if (room >= 2 * lo) {
+            const double u = rng_uniform(&L->cur.mix_rng);
+            n = (int64_t)floor((double)lo * pow((double)room / (double)lo, u));
+            if (room - n < lo) n = room;  // no rest too short for a sample
+        }
+        const uint64_t seed = rng_next(&L->cur.mix_rng);
+        if (passkey_make(tok + at, tgt + at, NULL, &L->cfg.passkey, seed, n, err, sizeof err) != 0)
+            die_user("%s", err);
+        for (int64_t i = 0; i < n; i++) {
+            pos[at + i] = (int32_t)i;
+            seg[at + i] = doc;
+        }
+        at += n;
+    }
+}
+
 static void passkey_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
+    if (L->cfg.passkey_pack_min > 0) {
+        passkey_pack_row(L, tok, tgt, pos, seg);
+        return;
+    }
     const int64_t T = L->cfg.seq_len;
     const uint64_t seed = rng_next(&L->cur.mix_rng);
     char err[512];
@@ -327,6 +361,13 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
     if (cfg->passkey_ratio > 0) {
         const int64_t need = passkey_min_len(&cfg->passkey, 0, err, errlen);
         if (need < 0) goto bad;
+        if (cfg->passkey_pack_min > 0 && (cfg->passkey_pack_min < need + PASSKEY_LEN_MARGIN ||
+                                          cfg->passkey_pack_min > cfg->seq_len)) {
+            errmsg(err, errlen, "data: passkey_pack_min = %lld must be in [%lld, seq_len = %lld]",
+                   (long long)cfg->passkey_pack_min, (long long)(need + PASSKEY_LEN_MARGIN),
+                   (long long)cfg->seq_len);
+            goto bad;
+        }
         if (cfg->seq_len < need + PASSKEY_LEN_MARGIN) {
             errmsg(err, errlen, "data: seq_len = %lld is too short for passkey rows (they need at "
                  "least %lld tokens)", (long long)cfg->seq_len,

@@ -68,6 +68,10 @@ typedef struct {
     double copy_ratio;      // probability that a row is a copy task (passkey_make_copy)
     int64_t pose_len;       // > seq_len: passkey rows' positions jump ahead by a random skip
                             // in [0, pose_len - seq_len] at a random point (PoSE); 0 = off
+    int64_t passkey_pack_min; // > 0: a passkey row packs several samples, each of a length
+                            // drawn log-uniformly from [passkey_pack_min, room left], as
+                            // separate documents (positions restart, attention masked),
+                            // so one row trains many distances; 0 = one sample per row
     passkey_config passkey; // used when passkey_ratio > 0 (its encode_ctx must outlive the loader)
 } data_config;
 

@@ -178,6 +178,10 @@ static const cfg_key KEYS[] = {
     STG("pose_len", INT64, 0, pose_len, NULL, "0",
         "PoSE: passkey rows of seq_len tokens get positions that skip ahead at a random "
         "point so they span up to this length (long distances at short-row cost); 0 = off"),
+    STG("passkey_pack_min", INT64, 0, passkey_pack_min, NULL, "0",
+        "> 0: each passkey row packs several samples (separate documents) with lengths "
+        "log-uniform in [this, seq_len], so one row trains short and long distances; "
+        "0 = one sample of seq_len per row"),
     STG("gate.passkey_acc", DOUBLE, RES, gate.passkey_acc, NULL, "0.0",
         "passkey accuracy (0..1) required at seq_len before the next stage; 0 = no gate"),
     STG("gate.val_loss", DOUBLE, RES, gate.val_loss, NULL, "0.0",

@@ -150,6 +150,7 @@ typedef struct {
     cfg_strings data;         // empty = data.train
     double passkey_ratio;     // NAN = data.passkey_ratio
     int64_t pose_len;         // > seq_len: PoSE, passkey rows' positions skip to span this many
+    int64_t passkey_pack_min; // > 0: passkey rows pack samples of lengths in [this, seq_len]
     cfg_gate gate;
     cfg_rope rope;
 } cfg_stage;

@@ -55,6 +55,7 @@ void cfg_stage_resolve(cfg_stage_plan *out, const cfg_run *cfg, int stage) {
     out->data = st->data.n > 0 ? &st->data : &cfg->data.train;
     out->passkey_ratio = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
     out->pose_len = st->pose_len;
+    out->passkey_pack_min = st->passkey_pack_min;
     out->gate = st->gate;
 }
 
@@ -317,6 +318,9 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
     REQUIRE(st->pose_len == 0 || st->pose_len > st->seq_len, KEY("pose_len"),
             "%s (%lld) must be 0 or larger than the stage's seq_len (%lld)", k,
             (long long)st->pose_len, (long long)st->seq_len);
+    REQUIRE(st->passkey_pack_min >= 0 && st->passkey_pack_min <= st->seq_len,
+            KEY("passkey_pack_min"), "%s (%lld) must be 0 or in (0, seq_len = %lld]", k,
+            (long long)st->passkey_pack_min, (long long)st->seq_len);
     if (check_strings(cfg, &st->data, KEY("data"), err, errlen)) return -1;
     REQUIRE(in_unit(st->gate.passkey_acc), KEY("gate.passkey_acc"), "%s (%g) must be in [0, 1]",
             k, st->gate.passkey_acc);

@@ -45,6 +45,7 @@ typedef struct {
     const cfg_strings *data;   // the stage's shards, else data.train (may be empty)
     double passkey_ratio;
     int64_t pose_len;          // 0 = off, else > seq_len
+    int64_t passkey_pack_min;  // 0 = off, else in (0, seq_len]
     cfg_gate gate;
 } cfg_stage_plan;
 

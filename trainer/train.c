@@ -210,12 +210,14 @@ static int stage_shards(const train_state *st, const cfg_stage_plan *plan, const
 
 static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
                                 int64_t rows, double passkey_ratio, double copy_ratio,
-                                int64_t pose_len, uint64_t seed, bool shuffle) {
+                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
+                                bool shuffle) {
     data_config dc = {.mode = st->cfg.data.packing == CFG_PACKING_WHOLE ? DATA_WHOLE : DATA_PACK,
                       .seq_len = seq_len, .batch_rows = rows, .dp_rank = st->dist.dp_rank,
                       .dp_size = st->dist.dp, .seed = seed, .shuffle = shuffle,
                       .bos_id = -1, .eos_id = tok_eos_id(st->tok), .pad_id = tok_pad_id(st->tok),
                       .passkey_ratio = passkey_ratio, .copy_ratio = copy_ratio, .pose_len = pose_len,
+                      .passkey_pack_min = passkey_pack_min,
                       .passkey = passkey_config_of(st)};
     if (dc.pad_id < 0) dc.pad_id = 0;
     char err[512];
@@ -319,7 +321,7 @@ static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
     if (st->train_shards[1][0] && n < 64) paths[n++] = st->train_shards[1];
     if (n == 0) return NAN;
     int64_t rows = plan->batch_tokens / plan->seq_len;
-    data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 7, false);
+    data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false);
     data_batch db;
     data_batch_init(&db, L);
     local_batch lb = {0};
@@ -518,7 +520,8 @@ static int run_stage(train_state *st) {
     int64_t rows = plan.batch_tokens / plan.seq_len;
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_loader *L = open_loader(st, paths, n_paths, plan.seq_len, rows, plan.passkey_ratio, copy,
-                                 plan.pose_len, (uint64_t)c->train.seed, true);
+                                 plan.pose_len, plan.passkey_pack_min, (uint64_t)c->train.seed,
+                                 true);
     if (st->have_cursor) {
         char err[512];
         // A stage reading other shards starts that data stream afresh.

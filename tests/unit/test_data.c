@@ -10,6 +10,7 @@
 // document order from the batches instead of re-implementing the loader.
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -1019,6 +1020,71 @@ static void test_pose_positions(void **state) {
     free_dataset(&ds);
 }
 
+// Packed passkey rows: every row is a run of whole passkey samples, each its
+// own document (seg 0, 1, ... in order, positions restarting at 0), each at
+// least passkey_pack_min long, each asking for the key its own needle holds;
+// lengths spread from short to long.
+static void test_passkey_pack(void **state) {
+    dataset ds;
+    make_dataset(&ds, *state, 50);
+    data_config c = base_config(DATA_PACK, 640, 4);
+    enable_passkey(&c, 1.0);
+    c.passkey.compact = 1;
+    c.passkey_pack_min = 80;
+    data_loader *L = open_loader(&ds, &c);
+    data_batch b;
+    data_batch_init(&b, L);
+    int short_docs = 0, long_docs = 0, docs = 0;
+    for (int it = 0; it < 10; it++) {
+        data_next_batch(L, &b);
+        for (int64_t r = 0; r < b.B; r++) {
+            const int32_t *tok = b.tokens + r * b.T, *tgt = b.targets + r * b.T;
+            const int32_t *pos = b.pos + r * b.T, *seg = b.seg + r * b.T;
+            int64_t start = 0;
+            while (start < b.T) {
+                int64_t end = start;
+                while (end < b.T && seg[end] == seg[start]) end++;
+                assert_int_equal(seg[start], start == 0 ? 0 : seg[start - 1] + 1);
+                for (int64_t i = start; i < end; i++) assert_int_equal(pos[i], i - start);
+                const int64_t n = end - start;
+                assert_true(n >= 80);
+                short_docs += n < 200;
+                long_docs += n >= 400;
+                docs++;
+                // The answer: the targets of this document, 5 digits.
+                char answer[8] = {0};
+                int n_answer = 0;
+                for (int64_t i = start; i < end; i++)
+                    if (tgt[i] >= 0) {
+                        assert_true(n_answer < 5 && tgt[i] >= '0' && tgt[i] <= '9');
+                        answer[n_answer++] = (char)tgt[i];
+                    }
+                assert_int_equal(n_answer, 5);
+                // Its own needle "pass key is:<answer>." sits inside the document.
+                char needle[32];
+                snprintf(needle, sizeof needle, "pass key is:%s.", answer);
+                const int64_t nl = (int64_t)strlen(needle);
+                bool found = false;
+                for (int64_t i = start; i + nl <= end && !found; i++) {
+                    int64_t j = 0;
+                    while (j < nl && tok[i + j] == (uint8_t)needle[j]) j++;
+                    found = j == nl;
+                }
+                assert_true(found);
+                start = end;
+            }
+        }
+    }
+    assert_true(docs > 40 && short_docs > 5 && long_docs > 5);
+    data_batch_free(&b);
+    data_loader_free(L);
+    c.passkey_pack_min = 20;  // shorter than a passkey sample can be
+    char err[256];
+    assert_null(data_loader_open(ds.p, 2, &c, err, sizeof err));
+    assert_non_null(strstr(err, "passkey_pack_min"));
+    free_dataset(&ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_vectors),
@@ -1039,6 +1105,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_passkey_mix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pose_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passkey_pack, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
