@@ -32,7 +32,7 @@
 enum { BWD_WARPS = 4, BWD_THREADS = BWD_WARPS * 32, BWD_BKV = 64, DQ_BR = 64, DQ_BC = 64 };
 
 template <int D>
-static constexpr int dkdv_bq()
+static constexpr __host__ __device__ int dkdv_bq()
 {
     return D == 128 ? 32 : 64;
 }
