@@ -15,7 +15,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stretch_attn import StretchAttn, attn_flops, sdpa  # noqa: E402
+from stretch_attn import SDPA_GQA_MODE, StretchAttn, attn_flops, sdpa  # noqa: E402
 
 
 def median_ms(fn, warmup=3, reps=10):
@@ -78,7 +78,8 @@ def main():
             del q, k, v, dout, out, lse, dq, dk, dv, delta, qr, kr, vr, o
             torch.cuda.empty_cache()
 
-    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  bf16 causal GQA B=1")
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  bf16 causal GQA B=1;"
+          f" sdpa GQA by {SDPA_GQA_MODE['mode']} (repeat: the k/v repeat is inside the sdpa time)")
     print(f"{'D':>4} {'T':>6} {'H/Hkv':>6} | {'fwd ms':>8} {'TF/s':>6} {'sdpa ms':>8} {'TF/s':>6} {'ratio':>6} |"
           f" {'bwd ms':>8} {'TF/s':>6} {'sdpa ms':>8} {'TF/s':>6} {'ratio':>6}")
     for D, T, H, Hkv, sf, tf, sb, tb, ff, fb in rows:

@@ -60,6 +60,9 @@ class StretchAttn:
         return dq, dk, dv
 
 
+SDPA_GQA_MODE = {"mode": None}  # "enable_gqa" or "repeat": how sdpa() ran GQA last
+
+
 def sdpa(q, k, v, causal):
     """torch SDPA (flash backend) on stretch-layout tensors (B, T, H, D); GQA
     through enable_gqa when this torch has it, else by repeating k and v."""
@@ -72,7 +75,9 @@ def sdpa(q, k, v, causal):
         if H != Hkv:
             try:
                 o = F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal, enable_gqa=True)
+                SDPA_GQA_MODE["mode"] = "enable_gqa"
             except (TypeError, RuntimeError):
+                SDPA_GQA_MODE["mode"] = "repeat"
                 rep = H // Hkv
                 o = F.scaled_dot_product_attention(qt, kt.repeat_interleave(rep, 1),
                                                    vt.repeat_interleave(rep, 1), is_causal=causal)

@@ -122,8 +122,10 @@ static __device__ __forceinline__ void load_tile_async(bf16 *dst, const bf16 *sr
 {
     constexpr int CHUNKS = D / 8;  // 16-byte chunks per row
     constexpr int SROW = D + 8;
+    static_assert(ROWS * CHUNKS % NTHREADS == 0, "every thread copies the same number of chunks");
 #pragma unroll
-    for (int c = tid; c < ROWS * CHUNKS; c += NTHREADS) {
+    for (int it = 0; it < ROWS * CHUNKS / NTHREADS; it++) {
+        const int c = tid + it * NTHREADS;
         int r = c / CHUNKS, col = c % CHUNKS * 8;
         bool ok = r < n_valid;
         const bf16 *g = ok ? src + r * ld + col : src;
