@@ -7,8 +7,14 @@
 // Layouts as on the CPU: q, out, dout: (B, Tq, H, D); k, v: (B, Tk, Hkv, D);
 // lse, delta: (B, H, Tq) fp32; seg_q (B, Tq), seg_k (B, Tk) device int32 or NULL.
 //
-// Tested by tests/gpu/ against the CPU reference and by bench/gpu/attn.py
-// against torch.nn.functional.scaled_dot_product_attention.
+// bf16 q, k, v, dout, out must be 16-byte aligned (cp.async tile loads);
+// cudaMalloc'd buffers and any whole-row offset into them are.
+// This implementation's backward is deterministic (no atomics at all: dQ has
+// its own kernel); see cu_attn_bwd.cu.
+//
+// Tested by tests/gpu/test_gpu_attn.c against the CPU reference and by
+// tests/gpu/attn_vs_sdpa.py, bench/gpu/attn_sdpa.py against
+// torch.nn.functional.scaled_dot_product_attention.
 #pragma once
 
 #include <stdbool.h>

@@ -1,0 +1,256 @@
+// cu_attn_fwd: FlashAttention-2 forward on tensor cores (bf16), and the
+// forward entry points of cu_attn.h (fp32 goes to cu_attn_f32.cu).
+//
+// Tiling. One CTA = 4 warps = one (sequence b, query head h, tile of
+// FWD_BR = 64 query rows); each warp owns 16 query rows end to end, so the
+// online softmax needs only shuffles inside a quad of lanes, never the CTA.
+// Key/value tiles of FWD_BC = 64 rows stream through shared memory with
+// cp.async, double buffered (tile t+1 loads while tile t computes).
+//   S = Q K^T        mma m16n8k16, Q (16 x D) and K from shared (ldmatrix)
+//   P = 2^(S c - m)  in registers (c = scale * log2 e), online max / sum
+//   O += P V         P straight from the S accumulators, V by ldmatrix.trans
+// Registers per thread: O 16 x D / 32 lanes (32 or 64 floats), S 32 floats.
+// Shared memory per CTA, bf16 with rows padded to D + 8 elements:
+//   Q 64 rows + K, V 2 stages x 64 rows = 320 rows:
+//   D = 64: 45 KB, D = 128: 85 KB (above the 48 KB default: opted in).
+// The same code and tiles on sm_80 and sm_90. Shared memory alone allows
+// (sm_80: 164 KB per SM, sm_90: 228 KB) at D = 64: 3 / 5 CTAs per SM, at
+// D = 128: 1 / 2; registers may cap it lower (see the -Xptxas=-v report).
+// No wgmma / TMA yet: this is the portable FA2 path (HMMA on Hopper too).
+//
+// Causal: a query tile loops only up to the causal horizon of its last row
+// (key_end), so tiles above the diagonal cost nothing; only tiles that
+// straddle the diagonal, hold rows/keys past the end, or have segment ids
+// test each element. The grid runs query tiles last-first (longest first).
+// Ring block form: all masking is on global indices (q_start, k_start), so a
+// key block entirely in the future is skipped on the host (launch-free) and
+// partially visible blocks fall out of the same horizon.
+#include "cu_attn.h"
+#include "cu_attn_f32.h"
+#include "cu_attn_tile.cuh"
+#include "die.h"
+
+enum { FWD_BR = 64, FWD_BC = 64, FWD_WARPS = 4, FWD_THREADS = FWD_WARPS * 32 };
+
+template <int D>
+static constexpr int fwd_smem_bytes()
+{
+    return (FWD_BR + 4 * FWD_BC) * (D + 8) * (int)sizeof(bf16);
+}
+
+// MERGE: (out_acc fp32, lse) hold a running result, merged by log-sum-exp.
+// !MERGE: out (bf16) and lse written; rows that see no key get 0 and -inf.
+template <int D, bool MERGE>
+__global__ void __launch_bounds__(FWD_THREADS)
+    attn_fwd_bf16_kernel(float *out_acc, bf16 *out, float *lse, const bf16 *q, const bf16 *k,
+                         const bf16 *v, const int32_t *seg_q, const int32_t *seg_k, attn_shape s)
+{
+    constexpr int SROW = D + 8, NB_S = FWD_BC / 8, NB_O = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *Qs = (bf16 *)smem_raw;
+    bf16 *Ks = Qs + FWD_BR * SROW;      // 2 stages
+    bf16 *Vs = Ks + 2 * FWD_BC * SROW;  // 2 stages
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int64_t qt = gridDim.x - 1 - blockIdx.x;
+    const int h = blockIdx.y;
+    const int64_t b = blockIdx.z;
+    const int hk = h / (s.H / s.Hkv);
+    const int64_t i0 = qt * FWD_BR;
+    const int64_t rows = s.Tq - i0 < FWD_BR ? s.Tq - i0 : FWD_BR;
+    const attn_mask m = make_mask(s, seg_q, seg_k, b);
+    const int64_t ldq = (int64_t)s.H * D, ldk = (int64_t)s.Hkv * D;
+    const bf16 *Qg = q + ((b * s.Tq + i0) * s.H + h) * D;
+    const bf16 *Kg = k + (b * s.Tk * s.Hkv + hk) * D;
+    const bf16 *Vg = v + (b * s.Tk * s.Hkv + hk) * D;
+    const int64_t kend = key_end(m, i0, rows);
+    const int n_kt = (int)((kend + FWD_BC - 1) / FWD_BC);
+    const float c = s.scale * CU_ATTN_LOG2E;
+    const int wrow = warp * 16;  // this warp's first row in the tile
+    const int64_t iw = i0 + wrow;
+
+    float o[NB_O][4];
+    zero_acc<NB_O>(o);
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+
+    if (n_kt > 0) {
+        load_tile_async<D, FWD_BR, FWD_THREADS>(Qs, Qg, ldq, rows, tid);
+        load_tile_async<D, FWD_BC, FWD_THREADS>(Ks, Kg, ldk, s.Tk, tid);
+        load_tile_async<D, FWD_BC, FWD_THREADS>(Vs, Vg, ldk, s.Tk, tid);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < n_kt; kt++) {
+        const int stage = kt & 1;
+        const int64_t j0 = (int64_t)kt * FWD_BC;
+        if (kt + 1 < n_kt) {  // prefetch the next key tile into the other stage
+            const int64_t j1 = j0 + FWD_BC;
+            load_tile_async<D, FWD_BC, FWD_THREADS>(Ks + (stage ^ 1) * FWD_BC * SROW,
+                                                    Kg + j1 * ldk, ldk, s.Tk - j1, tid);
+            load_tile_async<D, FWD_BC, FWD_THREADS>(Vs + (stage ^ 1) * FWD_BC * SROW,
+                                                    Vg + j1 * ldk, ldk, s.Tk - j1, tid);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const bf16 *Kst = Ks + stage * FWD_BC * SROW, *Vst = Vs + stage * FWD_BC * SROW;
+
+        float sacc[NB_S][4];
+        zero_acc<NB_S>(sacc);
+        warp_mma_smem_nt<NB_S, D>(sacc, Qs + wrow * SROW, SROW, Kst, SROW, lane);
+
+        // Scores in log2 units, masked to -inf.
+        const bool need_mask = tile_needs_mask(m, iw, 16, j0, FWD_BC);
+#pragma unroll
+        for (int n = 0; n < NB_S; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = sacc[n][e] * c;
+                if (need_mask && !visible(m, iw + g + (e / 2) * 8, j0 + n * 8 + 2 * t + (e & 1)))
+                    x = -INFINITY;
+                sacc[n][e] = x;
+            }
+
+        // Online softmax for the thread's two rows (g and g + 8); a row's 64
+        // scores are spread over the 4 lanes of a quad.
+        float mx[2] = {m_run[0], m_run[1]};
+#pragma unroll
+        for (int n = 0; n < NB_S; n++) {
+            mx[0] = fmaxf(mx[0], fmaxf(sacc[n][0], sacc[n][1]));
+            mx[1] = fmaxf(mx[1], fmaxf(sacc[n][2], sacc[n][3]));
+        }
+        float mu[2], alpha[2], lsum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            mu[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // nothing visible yet: p = 0, no NaN
+            alpha[r] = fast_exp2(m_run[r] - mu[r]);
+            m_run[r] = mx[r];
+        }
+#pragma unroll
+        for (int n = 0; n < NB_S; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = fast_exp2(sacc[n][e] - mu[e / 2]);
+                sacc[n][e] = p;
+                lsum[e / 2] += p;
+            }
+#pragma unroll
+        for (int r = 0; r < 2; r++) l_run[r] = l_run[r] * alpha[r] + lsum[r];
+#pragma unroll
+        for (int n = 0; n < NB_O; n++) {
+            o[n][0] *= alpha[0];
+            o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1];
+            o[n][3] *= alpha[1];
+        }
+
+        warp_mma_reg_nn<NB_O, FWD_BC / 16>(o, sacc, Vst, SROW, lane);
+        __syncthreads();  // every warp is done with this stage before it is refilled
+    }
+
+    // Normalize; write or merge. The 4 lanes of a quad share each row.
+    float lse_b[2], inv[2], ca[2] = {0.0f, 0.0f}, cb[2] = {1.0f, 1.0f}, lse_new[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = l_run[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        lse_b[r] = l > 0.0f ? (m_run[r] + log2f(l)) * CU_ATTN_LN2 : -INFINITY;
+        inv[r] = l > 0.0f ? 1.0f / l : 0.0f;
+        lse_new[r] = lse_b[r];
+        const int64_t i = iw + g + r * 8;
+        if (MERGE && i < s.Tq)
+            merge_weights(lse[(b * s.H + h) * s.Tq + i], lse_b[r], &ca[r], &cb[r], &lse_new[r]);
+    }
+    __syncwarp();  // all lanes read the old lse before lane t == 0 overwrites it
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int64_t i = iw + g + r * 8;
+        if (i >= s.Tq) continue;
+        if (t == 0) lse[(b * s.H + h) * s.Tq + i] = lse_new[r];
+        const int64_t row_off = ((b * s.Tq + i) * s.H + h) * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < NB_O; n++) {
+            float x0 = o[n][2 * r] * inv[r], x1 = o[n][2 * r + 1] * inv[r];
+            if (MERGE) {
+                float2 *p = (float2 *)(out_acc + row_off + n * 8);
+                float2 a = *p;
+                *p = make_float2(ca[r] * a.x + cb[r] * x0, ca[r] * a.y + cb[r] * x1);
+            } else {
+                *(__nv_bfloat162 *)(out + row_off + n * 8) = __floats2bfloat162_rn(x0, x1);
+            }
+        }
+    }
+}
+
+template <int D, bool MERGE>
+static void launch_fwd_bf16(float *out_acc, void *out, float *lse, const void *q, const void *k,
+                            const void *v, const int32_t *seg_q, const int32_t *seg_k,
+                            const attn_shape *s, cudaStream_t st)
+{
+    const int smem = fwd_smem_bytes<D>();
+    set_smem_limit(attn_fwd_bf16_kernel<D, MERGE>, smem);
+    dim3 grid((unsigned)((s->Tq + FWD_BR - 1) / FWD_BR), (unsigned)s->H, (unsigned)s->B);
+    attn_fwd_bf16_kernel<D, MERGE><<<grid, FWD_THREADS, smem, st>>>(
+        out_acc, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, seg_q,
+        seg_k, *s);
+    CU_CHECK_LAUNCH();
+}
+
+// ---------------------------------------------------------------------------
+// Entry points
+
+bool cu_attn_supported(const attn_shape *s)
+{
+    return s && (s->D == 64 || s->D == 128) && s->H > 0 && s->Hkv > 0 && s->H % s->Hkv == 0 &&
+           s->B >= 0 && s->Tq >= 0 && s->Tk >= 0 && s->B <= 65535 && s->H <= 65535;
+}
+
+void cu_attn_check_shape(const attn_shape *s)
+{
+    if (!cu_attn_supported(s))
+        die("cu_attn: unsupported shape (D=%d H=%d Hkv=%d): D must be 64 or 128, H %% Hkv == 0",
+            s ? s->D : 0, s ? s->H : 0, s ? s->Hkv : 0);
+}
+
+// True when this key block shows no query row any key (nothing to do).
+bool cu_attn_block_masked(const attn_shape *s)
+{
+    return s->B == 0 || s->Tq == 0 || s->Tk == 0 ||
+           (s->causal && s->k_start > s->q_start + s->Tq - 1);
+}
+
+void cu_attn_forward(void *out, float *lse, const void *q, const void *k, const void *v,
+                     const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s,
+                     cu_dtype dt, cudaStream_t st)
+{
+    cu_attn_check_shape(s);
+    if (s->B == 0 || s->Tq == 0) return;
+    if (dt == CU_F32) {
+        cu_attn_f32_forward((float *)out, lse, false, (const float *)q, (const float *)k,
+                            (const float *)v, seg_q, seg_k, s, st);
+    } else if (s->D == 64) {
+        launch_fwd_bf16<64, false>(NULL, out, lse, q, k, v, seg_q, seg_k, s, st);
+    } else {
+        launch_fwd_bf16<128, false>(NULL, out, lse, q, k, v, seg_q, seg_k, s, st);
+    }
+}
+
+void cu_attn_block_forward(float *out_acc, float *lse_acc, const void *q, const void *k,
+                           const void *v, const int32_t *seg_q, const int32_t *seg_k,
+                           const attn_shape *s, cu_dtype dt, cudaStream_t st)
+{
+    cu_attn_check_shape(s);
+    if (cu_attn_block_masked(s)) return;
+    if (dt == CU_F32) {
+        cu_attn_f32_forward(out_acc, lse_acc, true, (const float *)q, (const float *)k,
+                            (const float *)v, seg_q, seg_k, s, st);
+    } else if (s->D == 64) {
+        launch_fwd_bf16<64, true>(out_acc, NULL, lse_acc, q, k, v, seg_q, seg_k, s, st);
+    } else {
+        launch_fwd_bf16<128, true>(out_acc, NULL, lse_acc, q, k, v, seg_q, seg_k, s, st);
+    }
+}

@@ -1,0 +1,290 @@
+// cu_attn_tile: the pieces the attention kernels (cu_attn_fwd.cu,
+// cu_attn_bwd.cu) share: PTX wrappers for cp.async, ldmatrix and the bf16
+// tensor-core mma (m16n8k16, fp32 accumulate), the two warp-level tile
+// products every kernel is built from, the visibility mask and the
+// log-sum-exp merge. Included only by .cu files.
+//
+// Fragment layout of mma.m16n8k16 (g = lane / 4, t = lane % 4):
+//   A 16x16 row-major, 4 regs of 2 bf16: a0 (g, 2t..2t+1), a1 (g+8, 2t..),
+//                                        a2 (g, 8+2t..),  a3 (g+8, 8+2t..)
+//   B 16x8 (k x n), 2 regs:              b0 (k 2t..2t+1, n g), b1 (k 8+2t.., n g)
+//   C 16x8 fp32, 4 floats:               c0,c1 (g, 2t..2t+1), c2,c3 (g+8, 2t..)
+// So the C fragments of two neighbouring n-blocks are exactly the A fragment
+// of a 16-wide k step: P = softmax(S) goes from accumulator to operand in
+// registers.
+//
+// Shared-memory tiles are row-major bf16 with a row stride of D + 8 elements
+// (16 bytes of padding): the 8 row addresses of one ldmatrix then fall in 8
+// different 16-byte bank groups (no bank conflicts) and every row stays
+// 16-byte aligned for cp.async.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "cu_attn.h"
+
+#define CU_ATTN_LOG2E 1.4426950408889634f
+#define CU_ATTN_LN2 0.6931471805599453f
+
+typedef __nv_bfloat16 bf16;
+
+// ---------------------------------------------------------------------------
+// PTX wrappers
+
+static __device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// 16 bytes global -> shared, asynchronous; zero-filled when !pred (src is
+// then not read, but must still be a valid address).
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool pred)
+{
+    int n = pred ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(n)
+                 : "memory");
+}
+
+// 4 bytes global -> shared, asynchronous, zero-filled when !pred.
+static __device__ __forceinline__ void cp_async4(void *dst, const void *src, bool pred)
+{
+    int n = pred ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(n)
+                 : "memory");
+}
+
+static __device__ __forceinline__ void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Waits until at most n of this thread's committed groups are still in flight.
+template <int n>
+static __device__ __forceinline__ void cp_async_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory");
+}
+
+static __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p))
+                 : "memory");
+}
+
+static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p))
+                 : "memory");
+}
+
+// c (16x8 fp32) += a (16x16 bf16) * b (16x8 bf16)
+static __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0,
+                                                uint32_t b1)
+{
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats as bf16x2, lo in the low half (the lower column index).
+static __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+// 2^x, the SFU approximation (rel. error ~2^-22); 2^-inf = 0.
+static __device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// ---------------------------------------------------------------------------
+// Tile loads: rows x D bf16 from global rows with stride ld (elements) into a
+// shared tile with row stride D + 8; rows at or past n_valid are zero-filled.
+// All nthreads threads of the CTA take part; the caller commits the group.
+
+template <int D, int ROWS, int NTHREADS>
+static __device__ __forceinline__ void load_tile_async(bf16 *dst, const bf16 *src, int64_t ld,
+                                                       int64_t n_valid, int tid)
+{
+    constexpr int CHUNKS = D / 8;  // 16-byte chunks per row
+    constexpr int SROW = D + 8;
+    static_assert(ROWS * CHUNKS % NTHREADS == 0, "every thread copies the same number of chunks");
+#pragma unroll
+    for (int it = 0; it < ROWS * CHUNKS / NTHREADS; it++) {
+        const int c = tid + it * NTHREADS;
+        int r = c / CHUNKS, col = c % CHUNKS * 8;
+        bool ok = r < n_valid;
+        const bf16 *g = ok ? src + r * ld + col : src;
+        cp_async16(dst + r * SROW + col, g, ok);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Warp tile products. acc[n][*] are the C fragments of n-block n (8 columns).
+
+// acc (16 x 8*NB) += A (16 x KD, shared, row stride lda) * B^T, where B is
+// stored as (8*NB rows = n, KD cols = k) in shared memory, row stride ldb.
+// S = Q K^T, dP = dO V^T and their transposes K Q^T, V dO^T.
+template <int NB, int KD>
+static __device__ __forceinline__ void warp_mma_smem_nt(float acc[NB][4], const bf16 *A, int lda,
+                                                        const bf16 *B, int ldb, int lane)
+{
+    static_assert(NB % 2 == 0 && KD % 16 == 0, "tile shape");
+    const int a_row = lane % 16, a_col = lane / 16 * 8;
+    const int b_row = lane % 8 + lane / 16 * 8, b_col = (lane / 8) % 2 * 8;
+#pragma unroll
+    for (int k0 = 0; k0 < KD; k0 += 16) {
+        uint32_t a[4];
+        ldmatrix_x4(a, A + a_row * lda + k0 + a_col);
+#pragma unroll
+        for (int n = 0; n < NB; n += 2) {
+            uint32_t b[4];
+            ldmatrix_x4(b, B + (n * 8 + b_row) * ldb + k0 + b_col);
+            mma_bf16(acc[n], a, b[0], b[1]);
+            mma_bf16(acc[n + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc (16 x 8*NB) += P (16 x 16*KS, the fp32 C fragments p[2*KS][4] of a
+// previous product, rounded to bf16) * B, where B is stored as (16*KS rows
+// = k, 8*NB cols = n) in shared memory, row stride ldb.
+// O += P V, dV += P^T dO, dK += dS^T Q, dQ += dS K.
+template <int NB, int KS>
+static __device__ __forceinline__ void warp_mma_reg_nn(float acc[NB][4], const float p[2 * KS][4],
+                                                       const bf16 *B, int ldb, int lane)
+{
+    static_assert(NB % 2 == 0, "tile shape");
+    const int b_row = lane % 8 + (lane / 8) % 2 * 8, b_col = lane / 16 * 8;
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++) {
+        uint32_t a[4];
+        a[0] = pack_bf16x2(p[2 * ks][0], p[2 * ks][1]);
+        a[1] = pack_bf16x2(p[2 * ks][2], p[2 * ks][3]);
+        a[2] = pack_bf16x2(p[2 * ks + 1][0], p[2 * ks + 1][1]);
+        a[3] = pack_bf16x2(p[2 * ks + 1][2], p[2 * ks + 1][3]);
+#pragma unroll
+        for (int n = 0; n < NB; n += 2) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, B + (ks * 16 + b_row) * ldb + n * 8 + b_col);
+            mma_bf16(acc[n], a, b[0], b[1]);
+            mma_bf16(acc[n + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+template <int NB>
+static __device__ __forceinline__ void zero_acc(float acc[NB][4])
+{
+#pragma unroll
+    for (int n = 0; n < NB; n++)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+}
+
+// ---------------------------------------------------------------------------
+// Masking, in block-local indices i (query) and j (key): visible iff both are
+// in range, k_start + j <= q_start + i when causal (diag = q_start - k_start),
+// and the segment ids agree when given (sq, sk: this sequence's rows).
+
+typedef struct {
+    int64_t Tq, Tk, diag;
+    bool causal;
+    const int32_t *sq, *sk;  // NULL: no document masking
+} attn_mask;
+
+static __device__ __forceinline__ attn_mask make_mask(const attn_shape &s, const int32_t *seg_q,
+                                                      const int32_t *seg_k, int64_t b)
+{
+    attn_mask m;
+    m.Tq = s.Tq;
+    m.Tk = s.Tk;
+    m.diag = s.q_start - s.k_start;
+    m.causal = s.causal;
+    m.sq = seg_q ? seg_q + b * s.Tq : NULL;
+    m.sk = seg_k ? seg_k + b * s.Tk : NULL;
+    return m;
+}
+
+static __device__ __forceinline__ bool visible(const attn_mask &m, int64_t i, int64_t j)
+{
+    if (i >= m.Tq || j >= m.Tk) return false;
+    if (m.causal && j - i > m.diag) return false;
+    if (m.sq && m.sq[i] != m.sk[j]) return false;
+    return true;
+}
+
+// True when the tile [i0, i0 + rows) x [j0, j0 + cols) may hold an invisible
+// element (then the caller masks element by element).
+static __device__ __forceinline__ bool tile_needs_mask(const attn_mask &m, int64_t i0, int rows,
+                                                       int64_t j0, int cols)
+{
+    if (m.sq) return true;
+    if (i0 + rows > m.Tq || j0 + cols > m.Tk) return true;
+    return m.causal && (j0 + cols - 1) - i0 > m.diag;
+}
+
+// Number of keys [0, kend) that any of the query rows [i0, i0 + rows) can
+// see (the causal horizon of the last row).
+static __device__ __forceinline__ int64_t key_end(const attn_mask &m, int64_t i0, int64_t rows)
+{
+    int64_t kend = m.Tk;
+    if (m.causal) {
+        int64_t lim = i0 + rows + m.diag;  // last row sees keys j <= i0 + rows - 1 + diag
+        kend = lim < kend ? lim : kend;
+    }
+    return kend > 0 ? kend : 0;
+}
+
+// First query row that can see key row j0 (causal), else 0.
+static __device__ __forceinline__ int64_t query_begin(const attn_mask &m, int64_t j0)
+{
+    if (!m.causal) return 0;
+    int64_t i = j0 - m.diag;
+    return i > 0 ? i : 0;
+}
+
+// ---------------------------------------------------------------------------
+// Log-sum-exp merge of one row's partial (o_b, lse_b) into the running
+// (o, lse): the weights of the old and new parts. lse_b = -inf (nothing seen)
+// keeps the old; lse = -inf (nothing seen yet) takes the new.
+static __device__ __forceinline__ void merge_weights(float lse_a, float lse_b, float *ca,
+                                                     float *cb, float *lse_new)
+{
+    if (lse_b == -INFINITY) {
+        *ca = 1.0f;
+        *cb = 0.0f;
+        *lse_new = lse_a;
+    } else if (lse_a == -INFINITY) {
+        *ca = 0.0f;
+        *cb = 1.0f;
+        *lse_new = lse_b;
+    } else {
+        float mx = fmaxf(lse_a, lse_b);
+        float wa = expf(lse_a - mx), wb = expf(lse_b - mx);
+        float sum = wa + wb;
+        *ca = wa / sum;
+        *cb = wb / sum;
+        *lse_new = mx + logf(sum);
+    }
+}
+
+// Host side: the kernel's dynamic shared memory limit raised to bytes.
+template <typename K>
+static void set_smem_limit(K kernel, int bytes)
+{
+    CU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
