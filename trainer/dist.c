@@ -35,11 +35,12 @@ static MPI_Datatype mpi_type(dist_dtype t) {
     switch (t) {
     case DIST_F32: return MPI_FLOAT;
     case DIST_I32: return MPI_INT32_T;
+    case DIST_U16: return MPI_UINT16_T;
     }
     die("bad dist_dtype %d", (int)t);
 }
 
-static size_t dtype_size(dist_dtype t) { return t == DIST_F32 ? sizeof(float) : sizeof(int32_t); }
+static size_t dtype_size(dist_dtype t) { return t == DIST_U16 ? 2 : 4; }
 
 static int mpi_count(int64_t n, const char *what) {
     if (n < 0 || n > INT_MAX)
@@ -154,6 +155,22 @@ bool dist_any(dist_ctx *d, bool local) {
     if (d->mpi && d->size > 1)
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, d->world));
     return v != 0;
+}
+
+void dist_bcast_bytes(dist_ctx *d, void *buf, size_t bytes, int root) {
+    if (d->mpi && d->size > 1)
+        MPI_CHECK(MPI_Bcast(buf, mpi_count((int64_t)bytes, "broadcast"), MPI_BYTE, root, d->world));
+}
+
+void dist_local_rank(dist_ctx *d, int *local_rank, int *local_size) {
+    *local_rank = 0;
+    *local_size = 1;
+    if (!d->mpi || d->size == 1) return;
+    MPI_Comm node;
+    MPI_CHECK(MPI_Comm_split_type(d->world, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_rank(node, local_rank));
+    MPI_CHECK(MPI_Comm_size(node, local_size));
+    MPI_CHECK(MPI_Comm_free(&node));
 }
 
 void dist_barrier(dist_ctx *d) {

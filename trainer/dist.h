@@ -71,6 +71,11 @@ void dist_allreduce_sum_int64(dist_ctx *d, int64_t *x, int n);
 // True on every rank if local is true on any rank (stop / checkpoint votes).
 bool dist_any(dist_ctx *d, bool local);
 void dist_barrier(dist_ctx *d);
+// buf (bytes) of rank root to every rank (the NCCL unique id).
+void dist_bcast_bytes(dist_ctx *d, void *buf, size_t bytes, int root);
+// This rank's index among the ranks on its node, and their count (which GPU
+// a rank takes; whether ranks share one).
+void dist_local_rank(dist_ctx *d, int *local_rank, int *local_size);
 
 // ---------------------------------------------------------------------------
 // Gradient all-reduce, bucketed.
@@ -118,7 +123,7 @@ void dist_allreduce_grads(dist_ctx *d, float *grads, int64_t n);
 // the buffers must stay untouched until dist_xfer_wait. Several shifts (with
 // distinct tags) may share one dist_xfer.
 
-typedef enum { DIST_F32, DIST_I32 } dist_dtype;
+typedef enum { DIST_F32, DIST_I32, DIST_U16 } dist_dtype;  // U16: bf16 bits
 
 enum { DIST_XFER_MAX = 8 };
 

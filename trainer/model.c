@@ -1,8 +1,10 @@
-// model: Llama forward and backward over the CPU reference kernels.
+// model: Llama forward and backward through the backend ops (backend.h).
 //
 // Legend: B sequences of T tokens, N = B*T, C dim, H / Hkv heads, D head dim,
 // F ffn dim, V vocab, L layers. Activations are (N, ...) row-major, so a
 // q buffer (N, H*D) is the (B, T, H, D) layout the attention kernel takes.
+// Activation buffers are `void *` in the backend's dtype (fp32 on the cpu,
+// bf16 or fp32 on cuda); rstd and lse are fp32; weight gradients fp32.
 //
 // Per layer:  x -> rmsnorm -> q,k,v -> rope(q,k) -> attention -> o_proj -> +x
 //               -> rmsnorm -> gate,up -> swiglu -> down_proj -> + (residual)
@@ -13,44 +15,41 @@
 #include <string.h>
 #include <time.h>
 
-#include "adamw.h"
-#include "attn.h"
 #include "die.h"
-#include "embedding.h"
-#include "matmul.h"
 #include "model.h"
-#include "rmsnorm.h"
-#include "rope.h"
-#include "swiglu.h"
-#include "xent.h"
 
 // Everything one layer's backward needs, saved by its forward.
 typedef struct {
-    float *ln1;    // (N, C) input_layernorm output
+    void *ln1;     // (N, C) input_layernorm output
     float *rstd1;  // (N)
-    float *q;      // (N, H*D) after RoPE
-    float *k;      // (N, Hkv*D) after RoPE
-    float *v;      // (N, Hkv*D)
-    float *att;    // (N, H*D) attention output (before o_proj)
+    void *q;       // (N, H*D) after RoPE
+    void *k;       // (N, Hkv*D) after RoPE
+    void *v;       // (N, Hkv*D)
+    void *att;     // (N, H*D) attention output (before o_proj)
     float *lse;    // (B, H, T)
-    float *mid;    // (N, C) residual after attention
-    float *ln2;    // (N, C)
+    void *mid;     // (N, C) residual after attention
+    void *ln2;     // (N, C)
     float *rstd2;  // (N)
-    float *gate;   // (N, F)
-    float *up;     // (N, F)
-    float *act;    // (N, F) silu(gate) * up
+    void *gate;    // (N, F)
+    void *up;      // (N, F)
+    void *act;     // (N, F) silu(gate) * up
 } layer_acts;
 
 struct model_acts {
-    float *resid;        // (L+1, N, C): input of each layer, then the last output
+    void *resid;         // (L+1, N, C): input of each layer, then the last output
     layer_acts *layer;   // (L) or (1) with recompute
-    float *final_ln;     // (N, C) final norm output
+    int n_sets;
+    void *final_ln;      // (N, C) final norm output
     float *final_rstd;   // (N)
     // backward scratch
-    float *dresid;       // (N, C) gradient of the residual stream
-    float *dln;          // (N, C)
-    float *dq, *dk, *dv, *datt;  // (N, H*D) / (N, Hkv*D)
-    float *dgate, *dup, *dact;   // (N, F)
+    void *dresid;        // (N, C) gradient of the residual stream
+    void *dln;           // (N, C)
+    void *dq, *dk, *dv, *datt;  // (N, H*D) / (N, Hkv*D)
+    void *dgate, *dup, *dact;   // (N, F)
+    // the batch's int arrays in backend memory (device backends only)
+    int32_t *tokens, *targets, *pos, *seg;  // (N)
+    // the batch of the current call, in backend memory
+    const int32_t *cur_tokens, *cur_targets, *cur_pos, *cur_seg;
     int64_t B, T;        // shape of the last forward
 };
 
@@ -58,63 +57,130 @@ static int64_t head_dim(const model_config *c) {
     return c->head_dim > 0 ? c->head_dim : c->dim / c->n_heads;
 }
 
-static void layer_acts_alloc(layer_acts *a, const model_config *c, int64_t N) {
+// ---------------------------------------------------------------------------
+// The buffer plan: one walk over every activation buffer, used both to
+// allocate (model_create_on) and to count (model_mem_plan), so the memory
+// estimate is the allocation.
+
+typedef void (*buf_visit)(void *ctx, void **slot, size_t bytes);
+
+#define BUF(owner, field, bytes) visit(ctx, (owner) ? (void **)&(owner)->field : NULL, (size_t)(bytes))
+
+static void layer_plan(layer_acts *a, const model_config *c, int64_t N, size_t dts,
+                       buf_visit visit, void *ctx) {
     const int64_t C = c->dim, D = head_dim(c), H = c->n_heads, Hkv = c->n_kv_heads,
                   F = c->ffn_dim;
-    a->ln1 = xmalloc(sizeof(float) * N * C);
-    a->rstd1 = xmalloc(sizeof(float) * N);
-    a->q = xmalloc(sizeof(float) * N * H * D);
-    a->k = xmalloc(sizeof(float) * N * Hkv * D);
-    a->v = xmalloc(sizeof(float) * N * Hkv * D);
-    a->att = xmalloc(sizeof(float) * N * H * D);
-    a->lse = xmalloc(sizeof(float) * N * H);
-    a->mid = xmalloc(sizeof(float) * N * C);
-    a->ln2 = xmalloc(sizeof(float) * N * C);
-    a->rstd2 = xmalloc(sizeof(float) * N);
-    a->gate = xmalloc(sizeof(float) * N * F);
-    a->up = xmalloc(sizeof(float) * N * F);
-    a->act = xmalloc(sizeof(float) * N * F);
+    BUF(a, ln1, dts * N * C);
+    BUF(a, rstd1, sizeof(float) * N);
+    BUF(a, q, dts * N * H * D);
+    BUF(a, k, dts * N * Hkv * D);
+    BUF(a, v, dts * N * Hkv * D);
+    BUF(a, att, dts * N * H * D);
+    BUF(a, lse, sizeof(float) * N * H);
+    BUF(a, mid, dts * N * C);
+    BUF(a, ln2, dts * N * C);
+    BUF(a, rstd2, sizeof(float) * N);
+    BUF(a, gate, dts * N * F);
+    BUF(a, up, dts * N * F);
+    BUF(a, act, dts * N * F);
 }
 
-static void layer_acts_free(layer_acts *a) {
-    free(a->ln1); free(a->rstd1); free(a->q); free(a->k); free(a->v); free(a->att);
-    free(a->lse); free(a->mid); free(a->ln2); free(a->rstd2); free(a->gate); free(a->up);
-    free(a->act);
+// a == NULL: count only (layer sets are visited n_sets times).
+static void acts_plan(struct model_acts *a, const model_config *c, int64_t N, bool recompute,
+                      size_t dts, bool device, buf_visit visit, void *ctx) {
+    const int64_t C = c->dim, D = head_dim(c), F = c->ffn_dim;
+    int n_sets = recompute ? 1 : c->n_layers;
+    BUF(a, resid, dts * (size_t)(c->n_layers + 1) * N * C);
+    for (int l = 0; l < n_sets; l++) layer_plan(a ? &a->layer[l] : NULL, c, N, dts, visit, ctx);
+    BUF(a, final_ln, dts * N * C);
+    BUF(a, final_rstd, sizeof(float) * N);
+    BUF(a, dresid, dts * N * C);
+    BUF(a, dln, dts * N * C);
+    BUF(a, dq, dts * N * c->n_heads * D);
+    BUF(a, dk, dts * N * c->n_kv_heads * D);
+    BUF(a, dv, dts * N * c->n_kv_heads * D);
+    BUF(a, datt, dts * N * c->n_heads * D);
+    BUF(a, dgate, dts * N * F);
+    BUF(a, dup, dts * N * F);
+    BUF(a, dact, dts * N * F);
+    if (device) {
+        BUF(a, tokens, sizeof(int32_t) * N);
+        BUF(a, targets, sizeof(int32_t) * N);
+        BUF(a, pos, sizeof(int32_t) * N);
+        BUF(a, seg, sizeof(int32_t) * N);
+    }
+}
+#undef BUF
+
+static void visit_alloc(void *ctx, void **slot, size_t bytes) {
+    backend *bk = ctx;
+    *slot = bk->op->alloc(bk, bytes);
+}
+
+static void visit_free(void *ctx, void **slot, size_t bytes) {
+    backend *bk = ctx;
+    bk->op->free(bk, *slot);
+    *slot = NULL;
+}
+
+static void visit_count(void *ctx, void **slot, size_t bytes) { *(size_t *)ctx += bytes; }
+
+void model_mem_plan(model_mem *out, const model_config *cfg, int64_t max_tokens, bool recompute,
+                    bk_dtype dt, bool device) {
+    model_config c = *cfg;
+    c.head_dim = (int)head_dim(cfg);
+    int n_tensors;
+    int64_t n_params;
+    free(model_param_layout(&c, &n_tensors, &n_params));
+    const int64_t N = max_tokens, D = c.head_dim;
+    memset(out, 0, sizeof *out);
+    out->params = sizeof(float) * (size_t)n_params;
+    out->grads = sizeof(float) * (size_t)n_params;
+    out->moments = 2 * sizeof(float) * (size_t)n_params;
+    out->work = dt == BK_F32 ? 0 : bk_dtype_size(dt) * (size_t)n_params;
+    acts_plan(NULL, &c, N, recompute, bk_dtype_size(dt), device, visit_count, &out->activations);
+    if (device) {
+        // backend_cuda's scratch: fp32 dq, dk, dv and delta of the attention
+        // backward; one chunk of logits and the per-token losses of the xent.
+        int64_t rows = N < BK_XENT_CHUNK_ROWS ? N : BK_XENT_CHUNK_ROWS;
+        out->scratch = sizeof(float) * (size_t)(N * (c.n_heads + 2 * c.n_kv_heads) * D) +
+                       sizeof(float) * (size_t)(N * c.n_heads) +
+                       bk_dtype_size(dt) * (size_t)(rows * c.vocab_size) + sizeof(float) * (size_t)N;
+    }
+    out->total = out->params + out->grads + out->moments + out->work + out->activations +
+                 out->scratch;
 }
 
 model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute) {
+    return model_create_on(cfg, max_tokens, recompute, backend_cpu());
+}
+
+model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompute, backend *bk) {
     char err[256];
     if (model_config_validate(cfg, err, sizeof err) != 0) die("invalid model config: %s", err);
     CHECK(max_tokens > 0);
     model *m = xcalloc(1, sizeof *m);
     m->cfg = *cfg;
     m->cfg.head_dim = (int)head_dim(cfg);
+    m->bk = bk;
     m->tensors = model_param_layout(&m->cfg, &m->n_tensors, &m->n_params);
     m->params = xcalloc((size_t)m->n_params, sizeof(float));
     m->grads = xcalloc((size_t)m->n_params, sizeof(float));
     model_views_init(&m->p, m->params, &m->cfg);
     model_views_init(&m->g, m->grads, &m->cfg);
+    size_t bytes = sizeof(float) * (size_t)m->n_params;
+    m->dparams = bk->host_memory ? m->params : bk->op->alloc(bk, bytes);
+    m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, bytes);
+    m->work = bk->dt == BK_F32 ? (void *)m->dparams
+                               : bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)m->n_params);
     m->recompute = recompute;
     m->max_tokens = max_tokens;
 
-    const model_config *c = &m->cfg;
-    const int64_t N = max_tokens, C = c->dim, D = c->head_dim, F = c->ffn_dim;
     struct model_acts *a = xcalloc(1, sizeof *a);
-    a->resid = xmalloc(sizeof(float) * (size_t)(c->n_layers + 1) * N * C);
-    int n_sets = recompute ? 1 : c->n_layers;
-    a->layer = xcalloc((size_t)n_sets, sizeof *a->layer);
-    for (int l = 0; l < n_sets; l++) layer_acts_alloc(&a->layer[l], c, N);
-    a->final_ln = xmalloc(sizeof(float) * N * C);
-    a->final_rstd = xmalloc(sizeof(float) * N);
-    a->dresid = xmalloc(sizeof(float) * N * C);
-    a->dln = xmalloc(sizeof(float) * N * C);
-    a->dq = xmalloc(sizeof(float) * N * c->n_heads * D);
-    a->dk = xmalloc(sizeof(float) * N * c->n_kv_heads * D);
-    a->dv = xmalloc(sizeof(float) * N * c->n_kv_heads * D);
-    a->datt = xmalloc(sizeof(float) * N * c->n_heads * D);
-    a->dgate = xmalloc(sizeof(float) * N * F);
-    a->dup = xmalloc(sizeof(float) * N * F);
-    a->dact = xmalloc(sizeof(float) * N * F);
+    a->n_sets = recompute ? 1 : m->cfg.n_layers;
+    a->layer = xcalloc((size_t)a->n_sets, sizeof *a->layer);
+    acts_plan(a, &m->cfg, max_tokens, recompute, bk_dtype_size(bk->dt), !bk->host_memory,
+              visit_alloc, bk);
     m->acts = a;
     rope_table_init(&m->rope, &m->cfg.rope, 0);
     return m;
@@ -122,17 +188,34 @@ model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute)
 
 void model_free(model *m) {
     if (!m) return;
+    backend *bk = m->bk;
     struct model_acts *a = m->acts;
-    int n_sets = m->recompute ? 1 : m->cfg.n_layers;
-    for (int l = 0; l < n_sets; l++) layer_acts_free(&a->layer[l]);
-    free(a->layer); free(a->resid); free(a->final_ln); free(a->final_rstd);
-    free(a->dresid); free(a->dln); free(a->dq); free(a->dk); free(a->dv); free(a->datt);
-    free(a->dgate); free(a->dup); free(a->dact);
+    acts_plan(a, &m->cfg, m->max_tokens, m->recompute, bk_dtype_size(bk->dt), !bk->host_memory,
+              visit_free, bk);
+    free(a->layer);
     free(a);
+    if ((void *)m->work != (void *)m->dparams) bk->op->free(bk, m->work);
+    if (m->dparams != m->params) bk->op->free(bk, m->dparams);
+    if (m->dgrads != m->grads) bk->op->free(bk, m->dgrads);
     model_views_free(&m->p);
     model_views_free(&m->g);
     free(m->tensors); free(m->params); free(m->grads);
     free(m);
+}
+
+void model_push_params(model *m) {
+    backend *bk = m->bk;
+    bk->op->to_dev(bk, m->dparams, m->params, sizeof(float) * (size_t)m->n_params);
+    if ((void *)m->work != (void *)m->dparams)
+        bk->op->cast(bk, m->work, bk->dt, m->dparams, BK_F32, m->n_params);
+}
+
+void model_pull_params(model *m) {
+    m->bk->op->to_host(m->bk, m->params, m->dparams, sizeof(float) * (size_t)m->n_params);
+}
+
+void model_pull_grads(model *m) {
+    m->bk->op->to_host(m->bk, m->grads, m->dgrads, sizeof(float) * (size_t)m->n_params);
 }
 
 // ---------------------------------------------------------------------------
@@ -170,13 +253,16 @@ void model_init_weights(model *m, uint64_t seed) {
             fill_normal(x, n, resid ? resid_std : std, &s);
         }
     }
+    model_push_params(m);
 }
 
 void model_set_rope(model *m, const rope_table *rope) { m->rope = *rope; }
 
 void model_set_attention(model *m, const model_attention *attention) { m->attention = *attention; }
 
-void model_zero_grads(model *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
+void model_zero_grads(model *m) {
+    m->bk->op->zero(m->bk, m->dgrads, sizeof(float) * (size_t)m->n_params);
+}
 
 // ---------------------------------------------------------------------------
 // Forward
@@ -187,7 +273,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-// Runs stmt and adds its wall time to m->timers.field.
+// Runs stmt and adds its wall time to m->timers.field (on an asynchronous
+// backend: the time to enqueue).
 #define TIMED(m, field, stmt)                    \
     do {                                         \
         double t0_ = now_s();                    \
@@ -195,10 +282,12 @@ static double now_s(void) {
         (m)->timers.field += now_s() - t0_;      \
     } while (0)
 
-static void add_inplace(float *y, const float *x, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] += x[i];
-}
+// The working-dtype weight / the backend gradient of a tensor, from its host
+// view into params / grads (the same offset in every flat buffer).
+#define W(m, view) ((void *)((char *)(m)->work + ((view) - (m)->params) * (ptrdiff_t)bk_dtype_size((m)->bk->dt)))
+#define G(m, view) ((m)->dgrads + ((view) - (m)->grads))
+// Row offset n of an activation buffer.
+#define ROW(m, buf, n) ((void *)((char *)(buf) + (size_t)(n) * bk_dtype_size((m)->bk->dt)))
 
 static attn_shape attn_shape_of(const model *m, int64_t B, int64_t T) {
     const model_config *c = &m->cfg;
@@ -209,43 +298,76 @@ static attn_shape attn_shape_of(const model *m, int64_t B, int64_t T) {
 }
 
 // One layer forward: out (N, C) from in (N, C), saving into a.
-static void layer_forward(model *m, int l, layer_acts *a, float *out, const float *in,
+static void layer_forward(model *m, int l, layer_acts *a, void *out, const void *in,
                           const model_batch *b) {
     const model_config *c = &m->cfg;
+    backend *bk = m->bk;
+    const backend_ops *op = bk->op;
+    const struct model_acts *s = m->acts;
     const model_layer_views *w = &m->p.layers[l];
     const int64_t N = b->B * b->T, C = c->dim, D = c->head_dim, H = c->n_heads,
                   Hkv = c->n_kv_heads, F = c->ffn_dim;
 
-    TIMED(m, other, rmsnorm_forward(a->ln1, a->rstd1, in, w->input_norm, N, C, c->norm_eps));
-    TIMED(m, matmul, matmul_forward(a->q, a->ln1, w->wq, N, C, H * D));
-    TIMED(m, matmul, matmul_forward(a->k, a->ln1, w->wk, N, C, Hkv * D));
-    TIMED(m, matmul, matmul_forward(a->v, a->ln1, w->wv, N, C, Hkv * D));
-    TIMED(m, other, rope_forward(a->q, a->k, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
+    TIMED(m, other, op->rmsnorm_forward(bk, a->ln1, a->rstd1, in, W(m, w->input_norm), N, C, c->norm_eps));
+    TIMED(m, matmul, op->matmul_forward(bk, a->q, a->ln1, W(m, w->wq), N, C, H * D));
+    TIMED(m, matmul, op->matmul_forward(bk, a->k, a->ln1, W(m, w->wk), N, C, Hkv * D));
+    TIMED(m, matmul, op->matmul_forward(bk, a->v, a->ln1, W(m, w->wv), N, C, Hkv * D));
+    TIMED(m, other, op->rope_forward(bk, a->q, a->k, s->cur_pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
     if (m->attention.forward) {
         TIMED(m, attention, m->attention.forward(m->attention.ctx, a->att, a->lse, a->q, a->k, a->v,
-                                                 b->seg, b->B, b->T, (int)H, (int)Hkv, (int)D));
+                                                 s->cur_seg, b->B, b->T, (int)H, (int)Hkv, (int)D));
     } else {
-        attn_shape s = attn_shape_of(m, b->B, b->T);
-        TIMED(m, attention, attn_forward(a->att, a->lse, a->q, a->k, a->v, b->seg, b->seg, &s));
+        attn_shape sh = attn_shape_of(m, b->B, b->T);
+        TIMED(m, attention, op->attn_forward(bk, a->att, a->lse, a->q, a->k, a->v, s->cur_seg, &sh));
     }
-    TIMED(m, matmul, matmul_forward(a->mid, a->att, w->wo, N, H * D, C));
-    TIMED(m, other, add_inplace(a->mid, in, N * C));
+    TIMED(m, matmul, op->matmul_forward(bk, a->mid, a->att, W(m, w->wo), N, H * D, C));
+    TIMED(m, other, op->add(bk, a->mid, in, N * C));
 
-    TIMED(m, other, rmsnorm_forward(a->ln2, a->rstd2, a->mid, w->post_norm, N, C, c->norm_eps));
-    TIMED(m, matmul, matmul_forward(a->gate, a->ln2, w->w_gate, N, C, F));
-    TIMED(m, matmul, matmul_forward(a->up, a->ln2, w->w_up, N, C, F));
-    TIMED(m, other, swiglu_forward(a->act, a->gate, a->up, N * F));
-    TIMED(m, matmul, matmul_forward(out, a->act, w->w_down, N, F, C));
-    TIMED(m, other, add_inplace(out, a->mid, N * C));
+    TIMED(m, other, op->rmsnorm_forward(bk, a->ln2, a->rstd2, a->mid, W(m, w->post_norm), N, C, c->norm_eps));
+    TIMED(m, matmul, op->matmul_forward(bk, a->gate, a->ln2, W(m, w->w_gate), N, C, F));
+    TIMED(m, matmul, op->matmul_forward(bk, a->up, a->ln2, W(m, w->w_up), N, C, F));
+    TIMED(m, other, op->swiglu_forward(bk, a->act, a->gate, a->up, N * F));
+    TIMED(m, matmul, op->matmul_forward(bk, out, a->act, W(m, w->w_down), N, F, C));
+    TIMED(m, other, op->add(bk, out, a->mid, N * C));
 }
 
 static layer_acts *acts_of_layer(model *m, int l) {
     return &m->acts->layer[m->recompute ? 0 : l];
 }
 
+// The batch's int arrays where the backend reads them: the caller's host
+// arrays on the cpu, uploaded copies on a device (whose embedding kernel
+// does not check the ids: checked here, as the cpu kernel does).
+static void stage_batch(model *m, const model_batch *b) {
+    struct model_acts *a = m->acts;
+    backend *bk = m->bk;
+    const int64_t N = b->B * b->T;
+    if (bk->host_memory) {
+        a->cur_tokens = b->tokens;
+        a->cur_targets = b->targets;
+        a->cur_pos = b->pos;
+        a->cur_seg = b->seg;
+        return;
+    }
+    for (int64_t n = 0; n < N; n++)
+        if (b->tokens[n] < 0 || b->tokens[n] >= m->cfg.vocab_size)
+            die("token id %d at position %lld is outside the vocabulary [0, %lld)",
+                (int)b->tokens[n], (long long)n, (long long)m->cfg.vocab_size);
+    size_t bytes = sizeof(int32_t) * (size_t)N;
+    bk->op->to_dev(bk, a->tokens, b->tokens, bytes);
+    bk->op->to_dev(bk, a->pos, b->pos, bytes);
+    if (b->targets) bk->op->to_dev(bk, a->targets, b->targets, bytes);
+    if (b->seg) bk->op->to_dev(bk, a->seg, b->seg, bytes);
+    a->cur_tokens = a->tokens;
+    a->cur_pos = a->pos;
+    a->cur_targets = b->targets ? a->targets : NULL;
+    a->cur_seg = b->seg ? a->seg : NULL;
+}
+
 // Embeddings through the final norm; leaves final_ln filled.
 static void forward_trunk(model *m, const model_batch *b) {
     const model_config *c = &m->cfg;
+    backend *bk = m->bk;
     struct model_acts *a = m->acts;
     const int64_t N = b->B * b->T, C = c->dim;
     if (N > m->max_tokens)
@@ -253,11 +375,13 @@ static void forward_trunk(model *m, const model_batch *b) {
             (long long)m->max_tokens);
     a->B = b->B;
     a->T = b->T;
-    TIMED(m, other, embedding_forward(a->resid, b->tokens, m->p.embed, N, C, c->vocab_size));
+    stage_batch(m, b);
+    TIMED(m, other, bk->op->embedding_forward(bk, a->resid, a->cur_tokens, W(m, m->p.embed), N, C, c->vocab_size));
     for (int l = 0; l < c->n_layers; l++)
-        layer_forward(m, l, acts_of_layer(m, l), a->resid + (l + 1) * N * C, a->resid + l * N * C, b);
-    TIMED(m, other, rmsnorm_forward(a->final_ln, a->final_rstd, a->resid + c->n_layers * N * C, m->p.final_norm,
-                    N, C, c->norm_eps));
+        layer_forward(m, l, acts_of_layer(m, l), ROW(m, a->resid, (l + 1) * N * C),
+                      ROW(m, a->resid, l * N * C), b);
+    TIMED(m, other, bk->op->rmsnorm_forward(bk, a->final_ln, a->final_rstd, ROW(m, a->resid, c->n_layers * N * C),
+                                            W(m, m->p.final_norm), N, C, c->norm_eps));
 }
 
 double model_forward(model *m, const model_batch *b, float *losses) {
@@ -265,9 +389,9 @@ double model_forward(model *m, const model_batch *b, float *losses) {
     if (!b->targets) return 0.0;  // hidden states only (decoding)
     const int64_t N = b->B * b->T;
     double loss;
-    TIMED(m, matmul, loss = xent_forward_backward(losses, NULL, NULL, m->acts->final_ln,
-                                                  m->p.lm_head, b->targets, N, m->cfg.dim,
-                                                  m->cfg.vocab_size, 0.0f));
+    TIMED(m, matmul, loss = m->bk->op->xent(m->bk, losses, NULL, NULL, m->acts->final_ln,
+                                            W(m, m->p.lm_head), m->acts->cur_targets, N,
+                                            m->cfg.dim, m->cfg.vocab_size, 0.0f));
     return loss;
 }
 
@@ -277,7 +401,7 @@ int32_t model_argmax_row(const model *m, int64_t n) {
     const int64_t V = m->cfg.vocab_size, C = m->cfg.dim;
     CHECK(n >= 0 && n < m->acts->B * m->acts->T);
     float *logits = xmalloc(sizeof(float) * V);
-    xent_logits_row(logits, m->acts->final_ln + n * C, m->p.lm_head, C, V);
+    m->bk->op->logits_row(m->bk, logits, ROW(m, m->acts->final_ln, n * C), W(m, m->p.lm_head), C, V);
     int32_t best = 0;
     for (int64_t v = 1; v < V; v++)
         if (logits[v] > logits[best]) best = (int32_t)v;
@@ -289,47 +413,50 @@ int32_t model_argmax_row(const model *m, int64_t n) {
 // Backward
 
 // One layer backward. On entry dresid holds dL/d(out); on return dL/d(in).
-static void layer_backward(model *m, int l, layer_acts *a, const float *in, const model_batch *b) {
+static void layer_backward(model *m, int l, layer_acts *a, const void *in, const model_batch *b) {
     const model_config *c = &m->cfg;
+    backend *bk = m->bk;
+    const backend_ops *op = bk->op;
     struct model_acts *s = m->acts;
     const model_layer_views *w = &m->p.layers[l];
-    model_layer_views *dw = &m->g.layers[l];
+    const model_layer_views *dw = &m->g.layers[l];
     const int64_t N = b->B * b->T, C = c->dim, D = c->head_dim, H = c->n_heads,
                   Hkv = c->n_kv_heads, F = c->ffn_dim;
-    float *dres = s->dresid;  // d out == d mid (residual) + MLP path
+    const size_t dts = bk_dtype_size(bk->dt);
+    void *dres = s->dresid;  // d out == d mid (residual) + MLP path
 
     // MLP: out = mid + down(swiglu(gate(ln2), up(ln2)))
-    memset(s->dact, 0, sizeof(float) * N * F);
-    TIMED(m, matmul, matmul_backward(s->dact, dw->w_down, dres, a->act, w->w_down, N, F, C));
-    memset(s->dgate, 0, sizeof(float) * N * F);
-    memset(s->dup, 0, sizeof(float) * N * F);
-    TIMED(m, other, swiglu_backward(s->dgate, s->dup, s->dact, a->gate, a->up, N * F));
-    memset(s->dln, 0, sizeof(float) * N * C);
-    TIMED(m, matmul, matmul_backward(s->dln, dw->w_gate, s->dgate, a->ln2, w->w_gate, N, C, F));
-    TIMED(m, matmul, matmul_backward(s->dln, dw->w_up, s->dup, a->ln2, w->w_up, N, C, F));
-    TIMED(m, other, rmsnorm_backward(dres, dw->post_norm, s->dln, a->mid, w->post_norm, a->rstd2, N, C));  // dres is now d mid
+    op->zero(bk, s->dact, dts * N * F);
+    TIMED(m, matmul, op->matmul_backward(bk, s->dact, G(m, dw->w_down), dres, a->act, W(m, w->w_down), N, F, C));
+    op->zero(bk, s->dgate, dts * N * F);
+    op->zero(bk, s->dup, dts * N * F);
+    TIMED(m, other, op->swiglu_backward(bk, s->dgate, s->dup, s->dact, a->gate, a->up, N * F));
+    op->zero(bk, s->dln, dts * N * C);
+    TIMED(m, matmul, op->matmul_backward(bk, s->dln, G(m, dw->w_gate), s->dgate, a->ln2, W(m, w->w_gate), N, C, F));
+    TIMED(m, matmul, op->matmul_backward(bk, s->dln, G(m, dw->w_up), s->dup, a->ln2, W(m, w->w_up), N, C, F));
+    TIMED(m, other, op->rmsnorm_backward(bk, dres, G(m, dw->post_norm), s->dln, a->mid, W(m, w->post_norm), a->rstd2, N, C));  // dres is now d mid
 
     // Attention: mid = in + o_proj(attn(rope(q), rope(k), v))
-    memset(s->datt, 0, sizeof(float) * N * H * D);
-    TIMED(m, matmul, matmul_backward(s->datt, dw->wo, dres, a->att, w->wo, N, H * D, C));
-    memset(s->dq, 0, sizeof(float) * N * H * D);
-    memset(s->dk, 0, sizeof(float) * N * Hkv * D);
-    memset(s->dv, 0, sizeof(float) * N * Hkv * D);
+    op->zero(bk, s->datt, dts * N * H * D);
+    TIMED(m, matmul, op->matmul_backward(bk, s->datt, G(m, dw->wo), dres, a->att, W(m, w->wo), N, H * D, C));
+    op->zero(bk, s->dq, dts * N * H * D);
+    op->zero(bk, s->dk, dts * N * Hkv * D);
+    op->zero(bk, s->dv, dts * N * Hkv * D);
     if (m->attention.backward) {
         TIMED(m, attention, m->attention.backward(m->attention.ctx, s->dq, s->dk, s->dv, s->datt,
-                                                  a->q, a->k, a->v, a->att, a->lse, b->seg, b->B,
+                                                  a->q, a->k, a->v, a->att, a->lse, s->cur_seg, b->B,
                                                   b->T, (int)H, (int)Hkv, (int)D));
     } else {
         attn_shape sh = attn_shape_of(m, b->B, b->T);
-        TIMED(m, attention, attn_backward(s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v, a->att,
-                                          a->lse, b->seg, b->seg, &sh));
+        TIMED(m, attention, op->attn_backward(bk, s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v,
+                                              a->att, a->lse, s->cur_seg, &sh));
     }
-    TIMED(m, other, rope_backward(s->dq, s->dk, b->pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
-    memset(s->dln, 0, sizeof(float) * N * C);
-    TIMED(m, matmul, matmul_backward(s->dln, dw->wq, s->dq, a->ln1, w->wq, N, C, H * D));
-    TIMED(m, matmul, matmul_backward(s->dln, dw->wk, s->dk, a->ln1, w->wk, N, C, Hkv * D));
-    TIMED(m, matmul, matmul_backward(s->dln, dw->wv, s->dv, a->ln1, w->wv, N, C, Hkv * D));
-    TIMED(m, other, rmsnorm_backward(dres, dw->input_norm, s->dln, in, w->input_norm, a->rstd1, N, C));  // d in
+    TIMED(m, other, op->rope_backward(bk, s->dq, s->dk, s->cur_pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
+    op->zero(bk, s->dln, dts * N * C);
+    TIMED(m, matmul, op->matmul_backward(bk, s->dln, G(m, dw->wq), s->dq, a->ln1, W(m, w->wq), N, C, H * D));
+    TIMED(m, matmul, op->matmul_backward(bk, s->dln, G(m, dw->wk), s->dk, a->ln1, W(m, w->wk), N, C, Hkv * D));
+    TIMED(m, matmul, op->matmul_backward(bk, s->dln, G(m, dw->wv), s->dv, a->ln1, W(m, w->wv), N, C, Hkv * D));
+    TIMED(m, other, op->rmsnorm_backward(bk, dres, G(m, dw->input_norm), s->dln, in, W(m, w->input_norm), a->rstd1, N, C));  // d in
 }
 
 static void grads_ready(model *m, int64_t lo) {
@@ -340,22 +467,25 @@ static void grads_ready(model *m, int64_t lo) {
 
 double model_forward_backward(model *m, const model_batch *b, float grad_scale) {
     const model_config *c = &m->cfg;
+    backend *bk = m->bk;
     struct model_acts *a = m->acts;
     const int64_t N = b->B * b->T, C = c->dim;
+    const size_t dts = bk_dtype_size(bk->dt);
 
     forward_trunk(m, b);
-    memset(a->dln, 0, sizeof(float) * N * C);
+    bk->op->zero(bk, a->dln, dts * N * C);
     double loss;
-    TIMED(m, matmul, loss = xent_forward_backward(NULL, a->dln, m->g.lm_head, a->final_ln, m->p.lm_head,
-                                        b->targets, N, C, c->vocab_size, grad_scale));
-    memset(a->dresid, 0, sizeof(float) * N * C);
-    const float *last = a->resid + c->n_layers * N * C;
-    TIMED(m, other, rmsnorm_backward(a->dresid, m->g.final_norm, a->dln, last, m->p.final_norm, a->final_rstd, N, C));
+    TIMED(m, matmul, loss = bk->op->xent(bk, NULL, a->dln, G(m, m->g.lm_head), a->final_ln, W(m, m->p.lm_head),
+                                         a->cur_targets, N, C, c->vocab_size, grad_scale));
+    bk->op->zero(bk, a->dresid, dts * N * C);
+    const void *last = ROW(m, a->resid, c->n_layers * N * C);
+    TIMED(m, other, bk->op->rmsnorm_backward(bk, a->dresid, G(m, m->g.final_norm), a->dln, last, W(m, m->p.final_norm),
+                                             a->final_rstd, N, C));
 
     // Tensor order in the flat buffer: embed, layer 0 .. L-1 (9 each), final norm, lm_head.
     grads_ready(m, m->tensors[1 + 9 * c->n_layers].offset);
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        const float *in = a->resid + l * N * C;
+        const void *in = ROW(m, a->resid, l * N * C);
         layer_acts *la = acts_of_layer(m, l);
         if (m->recompute) {
             // Recompute this layer's activations; its output is not needed again,
@@ -365,6 +495,6 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
         layer_backward(m, l, la, in, b);
         grads_ready(m, m->tensors[1 + 9 * l].offset);
     }
-    TIMED(m, other, embedding_backward(m->g.embed, a->dresid, b->tokens, N, C));
+    TIMED(m, other, bk->op->embedding_backward(bk, G(m, m->g.embed), a->dresid, a->cur_tokens, N, C, c->vocab_size));
     return loss;
 }

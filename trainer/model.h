@@ -1,6 +1,16 @@
 // model: a Llama-family decoder (embeddings, n x [RMSNorm -> GQA attention
 // with RoPE -> residual -> RMSNorm -> SwiGLU MLP -> residual], final RMSNorm,
-// LM head), forward and backward on the CPU reference kernels.
+// LM head), forward and backward through a backend (backend.h): the CPU
+// reference kernels (fp32, the default) or CUDA (bf16 or fp32 activations,
+// fp32 master weights and gradients). One code path for both.
+//
+// Where the numbers live: params / grads below are HOST fp32 buffers (what
+// checkpoints, import/export and tests read and write). On the cpu backend
+// they are also what the ops use (dparams == params, dgrads == grads, work ==
+// params). On cuda, dparams / dgrads are the device master copies and work
+// the device weights in the activation dtype: call model_push_params after
+// writing params on the host, model_pull_params / model_pull_grads before
+// reading them there (all no-ops on the cpu).
 //
 // Parameters, gradients and AdamW moments are each ONE contiguous buffer with
 // a table of named views whose names follow HF Llama
@@ -16,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "model_config.h"  // model_config, model_config_validate
 #include "rope_scaling.h"
 
@@ -78,16 +89,17 @@ typedef struct {
 } model_timers;
 
 // Attention over the rows of a batch: (B, T, H, D) q and (B, T, Hkv, D) k, v
-// as the attention kernels take them, seg (B, T) or NULL. The default (all
+// as the attention kernels take them, seg (B, T) or NULL; tensors in the
+// backend's memory and activation dtype (lse fp32). The default (all
 // NULL) is the single-rank attn_forward / attn_backward over whole
 // sequences; sequence parallelism installs ring attention, where the T rows
 // are this rank's zig-zag slice of longer sequences.
 typedef struct {
-    void (*forward)(void *ctx, float *out, float *lse, const float *q, const float *k,
-                    const float *v, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
+    void (*forward)(void *ctx, void *out, float *lse, const void *q, const void *k,
+                    const void *v, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
                     int D);
-    void (*backward)(void *ctx, float *dq, float *dk, float *dv, const float *dout,
-                     const float *q, const float *k, const float *v, const float *out,
+    void (*backward)(void *ctx, void *dq, void *dk, void *dv, const void *dout,
+                     const void *q, const void *k, const void *v, const void *out,
                      const float *lse, const int32_t *seg, int64_t B, int64_t T, int H,
                      int Hkv, int D);
     void *ctx;
@@ -106,9 +118,12 @@ struct model {
     int n_tensors;
     model_tensor *tensors;   // (n_tensors) named views, HF names
     int64_t n_params;
-    float *params;           // (n_params) one allocation
-    float *grads;            // (n_params) one allocation
+    float *params;           // (n_params) one allocation, host
+    float *grads;            // (n_params) one allocation, host
     model_views p, g;        // views into params and grads
+    backend *bk;             // where the ops run (backend_cpu() unless model_create_on)
+    float *dparams, *dgrads; // the backend's fp32 master params / grads (cpu: params, grads)
+    void *work;              // weights in bk->dt for the ops (== dparams when fp32)
     rope_table rope;         // the current stage's frequencies
     bool recompute;          // keep only layer inputs; recompute the rest in backward
     int64_t max_tokens;      // capacity of the activation buffers (B*T)
@@ -121,10 +136,32 @@ struct model {
 // Allocates a model for batches of up to max_tokens tokens; parameters are
 // zero until model_init_weights or a checkpoint load. cfg must be valid.
 model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute);
+// The same on a given backend (not owned by the model).
+model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompute, backend *bk);
 void model_free(model *m);
+
+// Host params -> backend master copy and working copy; backend -> host.
+void model_push_params(model *m);
+void model_pull_params(model *m);
+void model_pull_grads(model *m);
+
+// The memory of a training step, from the same buffer plan model_create_on
+// allocates (plus AdamW moments and the backend's scratch), in bytes.
+typedef struct {
+    size_t params;       // fp32 master parameters
+    size_t grads;        // fp32 gradients
+    size_t moments;      // AdamW m and v (fp32)
+    size_t work;         // weights in the activation dtype (0 when fp32)
+    size_t activations;  // saved activations + backward buffers of max_tokens tokens
+    size_t scratch;      // backend scratch: fp32 attention grads, one xent chunk of logits
+    size_t total;
+} model_mem;
+void model_mem_plan(model_mem *out, const model_config *cfg, int64_t max_tokens, bool recompute,
+                    bk_dtype dt, bool device);
 
 // Llama-style initialisation: N(0, 0.02) matrices (residual projections
 // scaled by 1/sqrt(2 n_layers)), norm weights 1. Deterministic for a seed.
+// Pushes the weights to the backend.
 void model_init_weights(model *m, uint64_t seed);
 
 // Replaces the attention (e.g. ring attention under sequence parallelism).
@@ -136,7 +173,8 @@ void model_set_rope(model *m, const rope_table *rope);
 // Forward only. batch->targets may be NULL (no loss, returns 0).
 // Returns the SUM of token losses over targets >= 0;
 // losses (B*T), if not NULL, gets each token's loss. Afterwards
-// model_final_hidden() holds the final-norm hidden states (B*T, C).
+// model_final_hidden() holds the final-norm hidden states (B*T, C) (a host
+// pointer on the cpu backend only).
 double model_forward(model *m, const model_batch *batch, float *losses);
 const float *model_final_hidden(const model *m);
 
@@ -144,7 +182,8 @@ const float *model_final_hidden(const model *m);
 int32_t model_argmax_row(const model *m, int64_t n);
 
 // Forward + backward: returns the loss sum and ACCUMULATES grad_scale *
-// d(loss sum)/d(params) into m->grads (usually grad_scale = 1 / valid tokens).
+// d(loss sum)/d(params) into m->dgrads (== m->grads on the cpu; usually
+// grad_scale = 1 / valid tokens).
 double model_forward_backward(model *m, const model_batch *batch, float grad_scale);
 
 void model_zero_grads(model *m);

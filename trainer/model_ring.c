@@ -8,15 +8,16 @@ static ring_shape shape_of(int64_t B, int64_t T, int H, int Hkv, int D) {
                         .scale = 1.0f / sqrtf((float)D), .causal = true};
 }
 
-static void forward(void *ctx, float *out, float *lse, const float *q, const float *k,
-                    const float *v, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
+// The cpu backend's tensors are fp32 host arrays: the void * of the hook are float *.
+static void forward(void *ctx, void *out, float *lse, const void *q, const void *k,
+                    const void *v, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
                     int D) {
     ring_shape s = shape_of(B, T, H, Hkv, D);
     ring_attn_forward(ctx, out, lse, q, k, v, seg, &s);
 }
 
-static void backward(void *ctx, float *dq, float *dk, float *dv, const float *dout,
-                     const float *q, const float *k, const float *v, const float *out,
+static void backward(void *ctx, void *dq, void *dk, void *dv, const void *dout,
+                     const void *q, const void *k, const void *v, const void *out,
                      const float *lse, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
                      int D) {
     ring_shape s = shape_of(B, T, H, Hkv, D);

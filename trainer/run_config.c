@@ -23,6 +23,9 @@ static const char *const rope_type_names[] = {"default", "linear", "dynamic", "y
 static const char *const rope_layout_names[] = {"half", "interleaved", NULL};
 static const char *const packing_names[] = {"pack", "whole", NULL};
 static const char *const schedule_names[] = {"cosine", "constant", NULL};
+static const char *const backend_names[] = {"cpu", "cuda", NULL};
+static const char *const dtype_names[] = {"auto", "fp32", "bf16", NULL};
+static const char *const transport_names[] = {"auto", "nccl", "mpi", NULL};
 
 // Enum fields are read and written as int.
 _Static_assert(sizeof(rope_type) == sizeof(int), "rope_type must be int-sized");
@@ -33,6 +36,11 @@ _Static_assert(ROPE_TYPE_LLAMA3 == 5 && ROPE_LAYOUT_INTERLEAVED == 1,
                "rope_type_names / rope_layout_names follow the enum order");
 _Static_assert(CFG_PACKING_WHOLE == 1 && CFG_SCHEDULE_CONSTANT == 1,
                "packing_names / schedule_names follow the enum order");
+_Static_assert(sizeof(cfg_backend) == sizeof(int) && sizeof(cfg_dtype) == sizeof(int) &&
+                   sizeof(cfg_transport) == sizeof(int),
+               "cfg_backend / cfg_dtype / cfg_transport must be int-sized");
+_Static_assert(CFG_BACKEND_CUDA == 1 && CFG_DTYPE_BF16 == 2 && CFG_TRANSPORT_MPI == 2,
+               "backend_names / dtype_names / transport_names follow the enum order");
 
 // Size of the storage each type expects; SIZED() refuses to compile a table
 // row whose field has another size.
@@ -128,6 +136,10 @@ static const cfg_key KEYS[] = {
         "data-parallel ranks (each reads different sequences); dp * sp = MPI world size"),
     RUN("parallel.sp", INT, RES, parallel.sp, NULL, "1",
         "sequence-parallel ranks sharing every sequence (ring attention, zig-zag split)"),
+    RUN("parallel.transport", ENUM, RES, parallel.transport, transport_names, "auto",
+        "cuda backend: how ranks exchange ring K/V and gradients; nccl = NCCL on device "
+        "buffers (one GPU per rank), mpi = MPI through host copies (works when ranks share a "
+        "GPU), auto = nccl unless ranks share a GPU"),
 
     RUN("train.seed", INT64, 0, train.seed, NULL, "1234",
         "seed of every random stream (init, data order, passkeys)"),
@@ -143,6 +155,12 @@ static const cfg_key KEYS[] = {
     RUN("train.keep_last", INT, RES, train.keep_last, NULL, "3", "checkpoints kept; 0 = all"),
     RUN("train.recompute", BOOL, RES, train.recompute, NULL, "false",
         "recompute each layer's activations in backward (less memory, more compute)"),
+    RUN("train.backend", ENUM, RES, train.backend, backend_names, "cpu",
+        "where the model computes: cpu (fp32 reference kernels) or cuda (one GPU per rank; "
+        "needs a CUDA build); also --backend; checkpoints resume on either"),
+    RUN("train.dtype", ENUM, RES, train.dtype, dtype_names, "auto",
+        "activation and matmul precision: auto = bf16 on cuda, fp32 on cpu; fp32; bf16 (cuda "
+        "only). Master weights, gradients and AdamW state are always fp32"),
     RUN("train.max_steps", INT64, RES, train.max_steps, NULL, "0",
         "stop after this many steps in all (a global cap over the stages); 0 = none"),
 

@@ -95,10 +95,20 @@ typedef struct {
     cfg_schedule schedule;
 } cfg_optimizer;
 
+typedef enum {
+    CFG_TRANSPORT_AUTO,  // nccl, or mpi when ranks share a GPU
+    CFG_TRANSPORT_NCCL,  // cuda: NCCL send/recv and all-reduce on device buffers
+    CFG_TRANSPORT_MPI,   // cuda: MPI through host copies of device buffers
+} cfg_transport;
+
 typedef struct {
     int dp;  // data-parallel degree: ranks that read different sequences
     int sp;  // sequence-parallel degree: ranks that share one sequence (ring attention)
+    cfg_transport transport;  // how cuda ranks exchange K/V and gradients
 } cfg_parallel;
+
+typedef enum { CFG_BACKEND_CPU, CFG_BACKEND_CUDA } cfg_backend;
+typedef enum { CFG_DTYPE_AUTO, CFG_DTYPE_FP32, CFG_DTYPE_BF16 } cfg_dtype;
 
 typedef struct {
     int64_t seed;
@@ -106,6 +116,8 @@ typedef struct {
     int64_t log_every, eval_every, ckpt_every;  // steps; 0 = never (eval, ckpt)
     int keep_last;       // checkpoints kept; 0 = all
     bool recompute;      // per-layer activation recomputation
+    cfg_backend backend; // where the model computes: cpu or cuda
+    cfg_dtype dtype;     // activations: auto (cuda bf16, cpu fp32), fp32, bf16 (cuda only)
     int64_t max_steps;   // global cap over all stages; 0 = none
 } cfg_train;
 

@@ -341,6 +341,8 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
 int cfg_validate(const cfg_run *cfg, char *err, size_t errlen) {
     if (check_sections(cfg, err, errlen)) return -1;
     REQUIRE(cfg->n_stages > 0, "stages", "stages: at least one stage is required");
+    REQUIRE(!(cfg->train.backend == CFG_BACKEND_CPU && cfg->train.dtype == CFG_DTYPE_BF16),
+            "train.dtype", "train.dtype: bf16 needs train.backend cuda (the cpu backend computes in fp32)");
     for (int i = 0; i < cfg->n_stages; i++)
         if (check_stage(cfg, i, err, errlen)) return -1;
 

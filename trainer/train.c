@@ -52,8 +52,11 @@ static void usage(FILE *out) {
             "  --resume auto    continue from the newest good checkpoint in train.out_dir\n"
             "                   (the default); never: start fresh; PATH: that checkpoint\n"
             "  --max-steps N    stop after N optimizer steps in total (train.max_steps)\n"
+            "  --backend B      cpu or cuda (train.backend); cuda computes in bf16 unless\n"
+            "                   train.dtype is fp32\n"
             "  --dry-run        validate the run file and print the curriculum: per stage the\n"
-            "                   length, steps, tokens and RoPE (factor, attention factor)\n"
+            "                   length, steps, tokens and RoPE (factor, attention factor), and\n"
+            "                   the memory estimate of a training step per rank\n"
             "\n"
             "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
             "exit 99 (requeue me, docs/slurm.md). SIGINT: the same, exit 130; a second\n"
@@ -97,6 +100,13 @@ static int parse_args(train_args *a, int argc, char **argv, char *err, size_t er
                 snprintf(err, errlen, "train: --max-steps expects a count >= 0, got '%s'", value);
                 return -1;
             }
+        } else if (!strcmp(arg, "--backend")) {
+            if (a->n_overrides == MAX_OVERRIDES) {
+                snprintf(err, errlen, "train: more than %d overrides", MAX_OVERRIDES);
+                return -1;
+            }
+            a->keys[a->n_overrides] = "train.backend";
+            a->values[a->n_overrides++] = value;
         } else if (strchr(arg + 2, '.')) {
             if (a->n_overrides == MAX_OVERRIDES) {
                 snprintf(err, errlen, "train: more than %d overrides", MAX_OVERRIDES);
@@ -343,33 +353,32 @@ static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
 // ---------------------------------------------------------------------------
 // One optimizer step
 
-static void grad_sync_ready(void *ctx, int64_t lo) { dist_grad_sync_ready(ctx, lo); }
+static void grad_sync_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
 
+// Runs on the model's backend: gradients, norm, clipping and AdamW where the
+// parameters live (host on the cpu, device on cuda).
 static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
                              double lr, double *grad_norm) {
     model *m = st->m;
+    backend *bk = m->bk;
     const cfg_optimizer *o = &st->cfg.optimizer;
     model_zero_grads(m);
     double loss = 0;
     // The gradient all-reduce starts bucket by bucket as backward finalizes them.
-    dist_grad_sync sync;
-    dist_grad_sync_begin(&sync, &st->dist, m->grads, m->n_params, DIST_BUCKET_FLOATS);
-    m->grad_hook = (model_grad_hook){.ready = grad_sync_ready, .ctx = &sync};
+    backend_comm_grad_begin(st->comm, m->dgrads, m->n_params);
+    m->grad_hook = (model_grad_hook){.ready = grad_sync_ready, .ctx = st->comm};
     if (n_targets_global > 0)
         loss = model_forward_backward(m, mb, 1.0f / (float)n_targets_global);
     m->grad_hook = (model_grad_hook){0};
-    dist_grad_sync_end(&sync);
+    backend_comm_grad_end(st->comm);
     dist_allreduce_sum_double(&st->dist, &loss, 1);
-    double norm = sqrt(adamw_grad_norm_sq(m->grads, m->n_params));
+    double norm = sqrt(bk->op->grad_norm_sq(bk, m->dgrads, m->n_params));
     float clip = adamw_clip_factor(norm, o->grad_clip);
     st->adam_step++;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const model_tensor *t = &m->tensors[i];
-        adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
-                            .eps = (float)o->eps, .weight_decay = t->decay ? (float)o->weight_decay : 0.0f};
-        adamw_update(m->params + t->offset, st->adam_m + t->offset, st->adam_v + t->offset,
-                     m->grads + t->offset, t->shape[0] * t->shape[1], &hp, st->adam_step, clip);
-    }
+    adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
+                        .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
+    bk->op->adamw(bk, m->dparams, st->dadam_m, st->dadam_v, m->dgrads, m->work, m->tensors,
+                  m->n_tensors, &hp, st->adam_step, clip);
     *grad_norm = norm;
     return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
 }
@@ -645,6 +654,51 @@ static void load_config(train_state *st, const train_args *a) {
     }
 }
 
+// The activation dtype of a run: train.dtype, auto = bf16 on cuda, fp32 on cpu.
+static bk_dtype run_dtype(const cfg_run *c) {
+    if (c->train.dtype == CFG_DTYPE_AUTO)
+        return c->train.backend == CFG_BACKEND_CUDA ? BK_BF16 : BK_F32;
+    return c->train.dtype == CFG_DTYPE_BF16 ? BK_BF16 : BK_F32;
+}
+
+// The memory of a training step on one rank at the largest stage, from the
+// model's buffer plan (model_mem_plan: what model_create_on allocates, plus
+// AdamW moments and the backend's scratch).
+static void print_memory_plan(const cfg_run *c) {
+    int64_t n_tokens = 0;
+    for (int s = 0; s < c->n_stages; s++) {
+        cfg_stage_plan plan;
+        cfg_stage_resolve(&plan, c, s);
+        int64_t rows = plan.batch_tokens / plan.seq_len / c->parallel.dp;
+        int64_t n = rows * local_len(plan.seq_len, c->parallel.sp);
+        if (n > n_tokens) n_tokens = n;
+    }
+    model_config mc;
+    cfg_model_config(&mc, c);
+    if (mc.vocab_size == 0) {  // the tokenizer's
+        char err[512];
+        tok_tokenizer *tok = tok_load(c->data.tokenizer, err, sizeof err);
+        if (!tok) {
+            printf("peak memory estimate: unknown (%s)\n", err);
+            return;
+        }
+        mc.vocab_size = (int)tok_vocab_size(tok);
+        tok_free(tok);
+    }
+    bool cuda = c->train.backend == CFG_BACKEND_CUDA;
+    bk_dtype dt = run_dtype(c);
+    model_mem mm;
+    model_mem_plan(&mm, &mc, n_tokens, c->train.recompute, dt, cuda);
+    const double G = 1e9;
+    printf("peak memory estimate per rank (%s, %s, recompute %s, %lld tokens): %.2f GB = "
+           "params %.2f + grads %.2f + adamw %.2f + %s weights %.2f + activations %.2f + "
+           "scratch %.2f\n",
+           cuda ? "cuda" : "cpu", dt == BK_BF16 ? "bf16" : "fp32",
+           c->train.recompute ? "on" : "off", (long long)n_tokens, mm.total / G, mm.params / G,
+           mm.grads / G, mm.moments / G, dt == BK_BF16 ? "bf16" : "fp32", mm.work / G,
+           mm.activations / G, mm.scratch / G);
+}
+
 // --dry-run: the resolved curriculum, one line per stage.
 static void print_plan(const cfg_run *c) {
     int64_t total_steps = 0, total_tokens = 0;
@@ -668,6 +722,7 @@ static void print_plan(const cfg_run *c) {
         total_tokens += plan.steps * plan.batch_tokens;
     }
     printf("total: %lld steps, %.3g tokens\n", (long long)total_steps, (double)total_tokens);
+    print_memory_plan(c);
 }
 
 static void setup(train_state *st, const train_args *a) {
@@ -697,16 +752,26 @@ static void setup(train_state *st, const train_args *a) {
         die_user("model.vocab_size (%d) is smaller than the tokenizer's vocabulary (%lld)",
                  mc.vocab_size, (long long)tok_vocab_size(st->tok));
     if (model_config_validate(&mc, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
-    st->m = model_create(&mc, model_capacity(st), c->train.recompute);
+    // The backend: rank i of a node takes GPU i (mod the GPUs visible).
+    int local_rank, local_size, n_gpus = backend_gpu_count();
+    dist_local_rank(&st->dist, &local_rank, &local_size);
+    st->bk = backend_create(c->train.backend == CFG_BACKEND_CUDA ? BACKEND_CUDA : BACKEND_CPU,
+                            run_dtype(c), n_gpus > 0 ? local_rank % n_gpus : 0, err, sizeof err);
+    if (!st->bk) dist_exit_user_error(&st->dist, err);
+    st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
+    if (!st->comm) dist_exit_user_error(&st->dist, err);
+    st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
     st->adam_m = xcalloc((size_t)st->m->n_params, sizeof(float));
     st->adam_v = xcalloc((size_t)st->m->n_params, sizeof(float));
+    size_t moment_bytes = sizeof(float) * (size_t)st->m->n_params;
+    st->dadam_m = st->bk->host_memory ? st->adam_m : st->bk->op->alloc(st->bk, moment_bytes);
+    st->dadam_v = st->bk->host_memory ? st->adam_v : st->bk->op->alloc(st->bk, moment_bytes);
     model_init_weights(st->m, (uint64_t)c->train.seed);
     if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)
         die_user("%s", err);
     st->eval_seed = (uint64_t)c->train.seed * 7919u + 17u;
     if (st->dist.sp > 1) {
-        st->ring = ring_attn_create(&st->dist);
-        model_attention att = model_ring_attention(st->ring);
+        model_attention att = backend_comm_ring_attention(st->comm);
         model_set_attention(st->m, &att);
     }
 }
@@ -758,8 +823,11 @@ int train_main(int argc, char **argv) {
     }
     if (st->is_root) {
         char *text = cfg_echo(c);
-        printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages\n",
-               a.run_file, st->dist.size, st->dist.dp, st->dist.sp, st->m->n_params / 1e6, c->n_stages);
+        printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages, "
+               "backend %s (%s, comm %s)\n",
+               a.run_file, st->dist.size, st->dist.dp, st->dist.sp, st->m->n_params / 1e6, c->n_stages,
+               backend_kind_name(st->bk->kind), st->bk->dt == BK_BF16 ? "bf16" : "fp32",
+               backend_comm_name(st->comm));
         char path[1100];
         snprintf(path, sizeof path, "%s/config.yaml", c->train.out_dir);
         FILE *f = fopen(path, "w");
@@ -778,6 +846,8 @@ int train_main(int argc, char **argv) {
         if (st->stage_step == 0 && st->stage > 0 && !plan.carry_moments) {
             memset(st->adam_m, 0, sizeof(float) * st->m->n_params);
             memset(st->adam_v, 0, sizeof(float) * st->m->n_params);
+            st->bk->op->zero(st->bk, st->dadam_m, sizeof(float) * st->m->n_params);
+            st->bk->op->zero(st->bk, st->dadam_v, sizeof(float) * st->m->n_params);
             st->adam_step = 0;
         }
         int stop = run_stage(st);
@@ -812,10 +882,13 @@ int train_main(int argc, char **argv) {
         metrics_close(&st->met);
     }
     free(acc);
-    ring_attn_free(st->ring);
     model_free(st->m);
+    if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);
+    if (st->dadam_v != st->adam_v) st->bk->op->free(st->bk, st->dadam_v);
     free(st->adam_m);
     free(st->adam_v);
+    backend_comm_free(st->comm);
+    backend_free(st->bk);
     tok_free(st->tok);
     cfg_free(&st->cfg);
     dist_finalize(&st->dist);

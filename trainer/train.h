@@ -18,7 +18,7 @@
 #include "dist.h"
 #include "metrics.h"
 #include "model.h"
-#include "ring_attn.h"
+#include "backend_comm.h"
 #include "run_config.h"
 #include "tok.h"
 
@@ -34,8 +34,10 @@ typedef struct train_state {
     dist_ctx dist;
     tok_tokenizer *tok;
     model *m;
-    ring_attn *ring;           // sequence-parallel attention (sp > 1), else NULL
-    float *adam_m, *adam_v;    // (n_params) AdamW moments
+    backend *bk;               // where the model computes (train.backend)
+    backend_comm *comm;        // gradient all-reduce and ring attention on that backend
+    float *adam_m, *adam_v;    // (n_params) AdamW moments, host (what checkpoints hold)
+    float *dadam_m, *dadam_v;  // the backend's moments (== adam_m, adam_v on the cpu)
     int64_t step;              // optimizer steps taken, over all stages
     int stage;                 // current stage index
     int64_t stage_step;        // steps taken in the current stage

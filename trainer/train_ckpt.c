@@ -138,9 +138,28 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
     return ckpt_commit(w, err, errlen);
 }
 
+// The optimizer state between the host copies a checkpoint reads and writes
+// and the backend's (the same buffers on the cpu: every copy is a no-op).
+static void moments_to_host(train_state *st) {
+    backend *bk = st->m->bk;
+    size_t bytes = sizeof(float) * (size_t)st->m->n_params;
+    bk->op->to_host(bk, st->adam_m, st->dadam_m, bytes);
+    bk->op->to_host(bk, st->adam_v, st->dadam_v, bytes);
+}
+
+static void moments_to_dev(train_state *st) {
+    backend *bk = st->m->bk;
+    size_t bytes = sizeof(float) * (size_t)st->m->n_params;
+    bk->op->to_dev(bk, st->dadam_m, st->adam_m, bytes);
+    bk->op->to_dev(bk, st->dadam_v, st->adam_v, bytes);
+}
+
 int train_ckpt_save(train_state *st, char *err, size_t errlen) {
     int rc = 0;
     if (st->is_root) {
+        // Written from the backend's state: fp32 master params and moments.
+        model_pull_params(st->m);
+        moments_to_host(st);
         char name[64], path[1200];
         ckpt_dir_filename(name, sizeof name, st->step);
         snprintf(path, sizeof path, "%s/%s", st->cfg.train.out_dir, name);
@@ -222,6 +241,10 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     st->stage = (int)stage;
     st->have_cursor = have_cursor != 0;
     ckpt_close(r);
+    if (rc == 0) {  // whichever backend wrote it, this one computes from it
+        model_push_params(m);
+        moments_to_dev(st);
+    }
     return rc;
 }
 
@@ -230,5 +253,6 @@ int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t
     if (!r) return -1;
     int rc = get_family(r, "params", st->m, st->m->params, err, errlen);
     ckpt_close(r);
+    if (rc == 0) model_push_params(st->m);
     return rc;
 }

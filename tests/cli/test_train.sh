@@ -38,6 +38,20 @@ expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.type warp
 echo "$ERR" | grep -q "stages.1.rope.type" || fail "rope type error not named: $ERR"
 expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.factor -2
 echo "$ERR" | grep -q "factor" || fail "rope factor error not named: $ERR"
+
+# --- backends: bf16 is cuda-only; cuda without a GPU (or a CUDA build) is one
+# line, exit 2; the dry run prints the memory plan for either backend
+expect_exit 2 "$STRETCH" train badmodel.yaml --train.dtype bf16
+echo "$ERR" | grep -q "train.dtype" || fail "bf16 on cpu not named: $ERR"
+expect_exit 2 "$STRETCH" train badmodel.yaml --backend gpu
+echo "$ERR" | grep -q "train.backend" || fail "bad backend not named: $ERR"
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_exit 2 "$STRETCH" train badmodel.yaml --backend cuda --train.out_dir "$T/nogpu"
+  echo "$ERR" | grep -q "train.backend: cuda" || fail "cuda without a GPU not explained: $ERR"
+  [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"
+fi
+"$STRETCH" train badmodel.yaml --backend cuda --dry-run | grep -q "peak memory estimate per rank (cuda, bf16" \
+  || fail "dry run prints no cuda memory estimate"
 expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.type longrope
 echo "$ERR" | grep -q "factor" || fail "missing longrope factors not named: $ERR"
 [ ! -d badmodel ] || fail "a rejected config still created its output directory"

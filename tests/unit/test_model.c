@@ -170,6 +170,42 @@ static void test_overfit_one_batch(void **state) {
     model_free(m);
 }
 
+// The memory estimate is the allocation: a backend that counts what
+// model_create_on allocates (device-style: master, grads and activations all
+// through the backend) agrees with model_mem_plan to the byte.
+static size_t counted;
+static void *count_alloc(backend *b, size_t bytes) {
+    counted += bytes;
+    return calloc(bytes ? bytes : 1, 1);
+}
+
+static void test_memory_plan_is_the_allocation(void **state) {
+    (void)state;
+    backend_ops ops = *backend_cpu()->op;
+    ops.alloc = count_alloc;
+    backend counting = {.kind = BACKEND_CPU, .dt = BK_F32, .host_memory = false, .op = &ops};
+    model_config cfg = tiny_config(ROPE_TYPE_DEFAULT);
+    for (int recompute = 0; recompute < 2; recompute++) {
+        counted = 0;
+        model *m = model_create_on(&cfg, 24, recompute, &counting);
+        model_mem mm;
+        model_mem_plan(&mm, &cfg, 24, recompute, BK_F32, true);
+        assert_int_equal(counted, mm.params + mm.grads + mm.work + mm.activations);
+        model_free(m);
+    }
+    // The 135M Llama (SmolLM-135M shape) at 128K tokens in one step on one
+    // 80 GB GPU: bf16 activations, per-layer recomputation.
+    model_config big = {.dim = 576, .n_layers = 30, .n_heads = 9, .n_kv_heads = 3, .head_dim = 64,
+                        .ffn_dim = 1536, .vocab_size = 49152, .norm_eps = 1e-5f,
+                        .tie_embeddings = true, .rope_layout = ROPE_LAYOUT_HALF};
+    big.rope = rope_config_default(64);
+    model_mem mm;
+    model_mem_plan(&mm, &big, 131072, true, BK_BF16, true);
+    printf("  135M, 128K tokens, bf16, recompute: %.2f GB planned (activations %.2f GB)\n",
+           mm.total / 1e9, mm.activations / 1e9);
+    assert_true(mm.total < 40e9);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_names),
@@ -177,6 +213,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_yarn_interleaved_tied),
         cmocka_unit_test(test_recompute_same_gradients),
         cmocka_unit_test(test_overfit_one_batch),
+        cmocka_unit_test(test_memory_plan_is_the_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,79 @@
+// Shared by the GPU tests: a tiny Llama the cuda attention supports (head
+// dim 64), a packed batch, and per-tensor relative errors. Exit 77 = skipped.
+#pragma once
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+enum { GB = 2, GT = 128, GVOCAB = 97 };
+
+static inline model_config gpu_tiny_config(void) {
+    model_config c = {.dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64,
+                      .ffn_dim = 192, .vocab_size = GVOCAB, .norm_eps = 1e-5f,
+                      .tie_embeddings = false, .rope_layout = ROPE_LAYOUT_HALF};
+    c.rope = rope_config_default(64);
+    c.rope.max_position_embeddings = GT;
+    return c;
+}
+
+typedef struct {
+    int32_t tokens[GB * GT], targets[GB * GT], pos[GB * GT], seg[GB * GT];
+    int64_t n_targets;
+    model_batch b;
+} gpu_batch;
+
+// Sequence b packs documents of lengths 37 + 11 b, 29, ... (crossing every
+// zig-zag chunk boundary of 2 and 4 ranks); tokens from a seeded LCG.
+static inline void gpu_make_batch(gpu_batch *x, uint32_t seed) {
+    x->n_targets = 0;
+    uint32_t s = seed;
+    for (int b = 0; b < GB; b++) {
+        int doc = 0, start = 0, len = 37 + 11 * b;
+        for (int t = 0; t < GT; t++) {
+            if (t - start == len) {
+                doc++;
+                start = t;
+                len = 29;
+            }
+            int n = b * GT + t;
+            s = s * 1664525u + 1013904223u;
+            x->tokens[n] = (int32_t)((s >> 8) % GVOCAB);
+            x->pos[n] = t - start;
+            x->seg[n] = doc;
+        }
+        for (int t = 0; t < GT; t++) {
+            int n = b * GT + t;
+            int last = t == GT - 1 || x->seg[n + 1] != x->seg[n];
+            x->targets[n] = last ? -1 : x->tokens[n + 1];
+            x->n_targets += !last;
+        }
+    }
+    x->b = (model_batch){.B = GB, .T = GT, .tokens = x->tokens, .targets = x->targets,
+                         .pos = x->pos, .seg = x->seg};
+}
+
+// Worst per-tensor relative L2 error ||a - b|| / ||b|| (NaN counts as huge);
+// *which gets the tensor's index.
+static inline double gpu_worst_rel_l2(const model *m, const float *a, const float *b, int *which) {
+    double worst = 0;
+    *which = -1;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        double d2 = 0, r2 = 0;
+        for (int64_t j = 0; j < t->shape[0] * t->shape[1]; j++) {
+            double d = (double)a[t->offset + j] - b[t->offset + j];
+            d2 += d * d;
+            r2 += (double)b[t->offset + j] * b[t->offset + j];
+        }
+        double rel = isnan(d2) ? INFINITY : (r2 > 0 ? sqrt(d2 / r2) : sqrt(d2));
+        if (rel > worst || isinf(rel)) {
+            worst = rel;
+            *which = i;
+        }
+    }
+    return worst;
+}

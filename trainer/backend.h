@@ -1,0 +1,129 @@
+// backend: the ops the model and the training step call, over buffers that
+// live where the backend computes (host memory for cpu, device memory for
+// cuda). model.c and train.c call only these, so there is ONE model code
+// path for both backends (DESIGN.md: "a small backend interface lets the
+// model code call ops without knowing the backend").
+//
+// Conventions (those of kernels/cpu and kernels/cuda/cu_common.h):
+// - `void *` tensors hold activations or the working copy of the weights in
+//   the backend's dtype b->dt; `float *` tensors are always fp32 (parameter
+//   gradients, master parameters, AdamW moments, rstd, lse);
+// - backward ops ACCUMULATE (+=) into their gradient outputs;
+// - the cpu backend calls the kernels/cpu functions exactly as model.c did
+//   before the interface existed (bit-identical results); it is stateless and
+//   shared (backend_cpu()).
+// - the cuda backend enqueues everything on one compute stream; to_host and
+//   the ops that return a host value (xent, grad_norm_sq) synchronize.
+//
+// The only `#ifdef STRETCH_HAVE_CUDA` dispatch is in backend.c.
+//
+// Tested (cpu) by every model test: tests/unit/test_model.c and the MPI ring
+// tests run through it; (cuda) by tests/gpu/test_gpu_model.c on a GPU.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adamw.h"         // adamw_hparams
+#include "attn.h"          // attn_shape
+#include "rope_scaling.h"  // rope_table, rope_layout
+
+typedef enum { BK_F32 = 0, BK_BF16 = 1 } bk_dtype;  // == cu_dtype values
+typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } backend_kind;
+
+// Rows of one chunk of LM-head logits in the cuda xent (the (N, V) logits
+// never exist: 4096 x 49152 bf16 is 400 MB).
+enum { BK_XENT_CHUNK_ROWS = 4096 };
+
+static inline size_t bk_dtype_size(bk_dtype dt) { return dt == BK_BF16 ? 2 : 4; }
+
+typedef struct backend backend;
+
+typedef struct {
+    // -- memory ------------------------------------------------------------
+    void *(*alloc)(backend *b, size_t bytes);  // zeroed; dies when out of memory
+    void (*free)(backend *b, void *p);
+    void (*zero)(backend *b, void *p, size_t bytes);
+    void (*to_dev)(backend *b, void *dst, const void *src_host, size_t bytes);
+    void (*to_host)(backend *b, void *dst_host, const void *src, size_t bytes);
+    // dst (n, dst_dt) = src (n, src_dt); fp32 -> bf16 rounds to nearest even.
+    void (*cast)(backend *b, void *dst, bk_dtype dst_dt, const void *src, bk_dtype src_dt,
+                 int64_t n);
+    void (*sync)(backend *b);  // waits for everything enqueued
+
+    // -- model ops (void * in b->dt) ----------------------------------------
+    void (*embedding_forward)(backend *b, void *out, const int32_t *tokens, const void *wte,
+                              int64_t N, int64_t C, int64_t V);
+    void (*embedding_backward)(backend *b, float *dwte, const void *dout, const int32_t *tokens,
+                               int64_t N, int64_t C, int64_t V);
+    void (*rmsnorm_forward)(backend *b, void *out, float *rstd, const void *inp, const void *w,
+                            int64_t N, int64_t C, float eps);
+    void (*rmsnorm_backward)(backend *b, void *dinp, float *dw, const void *dout, const void *inp,
+                             const void *w, const float *rstd, int64_t N, int64_t C);
+    void (*matmul_forward)(backend *b, void *out, const void *inp, const void *w, int64_t N,
+                           int64_t C, int64_t OC);
+    void (*matmul_backward)(backend *b, void *dinp, float *dw, const void *dout, const void *inp,
+                            const void *w, int64_t N, int64_t C, int64_t OC);
+    void (*rope_forward)(backend *b, void *q, void *k, const int32_t *pos, const rope_table *t,
+                         rope_layout layout, int64_t N, int H, int Hkv, int D);
+    void (*rope_backward)(backend *b, void *dq, void *dk, const int32_t *pos, const rope_table *t,
+                          rope_layout layout, int64_t N, int H, int Hkv, int D);
+    void (*swiglu_forward)(backend *b, void *out, const void *gate, const void *up, int64_t n);
+    void (*swiglu_backward)(backend *b, void *dgate, void *dup, const void *dout,
+                            const void *gate, const void *up, int64_t n);
+    void (*add)(backend *b, void *y, const void *x, int64_t n);  // y += x
+    // Whole causal attention (single rank); lse fp32 (B, H, T).
+    void (*attn_forward)(backend *b, void *out, float *lse, const void *q, const void *k,
+                         const void *v, const int32_t *seg, const attn_shape *s);
+    void (*attn_backward)(backend *b, void *dq, void *dk, void *dv, const void *dout,
+                          const void *q, const void *k, const void *v, const void *out,
+                          const float *lse, const int32_t *seg, const attn_shape *s);
+    // Chunked LM head + cross-entropy (no (N, V) logits); returns the loss
+    // SUM; losses_host (N) or NULL gets each token's loss; dh == NULL: forward
+    // only. dh (N, C) +=, dw (V, C) fp32 +=.
+    double (*xent)(backend *b, float *losses_host, void *dh, float *dw, const void *h,
+                   const void *w, const int32_t *targets, int64_t N, int64_t C, int64_t V,
+                   float grad_scale);
+    // logits_host (V) = h (C) @ w (V, C)^T, fp32 on the host (greedy decoding).
+    void (*logits_row)(backend *b, float *logits_host, const void *h, const void *w, int64_t C,
+                       int64_t V);
+
+    // -- optimizer (fp32) ----------------------------------------------------
+    double (*grad_norm_sq)(backend *b, const float *g, int64_t n);
+    // AdamW over every tensor of the flat buffers; tensors with decay get
+    // hp->weight_decay, the others 0. work (b->dt), if not NULL and not
+    // param itself, receives the updated weights (the bf16 working copy).
+    void (*adamw)(backend *b, float *param, float *m, float *v, const float *grad, void *work,
+                  const void *tensors /* model_tensor */, int n_tensors, const adamw_hparams *hp,
+                  int64_t step, float grad_scale);
+} backend_ops;
+
+struct backend {
+    backend_kind kind;
+    bk_dtype dt;           // activations and the working copy of the weights
+    bool host_memory;      // buffers are plain host memory (cpu)
+    const backend_ops *op;
+    void *impl;            // the implementation's state
+};
+
+// The shared fp32 CPU backend (never freed).
+backend *backend_cpu(void);
+
+// Parses "cpu" / "cuda" and "fp32" / "bf16" ("auto": bf16 on cuda, fp32 on
+// cpu). Returns 0 or -1.
+int backend_kind_parse(const char *s, backend_kind *out);
+const char *backend_kind_name(backend_kind k);
+
+// The backend of a run: cpu (dt must be fp32), or cuda on device `device`
+// (the rank's GPU). Returns NULL with one line in err when it cannot be had
+// (built without CUDA, no GPU visible, bf16 on cpu) — a user error, exit 2.
+backend *backend_create(backend_kind kind, bk_dtype dt, int device, char *err, size_t errlen);
+void backend_free(backend *b);  // no-op for backend_cpu()
+
+// Number of GPUs visible (0 when built without CUDA).
+int backend_gpu_count(void);
+
+// Bytes the backend holds now and at most so far (its own allocations and
+// scratch; cpu: 0). For the peak-memory report of a training step.
+void backend_mem_stats(backend *b, size_t *now, size_t *peak);

@@ -1,0 +1,30 @@
+// backend_comm: the communication of a training step on a backend: the
+// gradient all-reduce (bucketed, started from the model's grad-ready hook so
+// it overlaps backward) and, for sp > 1, ring attention as the model's
+// attention hook. cpu: dist.c (MPI) and ring_attn.c; cuda: gpu_comm.h (NCCL
+// or host-staged MPI) and ring_attn_cuda.c. train.c calls only this.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "dist.h"
+#include "model.h"
+
+typedef struct backend_comm backend_comm;
+
+// Collective over the world. transport: cfg_transport (0 auto, 1 nccl, 2
+// mpi; ignored on the cpu). NULL with one line in err on a user error.
+backend_comm *backend_comm_create(backend *bk, dist_ctx *d, int transport, char *err,
+                                  size_t errlen);
+void backend_comm_free(backend_comm *c);
+const char *backend_comm_name(const backend_comm *c);  // "mpi", "nccl", "mpi (host-staged)"
+
+// grads: the backend's fp32 gradient buffer (m->dgrads).
+void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n);
+void backend_comm_grad_ready(backend_comm *c, int64_t lo);
+void backend_comm_grad_end(backend_comm *c);
+
+// The ring-attention hook for the model (sp > 1).
+model_attention backend_comm_ring_attention(backend_comm *c);

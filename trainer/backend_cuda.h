@@ -1,0 +1,24 @@
+// backend_cuda: the backend interface over kernels/cuda (cu_ops.h,
+// cu_attn.h, cuBLAS), one compute stream per backend. Declared without any
+// CUDA header so backend.c (the one dispatch point) compiles in every build;
+// defined in backend_cuda.c, which exists only in CUDA builds.
+#pragma once
+
+#include <stddef.h>
+
+#include "backend.h"
+
+// NULL with one line in err when no GPU is visible or `device` is out of range.
+backend *backend_cuda_create(bk_dtype dt, int device, char *err, size_t errlen);
+void backend_cuda_free(backend *b);
+void backend_cuda_mem_stats(backend *b, size_t *now, size_t *peak);
+int backend_cuda_gpu_count(void);
+
+// The backend's compute stream (a cudaStream_t), its device, for the
+// CUDA-side helpers (ring attention, NCCL) that enqueue on it.
+void *backend_cuda_stream(backend *b);
+int backend_cuda_device(backend *b);
+// Grow-only device scratch owned by the backend, for other CUDA modules
+// (counted in backend_mem_stats). slot < BACKEND_CUDA_USER_SLOTS.
+enum { BACKEND_CUDA_USER_SLOTS = 8 };
+void *backend_cuda_user_scratch(backend *b, int slot, size_t bytes);

@@ -1,0 +1,64 @@
+// gpu_comm: how cuda ranks talk. Two transports behind one interface, so
+// the GPU ring attention (ring_attn_cuda.c) and the gradient all-reduce have
+// one logic whichever carries the bytes:
+//   nccl: a communicator over the MPI world (ncclUniqueId broadcast over
+//         MPI), ncclSend/ncclRecv and ncclAllReduce on device buffers, on a
+//         comm stream of their own, ordered against the compute stream by
+//         events (transfers overlap the compute enqueued after them);
+//   mpi:  the same exchanges through host copies of the device buffers
+//         (dist.c), for ranks that share one GPU (NCCL refuses two ranks on
+//         one device); not overlapped.
+// No CUDA header here: backend.c (the one dispatch point) includes it.
+// Defined in gpu_comm_cuda.c; tested by tests/gpu/test_gpu_comm.c (NCCL with
+// one rank: send/recv to itself, all-reduce) and tests/gpu/test_gpu_ring.sh
+// (2 ranks over the mpi transport == 1 rank).
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "dist.h"
+#include "model.h"
+
+typedef enum { GPU_COMM_NCCL = 1, GPU_COMM_MPI = 2 } gpu_comm_kind;  // == CFG_TRANSPORT_*
+
+typedef struct gpu_comm gpu_comm;
+
+// One ring step in flight (several shifts may share it).
+typedef struct {
+    bool nccl_pending;  // a transfer was enqueued on the comm stream
+    dist_xfer mx;       // mpi: the host transfers
+    int n_stage;        // mpi: host -> device copies to do after the wait
+    struct {
+        void *dev;
+        const void *host;
+        size_t bytes;
+    } stage[DIST_XFER_MAX];
+} gpu_xfer;
+
+// Collective over the world. kind 0 = auto: nccl unless ranks share a GPU.
+// Returns NULL with one line in err (e.g. nccl forced with ranks sharing a GPU).
+gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t errlen);
+void gpu_comm_free(gpu_comm *c);
+const char *gpu_comm_name(const gpu_comm *c);
+
+// Ring shift on the sp ring (as dist_ring_shift), device buffers: sends
+// count elements of send to sp rank + 1, receives from sp rank - 1. The
+// compute enqueued before the call is complete before the bytes move; the
+// compute enqueued after gpu_comm_wait sees recv.
+void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int64_t count,
+                    dist_dtype type, int tag);
+void gpu_comm_wait(gpu_comm *c, gpu_xfer *x);
+
+// Gradient all-reduce over all ranks, bucketed (DIST_BUCKET_FLOATS), buckets
+// started in descending order as backward finalizes them (see dist.h).
+void gpu_comm_grad_begin(gpu_comm *c, float *grads, int64_t n);
+void gpu_comm_grad_ready(gpu_comm *c, int64_t lo);
+void gpu_comm_grad_end(gpu_comm *c);  // the compute stream then sees the sums
+
+// Ring attention on the GPU over this comm (ring_attn_cuda.c), as a model hook.
+model_attention gpu_ring_attention(gpu_comm *c);
+dist_ctx *gpu_comm_dist(gpu_comm *c);
+backend *gpu_comm_backend(gpu_comm *c);

@@ -1,0 +1,211 @@
+// gpu_comm: NCCL and host-staged MPI transports for cuda ranks. See gpu_comm.h.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include "backend_cuda.h"
+#include "cu_common.h"
+#include "die.h"
+#include "gpu_comm.h"
+
+#define NCCL_CHECK(expr)                                                              \
+    do {                                                                              \
+        ncclResult_t r_ = (expr);                                                     \
+        if (r_ != ncclSuccess) die("NCCL error: %s: %s", #expr, ncclGetErrorString(r_)); \
+    } while (0)
+
+enum { N_TAGS = 8 };
+
+struct gpu_comm {
+    gpu_comm_kind kind;
+    backend *bk;
+    dist_ctx *d;
+    cudaStream_t compute;     // the backend's stream
+    // nccl
+    ncclComm_t comm;          // over the world
+    cudaStream_t comm_st;
+    cudaEvent_t ev_compute, ev_comm;
+    // mpi: pinned host staging per tag (ring) and for the gradients
+    void *h_send[N_TAGS], *h_recv[N_TAGS];
+    size_t h_cap_send[N_TAGS], h_cap_recv[N_TAGS];
+    float *h_grads;
+    size_t h_grads_cap;
+    // gradient all-reduce in progress
+    float *grads;
+    int64_t n, n_buckets, next;  // buckets [next, n_buckets) started
+};
+
+static size_t elem_size(dist_dtype t) { return t == DIST_U16 ? 2 : 4; }
+
+static ncclDataType_t nccl_type(dist_dtype t) {
+    switch (t) {
+    case DIST_F32: return ncclFloat32;
+    case DIST_I32: return ncclInt32;
+    case DIST_U16: return ncclBfloat16;  // raw 16-bit words; send/recv never interprets them
+    }
+    return ncclFloat32;
+}
+
+gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t errlen) {
+    int local_rank, local_size, n_gpus = backend_gpu_count();
+    dist_local_rank(d, &local_rank, &local_size);
+    bool shared = local_size > n_gpus;
+    if (kind == 0) kind = shared ? GPU_COMM_MPI : GPU_COMM_NCCL;
+    if (kind == GPU_COMM_NCCL && shared) {
+        snprintf(err, errlen, "parallel.transport: nccl needs one GPU per rank, but %d ranks "
+                              "share %d GPU(s) on this node (use mpi or auto)",
+                 local_size, n_gpus);
+        return NULL;
+    }
+    gpu_comm *c = xcalloc(1, sizeof *c);
+    c->kind = (gpu_comm_kind)kind;
+    c->bk = bk;
+    c->d = d;
+    c->compute = (cudaStream_t)backend_cuda_stream(bk);
+    if (c->kind == GPU_COMM_NCCL) {
+        ncclUniqueId id;
+        if (d->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+        dist_bcast_bytes(d, &id, sizeof id, 0);
+        NCCL_CHECK(ncclCommInitRank(&c->comm, d->size, id, d->rank));
+        CU_CHECK(cudaStreamCreateWithFlags(&c->comm_st, cudaStreamNonBlocking));
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_compute, cudaEventDisableTiming));
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_comm, cudaEventDisableTiming));
+    }
+    return c;
+}
+
+void gpu_comm_free(gpu_comm *c) {
+    if (!c) return;
+    CU_CHECK(cudaStreamSynchronize(c->compute));
+    if (c->kind == GPU_COMM_NCCL) {
+        CU_CHECK(cudaStreamSynchronize(c->comm_st));
+        NCCL_CHECK(ncclCommDestroy(c->comm));
+        CU_CHECK(cudaEventDestroy(c->ev_compute));
+        CU_CHECK(cudaEventDestroy(c->ev_comm));
+        CU_CHECK(cudaStreamDestroy(c->comm_st));
+    }
+    for (int i = 0; i < N_TAGS; i++) {
+        if (c->h_send[i]) CU_CHECK(cudaFreeHost(c->h_send[i]));
+        if (c->h_recv[i]) CU_CHECK(cudaFreeHost(c->h_recv[i]));
+    }
+    if (c->h_grads) CU_CHECK(cudaFreeHost(c->h_grads));
+    free(c);
+}
+
+const char *gpu_comm_name(const gpu_comm *c) { return c->kind == GPU_COMM_NCCL ? "nccl" : "mpi"; }
+dist_ctx *gpu_comm_dist(gpu_comm *c) { return c->d; }
+backend *gpu_comm_backend(gpu_comm *c) { return c->bk; }
+
+// The comm stream waits for everything enqueued on the compute stream so far.
+static void comm_after_compute(gpu_comm *c) {
+    CU_CHECK(cudaEventRecord(c->ev_compute, c->compute));
+    CU_CHECK(cudaStreamWaitEvent(c->comm_st, c->ev_compute, 0));
+}
+
+// The compute stream waits for everything enqueued on the comm stream so far.
+static void compute_after_comm(gpu_comm *c) {
+    CU_CHECK(cudaEventRecord(c->ev_comm, c->comm_st));
+    CU_CHECK(cudaStreamWaitEvent(c->compute, c->ev_comm, 0));
+}
+
+// ---------------------------------------------------------------------------
+// Ring shift
+
+static void *grow_pinned(void **p, size_t *cap, size_t bytes) {
+    if (*cap < bytes) {
+        if (*p) CU_CHECK(cudaFreeHost(*p));
+        CU_CHECK(cudaMallocHost(p, bytes));
+        *cap = bytes;
+    }
+    return *p;
+}
+
+void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int64_t count,
+                    dist_dtype type, int tag) {
+    dist_ctx *d = c->d;
+    size_t bytes = (size_t)count * elem_size(type);
+    if (c->kind == GPU_COMM_NCCL) {
+        // World ranks of the sp neighbours (rank = dp_rank * sp + sp_rank).
+        int base = d->dp_rank * d->sp;
+        int next = base + (d->sp_rank + 1) % d->sp, prev = base + (d->sp_rank + d->sp - 1) % d->sp;
+        comm_after_compute(c);
+        NCCL_CHECK(ncclGroupStart());
+        NCCL_CHECK(ncclSend(send, (size_t)count, nccl_type(type), next, c->comm, c->comm_st));
+        NCCL_CHECK(ncclRecv(recv, (size_t)count, nccl_type(type), prev, c->comm, c->comm_st));
+        NCCL_CHECK(ncclGroupEnd());
+        x->nccl_pending = true;
+        return;
+    }
+    CHECK(tag >= 0 && tag < N_TAGS && x->n_stage < DIST_XFER_MAX);
+    void *hs = grow_pinned(&c->h_send[tag], &c->h_cap_send[tag], bytes);
+    void *hr = grow_pinned(&c->h_recv[tag], &c->h_cap_recv[tag], bytes);
+    // The send data is final, and recv no longer read, once the stream drains.
+    CU_CHECK(cudaMemcpyAsync(hs, send, bytes, cudaMemcpyDeviceToHost, c->compute));
+    CU_CHECK(cudaStreamSynchronize(c->compute));
+    dist_ring_shift(&x->mx, d, hr, hs, count, type, tag);
+    x->stage[x->n_stage].dev = recv;
+    x->stage[x->n_stage].host = hr;
+    x->stage[x->n_stage].bytes = bytes;
+    x->n_stage++;
+}
+
+void gpu_comm_wait(gpu_comm *c, gpu_xfer *x) {
+    if (c->kind == GPU_COMM_NCCL) {
+        if (x->nccl_pending) compute_after_comm(c);
+        x->nccl_pending = false;
+        return;
+    }
+    dist_xfer_wait(&x->mx);
+    for (int i = 0; i < x->n_stage; i++)
+        CU_CHECK(cudaMemcpyAsync(x->stage[i].dev, x->stage[i].host, x->stage[i].bytes,
+                                 cudaMemcpyHostToDevice, c->compute));
+    // The host buffers are reused by the next shift with the same tag.
+    CU_CHECK(cudaStreamSynchronize(c->compute));
+    x->n_stage = 0;
+}
+
+// ---------------------------------------------------------------------------
+// Gradient all-reduce
+
+static int64_t bucket_lo(int64_t i) { return i * (int64_t)DIST_BUCKET_FLOATS; }
+
+void gpu_comm_grad_begin(gpu_comm *c, float *grads, int64_t n) {
+    c->grads = grads;
+    c->n = n;
+    c->n_buckets = (n + DIST_BUCKET_FLOATS - 1) / DIST_BUCKET_FLOATS;
+    c->next = c->n_buckets;
+}
+
+// Starts buckets lying wholly inside [lo, n), last first (the order on every rank).
+static void start_buckets(gpu_comm *c, int64_t lo) {
+    if (c->next == 0 || bucket_lo(c->next - 1) < lo) return;
+    comm_after_compute(c);  // one event for every bucket this call starts
+    while (c->next > 0 && bucket_lo(c->next - 1) >= lo) {
+        int64_t i = --c->next, b0 = bucket_lo(i);
+        int64_t len = (b0 + DIST_BUCKET_FLOATS < c->n ? b0 + DIST_BUCKET_FLOATS : c->n) - b0;
+        NCCL_CHECK(ncclAllReduce(c->grads + b0, c->grads + b0, (size_t)len, ncclFloat32, ncclSum,
+                                 c->comm, c->comm_st));
+    }
+}
+
+void gpu_comm_grad_ready(gpu_comm *c, int64_t lo) {
+    if (c->kind == GPU_COMM_NCCL) start_buckets(c, lo);
+}
+
+void gpu_comm_grad_end(gpu_comm *c) {
+    if (c->kind == GPU_COMM_NCCL) {
+        start_buckets(c, 0);
+        compute_after_comm(c);
+        return;
+    }
+    // mpi: one host round trip after backward (no overlap).
+    if (c->d->size == 1) return;
+    size_t bytes = sizeof(float) * (size_t)c->n;
+    grow_pinned((void **)&c->h_grads, &c->h_grads_cap, bytes);
+    c->bk->op->to_host(c->bk, c->h_grads, c->grads, bytes);
+    dist_allreduce_grads(c->d, c->h_grads, c->n);
+    c->bk->op->to_dev(c->bk, c->grads, c->h_grads, bytes);
+}
