@@ -7,7 +7,6 @@
 //
 // THE INTEGRATOR DELETES THIS FILE WHEN MERGING gpu-train WITH cuda-ops AND
 // cuda-attn (duplicate symbols otherwise).
-#include "cu_attn.h"
 #include "cu_ops.h"
 #include "die.h"
 
@@ -166,46 +165,3 @@ void cu_grad_norm_sq(double *out, const float *g, int64_t n, void *scratch, cuda
     NOT_HERE("cu_grad_norm_sq");
 }
 CU_EXTERN_C_END
-
-CU_EXTERN_C_BEGIN
-bool cu_attn_supported(const attn_shape *s)
-{
-    NOT_HERE("cu_attn_supported");
-}
-CU_EXTERN_C_END
-
-CU_EXTERN_C_BEGIN
-void cu_attn_forward(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s, cu_dtype dt, cudaStream_t st)
-{
-    NOT_HERE("cu_attn_forward");
-}
-CU_EXTERN_C_END
-
-CU_EXTERN_C_BEGIN
-void cu_attn_block_forward(float *out_acc, float *lse_acc, const void *q, const void *k, const void *v, const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s, cu_dtype dt, cudaStream_t st)
-{
-    NOT_HERE("cu_attn_block_forward");
-}
-CU_EXTERN_C_END
-
-CU_EXTERN_C_BEGIN
-void cu_attn_backward_delta(float *delta, const void *dout, const void *out, int64_t B, int64_t T, int H, int D, cu_dtype dt, cudaStream_t st)
-{
-    NOT_HERE("cu_attn_backward_delta");
-}
-CU_EXTERN_C_END
-
-CU_EXTERN_C_BEGIN
-void cu_attn_block_backward(float *dq, float *dk, float *dv, const void *dout, const void *q, const void *k, const void *v, const float *lse, const float *delta, const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s, cu_dtype dt, cudaStream_t st)
-{
-    NOT_HERE("cu_attn_block_backward");
-}
-CU_EXTERN_C_END
-
-CU_EXTERN_C_BEGIN
-void cu_attn_backward(float *dq, float *dk, float *dv, const void *dout, const void *q, const void *k, const void *v, const void *out, const float *lse, float *delta, const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s, cu_dtype dt, cudaStream_t st)
-{
-    NOT_HERE("cu_attn_backward");
-}
-CU_EXTERN_C_END
-
