@@ -76,6 +76,8 @@ void cu_embedding_backward(float *dwte, const void *dout, const int32_t *tokens,
 typedef struct cu_blas cu_blas;
 cu_blas *cu_blas_create(cudaStream_t st);
 void cu_blas_free(cu_blas *b);
+// The stream the handle enqueues on (ops that take a cu_blas use it too).
+cudaStream_t cu_blas_stream(const cu_blas *b);
 // out (N, OC) dt = inp (N, C) @ weight (OC, C)^T
 void cu_matmul_forward(cu_blas *b, void *out, const void *inp, const void *weight, int64_t N,
                        int64_t C, int64_t OC, cu_dtype dt);

@@ -1,4 +1,4 @@
-// Shared by the GPU tests: a tiny Llama the cuda attention supports (head
+// gpu_check: // Shared by the GPU tests: a tiny Llama the cuda attention supports (head
 // dim 64), a packed batch, and per-tensor relative errors. Exit 77 = skipped.
 #pragma once
 
