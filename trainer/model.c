@@ -141,11 +141,14 @@ void model_mem_plan(model_mem *out, const model_config *cfg, int64_t max_tokens,
     acts_plan(NULL, &c, N, recompute, bk_dtype_size(dt), device, visit_count, &out->activations);
     if (device) {
         // backend_cuda's scratch: fp32 dq, dk, dv and delta of the attention
-        // backward; one chunk of logits and the per-token losses of the xent.
+        // backward; one chunk of fp32 logits (+ its bf16 gradient in bf16
+        // mode, cu_xent_scratch_bytes) and the per-token losses of the xent.
         int64_t rows = N < BK_XENT_CHUNK_ROWS ? N : BK_XENT_CHUNK_ROWS;
         out->scratch = sizeof(float) * (size_t)(N * (c.n_heads + 2 * c.n_kv_heads) * D) +
                        sizeof(float) * (size_t)(N * c.n_heads) +
-                       bk_dtype_size(dt) * (size_t)(rows * c.vocab_size) + sizeof(float) * (size_t)N;
+                       (sizeof(float) + (dt == BK_BF16 ? bk_dtype_size(dt) : 0)) *
+                           (size_t)(rows * c.vocab_size) +
+                       sizeof(float) * (size_t)N;
     }
     out->total = out->params + out->grads + out->moments + out->work + out->activations +
                  out->scratch;

@@ -197,7 +197,8 @@ static void emb_bwd_op(void *p, int s) {
 }
 static void xent_row_op(void *p, int s) {
     ew_ctx *x = p;
-    cu_xent_softmax_grad(x->a[s], x->f32[s], x->idx, x->n, x->V, 1e-4f, x->dt, st);
+    cu_xent_softmax_grad(x->a[s], (const float *)x->b[s], x->f32[s], x->idx, x->n, x->V, 1e-4f,
+                         x->dt, st);
 }
 
 static void free_ew(ew_ctx *x, int nsets) {
@@ -279,23 +280,24 @@ static void bench_embedding(int64_t N, int64_t C, int64_t V, cu_dtype dt) {
 
 static void bench_xent_rows(int64_t n, int64_t V, cu_dtype dt) {
     const size_t sz = cu_dtype_size(dt);
-    const double bytes = (double)n * V * sz;
+    // fp32 logits in (b), the gradient out in dt (a): the bytes one row pass moves
+    const double bytes = (double)n * V * (4 + sz);
     const int nsets = sets_for((int64_t)bytes);
     ew_ctx x = {.n = n, .V = V, .dt = dt};
     for (int s = 0; s < nsets; s++) {
-        x.a[s] = dalloc((size_t)bytes);
+        x.a[s] = dalloc((size_t)(n * V) * sz);
+        x.b[s] = dalloc((size_t)(n * V) * 4);
         x.f32[s] = dalloc((size_t)n * 4);
+        fill(x.b[s], n * V, CU_F32);
     }
     int32_t *tg = malloc((size_t)n * 4);
     for (int64_t i = 0; i < n; i++) tg[i] = (int32_t)((i * 7919) % V);
     x.idx = dalloc((size_t)n * 4);
     CU_CHECK(cudaMemcpy(x.idx, tg, (size_t)n * 4, cudaMemcpyHostToDevice));
     free(tg);
-    // logits are overwritten by their gradient each run: refill to keep them logits-like
-    for (int s = 0; s < nsets; s++) fill(x.a[s], n * V, dt);
     char shape[64];
     snprintf(shape, sizeof shape, "rows%lld V%lld", (long long)n, (long long)V);
-    report_mem("xent_softmax_grad", dtn(dt), shape, time_ms(xent_row_op, &x, nsets), 2 * bytes,
+    report_mem("xent_softmax_grad", dtn(dt), shape, time_ms(xent_row_op, &x, nsets), bytes,
                nsets);
     free_ew(&x, nsets);
 }

@@ -55,19 +55,24 @@ static int blas_int(int64_t x) {
 
 static cudaDataType_t cuda_type(cu_dtype dt) { return dt == CU_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
-void cu_matmul_forward(cu_blas *b, void *out, const void *inp, const void *weight, int64_t N,
-                       int64_t C, int64_t OC, cu_dtype dt) {
+void cu_matmul_forward_out(cu_blas *b, void *out, cu_dtype out_dt, const void *inp,
+                           const void *weight, int64_t N, int64_t C, int64_t OC, cu_dtype dt) {
     if (N <= 0 || OC <= 0) return;
     if (C <= 0) {  // an empty sum
-        CU_CHECK(cudaMemsetAsync(out, 0, (size_t)(N * OC) * cu_dtype_size(dt), b->stream));
+        CU_CHECK(cudaMemsetAsync(out, 0, (size_t)(N * OC) * cu_dtype_size(out_dt), b->stream));
         return;
     }
     const float alpha = 1.0f, beta = 0.0f;
     const cudaDataType_t t = cuda_type(dt);
     BLAS_CHECK(cublasGemmEx(b->handle, CUBLAS_OP_T, CUBLAS_OP_N, blas_int(OC), blas_int(N),
                             blas_int(C), &alpha, weight, t, blas_int(C), inp, t, blas_int(C),
-                            &beta, out, t, blas_int(OC), CUBLAS_COMPUTE_32F,
+                            &beta, out, cuda_type(out_dt), blas_int(OC), CUBLAS_COMPUTE_32F,
                             CUBLAS_GEMM_DEFAULT));
+}
+
+void cu_matmul_forward(cu_blas *b, void *out, const void *inp, const void *weight, int64_t N,
+                       int64_t C, int64_t OC, cu_dtype dt) {
+    cu_matmul_forward_out(b, out, dt, inp, weight, N, C, OC, dt);
 }
 
 void cu_matmul_backward(cu_blas *b, void *dinp, float *dweight, const void *dout,

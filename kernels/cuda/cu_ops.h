@@ -81,6 +81,9 @@ cudaStream_t cu_blas_stream(const cu_blas *b);
 // out (N, OC) dt = inp (N, C) @ weight (OC, C)^T
 void cu_matmul_forward(cu_blas *b, void *out, const void *inp, const void *weight, int64_t N,
                        int64_t C, int64_t OC, cu_dtype dt);
+// The same with the output in out_dt (e.g. fp32 logits from bf16 inputs).
+void cu_matmul_forward_out(cu_blas *b, void *out, cu_dtype out_dt, const void *inp,
+                           const void *weight, int64_t N, int64_t C, int64_t OC, cu_dtype dt);
 // dinp (N, C) dt += dout @ weight; dweight (OC, C) fp32 += dout^T @ inp.
 // Either output may be NULL.
 void cu_matmul_backward(cu_blas *b, void *dinp, float *dweight, const void *dout,
@@ -97,16 +100,21 @@ void cu_matmul_backward(cu_blas *b, void *dinp, float *dweight, const void *dout
 // dh (N, C) dt += and dw (V, C) fp32 +=; dh == NULL means forward only.
 // Returns nothing: the loss sum is read back by the caller from losses (so
 // the op never synchronizes).
+// The logits are always fp32 (in bf16 mode a logit of 20 would otherwise
+// carry an error of 0.06 straight into the loss); in bf16 mode the gradient
+// goes to a second, bf16 part of the scratch for the backward GEMMs.
 size_t cu_xent_scratch_bytes(int64_t chunk_rows, int64_t V, cu_dtype dt);
 void cu_xent_forward_backward(cu_blas *b, float *losses, void *dh, float *dw, const void *h,
                               const void *w, const int32_t *targets, int64_t N, int64_t C,
                               int64_t V, float grad_scale, int64_t chunk_rows,
                               void *scratch, cu_dtype dt);
-// The fused kernel alone (exposed for tests): logits (n, V) dt in, replaced
-// by grad_scale * (softmax - onehot) (rows with target < 0 become 0);
+// The fused kernel alone (exposed for tests): logits (n, V) fp32 in;
+// dlogits (n, V) in dt written with grad_scale * (softmax - onehot) (rows
+// with target < 0 become 0; dlogits may alias logits when dt is fp32);
 // losses (n) fp32 written.
-void cu_xent_softmax_grad(void *logits, float *losses, const int32_t *targets, int64_t n,
-                          int64_t V, float grad_scale, cu_dtype dt, cudaStream_t st);
+void cu_xent_softmax_grad(void *dlogits, const float *logits, float *losses,
+                          const int32_t *targets, int64_t n, int64_t V, float grad_scale,
+                          cu_dtype dt, cudaStream_t st);
 
 // ---------------------------------------------------------------------------
 // AdamW over the ONE flat fp32 parameter buffer (multi-tensor: one launch for
