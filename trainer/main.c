@@ -24,7 +24,7 @@ static void usage(FILE *out) {
             "  eval passkey|ppl|short --ckpt CKPT.h5 ...\n"
             "                       passkey heatmap, perplexity vs length, short-context check\n"
             "                       (stretch eval --help)\n"
-            "  import --hf DIR --out C.h5\n"
+            "  import --hf DIR|--gguf FILE --out C.h5\n"
             "                       a Hugging Face Llama model directory into a checkpoint\n"
             "  export --ckpt C.h5 --format hf --out DIR [--dtype bfloat16] [--stage N] [--yarn-v4]\n"
             "                       a checkpoint as a Hugging Face model (safetensors + config.json)\n"
