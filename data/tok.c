@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include "die.h"
+#include "gguf.h"
+#include "tok_gguf.h"
 #include "tok_hfjson.h"
 
 struct tok_tokenizer {
@@ -56,7 +58,9 @@ tok_tokenizer *tok_load(const char *spec, char *err, size_t errlen) {
         strcpy(path + n, "/tokenizer.json");
     }
     int32_t sp[3];
-    tok_bpe *bpe = tok_hfjson_load(sp, path ? path : spec, err, errlen);
+    // A GGUF model file carries its tokenizer in its metadata.
+    tok_bpe *bpe = !path && gguf_is_gguf(spec) ? tok_gguf_load_path(sp, spec, err, errlen)
+                                               : tok_hfjson_load(sp, path ? path : spec, err, errlen);
     free(path);
     return tok_from_bpe(bpe, sp[0], sp[1], sp[2]);
 }

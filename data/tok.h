@@ -43,8 +43,8 @@ enum {
 typedef struct tok_tokenizer tok_tokenizer;
 typedef struct tok_encoder tok_encoder;
 
-// spec: "byte", or the path of a tokenizer.json (or of a directory holding
-// one). NULL with a one-line message naming the file and key on failure.
+// spec: "byte", the path of a tokenizer.json (or of a directory holding
+// one), or of a GGUF file (its tokenizer.ggml.* metadata, tok_gguf.h). NULL with a one-line message naming the file and key on failure.
 tok_tokenizer *tok_load(const char *spec, char *err, size_t errlen);
 tok_tokenizer *tok_byte_new(void);
 // Wraps a BPE model (taking ownership; NULL gives NULL) with its special ids (-1: none).

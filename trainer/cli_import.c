@@ -5,6 +5,9 @@
 // model_config holding the architecture as config.json text (what
 // `stretch export` reads when a checkpoint has no run config). It prints the
 // run-file `model:` section that matches the model.
+//
+// `stretch import --gguf FILE --out C.h5` does the same from a llama.cpp
+// GGUF file (gguf_model.h: dequantized to float32, q/k rows back in HF order).
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,9 @@
 #include "ckpt.h"
 #include "cli.h"
 #include "hf_config.h"
+#include "die.h"
+#include "gguf.h"
+#include "gguf_model.h"
 #include "hf_io.h"
 #include "model.h"
 #include "train_ckpt.h"
@@ -20,8 +26,12 @@
 static int usage(FILE *out, int status) {
     fprintf(out,
             "usage: stretch import --hf DIR --out C.h5\n"
+            "       stretch import --gguf FILE --out C.h5\n"
             "  DIR holds config.json (LlamaForCausalLM) and model.safetensors or\n"
             "  model.safetensors.index.json with its shards (F32, F16 or BF16).\n"
+            "  FILE is a llama.cpp GGUF of a Llama model (F32, F16, BF16, Q8_0, Q4_0, Q4_1,\n"
+            "  Q5_0, Q5_1, Q4_K, Q5_K, Q6_K tensors), dequantized to float32; its tokenizer\n"
+            "  is read from the same file (data.tokenizer: FILE).\n"
             "  C.h5 is a stretch checkpoint: start a run from it with model.init.\n");
     return status;
 }
@@ -86,7 +96,7 @@ static void print_run_keys(const char *out, const model_config *c) {
 }
 
 int cli_import(int argc, char **argv) {
-    const char *dir = NULL, *out = NULL;
+    const char *dir = NULL, *gguf = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout, 0);
         if (i + 1 >= argc) {
@@ -94,17 +104,23 @@ int cli_import(int argc, char **argv) {
             return 2;
         }
         if (!strcmp(argv[i], "--hf")) dir = argv[++i];
+        else if (!strcmp(argv[i], "--gguf")) gguf = argv[++i];
         else if (!strcmp(argv[i], "--out")) out = argv[++i];
         else {
             fprintf(stderr, "stretch: error: import: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (!dir || !out) return usage(stderr, 2);
+    if (!(dir || gguf) || (dir && gguf) || !out) return usage(stderr, 2);
     char err[1024];
     model_config cfg;
     float *params = NULL;
-    if (hf_load(&cfg, &params, dir, err, sizeof err) != 0) {
+    if (gguf) {
+        gguf_file *f = gguf_open(gguf, err, sizeof err);
+        if (!f || gguf_model_load(&cfg, &params, f, err, sizeof err) != 0) die_user("import: %s", err);
+        gguf_close(f);
+        dir = gguf;
+    } else if (hf_load(&cfg, &params, dir, err, sizeof err) != 0) {
         fprintf(stderr, "stretch: error: import: %s\n", err);
         return 2;
     }

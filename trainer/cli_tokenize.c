@@ -128,7 +128,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: stretch tokenize --out SHARD [--tokenizer byte|PATH] [--jsonl] FILES...\n"
             "  --out SHARD        the token shard to write (written as SHARD.tmp, then renamed)\n"
-            "  --tokenizer SPEC   'byte' (default) or a Hugging Face tokenizer.json\n"
+            "  --tokenizer SPEC   'byte' (default), a Hugging Face tokenizer.json, or a GGUF\n"
+            "                     model file (its tokenizer.ggml.* metadata)\n"
             "  --jsonl            inputs are JSON lines; each line's \"text\" is a document\n"
             "                     (otherwise each file is one document)\n");
 }

@@ -94,7 +94,8 @@ static const cfg_key KEYS[] = {
         "stages.0.seq_len (a model trained from scratch by this run)"),
 
     RUN("data.tokenizer", STRING, 0, data.tokenizer, NULL, "byte",
-        "'byte' (256 byte values + specials) or the path of a Hugging Face tokenizer.json"),
+        "'byte' (256 byte values + specials), the path of a Hugging Face tokenizer.json, or of a "
+        "GGUF model file (its tokenizer.ggml.* metadata)"),
     RUN("data.train", STRINGS, 0, data.train, NULL, "[]",
         "training token shards (from `stretch tokenize`)"),
     RUN("data.val", STRINGS, RES, data.val, NULL, "[]",

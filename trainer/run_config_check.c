@@ -214,7 +214,7 @@ static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
             (long long)cfg->model.config.rope.max_position_embeddings);
 
     REQUIRE(d->tokenizer[0], "data.tokenizer",
-            "data.tokenizer must be 'byte' or the path of a tokenizer.json");
+            "data.tokenizer must be 'byte', the path of a tokenizer.json or of a GGUF file");
     if (check_strings(cfg, &d->train, "data.train", err, errlen) ||
         check_strings(cfg, &d->val, "data.val", err, errlen))
         return -1;
