@@ -510,7 +510,7 @@ static void run_short(eval_run *r) {
     eval_ckpt c[2];
     open_ckpt(r, &c[0], a->ckpts[0]);
     // The length: --length, else the original context of the before run.
-    const int64_t L = a->length > 0 ? a->length : cfg_original_context(&c[0].cfg);
+    const int64_t L = a->length > 0 ? a->length : c[0].original_context;
     char err[1024];
     if (check_sliding(a, L, err, sizeof err) != 0) dist_exit_user_error(&r->d, err);
     ppl_data p;

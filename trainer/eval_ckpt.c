@@ -8,6 +8,7 @@
 
 #include "ckpt.h"
 #include "die.h"
+#include "hf_config.h"
 #include "run_config_check.h"
 
 void eval_ckpt_close(eval_ckpt *c) {
@@ -43,6 +44,29 @@ static int read_position(eval_ckpt *c, ckpt_reader *r, char *err, size_t errlen)
     return 0;
 }
 
+// A checkpoint of `stretch import`: only the model's HF config; the
+// tokenizer must come from --tokenizer.
+static int read_imported(eval_ckpt *c, ckpt_reader *r, const char *tokenizer, char *err,
+                         size_t errlen) {
+    char *text = NULL;
+    if (ckpt_get_attr_string(r, "/", "model_config", &text, err, errlen) != 0) return -1;
+    char name[1100];
+    snprintf(name, sizeof name, "checkpoint %s: its model_config", c->path);
+    int rc = hf_config_parse(&c->mc, text, name, err, errlen);
+    free(text);
+    if (rc != 0) return -1;
+    if (!tokenizer) {
+        snprintf(err, errlen, "checkpoint %s was imported (no run config): give its tokenizer with "
+                 "--tokenizer (tokenizer.json, or the .gguf it came from)", c->path);
+        return -1;
+    }
+    c->imported = true;
+    c->original_context = c->mc.rope.original_max_position_embeddings > 0
+                              ? c->mc.rope.original_max_position_embeddings
+                              : c->mc.rope.max_position_embeddings;
+    return 0;
+}
+
 int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     cfg_init(&c->cfg);
@@ -52,7 +76,9 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
         eval_ckpt_close(c);
         return -1;
     }
-    int rc = read_position(c, r, err, errlen);
+    const bool imported = !ckpt_has_attr(r, "/", "config") && ckpt_has_attr(r, "/", "model_config");
+    int rc = imported ? read_imported(c, r, tokenizer, err, errlen) : read_position(c, r, err, errlen);
+    if (rc == 0 && !imported) c->original_context = cfg_original_context(&c->cfg);
     ckpt_close(r);
     char msg[512];
     if (rc == 0) {
@@ -64,7 +90,7 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
         }
     }
     if (rc == 0) {
-        cfg_model_config(&c->mc, &c->cfg);
+        if (!imported) cfg_model_config(&c->mc, &c->cfg);
         if (c->mc.vocab_size == 0) c->mc.vocab_size = (int)tok_vocab_size(c->tok);
         if (c->mc.vocab_size < tok_vocab_size(c->tok)) {
             snprintf(err, errlen, "checkpoint %s: model.vocab_size (%d) is smaller than the tokenizer's "
@@ -104,7 +130,7 @@ model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, char *err, size_t
 // and factor would be.
 static int custom_rope(rope_config *out, const eval_ckpt *c, const eval_rope_opt *opt, char *err,
                        size_t errlen) {
-    const int64_t orig = cfg_original_context(&c->cfg);
+    const int64_t orig = c->original_context;
     memset(out, 0, sizeof *out);
     out->type = opt->type;
     out->theta = c->mc.rope.theta;
@@ -131,6 +157,14 @@ int eval_ckpt_rope(rope_config *out, char *desc, size_t desclen, const eval_ckpt
     if (opt->custom) {
         if (custom_rope(out, c, opt, err, errlen) != 0) return -1;
         snprintf(desc, desclen, "--rope %s", rope_type_name(out->type));
+    } else if (c->imported) {
+        if (opt->stage > 0) {
+            snprintf(err, errlen, "--rope-stage %d: checkpoint %s was imported and has no stages",
+                     opt->stage, c->path);
+            return -1;
+        }
+        *out = c->mc.rope;
+        snprintf(desc, desclen, "the imported model's own: %s", rope_type_name(out->type));
     } else {
         int stage = opt->stage >= 0 ? opt->stage : c->trained_stage;
         if (stage >= c->cfg.n_stages) {

@@ -9,6 +9,7 @@
 // missing or foreign file exits 2 with one line).
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,12 +29,16 @@ typedef struct {
                           // stage, or stage - 1 for a checkpoint written at a
                           // stage switch (stage_step 0), which already names
                           // the next stage
+    bool imported;        // from `stretch import` (a model_config, no run config):
+                          // evaluated with the model's own RoPE at step 0
+    int64_t original_context;  // the pretrained context (cfg_original_context, or the
+                               // imported model's original max positions)
     model_config mc;      // the architecture, vocab_size resolved
     tok_tokenizer *tok;
 } eval_ckpt;
 
 // Opens path: config, position, tokenizer (tokenizer != NULL replaces the
-// config's data.tokenizer). 0, or -1 with a one-line message (c is then
+// config's data.tokenizer; an imported checkpoint has none and needs it). 0, or -1 with a one-line message (c is then
 // closed).
 int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *err, size_t errlen);
 void eval_ckpt_close(eval_ckpt *c);

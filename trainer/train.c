@@ -868,10 +868,10 @@ int train_main(int argc, char **argv) {
             st->stage--;
         }
     }
-    if (!finished || c->train.ckpt_every > 0) {
-        if (finished) st->stage = c->n_stages - 1;
-        save_checkpoint(st);
-    }
+    // Always a checkpoint at the end: the trained model is the run's result
+    // (train.ckpt_every 0 means no periodic ones, never none at all).
+    if (finished) st->stage = c->n_stages - 1;
+    save_checkpoint(st);
     if (finished) print_summary(st, acc, c->n_stages);
     if (st->gate_failed && st->is_root)
         fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "

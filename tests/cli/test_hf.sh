@@ -29,6 +29,15 @@ ls hf1 | grep -q tmp && fail "temporary files left in hf1"
 grep -q "model: {init: imported.h5, dim: 32, n_layers: 2" import1.log || fail "no run-file keys printed: $(cat import1.log)"
 same_params "$CK" imported.h5
 "$STRETCH" inspect imported.h5 | grep -q "model_config" || fail "inspect does not show model_config"
+# an imported checkpoint (no run config) evaluates with the RoPE of its
+# config.json: the same perplexity as the run's own checkpoint
+expect_exit 2 "$STRETCH" eval ppl --ckpt imported.h5 --data text.shard --lengths 128 --out ev_imp
+echo "$ERR" | grep -q -- "--tokenizer" || fail "eval of an imported checkpoint without --tokenizer: $ERR"
+"$STRETCH" eval ppl --ckpt "$CK" --data text.shard --lengths 128 --windows 2 --out ev_run > /dev/null
+"$STRETCH" eval ppl --ckpt imported.h5 --tokenizer byte --data text.shard --lengths 128 --windows 2 \
+  --out ev_imp > /dev/null
+[ "$(cut -d, -f2- ev_run/ppl.csv)" = "$(cut -d, -f2- ev_imp/ppl.csv)" ] ||
+  fail "imported checkpoint evaluates differently: $(cat ev_run/ppl.csv ev_imp/ppl.csv)"
 # the import exports to the same bytes
 "$STRETCH" export --ckpt imported.h5 --format hf --out hf2 > /dev/null
 cmp hf1/model.safetensors hf2/model.safetensors || fail "re-export of the import differs"
