@@ -6,7 +6,7 @@
 # (NaN) shared memory, bounds and alignment checks, and guard pages after
 # every global buffer; test.cpp compares against a float64 reference.
 # Slow (minutes): a review tool, not a ctest.
-#   tests/gpu/emu/run.sh [copy_at_issue 0|1] [random_sched 0|1] [case]
+#   tests/gpu/emu/run.sh [copy_at_issue 0|1] [random_sched 0|1] [case]  (EMU_BF16_ONLY=1: skip fp32)
 # copy_at_issue=1 completes cp.async at issue (exposes write-after-read
 # races on the double buffers), 0 at wait_group (exposes missing waits).
 set -e

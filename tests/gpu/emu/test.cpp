@@ -310,7 +310,7 @@ int main(int argc, char **argv)
     int n = (int)(sizeof cases / sizeof cases[0]);
     for (int i = 0; i < n; i++) {
         if (only >= 0 && i != only) continue;
-        for (int bf = 1; bf >= 0; bf--) {
+        for (int bf = 1; bf >= (getenv("EMU_BF16_ONLY") ? 1 : 0); bf--) {
             run<64>(cases[i], bf);
             run<128>(cases[i], bf);
         }
