@@ -47,8 +47,7 @@ void cu_attn_backward_delta(float *delta, const void *dout, const void *out, int
 
 // Backward of one (query block, key block) pair given the FINAL lse and
 // delta. Accumulates (+=) into fp32 dq (B, Tq, H, D), dk, dv (B, Tk, Hkv, D).
-// dq accumulation may use fp32 atomics (the one non-deterministic op, as in
-// FlashAttention-2); dk and dv do not.
+// Deterministic: no atomics (dq has its own kernel, see cu_attn_bwd.cu).
 void cu_attn_block_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
                             const void *k, const void *v, const float *lse,
                             const float *delta, const int32_t *seg_q, const int32_t *seg_k,

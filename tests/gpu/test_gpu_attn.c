@@ -348,8 +348,10 @@ static void run_masked_block(int D, cu_dtype dt) {
     CU_CHECK(cudaDeviceSynchronize());
     float *a2 = download(d_acc, nq, CU_F32), *l2 = download(d_lse, nl, CU_F32);
     float *q2 = download(d_dq, nq, CU_F32), *k2 = download(d_dk, nk, CU_F32);
+    float *v2 = download(d_dv, nk, CU_F32);  // d_dv was uploaded from dk
     bool same = memcmp(a2, acc, (size_t)nq * 4) == 0 && memcmp(l2, lse, (size_t)nl * 4) == 0 &&
-                memcmp(q2, dq, (size_t)nq * 4) == 0 && memcmp(k2, dk, (size_t)nk * 4) == 0;
+                memcmp(q2, dq, (size_t)nq * 4) == 0 && memcmp(k2, dk, (size_t)nk * 4) == 0 &&
+                memcmp(v2, dk, (size_t)nk * 4) == 0;
     tcase c = {.name = "block after queries (masked)", .D = D};
     report(&c, dt, "same", same ? 0.0 : 1.0, 0.0);
     CU_CHECK(cudaFree(d_q));
@@ -362,7 +364,7 @@ static void run_masked_block(int D, cu_dtype dt) {
     CU_CHECK(cudaFree(d_dk));
     CU_CHECK(cudaFree(d_dv));
     free(q), free(k), free(acc), free(lse), free(dq), free(dk), free(a2), free(l2), free(q2);
-    free(k2);
+    free(k2), free(v2);
 }
 
 int main(void) {

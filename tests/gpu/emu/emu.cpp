@@ -1,0 +1,397 @@
+// SIMT emulator for the cu_attn kernels: one ucontext fiber per CUDA thread,
+// warp collectives (shfl, ldmatrix, mma, syncwarp) and __syncthreads as
+// cooperative barriers, cp.async groups with two completion modes
+// (at issue: exposes write-after-read races; at wait: exposes missing waits).
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <functional>
+#include <random>
+#include <vector>
+
+extern "C" {
+#include "attn.h"
+}
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(x)
+#define __shared__
+#define __align__(n)
+
+static void fail(const char *msg)
+{
+    fprintf(stderr, "EMU FAIL: %s\n", msg);
+    abort();
+}
+
+// ---------------------------------------------------------------- bf16
+static inline uint16_t f2bf(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static inline float bf2f(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+struct __nv_bfloat16 {
+    uint16_t x;
+};
+struct __nv_bfloat162 {
+    __nv_bfloat16 x, y;
+};
+typedef __nv_bfloat16 bf16;
+static inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b)
+{
+    __nv_bfloat162 r;
+    r.x.x = f2bf(a);
+    r.y.x = f2bf(b);
+    return r;
+}
+static inline float __bfloat162float(bf16 x) { return bf2f(x.x); }
+struct float2 {
+    float x, y;
+};
+static inline float2 make_float2(float a, float b) { return float2{a, b}; }
+struct dim3 {
+    unsigned x, y, z;
+};
+
+#define CU_ATTN_LOG2E 1.4426950408889634f
+#define CU_ATTN_LN2 0.6931471805599453f
+#define CU_CHECK(x) (void)(x)
+#define cudaFuncSetAttribute(...) 0
+#define cudaFuncAttributeMaxDynamicSharedMemorySize 0
+
+// ---------------------------------------------------------------- memory checks
+struct Region {
+    const char *base;
+    size_t bytes;
+};
+static std::vector<Region> g_regions;
+static void *galloc(size_t bytes)  // ends right before a PROT_NONE page
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    size_t b16 = (bytes + 15) / 16 * 16;
+    size_t np = (b16 + ps - 1) / ps + 1;
+    char *m = (char *)mmap(NULL, np * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                           -1, 0);
+    if (m == MAP_FAILED) fail("mmap");
+    mprotect(m + (np - 1) * ps, ps, PROT_NONE);
+    char *p = m + (np - 1) * ps - b16;
+    memset(p, 0xff, b16);
+    g_regions.push_back({p, bytes});
+    return p;
+}
+static void check_global(const void *p, size_t n, size_t align)
+{
+    if ((uintptr_t)p % align) fail("misaligned global access");
+    for (auto &r : g_regions)
+        if ((const char *)p >= r.base && (const char *)p + n <= r.base + r.bytes) return;
+    fail("global access outside any allocation");
+}
+
+alignas(128) unsigned char smem_raw[256 * 1024];
+static size_t g_smem_bytes;
+static size_t g_smem_hi;  // highest byte touched by ldmatrix / cp.async
+static void check_smem(const void *p, size_t n, size_t align)
+{
+    const unsigned char *c = (const unsigned char *)p;
+    if (c < smem_raw || c + n > smem_raw + g_smem_bytes) fail("shared access outside dynamic smem");
+    if ((uintptr_t)p % align) fail("misaligned shared access");
+    size_t hi = (size_t)(c + n - smem_raw);
+    if (hi > g_smem_hi) g_smem_hi = hi;
+}
+
+// ---------------------------------------------------------------- fibers
+struct Copy {
+    void *dst;
+    unsigned char data[16];
+    int n, src_n;
+};
+struct Fiber {
+    ucontext_t ctx;
+    dim3 tix;
+    bool done;
+    std::vector<std::vector<Copy>> groups;  // committed
+    std::vector<Copy> open;                 // not yet committed
+};
+struct WarpState {
+    int arrive = 0, gen = 0;
+    const void *ptr[32];
+    uint32_t u[32][6];
+    float f[32];
+};
+static Fiber *g_fib;
+static int g_nthreads;
+static Fiber *g_cur;
+static ucontext_t g_sched;
+static WarpState g_warp[32];
+static int g_cta_arrive, g_cta_gen;
+static bool g_copy_at_issue;
+static std::function<void()> g_body;
+static std::mt19937 g_rng(1);
+
+dim3 blockIdx, gridDim;
+#define threadIdx (g_cur->tix)
+
+static void yield_() { swapcontext(&g_cur->ctx, &g_sched); }
+
+static void do_copy(const Copy &c)
+{
+    memset(c.dst, 0, (size_t)c.n);
+    memcpy(c.dst, c.data, (size_t)c.src_n);
+}
+static void flush_group(std::vector<Copy> &g)
+{
+    for (auto &c : g) do_copy(c);
+    g.clear();
+}
+
+static int lane_id() { return (int)(g_cur->tix.x % 32); }
+static WarpState &my_warp() { return g_warp[g_cur->tix.x / 32]; }
+static void wbar()
+{
+    WarpState &w = my_warp();
+    int g = w.gen;
+    if (++w.arrive == 32) {
+        w.arrive = 0;
+        w.gen++;
+        return;
+    }
+    long spins = 0;
+    while (w.gen == g) {
+        int wi = (int)(g_cur->tix.x / 32);
+        for (int l = 0; l < 32; l++)
+            if (wi * 32 + l < g_nthreads && g_fib[wi * 32 + l].done)
+                fail("warp collective with an exited lane");
+        if (++spins > 100000000) fail("warp deadlock");
+        yield_();
+    }
+}
+static void __syncwarp() { wbar(); }
+static void __syncthreads()
+{
+    int g = g_cta_gen;
+    g_cta_arrive++;
+    long spins = 0;
+    while (g_cta_gen == g) {
+        int live = 0;
+        for (int i = 0; i < g_nthreads; i++) live += !g_fib[i].done;
+        if (g_cta_arrive == live) {
+            g_cta_arrive = 0;
+            g_cta_gen++;
+            break;
+        }
+        if (++spins > 100000000) fail("cta deadlock");
+        yield_();
+    }
+}
+static float __shfl_xor_sync(unsigned mask, float v, int o)
+{
+    if (mask != 0xffffffffu) fail("mask");
+    WarpState &w = my_warp();
+    int l = lane_id();
+    w.f[l] = v;
+    wbar();
+    float r = w.f[l ^ o];
+    wbar();
+    return r;
+}
+
+// ---------------------------------------------------------------- PTX wrappers
+static inline void cp_async16(void *dst, const void *src, bool pred)
+{
+    check_smem(dst, 16, 16);
+    Copy c;
+    c.dst = dst;
+    c.n = 16;
+    c.src_n = pred ? 16 : 0;
+    if (pred) {
+        check_global(src, 16, 16);
+        memcpy(c.data, src, 16);
+    }
+    if (g_copy_at_issue) do_copy(c);
+    else g_cur->open.push_back(c);
+}
+static inline void cp_async4(void *dst, const void *src, bool pred)
+{
+    check_smem(dst, 4, 4);
+    Copy c;
+    c.dst = dst;
+    c.n = 4;
+    c.src_n = pred ? 4 : 0;
+    if (pred) {
+        check_global(src, 4, 4);
+        memcpy(c.data, src, 4);
+    }
+    if (g_copy_at_issue) do_copy(c);
+    else g_cur->open.push_back(c);
+}
+static inline void cp_async_commit(void)
+{
+    g_cur->groups.push_back(g_cur->open);
+    g_cur->open.clear();
+}
+template <int n>
+static inline void cp_async_wait(void)
+{
+    auto &gs = g_cur->groups;
+    while ((int)gs.size() > n) {
+        flush_group(gs.front());
+        gs.erase(gs.begin());
+    }
+}
+static inline uint16_t smem_bf(const void *p, int e)
+{
+    return ((const uint16_t *)p)[e];
+}
+static void ldmatrix_impl(uint32_t r[4], const void *p, bool trans)
+{
+    check_smem(p, 16, 16);
+    WarpState &w = my_warp();
+    int l = lane_id();
+    w.ptr[l] = p;
+    wbar();
+    for (int i = 0; i < 4; i++) {
+        uint16_t lo, hi;
+        if (!trans) {
+            const void *row = w.ptr[8 * i + l / 4];
+            lo = smem_bf(row, 2 * (l % 4));
+            hi = smem_bf(row, 2 * (l % 4) + 1);
+        } else {
+            lo = smem_bf(w.ptr[8 * i + 2 * (l % 4)], l / 4);
+            hi = smem_bf(w.ptr[8 * i + 2 * (l % 4) + 1], l / 4);
+        }
+        r[i] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+    wbar();
+}
+static inline void ldmatrix_x4(uint32_t r[4], const void *p) { ldmatrix_impl(r, p, false); }
+static inline void ldmatrix_x4_trans(uint32_t r[4], const void *p) { ldmatrix_impl(r, p, true); }
+
+// PTX ISA m16n8k16 .bf16 layouts (groupID g = lane / 4, t = lane % 4):
+// A: a0,a1 (g, 2t+{0,1}) a2,a3 (g+8, 2t..) a4,a5 (g, 2t+8..) a6,a7 (g+8, 2t+8..)
+// B: b0,b1 (k 2t+{0,1}, n g) b2,b3 (k 2t+8.., n g); C: c0,c1 (g, 2t..) c2,c3 (g+8, 2t..)
+static inline void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    WarpState &w = my_warp();
+    int l = lane_id();
+    w.u[l][0] = a[0];
+    w.u[l][1] = a[1];
+    w.u[l][2] = a[2];
+    w.u[l][3] = a[3];
+    w.u[l][4] = b0;
+    w.u[l][5] = b1;
+    wbar();
+    float A[16][16], B[16][8];
+    for (int L = 0; L < 32; L++) {
+        int g = L / 4, t = L % 4;
+        for (int e = 0; e < 2; e++) {
+            int sh = 16 * e;
+            A[g][2 * t + e] = bf2f((uint16_t)(w.u[L][0] >> sh));
+            A[g + 8][2 * t + e] = bf2f((uint16_t)(w.u[L][1] >> sh));
+            A[g][8 + 2 * t + e] = bf2f((uint16_t)(w.u[L][2] >> sh));
+            A[g + 8][8 + 2 * t + e] = bf2f((uint16_t)(w.u[L][3] >> sh));
+            B[2 * t + e][g] = bf2f((uint16_t)(w.u[L][4] >> sh));
+            B[8 + 2 * t + e][g] = bf2f((uint16_t)(w.u[L][5] >> sh));
+        }
+    }
+    int g = l / 4, t = l % 4;
+    for (int e = 0; e < 4; e++) {
+        int row = g + (e / 2) * 8, col = 2 * t + (e & 1);
+        float acc = c[e];
+        for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+        c[e] = acc;
+    }
+    wbar();
+}
+static inline uint32_t pack_bf16x2(float lo, float hi)
+{
+    return (uint32_t)f2bf(lo) | ((uint32_t)f2bf(hi) << 16);
+}
+static inline float fast_exp2(float x)
+{
+    float y = exp2f(x);
+    return fabsf(y) < 1.17549435e-38f ? 0.0f : y;
+}
+
+// ---------------------------------------------------------------- kernels
+#include "tile_body.inc"
+#include "fwd_body.inc"
+#include "bwd_body.inc"
+#include "delta_body.inc"
+#include "f32_body.inc"
+
+// ---------------------------------------------------------------- launcher
+static void trampoline() { g_body(); g_cur->done = true; swapcontext(&g_cur->ctx, &g_sched); }
+
+static bool g_random_sched = true;
+static void launch(dim3 grid, int nthreads, size_t smem, const std::function<void()> &kernel)
+{
+    if (smem > 48 * 1024) {
+        // needs the opt-in: the launcher of the real code calls set_smem_limit; fine.
+    }
+    if (smem > 227 * 1024) fail("smem above the sm_90 limit");
+    static std::vector<char> stacks;
+    const size_t SS = 256 * 1024;
+    stacks.resize(SS * (size_t)nthreads);
+    std::vector<Fiber> fib((size_t)nthreads);
+    gridDim = grid;
+    g_body = kernel;
+    std::vector<dim3> blocks;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) blocks.push_back({x, y, z});
+    std::shuffle(blocks.begin(), blocks.end(), g_rng);
+    for (auto &bi : blocks) {
+        blockIdx = bi;
+        g_smem_bytes = smem;
+        memset(smem_raw, 0xff, sizeof smem_raw);  // bf16 NaN / float NaN poison
+        g_fib = fib.data();
+        g_nthreads = nthreads;
+        g_cta_arrive = 0;
+        for (auto &w : g_warp) w.arrive = 0;
+        for (int i = 0; i < nthreads; i++) {
+            Fiber &f = fib[(size_t)i];
+            f.done = false;
+            f.groups.clear();
+            f.open.clear();
+            f.tix = {(unsigned)i, 0, 0};
+            getcontext(&f.ctx);
+            f.ctx.uc_stack.ss_sp = &stacks[(size_t)i * SS];
+            f.ctx.uc_stack.ss_size = SS;
+            f.ctx.uc_link = NULL;
+            makecontext(&f.ctx, trampoline, 0);
+        }
+        int live = nthreads, rr = 0;
+        while (live > 0) {
+            int i;
+            if (g_random_sched) {
+                i = (int)(g_rng() % (unsigned)nthreads);
+                if (fib[(size_t)i].done) continue;
+            } else {
+                i = rr++ % nthreads;
+                if (fib[(size_t)i].done) continue;
+            }
+            g_cur = &fib[(size_t)i];
+            swapcontext(&g_sched, &g_cur->ctx);
+            if (g_cur->done) live--;
+        }
+    }
+}
