@@ -56,6 +56,7 @@ typedef struct {
     uint64_t seed;
     eval_rope_opt rope;
     const char *tokenizer, *out;
+    const char *backend;  // "cpu" (default) or "cuda"
 } eval_args;
 
 static void usage(FILE *out) {
@@ -98,6 +99,8 @@ static void usage(FILE *out) {
             "                     the weights were trained with (the checkpoint's stage; the\n"
             "                     previous one for a checkpoint written at a stage switch)\n"
             "  --tokenizer SPEC   replaces the checkpoint's data.tokenizer\n"
+            "  --backend B        cpu (default) or cuda: the model on this rank's GPU, bf16\n"
+            "                     activations, one rank (sp 1)\n"
             "  --sp N             sequence-parallel ranks (default and only choice: all ranks)\n"
             "  --out DIR          output directory (created if missing)\n");
 }
@@ -112,7 +115,7 @@ static const struct {
     {"--ckpt", CMD_ALL}, {"--lengths", CMD_PASSKEY | CMD_PPL}, {"--depths", CMD_PASSKEY},
     {"--trials", CMD_PASSKEY}, {"--seed", CMD_PASSKEY}, {"--data", CMD_PPL | CMD_SHORT},
     {"--windows", CMD_PPL | CMD_SHORT}, {"--sliding", CMD_PPL | CMD_SHORT}, {"--length", CMD_SHORT},
-    {"--rope-stage", CMD_ALL}, {"--rope", CMD_ALL}, {"--tokenizer", CMD_ALL}, {"--sp", CMD_ALL},
+    {"--rope-stage", CMD_ALL}, {"--rope", CMD_ALL}, {"--tokenizer", CMD_ALL}, {"--backend", CMD_ALL}, {"--sp", CMD_ALL},
     {"--out", CMD_ALL},
 };
 
@@ -182,6 +185,10 @@ static int set_option(eval_args *a, const char *opt, const char *v, char *err, s
         return add_data(a, v, err, errlen);
     } else if (!strcmp(opt, "--tokenizer")) {
         a->tokenizer = v;
+    } else if (!strcmp(opt, "--backend")) {
+        a->backend = v;
+        if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+            rc = -1, snprintf(msg, sizeof msg, "expected cpu or cuda, got '%s'", v);
     } else if (!strcmp(opt, "--out")) {
         a->out = v;
     }
@@ -272,6 +279,7 @@ typedef struct {
     const eval_args *a;
     dist_ctx d;
     ring_attn *ring;   // sp > 1
+    backend *bk;       // where the models run
     eval_ring er;      // how eval.h sees the ring
     bool root;
 } eval_run;
@@ -307,7 +315,7 @@ static model *load_model(eval_run *r, rope_config *rope, char *desc, size_t desc
     char err[1024];
     if (eval_ckpt_rope(rope, desc, desclen, c, &r->a->rope, err, sizeof err) != 0)
         dist_exit_user_error(&r->d, err);
-    model *m = eval_ckpt_model(c, local_len(max_len, r->d.sp), err, sizeof err);
+    model *m = eval_ckpt_model(c, local_len(max_len, r->d.sp), r->bk, err, sizeof err);
     if (!m) dist_exit_user_error(&r->d, err);
     if (r->ring) {
         model_attention att = model_ring_attention(r->ring);
@@ -566,6 +574,22 @@ int cli_eval(int argc, char **argv) {
     r.root = r.d.rank == 0;
     r.er = (eval_ring){.sp = r.d.sp, .sp_rank = r.d.sp_rank, .all = ring_all, .ctx = &r.d};
     if (r.d.sp > 1) r.ring = ring_attn_create(&r.d);
+    if (a.backend && !strcmp(a.backend, "cuda")) {
+        if (r.d.sp > 1) {
+            snprintf(err, sizeof err, "eval %s: --backend cuda runs on one rank (the GPU ring "
+                     "attention is wired into training only)", a.name);
+            dist_exit_user_error(&r.d, err);
+        }
+        char why[512];
+        r.bk = backend_create(BACKEND_CUDA, BK_BF16, 0, why, sizeof why);
+        if (!r.bk) {  // the backend words it for the run file: name the flag instead
+            const char *p = strncmp(why, "train.backend: ", 15) ? why : why + 15;
+            snprintf(err, sizeof err, "eval %s: --backend %s", a.name, p);
+            dist_exit_user_error(&r.d, err);
+        }
+    } else {
+        r.bk = backend_cpu();
+    }
     if (r.root) {
         printf("stretch eval %s: %d rank(s) = sp %d\n", a.name, r.d.size, r.d.sp);
         fflush(stdout);
@@ -574,6 +598,7 @@ int cli_eval(int argc, char **argv) {
     else if (a.cmd == CMD_PPL) run_ppl(&r);
     else run_short(&r);
     ring_attn_free(r.ring);
+    backend_free(r.bk);
     free_args(&a);
     dist_finalize(&r.d);
     return 0;

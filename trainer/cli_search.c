@@ -360,7 +360,8 @@ static void load_weights(search_run *r) {
     char err[1024];
     zigzag_layout z;
     zigzag_layout_init(&z, r->a->target, r->d.sp, 0);
-    r->m = eval_ckpt_model(&r->ckpt, r->d.sp > 1 ? z.T_local : r->a->target, err, sizeof err);
+    r->m = eval_ckpt_model(&r->ckpt, r->d.sp > 1 ? z.T_local : r->a->target, NULL, err,
+                           sizeof err);
     if (!r->m) dist_exit_user_error(&r->d, err);
     if (r->ring) {
         model_attention att = model_ring_attention(r->ring);

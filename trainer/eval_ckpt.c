@@ -105,10 +105,12 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
     return rc;
 }
 
-model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, char *err, size_t errlen) {
+model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, backend *bk, char *err,
+                       size_t errlen) {
     ckpt_reader *r = ckpt_open(c->path, err, errlen);
     if (!r) return NULL;
-    model *m = model_create(&c->mc, max_tokens, false);
+    model *m = bk ? model_create_on(&c->mc, max_tokens, !bk->host_memory, bk)
+                  : model_create(&c->mc, max_tokens, false);
     int rc = 0;
     for (int i = 0; rc == 0 && i < m->n_tensors; i++) {
         const model_tensor *t = &m->tensors[i];
@@ -122,6 +124,7 @@ model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, char *err, size_t
         model_free(m);
         return NULL;
     }
+    model_push_params(m);  // onto the device (a no-op copy on the CPU)
     return m;
 }
 

@@ -44,8 +44,11 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
 void eval_ckpt_close(eval_ckpt *c);
 
 // A model for up to max_tokens tokens per forward, holding the checkpoint's
-// parameters (shapes checked against the config). NULL with a message.
-model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, char *err, size_t errlen);
+// parameters (shapes checked against the config), on backend bk (NULL: the
+// CPU; a device backend keeps only layer inputs between layers). NULL with a
+// message.
+model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, backend *bk, char *err,
+                       size_t errlen);
 
 // The RoPE to evaluate with: opt->stage's (--rope-stage), opt's custom type
 // and factor relative to the pretrained context (--rope), else

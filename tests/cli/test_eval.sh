@@ -100,6 +100,12 @@ a=$(grep "^$BEFORE,64," ppl1/ppl.csv | cut -d, -f4); b=$(sed -n 2p short/short.c
 one_line() { [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"; echo "$ERR" | grep -qF -- "$1" || fail "'$1' not in: $ERR"; }
 expect_exit 2 "$STRETCH" eval
 expect_exit 2 "$STRETCH" eval frobnicate; one_line frobnicate
+expect_exit 2 "$STRETCH" eval passkey --ckpt $BEFORE --lengths 64 --backend gpu --out e; one_line "'gpu'"
+# the GPU path on a machine without one (or without CUDA): one line, exit 2
+if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then
+  expect_exit 2 "$STRETCH" eval passkey --ckpt $BEFORE --lengths 64 --backend cuda --out e
+  one_line "--backend cuda"
+fi
 expect_exit 2 "$STRETCH" eval passkey --ckpt missing.h5 --lengths 64 --out e; one_line missing.h5
 expect_exit 2 "$STRETCH" eval passkey --ckpt $BEFORE --lengths 64,1x --out e; one_line "'1x'"
 expect_exit 2 "$STRETCH" eval passkey --ckpt $BEFORE --lengths "" --out e; one_line "empty"
