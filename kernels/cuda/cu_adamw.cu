@@ -92,7 +92,7 @@ static void adamw_launch(float *param, float *m, float *v, const float *grad, vo
     CU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const unsigned grid = (unsigned)(sms > 0 ? sms * 8 : 1024);
     const bool vec = cu_aligned(param, 16) && cu_aligned(m, 16) && cu_aligned(v, 16) &&
-                     cu_aligned(grad, 16) && (!copy || cu_aligned(copy, 8));
+                     cu_aligned(grad, 16) && (!copy || cu_aligned(copy, 4 * sizeof(C)));
     if (vec)
         adamw_kernel<C, 4><<<grid, ADAM_THREADS, 0, st>>>(param, m, v, grad, (C *)copy, offsets,
                                                          mask, n_tensors, a);

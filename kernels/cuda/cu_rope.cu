@@ -64,7 +64,12 @@ rope_kernel(T *q, T *k, const int32_t *pos, const __grid_constant__ rope_table t
             store_vec<T, PPI>(x + half + j * PPI, x1);
         } else {
             float v[2 * PPI];
-            load_vec<T, 2 * PPI>(x + j * 2 * PPI, v);
+            if (PPI == 1) {  // x is only element-aligned here (odd D, offset pointers)
+                v[0] = to_f(x[2 * j]);
+                v[1] = to_f(x[2 * j + 1]);
+            } else {
+                load_vec<T, 2 * PPI>(x + j * 2 * PPI, v);
+            }
 #pragma unroll
             for (int e = 0; e < PPI; e++) {
                 const float2 w = c[e];
@@ -72,7 +77,12 @@ rope_kernel(T *q, T *k, const int32_t *pos, const __grid_constant__ rope_table t
                 v[2 * e] = __fsub_rn(__fmul_rn(x0, w.x), __fmul_rn(x1, w.y));
                 v[2 * e + 1] = __fadd_rn(__fmul_rn(x0, w.y), __fmul_rn(x1, w.x));
             }
-            store_vec<T, 2 * PPI>(x + j * 2 * PPI, v);
+            if (PPI == 1) {
+                x[2 * j] = from_f<T>(v[0]);
+                x[2 * j + 1] = from_f<T>(v[1]);
+            } else {
+                store_vec<T, 2 * PPI>(x + j * 2 * PPI, v);
+            }
         }
         h += rows;
         if (h >= heads) {

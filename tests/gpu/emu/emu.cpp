@@ -15,9 +15,11 @@
 #include <random>
 #include <vector>
 
+#ifndef EMU_NO_ATTN
 extern "C" {
 #include "attn.h"
 }
+#endif
 
 #define __global__
 #define __device__
@@ -70,6 +72,7 @@ struct float2 {
 static inline float2 make_float2(float a, float b) { return float2{a, b}; }
 struct dim3 {
     unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 
 #define CU_ATTN_LOG2E 1.4426950408889634f
@@ -127,6 +130,7 @@ struct Copy {
 struct Fiber {
     ucontext_t ctx;
     dim3 tix;
+    int lin;  // linear thread index in the block (warp = lin / 32)
     bool done;
     std::vector<std::vector<Copy>> groups;  // committed
     std::vector<Copy> open;                 // not yet committed
@@ -136,6 +140,7 @@ struct WarpState {
     const void *ptr[32];
     uint32_t u[32][6];
     float f[32];
+    double d[32];
 };
 static Fiber *g_fib;
 static int g_nthreads;
@@ -147,7 +152,7 @@ static bool g_copy_at_issue;
 static std::function<void()> g_body;
 static std::mt19937 g_rng(1);
 
-dim3 blockIdx, gridDim;
+dim3 blockIdx, gridDim, blockDim;
 #define threadIdx (g_cur->tix)
 
 static void yield_() { swapcontext(&g_cur->ctx, &g_sched); }
@@ -163,8 +168,8 @@ static void flush_group(std::vector<Copy> &g)
     g.clear();
 }
 
-static int lane_id() { return (int)(g_cur->tix.x % 32); }
-static WarpState &my_warp() { return g_warp[g_cur->tix.x / 32]; }
+static int lane_id() { return g_cur->lin % 32; }
+static WarpState &my_warp() { return g_warp[g_cur->lin / 32]; }
 static void wbar()
 {
     WarpState &w = my_warp();
@@ -176,7 +181,7 @@ static void wbar()
     }
     long spins = 0;
     while (w.gen == g) {
-        int wi = (int)(g_cur->tix.x / 32);
+        int wi = g_cur->lin / 32;
         for (int l = 0; l < 32; l++)
             if (wi * 32 + l < g_nthreads && g_fib[wi * 32 + l].done)
                 fail("warp collective with an exited lane");
@@ -210,6 +215,17 @@ static float __shfl_xor_sync(unsigned mask, float v, int o)
     w.f[l] = v;
     wbar();
     float r = w.f[l ^ o];
+    wbar();
+    return r;
+}
+static double __shfl_xor_sync(unsigned mask, double v, int o)
+{
+    if (mask != 0xffffffffu) fail("mask");
+    WarpState &w = my_warp();
+    int l = lane_id();
+    w.d[l] = v;
+    wbar();
+    double r = w.d[l ^ o];
     wbar();
     return r;
 }
@@ -332,18 +348,23 @@ static inline float fast_exp2(float x)
 }
 
 // ---------------------------------------------------------------- kernels
+#ifndef EMU_NO_ATTN  // run_ops.sh: the cu_ops kernels only
 #include "tile_body.inc"
 #include "fwd_body.inc"
 #include "bwd_body.inc"
 #include "delta_body.inc"
 #include "f32_body.inc"
+#endif
 
 // ---------------------------------------------------------------- launcher
 static void trampoline() { g_body(); g_cur->done = true; swapcontext(&g_cur->ctx, &g_sched); }
 
 static bool g_random_sched = true;
-static void launch(dim3 grid, int nthreads, size_t smem, const std::function<void()> &kernel)
+static void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel)
 {
+    const int nthreads = (int)(block.x * block.y * block.z);
+    if (nthreads < 1 || nthreads > 1024 || block.z != 1) fail("bad block size");
+    blockDim = block;
     if (smem > 48 * 1024) {
         // needs the opt-in: the launcher of the real code calls set_smem_limit; fine.
     }
@@ -372,7 +393,8 @@ static void launch(dim3 grid, int nthreads, size_t smem, const std::function<voi
             f.done = false;
             f.groups.clear();
             f.open.clear();
-            f.tix = {(unsigned)i, 0, 0};
+            f.tix = {(unsigned)i % block.x, (unsigned)i / block.x, 0};
+            f.lin = i;
             getcontext(&f.ctx);
             f.ctx.uc_stack.ss_sp = &stacks[(size_t)i * SS];
             f.ctx.uc_stack.ss_size = SS;
