@@ -34,17 +34,13 @@ int backend_gpu_count(void) {
 
 backend *backend_create(backend_kind kind, bk_dtype dt, int device, char *err, size_t errlen) {
     if (kind == BACKEND_CPU) {
-        if (dt != BK_F32) {
-            snprintf(err, errlen, "train.dtype: bf16 needs train.backend cuda (the cpu backend "
-                                  "computes in fp32)");
-            return NULL;
-        }
+        CHECK(dt == BK_F32);  // the run config refuses train.dtype bf16 on the cpu
         return backend_cpu();
     }
 #ifdef STRETCH_HAVE_CUDA
     return backend_cuda_create(dt, device, err, errlen);
 #else
-    snprintf(err, errlen, "train.backend: cuda requested but this stretch was built without "
+    snprintf(err, errlen, "cuda requested but this stretch was built without "
                           "CUDA (rebuild with nvcc on the PATH and -DSTRETCH_CUDA=ON)");
     return NULL;
 #endif

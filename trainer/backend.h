@@ -115,9 +115,11 @@ backend *backend_cpu(void);
 int backend_kind_parse(const char *s, backend_kind *out);
 const char *backend_kind_name(backend_kind k);
 
-// The backend of a run: cpu (dt must be fp32), or cuda on device `device`
-// (the rank's GPU). Returns NULL with one line in err when it cannot be had
-// (built without CUDA, no GPU visible, bf16 on cpu) — a user error, exit 2.
+// The backend of a run: cpu (dt must be fp32: the run config refuses bf16 on
+// the cpu), or cuda on device `device` (the rank's GPU). Returns NULL with
+// one line in err when it cannot be had (built without CUDA, no GPU visible),
+// worded without the setting that asked for it: the caller names its key or
+// flag (a user error, exit 2).
 backend *backend_create(backend_kind kind, bk_dtype dt, int device, char *err, size_t errlen);
 void backend_free(backend *b);  // no-op for backend_cpu()
 

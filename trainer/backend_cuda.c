@@ -324,12 +324,12 @@ int backend_cuda_gpu_count(void) { return cu_device_count(); }
 backend *backend_cuda_create(bk_dtype dt, int device, char *err, size_t errlen) {
     int n = cu_device_count();
     if (n == 0) {
-        snprintf(err, errlen, "train.backend: cuda requested but no GPU is visible (check "
+        snprintf(err, errlen, "cuda requested but no GPU is visible (check "
                               "nvidia-smi and CUDA_VISIBLE_DEVICES)");
         return NULL;
     }
     if (device < 0 || device >= n) {
-        snprintf(err, errlen, "train.backend: cuda device %d requested but %d GPU(s) are visible",
+        snprintf(err, errlen, "cuda device %d requested but %d GPU(s) are visible",
                  device, n);
         return NULL;
     }

@@ -582,9 +582,8 @@ int cli_eval(int argc, char **argv) {
         }
         char why[512];
         r.bk = backend_create(BACKEND_CUDA, BK_BF16, 0, why, sizeof why);
-        if (!r.bk) {  // the backend words it for the run file: name the flag instead
-            const char *p = strncmp(why, "train.backend: ", 15) ? why : why + 15;
-            snprintf(err, sizeof err, "eval %s: --backend %s", a.name, p);
+        if (!r.bk) {
+            snprintf(err, sizeof err, "eval %s: --backend %s", a.name, why);
             dist_exit_user_error(&r.d, err);
         }
     } else {

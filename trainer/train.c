@@ -755,9 +755,13 @@ static void setup(train_state *st, const train_args *a) {
     // The backend: rank i of a node takes GPU i (mod the GPUs visible).
     int local_rank, local_size, n_gpus = backend_gpu_count();
     dist_local_rank(&st->dist, &local_rank, &local_size);
+    char why[512];
     st->bk = backend_create(c->train.backend == CFG_BACKEND_CUDA ? BACKEND_CUDA : BACKEND_CPU,
-                            run_dtype(c), n_gpus > 0 ? local_rank % n_gpus : 0, err, sizeof err);
-    if (!st->bk) dist_exit_user_error(&st->dist, err);
+                            run_dtype(c), n_gpus > 0 ? local_rank % n_gpus : 0, why, sizeof why);
+    if (!st->bk) {
+        snprintf(err, sizeof err, "train.backend: %s", why);
+        dist_exit_user_error(&st->dist, err);
+    }
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
     st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
