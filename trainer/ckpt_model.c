@@ -44,6 +44,14 @@ static int config_from_run(model_config *mc, int *stage_used, ckpt_reader *r, co
     return rc;
 }
 
+int ckpt_model_imported_config(model_config *cfg, ckpt_reader *r, char *err, size_t errlen) {
+    char *text = NULL;
+    if (ckpt_get_attr_string(r, "/", "model_config", &text, err, errlen) != 0) return -1;
+    int rc = hf_config_parse(cfg, text, "its model_config", err, errlen);
+    free(text);
+    return rc;
+}
+
 static int load(model_config *mc, float **params, int *stage_used, ckpt_reader *r, int want, char *err,
                 size_t errlen) {
     char *text = NULL;
@@ -53,8 +61,7 @@ static int load(model_config *mc, float **params, int *stage_used, ckpt_reader *
         rc = ckpt_get_attr_string(r, "/", "config", &text, err, errlen);
         if (rc == 0) rc = config_from_run(mc, stage_used, r, text, want, err, errlen);
     } else if (ckpt_has_attr(r, "/", "model_config")) {
-        rc = ckpt_get_attr_string(r, "/", "model_config", &text, err, errlen);
-        if (rc == 0) rc = hf_config_parse(mc, text, "its model_config", err, errlen);
+        rc = ckpt_model_imported_config(mc, r, err, errlen);
         if (rc == 0 && want != CKPT_MODEL_STAGE_AUTO && want != 0)
             rc = errmsg(err, errlen, "stage %d does not exist (an imported checkpoint has no run config, only its model)",
                       want);

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "ckpt.h"  // ckpt_reader
 #include "model_config.h"
 
 #define CKPT_MODEL_STAGE_AUTO (-1)
@@ -28,3 +29,7 @@
 // naming the checkpoint.
 int ckpt_model_load(model_config *cfg, float **params, int *stage_used, const char *path, int stage,
                     char *err, size_t errlen);
+
+// The model config of an imported checkpoint (its "model_config" attribute,
+// an HF config.json) from an open reader. 0, or -1 with a message.
+int ckpt_model_imported_config(model_config *cfg, ckpt_reader *r, char *err, size_t errlen);

@@ -8,7 +8,7 @@
 
 #include "ckpt.h"
 #include "die.h"
-#include "hf_config.h"
+#include "ckpt_model.h"
 #include "run_config_check.h"
 
 void eval_ckpt_close(eval_ckpt *c) {
@@ -48,13 +48,11 @@ static int read_position(eval_ckpt *c, ckpt_reader *r, char *err, size_t errlen)
 // tokenizer must come from --tokenizer.
 static int read_imported(eval_ckpt *c, ckpt_reader *r, const char *tokenizer, char *err,
                          size_t errlen) {
-    char *text = NULL;
-    if (ckpt_get_attr_string(r, "/", "model_config", &text, err, errlen) != 0) return -1;
-    char name[1100];
-    snprintf(name, sizeof name, "checkpoint %s: its model_config", c->path);
-    int rc = hf_config_parse(&c->mc, text, name, err, errlen);
-    free(text);
-    if (rc != 0) return -1;
+    char msg[512];
+    if (ckpt_model_imported_config(&c->mc, r, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "checkpoint %s: %s", c->path, msg);
+        return -1;
+    }
     if (!tokenizer) {
         snprintf(err, errlen, "checkpoint %s was imported (no run config): give its tokenizer with "
                  "--tokenizer (tokenizer.json, or the .gguf it came from)", c->path);
