@@ -38,6 +38,15 @@ enum { BK_XENT_CHUNK_ROWS = 4096 };
 
 static inline size_t bk_dtype_size(bk_dtype dt) { return dt == BK_BF16 ? 2 : 4; }
 
+// One named tensor inside the flat parameter buffer (the model's layout,
+// model_param_layout; the optimizer ops need offsets and decay).
+typedef struct {
+    char name[96];       // HF Llama name
+    int64_t offset;      // in floats, into the flat buffer
+    int64_t shape[2];    // rows, cols (cols = 1 for vectors)
+    bool decay;          // AdamW weight decay applies (matrices, not norms)
+} param_tensor;
+
 typedef struct backend backend;
 
 typedef struct {
@@ -95,7 +104,7 @@ typedef struct {
     // hp->weight_decay, the others 0. work (b->dt), if not NULL and not
     // param itself, receives the updated weights (the bf16 working copy).
     void (*adamw)(backend *b, float *param, float *m, float *v, const float *grad, void *work,
-                  const void *tensors /* model_tensor */, int n_tensors, const adamw_hparams *hp,
+                  const param_tensor *tensors, int n_tensors, const adamw_hparams *hp,
                   int64_t step, float grad_scale);
 } backend_ops;
 

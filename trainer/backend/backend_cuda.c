@@ -15,7 +15,6 @@
 #include "cu_attn.h"
 #include "cu_ops.h"
 #include "die.h"
-#include "model.h"  // model_tensor
 
 enum {
     SCR_RMS, SCR_EMB, SCR_XENT, SCR_LOSSES, SCR_NORM, SCR_NORM_OUT, SCR_ROW, SCR_ROW32,
@@ -278,13 +277,13 @@ static double cu_b_grad_norm_sq(backend *b, const float *g, int64_t n) {
 }
 
 static void cu_b_adamw(backend *b, float *param, float *m, float *v, const float *grad,
-                       void *work, const void *tensors, int n_tensors, const adamw_hparams *hp,
+                       void *work, const param_tensor *tensors, int n_tensors, const adamw_hparams *hp,
                        int64_t step, float grad_scale) {
     cuda_impl *c = impl_of(b);
     int64_t *off = scratch(b, SCR_ADAM_OFF, sizeof(int64_t) * (size_t)(n_tensors + 1));
     uint8_t *mask = scratch(b, SCR_ADAM_MASK, (size_t)n_tensors);
     if (c->adam_key != tensors || c->adam_n != n_tensors) {  // upload the table once
-        const model_tensor *t = tensors;
+        const param_tensor *t = tensors;
         int64_t *h_off = xmalloc(sizeof(int64_t) * (size_t)(n_tensors + 1));
         uint8_t *h_mask = xmalloc((size_t)n_tensors);
         for (int i = 0; i < n_tensors; i++) {

@@ -8,7 +8,6 @@
 #include "die.h"
 #include "embedding.h"
 #include "matmul.h"
-#include "model.h"  // model_tensor
 #include "rmsnorm.h"
 #include "rope.h"
 #include "swiglu.h"
@@ -117,9 +116,9 @@ static double cpu_grad_norm_sq(backend *b, const float *g, int64_t n) {
 }
 
 static void cpu_adamw(backend *b, float *param, float *m, float *v, const float *grad, void *work,
-                      const void *tensors, int n_tensors, const adamw_hparams *hp, int64_t step,
+                      const param_tensor *tensors, int n_tensors, const adamw_hparams *hp, int64_t step,
                       float grad_scale) {
-    const model_tensor *t = tensors;
+    const param_tensor *t = tensors;
     for (int i = 0; i < n_tensors; i++) {
         adamw_hparams h = *hp;
         if (!t[i].decay) h.weight_decay = 0.0f;

@@ -30,13 +30,9 @@
 #include "model_config.h"  // model_config, model_config_validate
 #include "rope_scaling.h"
 
-// One named tensor inside the flat parameter buffer.
-typedef struct {
-    char name[96];       // HF Llama name
-    int64_t offset;      // in floats, into the flat buffer
-    int64_t shape[2];    // rows, cols (cols = 1 for vectors)
-    bool decay;          // AdamW weight decay applies (matrices, not norms)
-} model_tensor;
+// One named tensor inside the flat parameter buffer (backend.h: the
+// optimizer ops walk these views).
+typedef param_tensor model_tensor;
 
 // Per-layer pointers into a flat buffer (params or grads). Shapes in comments.
 typedef struct {
