@@ -143,8 +143,9 @@ double ops_fdot(const float *g, const double *u, int64_t n);
 
 // ---------------------------------------------------------------------------
 // perf: OPS_TIMED(x, be, label, bytes, flops, call) runs `call` once in check
-// mode (x->perf false); in perf mode warms up, times repetitions for about
-// x->perf_seconds and prints a row: op, case, backend, label, us/call, GB/s,
+// mode (x->perf false); in perf mode warms up, times one call and, when
+// that took less than x->perf_seconds, repetitions for about that long, and
+// prints a row: op, case, backend, label, us/call, GB/s,
 // GFLOP/s (bytes / flops per call; 0 = not printed). Backward ops that
 // accumulate keep accumulating while timed (values stay finite: few reps).
 double ops_now(void);
@@ -162,11 +163,13 @@ void ops_perf_row(ops_ctx *x, const ops_backend *be, const char *label, double s
         double t0_ = ops_now();                                                    \
         call;                                                                      \
         (be)->b->op->sync((be)->b);                                                \
-        int reps_ = ops_reps((x), ops_now() - t0_);                                \
+        double one_ = ops_now() - t0_;                                             \
+        int reps_ = one_ >= (x)->perf_seconds ? 0 : ops_reps((x), one_);           \
         t0_ = ops_now();                                                           \
         for (int r_ = 0; r_ < reps_; r_++) { call; }                               \
         (be)->b->op->sync((be)->b);                                                \
-        ops_perf_row((x), (be), (label), (ops_now() - t0_) / reps_, (bytes), (flops)); \
+        ops_perf_row((x), (be), (label), reps_ ? (ops_now() - t0_) / reps_ : one_, \
+                     (bytes), (flops));                                            \
     } while (0)
 
 // Sets OMP threads (for the same-bits-for-any-thread-count checks).

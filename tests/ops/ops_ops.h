@@ -13,7 +13,7 @@ extern const ops_op ops_grad_norm, ops_adamw;       // ops_adamw.c
 extern const ops_op ops_attn;                       // ops_attn.c
 #ifdef STRETCH_HAVE_CUDA
 // kernels/cuda entry points the backend does not expose with these arguments
-// (axpy with alpha != 1 and mixed dtypes, misaligned casts, xent chunk sizes):
+// (axpy with alpha != 1 and mixed dtypes, xent chunk sizes):
 // cuda columns only, ops_cu_kernels.c.
-extern const ops_op ops_cu_axpy, ops_cu_cast, ops_cu_xent_chunked;
+extern const ops_op ops_cu_axpy, ops_cu_xent_chunked;
 #endif

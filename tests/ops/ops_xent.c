@@ -234,7 +234,7 @@ static void xe_check(ops_ctx *x, int i) {
 }
 
 static void xe_perf(ops_ctx *x, const ops_backend *be, int i) {
-    const int64_t N = 4096, C = 576, V = 49152;
+    const int64_t N = 1024, C = 576, V = 49152;  // the 135M model's head, 1K tokens
     ops_case(x, "N%lld C%lld V%lld %s", (long long)N, (long long)C, (long long)V,
              ops_dt_name(be->dt));
     ops_rng r = {9};
