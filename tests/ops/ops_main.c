@@ -2,8 +2,8 @@
 //   ops_check [check|--perf] [-o OP] [-b BACKEND] [--list] [--seconds S]
 // check (default) exits 0 when every row passes, 1 otherwise; a backend that
 // cannot run here (cuda built without CUDA or without a GPU) is reported as
-// SKIPPED on one line each and does not fail the run. Unknown options or op /
-// backend names: one line, exit 2.
+// SKIPPED on one line each and does not fail the run; 77 when -b selected
+// only such backends. Unknown options or op / backend names: one line, exit 2.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +96,10 @@ int main(int argc, char **argv) {
             continue;
         }
         x.be[x.n_be++] = (ops_backend){.name = cu[k].name, .b = b, .dt = cu[k].dt};
+    }
+    if (x.n_be == 0) {  // -b named only backends that cannot run here
+        printf("ops_check: no selected backend can run here: skipped\n");
+        return 77;
     }
     printf("ops_check %s: backends", x.perf ? "--perf" : "check");
     for (int i = 0; i < x.n_be; i++) printf(" %s", x.be[i].name);
