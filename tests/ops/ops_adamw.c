@@ -11,16 +11,12 @@
 #include <string.h>
 
 #include "die.h"
+#include "ops_cases_adamw.h"
 #include "ops_ops.h"
 
 // ---------------------------------------------------------------------------
 // grad_norm_sq
 
-static const struct {
-    int64_t n;
-    uint64_t seed;
-} GN[] = {{3 * 65536 + 123, 9}, {0, 101}, {1, 102}, {1000, 103}, {(1 << 22) + 3, 104}};
-enum { N_GN = sizeof GN / sizeof *GN };
 // cpu vs float64: rel 1e-12. Others vs cpu: rel 1e-6 (fp32 data, double sums).
 
 static double gn_run(ops_ctx *x, const ops_backend *be, const float *g, int64_t n) {
@@ -75,30 +71,6 @@ const ops_op ops_grad_norm = {"grad_norm", N_GN, gn_check, 1, gn_perf};
 // ---------------------------------------------------------------------------
 // adamw
 
-enum { MAXT = 5 };
-typedef struct {
-    int nt;
-    int64_t sizes[MAXT];
-    bool decay[MAXT];
-    adamw_hparams hp;
-    int steps;          // steps 1..steps from zero moments; 0: one step at `step`
-    int64_t step;
-    float grad_scale;
-    int sign_case;      // p = 1, g = {0.5, -2, 0}: step 1 moves by -lr sign(g)
-    uint64_t seed;
-} ad_case;
-
-static const ad_case AD[] = {
-    // was tests/unit: 1000 parameters, 6 steps, grads 0.1 with every 10th zero
-    {1, {1000}, {1}, {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f}, 6, 0, 1.0f, 0, 8},
-    {1, {1000}, {0}, {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f}, 6, 0, 1.0f, 0, 8},
-    {1, {1000}, {1}, {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f}, 6, 0, 0.25f, 0, 8},
-    {1, {3}, {0}, {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}, 1, 0, 1.0f, 1, 0},
-    // was tests/gpu: 5 tensors, mask 1 0 1 0 1, one step at step 3 from random moments
-    {5, {5, 1, 4097, 300, 64}, {1, 0, 1, 0, 1},
-     {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f}, 0, 3, 0.7f, 0, 111},
-};
-enum { N_AD = sizeof AD / sizeof *AD };
 // One tensor table per case: the cuda backend uploads a table once per pointer.
 static param_tensor TABLES[N_AD][MAXT];
 

@@ -8,19 +8,13 @@
 #include <string.h>
 
 #include "die.h"
+#include "ops_cases_elementwise.h"
 #include "ops_ops.h"
 
 // ---------------------------------------------------------------------------
 // cast: dst (n, dst_dt) = src (n, src_dt). The cpu backend is fp32 only (a
 // copy); cuda casts both ways, fp32 -> bf16 rounding to nearest even.
 
-static const struct {
-    int64_t n;
-    int misalign;  // 1: both pointers one element past an aligned address
-    uint64_t seed;
-} CAST[] = {{1, 0, 11}, {7, 0, 12}, {1000, 0, 13}, {4099, 0, 14}, {1 << 20, 0, 15},
-            {1001, 1, 16}};
-enum { N_CAST = sizeof CAST / sizeof *CAST };
 
 // dst_dt <- src_dt on be; x holds values exactly representable in src_dt.
 static float *cast_run(ops_ctx *x, const ops_backend *be, const float *src, int64_t n, int mis,
@@ -80,12 +74,6 @@ const ops_op ops_cast = {"cast", N_CAST, cast_check, 1, cast_perf};
 // ---------------------------------------------------------------------------
 // add: y (n, dt) += x (n, dt), the residual add.
 
-static const struct {
-    int64_t n;
-    int misalign;
-    uint64_t seed;
-} ADD[] = {{1, 0, 21}, {7, 0, 22}, {1000, 0, 23}, {4099, 0, 24}, {1 << 20, 0, 25}, {1001, 1, 26}};
-enum { N_ADD = sizeof ADD / sizeof *ADD };
 // Tolerances (rel): fp32 1e-6, bf16 1e-2 (one bf16 rounding of the sum).
 static const double ADD_TOL[2] = {1e-6, 1e-2};
 
@@ -144,14 +132,6 @@ const ops_op ops_add = {"add", N_ADD, add_check, 1, add_perf};
 // ---------------------------------------------------------------------------
 // swiglu: out = silu(gate) * up; backward += into dgate, dup.
 
-static const struct {
-    int64_t n;
-    float gate_scale, up_scale;
-    int extremes;  // the first 7 gates at -100, -88, -30, 0, 30, 88, 100
-    uint64_t seed;
-} SW[] = {{1001, 12, 2, 1, 4}, {1, 6, 2, 0, 31}, {13, 6, 2, 0, 32}, {4096, 6, 2, 0, 33},
-          {100003, 6, 2, 0, 34}};
-enum { N_SW = sizeof SW / sizeof *SW };
 // Tolerances against the cpu (rel): fp32 1e-5, bf16 1e-2. The cpu column
 // against float64: out atol 1e-30 rtol 1e-6; gradients vs finite differences
 // atol 1e-6 rtol 1e-5 (2e-6 after two accumulating calls).

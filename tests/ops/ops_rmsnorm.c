@@ -8,18 +8,9 @@
 #include <stdlib.h>
 
 #include "die.h"
+#include "ops_cases_rmsnorm.h"
 #include "ops_ops.h"
 
-static const struct {
-    int64_t N, C;
-    float xscale;  // x uniform in [-xscale, xscale); w in [0.5, 1.5)
-    uint64_t seed;
-} RMS[] = {
-    {5, 37, 3, 3}, {20, 100, 3, 4},                                        // was tests/unit
-    {1, 8, 2, 41}, {7, 13, 2, 42}, {64, 576, 2, 43}, {33, 4096, 2, 44},    // was tests/gpu
-    {3, 10000, 2, 45}, {1000, 576, 2, 46},
-};
-enum { N_RMS = sizeof RMS / sizeof *RMS };
 static const float EPS = 1e-5f;
 // Against the cpu (rel): out, dinp fp32 1e-5 bf16 1e-2; rstd 1e-5 both;
 // dweight (fp32 accumulation in both modes) fp32 1e-5, bf16 1e-4.
