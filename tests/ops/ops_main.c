@@ -85,6 +85,7 @@ int main(int argc, char **argv) {
     x.cpu = &cpu;
     x.cpu_selected = be_selected(x.be_filter, "cpu");
     if (x.cpu_selected) x.be[x.n_be++] = cpu;
+    char skipped[64] = "", skip_why[256] = "";
     const struct { const char *name; bk_dtype dt; } cu[2] = {{"cuda-f32", BK_F32},
                                                             {"cuda-bf16", BK_BF16}};
     for (int k = 0; k < 2; k++) {
@@ -93,6 +94,9 @@ int main(int argc, char **argv) {
         backend *b = backend_create(BACKEND_CUDA, cu[k].dt, 0, err, sizeof err);
         if (!b) {
             printf("backend %-9s SKIPPED: %s\n", cu[k].name, err);
+            snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped), " %s",
+                     cu[k].name);
+            snprintf(skip_why, sizeof skip_why, "%s", err);
             continue;
         }
         x.be[x.n_be++] = (ops_backend){.name = cu[k].name, .b = b, .dt = cu[k].dt};
@@ -136,5 +140,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < x.n_be; k++) backend_free(x.be[k].b);
     if (x.perf) return 0;
     printf("ops_check: %d checks, %d failure(s)\n", x.checks, x.failures);
+    if (*skipped)
+        printf("ops_check: NOT CHECKED, backends SKIPPED:%s (%s)\n", skipped, skip_why);
     return x.failures ? 1 : 0;
 }
