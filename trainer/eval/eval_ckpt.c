@@ -78,14 +78,11 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
     int rc = imported ? read_imported(c, r, tokenizer, err, errlen) : read_position(c, r, err, errlen);
     ckpt_close(r);
     char msg[512];
-    // The stored curriculum, once: every stage's RoPE (factors files read now).
+    // The stored curriculum, once: every stage's RoPE (factors files read
+    // now). Its messages name the checkpoint already (the config's file name).
     if (rc == 0 && !imported) {
-        if (curr_load(&c->curr, &c->cfg, msg, sizeof msg) != 0) {
-            snprintf(err, errlen, "checkpoint %s: %s", path, msg);
-            rc = -1;
-        } else {
-            c->original_context = c->curr.original_context;
-        }
+        rc = curr_load(&c->curr, &c->cfg, err, errlen);
+        if (rc == 0) c->original_context = c->curr.original_context;
     }
     if (rc == 0) {
         c->tok = tok_load(tokenizer ? tokenizer : c->cfg.data.tokenizer, msg, sizeof msg);
