@@ -28,6 +28,8 @@ static void usage(FILE *out) {
             "                       a Hugging Face Llama model directory or a GGUF file into a checkpoint\n"
             "  export --ckpt C.h5 --format hf --out DIR [--dtype bfloat16] [--stage N] [--yarn-v4]\n"
             "                       a checkpoint as a Hugging Face model (safetensors + config.json)\n"
+            "  export --ckpt C.h5 --format gguf --out M.gguf [--type f32|f16|bf16|q8_0] [--stage N]\n"
+            "                       a checkpoint as a llama.cpp GGUF with its stage's RoPE and tokenizer\n"
             "  search --ckpt C.h5 --target-len L --data SHARDS --out factors.yaml\n"
             "                       LongRoPE search of rope factors and n_hat (stretch search --help)\n"
             "  help                 this text\n");
