@@ -21,7 +21,8 @@ every type (f32, f16, bf16, q8_0) it runs T = --len tokens (default 400 >
   * llama.cpp on the export (CPU, KV cache in F32, one batch) -> cpp
 
 and prints max |cpp - deq| and max |cpp - ref|, both relative to max |ref|,
-and the argmax agreement. Tolerances (max |cpp - deq| / max |ref|), which
+and the argmax agreement; as a control, how much stretch's own logits move
+when the checkpoint runs with stage 0's (unscaled) RoPE instead. Tolerances (max |cpp - deq| / max |ref|), which
 cover llama.cpp's own arithmetic on the exported weights: f32 1e-4 (float
 sums in another order); f16 and bf16 5e-3 (ggml rounds the activations to
 the weight type before the matmul: F16 2^-11, BF16 2^-8 relative per
@@ -115,6 +116,13 @@ def main():
         V = ref.size // a.len
         ref = ref.reshape(a.len, V)
         scale = float(np.abs(ref).max())
+        # control: how far the logits move with another stage's RoPE (stage 0: unscaled), so that the
+        # agreement below is known to depend on the exported RoPE being the right one
+        if stage != 0:
+            other = stretch_logits(bench, ckpt, 0, ids_path, os.path.join(tmp, "other.bin"), tmp).reshape(a.len, V)
+            print(f"stage {stage}: control: stretch with stage 0's RoPE differs by max|.|/max|ref| "
+                  f"{float(np.abs(other - ref).max()) / scale:.2e} (positions < 128: "
+                  f"{float(np.abs(other[:128] - ref[:128]).max()) / scale:.2e})")
         for typ in a.types.split(","):
             g = os.path.join(tmp, f"s{stage}_{typ}.gguf")
             log = sh([stretch, "export", "--ckpt", ckpt, "--format", "gguf", "--stage", str(stage), "--type", typ,

@@ -1,6 +1,7 @@
 // report: the HTML run report. See report.h.
 #include "report.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -108,7 +109,8 @@ static void make_marks(marks *mk, const report_metrics *m) {
     mk->n = 0;
     for (int i = 0; i < m->n_stages && mk->n < 64; i++) {
         const report_stage *s = &m->stages[i];
-        mk->x[mk->n] = (double)s->step;
+        // at the stage's first update; stage 1's mark at the first logged step (step 0 is off the axis)
+        mk->x[mk->n] = m->n_steps > 0 ? fmax((double)s->step, m->steps[0].step) : (double)s->step;
         if (!strcmp(s->rope_type, "default") || !isfinite(s->rope_factor))
             snprintf(mk->names[mk->n], sizeof mk->names[0], "%.40s: %.24s", s->name, s->rope_type);
         else
@@ -264,6 +266,59 @@ static void passkey_section(hbuf *b, const report_metrics *m, const cfg_run *cfg
         free(dv), free(dn), free(dp);
     }
     free(yp), free(whens), free(xn), free(xp), free(lens);
+}
+
+// Events this report does not know (e.g. task evaluations added later): a
+// table per event name, one column per field of its first occurrence.
+static void other_section(hbuf *b, const report_metrics *m) {
+    if (m->n_other == 0) return;
+    hb_put(b, "<h2>Other events</h2>\n<p class=\"note\">Events of kinds this report has no chart for, as "
+              "logged (see docs/metrics.md).</p>\n");
+    bool *done = xcalloc((size_t)m->n_other, 1);
+    for (int i = 0; i < m->n_other; i++) {
+        if (done[i]) continue;
+        cJSON *first = cJSON_Parse(m->other[i]);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "event"));
+        hb_put(b, "<h3>");
+        hb_esc(b, name ? name : "?");
+        hb_put(b, "</h3>\n<table><tr>");
+        const cJSON *k;
+        cJSON_ArrayForEach(k, first) {
+            if (strcmp(k->string, "event") && strcmp(k->string, "time")) {
+                hb_put(b, "<th>");
+                hb_esc(b, k->string);
+                hb_put(b, "</th>");
+            }
+        }
+        hb_put(b, "</tr>\n");
+        for (int j = i; j < m->n_other; j++) {
+            cJSON *o = j == i ? first : cJSON_Parse(m->other[j]);
+            const char *n2 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "event"));
+            if (n2 && name && !strcmp(n2, name)) {
+                done[j] = true;
+                hb_put(b, "<tr>");
+                cJSON_ArrayForEach(k, first) {
+                    if (!strcmp(k->string, "event") || !strcmp(k->string, "time")) continue;
+                    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k->string);
+                    if (cJSON_IsNumber(v)) {
+                        hb_printf(b, "<td>%g</td>", v->valuedouble);
+                    } else {
+                        char *t = v ? (cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v)) : NULL;
+                        const char *txt = cJSON_IsString(v) ? v->valuestring : t ? t : "-";
+                        hb_put(b, "<td class=\"l\">");
+                        hb_text(b, txt, strlen(txt) > 120 ? 120 : strlen(txt));
+                        hb_put(b, "</td>");
+                        cJSON_free(t);
+                    }
+                }
+                hb_put(b, "</tr>\n");
+            }
+            if (j != i) cJSON_Delete(o);
+        }
+        hb_put(b, "</table>\n");
+        cJSON_Delete(first);
+    }
+    free(done);
 }
 
 static void gates_section(hbuf *b, const report_metrics *m) {
@@ -474,6 +529,7 @@ char *report_html(const char *dir, char *err, size_t errlen) {
     }
     passkey_section(&b, &m, &cfg, cfg_ok);
     gates_section(&b, &m);
+    other_section(&b, &m);
     ppl_section(&b, dir);
     if (cfg_ok) memory_section(&b, &cfg);
     hb_put(&b, "<h2>Run config</h2>\n");

@@ -72,6 +72,12 @@ static void event(report_metrics *m, const cJSON *o) {
         g->met = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "met"));
     } else {
         add_unknown(m, e);
+        if (m->n_other < REPORT_MAX_OTHER) {
+            m->other = xrealloc(m->other, sizeof(char *) * (size_t)(m->n_other + 1));
+            char *t = cJSON_PrintUnformatted(o);
+            m->other[m->n_other++] = xstrdup(t ? t : "{}");
+            cJSON_free(t);
+        }
     }
 }
 
@@ -119,5 +125,7 @@ void report_metrics_free(report_metrics *m) {
     free(m->passkey);
     free(m->val);
     free(m->gates);
+    for (int i = 0; i < m->n_other; i++) free(m->other[i]);
+    free(m->other);
     memset(m, 0, sizeof *m);
 }

@@ -62,7 +62,11 @@ typedef struct {
     int n_gates;
     int64_t n_lines, n_bad, n_partial, n_unknown;  // lines read; unparsable; partial last; other events
     char unknown_names[256];  // the other events' names, comma-separated (truncated)
+    char **other;             // the first REPORT_MAX_OTHER other events, as JSON text (e.g. task evals)
+    int n_other;
 } report_metrics;
+
+#define REPORT_MAX_OTHER 1000
 
 // Reads path. 0, or -1 with "PATH: cannot open (reason)".
 int report_metrics_read(report_metrics *m, const char *path, char *err, size_t errlen);
