@@ -89,11 +89,11 @@ static char *read_file(const char *path, size_t *len) {
 // --- sections ------------------------------------------------------------
 
 static const char *CSS =
-    "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}"
+    "body{font-family:sans-serif;margin:24px;color:#222;max-width:1280px}"
     "h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-top:12px}"
     "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;"
     "text-align:right}th{background:#f2f2f2}td.l,th.l{text-align:left}"
-    ".fig{display:inline-block;margin:6px 12px 6px 0;vertical-align:top}"
+    ".fig{display:inline-block;margin:6px 12px 6px 0;vertical-align:top}.fig svg{max-width:600px;height:auto}"
     "pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;font-size:12px;overflow-x:auto}"
     ".note{color:#666;font-size:13px}";
 
