@@ -350,6 +350,12 @@ static void test_rope_keys(void **state) {
     assert_float_equal(key_f(f, "llama.rope.scaling.factor"), 8.0, 0);
     assert_float_equal(key_f(f, "llama.rope.scaling.original_context_length"), 32, 0);
     assert_float_equal(key_f(f, "llama.context_length"), 256, 0);
+    // and import reads it back as the same attention factor
+    model_config got;
+    float *q = NULL;
+    if (gguf_model_load(&got, &q, f, err, sizeof err)) fail_msg("%s", err);
+    assert_float_equal(got.rope.attention_factor, 1.5, 1e-6);
+    free(q);
     gguf_close(f);
 
     // llama3: rope_freqs = default inv_freq / llama3 inv_freq, type none

@@ -1,6 +1,7 @@
 // gguf_model: a Llama GGUF -> model_config + parameters. See gguf_model.h.
 #include "gguf_model.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +45,11 @@ static int rope_scaling(rope_config *r, const gguf_file *f, char *err, size_t er
         get_float(f, "rope.scaling.yarn_beta_fast", &r->beta_fast, err, errlen) ||
         get_float(f, "rope.scaling.yarn_beta_slow", &r->beta_slow, err, errlen))
         return -1;
-    if (attn != 1.0)  // llama.cpp multiplies its own YaRN factor by it: no HF equivalent
-        return errmsg(err, errlen, "%s: key llama.rope.scaling.attn_factor (%g) is not supported (only 1)", f->name,
-                      attn);
+    // llama.cpp multiplies its own YaRN attention factor (0.1 ln s + 1) by attn_factor: for yarn that is
+    // HF's attention_factor = attn (0.1 ln s + 1); for the other types there is no HF equivalent.
+    if (attn != 1.0 && strcmp(type, "yarn") != 0)
+        return errmsg(err, errlen, "%s: key llama.rope.scaling.attn_factor (%g) is not supported (only 1, or "
+                      "with yarn)", f->name, attn);
     if (!strcmp(type, "none") && linear > 0 && linear != 1.0) type = "linear", factor = linear;
     if (!strcmp(type, "none")) {
         r->type = ROPE_TYPE_DEFAULT;
@@ -57,6 +60,7 @@ static int rope_scaling(rope_config *r, const gguf_file *f, char *err, size_t er
         r->type = ROPE_TYPE_YARN;
         r->factor = factor;
         r->original_max_position_embeddings = orig;
+        if (attn != 1.0) r->attention_factor = attn * (factor > 1.0 ? 0.1 * log(factor) + 1.0 : 1.0);
     } else {
         return errmsg(err, errlen, "%s: key llama.rope.scaling.type: '%s' is not supported (none, linear, yarn)",
                       f->name, type);

@@ -10,7 +10,9 @@
 // original_context_length, yarn_beta_fast, yarn_beta_slow} for none, linear
 // and yarn; the vocabulary size from token_embd. No output.weight => tied
 // embeddings. Refused with a message: other architectures, a rope_freqs
-// tensor (llama3 scaling), rope.scaling.attn_factor != 1, unknown tensors.
+// tensor (llama3 scaling), rope.scaling.attn_factor != 1 except with yarn
+// (HF attention_factor = attn_factor (0.1 ln factor + 1), what llama.cpp
+// applies), unknown tensors.
 //
 // Tensors: token_embd -> model.embed_tokens, blk.N.attn_{norm,q,k,v,output}
 // -> model.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj},
