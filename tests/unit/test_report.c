@@ -116,7 +116,7 @@ static void test_report_html(void **state) {
     assert_non_null(strstr(html, ">val loss<"));
     // passkey: the summary (1 x 2 cells) and the depth x length map (2 x 2 cells)
     assert_int_equal(count(html, "class=\"cell\""), 6);
-    assert_non_null(strstr(html, "depth 25%"));
+    assert_non_null(strstr(html, ">25%<"));
     assert_non_null(strstr(html, ">75<"));  // 0.75 printed as a percentage
     // ppl: one line per checkpoint
     assert_non_null(strstr(html, "Perplexity vs length (eval/ppl.csv)"));

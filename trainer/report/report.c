@@ -243,9 +243,9 @@ static void passkey_section(hbuf *b, const report_metrics *m, const cfg_run *cfg
         const char **dp = xcalloc((size_t)nd, sizeof(char *));
         for (int d = 0; d < nd; d++) {
             if (have_cfg && d < cfg->eval.passkey_depths.n)
-                snprintf(dn[d], 32, "depth %.0f%%", 100 * cfg->eval.passkey_depths.v[d]);
+                snprintf(dn[d], 32, "%.0f%%", 100 * cfg->eval.passkey_depths.v[d]);
             else
-                snprintf(dn[d], 32, "depth #%d", d + 1);
+                snprintf(dn[d], 32, "#%d", d + 1);
             dp[d] = dn[d];
         }
         double *dv = xmalloc(sizeof(double) * (size_t)(nd * nl));
