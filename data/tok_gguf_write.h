@@ -7,14 +7,21 @@
 //               of tok.h's byte tokenizer.
 //   GGUF file   every tokenizer.* key copied verbatim (the lists are padded
 //               when the model's embedding has more rows).
-//   other       refused with one line (a tokenizer.json source: convert it
-//               with llama.cpp's convert_hf_to_gguf.py, or import the GGUF).
+//   tokenizer.json (or a directory holding one; what tok_hfjson.h accepts)
+//               model "gpt2": model.vocab by id, added_tokens (special ->
+//               CONTROL, else USER_DEFINED), merges as "a b", pre from the
+//               pre_tokenizer: "gpt-2" (ByteLevel regex), "smollm" (Digits
+//               + ByteLevel), "llama-bpe" (the Llama-3 Split), "qwen2";
+//               other combinations (Digits runs) are refused with one line;
+//               bos/eos/pad as tok_hfjson picks them.
 // Ids the model has beyond the tokenizer's (an embedding rounded up) get
 // "[PAD<id>]" tokens of type UNUSED (5), as llama.cpp's converter writes
 // them, so llama.cpp's vocabulary matches token_embd.
 //
-// Tested by tests/unit/test_gguf_export.c (byte tokenizer read back by
-// tok_gguf.h gives the byte tokenizer's ids) and tests/cli/test_gguf_export.sh.
+// Tested by tests/unit/test_gguf_export.c (read back by tok_gguf.h, the byte
+// tokenizer and the four tests/data/bpe_tiny* tokenizer.json fixtures give
+// the same ids on every fixture text as the source) and
+// tests/cli/test_gguf_export.sh.
 #pragma once
 
 #include <stddef.h>

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "gguf.h"
@@ -453,9 +454,72 @@ static void test_byte_tokenizer(void **state) {
     gguf_free_strs(toks, n);
     gguf_close(f);
     w = gguf_writer_new();
-    assert_int_equal(tok_gguf_write(w, "tokenizer.json", 300, err, sizeof err), -1);
-    assert_non_null(strstr(err, "tokenizer.json"));
+    assert_int_equal(tok_gguf_write(w, "nope/tokenizer.json", 300, err, sizeof err), -1);
+    assert_non_null(strstr(err, "nope/tokenizer.json"));
     gguf_writer_free(w);
+}
+
+static char *slurp_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+// A tokenizer.json fixture -> GGUF metadata -> tok_gguf: the same ids on
+// every fixture text (test_tok.c checks the source against Hugging Face).
+static void test_json_tokenizers(void **state) {
+    static const char *const fixtures[] = {"bpe_tiny", "bpe_tiny_cross", "bpe_tiny_digits", "bpe_tiny_llama3"};
+    static const char *const pres[] = {"gpt-2", "gpt-2", "smollm", "llama-bpe"};
+    for (int k = 0; k < 4; k++) {
+        char src[512], path[128], err[512];
+        snprintf(src, sizeof src, "%s/tests/data/%s/tokenizer.json", STRETCH_SOURCE_DIR, fixtures[k]);
+        path_in(path, sizeof path, state, "json.gguf");
+        tok_tokenizer *tj = tok_load(src, err, sizeof err);
+        if (!tj) fail_msg("%s", err);
+        int64_t n_vocab = tok_vocab_size(tj) + 5;  // an embedding rounded up
+        gguf_writer *w = gguf_writer_new();
+        if (tok_gguf_write(w, src, n_vocab, err, sizeof err)) fail_msg("%s", err);
+        assert_int_equal(gguf_writer_save(w, path, err, sizeof err), 0);
+        gguf_writer_free(w);
+        gguf_file *f = gguf_open(path, err, sizeof err);
+        const char *pre;
+        assert_int_equal(gguf_get_str(f, "tokenizer.ggml.pre", &pre, err, sizeof err), 0);
+        assert_string_equal(pre, pres[k]);
+        gguf_close(f);
+        tok_tokenizer *tg = tok_load(path, err, sizeof err);
+        if (!tg) fail_msg("%s: %s", fixtures[k], err);
+        assert_int_equal(tok_bos_id(tg), tok_bos_id(tj));
+        assert_int_equal(tok_eos_id(tg), tok_eos_id(tj));
+        char epath[512];
+        snprintf(epath, sizeof epath, "%s/tests/data/%s/expected.json", STRETCH_SOURCE_DIR, fixtures[k]);
+        char *text = slurp_text(epath);
+        cJSON *expected = cJSON_Parse(text);
+        free(text);
+        const cJSON *cs;
+        int n = 0;
+        cJSON_ArrayForEach(cs, cJSON_GetObjectItem(expected, "cases")) {
+            const char *t = cJSON_GetObjectItem(cs, "text")->valuestring;
+            int32_t *a, *b;
+            int64_t na = tok_encode(&a, tg, t, (int64_t)strlen(t));
+            int64_t nb = tok_encode(&b, tj, t, (int64_t)strlen(t));
+            if (na != nb || memcmp(a, b, sizeof(int32_t) * (size_t)na))
+                fail_msg("%s case %d: %lld ids vs %lld from tokenizer.json", fixtures[k], n, (long long)na,
+                         (long long)nb);
+            free(a), free(b);
+            n++;
+        }
+        assert_true(n >= 20);
+        cJSON_Delete(expected);
+        tok_free(tg);
+        tok_free(tj);
+    }
 }
 
 int main(void) {
@@ -466,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_permute_is_the_converters),
         cmocka_unit_test_setup_teardown(test_rope_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_byte_tokenizer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_tokenizers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

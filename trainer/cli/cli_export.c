@@ -24,7 +24,7 @@ static int usage(FILE *out, int status) {
             "usage: stretch export --ckpt C.h5 --format hf --out DIR [--dtype float32|bfloat16] [--stage N]\n"
             "                      [--yarn-v4]\n"
             "       stretch export --ckpt C.h5 --format gguf --out M.gguf [--type f32|f16|bf16|q8_0] [--stage N]\n"
-            "                      [--tokenizer byte|FILE.gguf]\n"
+            "                      [--tokenizer byte|tokenizer.json|FILE.gguf]\n"
             "  gguf: a llama.cpp model (architecture llama) with the stage's RoPE in llama.cpp's keys and\n"
             "  the checkpoint's tokenizer (its run config's data.tokenizer, or the GGUF it was imported\n"
             "  from); a RoPE llama.cpp cannot express is refused (docs/gguf-export.md).\n"
