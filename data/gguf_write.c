@@ -178,18 +178,17 @@ int gguf_writer_save(gguf_writer *w, const char *path, char *err, size_t errlen)
     }
     static const uint8_t zeros[GGUF_DEFAULT_ALIGNMENT];
     put(&h, zeros, align_up(h.n) - h.n);
-    char tmp[1100];
-    FILE *f = fsutil_atomic_open(path, tmp, sizeof tmp, err, errlen);
-    if (!f) {
+    fsutil_atomic a;
+    if (fsutil_atomic_open(&a, path, err, errlen)) {
         free(h.p);
         return -1;
     }
-    fwrite(h.p, 1, h.n, f);
+    fwrite(h.p, 1, h.n, a.f);
     free(h.p);
     for (int64_t i = 0; i < w->n_t; i++) {
         wtensor *t = &w->t[i];
-        fwrite(t->data, 1, t->nbytes, f);
-        fwrite(zeros, 1, align_up(t->nbytes) - t->nbytes, f);
+        fwrite(t->data, 1, t->nbytes, a.f);
+        fwrite(zeros, 1, align_up(t->nbytes) - t->nbytes, a.f);
     }
-    return fsutil_atomic_commit(f, tmp, path, err, errlen);
+    return fsutil_atomic_commit(&a, err, errlen);
 }

@@ -20,6 +20,7 @@
 #include "plot_svg.h"
 #include "report_metrics.h"
 #include "run_config.h"
+#include "curriculum.h"
 #include "run_config_check.h"
 #include "tok.h"
 
@@ -142,11 +143,11 @@ static void step_chart(hbuf *b, const report_metrics *m, const marks *mk, const 
     free(x), free(y), free(vx), free(vy);
 }
 
-static void stage_table(hbuf *b, const report_metrics *m, const cfg_run *cfg, bool have_cfg) {
+static void stage_table(hbuf *b, const report_metrics *m, const curriculum *cur) {
     hb_put(b, "<h2>Stages</h2>\n<table><tr><th class=\"l\">stage</th><th>seq_len</th><th>steps</th>"
               "<th>started at step</th><th class=\"l\">RoPE</th><th>factor</th><th>attention factor</th>"
               "<th>last loss</th></tr>\n");
-    int n = have_cfg ? cfg->n_stages : 0;
+    int n = cur ? cur->n_stages : 0;
     for (int i = 0; i < m->n_stages; i++) n = m->stages[i].stage + 1 > n ? m->stages[i].stage + 1 : n;
     for (int s = 0; s < n; s++) {
         const report_stage *ev = NULL;
@@ -157,12 +158,13 @@ static void stage_table(hbuf *b, const report_metrics *m, const cfg_run *cfg, bo
             if ((int)m->steps[i].stage == s) last = m->steps[i].loss;
         char name[64] = "", rope[32] = "", factor[32] = "-", attn[32] = "-", start[32] = "not started";
         int64_t seq = 0, steps = 0;
-        if (have_cfg && s < cfg->n_stages) {
-            cfg_stage_plan plan;
-            cfg_stage_resolve(&plan, cfg, s);
-            snprintf(name, sizeof name, "%s", plan.name);
-            seq = plan.seq_len, steps = plan.steps;
-            snprintf(rope, sizeof rope, "%s", rope_type_name(cfg->stages[s].rope.type));
+        if (cur && s < cur->n_stages) {
+            const curr_plan *plan = curr_stage_plan(cur, s);
+            const rope_config *rc = curr_stage_rope(cur, s);
+            snprintf(name, sizeof name, "%s", plan->name);
+            seq = plan->seq_len, steps = plan->steps;
+            snprintf(rope, sizeof rope, "%s", rope_type_name(rc->type));
+            if (rc->type != ROPE_TYPE_DEFAULT) snprintf(factor, sizeof factor, "%g", rc->factor);
         }
         if (ev) {
             snprintf(name, sizeof name, "%s", ev->name);
@@ -414,7 +416,7 @@ static void ppl_section(hbuf *b, const char *dir) {
     }
 }
 
-static void memory_section(hbuf *b, const cfg_run *cfg) {
+static void memory_section(hbuf *b, const cfg_run *cfg, const curriculum *cur) {
     hb_put(b, "<h2>Memory per rank</h2>\n");
     model_config mc;
     cfg_model_config(&mc, cfg);
@@ -440,9 +442,9 @@ static void memory_section(hbuf *b, const cfg_run *cfg) {
     hb_put(b, "<table><tr><th class=\"l\">stage</th><th>tokens per rank</th><th>params</th><th>grads</th>"
               "<th>AdamW</th><th>work weights</th><th>activations</th><th>scratch</th><th>total</th></tr>\n");
     const double M = 1048576.0;
-    for (int s = 0; s < cfg->n_stages; s++) {
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, cfg, s);
+    for (int s = 0; s < cur->n_stages; s++) {
+        const curr_plan *pp = curr_stage_plan(cur, s);
+        curr_plan plan = *pp;
         int dp = cfg->parallel.dp > 0 ? cfg->parallel.dp : 1, sp = cfg->parallel.sp > 0 ? cfg->parallel.sp : 1;
         int64_t rows = plan.batch_tokens / plan.seq_len / dp;
         if (rows < 1) rows = 1;
@@ -482,6 +484,10 @@ char *report_html(const char *dir, char *err, size_t errlen) {
     cfg_init(&cfg);
     char cfg_err[768] = "";
     bool cfg_ok = have_c && cfg_parse_file(&cfg, cpath, cfg_err, sizeof cfg_err) == 0;
+    // the curriculum (stage plans and RoPE) as training resolved it; the page works without it
+    curriculum *cur = xcalloc(1, sizeof *cur);
+    bool cur_ok = cfg_ok && cfg_validate(&cfg, cfg_err, sizeof cfg_err) == 0 &&
+                  curr_load(cur, &cfg, cfg_err, sizeof cfg_err) == 0;
 
     hbuf b = {0};
     time_t now = time(NULL);
@@ -506,13 +512,14 @@ char *report_html(const char *dir, char *err, size_t errlen) {
                   l->stage + 1, l->loss, l->tokens, l->time);
     }
     hb_put(&b, " Re-run <code>stretch report</code> to refresh.</p>\n");
-    if (have_c && !cfg_ok) {
-        hb_put(&b, "<p class=\"note\">config.yaml does not parse: ");
+    if (have_c && !cur_ok) {
+        hb_put(&b, "<p class=\"note\">config.yaml does not resolve to a curriculum (stage table and memory from "
+                   "metrics.jsonl only): ");
         hb_esc(&b, cfg_err);
         hb_put(&b, "</p>\n");
     }
 
-    stage_table(&b, &m, &cfg, cfg_ok);
+    stage_table(&b, &m, cur_ok ? cur : NULL);
     hb_put(&b, "<h2>Training</h2>\n");
     if (m.n_steps == 0) {
         hb_put(&b, "<p class=\"note\">No step events yet.</p>\n");
@@ -531,7 +538,7 @@ char *report_html(const char *dir, char *err, size_t errlen) {
     gates_section(&b, &m);
     other_section(&b, &m);
     ppl_section(&b, dir);
-    if (cfg_ok) memory_section(&b, &cfg);
+    if (cur_ok) memory_section(&b, &cfg, cur);
     hb_put(&b, "<h2>Run config</h2>\n");
     size_t clen = 0;
     char *ctext = have_c ? read_file(cpath, &clen) : NULL;
@@ -545,6 +552,7 @@ char *report_html(const char *dir, char *err, size_t errlen) {
     }
     hb_put(&b, "</body></html>\n");
     cfg_free(&cfg);
+    free(cur);
     report_metrics_free(&m);
     return b.s;
 }
@@ -552,13 +560,7 @@ char *report_html(const char *dir, char *err, size_t errlen) {
 int report_write(const char *dir, const char *out, char *err, size_t errlen) {
     char *html = report_html(dir, err, errlen);
     if (!html) return -1;
-    char tmp[2100];
-    FILE *f = fsutil_atomic_open(out, tmp, sizeof tmp, err, errlen);
-    if (!f) {
-        free(html);
-        return -1;
-    }
-    fputs(html, f);
+    int rc = fsutil_write_atomic(out, html, strlen(html), err, errlen);
     free(html);
-    return fsutil_atomic_commit(f, tmp, out, err, errlen);
+    return rc;
 }
