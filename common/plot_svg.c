@@ -340,8 +340,11 @@ char *plot_lines_svg(const plot_lines *p) {
         double x = LP_LEFT + frac(&ax, p->mark_x[i]) * LP_W;
         sb_printf(&b, "<line class=\"mark\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888888\" "
                   "stroke-dasharray=\"4 3\"/>\n", x, top, x, top + LP_H);
+        // labels right of the line, or left of it in the right quarter (clear of the legend)
+        bool right = frac(&ax, p->mark_x[i]) > 0.75;
         if (p->mark_names && p->mark_names[i])
-            sb_label(&b, x + 3, top + 12 + 12 * (i % 3), "start", 10, 0, "fill=\"#555555\"", p->mark_names[i]);
+            sb_label(&b, right ? x - 3 : x + 3, top + 12 + 12 * (i % 3), right ? "end" : "start", 10, 0,
+                     "fill=\"#555555\"", p->mark_names[i]);
     }
 
     // Series: one path each (gaps where a point is unusable), a marker per point.
