@@ -15,7 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "die.h"
+#include "loader.h"
+#include "shard.h"
 #include "task.h"
 #include "tok.h"
 
@@ -386,10 +390,87 @@ static void test_errors(void **state) {
     fixture_free(&f);
 }
 
+// Task rows in the loader: the mix draws them at about their ratio, every
+// one is a whole valid sample (the checker recovers its answer), answer-only
+// targets; packed rows hold several samples as separate documents.
+static void test_loader_mix(void **state) {
+    (void)state;
+    fixture f;
+    fixture_init(&f, 0);
+    char path[] = "/tmp/test_tasks.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char err[512];
+    shard_writer *w = shard_writer_open(path, TOK_BYTE_VOCAB, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(shard_writer_add_doc(w, f.hay, 5000, err, sizeof err), 0);
+    assert_int_equal(shard_writer_close(w, err, sizeof err), 0);
+    for (int pack = 0; pack < 2; pack++) {
+        data_config c = {.mode = DATA_PACK, .seq_len = 512, .batch_rows = 8, .dp_size = 1, .seed = 3,
+                         .bos_id = -1, .eos_id = -1, .pad_id = 0, .passkey_pack_min = pack ? 240 : 0,
+                         .task = env_of(&f)};
+        c.task_mix[TASK_NIAH_MULTIKEY] = 0.25;
+        c.task_mix[TASK_VT] = 0.25;
+        const char *paths[1] = {path};
+        data_loader *L = data_loader_open(paths, 1, &c, err, sizeof err);
+        if (!L) fail_msg("%s", err);
+        data_batch b;
+        data_batch_init(&b, L);
+        int task_rows = 0, samples = 0;
+        for (int step = 0; step < 8; step++) {
+            data_next_batch(L, &b);
+            for (int64_t r = 0; r < b.B; r++) {
+                const int32_t *tok = b.tokens + r * b.T, *tgt = b.targets + r * b.T, *seg = b.seg + r * b.T;
+                char *text = decode(&f, tok, b.T);
+                const int mk = strstr(text, "\nThe number for ") != NULL, vt = strstr(text, "\nVAR ") != NULL;
+                free(text);
+                if (!mk && !vt) continue;
+                task_rows++;
+                for (int64_t a = 0; a < b.T;) {  // each document: a sample
+                    int64_t e = a;
+                    while (e < b.T && seg[e] == seg[a]) e++;
+                    int64_t first = -1;  // answer-only: targets from answer_start - 1 to the end
+                    for (int64_t i = a; i < e; i++)
+                        if (tgt[i] >= 0 && first < 0) first = i;
+                    assert_true(first > a);
+                    for (int64_t i = first; i + 1 < e; i++) assert_int_equal(tgt[i], tok[i + 1]);
+                    assert_int_equal(tgt[e - 1], -1);
+                    char *prompt = decode(&f, tok + a, first + 1 - a), *answer = decode(&f, tok + first + 1, e - first - 1);
+                    char want[512];
+                    expected_answer(want, sizeof want, mk ? TASK_NIAH_MULTIKEY : TASK_VT, prompt);
+                    assert_string_equal(answer + 1, want);
+                    free(prompt), free(answer);
+                    samples++;
+                    a = e;
+                }
+            }
+        }
+        // 64 rows at 0.5: within 4 sigma
+        assert_true(task_rows >= 16 && task_rows <= 48);
+        if (pack) assert_true(samples > task_rows);
+        else assert_int_equal(samples, task_rows);
+        data_batch_free(&b);
+        data_loader_free(L);
+    }
+    // A row too short for a task: one line naming it
+    data_config c = {.mode = DATA_PACK, .seq_len = 128, .batch_rows = 1, .dp_size = 1, .pad_id = 0,
+                     .bos_id = -1, .eos_id = -1, .task = env_of(&f)};
+    c.task_mix[TASK_NIAH_MULTIQUERY] = 0.5;
+    const char *paths[1] = {path};
+    assert_null(data_loader_open(paths, 1, &c, err, sizeof err));
+    assert_non_null(strstr(err, "too short for task_mix.niah_multiquery"));
+    c.task_mix[TASK_NIAH_MULTIQUERY] = 0, c.task_mix[TASK_NIAH_SINGLE_TEXT] = 0.5;
+    assert_null(data_loader_open(paths, 1, &c, err, sizeof err));
+    assert_non_null(strstr(err, "evaluation only"));
+    unlink(path);
+    fixture_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes), cmocka_unit_test(test_bpe), cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_depth_bytes), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_depth_bytes), cmocka_unit_test(test_errors), cmocka_unit_test(test_loader_mix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
