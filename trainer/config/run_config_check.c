@@ -337,6 +337,13 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
             k, st->gate.passkey_acc);
     REQUIRE(st->gate.val_loss >= 0.0, KEY("gate.val_loss"), "%s (%g) must be >= 0", k,
             st->gate.val_loss);
+    const cfg_task_mix *tm = &cfg->data.task_mix;
+    const double tasks = st->tasks ? tm->niah_single + tm->niah_single_uuid + tm->niah_multikey + tm->niah_multivalue +
+                                         tm->niah_multiquery + tm->vt + tm->cwe + tm->fwe : 0.0;
+    const double pk = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
+    REQUIRE(pk + fmin(cfg->data.copy_ratio, 1.0 - pk) + tasks <= 1.0 + 1e-9, "data.task_mix",
+            "data.task_mix: stage %d would mix passkey, copy and task rows summing to %g; at most 1 (or "
+            "stages.%d.tasks: false)", i, pk + fmin(cfg->data.copy_ratio, 1.0 - pk) + tasks, i);
     REQUIRE(in_unit(st->gate.accuracy), KEY("gate.accuracy"), "%s (%g) must be in [0, 1]", k,
             st->gate.accuracy);
     REQUIRE((st->gate.task != NULL) == (st->gate.accuracy > 0), KEY("gate.task"),
