@@ -1,5 +1,5 @@
-// Tests of the run config (trainer/run_config.c, run_config_check.c,
-// run_config_echo.c) and trainer/model_config.c:
+// Tests of the run config (trainer/config/run_config.c, run_config_check.c,
+// run_config_echo.c) and trainer/model/model_config.c:
 // the shipped example, defaults, one case per error class (the message must
 // carry the file, the line and the key), overrides, echo -> parse round
 // trips (of the example and of random values for every key), cfg_diff, the
