@@ -1,12 +1,12 @@
 // eval_tasks: task-suite scoring and reports. See eval_tasks.h.
 #include "eval_tasks.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "die.h"
+#include "fsutil.h"
 #include "plot_svg.h"
 #include "rng.h"
 
@@ -70,13 +70,12 @@ static void effective_text(char *buf, size_t len, const eval_task_grid *g) {
 }
 
 int eval_report_tasks(const char *dir, const eval_task_grid *g, char *err, size_t errlen) {
+    // Both files atomically (fsutil): a reader never sees half a table.
     char path[1200];
     snprintf(path, sizeof path, "%s/tasks.csv", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot create (%s)", path, strerror(errno));
-        return -1;
-    }
+    fsutil_atomic out;
+    if (fsutil_atomic_open(&out, path, err, errlen) != 0) return -1;
+    FILE *f = out.f;
     fprintf(f, "task,length,depth,trials,correct,accuracy\n");
     for (int t = 0; t < g->n_tasks; t++)
         for (int i = 0; i < g->n_lengths; i++)
@@ -87,12 +86,7 @@ int eval_report_tasks(const char *dir, const eval_task_grid *g, char *err, size_
                 fprintf(f, "%s,%lld,%s,%lld,%lld,%.4f\n", TASK_DEFS[g->tasks[t]].name, (long long)g->lengths[i],
                         depth, (long long)g->trials, (long long)c, g->trials > 0 ? (double)c / (double)g->trials : 0.0);
             }
-    bool ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (!ok) {
-        snprintf(err, errlen, "%s: write failed (%s)", path, strerror(errno));
-        return -1;
-    }
+    if (fsutil_atomic_commit(&out, err, errlen) != 0) return -1;
     // The figure: tasks then "average" down, lengths across.
     const int nx = g->n_lengths, ny = g->n_tasks + 1;
     double *values = xmalloc(sizeof(double) * (size_t)(nx * ny));
@@ -114,7 +108,7 @@ int eval_report_tasks(const char *dir, const eval_task_grid *g, char *err, size_
                       .y_names = y_names, .values = values, .vmin = 0, .vmax = 1, .text_scale = 100};
     char *svg = plot_heatmap_svg(&h);
     snprintf(path, sizeof path, "%s/tasks.svg", dir);
-    int rc = plot_write(path, svg, err, errlen);
+    int rc = fsutil_write_atomic(path, svg, strlen(svg), err, errlen);
     free(svg);
     free(values);
     free(names);
