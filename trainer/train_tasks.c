@@ -94,10 +94,12 @@ static int64_t task_correct(train_state *st, int task, int64_t L, int trials, ui
     const cfg_eval *e = &st->cfg.eval;
     task_env env = eval_env(st);
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
-    const int nd = TASK_DEFS[task].has_depth ? e->passkey_depths.n : 1;
+    // the depths of eval.passkey_depths ([] = the middle); tasks without depth once
+    const bool deep = TASK_DEFS[task].has_depth;
+    const int nd = deep && e->passkey_depths.n > 0 ? e->passkey_depths.n : 1;
     int64_t sum = 0;
     for (int j = 0; j < nd; j++) {
-        const double depth = TASK_DEFS[task].has_depth ? e->passkey_depths.v[j] : -1;
+        const double depth = !deep ? -1 : e->passkey_depths.n > 0 ? e->passkey_depths.v[j] : 0.5;
         char err[512];
         const int64_t n = eval_task_correct(st->m, &env, task, L, depth, trials, eval_task_seed(seed, task, L, depth),
                                             &ring, err, sizeof err);
@@ -122,6 +124,7 @@ void train_tasks_eval_all(train_state *st, int stage, const char *when) {
     const cfg_eval *e = &c->eval;
     if (e->tasks.n == 0 || e->task_lengths.n == 0) return;
     const int nt = e->tasks.n, nl = e->task_lengths.n, nd = e->passkey_depths.n > 0 ? e->passkey_depths.n : 1;
+    static const double middle = 0.5;
     int *tasks = xcalloc((size_t)nt, sizeof(int));
     int64_t *correct = xcalloc((size_t)(nt * nl * nd), sizeof(int64_t));
     for (int t = 0; t < nt; t++) tasks[t] = task_find(e->tasks.v[t]);
@@ -143,7 +146,7 @@ void train_tasks_eval_all(train_state *st, int stage, const char *when) {
     model_set_rope(st->m, &train_rope);
     if (st->is_root) {
         eval_task_grid g = {.n_tasks = nt, .n_lengths = nl, .n_depths = nd, .tasks = tasks,
-                            .lengths = e->task_lengths.v, .depths = e->passkey_depths.v,
+                            .lengths = e->task_lengths.v, .depths = e->passkey_depths.n > 0 ? e->passkey_depths.v : &middle,
                             .trials = e->task_trials, .correct = correct, .threshold = e->task_threshold};
         metrics_progress_end(&st->met);
         printf("  tasks (%s): ", when);
