@@ -132,10 +132,7 @@ void train_tasks_eval_all(train_state *st, int stage, const char *when) {
     for (int i = 0; i < nl; i++) {
         const int64_t L = e->task_lengths.v[i];
         rope_table rt;
-        rope_config rc;
-        char err[512];
-        if (cfg_stage_rope(&rc, c, stage, err, sizeof err) != 0) die_user("%s", err);
-        rope_table_init(&rt, &rc, L);
+        train_stage_rope_table(&rt, st, stage, L);
         model_set_rope(st->m, &rt);
         for (int t = 0; t < nt; t++) {
             int64_t n;
