@@ -29,6 +29,7 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_ckpt.h"
+#include "train_guard.h"
 #include "zigzag.h"
 
 #define MAX_OVERRIDES 64
@@ -358,7 +359,7 @@ static void grad_sync_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx
 // Runs on the model's backend: gradients, norm, clipping and AdamW where the
 // parameters live (host on the cpu, device on cuda).
 static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
-                             double lr, double *grad_norm) {
+                             double lr, double *grad_norm, bool *skipped) {
     model *m = st->m;
     backend *bk = m->bk;
     const cfg_optimizer *o = &st->cfg.optimizer;
@@ -373,13 +374,16 @@ static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_t
     backend_comm_grad_end(st->comm);
     dist_allreduce_sum_double(&st->dist, &loss, 1);
     double norm = sqrt(bk->op->grad_norm_sq(bk, m->dgrads, m->n_params));
+    *grad_norm = norm;
+    // A non-finite loss or norm: no update (train_guard.h).
+    *skipped = !train_guard_finite(&st->dist, loss, norm);
+    if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
     float clip = adamw_clip_factor(norm, o->grad_clip);
     st->adam_step++;
     adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
                         .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
     bk->op->adamw(bk, m->dparams, st->dadam_m, st->dadam_v, m->dgrads, m->work, m->tensors,
                   m->n_tensors, &hp, st->adam_step, clip);
-    *grad_norm = norm;
     return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
 }
 
@@ -448,11 +452,15 @@ static void log_step(train_state *st, const cfg_stage_plan *plan, double loss, d
     cJSON_AddNumberToObject(o, "grad_norm", norm);
     cJSON_AddNumberToObject(o, "tokens", (double)st->tokens_seen);
     cJSON_AddNumberToObject(o, "tokens_per_s", (double)tokens / dt);
+    if (st->guard.total > 0) {
+        cJSON_AddBoolToObject(o, "skipped", st->guard.consecutive > 0);
+        cJSON_AddNumberToObject(o, "skipped_total", (double)st->guard.total);
+    }
     metrics_write(&st->met, o);
     metrics_progress p = {.stage = plan->name, .stage_index = st->stage, .n_stages = st->cfg.n_stages,
                           .step = st->step, .stage_step = st->stage_step, .stage_steps = plan->steps,
                           .seq_len = plan->seq_len, .loss = loss, .tokens_per_s = (double)tokens / dt,
-                          .lr = lr, .eta_s = eta};
+                          .lr = lr, .eta_s = eta, .skipped = st->guard.total};
     metrics_progress_line(&st->met, &p);
 }
 
@@ -467,10 +475,7 @@ static int64_t steps_left(const train_state *st) {
     return left;
 }
 
-static void save_checkpoint(train_state *st) {
-    char err[512];
-    if (train_ckpt_save(st, err, sizeof err) != 0) die("checkpoint failed: %s", err);
-}
+static void save_checkpoint(train_state *st) { train_guard_save(st); }
 
 // A stage's gate: passkey accuracy and/or validation loss at its seq_len.
 // True when met (or when the stage has none); reported and logged.
@@ -562,7 +567,8 @@ static int run_stage(train_state *st) {
         data_next_batch(L, &db);
         local_batch_make(&lb, &db, &st->dist);
         double norm;
-        double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm);
+        bool skipped;
+        double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm, &skipped);
         st->step++;
         st->stage_step++;
         int64_t tokens = plan.batch_tokens;
@@ -572,8 +578,14 @@ static int run_stage(train_state *st) {
 
         double now = metrics_now(), dt = now - t_last;
         t_last = now;
-        if (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps))
+        bool diverged = train_guard_record(&st->guard, skipped, c->train.max_skipped_steps);
+        if (skipped) train_guard_report(st, loss, norm);
+        if (skipped || (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps)))
             log_step(st, &plan, loss, lr, norm, tokens, dt, dt * (double)steps_left(st));
+        if (diverged) {
+            stop = TRAIN_EXIT_DIVERGED;
+            break;
+        }
         if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) {
             double vl = eval_val_loss(st, &plan);
             if (st->is_root && !isnan(vl)) {
@@ -875,6 +887,7 @@ int train_main(int argc, char **argv) {
     // Always a checkpoint at the end: the trained model is the run's result
     // (train.ckpt_every 0 means no periodic ones, never none at all).
     if (finished) st->stage = c->n_stages - 1;
+    if (status == TRAIN_EXIT_DIVERGED) train_guard_stop(st);  // no checkpoint from that state
     save_checkpoint(st);
     if (finished) print_summary(st, acc, c->n_stages);
     if (st->gate_failed && st->is_root)

@@ -21,12 +21,17 @@
 #include "backend_comm.h"
 #include "run_config.h"
 #include "tok.h"
+#include "train_guard.h"
 
 // Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
 // Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
 #define TRAIN_EXIT_REQUEUE 99
 // Exit status when a stage's gate is still unmet after its max_extra_tokens.
 #define TRAIN_EXIT_GATE 3
+// Exit status when train.max_skipped_steps steps in a row had a non-finite
+// loss or gradient norm, or a checkpoint would have held a non-finite value
+// (train_guard.h); no checkpoint is written from that state.
+#define TRAIN_EXIT_DIVERGED 4
 
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {
@@ -50,6 +55,7 @@ typedef struct train_state {
     uint64_t eval_seed;        // passkey evaluation samples
     char train_shards[2][1024];  // corpus shards made for this run ("" = none)
     metrics met;
+    train_guard guard;         // skipped non-finite steps (train_guard.h)
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
 } train_state;
 
