@@ -30,6 +30,7 @@
 #include "run_config_echo.h"
 #include "train_ckpt.h"
 #include "train_guard.h"
+#include "train_preflight.h"
 #include "zigzag.h"
 
 #define MAX_OVERRIDES 64
@@ -181,7 +182,7 @@ static int64_t local_len(int64_t T, int sp) {
 // Passkey samples: training rows predict every token, or only the answer
 // (data.passkey_answer_only); evaluation scores the answer only
 // (eval_passkey sets answer_only).
-static passkey_config passkey_config_of(const train_state *st) {
+passkey_config train_passkey_config(const train_state *st) {
     passkey_config pk = {.encode = tok_encode_into, .encode_ctx = st->tok, .bos_id = -1,
                          .n_keys = 1, .depth = -1, .answer_only = st->cfg.data.passkey_answer_only,
                          .compact = st->cfg.data.passkey_compact};
@@ -212,25 +213,33 @@ static void prepare_corpus(train_state *st) {
 }
 
 // The shard list of a stage: its own, else data.train, plus the corpus.
-static int stage_shards(const train_state *st, const cfg_stage_plan *plan, const char **paths, int cap) {
+int train_stage_shards(const train_state *st, const cfg_stage_plan *plan, const char **paths, int cap) {
     int n = 0;
     for (int i = 0; i < plan->data->n && n < cap; i++) paths[n++] = plan->data->v[i];
     if (st->train_shards[0][0] && n < cap) paths[n++] = st->train_shards[0];
     return n;
 }
 
-static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
-                                int64_t rows, double passkey_ratio, double copy_ratio,
-                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
-                                bool shuffle) {
+data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
+                              double passkey_ratio, double copy_ratio, int64_t pose_len,
+                              int64_t passkey_pack_min, uint64_t seed, bool shuffle) {
     data_config dc = {.mode = st->cfg.data.packing == CFG_PACKING_WHOLE ? DATA_WHOLE : DATA_PACK,
                       .seq_len = seq_len, .batch_rows = rows, .dp_rank = st->dist.dp_rank,
                       .dp_size = st->dist.dp, .seed = seed, .shuffle = shuffle,
                       .bos_id = -1, .eos_id = tok_eos_id(st->tok), .pad_id = tok_pad_id(st->tok),
                       .passkey_ratio = passkey_ratio, .copy_ratio = copy_ratio, .pose_len = pose_len,
                       .passkey_pack_min = passkey_pack_min,
-                      .passkey = passkey_config_of(st)};
+                      .passkey = train_passkey_config(st)};
     if (dc.pad_id < 0) dc.pad_id = 0;
+    return dc;
+}
+
+static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
+                                int64_t rows, double passkey_ratio, double copy_ratio,
+                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
+                                bool shuffle) {
+    data_config dc = train_data_config(st, seq_len, rows, passkey_ratio, copy_ratio, pose_len,
+                                       passkey_pack_min, seed, shuffle);
     char err[512];
     data_loader *L = data_loader_open(paths, n_paths, &dc, err, sizeof err);
     if (!L) die_user("%s", err);
@@ -275,7 +284,7 @@ static void stage_rope_table(rope_table *t, const train_state *st, int stage, in
 static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed, uint64_t stride,
                            double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
-    passkey_config pk = passkey_config_of(st);
+    passkey_config pk = train_passkey_config(st);
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
     double sum = 0;
     for (int j = 0; j < e->passkey_depths.n; j++) {
@@ -530,7 +539,7 @@ static int run_stage(train_state *st) {
     if (st->stage_step == 0) log_stage_start(st, &plan, &t);
 
     const char *paths[64];
-    int n_paths = stage_shards(st, &plan, paths, 64);
+    int n_paths = train_stage_shards(st, &plan, paths, 64);
     int64_t rows = plan.batch_tokens / plan.seq_len;
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_loader *L = open_loader(st, paths, n_paths, plan.seq_len, rows, plan.passkey_ratio, copy,
@@ -837,6 +846,8 @@ int train_main(int argc, char **argv) {
         if (st->is_root)
             printf("resumed from %s: stage %d, step %lld\n", ckpt, st->stage + 1, (long long)st->step);
     }
+    // Every check the run file and the data allow, before the first step.
+    train_preflight(st);
     if (st->is_root) {
         char *text = cfg_echo(c);
         printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages, "

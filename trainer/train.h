@@ -20,6 +20,7 @@
 #include "model.h"
 #include "backend_comm.h"
 #include "run_config.h"
+#include "run_config_check.h"
 #include "tok.h"
 #include "train_guard.h"
 
@@ -58,6 +59,14 @@ typedef struct train_state {
     train_guard guard;         // skipped non-finite steps (train_guard.h)
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
 } train_state;
+
+// What train_preflight.c shares with the loop (train.c): the passkey
+// samples, a stage's shard list and the loader settings of its rows.
+passkey_config train_passkey_config(const train_state *st);
+int train_stage_shards(const train_state *st, const cfg_stage_plan *plan, const char **paths, int cap);
+data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
+                              double passkey_ratio, double copy_ratio, int64_t pose_len,
+                              int64_t passkey_pack_min, uint64_t seed, bool shuffle);
 
 // `stretch train` entry point; argv[0] is "train". Returns the exit status.
 int train_main(int argc, char **argv);
