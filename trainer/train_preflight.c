@@ -11,7 +11,19 @@
 #include <unistd.h>
 
 #include "die.h"
+#include "shard.h"
 #include "train.h"
+
+// Shards verified in this preflight (the stages often share them).
+static const char *verified[256];
+static int n_verified;
+
+static bool already_verified(const char *path) {
+    for (int i = 0; i < n_verified; i++)
+        if (strcmp(verified[i], path) == 0) return true;
+    if (n_verified < 256) verified[n_verified++] = path;
+    return false;
+}
 
 // Opens (and closes) the loader a stage's training or validation rows use.
 static int check_loader(train_state *st, const char **paths, int n, const data_config *dc,
@@ -22,7 +34,30 @@ static int check_loader(train_state *st, const char **paths, int n, const data_c
         snprintf(err, errlen, "%s: %s", what, e);
         return -1;
     }
+    int64_t v = data_loader_vocab_size(L);
     data_loader_free(L);
+    if (v > st->m->cfg.vocab_size) {
+        snprintf(err, errlen, "%s: the shards hold ids up to vocab_size %lld, the model's vocabulary "
+                 "is %d (tokenized with another tokenizer than data.tokenizer?)", what, (long long)v,
+                 st->m->cfg.vocab_size);
+        return -1;
+    }
+    // Rank 0 reads every byte once (checksum, ids in range): a corrupt shard
+    // is found now, not when the loader reaches the bad document.
+    for (int i = 0; st->is_root && i < n; i++) {
+        if (already_verified(paths[i])) continue;
+        shard sh;
+        char e2[512];
+        int rc = shard_open(&sh, paths[i], e2, sizeof e2);
+        if (rc == 0) {
+            rc = shard_verify(&sh, e2, sizeof e2);
+            shard_close(&sh);
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: %s", what, e2);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -133,6 +168,7 @@ static int checks(train_state *st, char *err, size_t errlen) {
 
 void train_preflight(train_state *st) {
     char err[1024] = "";
+    n_verified = 0;
     bool bad = checks(st, err, sizeof err) != 0;
     if (!dist_any(&st->dist, bad)) return;
     // The message of the lowest failing rank, to rank 0.

@@ -5,7 +5,9 @@
 // disk). Checked:
 //  - the RoPE of every stage (LongRoPE factor files included);
 //  - the training rows of every stage: shards exist, are readable, have
-//    valid headers and enough tokens (the loader each stage will open);
+//    valid headers and enough tokens (the loader each stage will open),
+//    ids within the model's vocabulary; rank 0 reads every shard once
+//    (payload checksum, every id below the shard's vocab_size);
 //  - the validation rows when they are used (eval_every, val_loss gates),
 //    and that a val_loss gate has validation data;
 //  - passkey samples at every eval length and gate length, at every depth

@@ -35,6 +35,9 @@ printf 'junk' > cut.shard
 late d "stages.1 \(long\) data: cut.shard: truncated" --stages.1.data '[cut.shard]'
 head -c 100 text.shard > short.shard
 late e "stages.1 \(long\) data: short.shard" --stages.1.data '[short.shard]'
+cp text.shard flip.shard
+printf '\xff' | dd of=flip.shard bs=1 seek=300 conv=notrunc 2>/dev/null
+late e2 "stages.1 \(long\) data: flip.shard: .*checksum" --stages.1.data '[flip.shard]'
 late f "stages.1.gate.val_loss needs validation data" --stages.1.gate.val_loss 2.0
 late g "stages.0 \(short\) validation data \(data.val\): nope-val.shard: cannot open" --data.val '[nope-val.shard]' \
   --train.eval_every 5
