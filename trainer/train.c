@@ -410,6 +410,9 @@ static void install_stop_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // A file-size limit (ulimit -f) makes a checkpoint write fail with
+    // EFBIG, reported as one line, instead of killing the run by SIGXFSZ.
+    signal(SIGXFSZ, SIG_IGN);
     // A second Ctrl-C stops at once (checkpoints are written to a temporary
     // name and renamed, so none is ever left half-written).
     sa.sa_flags = SA_RESETHAND;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -124,6 +125,14 @@ static int check_out_dir(const train_state *st, char *err, size_t errlen) {
     unlink(path);
     if (!ok) {
         snprintf(err, errlen, "train.out_dir: cannot write a file in %s: %s", dir, strerror(e));
+        return -1;
+    }
+    // a file-size limit (ulimit -f) below one checkpoint
+    double one = 3.0 * 4.0 * (double)st->m->n_params + 1e6;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < one) {
+        snprintf(err, errlen, "train.out_dir: the file-size limit (ulimit -f) is %.1f MB, a checkpoint "
+                 "of this model needs %.1f MB", (double)rl.rlim_cur / 1e6, one / 1e6);
         return -1;
     }
     struct statvfs sv;

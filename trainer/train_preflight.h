@@ -14,7 +14,8 @@
 //    (the first trial's sample of each);
 //  - rank 0: train.out_dir takes a file (write, fsync, remove) and has
 //    room for two checkpoints (3 fp32 copies of the parameters each: the
-//    new one is complete before the oldest is removed).
+//    new one is complete before the oldest is removed), and the file-size
+//    limit (ulimit -f) allows one.
 // A failure on any rank: rank 0 prints that rank's one line
 // ("stretch: error: ..."), every rank exits 2.
 //
