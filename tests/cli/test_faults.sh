@@ -96,10 +96,11 @@ if mkdir -p "$MNT" && mount -t tmpfs -o size=4m tmpfs "$MNT" 2>/dev/null; then
   [ "$RC" -eq 2 ] || fail "read-only: exit $RC, want 2: $(cat "$T/ro.err")"
   one_line "$T/ro.err"
   grep -q "Read-only file system" "$T/ro.err" || fail "read-only: message: $(cat "$T/ro.err")"
+  msg3=$(cat "$T/ro.err")
   mount -o remount,rw "$MNT"
   intact "$MNT/ro" ckpt-00000010.h5
   finish "$MNT/ro"
-  echo "fault 3 (read-only out_dir): $(cat "$T/ro.err")"
+  echo "fault 3 (read-only out_dir): $msg3"
   umount "$MNT"
 else
   echo "SKIPPED PART: faults 2 (disk full) and 3 (read-only out_dir) need root to mount a tmpfs"
@@ -122,12 +123,13 @@ set -e
 one_line del.err
 grep -q "^stretch: error: .*s2.shard: cannot open: No such file or directory" del.err || fail "deleted shard: $(cat del.err)"
 intact del ckpt-00000300.h5   # the stage boundary checkpoint: stage 2, step 0
+msg4=$(cat del.err)
 cp text.shard s1.shard
 cp other.shard s2.shard
 run del --data.train "[$T/s1.shard]" --stages.1.data "[$T/s2.shard]" --stages.0.steps 300
 [ "$RC" -eq 0 ] || fail "deleted shard: resume: $(cat del.err)"
 grep -q "resumed from del/ckpt-00000300.h5: stage 2, step 300" del.out || fail "deleted shard: resume: $(head -3 del.out)"
-echo "fault 4 (shards deleted mid-run): $(cat del.err 2>/dev/null || true)"
+echo "fault 4 (shards deleted mid-run): $msg4"
 
 # 5. a rank killed during ring attention (sp 2): the job ends, no hang; resume on 2 ranks
 MPIRUN=(mpirun -n 2 --oversubscribe --bind-to none)
