@@ -93,8 +93,8 @@ for h in "${HARNESSES[@]}"; do
      -max_len=262144 -artifact_prefix="$W/crashes/$h-" "${dirs[@]}") > "$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}' | tail -1)
+  execs=$(grep -oE 'stat::number_of_executed_units: +[0-9]+' "$log" | awk '{print $2}' | tail -1)
+  rate=$(grep -oE 'stat::average_exec_per_sec: +[0-9]+' "$log" | awk '{print $2}' | tail -1)
   corpus=$(find "$W/corpus/$h" -type f | wc -l)
   crashes=0
   if [ "$rc" -ne 0 ]; then
