@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "backend_comm.h"
+#include "curriculum.h"
 #include "run_config.h"
 #include "run_config_check.h"
 #include "tok.h"
@@ -37,6 +38,7 @@
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {
     cfg_run cfg;
+    curriculum curr;           // cfg's stages resolved (curr_load, once at start)
     dist_ctx dist;
     tok_tokenizer *tok;
     model *m;
@@ -63,10 +65,15 @@ typedef struct train_state {
 // What train_preflight.c shares with the loop (train.c): the passkey
 // samples, a stage's shard list and the loader settings of its rows.
 passkey_config train_passkey_config(const train_state *st);
-int train_stage_shards(const train_state *st, const cfg_stage_plan *plan, const char **paths, int cap);
+int train_stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap);
 data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
                               double passkey_ratio, double copy_ratio, int64_t pose_len,
                               int64_t passkey_pack_min, uint64_t seed, bool shuffle);
+
+// The RoPE table the training loop installs for stage `stage` at sequences
+// of length seq_len (the stage's own seq_len while training, each
+// eval.passkey_lengths entry when evaluating).
+void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int64_t seq_len);
 
 // `stretch train` entry point; argv[0] is "train". Returns the exit status.
 int train_main(int argc, char **argv);

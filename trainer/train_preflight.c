@@ -64,8 +64,7 @@ static int check_loader(train_state *st, const char **paths, int n, const data_c
 
 static int check_stage_data(train_state *st, int s, char *err, size_t errlen) {
     const cfg_run *c = &st->cfg;
-    cfg_stage_plan plan;
-    cfg_stage_resolve(&plan, c, s);
+    const curr_plan plan = *curr_stage_plan(&st->curr, s);
     char what[160];
     snprintf(what, sizeof what, "stages.%d (%s) data", s, plan.name);
     const char *paths[64];
@@ -153,12 +152,11 @@ static int check_out_dir(const train_state *st, char *err, size_t errlen) {
 
 static int checks(train_state *st, char *err, size_t errlen) {
     const cfg_run *c = &st->cfg;
+    // (every stage's RoPE, factors files included, is resolved by curr_load
+    // at start-up, before this)
     for (int s = 0; s < c->n_stages; s++) {
-        rope_config rc;
-        if (cfg_stage_rope(&rc, c, s, err, errlen) != 0) return -1;
         if (check_stage_data(st, s, err, errlen) != 0) return -1;
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, c, s);
+        const curr_plan plan = *curr_stage_plan(&st->curr, s);
         if (plan.gate.passkey_acc > 0) {
             char key[64];
             snprintf(key, sizeof key, "stages.%d.gate.passkey_acc", s);

@@ -3,7 +3,7 @@
 // and then fails on a setting (a passkey length too short for its prompt, a
 // gate without validation data, a missing shard of the last stage, a full
 // disk). Checked:
-//  - the RoPE of every stage (LongRoPE factor files included);
+//  - (the RoPE of every stage, factors files included: curr_load, at load)
 //  - the training rows of every stage: shards exist, are readable, have
 //    valid headers and enough tokens (the loader each stage will open),
 //    ids within the model's vocabulary; rank 0 reads every shard once

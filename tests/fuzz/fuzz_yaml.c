@@ -1,7 +1,9 @@
 // libFuzzer harness: the run file (YAML) of `stretch train`: parse, then
 // validate, then the echo of an accepted config must parse again (the
-// checkpoint stores it), and every stage's RoPE resolves or fails cleanly.
+// checkpoint stores it), and the curriculum (stage plans, RoPE) resolves or
+// fails cleanly.
 #include "fuzz_util.h"
+#include "curriculum.h"
 #include "run_config.h"
 #include "run_config_check.h"
 #include "run_config_echo.h"
@@ -18,10 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (rc != 0) fuzz_check_message(err);
     }
     if (rc == 0) {
-        for (int s = 0; s < cfg.n_stages; s++) {
-            rope_config r;
-            if (cfg_stage_rope(&r, &cfg, s, err, sizeof err) != 0) fuzz_check_message(err);
-        }
+        curriculum cur;
+        if (curr_load(&cur, &cfg, err, sizeof err) != 0) fuzz_check_message(err);
         char *echo = cfg_echo(&cfg);
         cfg_run again;
         cfg_init(&again);

@@ -1,4 +1,4 @@
-// Tests for trainer/eval_args: the accepted forms of lengths, depths, counts
+// Tests for trainer/eval/eval_args: the accepted forms of lengths, depths, counts
 // and RoPE overrides, and one case of every error (a message naming the
 // bad entry).
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-// Tests for trainer/eval_ppl: the windows of held-out shards against a
+// Tests for trainer/eval/eval_ppl: the windows of held-out shards against a
 // brute-force listing written here (every window inside one document,
 // non-overlapping and sliding, the evenly spaced sample, none when no
 // document is long enough), and the scored NLL against per-token losses

@@ -1,4 +1,4 @@
-// Tests of data/gguf.c (reader), trainer/gguf_model.c (Llama import) and
+// Tests of data/gguf.c (reader), trainer/formats/gguf_model.c (Llama import) and
 // data/tok_gguf.c on files written by tests/unit/gguf_writer.h.
 #include <math.h>
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-// Tests of trainer/gguf_dequant.c: hand-built blocks of every supported type
+// Tests of trainer/formats/gguf_dequant.c: hand-built blocks of every supported type
 // against the block formats written out element by element (a different
 // formulation from the loops of gguf_dequant.c), and random blocks against
 // gguf-py's dequantize (tests/data/gguf_quant_vectors.gguf).

@@ -1,4 +1,4 @@
-// Tests for trainer/plot_svg: the SVG text is well-formed XML (checked by a
+// Tests for common/plot_svg: the SVG text is well-formed XML (checked by a
 // small independent parser written here, which is itself shown to reject
 // broken documents), holds one rect per heatmap cell filled with the colour
 // map of its value and one path per line-plot series with a marker per

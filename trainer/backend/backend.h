@@ -1,8 +1,8 @@
 // backend: the ops the model and the training step call, over buffers that
 // live where the backend computes (host memory for cpu, device memory for
 // cuda). model.c and train.c call only these, so there is ONE model code
-// path for both backends (DESIGN.md: "a small backend interface lets the
-// model code call ops without knowing the backend").
+// path for both backends (docs/architecture.md: the model calls ops without
+// knowing the backend).
 //
 // Conventions (those of kernels/cpu and kernels/cuda/cu_common.h):
 // - `void *` tensors hold activations or the working copy of the weights in
@@ -15,10 +15,13 @@
 // - the cuda backend enqueues everything on one compute stream; to_host and
 //   the ops that return a host value (xent, grad_norm_sq) synchronize.
 //
-// The only `#ifdef STRETCH_HAVE_CUDA` dispatch is in backend.c.
+// The only `#ifdef STRETCH_HAVE_CUDA` are the table entries of backend.c
+// (backends) and parallel/backend_comm.c (their transports).
 //
-// Tested (cpu) by every model test: tests/unit/test_model.c and the MPI ring
-// tests run through it; (cuda) by tests/gpu/test_gpu_model.c on a GPU.
+// Every op is tested on every backend by the op harness tests/ops (ctest
+// ops_check: the cpu against float64 references, cuda against the cpu);
+// (cpu) by every model test: tests/unit/test_model.c and the MPI ring tests
+// run through it; (cuda) by tests/gpu/test_gpu_model.c on a GPU.
 #pragma once
 
 #include <stdbool.h>

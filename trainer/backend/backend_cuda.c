@@ -318,9 +318,9 @@ static const backend_ops cuda_ops = {
 
 // ---------------------------------------------------------------------------
 
-int backend_cuda_gpu_count(void) { return cu_device_count(); }
+static int cuda_gpu_count(void) { return cu_device_count(); }
 
-backend *backend_cuda_create(bk_dtype dt, int device, char *err, size_t errlen) {
+static backend *cuda_create(bk_dtype dt, int device, char *err, size_t errlen) {
     int n = cu_device_count();
     if (n == 0) {
         snprintf(err, errlen, "cuda requested but no GPU is visible (check "
@@ -343,7 +343,7 @@ backend *backend_cuda_create(bk_dtype dt, int device, char *err, size_t errlen) 
     return b;
 }
 
-void backend_cuda_free(backend *b) {
+static void cuda_free(backend *b) {
     cuda_impl *c = impl_of(b);
     CU_CHECK(cudaStreamSynchronize(c->st));
     for (int i = 0; i < SCR_N; i++)
@@ -357,10 +357,13 @@ void backend_cuda_free(backend *b) {
     free(b);
 }
 
-void backend_cuda_mem_stats(backend *b, size_t *now, size_t *peak) {
+static void cuda_mem_stats(backend *b, size_t *now, size_t *peak) {
     *now = impl_of(b)->now;
     *peak = impl_of(b)->peak;
 }
+
+const backend_impl backend_cuda_impl = {.gpu_count = cuda_gpu_count, .create = cuda_create,
+                                        .free = cuda_free, .mem_stats = cuda_mem_stats};
 
 void *backend_cuda_stream(backend *b) { return (void *)impl_of(b)->st; }
 int backend_cuda_device(backend *b) { return impl_of(b)->device; }

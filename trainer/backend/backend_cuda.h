@@ -8,11 +8,17 @@
 
 #include "backend.h"
 
-// NULL with one line in err when no GPU is visible or `device` is out of range.
-backend *backend_cuda_create(bk_dtype dt, int device, char *err, size_t errlen);
-void backend_cuda_free(backend *b);
-void backend_cuda_mem_stats(backend *b, size_t *now, size_t *peak);
-int backend_cuda_gpu_count(void);
+// What backend.c needs of a backend besides its ops: how many devices,
+// create (NULL with one line in err when no GPU is visible or `device` is out
+// of range), free, memory statistics.
+typedef struct {
+    int (*gpu_count)(void);
+    backend *(*create)(bk_dtype dt, int device, char *err, size_t errlen);
+    void (*free)(backend *b);
+    void (*mem_stats)(backend *b, size_t *now, size_t *peak);
+} backend_impl;
+
+extern const backend_impl backend_cuda_impl;  // defined only in CUDA builds
 
 // The backend's compute stream (a cudaStream_t), its device, for the
 // CUDA-side helpers (ring attention, NCCL) that enqueue on it.

@@ -13,6 +13,7 @@
 
 #include "die.h"
 #include "errmsg.h"
+#include "fsutil.h"
 
 #define CHUNK_BYTES (1 << 20)  // target chunk size: one checksum per MiB
 #define ERRLEN 1024
@@ -451,29 +452,6 @@ int ckpt_put_attr_string(ckpt_writer *w, const char *obj, const char *name, cons
 
 const char *ckpt_writer_error(const ckpt_writer *w) { return w->error; }
 
-// fsync a file or a directory by path. EINVAL (a file system that cannot
-// sync this kind of file) is not an error.
-static int fsync_path(const char *path, bool dir) {
-    int fd = open(path, dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc < 0 && errno == EINVAL) rc = 0;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-// The directory holding path ("." when none).
-static char *parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return xstrdup(".");
-    if (slash == path) return xstrdup("/");
-    char *d = xstrdup(path);
-    d[slash - path] = '\0';
-    return d;
-}
-
 static void writer_free(ckpt_writer *w) {
     if (w->file >= 0) H5Fclose(w->file);
     if (w->gcpl >= 0) H5Pclose(w->gcpl);
@@ -515,14 +493,12 @@ static int commit_impl(ckpt_writer *w) {
     herr_t st = H5Fclose(w->file);
     w->file = -1;
     if (st < 0) return wfail(w, "cannot close %s (%s)", w->tmp_path, h5_last_error().desc);
-    if (fsync_path(w->tmp_path, false) < 0)
+    if (fsutil_fsync_path(w->tmp_path, false) < 0)
         return wfail(w, "cannot fsync %s: %s", w->tmp_path, strerror(errno));
     if (rename(w->tmp_path, w->final_path) < 0)
         return wfail(w, "cannot rename %s to %s: %s", w->tmp_path, w->final_path, strerror(errno));
-    char *dir = parent_dir(w->final_path);
-    int rc = fsync_path(dir, true);
-    if (rc < 0) wfail(w, "cannot fsync directory %s: %s", dir, strerror(errno));
-    free(dir);
+    int rc = fsutil_fsync_parent(w->final_path);
+    if (rc < 0) wfail(w, "cannot fsync the directory of %s: %s", w->final_path, strerror(errno));
     return rc;
 }
 

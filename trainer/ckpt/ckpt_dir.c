@@ -15,6 +15,7 @@
 #include "ckpt.h"
 #include "die.h"
 #include "errmsg.h"
+#include "fsutil.h"
 
 #define LATEST "latest"
 #define NAME_MAX_LEN 64
@@ -84,53 +85,12 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc < 0 && errno == EINVAL) rc = 0;  // a file system that cannot sync directories
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
 // Writes dir/latest atomically with content name + "\n".
 static int write_latest(const char *dir, const char *name, char *err, size_t errlen) {
-    char *tmp = join(dir, LATEST ".tmp"), *final = join(dir, LATEST);
-    int rc = -1;
-    const char *what = "create";
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-        size_t len = strlen(name);
-        char line[NAME_MAX_LEN + 1];
-        snprintf(line, sizeof line, "%s\n", name);
-        what = "write";
-        if (write(fd, line, len + 1) == (ssize_t)(len + 1)) {
-            what = "fsync";
-            if (fsync(fd) == 0) rc = 0;
-        }
-        int saved = errno;
-        if (close(fd) < 0 && rc == 0) {
-            what = "close";
-            rc = -1;
-        } else
-            errno = saved;
-    }
-    if (rc == 0) {
-        what = "rename";
-        rc = rename(tmp, final);
-    }
-    if (rc == 0) {
-        what = "fsync the directory of";
-        rc = fsync_dir(dir);
-    }
-    if (rc < 0) {
-        errmsg(err, errlen, "checkpoint directory %s: cannot %s %s: %s", dir, what, final,
-                strerror(errno));
-        unlink(tmp);
-    }
-    free(tmp);
+    char *final = join(dir, LATEST), line[NAME_MAX_LEN + 2], why[512];
+    int n = snprintf(line, sizeof line, "%s\n", name);
+    int rc = fsutil_write_atomic(final, line, (size_t)n, why, sizeof why);
+    if (rc < 0) errmsg(err, errlen, "checkpoint directory %s: %s", dir, why);
     free(final);
     return rc;
 }

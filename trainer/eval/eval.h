@@ -18,7 +18,7 @@
 #include "passkey.h"
 
 // How the sequence is split across a sequence-parallel ring: this rank holds
-// the zig-zag slice sp_rank of sp (data/zigzag.h), and all() is true iff
+// the zig-zag slice sp_rank of sp (trainer/parallel/zigzag.h), and all() is true iff
 // its argument is true on every rank of the ring. {1, 0, NULL, NULL}: one rank.
 typedef struct {
     int sp, sp_rank;

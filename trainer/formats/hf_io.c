@@ -14,6 +14,7 @@
 #include "hf_config.h"
 #include "model.h"
 #include "errmsg.h"
+#include "fsutil.h"
 
 // Stored rank of a layout entry: vectors are 1-D.
 static int tensor_dims(const model_tensor *t, int64_t dims[2]) {
@@ -133,31 +134,11 @@ int hf_load(model_config *cfg, float **params, const char *dir, char *err, size_
 // ---------------------------------------------------------------------------
 // Saving
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc != 0 && errno == EINVAL) rc = 0;
-    close(fd);
-    return rc;
-}
-
-// Writes text to dir/name atomically (name.tmp, fsync, rename).
+// Writes text to dir/name atomically.
 static int write_text(const char *dir, const char *name, const char *text, char *err, size_t errlen) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return errmsg(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
-    size_t n = strlen(text);
-    bool ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int saved = errno;
-        remove(tmp);
-        return errmsg(err, errlen, "%s: write failed (%s)", path, strerror(saved));
-    }
-    return 0;
+    return fsutil_write_atomic(path, text, strlen(text), err, errlen);
 }
 
 int hf_save(const char *dir, const model_config *cfg, const float *params, st_dtype dtype, int flags,
@@ -201,6 +182,6 @@ int hf_save(const char *dir, const model_config *cfg, const float *params, st_dt
     rc = write_text(dir, "config.json", json, err, errlen);
     free(json);
     if (rc == 0) rc = write_text(dir, "generation_config.json", "{\n  \"_from_model_config\": true\n}\n", err, errlen);
-    if (rc == 0 && fsync_dir(dir) != 0) rc = errmsg(err, errlen, "%s: cannot fsync (%s)", dir, strerror(errno));
+    if (rc == 0 && fsutil_fsync_path(dir, true) != 0) rc = errmsg(err, errlen, "%s: cannot fsync (%s)", dir, strerror(errno));
     return rc;
 }

@@ -16,6 +16,7 @@
 
 #include "die.h"
 #include "errmsg.h"
+#include "fsutil.h"
 
 #define MAX_HEADER_BYTES (100 << 20)  // the limit of the reference implementation
 #define INDEX_NAME "model.safetensors.index.json"
@@ -604,22 +605,6 @@ static int write_tensor(FILE *f, const pending *p) {
     return 0;
 }
 
-// fsync of the directory holding path (EINVAL: a file system without it).
-static int fsync_parent(const char *path) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc != 0 && errno == EINVAL) rc = 0;
-    close(fd);
-    return rc;
-}
-
 int st_write(const st_writer *w, const char *path, char *err, size_t errlen) {
     for (int i = 0; i < w->n; i++) {
         if (!strcmp(w->t[i].name, "__metadata__") || !w->t[i].name[0])
@@ -628,10 +613,9 @@ int st_write(const st_writer *w, const char *path, char *err, size_t errlen) {
             if (!strcmp(w->t[i].name, w->t[j].name))
                 return errmsg(err, errlen, "%s: tensor %s added twice", path, w->t[i].name);
     }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return errmsg(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
+    fsutil_atomic out;
+    if (fsutil_atomic_open(&out, path, err, errlen)) return -1;
+    FILE *f = out.f;
     size_t hlen;
     char *header = build_header(w, &hlen);
     unsigned char len8[8];
@@ -639,18 +623,11 @@ int st_write(const st_writer *w, const char *path, char *err, size_t errlen) {
     bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
     free(header);
     for (int i = 0; ok && i < w->n; i++) ok = write_tensor(f, &w->t[i]) == 0;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved = errno;
-    ok = (fclose(f) == 0) && ok;
     if (!ok) {
-        remove(tmp);
-        return errmsg(err, errlen, "%s: write failed (%s)", tmp, strerror(saved ? saved : errno));
+        int saved = errno;
+        errmsg(err, errlen, "%s: write failed (%s)", out.tmp, strerror(saved ? saved : EIO));
+        fsutil_atomic_abort(&out);
+        return -1;
     }
-    if (rename(tmp, path) != 0) {
-        saved = errno;
-        remove(tmp);
-        return errmsg(err, errlen, "cannot rename %s to %s (%s)", tmp, path, strerror(saved));
-    }
-    if (fsync_parent(path) != 0) return errmsg(err, errlen, "%s: cannot fsync its directory (%s)", path, strerror(errno));
-    return 0;
+    return fsutil_atomic_commit(&out, err, errlen);
 }

@@ -29,7 +29,7 @@ typedef struct {
 // Returns 0, or -1 with a one-line message in err that starts with the
 // run-file name of the bad key, e.g.
 //   "model.n_kv_heads (3) must divide model.n_heads (8)"
-// (trainer/run_config.c relies on that to find the key's line). The RoPE part
+// (trainer/config/run_config.c relies on that to find the key's line). The RoPE part
 // is checked with rope_config_validate (rope.head_dim 0 = the model's).
 int model_config_validate(const model_config *cfg, char *err, size_t errlen);
 

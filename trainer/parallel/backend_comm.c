@@ -5,87 +5,84 @@
 #include <stdlib.h>
 
 #include "die.h"
+#include "gpu_comm.h"
 #include "model_ring.h"
 
+// ---------------------------------------------------------------------------
+// cpu: MPI all-reduce on host buffers (dist.c), ring attention (ring_attn.c).
+
+typedef struct {
+    dist_ctx *d;
+    dist_grad_sync sync;
+    ring_attn *ring;  // created on first use (sp > 1)
+} mpi_comm;
+
+static void *mpi_create(backend *bk, dist_ctx *d, int transport, char *err, size_t errlen) {
+    mpi_comm *m = xcalloc(1, sizeof *m);
+    m->d = d;
+    return m;
+}
+
+static void mpi_free(void *impl) {
+    mpi_comm *m = impl;
+    ring_attn_free(m->ring);
+    free(m);
+}
+
+static const char *mpi_name(const void *impl) { return "mpi"; }
+
+static void mpi_grad_begin(void *impl, float *grads, int64_t n) {
+    mpi_comm *m = impl;
+    dist_grad_sync_begin(&m->sync, m->d, grads, n, DIST_BUCKET_FLOATS);
+}
+
+static void mpi_grad_ready(void *impl, int64_t lo) { dist_grad_sync_ready(&((mpi_comm *)impl)->sync, lo); }
+static void mpi_grad_end(void *impl) { dist_grad_sync_end(&((mpi_comm *)impl)->sync); }
+
+static model_attention mpi_ring_attention(void *impl) {
+    mpi_comm *m = impl;
+    if (!m->ring) m->ring = ring_attn_create(m->d);
+    return model_ring_attention(m->ring);
+}
+
+static const backend_comm_ops mpi_comm_ops = {
+    .create = mpi_create, .free = mpi_free, .name = mpi_name, .grad_begin = mpi_grad_begin,
+    .grad_ready = mpi_grad_ready, .grad_end = mpi_grad_end, .ring_attention = mpi_ring_attention,
+};
+
+// The transports of each backend kind built into this stretch.
 #ifdef STRETCH_HAVE_CUDA
-#include "gpu_comm.h"
+static const backend_comm_ops *const cuda_comm_ops = &gpu_comm_ops;
+#else
+static const backend_comm_ops *const cuda_comm_ops = NULL;
 #endif
 
+// ---------------------------------------------------------------------------
+
 struct backend_comm {
-    backend *bk;
-    dist_ctx *d;
-    dist_grad_sync sync;  // cpu: MPI all-reduce on host buffers
-    ring_attn *ring;      // cpu: ring attention (created on demand)
-    void *gpu;            // cuda: gpu_comm
+    const backend_comm_ops *ops;
+    void *impl;
 };
 
 backend_comm *backend_comm_create(backend *bk, dist_ctx *d, int transport, char *err,
                                   size_t errlen) {
+    const backend_comm_ops *ops = bk->kind == BACKEND_CUDA ? cuda_comm_ops : &mpi_comm_ops;
+    CHECK(ops);  // a cuda backend exists only in CUDA builds
+    void *impl = ops->create(bk, d, transport, err, errlen);
+    if (!impl) return NULL;
     backend_comm *c = xcalloc(1, sizeof *c);
-    c->bk = bk;
-    c->d = d;
-#ifdef STRETCH_HAVE_CUDA
-    if (bk->kind == BACKEND_CUDA) {
-        c->gpu = gpu_comm_create(bk, d, transport, err, errlen);
-        if (!c->gpu) {
-            free(c);
-            return NULL;
-        }
-    }
-#endif
+    *c = (backend_comm){.ops = ops, .impl = impl};
     return c;
 }
 
 void backend_comm_free(backend_comm *c) {
     if (!c) return;
-#ifdef STRETCH_HAVE_CUDA
-    if (c->gpu) gpu_comm_free(c->gpu);
-#endif
-    ring_attn_free(c->ring);
+    c->ops->free(c->impl);
     free(c);
 }
 
-const char *backend_comm_name(const backend_comm *c) {
-#ifdef STRETCH_HAVE_CUDA
-    if (c->gpu) return gpu_comm_name(c->gpu);
-#endif
-    return "mpi";
-}
-
-void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n) {
-#ifdef STRETCH_HAVE_CUDA
-    if (c->gpu) {
-        gpu_comm_grad_begin(c->gpu, grads, n);
-        return;
-    }
-#endif
-    dist_grad_sync_begin(&c->sync, c->d, grads, n, DIST_BUCKET_FLOATS);
-}
-
-void backend_comm_grad_ready(backend_comm *c, int64_t lo) {
-#ifdef STRETCH_HAVE_CUDA
-    if (c->gpu) {
-        gpu_comm_grad_ready(c->gpu, lo);
-        return;
-    }
-#endif
-    dist_grad_sync_ready(&c->sync, lo);
-}
-
-void backend_comm_grad_end(backend_comm *c) {
-#ifdef STRETCH_HAVE_CUDA
-    if (c->gpu) {
-        gpu_comm_grad_end(c->gpu);
-        return;
-    }
-#endif
-    dist_grad_sync_end(&c->sync);
-}
-
-model_attention backend_comm_ring_attention(backend_comm *c) {
-#ifdef STRETCH_HAVE_CUDA
-    if (c->gpu) return gpu_ring_attention(c->gpu);
-#endif
-    if (!c->ring) c->ring = ring_attn_create(c->d);
-    return model_ring_attention(c->ring);
-}
+const char *backend_comm_name(const backend_comm *c) { return c->ops->name(c->impl); }
+void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n) { c->ops->grad_begin(c->impl, grads, n); }
+void backend_comm_grad_ready(backend_comm *c, int64_t lo) { c->ops->grad_ready(c->impl, lo); }
+void backend_comm_grad_end(backend_comm *c) { c->ops->grad_end(c->impl); }
+model_attention backend_comm_ring_attention(backend_comm *c) { return c->ops->ring_attention(c->impl); }

@@ -14,6 +14,20 @@
 
 typedef struct backend_comm backend_comm;
 
+// One transport's implementation of the calls below (impl: its state). The
+// cpu's is MPI on host buffers + ring_attn.c (backend_comm.c); the cuda
+// backend's is gpu_comm_ops (gpu_comm.h). A table instead of #ifdefs: the
+// dispatch reads the same in every build.
+typedef struct {
+    void *(*create)(backend *bk, dist_ctx *d, int transport, char *err, size_t errlen);
+    void (*free)(void *impl);
+    const char *(*name)(const void *impl);
+    void (*grad_begin)(void *impl, float *grads, int64_t n);
+    void (*grad_ready)(void *impl, int64_t lo);
+    void (*grad_end)(void *impl);
+    model_attention (*ring_attention)(void *impl);
+} backend_comm_ops;
+
 // Collective over the world. transport: cfg_transport (0 auto, 1 nccl, 2
 // mpi; ignored on the cpu). NULL with one line in err on a user error.
 backend_comm *backend_comm_create(backend *bk, dist_ctx *d, int transport, char *err,

@@ -6,7 +6,7 @@
 //
 // Grid: world rank = dp_rank * sp + sp_rank. The sp ranks of one dp group are
 // consecutive and share one sequence (each holds a zig-zag slice of it, see
-// data/zigzag.h); the dp groups train on different sequences. Gradients are
+// trainer/parallel/zigzag.h); the dp groups train on different sequences. Gradients are
 // summed over ALL ranks (dp and sp).
 //
 // Failures: every MPI error calls die() (message, then MPI_Abort of the whole

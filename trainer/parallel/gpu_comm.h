@@ -8,7 +8,7 @@
 //   mpi:  the same exchanges through host copies of the device buffers
 //         (dist.c), for ranks that share one GPU (NCCL refuses two ranks on
 //         one device); not overlapped.
-// No CUDA header here: backend.c (the one dispatch point) includes it.
+// No CUDA header here: backend_comm.c (the one dispatch point) includes it.
 // Defined in gpu_comm_cuda.c; tested by tests/gpu/test_gpu_comm.c (NCCL with
 // one rank: send/recv to itself, all-reduce) and tests/gpu/test_gpu_ring.sh
 // (2 ranks over the mpi transport == 1 rank).
@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "backend_comm.h"
 #include "dist.h"
 #include "model.h"
 
@@ -62,3 +63,7 @@ void gpu_comm_grad_end(gpu_comm *c);  // the compute stream then sees the sums
 model_attention gpu_ring_attention(gpu_comm *c);
 dist_ctx *gpu_comm_dist(gpu_comm *c);
 backend *gpu_comm_backend(gpu_comm *c);
+
+// This transport as the cuda backend's backend_comm (defined only in CUDA
+// builds; backend_comm.c picks it for cuda backends).
+extern const backend_comm_ops gpu_comm_ops;

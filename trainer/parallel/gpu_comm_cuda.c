@@ -209,3 +209,21 @@ void gpu_comm_grad_end(gpu_comm *c) {
     dist_allreduce_grads(c->d, c->h_grads, c->n);
     c->bk->op->to_dev(c->bk, c->grads, c->h_grads, bytes);
 }
+
+// ---------------------------------------------------------------------------
+// As the cuda backend's backend_comm (backend_comm.h).
+
+static void *ops_create(backend *bk, dist_ctx *d, int transport, char *err, size_t errlen) {
+    return gpu_comm_create(bk, d, transport, err, errlen);
+}
+static void ops_free(void *impl) { gpu_comm_free(impl); }
+static const char *ops_name(const void *impl) { return gpu_comm_name(impl); }
+static void ops_grad_begin(void *impl, float *grads, int64_t n) { gpu_comm_grad_begin(impl, grads, n); }
+static void ops_grad_ready(void *impl, int64_t lo) { gpu_comm_grad_ready(impl, lo); }
+static void ops_grad_end(void *impl) { gpu_comm_grad_end(impl); }
+static model_attention ops_ring_attention(void *impl) { return gpu_ring_attention(impl); }
+
+const backend_comm_ops gpu_comm_ops = {
+    .create = ops_create, .free = ops_free, .name = ops_name, .grad_begin = ops_grad_begin,
+    .grad_ready = ops_grad_ready, .grad_end = ops_grad_end, .ring_attention = ops_ring_attention,
+};

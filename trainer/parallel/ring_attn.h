@@ -4,7 +4,7 @@
 // attn_forward / attn_backward in the model: same tensors, local rows only.
 //
 // Each rank holds T_local = 2 * chunk rows per sequence: zig-zag chunks
-// r and 2 * sp - 1 - r of the (padded) sequence (data/zigzag.h), each
+// r and 2 * sp - 1 - r of the (padded) sequence (trainer/parallel/zigzag.h), each
 // contiguous in global token index. Forward: sp steps; at step i the rank
 // holds the K/V (and segment ids) of rank (r - i) mod sp, computes the
 // (query chunk, key chunk) pairs with their global offsets and merges them

@@ -14,6 +14,7 @@
 
 #include "die.h"
 #include "errmsg.h"
+#include "fsutil.h"
 #include "plot_svg.h"
 
 #define STATE_MAGIC "stretch-search-state 1"
@@ -54,42 +55,6 @@ int search_settings_compare(const search_settings *saved, const search_settings 
 // ---------------------------------------------------------------------------
 // Atomic text files
 
-static int fsync_path(const char *path, bool dir) {
-    int fd = open(path, dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc < 0 && errno == EINVAL) rc = 0;  // a file system that cannot sync this
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-// text (len) -> path.tmp, fsync, rename to path, fsync the directory.
-static int write_atomic(const char *path, const char *text, size_t len, char *err, size_t errlen) {
-    char tmp[4200], dir[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return errmsg(err, errlen, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return errmsg(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-    bool ok = fwrite(text, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || fsync_path(tmp, false) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return errmsg(err, errlen, "cannot write %s: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return errmsg(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
-    }
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
-    if (fsync_path(dir, true) < 0) return errmsg(err, errlen, "cannot fsync directory %s: %s", dir, strerror(errno));
-    return 0;
-}
-
 // ---------------------------------------------------------------------------
 // The state file
 
@@ -122,7 +87,7 @@ int search_state_save(const char *path, const search_state *st, const search_set
     }
     fprintf(f, "end\n");
     if (fclose(f) != 0) die("open_memstream: %s", strerror(errno));
-    int rc = write_atomic(path, text, len, err, errlen);
+    int rc = fsutil_write_atomic(path, text, len, err, errlen);
     free(text);
     return rc;
 }
@@ -311,7 +276,7 @@ int search_write_factors(const char *path, const search_candidate *c, int n_pair
     for (int i = 0; i < n_pairs; i++) fprintf(f, "%s%.17g", i ? ", " : "", c->lambda[i]);
     fprintf(f, "]\nn_hat: %" PRId64 "\n", c->n_hat);
     if (fclose(f) != 0) die("open_memstream: %s", strerror(errno));
-    int rc = write_atomic(path, text, len, err, errlen);
+    int rc = fsutil_write_atomic(path, text, len, err, errlen);
     free(text);
     return rc;
 }
