@@ -32,6 +32,7 @@ typedef struct {
     int64_t seq_len;
     double loss, tokens_per_s, lr;
     double eta_s;        // seconds left in the whole run
+    int64_t skipped;     // non-finite steps skipped so far (shown when > 0)
 } metrics_progress;
 
 // A progress line: redrawn in place on a terminal, else at most every 10 s.

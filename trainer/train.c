@@ -29,6 +29,8 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_ckpt.h"
+#include "train_guard.h"
+#include "train_preflight.h"
 #include "train_tasks.h"
 #include "zigzag.h"
 
@@ -181,7 +183,7 @@ static int64_t local_len(int64_t T, int sp) {
 // Passkey samples: training rows predict every token, or only the answer
 // (data.passkey_answer_only); evaluation scores the answer only
 // (eval_passkey sets answer_only).
-static passkey_config passkey_config_of(const train_state *st) {
+passkey_config train_passkey_config(const train_state *st) {
     passkey_config pk = {.encode = tok_encode_into, .encode_ctx = st->tok, .bos_id = -1,
                          .n_keys = 1, .depth = -1, .answer_only = st->cfg.data.passkey_answer_only,
                          .compact = st->cfg.data.passkey_compact};
@@ -212,26 +214,34 @@ static void prepare_corpus(train_state *st) {
 }
 
 // The shard list of a stage: its own, else data.train, plus the corpus.
-static int stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap) {
+int train_stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap) {
     int n = 0;
     for (int i = 0; i < plan->data->n && n < cap; i++) paths[n++] = plan->data->v[i];
     if (st->train_shards[0][0] && n < cap) paths[n++] = st->train_shards[0];
     return n;
 }
 
-static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
-                                int64_t rows, double passkey_ratio, double copy_ratio,
-                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
-                                bool shuffle, bool tasks) {
+data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
+                              double passkey_ratio, double copy_ratio, int64_t pose_len,
+                              int64_t passkey_pack_min, uint64_t seed, bool shuffle, bool tasks) {
     data_config dc = {.mode = st->cfg.data.packing == CFG_PACKING_WHOLE ? DATA_WHOLE : DATA_PACK,
                       .seq_len = seq_len, .batch_rows = rows, .dp_rank = st->dist.dp_rank,
                       .dp_size = st->dist.dp, .seed = seed, .shuffle = shuffle,
                       .bos_id = -1, .eos_id = tok_eos_id(st->tok), .pad_id = tok_pad_id(st->tok),
                       .passkey_ratio = passkey_ratio, .copy_ratio = copy_ratio, .pose_len = pose_len,
                       .passkey_pack_min = passkey_pack_min,
-                      .passkey = passkey_config_of(st)};
+                      .passkey = train_passkey_config(st)};
     if (dc.pad_id < 0) dc.pad_id = 0;
     train_tasks_loader(&dc, st, tasks);
+    return dc;
+}
+
+static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
+                                int64_t rows, double passkey_ratio, double copy_ratio,
+                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
+                                bool shuffle, bool tasks) {
+    data_config dc = train_data_config(st, seq_len, rows, passkey_ratio, copy_ratio, pose_len,
+                                       passkey_pack_min, seed, shuffle, tasks);
     char err[512];
     data_loader *L = data_loader_open(paths, n_paths, &dc, err, sizeof err);
     if (!L) die_user("%s", err);
@@ -276,7 +286,7 @@ void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int
 static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed, uint64_t stride,
                            double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
-    passkey_config pk = passkey_config_of(st);
+    passkey_config pk = train_passkey_config(st);
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
     double sum = 0;
     for (int j = 0; j < e->passkey_depths.n; j++) {
@@ -360,7 +370,7 @@ static void grad_sync_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx
 // Runs on the model's backend: gradients, norm, clipping and AdamW where the
 // parameters live (host on the cpu, device on cuda).
 static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
-                             double lr, double *grad_norm) {
+                             double lr, double *grad_norm, bool *skipped) {
     model *m = st->m;
     backend *bk = m->bk;
     const cfg_optimizer *o = &st->cfg.optimizer;
@@ -375,13 +385,16 @@ static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_t
     backend_comm_grad_end(st->comm);
     dist_allreduce_sum_double(&st->dist, &loss, 1);
     double norm = sqrt(bk->op->grad_norm_sq(bk, m->dgrads, m->n_params));
+    *grad_norm = norm;
+    // A non-finite loss or norm: no update (train_guard.h).
+    *skipped = !train_guard_finite(&st->dist, loss, norm);
+    if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
     float clip = adamw_clip_factor(norm, o->grad_clip);
     st->adam_step++;
     adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
                         .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
     bk->op->adamw(bk, m->dparams, st->dadam_m, st->dadam_v, m->dgrads, m->work, m->tensors,
                   m->n_tensors, &hp, st->adam_step, clip);
-    *grad_norm = norm;
     return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
 }
 
@@ -399,6 +412,9 @@ static void install_stop_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // A file-size limit (ulimit -f) makes a checkpoint write fail with
+    // EFBIG, reported as one line, instead of killing the run by SIGXFSZ.
+    signal(SIGXFSZ, SIG_IGN);
     // A second Ctrl-C stops at once (checkpoints are written to a temporary
     // name and renamed, so none is ever left half-written).
     sa.sa_flags = SA_RESETHAND;
@@ -448,11 +464,15 @@ static void log_step(train_state *st, const curr_plan *plan, double loss, double
     cJSON_AddNumberToObject(o, "grad_norm", norm);
     cJSON_AddNumberToObject(o, "tokens", (double)st->tokens_seen);
     cJSON_AddNumberToObject(o, "tokens_per_s", (double)tokens / dt);
+    if (st->guard.total > 0) {
+        cJSON_AddBoolToObject(o, "skipped", st->guard.consecutive > 0);
+        cJSON_AddNumberToObject(o, "skipped_total", (double)st->guard.total);
+    }
     metrics_write(&st->met, o);
     metrics_progress p = {.stage = plan->name, .stage_index = st->stage, .n_stages = st->cfg.n_stages,
                           .step = st->step, .stage_step = st->stage_step, .stage_steps = plan->steps,
                           .seq_len = plan->seq_len, .loss = loss, .tokens_per_s = (double)tokens / dt,
-                          .lr = lr, .eta_s = eta};
+                          .lr = lr, .eta_s = eta, .skipped = st->guard.total};
     metrics_progress_line(&st->met, &p);
 }
 
@@ -465,10 +485,7 @@ static int64_t steps_left(const train_state *st) {
     return left;
 }
 
-static void save_checkpoint(train_state *st) {
-    char err[512];
-    if (train_ckpt_save(st, err, sizeof err) != 0) die("checkpoint failed: %s", err);
-}
+static void save_checkpoint(train_state *st) { train_guard_save(st); }
 
 // A stage's gate: passkey accuracy and/or validation loss at its seq_len.
 // True when met (or when the stage has none); reported and logged.
@@ -534,7 +551,7 @@ static int run_stage(train_state *st) {
     if (st->stage_step == 0) log_stage_start(st, &plan, &t);
 
     const char *paths[64];
-    int n_paths = stage_shards(st, &plan, paths, 64);
+    int n_paths = train_stage_shards(st, &plan, paths, 64);
     int64_t rows = plan.batch_tokens / plan.seq_len;
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_loader *L = open_loader(st, paths, n_paths, plan.seq_len, rows, plan.passkey_ratio, copy,
@@ -569,7 +586,8 @@ static int run_stage(train_state *st) {
         data_next_batch(L, &db);
         local_batch_make(&lb, &db, &st->dist);
         double norm;
-        double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm);
+        bool skipped;
+        double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm, &skipped);
         st->step++;
         st->stage_step++;
         int64_t tokens = plan.batch_tokens;
@@ -579,8 +597,14 @@ static int run_stage(train_state *st) {
 
         double now = metrics_now(), dt = now - t_last;
         t_last = now;
-        if (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps))
+        bool diverged = train_guard_record(&st->guard, skipped, c->train.max_skipped_steps);
+        if (skipped) train_guard_report(st, loss, norm);
+        if (skipped || (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps)))
             log_step(st, &plan, loss, lr, norm, tokens, dt, dt * (double)steps_left(st));
+        if (diverged) {
+            stop = TRAIN_EXIT_DIVERGED;
+            break;
+        }
         if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) {
             double vl = eval_val_loss(st, &plan);
             if (st->is_root && !isnan(vl)) {
@@ -830,6 +854,8 @@ int train_main(int argc, char **argv) {
         if (st->is_root)
             printf("resumed from %s: stage %d, step %lld\n", ckpt, st->stage + 1, (long long)st->step);
     }
+    // Every check the run file and the data allow, before the first step.
+    train_preflight(st);
     if (st->is_root) {
         char *text = cfg_echo(c);
         printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages, "
@@ -880,6 +906,7 @@ int train_main(int argc, char **argv) {
     // Always a checkpoint at the end: the trained model is the run's result
     // (train.ckpt_every 0 means no periodic ones, never none at all).
     if (finished) st->stage = c->n_stages - 1;
+    if (status == TRAIN_EXIT_DIVERGED) train_guard_stop(st);  // no checkpoint from that state
     save_checkpoint(st);
     if (finished) print_summary(st, acc, c->n_stages);
     if (st->gate_failed && st->is_root)

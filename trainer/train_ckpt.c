@@ -90,6 +90,12 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
     const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
     ckpt_writer *w = ckpt_create(path, err, errlen);
     if (!w) return -1;
+    // params + 2 moments in fp32, and room for the metadata and attributes
+    int64_t bytes = 3 * 4 * m->n_params;
+    if (ckpt_reserve(w, bytes + bytes / 50 + (1 << 20), err, errlen) != 0) {
+        ckpt_abort(w);
+        return -1;
+    }
     char *config = cfg_echo(&st->cfg);
     int rc = ckpt_put_attr_string(w, "/", "config", config);
     free(config);

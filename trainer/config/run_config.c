@@ -180,6 +180,9 @@ static const cfg_key KEYS[] = {
         "only). Master weights, gradients and AdamW state are always fp32"),
     RUN("train.max_steps", INT64, RES, train.max_steps, NULL, "0",
         "stop after this many steps in all (a global cap over the stages); 0 = none"),
+    RUN("train.max_skipped_steps", INT, RES, train.max_skipped_steps, NULL, "3",
+        "a step whose loss or gradient norm is not finite is skipped (no update); this many "
+        "in a row stop the run (exit 4) without a checkpoint; 0 = never stop"),
 
     RUN("eval.passkey_lengths", INTS, RES, eval.passkey_lengths, NULL, "[]",
         "context lengths of the passkey evaluation; [] = every stage's seq_len"),

@@ -128,6 +128,7 @@ typedef struct {
     cfg_backend backend; // where the model computes: cpu or cuda
     cfg_dtype dtype;     // activations: auto (cuda bf16, cpu fp32), fp32, bf16 (cuda only)
     int64_t max_steps;   // global cap over all stages; 0 = none
+    int max_skipped_steps;  // consecutive non-finite steps that stop the run; 0 = never
 } cfg_train;
 
 typedef struct {
