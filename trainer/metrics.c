@@ -58,8 +58,8 @@ void metrics_progress_line(metrics *m, const metrics_progress *p) {
     m->last_line = now;
     char eta[32];
     format_duration(eta, sizeof eta, p->eta_s);
-    printf("%sstage %d/%d %-8s step %6lld (%lld/%lld) seq %6lld  loss %.4f  lr %.2e  %8.0f tok/s  ETA %s%s",
-           m->tty ? "\r\033[K" : "", p->stage_index + 1, p->n_stages, p->stage,
+    printf("%sstage %d (%d of %d) %-8s step %6lld (%lld/%lld) seq %6lld  loss %.4f  lr %.2e  %8.0f tok/s  ETA %s%s",
+           m->tty ? "\r\033[K" : "", p->stage_index, p->stage_index + 1, p->n_stages, p->stage,
            (long long)p->step, (long long)p->stage_step, (long long)p->stage_steps,
            (long long)p->seq_len, p->loss, p->lr, p->tokens_per_s, eta, m->tty ? "" : "\n");
     fflush(stdout);

@@ -28,103 +28,9 @@
 #include "rope.h"
 #include "run_config_check.h"
 #include "run_config_echo.h"
+#include "train_args.h"
 #include "train_ckpt.h"
 #include "zigzag.h"
-
-#define MAX_OVERRIDES 64
-
-typedef struct {
-    const char *run_file;
-    const char *resume;  // "auto", "never" or a checkpoint path
-    int64_t max_steps;   // -1: train.max_steps of the run file
-    bool dry_run;        // validate and print the curriculum, train nothing
-    int n_overrides;
-    const char *keys[MAX_OVERRIDES], *values[MAX_OVERRIDES];
-} train_args;
-
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: stretch train RUN.yaml [--resume auto|never|PATH] [--max-steps N]\n"
-            "                              [--SECTION.KEY VALUE ...]\n"
-            "\n"
-            "Trains the curriculum of RUN.yaml. Any key of the run file can be overridden\n"
-            "on the command line, e.g. --optimizer.lr 1e-3 --stages.1.seq_len 2048.\n"
-            "  --resume auto    continue from the newest good checkpoint in train.out_dir\n"
-            "                   (the default); never: start fresh; PATH: that checkpoint\n"
-            "  --max-steps N    stop after N optimizer steps in total (train.max_steps)\n"
-            "  --backend B      cpu or cuda (train.backend); cuda computes in bf16 unless\n"
-            "                   train.dtype is fp32\n"
-            "  --dry-run        validate the run file and print the curriculum: per stage the\n"
-            "                   length, steps, tokens and RoPE (factor, attention factor), and\n"
-            "                   the memory estimate of a training step per rank\n"
-            "\n"
-            "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
-            "exit 99 (requeue me, docs/slurm.md). SIGINT: the same, exit 130; a second\n"
-            "SIGINT stops at once.\n"
-            "\n"
-            "Run-file keys (schedules/example.yaml shows them all in context):\n");
-    cfg_print_help(out);
-}
-
-// Returns 0, 1 for --help, or -1 with a message.
-static int parse_args(train_args *a, int argc, char **argv, char *err, size_t errlen) {
-    memset(a, 0, sizeof *a);
-    a->resume = "auto";
-    a->max_steps = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return 1;
-        if (!strcmp(arg, "--dry-run")) {
-            a->dry_run = true;
-            continue;
-        }
-        if (strncmp(arg, "--", 2) != 0) {
-            if (a->run_file) {
-                snprintf(err, errlen, "train: unexpected argument '%s' (one run file only)", arg);
-                return -1;
-            }
-            a->run_file = arg;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            snprintf(err, errlen, "train: option %s needs a value", arg);
-            return -1;
-        }
-        const char *value = argv[++i];
-        if (!strcmp(arg, "--resume")) {
-            a->resume = value;
-        } else if (!strcmp(arg, "--max-steps")) {
-            char *end;
-            a->max_steps = strtoll(value, &end, 10);
-            if (*end || a->max_steps < 0) {
-                snprintf(err, errlen, "train: --max-steps expects a count >= 0, got '%s'", value);
-                return -1;
-            }
-        } else if (!strcmp(arg, "--backend")) {
-            if (a->n_overrides == MAX_OVERRIDES) {
-                snprintf(err, errlen, "train: more than %d overrides", MAX_OVERRIDES);
-                return -1;
-            }
-            a->keys[a->n_overrides] = "train.backend";
-            a->values[a->n_overrides++] = value;
-        } else if (strchr(arg + 2, '.')) {
-            if (a->n_overrides == MAX_OVERRIDES) {
-                snprintf(err, errlen, "train: more than %d overrides", MAX_OVERRIDES);
-                return -1;
-            }
-            a->keys[a->n_overrides] = arg + 2;
-            a->values[a->n_overrides++] = value;
-        } else {
-            snprintf(err, errlen, "train: unknown option %s (see stretch train --help)", arg);
-            return -1;
-        }
-    }
-    if (!a->run_file) {
-        snprintf(err, errlen, "train: missing the run file (usage: stretch train RUN.yaml)");
-        return -1;
-    }
-    return 0;
-}
 
 // ---------------------------------------------------------------------------
 // Sequence parallelism: ring attention behind the model's attention hook.
@@ -411,9 +317,9 @@ static void log_stage_start(train_state *st, const cfg_stage_plan *plan, const r
     rope_config rc;
     char err[512];
     if (cfg_stage_rope(&rc, &st->cfg, st->stage, err, sizeof err) != 0) die_user("%s", err);
-    printf("stage %d/%d '%s': seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
+    printf("stage %d '%s' (%d of %d): seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
            "original %lld, attention factor %.4f), lr %.2e\n",
-           st->stage + 1, st->cfg.n_stages, plan->name, (long long)plan->seq_len,
+           st->stage, plan->name, st->stage + 1, st->cfg.n_stages, (long long)plan->seq_len,
            (long long)plan->steps, (long long)plan->batch_tokens, rope_type_name(rc.type),
            rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor,
            (long long)rc.original_max_position_embeddings, (double)t->attention_factor,
@@ -623,7 +529,7 @@ static void print_summary(train_state *st, double *acc, int n_evals) {
         cfg_stage_resolve(&plan, c, e);
         char label[96];
         bool before = plan.seq_len <= cfg_original_context(c);
-        snprintf(label, sizeof label, "%d %s%s", e + 1, plan.name, before ? " (before ext.)" : "");
+        snprintf(label, sizeof label, "%d %s%s", e, plan.name, before ? " (before ext.)" : "");
         printf("%-24s", label);
         for (int i = 0; i < nl; i++) printf(" %7.1f%%", 100 * acc[e * nl + i]);
         printf("\n");
@@ -714,7 +620,7 @@ static void print_plan(const cfg_run *c) {
         rope_table_init(&t, &rc, plan.seq_len);
         printf("  stage %d %-10s seq_len %7lld  %6lld steps x %8lld tokens  lr %.2e  rope %-8s "
                "factor %5g  attention factor %.4f  tokens/rank/step %lld\n",
-               s + 1, plan.name, (long long)plan.seq_len, (long long)plan.steps,
+               s, plan.name, (long long)plan.seq_len, (long long)plan.steps,
                (long long)plan.batch_tokens, plan.lr, rope_type_name(rc.type),
                rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor, (double)t.attention_factor,
                (long long)(plan.batch_tokens / c->parallel.dp / c->parallel.sp));
@@ -783,9 +689,9 @@ static void setup(train_state *st, const train_args *a) {
 int train_main(int argc, char **argv) {
     train_args a;
     char err[1024];
-    int rc = parse_args(&a, argc, argv, err, sizeof err);
+    int rc = train_parse_args(&a, argc, argv, err, sizeof err);
     if (rc == 1) {
-        usage(stdout);
+        train_usage(stdout);
         return 0;
     }
     if (rc != 0) {
@@ -823,7 +729,8 @@ int train_main(int argc, char **argv) {
     if (found == 1) {
         if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) die_user("%s", err);
         if (st->is_root)
-            printf("resumed from %s: stage %d, step %lld\n", ckpt, st->stage + 1, (long long)st->step);
+            printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
+                   c->n_stages, (long long)st->step);
     }
     if (st->is_root) {
         char *text = cfg_echo(c);
@@ -861,7 +768,7 @@ int train_main(int argc, char **argv) {
             break;
         }
         char when[96];
-        snprintf(when, sizeof when, "after stage %d '%s'", st->stage + 1, plan.name);
+        snprintf(when, sizeof when, "after stage %d '%s'", st->stage, plan.name);
         eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
         // The next stage starts at its step 0; the checkpoint records that.
         if (st->stage + 1 < c->n_stages) {
@@ -879,7 +786,7 @@ int train_main(int argc, char **argv) {
     if (finished) print_summary(st, acc, c->n_stages);
     if (st->gate_failed && st->is_root)
         fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "
-                        "stopping (see metrics.jsonl, event \"gate\")\n", st->stage + 1);
+                        "stopping (see metrics.jsonl, event \"gate\")\n", st->stage);
     if (st->is_root) {
         printf(finished ? "done: %lld steps, %lld tokens\n" : "stopped at step %lld (%lld tokens)\n",
                (long long)st->step, (long long)st->tokens_seen);

@@ -8,3 +8,4 @@ int cli_eval(int argc, char **argv);      // stretch eval passkey|ppl|short (MPI
 int cli_import(int argc, char **argv);    // stretch import --hf DIR --out C.h5
 int cli_export(int argc, char **argv);    // stretch export --ckpt C.h5 --format hf --out DIR
 int cli_search(int argc, char **argv);    // stretch search: LongRoPE factor search (MPI-aware)
+int cli_status(int argc, char **argv);    // stretch status RUN_DIR...: one line per run

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cliopt.h"
 #include "die.h"
 #include "fsutil.h"
 #include "dist.h"
@@ -259,8 +260,14 @@ static int parse_args(eval_args *a, int argc, char **argv, char *err, size_t err
         for (size_t k = 0; k < sizeof OPTIONS / sizeof OPTIONS[0]; k++)
             if (!strcmp(opt, OPTIONS[k].name)) known = (int)k;
         if (known < 0 || !(OPTIONS[known].cmds & a->cmd)) {
-            snprintf(err, errlen, "eval %s: unknown %s %s (see stretch eval --help)", a->name,
-                     strncmp(opt, "--", 2) ? "argument" : "option", opt);
+            const char *names[sizeof OPTIONS / sizeof OPTIONS[0]];
+            int n_names = 0;
+            for (size_t k = 0; k < sizeof OPTIONS / sizeof OPTIONS[0]; k++)
+                if (OPTIONS[k].cmds & a->cmd) names[n_names++] = OPTIONS[k].name;
+            char hint[96];
+            cliopt_hint(hint, sizeof hint, opt, names, n_names);
+            snprintf(err, errlen, "eval %s: unknown %s %s%s (see stretch eval --help)", a->name,
+                     strncmp(opt, "--", 2) ? "argument" : "option", opt, hint);
             return -1;
         }
         if (i + 1 >= argc) {

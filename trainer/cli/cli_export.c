@@ -15,16 +15,20 @@
 
 #include "ckpt_model.h"
 #include "cli.h"
+#include "cliopt.h"
 #include "hf_config.h"
 #include "hf_io.h"
 #include "errmsg.h"
+#include "export_tok.h"
+#include "fsutil.h"
 
 static int usage(FILE *out, int status) {
     fprintf(out,
             "usage: stretch export --ckpt C.h5 --format hf --out DIR [--dtype float32|bfloat16] [--stage N]\n"
             "                      [--yarn-v4]\n"
-            "  writes DIR/model.safetensors, config.json (max_position_embeddings and rope_scaling of\n"
-            "  the stage the weights were trained in) and generation_config.json.\n"
+            "  writes DIR (created with its parents) model.safetensors, config.json (max_position_embeddings and rope_scaling of\n"
+            "  the stage the weights were trained in), generation_config.json and the run's tokenizer\n"
+            "  (tokenizer.json, tokenizer_config.json; for a GGUF tokenizer a line says why not).\n"
             "  --stage N: export with stage N's rope scaling instead (0-based).\n"
             "  --yarn-v4: write yarn the way transformers 4.4x also reads it: max_position_embeddings =\n"
             "  the original context, no original_max_position_embeddings key (read the same by 4.5x, 5.x).\n");
@@ -48,6 +52,15 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
         if (!strcmp(o, "--yarn-v4")) {
             a->flags |= HF_CONFIG_YARN_V4;
             continue;
+        }
+        static const char *const known[] = {"--ckpt", "--format", "--out", "--dtype", "--stage", "--yarn-v4"};
+        const int n_known = (int)(sizeof known / sizeof known[0]);
+        bool ok = false;
+        for (int k = 0; k < n_known; k++) ok |= !strcmp(o, known[k]);
+        if (!ok) {
+            char hint[96];
+            cliopt_hint(hint, sizeof hint, o, known, n_known);
+            return errmsg(err, errlen, "export: unknown option %s%s", o, hint);
         }
         if (i + 1 >= argc) return errmsg(err, errlen, "export: option %s needs a value", o);
         const char *v = argv[++i];
@@ -90,6 +103,11 @@ int cli_export(int argc, char **argv) {
         fprintf(stderr, "stretch: error: export: %s\n", err);
         return 2;
     }
+    if (fsutil_mkdirs(a.out, "export --out", err, sizeof err) != 0) {
+        free(params);
+        fprintf(stderr, "stretch: error: %s\n", err);
+        return 2;
+    }
     rc = hf_save(a.out, &mc, params, a.dtype, a.flags, stderr, err, sizeof err);
     free(params);
     if (rc != 0) {
@@ -100,8 +118,14 @@ int cli_export(int argc, char **argv) {
     bool yarn_v4 = (a.flags & HF_CONFIG_YARN_V4) && rope->type == ROPE_TYPE_YARN;
     int64_t max_pos = yarn_v4 && rope->original_max_position_embeddings > 0 ? rope->original_max_position_embeddings
                                                                            : rope->max_position_embeddings;
+    int tok_rc = export_tokenizer(a.ckpt, a.out, max_pos, stdout, err, sizeof err);
+    if (tok_rc < 0) {
+        fprintf(stderr, "stretch: error: export: %s\n", err);
+        return 2;
+    }
     printf("exported %s (stage %d) -> %s: %s, rope %s, max_position_embeddings %lld%s\n", a.ckpt, stage, a.out,
            a.dtype == ST_BF16 ? "bfloat16" : "float32", rope_type_name(rope->type), (long long)max_pos,
            mc.rope_layout == ROPE_LAYOUT_INTERLEAVED ? ", q/k rows permuted to the half layout" : "");
+    if (tok_rc == 1) printf("  with the run's tokenizer: tokenizer.json, tokenizer_config.json\n");
     return 0;
 }
