@@ -30,6 +30,8 @@
 #include "run_config_echo.h"
 #include "train_args.h"
 #include "train_ckpt.h"
+#include "train_heartbeat.h"
+#include "train_report.h"
 #include "zigzag.h"
 
 // ---------------------------------------------------------------------------
@@ -256,6 +258,25 @@ static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
+// Validation loss at the stage's length: printed, logged (eval_val), kept
+// for the summary. Collective.
+static void log_val_loss(train_state *st, const cfg_stage_plan *plan) {
+    double vl = eval_val_loss(st, plan);
+    if (!st->is_root || isnan(vl)) return;
+    metrics_progress_end(&st->met);
+    printf("  val loss @ %lld tokens: %.4f\n", (long long)plan->seq_len, vl);
+    fflush(stdout);
+    st->hist.last_val_loss = vl;
+    st->hist.last_val_step = st->step;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "eval_val");
+    cJSON_AddNumberToObject(o, "step", (double)st->step);
+    cJSON_AddNumberToObject(o, "stage", st->stage);
+    cJSON_AddNumberToObject(o, "seq_len", (double)plan->seq_len);
+    cJSON_AddNumberToObject(o, "val_loss", vl);
+    metrics_write(&st->met, o);
+}
+
 // ---------------------------------------------------------------------------
 // One optimizer step
 
@@ -360,6 +381,7 @@ static void log_step(train_state *st, const cfg_stage_plan *plan, double loss, d
                           .seq_len = plan->seq_len, .loss = loss, .tokens_per_s = (double)tokens / dt,
                           .lr = lr, .eta_s = eta};
     metrics_progress_line(&st->met, &p);
+    train_heartbeat_write(st->cfg.train.out_dir, "running", st->step, st->stage, st->tokens_seen);
 }
 
 // Remaining steps of the whole run (for the ETA), from the current position.
@@ -469,6 +491,8 @@ static int run_stage(train_state *st) {
         local_batch_make(&lb, &db, &st->dist);
         double norm;
         double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm);
+        st->hist.last_loss = loss;
+        st->hist.last_loss_step = st->step + 1;
         st->step++;
         st->stage_step++;
         int64_t tokens = plan.batch_tokens;
@@ -480,19 +504,7 @@ static int run_stage(train_state *st) {
         t_last = now;
         if (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps))
             log_step(st, &plan, loss, lr, norm, tokens, dt, dt * (double)steps_left(st));
-        if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) {
-            double vl = eval_val_loss(st, &plan);
-            if (st->is_root && !isnan(vl)) {
-                metrics_progress_end(&st->met);
-                printf("  val loss @ %lld tokens: %.4f\n", (long long)plan.seq_len, vl);
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "event", "eval_val");
-                cJSON_AddNumberToObject(o, "step", (double)st->step);
-                cJSON_AddNumberToObject(o, "seq_len", (double)plan.seq_len);
-                cJSON_AddNumberToObject(o, "val_loss", vl);
-                metrics_write(&st->met, o);
-            }
-        }
+        if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) log_val_loss(st, &plan);
         if (c->train.ckpt_every > 0 && st->step % c->train.ckpt_every == 0 &&
             st->stage_step < plan.steps + st->stage_extra_steps)
             save_checkpoint(st);
@@ -508,7 +520,11 @@ static int run_stage(train_state *st) {
         break;
     }
     st->stage_extra_steps += chunk;
-    if (st->is_root) printf("  gate not met: stage '%s' extended by %lld steps\n", plan.name, (long long)chunk);
+    if (st->is_root) {
+        metrics_progress_end(&st->met);
+        printf("  gate not met: stage '%s' extended by %lld steps\n", plan.name, (long long)chunk);
+        fflush(stdout);
+    }
     }
     local_batch_free(&lb);
     data_batch_free(&db);
@@ -647,7 +663,8 @@ static void setup(train_state *st, const train_args *a) {
     if (st->is_root) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
-        if (metrics_open(&st->met, path, err, sizeof err) != 0) die_user("%s", err);
+        if (metrics_open(&st->met, path, c->train.log_format == CFG_LOG_PLAIN, err, sizeof err) != 0)
+            die_user("%s", err);
     }
     prepare_corpus(st);
 
@@ -732,6 +749,20 @@ int train_main(int argc, char **argv) {
             printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
                    c->n_stages, (long long)st->step);
     }
+    int n_len = c->eval.passkey_lengths.n;
+    if (st->is_root) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
+        train_history_read(&st->hist, path, c->eval.passkey_lengths.v, n_len);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", found == 1 ? "resume" : "run_start");
+        cJSON_AddNumberToObject(o, "step", (double)st->step);
+        cJSON_AddNumberToObject(o, "stage", st->stage);
+        if (found == 1) cJSON_AddStringToObject(o, "checkpoint", ckpt);
+        cJSON_AddNumberToObject(o, "ranks", st->dist.size);
+        metrics_write(&st->met, o);
+        train_heartbeat_write(c->train.out_dir, "running", st->step, st->stage, st->tokens_seen);
+    }
     if (st->is_root) {
         char *text = cfg_echo(c);
         printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages, "
@@ -747,11 +778,13 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    int n_len = c->eval.passkey_lengths.n;
-    double *acc = xcalloc((size_t)(c->n_stages * n_len), sizeof(double));
+    // The summary's table: stages evaluated in earlier sessions keep their numbers.
+    double *acc = xcalloc((size_t)(c->n_stages * n_len) + 1, sizeof(double));
+    if (st->is_root && st->hist.acc) memcpy(acc, st->hist.acc, sizeof(double) * (size_t)(c->n_stages * n_len));
     bool finished = true;
     int status = 0;
     for (; st->stage < c->n_stages; st->stage++) {
+        int64_t step_before = st->step;
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, c, st->stage);
         if (st->stage_step == 0 && st->stage > 0 && !plan.carry_moments) {
@@ -767,9 +800,25 @@ int train_main(int argc, char **argv) {
             finished = false;
             break;
         }
-        char when[96];
-        snprintf(when, sizeof when, "after stage %d '%s'", st->stage, plan.name);
-        eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
+        // A stage ended in an earlier session and evaluated then (a finished
+        // run started again): its rows are in metrics.jsonl already. Rank 0
+        // knows the history; the others follow its vote.
+        bool again = st->step == step_before && (st->is_root ? st->hist.stage_done[st->stage] : true);
+        again = !dist_any(&st->dist, !again);
+        if (!again) {
+            // Validation loss at every stage end (eval_every 0 = only there).
+            if (c->train.eval_every == 0 || st->step % c->train.eval_every != 0) log_val_loss(st, &plan);
+            char when[96];
+            snprintf(when, sizeof when, "after stage %d '%s'", st->stage, plan.name);
+            eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
+            if (st->is_root) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "event", "stage_end");
+                cJSON_AddNumberToObject(o, "step", (double)st->step);
+                cJSON_AddNumberToObject(o, "stage", st->stage);
+                metrics_write(&st->met, o);
+            }
+        }
         // The next stage starts at its step 0; the checkpoint records that.
         if (st->stage + 1 < c->n_stages) {
             st->stage++;
@@ -784,14 +833,18 @@ int train_main(int argc, char **argv) {
     if (finished) st->stage = c->n_stages - 1;
     save_checkpoint(st);
     if (finished) print_summary(st, acc, c->n_stages);
-    if (st->gate_failed && st->is_root)
+    if (st->gate_failed && st->is_root) {
+        fflush(stdout);
         fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "
                         "stopping (see metrics.jsonl, event \"gate\")\n", st->stage);
+    }
     if (st->is_root) {
-        printf(finished ? "done: %lld steps, %lld tokens\n" : "stopped at step %lld (%lld tokens)\n",
-               (long long)st->step, (long long)st->tokens_seen);
+        const char *how = finished ? "finished" : st->gate_failed ? "gate_not_met"
+                        : status == 0 ? "max_steps" : "signal";
+        train_report_end(st, finished, how);
         metrics_close(&st->met);
     }
+    train_history_free(&st->hist);
     free(acc);
     model_free(st->m);
     if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);

@@ -21,6 +21,7 @@
 #include "backend_comm.h"
 #include "run_config.h"
 #include "tok.h"
+#include "train_history.h"
 
 // Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
 // Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
@@ -50,6 +51,7 @@ typedef struct train_state {
     uint64_t eval_seed;        // passkey evaluation samples
     char train_shards[2][1024];  // corpus shards made for this run ("" = none)
     metrics met;
+    train_history hist;        // earlier sessions (metrics.jsonl); last loss / val loss kept current
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
 } train_state;
 
