@@ -32,6 +32,7 @@
 #include "train_ckpt.h"
 #include "train_heartbeat.h"
 #include "train_report.h"
+#include "train_shards.h"
 #include "zigzag.h"
 
 // ---------------------------------------------------------------------------
@@ -657,6 +658,7 @@ static void setup(train_state *st, const train_args *a) {
 
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
+    if (train_shards_check(c, st->tok, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
 
     if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
     dist_barrier(&st->dist);

@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "cliopt.h"
+#include "shard_vocab.h"
 #include "die.h"
 #include "fsutil.h"
 #include "dist.h"
@@ -314,6 +315,11 @@ static void make_out_dir(eval_run *r) {
 static void open_ckpt(eval_run *r, eval_ckpt *c, const char *path) {
     char err[1024];
     if (eval_ckpt_open(c, path, r->a->tokenizer, err, sizeof err) != 0) dist_exit_user_error(&r->d, err);
+    const char *spec = r->a->tokenizer ? r->a->tokenizer : c->cfg.data.tokenizer;
+    for (int i = 0; i < r->a->n_data; i++)
+        if (shard_vocab_check(r->a->data[i], c->tok, spec ? spec : "byte", "--data", "the evaluation uses", err,
+                              sizeof err) != 0)
+            dist_exit_user_error(&r->d, err);
 }
 
 // The checkpoint's model for lengths up to max_len, with its RoPE config.
