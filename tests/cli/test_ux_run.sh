@@ -5,7 +5,8 @@
 # shows the stages finished before it with their real numbers, metrics.jsonl
 # keeps its clock and records resume / end events, a finished run started
 # again evaluates nothing twice; the summary has the final loss, val loss and
-# wall time; stdout and stderr lines come in order; `stretch status`.
+# wall time; stdout and stderr lines come in order; eval defaults to the
+# run's eval settings; `stretch status`.
 STRETCH=$1; SRC=$2
 source "$SRC/tests/cli/lib.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
@@ -62,6 +63,17 @@ evals=$(count '"event":"eval_' $M)
 [ "$(count '"event":"eval_' $M)" -eq "$evals" ] || fail "a finished run started again evaluated again"
 grep -qE "^0 short \(before ext.\) +50.0% +50.0%" r3.log || fail "re-run summary lost stage 0's numbers"
 grep -q "^done: 36 steps" r3.log || fail "re-run: $(tail -1 r3.log)"
+
+# --- (8) eval of a run's checkpoint defaults to the run's eval settings
+# (tiny run: trials 2, depths [0.5], lengths [64, 128]); options override
+"$STRETCH" eval passkey --ckpt "$(latest_ckpt r)" --out ev > ev.log
+grep -q "settings of the run's eval (options override): 2 trials, depths 0.5, lengths 64,128" ev.log ||
+  fail "eval passkey defaults not the run's: $(head -3 ev.log)"
+[ "$(tail -n +2 ev/passkey.csv | cut -d, -f1-3 | tr '\n' ' ')" = "64,0.5,2 128,0.5,2 " ] ||
+  fail "passkey.csv cells: $(cat ev/passkey.csv)"
+"$STRETCH" eval passkey --ckpt "$(latest_ckpt r)" --trials 1 --depths 0.25,0.75 --lengths 64 --out ev2 > ev2.log
+[ "$(tail -n +2 ev2/passkey.csv | cut -d, -f1-3 | tr '\n' ' ')" = "64,0.25,1 64,0.75,1 " ] ||
+  fail "options did not override: $(cat ev2/passkey.csv)"
 
 # --- (10) status: one line per run
 "$STRETCH" status r > st.log

@@ -55,6 +55,7 @@ typedef struct {
     double depths[EVAL_MAX_LIST];
     int n_depths;
     int64_t trials, windows, sliding, length, sp;  // sliding, length, sp: 0 = not given
+    bool trials_given, depths_given;  // else passkey takes the run's eval settings
     uint64_t seed;
     eval_rope_opt rope;
     const char *tokenizer, *out;
@@ -83,8 +84,11 @@ static void usage(FILE *out) {
             "  --ckpt PATH        a checkpoint (ppl: repeat to compare; short: before, then after)\n"
             "  --lengths LIST     context lengths in tokens, e.g. 256,1k,4k (k = 1024, M = 1024k)\n"
             "  --depths N|LIST    passkey needle depths: a count spread evenly over [0, 1]\n"
-            "                     (default 10) or fractions, e.g. 0.1,0.5,0.9\n"
-            "  --trials N         passkey samples per (length, depth) cell (default 5)\n"
+            "                     or fractions, e.g. 0.1,0.5,0.9\n"
+            "  --trials N         passkey samples per (length, depth) cell\n"
+            "                     passkey defaults: the checkpoint's run's eval.passkey_lengths,\n"
+            "                     _depths, _trials (what training measured); an imported\n"
+            "                     checkpoint: 10 depths, 5 trials, --lengths required\n"
             "  --seed S           seed of the passkey samples (default 1); a cell's samples\n"
             "                     depend only on the seed, its length and its depth\n"
             "  --data SHARDS      held-out token shards (stretch tokenize), comma-separated or\n"
@@ -155,7 +159,9 @@ static int set_option(eval_args *a, const char *opt, const char *v, char *err, s
         rc = eval_parse_lengths(a->lengths, &a->n_lengths, v, msg, sizeof msg);
     } else if (!strcmp(opt, "--depths")) {
         rc = eval_parse_depths(a->depths, &a->n_depths, v, msg, sizeof msg);
+        a->depths_given = true;
     } else if (!strcmp(opt, "--trials")) {
+        a->trials_given = true;
         rc = eval_parse_count(&a->trials, v, msg, sizeof msg);
         if (rc == 0 && a->trials > 100000) rc = -1, snprintf(msg, sizeof msg, "at most 100000 trials");
     } else if (!strcmp(opt, "--windows")) {
@@ -209,7 +215,7 @@ static int check_sliding(const eval_args *a, int64_t length, char *err, size_t e
 static int check_args(eval_args *a, char *err, size_t errlen) {
     const char *missing = NULL;
     if (a->n_ckpts == 0) missing = "--ckpt";
-    else if ((a->cmd & (CMD_PASSKEY | CMD_PPL)) && a->n_lengths == 0) missing = "--lengths";
+    else if (a->cmd == CMD_PPL && a->n_lengths == 0) missing = "--lengths";  // passkey: the run's
     else if ((a->cmd & (CMD_PPL | CMD_SHORT)) && a->n_data == 0) missing = "--data";
     else if ((a->cmd & (CMD_PASSKEY | CMD_PPL)) && !a->out) missing = "--out";
     if (missing) {
@@ -364,10 +370,49 @@ static uint64_t cell_seed(uint64_t seed, int64_t length, double depth) {
     return rng_splitmix64(&x);
 }
 
+// Options not given take the checkpoint's run's own eval settings
+// (eval.passkey_trials, _depths, _lengths), so that `stretch eval passkey` of
+// a run's checkpoint measures what its training measured. An imported
+// checkpoint has none: 5 trials, 10 depths, and --lengths is needed.
+static void passkey_defaults(eval_args *a, const eval_ckpt *c, eval_run *r) {
+    const cfg_eval *e = &c->cfg.eval;
+    bool from_run = false;
+    if (!c->imported && !a->trials_given && e->passkey_trials > 0) {
+        a->trials = e->passkey_trials;
+        from_run = true;
+    }
+    if (!c->imported && !a->depths_given && e->passkey_depths.n > 0 && e->passkey_depths.n <= EVAL_MAX_LIST) {
+        a->n_depths = e->passkey_depths.n;
+        memcpy(a->depths, e->passkey_depths.v, sizeof(double) * (size_t)a->n_depths);
+        from_run = true;
+    }
+    if (!c->imported && a->n_lengths == 0 && e->passkey_lengths.n > 0 && e->passkey_lengths.n <= EVAL_MAX_LIST) {
+        a->n_lengths = e->passkey_lengths.n;
+        memcpy(a->lengths, e->passkey_lengths.v, sizeof(int64_t) * (size_t)a->n_lengths);
+        from_run = true;
+    }
+    if (a->n_lengths == 0)
+        dist_exit_user_error(&r->d, "eval passkey: --lengths is required (the checkpoint has no run eval settings)");
+    char err[512];
+    for (int i = 0; i < a->n_lengths; i++)
+        if (check_sliding(a, a->lengths[i], err, sizeof err) != 0) dist_exit_user_error(&r->d, err);
+    if (from_run && r->root) {
+        printf("settings of the run's eval (options override): %lld trials, depths", (long long)a->trials);
+        for (int j = 0; j < a->n_depths; j++) printf("%s%g", j ? "," : " ", a->depths[j]);
+        printf(", lengths");
+        for (int i = 0; i < a->n_lengths; i++) printf("%s%lld", i ? "," : " ", (long long)a->lengths[i]);
+        printf("\n");
+    }
+}
+
 static void run_passkey(eval_run *r) {
-    const eval_args *a = r->a;
     eval_ckpt c;
-    open_ckpt(r, &c, a->ckpts[0]);
+    open_ckpt(r, &c, r->a->ckpts[0]);
+    eval_args own = *r->a;
+    const eval_args *given = r->a;
+    passkey_defaults(&own, &c, r);
+    r->a = &own;
+    const eval_args *a = r->a;
     passkey_config pk = {.encode = tok_encode_into, .encode_ctx = c.tok, .bos_id = -1, .n_keys = 1,
                          .depth = -1, .answer_only = 1, .compact = c.cfg.data.passkey_compact};
     // Every sample must fit its length: refuse the run up front, not midway.
@@ -417,6 +462,7 @@ static void run_passkey(eval_run *r) {
     free(correct);
     model_free(m);
     eval_ckpt_close(&c);
+    r->a = given;
 }
 
 // ---------------------------------------------------------------------------
