@@ -33,6 +33,7 @@
 #include "train_heartbeat.h"
 #include "train_report.h"
 #include "train_shards.h"
+#include "train_warn.h"
 #include "zigzag.h"
 
 // ---------------------------------------------------------------------------
@@ -646,6 +647,7 @@ static void print_plan(const cfg_run *c) {
     }
     printf("total: %lld steps, %.3g tokens\n", (long long)total_steps, (double)total_tokens);
     print_memory_plan(c);
+    train_warn_config(c, stderr);
 }
 
 static void setup(train_state *st, const train_args *a) {
@@ -659,6 +661,7 @@ static void setup(train_state *st, const train_args *a) {
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
     if (train_shards_check(c, st->tok, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+    if (st->is_root) train_warn_config(c, stderr);
 
     if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
     dist_barrier(&st->dist);

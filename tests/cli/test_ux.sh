@@ -44,6 +44,14 @@ echo "$ERR" | grep -q "optimizer.lr" || fail "bad --key=value not named: $ERR"
 grep -q "stopped at step 3" eq.log || fail "--max-steps=3 / --train.out_dir=eqrun: $(tail -3 eq.log)"
 [ -d eqrun ] || fail "--train.out_dir=eqrun not applied"
 
+# --- (7, the part of this issue) a warmup longer than its stage is warned about
+"$STRETCH" train cli.yaml --dry-run --optimizer.warmup_steps 30 --stages.1.warmup_steps 3 > /dev/null 2> warn.err
+grep -q "^stretch: warning: stages.0 (short): warmup_steps 30 exceeds the stage's 24 steps" warn.err ||
+  fail "no warmup warning: $(cat warn.err)"
+[ "$(wc -l < warn.err)" -eq 1 ] || fail "stage 1 (warmup 3 of 12) warned too: $(cat warn.err)"
+"$STRETCH" train cli.yaml --dry-run > /dev/null 2> nowarn.err
+[ ! -s nowarn.err ] || fail "warnings for a sane run file: $(cat nowarn.err)"
+
 # --- (9) train --help says its intro once
 n=$("$STRETCH" train --help | grep -c "can be overridden on the command line")
 [ "$n" -eq 1 ] || fail "train --help says its intro $n times"
