@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "errmsg.h"
-#include "run_config_check.h"
 #include "run_config_echo.h"
 
 typedef struct {
@@ -65,6 +64,12 @@ static const char *stage_rule(const cfg_key *k, int s, int stage, bool begun) {
            "name may change)";
 }
 
+// A stage's budget in steps (curriculum.h's rule: steps, or tokens rounded up).
+static int64_t stage_steps(const cfg_stage *s) {
+    if (s->steps > 0 || s->batch_tokens <= 0) return s->steps;
+    return (s->tokens + s->batch_tokens - 1) / s->batch_tokens;
+}
+
 int train_resume_check(const cfg_run *saved, const cfg_run *now, int stage, int64_t stage_step,
                        const char *ckpt, FILE *note, char *err, size_t errlen) {
     resume_diff d;
@@ -99,13 +104,11 @@ int train_resume_check(const cfg_run *saved, const cfg_run *now, int stage, int6
     }
     // The current stage's budget may change, but not to before the step reached.
     if (!d.refused[0] && begun && stage < now->n_stages) {
-        cfg_stage_plan was, plan;
-        cfg_stage_resolve(&was, saved, stage);
-        cfg_stage_resolve(&plan, now, stage);
-        if (plan.steps < stage_step)
+        int64_t was = stage_steps(&saved->stages[stage]), steps = stage_steps(&now->stages[stage]);
+        if (steps < stage_step)
             snprintf(d.refused, sizeof d.refused,
                      "stages.%d.steps: %lld -> %lld cannot change on resume: the checkpoint is at step %lld of "
-                     "that stage", stage, (long long)was.steps, (long long)plan.steps, (long long)stage_step);
+                     "that stage", stage, (long long)was, (long long)steps, (long long)stage_step);
     }
     if (d.refused[0])
         return errmsg(err, errlen, "resume from %s: %s (use --resume never to start afresh)", ckpt, d.refused);

@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-#include "run_config.h"
+#include "curriculum.h"
 
 // Prints the warnings on out; returns how many.
-int train_warn_config(const cfg_run *c, FILE *out);
+int train_warn_config(const curriculum *c, FILE *out);
