@@ -644,7 +644,6 @@ static void setup(train_state *st, const train_args *a) {
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
     if (train_shards_check(c, st->tok, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
-    if (st->is_root) train_warn_config(&st->curr, stderr);
 
     if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
     dist_barrier(&st->dist);
@@ -738,6 +737,7 @@ int train_main(int argc, char **argv) {
                    c->n_stages, (long long)st->step);
     }
     int n_len = c->eval.passkey_lengths.n;
+    if (st->is_root) train_warn_config(&st->curr, stderr);  // once the run is sure to go ahead
     if (st->is_root) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);

@@ -25,7 +25,8 @@ refused() {  # refused KEY ARGS...: exit 2, one line naming KEY, nothing trained
   [ "$(grep -c '"event":"step"' r/metrics.jsonl)" -eq "$n" ] || fail "trained despite a refused $key"
 }
 refused model.ffn_dim --model.ffn_dim 48
-refused data.tokenizer --data.tokenizer "$SRC/tests/data/bpe_tiny/tokenizer.json"
+"$STRETCH" tokenize --tokenizer "$SRC/tests/data/bpe_tiny/tokenizer.json" --out bpe.shard /usr/share/common-licenses/GPL-3 > /dev/null
+refused data.tokenizer --data.tokenizer "$SRC/tests/data/bpe_tiny/tokenizer.json" --data.train bpe.shard
 refused train.seed --train.seed 8
 refused stages.0.seq_len --stages.0.seq_len 32
 refused stages.0.data --stages.0.data other.shard
