@@ -1,5 +1,5 @@
 // train_heartbeat: out_dir/heartbeat.json, the file that says whether a run
-// is alive (docs/run-files.md#heartbeat). Rank 0 rewrites it atomically
+// is alive (docs/run-directory.md). Rank 0 rewrites it atomically
 // at every log step and once at exit:
 //   {"state": "running"|"finished"|"stopped", "step": 120, "stage": 1,
 //    "tokens": 61440, "time": 1767000000.5, "pid": 4242, "host": "node07"}
