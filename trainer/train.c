@@ -32,6 +32,7 @@
 #include "train_ckpt.h"
 #include "train_heartbeat.h"
 #include "train_report.h"
+#include "shard_vocab.h"
 #include "train_shards.h"
 #include "train_warn.h"
 #include "zigzag.h"
@@ -654,6 +655,11 @@ static void setup(train_state *st, const train_args *a) {
             die_user("%s", err);
     }
     prepare_corpus(st);
+    // Corpus shards made by an earlier run in this out_dir are reused: theirs must be this tokenizer's too.
+    for (int i = 0; i < 2 && st->train_shards[i][0]; i++)
+        if (shard_vocab_check(st->train_shards[i], st->tok, c->data.tokenizer ? c->data.tokenizer : "byte",
+                              "data.corpus", "the run uses", err, sizeof err) != 0)
+            dist_exit_user_error(&st->dist, err);
 
     model_config mc;
     cfg_model_config(&mc, c);

@@ -42,4 +42,14 @@ expect_exit 2 "$STRETCH" eval ppl --ckpt "$(latest_ckpt a)" --data bpe.shard --l
 echo "$ERR" | grep -qF -- "--data: bpe.shard was tokenized with a 1201-token vocabulary; the evaluation uses tokenizer 'byte' (259 tokens)" ||
   fail "eval --data mismatch: $ERR"
 one_line
+# corpus shards left in out_dir by a run with another tokenizer are not reused silently
+if [ -d /usr/share/games/fortunes ]; then
+  write_tiny_run c byte.shard
+  sed -i 's/train: \[byte.shard\]/corpus: fortunes/' c.yaml
+  "$STRETCH" train c.yaml "${Q[@]}" --max-steps 1 > c1.log
+  expect_exit 2 "$STRETCH" train c.yaml "${Q[@]}" --resume never --data.tokenizer "$BPE" --data.passkey_ratio 0
+  echo "$ERR" | grep -qF "data.corpus: c/data/fortunes-train.shard was tokenized with a 259-token vocabulary (the byte tokenizer); the run uses tokenizer '$BPE'" ||
+    fail "stale corpus shards: $ERR"
+  one_line
+fi
 echo "test_ux_tok: all passed"
