@@ -26,9 +26,15 @@ static int usage(FILE *out, int status) {
     fprintf(out,
             "usage: stretch export --ckpt C.h5 --format hf --out DIR [--dtype float32|bfloat16] [--stage N]\n"
             "                      [--yarn-v4]\n"
-            "  writes DIR (created with its parents) model.safetensors, config.json (max_position_embeddings and rope_scaling of\n"
-            "  the stage the weights were trained in), generation_config.json and the run's tokenizer\n"
-            "  (tokenizer.json, tokenizer_config.json; for a GGUF tokenizer a line says why not).\n"
+            "       stretch export --ckpt C.h5 --format gguf --out M.gguf [--type f32|f16|bf16|q8_0] [--stage N]\n"
+            "                      [--tokenizer byte|tokenizer.json|FILE.gguf]\n"
+            "  gguf: a llama.cpp model (architecture llama) with the stage's RoPE in llama.cpp's keys and\n"
+            "  the checkpoint's tokenizer (its run config's data.tokenizer, or the GGUF it was imported\n"
+            "  from); a RoPE llama.cpp cannot express is refused (docs/gguf-export.md).\n"
+            "  hf: writes DIR (created with its parents): model.safetensors, config.json\n"
+            "  (max_position_embeddings and rope_scaling of the stage the weights were trained in),\n"
+            "  generation_config.json and the run's tokenizer (tokenizer.json, tokenizer_config.json;\n"
+            "  for a GGUF tokenizer or an imported checkpoint a line says why not).\n"
             "  --stage N: export with stage N's rope scaling instead (0-based).\n"
             "  --yarn-v4: write yarn the way transformers 4.4x also reads it: max_position_embeddings =\n"
             "  the original context, no original_max_position_embeddings key (read the same by 4.5x, 5.x).\n");
@@ -36,7 +42,7 @@ static int usage(FILE *out, int status) {
 }
 
 typedef struct {
-    const char *ckpt, *format, *out;
+    const char *ckpt, *format, *out, *type, *tokenizer;
     st_dtype dtype;
     int flags;  // HF_CONFIG_*
     int stage;  // CKPT_MODEL_STAGE_AUTO: from the checkpoint
@@ -53,7 +59,8 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
             a->flags |= HF_CONFIG_YARN_V4;
             continue;
         }
-        static const char *const known[] = {"--ckpt", "--format", "--out", "--dtype", "--stage", "--yarn-v4"};
+        static const char *const known[] = {"--ckpt", "--format", "--out", "--dtype", "--stage", "--yarn-v4",
+                                            "--type", "--tokenizer"};
         const int n_known = (int)(sizeof known / sizeof known[0]);
         bool ok = false;
         for (int k = 0; k < n_known; k++) ok |= !strcmp(o, known[k]);
@@ -67,6 +74,8 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
         if (!strcmp(o, "--ckpt")) a->ckpt = v;
         else if (!strcmp(o, "--format")) a->format = v;
         else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--type")) a->type = v;
+        else if (!strcmp(o, "--tokenizer")) a->tokenizer = v;
         else if (!strcmp(o, "--dtype") && (!strcmp(v, "float32") || !strcmp(v, "bfloat16")))
             a->dtype = !strcmp(v, "bfloat16") ? ST_BF16 : ST_F32;
         else if (!strcmp(o, "--dtype"))
@@ -82,8 +91,13 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
     }
     if (!a->ckpt || !a->out || !a->format)
         return errmsg(err, errlen, "export: --ckpt, --format and --out are required");
-    if (strcmp(a->format, "hf"))
-        return errmsg(err, errlen, "export: --format must be hf (got '%s')", a->format);
+    if (strcmp(a->format, "hf") && strcmp(a->format, "gguf"))
+        return errmsg(err, errlen, "export: --format must be hf or gguf (got '%s')", a->format);
+    bool gguf = !strcmp(a->format, "gguf");
+    if (!gguf && (a->type || a->tokenizer))
+        return errmsg(err, errlen, "export: --type and --tokenizer are for --format gguf (hf: --dtype)");
+    if (gguf && (a->flags || a->dtype != ST_F32))
+        return errmsg(err, errlen, "export: --dtype and --yarn-v4 are for --format hf (gguf: --type)");
     return 0;
 }
 
@@ -95,6 +109,19 @@ int cli_export(int argc, char **argv) {
     if (rc != 0) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
+    }
+    if (!strcmp(a.format, "gguf")) {  // M.gguf's directory, with its parents
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", a.out);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (fsutil_mkdirs(dir, "export --out", err, sizeof err) != 0) {
+                fprintf(stderr, "stretch: error: %s\n", err);
+                return 2;
+            }
+        }
+        return cli_export_gguf(a.ckpt, a.out, a.type, a.tokenizer, a.stage);
     }
     model_config mc;
     float *params = NULL;
