@@ -12,34 +12,34 @@ SHORT=(--eval.passkey_trials 0 --stages.0.steps 6 --stages.1.steps 4)
 make_text_shard text.shard
 
 # --- (9) --version
-"$STRETCH" --version | grep -qx "stretch [0-9][0-9.]*" || fail "--version: $("$STRETCH" --version)"
-"$STRETCH" version | grep -qx "stretch [0-9][0-9.]*" || fail "stretch version"
+"$STRETCH" --version | has -x "stretch [0-9][0-9.]*" || fail "--version: $("$STRETCH" --version)"
+"$STRETCH" version | has -x "stretch [0-9][0-9.]*" || fail "stretch version"
 
 # --- (9) a mistyped option is named with the nearest one, not asked for a value
 write_tiny_run cli text.shard
 expect_exit 2 "$STRETCH" train cli.yaml --dryrun
-echo "$ERR" | grep -q "unknown option --dryrun (did you mean --dry-run?)" || fail "--dryrun: $ERR"
+echo "$ERR" | has "unknown option --dryrun (did you mean --dry-run?)" || fail "--dryrun: $ERR"
 expect_exit 2 "$STRETCH" train cli.yaml --max-step 3
-echo "$ERR" | grep -q "did you mean --max-steps?" || fail "--max-step: $ERR"
+echo "$ERR" | has "did you mean --max-steps?" || fail "--max-step: $ERR"
 expect_exit 2 "$STRETCH" export --ckpt x.h5 --fromat hf --out d
-echo "$ERR" | grep -q "unknown option --fromat (did you mean --format?)" || fail "export --fromat: $ERR"
+echo "$ERR" | has "unknown option --fromat (did you mean --format?)" || fail "export --fromat: $ERR"
 expect_exit 2 "$STRETCH" eval passkey --ckpt x.h5 --trial 3
-echo "$ERR" | grep -q "did you mean --trials?" || fail "eval --trial: $ERR"
+echo "$ERR" | has "did you mean --trials?" || fail "eval --trial: $ERR"
 expect_exit 2 "$STRETCH" search --ckpt x.h5 --target-length 3
-echo "$ERR" | grep -q "did you mean --target-len?" || fail "search --target-length: $ERR"
+echo "$ERR" | has "did you mean --target-len?" || fail "search --target-length: $ERR"
 expect_exit 2 "$STRETCH" tokenize --outt x.shard text.shard
-echo "$ERR" | grep -q "did you mean --out?" || fail "tokenize --outt: $ERR"
+echo "$ERR" | has "did you mean --out?" || fail "tokenize --outt: $ERR"
 expect_exit 2 "$STRETCH" import --gguff x.gguf --out y.h5
-echo "$ERR" | grep -q "did you mean --gguf?" || fail "import --gguff: $ERR"
+echo "$ERR" | has "did you mean --gguf?" || fail "import --gguff: $ERR"
 expect_exit 2 "$STRETCH" inspect x.h5 --tensor
-echo "$ERR" | grep -q "did you mean --tensors?" || fail "inspect --tensor: $ERR"
+echo "$ERR" | has "did you mean --tensors?" || fail "inspect --tensor: $ERR"
 
 # --- (9) --key=value everywhere --key value works
 "$STRETCH" train cli.yaml --dry-run --optimizer.lr=1e-3 --stages.1.seq_len=256 > dry.log
 grep -q "lr 1.00e-03" dry.log || fail "--optimizer.lr=1e-3 not applied: $(cat dry.log)"
 grep -qE "stage +1 .*seq_len +256" dry.log || fail "--stages.1.seq_len=256 not applied: $(cat dry.log)"
 expect_exit 2 "$STRETCH" train cli.yaml --dry-run --optimizer.lr=abc
-echo "$ERR" | grep -q "optimizer.lr" || fail "bad --key=value not named: $ERR"
+echo "$ERR" | has "optimizer.lr" || fail "bad --key=value not named: $ERR"
 "$STRETCH" train cli.yaml "${SHORT[@]}" --max-steps=3 --train.out_dir=eqrun > eq.log
 grep -q "stopped at step 3" eq.log || fail "--max-steps=3 / --train.out_dir=eqrun: $(tail -3 eq.log)"
 [ -d eqrun ] || fail "--train.out_dir=eqrun not applied"
@@ -63,7 +63,7 @@ CK=$(latest_ckpt run)
 
 # --- (9) inspect: the summary first and short; config and tensors on request
 "$STRETCH" inspect "$CK" > insp.log
-head -3 insp.log | grep -q "step 10, stage 1 'long' (2 of 2)" || fail "inspect summary: $(head -5 insp.log)"
+head -3 insp.log | has "step 10, stage 1 'long' (2 of 2)" || fail "inspect summary: $(head -5 insp.log)"
 grep -q "rope: yarn, factor 2" insp.log || fail "inspect: no stage rope: $(cat insp.log)"
 grep -q "model: dim 32, 2 layers" insp.log || fail "inspect: no model shape: $(cat insp.log)"
 grep -qE "parameters; [0-9]+ tensors, [0-9.]+ MiB" insp.log || fail "inspect: no tensor count/bytes: $(cat insp.log)"

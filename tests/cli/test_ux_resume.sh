@@ -20,7 +20,7 @@ refused() {  # refused KEY ARGS...: exit 2, one line naming KEY, nothing trained
   local key=$1; shift
   local n; n=$(grep -c '"event":"step"' r/metrics.jsonl)
   expect_exit 2 "$STRETCH" train r.yaml "${Q[@]}" "$@"
-  echo "$ERR" | grep -q "$key: .* cannot change on resume" || fail "change of $key: $ERR"
+  echo "$ERR" | has "$key: .* cannot change on resume" || fail "change of $key: $ERR"
   [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line for $key: $ERR"
   [ "$(grep -c '"event":"step"' r/metrics.jsonl)" -eq "$n" ] || fail "trained despite a refused $key"
 }
@@ -39,7 +39,7 @@ refused stages.0.steps --stages.0.steps 4
 line=$(grep "^resume: changed since r/ckpt-00000008.h5 (allowed): " r2.log) || fail "allowed changes not shown: $(cat r2.log)"
 for c in "optimizer.lr: 0.003 -> 0.002" "train.ckpt_every: 10 -> 4" "eval.passkey_trials: 0 -> 1" \
          "stages.1.seq_len: 128 -> 256" "stages.1.steps: 12 -> 6"; do
-  echo "$line" | grep -qF "$c" || fail "allowed change '$c' not shown: $line"
+  echo "$line" | has -F "$c" || fail "allowed change '$c' not shown: $line"
 done
 lr9=$(grep '"event":"step","step":9,' r/metrics.jsonl | sed 's/.*"lr":\([^,]*\).*/\1/')
 awk -v x="$lr9" 'BEGIN { exit !(x > 0.0015 && x < 0.0021) }' || fail "lr at step 9 is $lr9, not from 2e-3"

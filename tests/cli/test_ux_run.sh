@@ -91,7 +91,7 @@ printf '{"state": "running", "step": 36, "stage": 1, "tokens": 1, "time": %s, "p
 grep -q "^dead: .*not running (pid $gone is gone" st2.log || fail "status of a dead run: $(cat st2.log)"
 grep -q "^live: .*running (pid $$, heartbeat" st2.log || fail "status of a live run: $(cat st2.log)"
 expect_exit 2 "$STRETCH" status nowhere
-echo "$ERR" | grep -q "nowhere" || fail "status of a missing dir: $ERR"
+echo "$ERR" | has "nowhere" || fail "status of a missing dir: $ERR"
 
 # --- (5) stdout and stderr in order in one file: the gate's summary line
 # comes after the lines it summarises
