@@ -24,6 +24,7 @@
 #include "run_config_check.h"
 #include "tok.h"
 #include "train_guard.h"
+#include "train_history.h"
 
 // Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
 // Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
@@ -59,6 +60,7 @@ typedef struct train_state {
     char train_shards[2][1024];  // corpus shards made for this run ("" = none)
     metrics met;
     train_guard guard;         // skipped non-finite steps (train_guard.h)
+    train_history hist;        // earlier sessions (metrics.jsonl); last loss / val loss kept current
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
 } train_state;
 

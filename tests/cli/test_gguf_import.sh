@@ -34,7 +34,7 @@ grep -q "dim: 576, n_layers: 30, n_heads: 9, n_kv_heads: 3, head_dim: 64, ffn_di
   || fail "architecture: $(cat import.log)"
 grep -q "vocab_size: 49152, norm_eps: 1e-05, tie_embeddings: true, rope_theta: 100000.0" import.log \
   || fail "vocab/eps/tie/theta: $(cat import.log)"
-"$STRETCH" inspect smol.h5 > inspect.log
+"$STRETCH" inspect smol.h5 --tensors > inspect.log
 for t in "model.embed_tokens.weight  float32 (49152, 576)" "model.layers.29.self_attn.k_proj.weight  float32 (192, 576)" \
          "model.layers.0.mlp.down_proj.weight  float32 (576, 1536)" "model.norm.weight  float32 (576)"; do
   grep -qF "$t" inspect.log || fail "tensor $t not in: $(grep params -A3 inspect.log | head)"
