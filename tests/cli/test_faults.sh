@@ -122,13 +122,13 @@ set -e
 [ "$RC" -eq 2 ] || fail "deleted shard: exit $RC, want 2: $(cat del.err)"
 one_line del.err
 grep -q "^stretch: error: .*s2.shard: cannot open: No such file or directory" del.err || fail "deleted shard: $(cat del.err)"
-intact del ckpt-00000300.h5   # the stage boundary checkpoint: stage 2, step 0
+intact del ckpt-00000300.h5   # the stage boundary checkpoint: stage 1, step 0
 msg4=$(cat del.err)
 cp text.shard s1.shard
 cp other.shard s2.shard
 run del --data.train "[$T/s1.shard]" --stages.1.data "[$T/s2.shard]" --stages.0.steps 300
 [ "$RC" -eq 0 ] || fail "deleted shard: resume: $(cat del.err)"
-grep -q "resumed from del/ckpt-00000300.h5: stage 2, step 300" del.out || fail "deleted shard: resume: $(head -3 del.out)"
+grep -q "resumed from del/ckpt-00000300.h5: stage 1 (2 of 2), step 300" del.out || fail "deleted shard: resume: $(head -3 del.out)"
 echo "fault 4 (shards deleted mid-run): $msg4"
 
 # 5. a rank killed during ring attention (sp 2): the job ends, no hang; resume on 2 ranks
