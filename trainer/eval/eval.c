@@ -13,7 +13,7 @@ double eval_passkey(model *m, const passkey_config *pk, int64_t T, double depth,
     cfg.depth = depth;
     cfg.answer_only = 1;  // targets only where the answer is predicted
     zigzag_layout z;
-    zigzag_layout_init(&z, T, ring->sp, ring->sp_rank);
+    zigzag_layout_init_sp(&z, T, ring->sp, ring->ulysses, ring->sp_rank);
     const int64_t TL = ring->sp > 1 ? z.T_local : T;
     int32_t *tokens = xmalloc(sizeof(int32_t) * T), *targets = xmalloc(sizeof(int32_t) * T),
             *pos = xmalloc(sizeof(int32_t) * T);
