@@ -1,13 +1,14 @@
 // dist: the MPI runtime of stretch. The (dp x sp) grid of ranks, the
 // gradient all-reduce (bucketed, non-blocking), small reductions for loss and
 // token counts, and the one point-to-point primitive ring attention needs (a
-// shift around the sp ring). MPI is called only here and in ring_attn.c, so a
+// shift around the sp ring, the all-to-all of Ulysses). MPI is called only here, so a
 // GPU build can put NCCL under this interface without touching the callers.
 //
 // Grid: world rank = dp_rank * sp + sp_rank. The sp ranks of one dp group are
 // consecutive and share one sequence (each holds a zig-zag slice of it, see
 // trainer/parallel/zigzag.h); the dp groups train on different sequences. Gradients are
-// summed over ALL ranks (dp and sp).
+// summed over ALL ranks (dp and sp). With ulysses > 1 (dist_init_grid3) the sp
+// ranks are ring x ulysses, ulysses ranks adjacent (trainer/parallel/ulysses.h).
 //
 // Failures: every MPI error calls die() (message, then MPI_Abort of the whole
 // job). A rank that dies any other way (signal, abort(), exit without
