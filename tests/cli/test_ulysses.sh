@@ -3,8 +3,9 @@
 # ring x ulysses hybrid under mpirun: every grid of 2 and 4 ranks trains the
 # tiny curriculum (n_heads 4, n_kv_heads 2: ulysses 4 replicates kv heads) to
 # the parameters of 1 rank; checkpoints resume across grids (hybrid -> ulysses
-# 4 -> 1 rank, 1 rank -> ulysses 2); distributed passkey / perplexity eval
-# with --ulysses equals 1 rank; bad grids exit 2 with one line on every rank.
+# 4 -> 1 rank, 1 rank -> ulysses 2); distributed eval (passkey, perplexity,
+# RULER tasks) with --ulysses equals 1 rank; bad grids exit 2 with one line on
+# every rank.
 STRETCH=$1; SRC=$2
 source "$SRC/tests/cli/lib.sh"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
@@ -63,6 +64,11 @@ cmp pk1/passkey.csv pkh/passkey.csv || fail "passkey.csv differs between 1 rank 
 "${MPIRUN[@]}" -n 4 "$STRETCH" eval ppl --ckpt $CK --data text.shard --lengths 64,190 --windows 3 --ulysses 4 --out ppl4 > /dev/null
 paste -d, ppl1/ppl.csv ppl4/ppl.csv | awk -F, 'NR > 1 { d = $4 - $9; if ($3 != $8 || d > 1e-4 || d < -1e-4) exit 1 }' \
   || fail "ppl differs between 1 rank and ulysses 4: $(paste -d' ' ppl1/ppl.csv ppl4/ppl.csv)"
+TK=(--tasks niah_single,cwe --lengths 102,128 --depths 2 --trials 2)
+"$STRETCH" eval tasks --ckpt $CK "${TK[@]}" --out tk1 > /dev/null
+"${MPIRUN[@]}" -n 2 "$STRETCH" eval tasks --ckpt $CK "${TK[@]}" --ulysses 2 --out tku2 > /dev/null
+cmp tk1/tasks.csv tku2/tasks.csv || fail "tasks.csv differs between 1 rank and ulysses 2"
+echo "eval tasks (ulysses 2, length 102 padded to 104): match 1 rank"
 echo "eval passkey (ulysses 2, ring 2 x ulysses 2) and ppl (ulysses 4, length 190 padded to 192): match 1 rank"
 
 # Bad input: one line, exit 2, on every rank (each rank prints it).
