@@ -38,6 +38,7 @@
 #include "train_shards.h"
 #include "train_warn.h"
 #include "train_tasks.h"
+#include "ulysses.h"
 #include "zigzag.h"
 
 // ---------------------------------------------------------------------------
@@ -61,7 +62,7 @@ static void local_batch_make(local_batch *lb, const data_batch *db, const dist_c
         return;
     }
     zigzag_layout z;
-    zigzag_layout_init(&z, db->T, d->sp, d->sp_rank);
+    zigzag_layout_init_sp(&z, db->T, d->sp, d->ulysses, d->sp_rank);
     size_t n = (size_t)(db->B * z.T_local);
     lb->tokens = xrealloc(lb->tokens, n * sizeof(int32_t));
     lb->targets = xrealloc(lb->targets, n * sizeof(int32_t));
@@ -80,7 +81,8 @@ static void local_batch_free(local_batch *lb) {
     free(lb->seg);
 }
 
-// Rows of T tokens held by one rank of the ring.
+// Rows of T tokens held by one rank of the ring (sp = ring * ulysses: the
+// same count in the 2-D hybrid, zigzag_layout_init2).
 static int64_t local_len(int64_t T, int sp) {
     if (sp == 1) return T;
     zigzag_layout z;
@@ -198,7 +200,8 @@ static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed
                            double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
     passkey_config pk = train_passkey_config(st);
-    eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
+    eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .ulysses = st->dist.ulysses,
+                      .all = ring_all, .ctx = &st->dist};
     double sum = 0;
     for (int j = 0; j < e->passkey_depths.n; j++) {
         char err[512];
@@ -628,7 +631,7 @@ static void print_memory_plan(const cfg_run *c, const curriculum *cur) {
     for (int s = 0; s < c->n_stages; s++) {
         const curr_plan *plan = curr_stage_plan(cur, s);
         int64_t rows = plan->batch_tokens / plan->seq_len / c->parallel.dp;
-        int64_t n = rows * local_len(plan->seq_len, c->parallel.sp);
+        int64_t n = rows * local_len(plan->seq_len, cfg_parallel_sp(c));
         if (n > n_tokens) n_tokens = n;
     }
     model_config mc;
@@ -660,8 +663,9 @@ static void print_memory_plan(const cfg_run *c, const curriculum *cur) {
 // --dry-run: the resolved curriculum, one line per stage.
 static void print_plan(const cfg_run *c, const curriculum *cur) {
     int64_t total_steps = 0, total_tokens = 0;
-    printf("curriculum: original context %lld, parallel dp %d x sp %d\n",
-           (long long)cur->original_context, c->parallel.dp, c->parallel.sp);
+    printf("curriculum: original context %lld, parallel dp %d x ring %d x ulysses %d\n",
+           (long long)cur->original_context, c->parallel.dp, cfg_parallel_ring(c),
+           c->parallel.ulysses);
     for (int s = 0; s < c->n_stages; s++) {
         const curr_plan plan = *curr_stage_plan(cur, s);
         const rope_config rc = *curr_stage_rope(cur, s);
@@ -672,7 +676,7 @@ static void print_plan(const cfg_run *c, const curriculum *cur) {
                s, plan.name, (long long)plan.seq_len, (long long)plan.steps,
                (long long)plan.batch_tokens, plan.lr, rope_type_name(rc.type),
                rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor, (double)t.attention_factor,
-               (long long)(plan.batch_tokens / c->parallel.dp / c->parallel.sp));
+               (long long)(plan.batch_tokens / c->parallel.dp / cfg_parallel_sp(c)));
         total_steps += plan.steps;
         total_tokens += plan.steps * plan.batch_tokens;
     }
@@ -685,9 +689,19 @@ static void setup(train_state *st, const train_args *a) {
     char err[1024];
     load_config(st, a);
     const cfg_run *c = &st->cfg;
-    if (dist_init_grid(&st->dist, c->parallel.dp, c->parallel.sp, err, sizeof err) != 0)
+    if (dist_init_grid3(&st->dist, c->parallel.dp, cfg_parallel_ring(c), c->parallel.ulysses,
+                        err, sizeof err) != 0)
         dist_exit_user_error(&st->dist, err);
     st->is_root = st->dist.rank == 0;
+    if (c->parallel.ulysses > 1) {  // heads to split; the cuda side is not wired yet
+        model_config hc;
+        cfg_model_config(&hc, c);
+        if (ulysses_check_heads(c->parallel.ulysses, hc.n_heads, hc.n_kv_heads, err, sizeof err) != 0)
+            dist_exit_user_error(&st->dist, err);
+        if (c->train.backend == CFG_BACKEND_CUDA)
+            dist_exit_user_error(&st->dist, "parallel.ulysses > 1 runs on train.backend cpu only "
+                                 "(the cuda all-to-all exists, its attention is not wired)");
+    }
 
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
@@ -809,9 +823,10 @@ int train_main(int argc, char **argv) {
     train_preflight(st);
     if (st->is_root) {
         char *text = cfg_echo(c);
-        printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages, "
-               "backend %s (%s, comm %s)\n",
-               a.run_file, st->dist.size, st->dist.dp, st->dist.sp, st->m->n_params / 1e6, c->n_stages,
+        printf("stretch train %s: %d rank(s) = dp %d x sp %d (ring %d x ulysses %d), %.2fM "
+               "parameters, %d stages, backend %s (%s, comm %s)\n",
+               a.run_file, st->dist.size, st->dist.dp, st->dist.sp, st->dist.ring,
+               st->dist.ulysses, st->m->n_params / 1e6, c->n_stages,
                backend_kind_name(st->bk->kind), st->bk->dt == BK_BF16 ? "bf16" : "fp32",
                backend_comm_name(st->comm));
         char path[1100];

@@ -93,7 +93,8 @@ static int64_t task_correct(train_state *st, int task, int64_t L, int trials, ui
                             int64_t *n_out, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
     task_env env = eval_env(st);
-    eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
+    eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist,
+                      .ulysses = st->dist.ulysses};
     // the depths of eval.passkey_depths ([] = the middle); tasks without depth once
     const bool deep = TASK_DEFS[task].has_depth;
     const int nd = deep && e->passkey_depths.n > 0 ? e->passkey_depths.n : 1;

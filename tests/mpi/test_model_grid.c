@@ -1,11 +1,18 @@
-// The whole model on every dp x sp grid of the ranks it runs on, against the
+// The whole model on every dp x ring x ulysses grid of the ranks it runs on
+// (ring attention, ulysses all-to-all, and their 2-D hybrid), against the
 // 1-rank model on the whole batch (computed by every rank itself):
 //   - loss and every gradient tensor after one forward + backward + all-reduce
 //     agree to 1e-5 relative (max |diff| / max |ref| per tensor);
 //   - after 20 AdamW steps the parameters agree to 1e-4 relative.
 // The batch packs several documents per sequence (positions restart, segment
 // ids mask attention) and documents cross the zig-zag chunk boundaries.
-// Run under mpirun with 1, 2 and 4 ranks: grids (1x1), (2x1, 1x2), (4x1, 2x2, 1x4).
+// n_kv_heads (2) < ulysses (4) exercises the replicated kv heads; sequences
+// of T = 24 need padding on grids whose 2 * ring * ulysses does not divide 24
+// (ring 2 x ulysses 4 on 8 ranks). Grids whose ulysses does not divide the
+// heads, or with more dp groups than the B = 4 sequences, are skipped (none
+// up to 4 ranks).
+// Run under mpirun with 1, 2 and 4 ranks by ctest and with 8 by
+// tests/cli/test_sp8.sh: every (dp, ring, ulysses) with dp * ring * ulysses = ranks.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +22,7 @@
 #include "dist.h"
 #include "model.h"
 #include "model_ring.h"
+#include "model_ulysses.h"
 #include "mpi_check.h"
 #include "zigzag.h"
 
@@ -63,6 +71,7 @@ typedef struct {
     model *m;
     float *mom, *var;
     ring_attn *ring;
+    ulysses_attn *uly;
     int32_t *tokens, *targets, *pos, *seg;  // this rank's rows
     model_batch mb;
 } replica;
@@ -71,14 +80,16 @@ static void replica_init(replica *r, const batch *x, dist_ctx *d, bool serial) {
     model_config cfg = tiny_config();
     int dp = serial ? 1 : d->dp, sp = serial ? 1 : d->sp;
     int dp_rank = serial ? 0 : d->dp_rank, sp_rank = serial ? 0 : d->sp_rank;
+    int ulysses = serial ? 1 : d->ulysses;
     zigzag_layout z;
-    zigzag_layout_init(&z, T, sp, sp_rank);
+    zigzag_layout_init_sp(&z, T, sp, ulysses, sp_rank);
     const int64_t rows = B / dp, TL = sp > 1 ? z.T_local : T;
     r->m = model_create(&cfg, rows * TL, false);
     model_init_weights(r->m, 99);
     r->mom = calloc((size_t)r->m->n_params, sizeof(float));
     r->var = calloc((size_t)r->m->n_params, sizeof(float));
     r->ring = NULL;
+    r->uly = NULL;
     size_t n = (size_t)(rows * TL);
     r->tokens = malloc(n * sizeof(int32_t));
     r->targets = malloc(n * sizeof(int32_t));
@@ -88,8 +99,14 @@ static void replica_init(replica *r, const batch *x, dist_ctx *d, bool serial) {
     if (sp > 1) {
         zigzag_shard_batch(r->tokens, r->targets, r->pos, r->seg, x->tokens + off, x->targets + off,
                            x->pos + off, x->seg + off, rows, &z, 0);
-        r->ring = ring_attn_create(d);
-        model_attention att = model_ring_attention(r->ring);
+        model_attention att;
+        if (ulysses > 1) {
+            r->uly = ulysses_attn_create(d);
+            att = model_ulysses_attention(r->uly);
+        } else {
+            r->ring = ring_attn_create(d);
+            att = model_ring_attention(r->ring);
+        }
         model_set_attention(r->m, &att);
     } else {
         memcpy(r->tokens, x->tokens + off, n * sizeof(int32_t));
@@ -103,6 +120,7 @@ static void replica_init(replica *r, const batch *x, dist_ctx *d, bool serial) {
 
 static void replica_free(replica *r) {
     ring_attn_free(r->ring);
+    ulysses_attn_free(r->uly);
     model_free(r->m);
     free(r->mom); free(r->var);
     free(r->tokens); free(r->targets); free(r->pos); free(r->seg);
@@ -158,32 +176,48 @@ int main(int argc, char **argv) {
         adam_step(&ref, s);
     }
 
+    model_config cfg = tiny_config();
+    int skipped = 0;
     for (int dp = 1; dp <= d.size; dp++) {
         if (d.size % dp) continue;
-        int sp = d.size / dp;
-        char err[256];
-        EXPECT(&mc, dist_init_grid(&d, dp, sp, err, sizeof err) == 0, "%s", err);
-        replica r;
-        replica_init(&r, &x, &d, false);
-        double loss = grad_step(&r, x.n_targets, &d);
-        double g_err = worst_rel(r.m, r.m->grads, ref_grads);
-        double l_err = fabs(loss - ref_loss) / fabs(ref_loss);
-        EXPECT(&mc, l_err <= 1e-5, "dp %d sp %d: loss %.9g vs 1-rank %.9g", dp, sp, loss, ref_loss);
-        EXPECT(&mc, g_err <= 1e-5, "dp %d sp %d: gradients differ by %.3g (relative)", dp, sp, g_err);
-        for (int s = 1; s <= STEPS; s++) {
-            if (s > 1) grad_step(&r, x.n_targets, &d);
-            adam_step(&r, s);
+        if (B % dp) {  // dp 8: fewer sequences than dp groups
+            skipped++;
+            continue;
         }
-        double p_err = worst_rel(r.m, r.m->params, ref.m->params);
-        EXPECT(&mc, p_err <= 1e-4, "dp %d sp %d: parameters after %d steps differ by %.3g", dp, sp,
-               STEPS, p_err);
-        if (d.rank == 0)
-            printf("dp %d x sp %d: loss rel err %.2e, worst gradient rel err %.2e, params after %d "
-                   "AdamW steps %.2e\n", dp, sp, l_err, mpi_check_max(g_err), STEPS, p_err);
-        else
-            mpi_check_max(g_err);
-        replica_free(&r);
+        for (int ring = 1; ring <= d.size / dp; ring++) {
+            if ((d.size / dp) % ring) continue;
+            int uly = d.size / dp / ring;
+            char err[256];
+            if (ulysses_check_heads(uly, cfg.n_heads, cfg.n_kv_heads, err, sizeof err) != 0) {
+                skipped++;
+                continue;
+            }
+            EXPECT(&mc, dist_init_grid3(&d, dp, ring, uly, err, sizeof err) == 0, "%s", err);
+            replica r;
+            replica_init(&r, &x, &d, false);
+            double loss = grad_step(&r, x.n_targets, &d);
+            double g_err = worst_rel(r.m, r.m->grads, ref_grads);
+            double l_err = fabs(loss - ref_loss) / fabs(ref_loss);
+            EXPECT(&mc, l_err <= 1e-5, "dp %d ring %d ulysses %d: loss %.9g vs 1-rank %.9g", dp,
+                   ring, uly, loss, ref_loss);
+            EXPECT(&mc, g_err <= 1e-5, "dp %d ring %d ulysses %d: gradients differ by %.3g "
+                   "(relative)", dp, ring, uly, g_err);
+            for (int s = 1; s <= STEPS; s++) {
+                if (s > 1) grad_step(&r, x.n_targets, &d);
+                adam_step(&r, s);
+            }
+            double p_err = worst_rel(r.m, r.m->params, ref.m->params);
+            EXPECT(&mc, p_err <= 1e-4, "dp %d ring %d ulysses %d: parameters after %d steps "
+                   "differ by %.3g", dp, ring, uly, STEPS, p_err);
+            double g_all = mpi_check_max(g_err), p_all = mpi_check_max(p_err);
+            if (d.rank == 0)
+                printf("dp %d x ring %d x ulysses %d: loss rel err %.2e, worst gradient rel err "
+                       "%.2e, params after %d AdamW steps %.2e\n", dp, ring, uly, l_err, g_all,
+                       STEPS, p_all);
+            replica_free(&r);
+        }
     }
+    if (d.rank == 0 && skipped) printf("%d grid(s) skipped: ulysses does not split the heads, or dp > %d sequences\n", skipped, B);
     free(ref_grads);
     replica_free(&ref);
     int rc = mpi_check_finish(&mc, "test_model_grid");

@@ -143,7 +143,7 @@ static void test_nll(void **state) {
     rope_table rt;
     rope_table_init(&rt, &mc.rope, T);
     model_set_rope(m, &rt);
-    const eval_ring one = {1, 0, NULL, NULL};
+    const eval_ring one = {1, 0, NULL, NULL, 1};
     static ref_window ref[4096];
     int32_t tokens[24], targets[24], pos[24];
     float losses[24];

@@ -95,7 +95,7 @@ static void test_exact_vs_greedy(void **state) {
     rope_table rt;
     rope_table_init(&rt, &mc.rope, T);
     model_set_rope(m, &rt);
-    const eval_ring one = {1, 0, NULL, NULL};
+    const eval_ring one = {1, 0, NULL, NULL, 1};
     task_env env = {.encode = tok_encode_into, .encode_ctx = tok, .bos_id = -1, .answer_only = 1};
     int32_t tokens[300], targets[300], gen[300];
     for (int task = 0; task < TASK_COUNT; task++) {

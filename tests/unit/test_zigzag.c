@@ -135,12 +135,75 @@ static void test_positions_global(void **state) {
     }
 }
 
+// The 2-D hybrid (zigzag_layout_init2): for every ring x ulysses and T, the
+// ulysses ranks of ring position p hold, in u order, exactly the rows that
+// position p holds in the plain ring of the same T_pad (chunk p, then chunk
+// 2 ring - 1 - p): their concatenation is the ring-local zig-zag sequence the
+// all-to-all gathers. Every padded row is held once; shard + unshard over
+// all ranks rebuilds the tensor.
+static void test_layout_2d(void **state) {
+    (void)state;
+    const int RINGS[] = {1, 2, 3, 4}, ULYS[] = {1, 2, 3, 4, 8};
+    const int64_t B = 2;
+    for (size_t i = 0; i < sizeof RINGS / sizeof *RINGS; i++)
+        for (size_t u = 0; u < sizeof ULYS / sizeof *ULYS; u++)
+            for (size_t j = 0; j < sizeof TS / sizeof *TS; j++) {
+                int ring = RINGS[i], U = ULYS[u];
+                int64_t T = TS[j];
+                float *global = malloc(sizeof(float) * (size_t)(B * T));
+                float *back = malloc(sizeof(float) * (size_t)(B * T));
+                for (int64_t n = 0; n < B * T; n++) global[n] = (float)n, back[n] = -1.0f;
+                int64_t T_pad = 0;
+                int *seen = NULL;
+                for (int p = 0; p < ring; p++) {
+                    int64_t at = 0;  // ring-local row
+                    for (int r = 0; r < U; r++) {
+                        zigzag_layout z, plain;
+                        zigzag_layout_init2(&z, T, ring, U, p, r);
+                        T_pad = z.T_pad;
+                        if (!seen) seen = calloc((size_t)T_pad, sizeof *seen);
+                        assert_int_equal(z.T_pad % (2 * ring * U), 0);
+                        assert_true(z.T_pad >= T && z.T_pad < T + 2 * ring * U);
+                        assert_int_equal(z.T_local * U, 2 * z.chunk);
+                        // The plain ring over the same padded length.
+                        zigzag_layout_init(&plain, z.T_pad, ring, p);
+                        for (int64_t l = 0; l < z.T_local; l++, at++) {
+                            int64_t g = zigzag_global_row(&z, l);
+                            assert_int_equal(g, zigzag_global_row(&plain, at));
+                            seen[g]++;
+                        }
+                        float *local = malloc(sizeof(float) * (size_t)(B * z.T_local));
+                        const float pad = -5.0f;
+                        zigzag_shard(local, global, sizeof(float), B, &z, &pad);
+                        for (int64_t b = 0; b < B; b++)
+                            for (int64_t l = 0; l < z.T_local; l++) {
+                                int64_t g = zigzag_global_row(&z, l);
+                                float want = g < T ? global[b * T + g] : pad;
+                                assert_true(local[b * z.T_local + l] == want);
+                            }
+                        zigzag_unshard(back, local, sizeof(float), B, &z);
+                        free(local);
+                        // The sp-rank form names the same layout.
+                        zigzag_layout zs;
+                        zigzag_layout_init_sp(&zs, T, ring * U, U, p * U + r);
+                        assert_memory_equal(&zs, &z, sizeof z);
+                    }
+                }
+                for (int64_t g = 0; g < T_pad; g++) assert_int_equal(seen[g], 1);
+                assert_memory_equal(back, global, sizeof(float) * (size_t)(B * T));
+                free(seen);
+                free(global);
+                free(back);
+            }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_packed_batch_by_hand),
         cmocka_unit_test(test_positions_global),
+        cmocka_unit_test(test_layout_2d),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

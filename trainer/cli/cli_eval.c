@@ -35,6 +35,7 @@
 #include "eval_report.h"
 #include "eval_tasks.h"
 #include "model_ring.h"
+#include "model_ulysses.h"
 #include "passkey.h"
 #include "ring_attn.h"
 #include "rng.h"
@@ -61,6 +62,7 @@ typedef struct {
     double depths[EVAL_MAX_LIST];
     int n_depths;
     int64_t trials, windows, sliding, length, sp;  // sliding, length, sp: 0 = not given
+    int64_t ulysses;  // 0 = not given (1)
     bool trials_given, depths_given;  // else passkey takes the run's eval settings
     uint64_t seed;
     eval_rope_opt rope;
@@ -132,6 +134,8 @@ static void usage(FILE *out) {
             "  --backend B        cpu (default) or cuda: the model on this rank's GPU, bf16\n"
             "                     activations, one rank (sp 1)\n"
             "  --sp N             sequence-parallel ranks (default and only choice: all ranks)\n"
+            "  --ulysses U        of those, U adjacent ranks split the heads (all-to-all) and\n"
+            "                     sp / U ring positions run zig-zag ring attention (default 1)\n"
             "  --out DIR          output directory (created if missing)\n");
 }
 
@@ -147,6 +151,7 @@ static const struct {
     {"--threshold", CMD_TASKS}, {"--haystack", CMD_TASKS}, {"--data", CMD_PPL | CMD_SHORT},
     {"--windows", CMD_PPL | CMD_SHORT}, {"--sliding", CMD_PPL | CMD_SHORT}, {"--length", CMD_SHORT},
     {"--rope-stage", CMD_ALL}, {"--rope", CMD_ALL}, {"--tokenizer", CMD_ALL}, {"--backend", CMD_ALL}, {"--sp", CMD_ALL},
+    {"--ulysses", CMD_ALL},
     {"--out", CMD_ALL},
 };
 
@@ -223,6 +228,8 @@ static int set_option(eval_args *a, const char *opt, const char *v, char *err, s
         rc = eval_parse_count(&a->sliding, v, msg, sizeof msg);
     } else if (!strcmp(opt, "--sp")) {
         rc = eval_parse_count(&a->sp, v, msg, sizeof msg);
+    } else if (!strcmp(opt, "--ulysses")) {
+        rc = eval_parse_count(&a->ulysses, v, msg, sizeof msg);
     } else if (!strcmp(opt, "--length")) {
         int n;
         rc = eval_parse_lengths(&a->length, &n, v, msg, sizeof msg);
@@ -366,7 +373,8 @@ static int parse_args(eval_args *a, int argc, char **argv, char *err, size_t err
 typedef struct {
     const eval_args *a;
     dist_ctx d;
-    ring_attn *ring;   // sp > 1
+    ring_attn *ring;   // sp > 1, ulysses 1
+    ulysses_attn *uly; // ulysses > 1
     backend *bk;       // where the models run
     eval_ring er;      // how eval.h sees the ring
     bool root;
@@ -410,7 +418,12 @@ static model *load_model(eval_run *r, rope_config *rope, char *desc, size_t desc
         dist_exit_user_error(&r->d, err);
     model *m = eval_ckpt_model(c, local_len(max_len, r->d.sp), r->bk, err, sizeof err);
     if (!m) dist_exit_user_error(&r->d, err);
-    if (r->ring) {
+    if (r->uly) {
+        if (ulysses_check_heads(r->d.ulysses, m->cfg.n_heads, m->cfg.n_kv_heads, err, sizeof err) != 0)
+            dist_exit_user_error(&r->d, err);
+        model_attention att = model_ulysses_attention(r->uly);
+        model_set_attention(m, &att);
+    } else if (r->ring) {
         model_attention att = model_ring_attention(r->ring);
         model_set_attention(m, &att);
     }
@@ -800,10 +813,18 @@ int cli_eval(int argc, char **argv) {
                  "sequence over all ranks)", a.name, sp, r.d.size);
         dist_exit_user_error(&r.d, err);
     }
-    if (dist_init_grid(&r.d, 1, sp, err, sizeof err) != 0) dist_exit_user_error(&r.d, err);
+    int uly = a.ulysses > 0 ? (int)a.ulysses : 1;
+    if (sp % uly != 0) {
+        snprintf(err, sizeof err, "eval %s: --ulysses %d does not divide the %d sequence-parallel "
+                 "rank(s)", a.name, uly, sp);
+        dist_exit_user_error(&r.d, err);
+    }
+    if (dist_init_grid3(&r.d, 1, sp / uly, uly, err, sizeof err) != 0) dist_exit_user_error(&r.d, err);
     r.root = r.d.rank == 0;
-    r.er = (eval_ring){.sp = r.d.sp, .sp_rank = r.d.sp_rank, .all = ring_all, .ctx = &r.d};
-    if (r.d.sp > 1) r.ring = ring_attn_create(&r.d);
+    r.er = (eval_ring){.sp = r.d.sp, .sp_rank = r.d.sp_rank, .all = ring_all, .ctx = &r.d,
+                       .ulysses = r.d.ulysses};
+    if (uly > 1) r.uly = ulysses_attn_create(&r.d);
+    else if (r.d.sp > 1) r.ring = ring_attn_create(&r.d);
     if (a.backend && !strcmp(a.backend, "cuda")) {
         if (r.d.sp > 1) {
             snprintf(err, sizeof err, "eval %s: --backend cuda runs on one rank (the GPU ring "
@@ -820,7 +841,8 @@ int cli_eval(int argc, char **argv) {
         r.bk = backend_cpu();
     }
     if (r.root) {
-        printf("stretch eval %s: %d rank(s) = sp %d\n", a.name, r.d.size, r.d.sp);
+        printf("stretch eval %s: %d rank(s) = sp %d (ring %d x ulysses %d)\n", a.name, r.d.size,
+               r.d.sp, r.d.ring, r.d.ulysses);
         fflush(stdout);
     }
     if (a.cmd == CMD_PASSKEY) run_passkey(&r);
@@ -828,6 +850,7 @@ int cli_eval(int argc, char **argv) {
     else if (a.cmd == CMD_PPL) run_ppl(&r);
     else run_short(&r);
     ring_attn_free(r.ring);
+    ulysses_attn_free(r.uly);
     backend_free(r.bk);
     free_args(&a);
     dist_finalize(&r.d);

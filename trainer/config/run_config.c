@@ -151,9 +151,16 @@ static const cfg_key KEYS[] = {
         "warmup then flat"),
 
     RUN("parallel.dp", INT, RES, parallel.dp, NULL, "1",
-        "data-parallel ranks (each reads different sequences); dp * sp = MPI world size"),
+        "data-parallel ranks (each reads different sequences); dp * ring * ulysses = MPI world size"),
     RUN("parallel.sp", INT, RES, parallel.sp, NULL, "1",
-        "sequence-parallel ranks sharing every sequence (ring attention, zig-zag split)"),
+        "ring-attention ranks (zig-zag split); the old name of parallel.ring, which it keeps "
+        "meaning: the ranks sharing a sequence are parallel.ring x parallel.ulysses"),
+    RUN("parallel.ring", INT, RES, parallel.ring, NULL, "0",
+        "ring-attention degree (zig-zag ring across ring groups; suits slow links, any degree); "
+        "0 = parallel.sp"),
+    RUN("parallel.ulysses", INT, RES, parallel.ulysses, NULL, "1",
+        "ulysses (all-to-all) degree inside each ring position: heads split over these ranks "
+        "(adjacent ranks: one node); must divide model.n_heads; dp * ring * ulysses = world size"),
     RUN("parallel.transport", ENUM, RES, parallel.transport, transport_names, "auto",
         "cuda backend: how ranks exchange ring K/V and gradients; nccl = NCCL on device "
         "buffers (one GPU per rank), mpi = MPI through host copies (works when ranks share a "

@@ -112,7 +112,9 @@ typedef enum {
 
 typedef struct {
     int dp;  // data-parallel degree: ranks that read different sequences
-    int sp;  // sequence-parallel degree: ranks that share one sequence (ring attention)
+    int sp;  // ring degree (the old name of parallel.ring; kept): ranks of the zig-zag ring
+    int ring;     // ring degree; 0 = parallel.sp. Resolved: cfg_parallel_ring()
+    int ulysses;  // ulysses (all-to-all) degree; ranks sharing a sequence = ring * ulysses
     cfg_transport transport;  // how cuda ranks exchange K/V and gradients
 } cfg_parallel;
 

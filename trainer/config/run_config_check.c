@@ -21,6 +21,14 @@ static bool in_unit(double x) { return x >= 0.0 && x <= 1.0; }
 // ---------------------------------------------------------------------------
 // The model view (the stages' plans and RoPE: schedules/curriculum.c)
 
+int cfg_parallel_ring(const cfg_run *cfg) {
+    return cfg->parallel.ring > 0 ? cfg->parallel.ring : cfg->parallel.sp;
+}
+
+int cfg_parallel_sp(const cfg_run *cfg) {
+    return cfg_parallel_ring(cfg) * (cfg->parallel.ulysses > 0 ? cfg->parallel.ulysses : 1);
+}
+
 int64_t cfg_original_context(const cfg_run *cfg) {
     int64_t m = cfg->model.config.rope.max_position_embeddings;
     if (m > 0) return m;
@@ -85,6 +93,15 @@ static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
             cfg->parallel.dp);
     REQUIRE(cfg->parallel.sp >= 1, "parallel.sp", "parallel.sp (%d) must be >= 1",
             cfg->parallel.sp);
+    REQUIRE(cfg->parallel.ring >= 0, "parallel.ring",
+            "parallel.ring (%d) must be >= 1 (or 0 = parallel.sp)", cfg->parallel.ring);
+    REQUIRE(cfg->parallel.ring == 0 || cfg->parallel.sp == 1 ||
+                cfg->parallel.sp == cfg->parallel.ring, "parallel.sp",
+            "parallel.sp (%d) is the ring degree (the old name of parallel.ring) but "
+            "parallel.ring is %d: give one of them (ranks per sequence = ring x ulysses)",
+            cfg->parallel.sp, cfg->parallel.ring);
+    REQUIRE(cfg->parallel.ulysses >= 1, "parallel.ulysses", "parallel.ulysses (%d) must be >= 1",
+            cfg->parallel.ulysses);
 
     REQUIRE(t->seed >= 0, "train.seed", "train.seed (%lld) must be >= 0", (long long)t->seed);
     REQUIRE(t->out_dir[0], "train.out_dir", "train.out_dir must not be empty");
@@ -164,10 +181,15 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
             "%s (%lld) is %lld sequences of %lld, which parallel.dp (%d) ranks cannot share "
             "evenly", k, (long long)st->batch_tokens, (long long)seqs, (long long)st->seq_len,
             par->dp);
-    if (par->sp > 1)
-        REQUIRE(st->seq_len % (2 * par->sp) == 0, KEY("seq_len"),
+    if (par->ulysses > 1)
+        REQUIRE(st->seq_len % (2 * cfg_parallel_sp(cfg)) == 0, KEY("seq_len"),
+                "%s (%lld) must be a multiple of 2 * parallel.ring (%d) * parallel.ulysses (%d) "
+                "for the zig-zag split", k, (long long)st->seq_len, cfg_parallel_ring(cfg),
+                par->ulysses);
+    else if (cfg_parallel_ring(cfg) > 1)
+        REQUIRE(st->seq_len % (2 * cfg_parallel_ring(cfg)) == 0, KEY("seq_len"),
                 "%s (%lld) must be a multiple of 2 * parallel.sp (%d) for the zig-zag split", k,
-                (long long)st->seq_len, 2 * par->sp);
+                (long long)st->seq_len, 2 * cfg_parallel_ring(cfg));
 
     REQUIRE(isnan(st->lr) || st->lr > 0.0, KEY("lr"), "%s (%g) must be > 0", k, st->lr);
     REQUIRE(isnan(st->passkey_ratio) || in_unit(st->passkey_ratio), KEY("passkey_ratio"),

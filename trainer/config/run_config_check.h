@@ -26,6 +26,11 @@
 //   run.yaml:31: stages.1.batch_tokens (1000) must be a multiple of stages.1.seq_len (512)
 int cfg_validate(const cfg_run *cfg, char *err, size_t errlen);
 
+// The ring degree (parallel.ring, else parallel.sp) and the ranks sharing a
+// sequence (ring * parallel.ulysses).
+int cfg_parallel_ring(const cfg_run *cfg);
+int cfg_parallel_sp(const cfg_run *cfg);
+
 // The model architecture with defaults resolved: rope.head_dim filled in,
 // rope.max_position_embeddings = cfg_original_context(). vocab_size 0
 // (= the tokenizer's) is left for the caller to fill.

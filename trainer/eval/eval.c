@@ -10,7 +10,7 @@
 bool eval_answer_exact(model *m, const int32_t *tokens, const int32_t *targets, int64_t T,
                        const eval_ring *ring) {
     zigzag_layout z;
-    zigzag_layout_init(&z, T, ring->sp, ring->sp_rank);
+    zigzag_layout_init_sp(&z, T, ring->sp, ring->ulysses, ring->sp_rank);
     int32_t *pos = xmalloc(sizeof(int32_t) * T);
     for (int64_t i = 0; i < T; i++) pos[i] = (int32_t)i;
     model_batch b = {.B = 1, .T = T, .tokens = (int32_t *)tokens, .targets = (int32_t *)targets, .pos = pos, .seg = NULL};

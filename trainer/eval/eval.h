@@ -19,11 +19,13 @@
 
 // How the sequence is split across a sequence-parallel ring: this rank holds
 // the zig-zag slice sp_rank of sp (trainer/parallel/zigzag.h), and all() is true iff
-// its argument is true on every rank of the ring. {1, 0, NULL, NULL}: one rank.
+// its argument is true on every rank of the ring. {1, 0, NULL, NULL, 1}: one rank.
+// With ulysses > 1 the slice is the 2-D hybrid's (zigzag_layout_init_sp).
 typedef struct {
     int sp, sp_rank;
     bool (*all)(void *ctx, bool local);
     void *ctx;
+    int ulysses;  // sp = ring * ulysses (zigzag_layout_init_sp); 0 or 1: the plain ring
 } eval_ring;
 
 // Fraction of `trials` passkey samples of length T (needle at `depth`, or

@@ -69,7 +69,7 @@ void eval_nll(double sums[2], model *m, const eval_text *t, const eval_window *w
               int64_t T, int64_t scored, const eval_ring *ring) {
     CHECK(scored > 0 && scored <= T);
     zigzag_layout z;
-    zigzag_layout_init(&z, T, ring->sp, ring->sp_rank);
+    zigzag_layout_init_sp(&z, T, ring->sp, ring->ulysses, ring->sp_rank);
     const int64_t TL = ring->sp > 1 ? z.T_local : T;
     int32_t *buf = xmalloc(sizeof(int32_t) * (size_t)(T + 1)), *targets = xmalloc(sizeof(int32_t) * T),
             *pos = xmalloc(sizeof(int32_t) * T);

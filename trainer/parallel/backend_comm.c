@@ -7,14 +7,17 @@
 #include "die.h"
 #include "gpu_comm.h"
 #include "model_ring.h"
+#include "model_ulysses.h"
 
 // ---------------------------------------------------------------------------
-// cpu: MPI all-reduce on host buffers (dist.c), ring attention (ring_attn.c).
+// cpu: MPI all-reduce on host buffers (dist.c), ring attention (ring_attn.c),
+// or ulysses / ring x ulysses attention (ulysses.c) when parallel.ulysses > 1.
 
 typedef struct {
     dist_ctx *d;
     dist_grad_sync sync;
-    ring_attn *ring;  // created on first use (sp > 1)
+    ring_attn *ring;  // created on first use (sp > 1, ulysses == 1)
+    ulysses_attn *uly;  // created on first use (ulysses > 1)
 } mpi_comm;
 
 static void *mpi_create(backend *bk, dist_ctx *d, int transport, char *err, size_t errlen) {
@@ -26,6 +29,7 @@ static void *mpi_create(backend *bk, dist_ctx *d, int transport, char *err, size
 static void mpi_free(void *impl) {
     mpi_comm *m = impl;
     ring_attn_free(m->ring);
+    ulysses_attn_free(m->uly);
     free(m);
 }
 
@@ -41,6 +45,10 @@ static void mpi_grad_end(void *impl) { dist_grad_sync_end(&((mpi_comm *)impl)->s
 
 static model_attention mpi_ring_attention(void *impl) {
     mpi_comm *m = impl;
+    if (m->d->ulysses > 1) {
+        if (!m->uly) m->uly = ulysses_attn_create(m->d);
+        return model_ulysses_attention(m->uly);
+    }
     if (!m->ring) m->ring = ring_attn_create(m->d);
     return model_ring_attention(m->ring);
 }

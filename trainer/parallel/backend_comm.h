@@ -40,5 +40,7 @@ void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n);
 void backend_comm_grad_ready(backend_comm *c, int64_t lo);
 void backend_comm_grad_end(backend_comm *c);
 
-// The ring-attention hook for the model (sp > 1).
+// The sequence-parallel attention hook for the model (sp > 1): ring
+// attention, or ulysses / ring x ulysses when the grid has ulysses > 1 (cpu
+// only for now; train.c refuses cuda with parallel.ulysses > 1).
 model_attention backend_comm_ring_attention(backend_comm *c);

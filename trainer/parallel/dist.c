@@ -55,7 +55,8 @@ static int mpi_count(int64_t n, const char *what) {
 void dist_init_serial(dist_ctx *d) {
     *d = (dist_ctx){.rank = 0, .size = 1, .dp = 1, .sp = 1, .mpi = false,
                     .world = MPI_COMM_NULL, .sp_comm = MPI_COMM_NULL,
-                    .dp_comm = MPI_COMM_NULL};
+                    .dp_comm = MPI_COMM_NULL, .ring = 1, .ulysses = 1,
+                    .ring_comm = MPI_COMM_NULL, .u_comm = MPI_COMM_NULL};
 }
 
 void dist_init(dist_ctx *d, int *argc, char ***argv) {
@@ -86,33 +87,68 @@ void dist_init(dist_ctx *d, int *argc, char ***argv) {
 static void free_grid_comms(dist_ctx *d) {
     if (d->sp_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&d->sp_comm));
     if (d->dp_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&d->dp_comm));
+    if (d->ring_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&d->ring_comm));
+    if (d->u_comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&d->u_comm));
 }
 
 int dist_init_grid(dist_ctx *d, int dp, int sp, char *err, size_t errlen) {
-    if (dp < 1 || sp < 1) {
-        snprintf(err, errlen, "parallel.%s must be >= 1, got %d", dp < 1 ? "dp" : "sp",
-                 dp < 1 ? dp : sp);
+    return dist_init_grid3(d, dp, sp, 1, err, errlen);
+}
+
+int dist_init_grid3(dist_ctx *d, int dp, int ring, int ulysses, char *err, size_t errlen) {
+    if (dp < 1 || ring < 1 || ulysses < 1) {
+        const char *k = dp < 1 ? "dp" : ring < 1 ? (ulysses == 1 ? "sp" : "ring") : "ulysses";
+        snprintf(err, errlen, "parallel.%s must be >= 1, got %d", k,
+                 dp < 1 ? dp : ring < 1 ? ring : ulysses);
         return -1;
     }
-    if ((int64_t)dp * sp != d->size) {
-        snprintf(err, errlen, "parallel.dp (%d) x parallel.sp (%d) = %lld but mpirun started %d rank%s",
-                 dp, sp, (long long)dp * sp, d->size, d->size == 1 ? "" : "s");
+    int64_t world = (int64_t)dp * ring * ulysses;
+    if (world != d->size) {
+        if (ulysses == 1)
+            snprintf(err, errlen, "parallel.dp (%d) x parallel.sp (%d) = %lld but mpirun started %d rank%s",
+                     dp, ring, (long long)world, d->size, d->size == 1 ? "" : "s");
+        else
+            snprintf(err, errlen, "parallel.dp (%d) x parallel.ring (%d) x parallel.ulysses (%d) = "
+                     "%lld but mpirun started %d rank%s", dp, ring, ulysses, (long long)world,
+                     d->size, d->size == 1 ? "" : "s");
         return -1;
     }
+    int sp = ring * ulysses;
     d->dp = dp;
     d->sp = sp;
+    d->ring = ring;
+    d->ulysses = ulysses;
     d->dp_rank = d->rank / sp;
     d->sp_rank = d->rank % sp;
+    d->ring_rank = d->sp_rank / ulysses;
+    d->u_rank = d->sp_rank % ulysses;
     if (!d->mpi) return 0;
     free_grid_comms(d);
     MPI_CHECK(MPI_Comm_split(d->world, d->dp_rank, d->sp_rank, &d->sp_comm));
     MPI_CHECK(MPI_Comm_split(d->world, d->sp_rank, d->dp_rank, &d->dp_comm));
+    MPI_CHECK(MPI_Comm_split(d->world, d->dp_rank * ulysses + d->u_rank, d->ring_rank, &d->ring_comm));
+    MPI_CHECK(MPI_Comm_split(d->world, d->dp_rank * ring + d->ring_rank, d->u_rank, &d->u_comm));
     int r = -1;
     MPI_CHECK(MPI_Comm_rank(d->sp_comm, &r));
     CHECK(r == d->sp_rank);
     MPI_CHECK(MPI_Comm_rank(d->dp_comm, &r));
     CHECK(r == d->dp_rank);
+    MPI_CHECK(MPI_Comm_rank(d->ring_comm, &r));
+    CHECK(r == d->ring_rank);
+    MPI_CHECK(MPI_Comm_rank(d->u_comm, &r));
+    CHECK(r == d->u_rank);
     return 0;
+}
+
+void dist_ring_view(dist_ctx *view, const dist_ctx *d) {
+    *view = *d;
+    view->sp = d->ring;
+    view->sp_rank = d->ring_rank;
+    view->sp_comm = d->ring_comm;
+    view->ulysses = 1;
+    view->u_rank = 0;
+    view->u_comm = MPI_COMM_NULL;
+    view->sent_bytes = 0;
 }
 
 void dist_finalize(dist_ctx *d) {
@@ -250,6 +286,7 @@ void dist_ring_shift(dist_xfer *x, dist_ctx *d, void *recv, const void *send, in
     int n = mpi_count(count, "ring shift");
     MPI_CHECK(MPI_Irecv(recv, n, mpi_type(type), prev, tag, d->sp_comm, &x->req[x->n++]));
     MPI_CHECK(MPI_Isend(send, n, mpi_type(type), next, tag, d->sp_comm, &x->req[x->n++]));
+    d->sent_bytes += count * (int64_t)dtype_size(type);
 }
 
 void dist_xfer_poll(dist_xfer *x) {
@@ -261,4 +298,29 @@ void dist_xfer_poll(dist_xfer *x) {
 void dist_xfer_wait(dist_xfer *x) {
     if (x->n > 0) MPI_CHECK(MPI_Waitall(x->n, x->req, MPI_STATUSES_IGNORE));
     x->n = 0;
+}
+
+// ---------------------------------------------------------------------------
+// Ulysses all-to-all
+
+void dist_alltoall(dist_ctx *d, void *recv, const void *send, int64_t count, dist_dtype type) {
+    if (!d->mpi || d->ulysses == 1) {
+        if (recv != send) memcpy(recv, send, (size_t)count * dtype_size(type));
+        return;
+    }
+    int n = mpi_count(count, "all-to-all block");
+    mpi_count(count * d->ulysses, "all-to-all");
+    MPI_CHECK(MPI_Alltoall(send, n, mpi_type(type), recv, n, mpi_type(type), d->u_comm));
+    d->sent_bytes += (int64_t)(d->ulysses - 1) * count * (int64_t)dtype_size(type);
+}
+
+void dist_allgather(dist_ctx *d, void *recv, const void *send, int64_t count, dist_dtype type) {
+    if (!d->mpi || d->ulysses == 1) {
+        if (recv != send) memcpy(recv, send, (size_t)count * dtype_size(type));
+        return;
+    }
+    int n = mpi_count(count, "all-gather block");
+    mpi_count(count * d->ulysses, "all-gather");
+    MPI_CHECK(MPI_Allgather(send, n, mpi_type(type), recv, n, mpi_type(type), d->u_comm));
+    d->sent_bytes += (int64_t)(d->ulysses - 1) * count * (int64_t)dtype_size(type);
 }

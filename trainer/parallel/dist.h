@@ -1,13 +1,14 @@
 // dist: the MPI runtime of stretch. The (dp x sp) grid of ranks, the
 // gradient all-reduce (bucketed, non-blocking), small reductions for loss and
 // token counts, and the one point-to-point primitive ring attention needs (a
-// shift around the sp ring). MPI is called only here and in ring_attn.c, so a
+// shift around the sp ring, the all-to-all of Ulysses). MPI is called only here, so a
 // GPU build can put NCCL under this interface without touching the callers.
 //
 // Grid: world rank = dp_rank * sp + sp_rank. The sp ranks of one dp group are
 // consecutive and share one sequence (each holds a zig-zag slice of it, see
 // trainer/parallel/zigzag.h); the dp groups train on different sequences. Gradients are
-// summed over ALL ranks (dp and sp).
+// summed over ALL ranks (dp and sp). With ulysses > 1 (dist_init_grid3) the sp
+// ranks are ring x ulysses, ulysses ranks adjacent (trainer/parallel/ulysses.h).
 //
 // Failures: every MPI error calls die() (message, then MPI_Abort of the whole
 // job). A rank that dies any other way (signal, abort(), exit without
@@ -39,6 +40,15 @@ typedef struct {
     MPI_Comm world;        // duplicate of MPI_COMM_WORLD (errors call die())
     MPI_Comm sp_comm;      // the sp ranks sharing a sequence; rank in it == sp_rank
     MPI_Comm dp_comm;      // the dp ranks with the same sp_rank; rank in it == dp_rank
+    // The 2-D split of the sp ranks (trainer/parallel/ulysses.h): sp = ring *
+    // ulysses, sp_rank = ring_rank * ulysses + u_rank (ulysses ranks adjacent,
+    // so on one node when ranks fill nodes in order). ulysses == 1: ring ==
+    // sp, the 1-D ring of before.
+    int ring, ulysses;
+    int ring_rank, u_rank;
+    MPI_Comm ring_comm;    // same dp group and u_rank: the ring; rank in it == ring_rank
+    MPI_Comm u_comm;       // same dp group and ring_rank: the all-to-all group; rank == u_rank
+    int64_t sent_bytes;    // bytes sent to OTHER ranks by ring shifts and all-to-alls (bench)
 } dist_ctx;
 
 // Starts MPI (thread level FUNNELED: OpenMP threads compute, only the main
@@ -54,6 +64,18 @@ void dist_init_serial(dist_ctx *d);
 // "parallel.dp (2) x parallel.sp (3) = 6 but mpirun started 4 ranks".
 // Collective over the world; every rank gets the same answer.
 int dist_init_grid(dist_ctx *d, int dp, int sp, char *err, size_t errlen);
+
+// The 3-D grid dp x ring x ulysses (sp = ring * ulysses): world rank =
+// (dp_rank * ring + ring_rank) * ulysses + u_rank. Also creates ring_comm and
+// u_comm. ulysses == 1 is dist_init_grid(d, dp, ring). Error lines as above,
+// naming parallel.ring and parallel.ulysses.
+int dist_init_grid3(dist_ctx *d, int dp, int ring, int ulysses, char *err, size_t errlen);
+
+// A view of d whose "sp ring" is this rank's ring group (sp = ring, sp_rank =
+// ring_rank, sp_comm = ring_comm): what ring_attn runs on inside the 2-D
+// hybrid. Shares d's communicators (never finalize a view); its sent_bytes
+// start at 0.
+void dist_ring_view(dist_ctx *view, const dist_ctx *d);
 
 // Frees the communicators and finalizes MPI.
 void dist_finalize(dist_ctx *d);
@@ -137,3 +159,11 @@ void dist_ring_shift(dist_xfer *x, dist_ctx *d, void *recv, const void *send, in
 // Lets the library move data while the caller computes (MPI_Testall).
 void dist_xfer_poll(dist_xfer *x);
 void dist_xfer_wait(dist_xfer *x);
+
+// ---------------------------------------------------------------------------
+// Ulysses all-to-all over u_comm (blocking): block j (count elements) of
+// send goes to u rank j, block i of recv comes from u rank i. One rank
+// (ulysses == 1 or no MPI): recv = send.
+void dist_alltoall(dist_ctx *d, void *recv, const void *send, int64_t count, dist_dtype type);
+// All-gather over u_comm: recv (ulysses * count) = every u rank's send (count), in u order.
+void dist_allgather(dist_ctx *d, void *recv, const void *send, int64_t count, dist_dtype type);

@@ -53,6 +53,17 @@ void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int6
                     dist_dtype type, int tag);
 void gpu_comm_wait(gpu_comm *c, gpu_xfer *x);
 
+// Ulysses all-to-all over this rank's u group (dist.h: dist_alltoall), device
+// buffers: block j (count elements) of send goes to u rank j, block i of
+// recv comes from u rank i. nccl: one grouped ncclSend/ncclRecv per peer on
+// the comm stream, ordered after the compute enqueued before the call and
+// before the compute enqueued after it; mpi: staged through pinned host
+// copies and MPI_Alltoall. Bytes to other ranks are added to d->sent_bytes.
+// Compiled in CUDA builds; the GPU ulysses attention that would call it is
+// not written yet (train.c refuses cuda with parallel.ulysses > 1).
+void gpu_comm_alltoall(gpu_comm *c, void *recv, const void *send, int64_t count,
+                       dist_dtype type);
+
 // Gradient all-reduce over all ranks, bucketed (DIST_BUCKET_FLOATS), buckets
 // started in descending order as backward finalizes them (see dist.h).
 void gpu_comm_grad_begin(gpu_comm *c, float *grads, int64_t n);

@@ -33,6 +33,8 @@ struct gpu_comm {
     size_t h_cap_send[N_TAGS], h_cap_recv[N_TAGS];
     float *h_grads;
     size_t h_grads_cap;
+    void *h_a2a_send, *h_a2a_recv;  // mpi: the all-to-all's staging
+    size_t h_a2a_cap_send, h_a2a_cap_recv;
     // gradient all-reduce in progress
     float *grads;
     int64_t n, n_buckets, next;  // buckets [next, n_buckets) started
@@ -92,6 +94,8 @@ void gpu_comm_free(gpu_comm *c) {
         if (c->h_recv[i]) CU_CHECK(cudaFreeHost(c->h_recv[i]));
     }
     if (c->h_grads) CU_CHECK(cudaFreeHost(c->h_grads));
+    if (c->h_a2a_send) CU_CHECK(cudaFreeHost(c->h_a2a_send));
+    if (c->h_a2a_recv) CU_CHECK(cudaFreeHost(c->h_a2a_recv));
     free(c);
 }
 
@@ -168,6 +172,45 @@ void gpu_comm_wait(gpu_comm *c, gpu_xfer *x) {
 }
 
 // ---------------------------------------------------------------------------
+// Ulysses all-to-all
+
+void gpu_comm_alltoall(gpu_comm *c, void *recv, const void *send, int64_t count,
+                       dist_dtype type) {
+    dist_ctx *d = c->d;
+    const int U = d->ulysses;
+    const size_t bytes = (size_t)count * elem_size(type);
+    if (U == 1 || !d->mpi) {
+        if (recv != send)
+            CU_CHECK(cudaMemcpyAsync(recv, send, bytes, cudaMemcpyDeviceToDevice, c->compute));
+        return;
+    }
+    if (c->kind == GPU_COMM_NCCL) {
+        // World ranks of the u group: ((dp_rank * ring + ring_rank) * ulysses + j).
+        int base = (d->dp_rank * d->ring + d->ring_rank) * U;
+        comm_after_compute(c);
+        NCCL_CHECK(ncclGroupStart());
+        for (int j = 0; j < U; j++) {
+            NCCL_CHECK(ncclSend((const char *)send + (size_t)j * bytes, (size_t)count,
+                                nccl_type(type), base + j, c->comm, c->comm_st));
+            NCCL_CHECK(ncclRecv((char *)recv + (size_t)j * bytes, (size_t)count, nccl_type(type),
+                                base + j, c->comm, c->comm_st));
+        }
+        NCCL_CHECK(ncclGroupEnd());
+        compute_after_comm(c);
+        d->sent_bytes += (int64_t)(U - 1) * (int64_t)bytes;
+        return;
+    }
+    const size_t total = bytes * (size_t)U;
+    void *hs = grow_pinned(&c->h_a2a_send, &c->h_a2a_cap_send, total);
+    void *hr = grow_pinned(&c->h_a2a_recv, &c->h_a2a_cap_recv, total);
+    CU_CHECK(cudaMemcpyAsync(hs, send, total, cudaMemcpyDeviceToHost, c->compute));
+    CU_CHECK(cudaStreamSynchronize(c->compute));
+    dist_alltoall(d, hr, hs, count, type);
+    CU_CHECK(cudaMemcpyAsync(recv, hr, total, cudaMemcpyHostToDevice, c->compute));
+    CU_CHECK(cudaStreamSynchronize(c->compute));  // hr is reused by the next call
+}
+
+// ---------------------------------------------------------------------------
 // Gradient all-reduce
 
 static int64_t bucket_lo(int64_t i) { return i * (int64_t)DIST_BUCKET_FLOATS; }
@@ -221,7 +264,11 @@ static const char *ops_name(const void *impl) { return gpu_comm_name(impl); }
 static void ops_grad_begin(void *impl, float *grads, int64_t n) { gpu_comm_grad_begin(impl, grads, n); }
 static void ops_grad_ready(void *impl, int64_t lo) { gpu_comm_grad_ready(impl, lo); }
 static void ops_grad_end(void *impl) { gpu_comm_grad_end(impl); }
-static model_attention ops_ring_attention(void *impl) { return gpu_ring_attention(impl); }
+static model_attention ops_ring_attention(void *impl) {
+    // train.c and cli_eval refuse cuda with ulysses > 1 before getting here.
+    CHECK(gpu_comm_dist(impl)->ulysses == 1);
+    return gpu_ring_attention(impl);
+}
 
 const backend_comm_ops gpu_comm_ops = {
     .create = ops_create, .free = ops_free, .name = ops_name, .grad_begin = ops_grad_begin,

@@ -7,14 +7,28 @@
 #include "die.h"
 
 void zigzag_layout_init(zigzag_layout *z, int64_t T, int sp, int rank) {
-    CHECK(T > 0 && sp > 0 && rank >= 0 && rank < sp);
-    int64_t n_chunks = 2 * (int64_t)sp;
+    zigzag_layout_init2(z, T, sp, 1, rank, 0);
+}
+
+void zigzag_layout_init2(zigzag_layout *z, int64_t T, int ring, int ulysses, int ring_rank,
+                         int u_rank) {
+    CHECK(T > 0 && ring > 0 && ring_rank >= 0 && ring_rank < ring);
+    CHECK(ulysses > 0 && u_rank >= 0 && u_rank < ulysses);
+    int64_t n_chunks = 2 * (int64_t)ring, mult = n_chunks * ulysses;
     z->T = T;
-    z->T_pad = (T + n_chunks - 1) / n_chunks * n_chunks;
+    z->T_pad = (T + mult - 1) / mult * mult;
     z->chunk = z->T_pad / n_chunks;
-    z->T_local = 2 * z->chunk;
-    z->sp = sp;
-    z->rank = rank;
+    z->T_local = 2 * z->chunk / ulysses;
+    z->sp = ring;
+    z->rank = ring_rank;
+    z->ulysses = ulysses;
+    z->u_rank = u_rank;
+}
+
+void zigzag_layout_init_sp(zigzag_layout *z, int64_t T, int sp, int ulysses, int sp_rank) {
+    if (ulysses < 1) ulysses = 1;
+    CHECK(sp % ulysses == 0);
+    zigzag_layout_init2(z, T, sp / ulysses, ulysses, sp_rank / ulysses, sp_rank % ulysses);
 }
 
 int zigzag_chunk_index(int sp, int rank, int c) {
@@ -28,43 +42,64 @@ int64_t zigzag_chunk_start(const zigzag_layout *z, int c) {
 
 int64_t zigzag_global_row(const zigzag_layout *z, int64_t i) {
     CHECK(i >= 0 && i < z->T_local);
-    int c = i < z->chunk ? 0 : 1;
-    return zigzag_chunk_start(z, c) + (i - c * z->chunk);
+    int64_t j = z->u_rank * z->T_local + i;  // row of the ring-local sequence
+    int c = j < z->chunk ? 0 : 1;
+    return zigzag_chunk_start(z, c) + (j - c * z->chunk);
+}
+
+// Calls fn for each run of local rows [i, i + n) that are consecutive global
+// rows starting at g (at most three runs: the two chunks, cut by the padding).
+typedef void (*run_fn)(void *ctx, int64_t b, int64_t i, int64_t g, int64_t n);
+
+static void for_each_run(const zigzag_layout *z, int64_t b, run_fn fn, void *ctx) {
+    int64_t lo = z->u_rank * z->T_local, hi = lo + z->T_local;  // ring-local rows
+    for (int c = 0; c < 2; c++) {
+        int64_t a = lo > c * z->chunk ? lo : c * z->chunk;
+        int64_t e = hi < (c + 1) * z->chunk ? hi : (c + 1) * z->chunk;
+        if (a >= e) continue;
+        fn(ctx, b, a - lo, zigzag_chunk_start(z, c) + (a - c * z->chunk), e - a);
+    }
+}
+
+typedef struct {
+    char *local;
+    const char *global;
+    size_t row_bytes;
+    const zigzag_layout *z;
+    const void *pad_row;
+    bool to_global;
+} copy_ctx;
+
+static void copy_run(void *ctx, int64_t b, int64_t i, int64_t g, int64_t n) {
+    const copy_ctx *c = ctx;
+    const zigzag_layout *z = c->z;
+    int64_t n_real = z->T - g;  // rows of this run before the padding
+    n_real = n_real < 0 ? 0 : (n_real > n ? n : n_real);
+    char *l = c->local + (size_t)(b * z->T_local + i) * c->row_bytes;
+    char *gl = (char *)c->global + (size_t)(b * z->T + g) * c->row_bytes;
+    if (c->to_global) {
+        memcpy(gl, l, (size_t)n_real * c->row_bytes);
+        return;
+    }
+    memcpy(l, gl, (size_t)n_real * c->row_bytes);
+    for (int64_t k = n_real; k < n; k++) {
+        if (c->pad_row) memcpy(l + (size_t)k * c->row_bytes, c->pad_row, c->row_bytes);
+        else memset(l + (size_t)k * c->row_bytes, 0, c->row_bytes);
+    }
 }
 
 void zigzag_shard(void *local, const void *global, size_t row_bytes, int64_t B,
                   const zigzag_layout *z, const void *pad_row) {
-    char *dst = local;
-    const char *src = global;
-    for (int64_t b = 0; b < B; b++) {
-        for (int c = 0; c < 2; c++) {
-            int64_t g0 = zigzag_chunk_start(z, c);
-            int64_t n_real = z->T - g0;  // rows of this chunk before the padding
-            n_real = n_real < 0 ? 0 : (n_real > z->chunk ? z->chunk : n_real);
-            char *d = dst + (size_t)(b * z->T_local + c * z->chunk) * row_bytes;
-            memcpy(d, src + (size_t)(b * z->T + g0) * row_bytes, (size_t)n_real * row_bytes);
-            for (int64_t i = n_real; i < z->chunk; i++) {
-                if (pad_row) memcpy(d + (size_t)i * row_bytes, pad_row, row_bytes);
-                else memset(d + (size_t)i * row_bytes, 0, row_bytes);
-            }
-        }
-    }
+    copy_ctx c = {.local = local, .global = global, .row_bytes = row_bytes, .z = z,
+                  .pad_row = pad_row, .to_global = false};
+    for (int64_t b = 0; b < B; b++) for_each_run(z, b, copy_run, &c);
 }
 
 void zigzag_unshard(void *global, const void *local, size_t row_bytes, int64_t B,
                     const zigzag_layout *z) {
-    char *dst = global;
-    const char *src = local;
-    for (int64_t b = 0; b < B; b++) {
-        for (int c = 0; c < 2; c++) {
-            int64_t g0 = zigzag_chunk_start(z, c);
-            int64_t n_real = z->T - g0;
-            n_real = n_real < 0 ? 0 : (n_real > z->chunk ? z->chunk : n_real);
-            memcpy(dst + (size_t)(b * z->T + g0) * row_bytes,
-                   src + (size_t)(b * z->T_local + c * z->chunk) * row_bytes,
-                   (size_t)n_real * row_bytes);
-        }
-    }
+    copy_ctx c = {.local = (char *)local, .global = global, .row_bytes = row_bytes, .z = z,
+                  .to_global = true};
+    for (int64_t b = 0; b < B; b++) for_each_run(z, b, copy_run, &c);
 }
 
 void zigzag_shard_batch(int32_t *tokens, int32_t *targets, int32_t *pos, int32_t *seg,

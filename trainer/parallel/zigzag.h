@@ -22,18 +22,34 @@
 
 typedef struct {
     int64_t T;        // real tokens per sequence
-    int64_t T_pad;    // T rounded up to a multiple of 2 * sp
+    int64_t T_pad;    // T rounded up to a multiple of 2 * sp * ulysses
     int64_t chunk;    // T_pad / (2 * sp) tokens per chunk
-    int64_t T_local;  // 2 * chunk rows held by each rank
+    int64_t T_local;  // 2 * chunk / ulysses rows held by each rank
     int sp, rank;     // ring size and this rank's place in it
+    int ulysses, u_rank;  // the 2-D hybrid (below); 1, 0 for the plain ring
 } zigzag_layout;
 
 void zigzag_layout_init(zigzag_layout *z, int64_t T, int sp, int rank);
+
+// The 2-D hybrid (trainer/parallel/ulysses.h): the sp ranks sharing a
+// sequence are ring x ulysses. The ring position ring_rank owns its two
+// zig-zag chunks as above (its "ring-local sequence", 2 * chunk rows: chunk
+// ring_rank, then chunk 2 * ring - 1 - ring_rank); the ulysses ranks of that
+// position split it in order, u rank u holding ring-local rows
+// [u * T_local, (u + 1) * T_local), so the all-to-all over a ulysses group
+// gathers the ring-local sequence in zig-zag order for its heads. A rank's
+// rows may thus straddle the two chunks. ulysses == 1 is zigzag_layout_init.
+void zigzag_layout_init2(zigzag_layout *z, int64_t T, int ring, int ulysses, int ring_rank,
+                         int u_rank);
+// The same from the sp degree and sp rank (sp = ring * ulysses, sp_rank =
+// ring_rank * ulysses + u_rank, as in dist.h); ulysses <= 1 means 1.
+void zigzag_layout_init_sp(zigzag_layout *z, int64_t T, int sp, int ulysses, int sp_rank);
 
 // Global chunk index of local chunk c (0 or 1) of sp rank `rank`.
 int zigzag_chunk_index(int sp, int rank, int c);
 
 // Global token index of local row i (0 <= i < T_local); >= T means padding.
+// (In the hybrid, use this, not the chunk starts below, for a rank's rows.)
 int64_t zigzag_global_row(const zigzag_layout *z, int64_t i);
 
 // Global token index of the first row of local chunk c (0 or 1): the q_start /

@@ -20,6 +20,7 @@
 #include "plot_svg.h"
 #include "report_metrics.h"
 #include "run_config.h"
+#include "run_config_check.h"
 #include "curriculum.h"
 #include "run_config_check.h"
 #include "tok.h"
@@ -437,7 +438,7 @@ static void memory_section(hbuf *b, const cfg_run *cfg, const curriculum *cur) {
     hb_printf(b, "<p class=\"note\">Estimated peak of a training step on each of the %d ranks (dp %d x sp %d; "
                  "model_mem_plan, what <code>stretch train --dry-run</code> prints; %s, %s activations, recompute "
                  "%s). metrics.jsonl carries no measured memory.</p>\n",
-              cfg->parallel.dp * cfg->parallel.sp, cfg->parallel.dp, cfg->parallel.sp, cuda ? "cuda" : "cpu",
+              cfg->parallel.dp * cfg_parallel_sp(cfg), cfg->parallel.dp, cfg_parallel_sp(cfg), cuda ? "cuda" : "cpu",
               dt == BK_BF16 ? "bf16" : "fp32", cfg->train.recompute ? "on" : "off");
     hb_put(b, "<table><tr><th class=\"l\">stage</th><th>tokens per rank</th><th>params</th><th>grads</th>"
               "<th>AdamW</th><th>work weights</th><th>activations</th><th>scratch</th><th>total</th></tr>\n");
@@ -445,7 +446,7 @@ static void memory_section(hbuf *b, const cfg_run *cfg, const curriculum *cur) {
     for (int s = 0; s < cur->n_stages; s++) {
         const curr_plan *pp = curr_stage_plan(cur, s);
         curr_plan plan = *pp;
-        int dp = cfg->parallel.dp > 0 ? cfg->parallel.dp : 1, sp = cfg->parallel.sp > 0 ? cfg->parallel.sp : 1;
+        int dp = cfg->parallel.dp > 0 ? cfg->parallel.dp : 1, sp = cfg_parallel_sp(cfg) > 0 ? cfg_parallel_sp(cfg) : 1;  // ring x ulysses
         int64_t rows = plan.batch_tokens / plan.seq_len / dp;
         if (rows < 1) rows = 1;
         int64_t n = rows * ((plan.seq_len + sp - 1) / sp);  // a zigzag shard holds seq_len / sp tokens
