@@ -29,6 +29,7 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_ckpt.h"
+#include "train_step.h"
 #include "zigzag.h"
 
 #define MAX_OVERRIDES 64
@@ -244,7 +245,8 @@ static int64_t model_capacity(const train_state *st) {
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, c, s);
         int64_t rows = plan.batch_tokens / plan.seq_len / st->dist.dp;
-        int64_t n = rows * local_len(plan.seq_len, st->dist.sp);
+        int64_t L = local_len(plan.seq_len, st->dist.sp);
+        int64_t n = train_micro_rows(c->train.micro_batch_tokens, rows, L) * L;
         if (n > cap) cap = n;
         if (local_len(plan.seq_len, st->dist.sp) > cap) cap = local_len(plan.seq_len, st->dist.sp);
     }
@@ -353,34 +355,12 @@ static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
 // ---------------------------------------------------------------------------
 // One optimizer step
 
-static void grad_sync_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
-
 // Runs on the model's backend: gradients, norm, clipping and AdamW where the
-// parameters live (host on the cpu, device on cuda).
+// parameters live (host on the cpu, device on cuda); sharded and accumulated
+// as parallel.shard and train.micro_batch_tokens say (train_step.c).
 static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
                              double lr, double *grad_norm) {
-    model *m = st->m;
-    backend *bk = m->bk;
-    const cfg_optimizer *o = &st->cfg.optimizer;
-    model_zero_grads(m);
-    double loss = 0;
-    // The gradient all-reduce starts bucket by bucket as backward finalizes them.
-    backend_comm_grad_begin(st->comm, m->dgrads, m->n_params);
-    m->grad_hook = (model_grad_hook){.ready = grad_sync_ready, .ctx = st->comm};
-    if (n_targets_global > 0)
-        loss = model_forward_backward(m, mb, 1.0f / (float)n_targets_global);
-    m->grad_hook = (model_grad_hook){0};
-    backend_comm_grad_end(st->comm);
-    dist_allreduce_sum_double(&st->dist, &loss, 1);
-    double norm = sqrt(bk->op->grad_norm_sq(bk, m->dgrads, m->n_params));
-    float clip = adamw_clip_factor(norm, o->grad_clip);
-    st->adam_step++;
-    adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
-                        .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
-    bk->op->adamw(bk, m->dparams, st->dadam_m, st->dadam_v, m->dgrads, m->work, m->tensors,
-                  m->n_tensors, &hp, st->adam_step, clip);
-    *grad_norm = norm;
-    return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
+    return train_step_run(st, mb, n_targets_global, lr, grad_norm);
 }
 
 // ---------------------------------------------------------------------------
@@ -670,7 +650,8 @@ static void print_memory_plan(const cfg_run *c) {
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, c, s);
         int64_t rows = plan.batch_tokens / plan.seq_len / c->parallel.dp;
-        int64_t n = rows * local_len(plan.seq_len, c->parallel.sp);
+        int64_t L = local_len(plan.seq_len, c->parallel.sp);
+        int64_t n = train_micro_rows(c->train.micro_batch_tokens, rows, L) * L;
         if (n > n_tokens) n_tokens = n;
     }
     model_config mc;
@@ -732,6 +713,7 @@ static void setup(train_state *st, const train_args *a) {
     if (dist_init_grid(&st->dist, c->parallel.dp, c->parallel.sp, err, sizeof err) != 0)
         dist_exit_user_error(&st->dist, err);
     st->is_root = st->dist.rank == 0;
+    if (train_step_check(st, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
 
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
@@ -765,11 +747,7 @@ static void setup(train_state *st, const train_args *a) {
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
     st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
-    st->adam_m = xcalloc((size_t)st->m->n_params, sizeof(float));
-    st->adam_v = xcalloc((size_t)st->m->n_params, sizeof(float));
-    size_t moment_bytes = sizeof(float) * (size_t)st->m->n_params;
-    st->dadam_m = st->bk->host_memory ? st->adam_m : st->bk->op->alloc(st->bk, moment_bytes);
-    st->dadam_v = st->bk->host_memory ? st->adam_v : st->bk->op->alloc(st->bk, moment_bytes);
+    train_step_setup(st);
     model_init_weights(st->m, (uint64_t)c->train.seed);
     if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)
         die_user("%s", err);
@@ -848,10 +826,11 @@ int train_main(int argc, char **argv) {
         cfg_stage_plan plan;
         cfg_stage_resolve(&plan, c, st->stage);
         if (st->stage_step == 0 && st->stage > 0 && !plan.carry_moments) {
-            memset(st->adam_m, 0, sizeof(float) * st->m->n_params);
-            memset(st->adam_v, 0, sizeof(float) * st->m->n_params);
-            st->bk->op->zero(st->bk, st->dadam_m, sizeof(float) * st->m->n_params);
-            st->bk->op->zero(st->bk, st->dadam_v, sizeof(float) * st->m->n_params);
+            size_t slice = sizeof(float) * (size_t)shard_len(&st->shard);
+            memset(st->adam_m, 0, slice);
+            memset(st->adam_v, 0, slice);
+            st->bk->op->zero(st->bk, st->dadam_m, slice);
+            st->bk->op->zero(st->bk, st->dadam_v, slice);
             st->adam_step = 0;
         }
         int stop = run_stage(st);
@@ -886,11 +865,8 @@ int train_main(int argc, char **argv) {
         metrics_close(&st->met);
     }
     free(acc);
+    train_step_free(st);
     model_free(st->m);
-    if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);
-    if (st->dadam_v != st->adam_v) st->bk->op->free(st->bk, st->dadam_v);
-    free(st->adam_m);
-    free(st->adam_v);
     backend_comm_free(st->comm);
     backend_free(st->bk);
     tok_free(st->tok);

@@ -9,6 +9,7 @@
 #include "ckpt.h"
 #include "ckpt_dir.h"
 #include "die.h"
+#include "dist.h"
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train.h"
@@ -86,7 +87,19 @@ static int put_rope(ckpt_writer *w, const train_state *st) {
     return train_ckpt_put_rope(w, &r, &st->m->rope, st->m->cfg.rope_layout);
 }
 
-static int write_file(train_state *st, const char *path, char *err, size_t errlen) {
+// The full (n_params) moments of a run: the moments themselves unsharded;
+// sharded, the slices gathered on rank 0 into a buffer of its own (every
+// rank must call this; NULL on the others). See docs/distributed.md.
+static float *full_moment(train_state *st, float *slice) {
+    const shard_layout *s = &st->shard;
+    if (s->mode == SHARD_NONE) return slice;
+    float *full = st->is_root ? xmalloc(sizeof(float) * (size_t)st->m->n_params) : NULL;
+    dist_shard_gather_root(&st->dist, full, slice, s->n, s->shard, 0);
+    return full;
+}
+
+static int write_file(train_state *st, const char *path, const float *adam_m, const float *adam_v,
+                      char *err, size_t errlen) {
     const model *m = st->m;
     const cfg_optimizer *o = &st->cfg.optimizer;
     cfg_stage_plan plan;
@@ -108,8 +121,8 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
     rc |= ckpt_put_attr_int64(w, "/", "n_params", m->n_params);
     rc |= put_family(w, "params", m, m->params);
 
-    rc |= put_family(w, "optim/m", m, st->adam_m);
-    rc |= put_family(w, "optim/v", m, st->adam_v);
+    rc |= put_family(w, "optim/m", m, adam_m);
+    rc |= put_family(w, "optim/v", m, adam_v);
     rc |= ckpt_put_attr_string(w, "optim", "type", "adamw");
     rc |= ckpt_put_attr_int64(w, "optim", "step", st->adam_step);
     rc |= ckpt_put_attr_double(w, "optim", "beta1", o->beta1);
@@ -142,30 +155,33 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
 // and the backend's (the same buffers on the cpu: every copy is a no-op).
 static void moments_to_host(train_state *st) {
     backend *bk = st->m->bk;
-    size_t bytes = sizeof(float) * (size_t)st->m->n_params;
+    size_t bytes = sizeof(float) * (size_t)shard_len(&st->shard);
     bk->op->to_host(bk, st->adam_m, st->dadam_m, bytes);
     bk->op->to_host(bk, st->adam_v, st->dadam_v, bytes);
 }
 
 static void moments_to_dev(train_state *st) {
     backend *bk = st->m->bk;
-    size_t bytes = sizeof(float) * (size_t)st->m->n_params;
+    size_t bytes = sizeof(float) * (size_t)shard_len(&st->shard);
     bk->op->to_dev(bk, st->dadam_m, st->adam_m, bytes);
     bk->op->to_dev(bk, st->dadam_v, st->adam_v, bytes);
 }
 
 int train_ckpt_save(train_state *st, char *err, size_t errlen) {
     int rc = 0;
+    // Written from the backend's state: fp32 master params and moments.
+    moments_to_host(st);
+    float *adam_m = full_moment(st, st->adam_m), *adam_v = full_moment(st, st->adam_v);
     if (st->is_root) {
-        // Written from the backend's state: fp32 master params and moments.
         model_pull_params(st->m);
-        moments_to_host(st);
         char name[64], path[1200];
         ckpt_dir_filename(name, sizeof name, st->step);
         snprintf(path, sizeof path, "%s/%s", st->cfg.train.out_dir, name);
-        rc = write_file(st, path, err, errlen);
+        rc = write_file(st, path, adam_m, adam_v, err, errlen);
         if (rc == 0) rc = ckpt_dir_publish(st->cfg.train.out_dir, name, st->cfg.train.keep_last, err, errlen);
     }
+    if (adam_m != st->adam_m) free(adam_m);
+    if (adam_v != st->adam_v) free(adam_v);
     // Nobody goes on (or exits) before the checkpoint is safely on disk.
     if (dist_any(&st->dist, rc != 0)) {
         if (rc == 0) snprintf(err, errlen, "checkpoint write failed on rank 0");
@@ -225,8 +241,16 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     if (rc == 0) rc = ckpt_get_attr_int64(r, "optim", "step", &st->adam_step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "tokens_seen", &st->tokens_seen, err, errlen);
     if (rc == 0) rc = get_family(r, "params", m, m->params, err, errlen);
-    if (rc == 0) rc = get_family(r, "optim/m", m, st->adam_m, err, errlen);
-    if (rc == 0) rc = get_family(r, "optim/v", m, st->adam_v, err, errlen);
+    // Checkpoints hold the global moments: each rank keeps its slice, so any
+    // shard mode and grid resumes from any other.
+    bool sharded = st->shard.mode != SHARD_NONE;
+    float *full = sharded ? xmalloc(sizeof(float) * (size_t)m->n_params) : NULL;
+    size_t slice = sizeof(float) * (size_t)shard_len(&st->shard);
+    if (rc == 0) rc = get_family(r, "optim/m", m, sharded ? full : st->adam_m, err, errlen);
+    if (rc == 0 && sharded) memcpy(st->adam_m, full + st->shard.lo, slice);
+    if (rc == 0) rc = get_family(r, "optim/v", m, sharded ? full : st->adam_v, err, errlen);
+    if (rc == 0 && sharded) memcpy(st->adam_v, full + st->shard.lo, slice);
+    free(full);
     uint64_t words[DATA_CURSOR_WORDS];
     int64_t n_words = DATA_CURSOR_WORDS, one = 1;
     if (rc == 0) rc = ckpt_get(r, "data/cursor", CKPT_U64, words, 1, &n_words, err, errlen);

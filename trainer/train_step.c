@@ -1,0 +1,71 @@
+// train_step: the optimizer step of `stretch train`. See train_step.h.
+#include "train_step.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "die.h"
+#include "train.h"
+
+int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_len) {
+    if (micro_batch_tokens <= 0 || row_len <= 0) return rows;
+    int64_t r = micro_batch_tokens / row_len;
+    if (r < 1) r = 1;  // a row is never split: attention needs it whole
+    return r < rows ? r : rows;
+}
+
+int train_step_check(const train_state *st, char *err, size_t errlen) {
+    const cfg_parallel *p = &st->cfg.parallel;
+    if (p->shard == CFG_SHARD_PARAMETERS) {
+        snprintf(err, errlen, "parallel.shard: parameters (ZeRO-3) is not implemented in this "
+                              "build; use none, optimizer or gradients (--dry-run plans all four)");
+        return -1;
+    }
+    if (p->offload != CFG_OFFLOAD_NONE) {
+        if (st->cfg.train.backend == CFG_BACKEND_CPU)
+            snprintf(err, errlen, "parallel.offload: %s needs train.backend cuda (the cpu backend "
+                                  "keeps everything in host memory already)",
+                     p->offload == CFG_OFFLOAD_OPTIMIZER ? "optimizer"
+                     : p->offload == CFG_OFFLOAD_ACTIVATIONS ? "activations" : "both");
+        else
+            snprintf(err, errlen, "parallel.offload: not implemented in this build (--dry-run "
+                                  "plans it; docs/distributed.md); use none");
+        return -1;
+    }
+    return 0;
+}
+
+void train_step_setup(train_state *st) {
+    model *m = st->m;
+    shard_layout_init(&st->shard, (shard_mode)st->cfg.parallel.shard, st->dist.size, st->dist.rank,
+                      m->tensors, m->n_tensors, m->n_params);
+    size_t n = (size_t)shard_len(&st->shard), bytes = sizeof(float) * (n ? n : 1);
+    st->adam_m = xcalloc(n ? n : 1, sizeof(float));
+    st->adam_v = xcalloc(n ? n : 1, sizeof(float));
+    st->dadam_m = st->bk->host_memory ? st->adam_m : st->bk->op->alloc(st->bk, bytes);
+    st->dadam_v = st->bk->host_memory ? st->adam_v : st->bk->op->alloc(st->bk, bytes);
+    if (st->is_root && st->shard.mode != SHARD_NONE)
+        printf("shard %s over %d ranks: each holds the AdamW state of %lld of %lld parameters\n",
+               shard_mode_name(st->shard.mode), st->shard.world, (long long)st->shard.shard,
+               (long long)m->n_params);
+}
+
+void train_step_free(train_state *st) {
+    if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);
+    if (st->dadam_v != st->adam_v) st->bk->op->free(st->bk, st->dadam_v);
+    free(st->adam_m);
+    free(st->adam_v);
+    shard_layout_free(&st->shard);
+}
+
+double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_global, double lr,
+                      double *grad_norm) {
+    const cfg_optimizer *o = &st->cfg.optimizer;
+    shard_step_ctx c = {.m = st->m, .comm = st->comm, .d = &st->dist, .s = &st->shard,
+                        .adam_m = st->dadam_m, .adam_v = st->dadam_v,
+                        .micro_rows = train_micro_rows(st->cfg.train.micro_batch_tokens, mb->B, mb->T)};
+    st->adam_step++;
+    adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
+                        .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
+    return shard_step(&c, mb, n_targets_global, &hp, o->grad_clip, st->adam_step, grad_norm);
+}

@@ -1,0 +1,33 @@
+// train_step: one optimizer step of `stretch train` under parallel.shard and
+// train.micro_batch_tokens (gradient accumulation), on top of the sharded
+// step of trainer/parallel/zero_shard.h; and the sizes the rest of train.c
+// needs from those settings (activation capacity, moment slice).
+//
+// Tested by tests/mpi/test_shard.c (the step) and tests/cli/test_zero.sh
+// (whole runs: accumulation and every shard mode == the plain run, sharded
+// checkpoints resume on another grid / mode, bad modes exit 2).
+#pragma once
+
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct train_state train_state;
+
+// Rows one rank feeds the model at once: micro_batch_tokens / row_len whole
+// rows (at least one), at most `rows`; micro_batch_tokens 0 = all rows.
+int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_len);
+
+// Refuses what this build cannot train (shard parameters, offload) with one
+// line in err; 0 when the run can start. The same answer on every rank.
+int train_step_check(const train_state *st, char *err, size_t errlen);
+
+// The shard layout and the moments (host and backend, shard-length) of a run
+// whose model exists; what train_state holds for the step.
+void train_step_setup(train_state *st);
+void train_step_free(train_state *st);
+
+// Forward, backward (micro-batches), reduction, clipping, AdamW, gather.
+// Returns the mean loss of the step; *grad_norm the norm before clipping.
+double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_global, double lr,
+                      double *grad_norm);
