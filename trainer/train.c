@@ -678,6 +678,7 @@ static void print_memory_plan(const cfg_run *c) {
            c->train.recompute ? "on" : "off", (long long)n_tokens, mm.total / G, mm.params / G,
            mm.grads / G, mm.moments / G, dt == BK_BF16 ? "bf16" : "fp32", mm.work / G,
            mm.activations / G, mm.scratch / G);
+    train_print_zero_plan(c, &mc, n_tokens);
 }
 
 // --dry-run: the resolved curriculum, one line per stage.
@@ -777,6 +778,7 @@ int train_main(int argc, char **argv) {
     if (a.dry_run) {
         dist_init_serial(&st->dist);
         load_config(st, &a);
+        if (train_zero_check(&st->cfg, false, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
         print_plan(&st->cfg);
         cfg_free(&st->cfg);
         free(st);

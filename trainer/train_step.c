@@ -14,25 +14,56 @@ int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_l
     return r < rows ? r : rows;
 }
 
-int train_step_check(const train_state *st, char *err, size_t errlen) {
-    const cfg_parallel *p = &st->cfg.parallel;
+static int offload_flags(cfg_offload o) {
+    return o == CFG_OFFLOAD_OPTIMIZER ? ZERO_OFFLOAD_OPTIMIZER
+           : o == CFG_OFFLOAD_ACTIVATIONS ? ZERO_OFFLOAD_ACTIVATIONS
+           : o == CFG_OFFLOAD_BOTH ? ZERO_OFFLOAD_OPTIMIZER | ZERO_OFFLOAD_ACTIVATIONS : 0;
+}
+
+static const char *offload_name(cfg_offload o) {
+    static const char *const names[] = {"none", "optimizer", "activations", "both"};
+    return names[o];
+}
+
+int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen) {
+    const cfg_parallel *p = &c->parallel;
+    if (p->offload != CFG_OFFLOAD_NONE && c->train.backend == CFG_BACKEND_CPU) {
+        snprintf(err, errlen, "parallel.offload: %s needs train.backend cuda (the cpu backend "
+                              "keeps everything in host memory already)", offload_name(p->offload));
+        return -1;
+    }
+    if ((offload_flags(p->offload) & ZERO_OFFLOAD_ACTIVATIONS) && !c->train.recompute) {
+        snprintf(err, errlen, "parallel.offload: %s offloads the recomputation checkpoints and "
+                              "needs train.recompute: true", offload_name(p->offload));
+        return -1;
+    }
+    if (!training) return 0;
     if (p->shard == CFG_SHARD_PARAMETERS) {
         snprintf(err, errlen, "parallel.shard: parameters (ZeRO-3) is not implemented in this "
                               "build; use none, optimizer or gradients (--dry-run plans all four)");
         return -1;
     }
     if (p->offload != CFG_OFFLOAD_NONE) {
-        if (st->cfg.train.backend == CFG_BACKEND_CPU)
-            snprintf(err, errlen, "parallel.offload: %s needs train.backend cuda (the cpu backend "
-                                  "keeps everything in host memory already)",
-                     p->offload == CFG_OFFLOAD_OPTIMIZER ? "optimizer"
-                     : p->offload == CFG_OFFLOAD_ACTIVATIONS ? "activations" : "both");
-        else
-            snprintf(err, errlen, "parallel.offload: not implemented in this build (--dry-run "
-                                  "plans it; docs/distributed.md); use none");
+        snprintf(err, errlen, "parallel.offload: %s is not implemented in this build (--dry-run "
+                              "plans it; docs/distributed.md); use none", offload_name(p->offload));
         return -1;
     }
     return 0;
+}
+
+int train_step_check(const train_state *st, char *err, size_t errlen) {
+    return train_zero_check(&st->cfg, true, err, errlen);
+}
+
+void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens) {
+    bool cuda = c->train.backend == CFG_BACKEND_CUDA;
+    bk_dtype dt = c->train.dtype == CFG_DTYPE_AUTO ? (cuda ? BK_BF16 : BK_F32)
+                  : c->train.dtype == CFG_DTYPE_BF16 ? BK_BF16 : BK_F32;
+    zero_mem z;
+    int off = offload_flags(c->parallel.offload);
+    zero_mem_plan(&z, mc, n_tokens, c->train.recompute, dt, cuda, (shard_mode)c->parallel.shard, off,
+                  c->parallel.dp * c->parallel.sp);
+    zero_mem_print(stdout, &z, (shard_mode)c->parallel.shard, off);
 }
 
 void train_step_setup(train_state *st) {

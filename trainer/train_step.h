@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "run_config.h"
+#include "zero_plan.h"
 
 typedef struct train_state train_state;
 
@@ -18,9 +20,16 @@ typedef struct train_state train_state;
 // rows (at least one), at most `rows`; micro_batch_tokens 0 = all rows.
 int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_len);
 
-// Refuses what this build cannot train (shard parameters, offload) with one
-// line in err; 0 when the run can start. The same answer on every rank.
+// Refuses shard / offload settings that cannot work (offload activations
+// without train.recompute, offload on the cpu backend, more pinned host
+// memory than the node has) and, when `training`, what this build cannot
+// train yet (shard parameters, offload), with one line in err. The same
+// answer on every rank; called before anything is allocated.
+int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen);
 int train_step_check(const train_state *st, char *err, size_t errlen);
+
+// --dry-run: the per-rank plan of the run's shard / offload mode.
+void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens);
 
 // The shard layout and the moments (host and backend, shard-length) of a run
 // whose model exists; what train_state holds for the step.
