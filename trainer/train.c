@@ -277,6 +277,7 @@ static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed
                            double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
     passkey_config pk = passkey_config_of(st);
+    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
     double sum = 0;
     for (int j = 0; j < e->passkey_depths.n; j++) {
@@ -332,6 +333,7 @@ static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
     for (int i = 0; i < c->data.val.n && n < 64; i++) paths[n++] = c->data.val.v[i];
     if (st->train_shards[1][0] && n < 64) paths[n++] = st->train_shards[1];
     if (n == 0) return NAN;
+    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
     int64_t rows = plan->batch_tokens / plan->seq_len;
     data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false);
     data_batch db;

@@ -13,6 +13,7 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train.h"
+#include "train_step.h"
 
 // Dimensions of a named tensor as stored: vectors are 1-D.
 static int tensor_dims(const model_tensor *t, int64_t dims[2]) {
@@ -170,6 +171,7 @@ static void moments_to_dev(train_state *st) {
 int train_ckpt_save(train_state *st, char *err, size_t errlen) {
     int rc = 0;
     // Written from the backend's state: fp32 master params and moments.
+    train_step_params_full(st);
     moments_to_host(st);
     float *adam_m = full_moment(st, st->adam_m), *adam_v = full_moment(st, st->adam_v);
     if (st->is_root) {

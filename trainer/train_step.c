@@ -38,9 +38,10 @@ int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen) 
         return -1;
     }
     if (!training) return 0;
-    if (p->shard == CFG_SHARD_PARAMETERS) {
-        snprintf(err, errlen, "parallel.shard: parameters (ZeRO-3) is not implemented in this "
-                              "build; use none, optimizer or gradients (--dry-run plans all four)");
+    if (p->shard == CFG_SHARD_PARAMETERS && c->train.backend == CFG_BACKEND_CUDA) {
+        snprintf(err, errlen, "parallel.shard: parameters (ZeRO-3) runs on train.backend cpu only "
+                              "in this build; on cuda use none, optimizer or gradients "
+                              "(--dry-run plans all four)");
         return -1;
     }
     if (p->offload != CFG_OFFLOAD_NONE) {
@@ -80,6 +81,8 @@ void train_step_setup(train_state *st) {
                shard_mode_name(st->shard.mode), st->shard.world, (long long)st->shard.shard,
                (long long)m->n_params);
 }
+
+void train_step_params_full(train_state *st) { shard_params_full(&st->shard, &st->dist, st->m); }
 
 void train_step_free(train_state *st) {
     if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);

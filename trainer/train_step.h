@@ -35,6 +35,9 @@ void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_t
 // whose model exists; what train_state holds for the step.
 void train_step_setup(train_state *st);
 void train_step_free(train_state *st);
+// Every weight resident on every rank (shard parameters: before a checkpoint
+// or an evaluation; the next step gives the others' parts back). Collective.
+void train_step_params_full(train_state *st);
 
 // Forward, backward (micro-batches), reduction, clipping, AdamW, gather.
 // Returns the mean loss of the step; *grad_norm the norm before clipping.

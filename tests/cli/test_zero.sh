@@ -3,11 +3,12 @@
 # (train.micro_batch_tokens) in whole runs of the tiny curriculum:
 #  - accumulation: micro-batches of 1-2 rows == the whole batch, on 1 and 4
 #    ranks (float tolerance: the same sums in another order);
-#  - shard optimizer / gradients on dp 2 x sp 2 and dp 4: parameters and
-#    AdamW moments bit-identical to the unsharded run on the same grid;
-#  - checkpoints: a sharded 4-rank checkpoint resumes on 1 rank unsharded,
-#    an unsharded 1-rank one on 4 ranks sharded, each bit-identical to the
-#    same hand-over without sharding;
+#  - shard optimizer / gradients / parameters on dp 2 x sp 2 and dp 4:
+#    parameters and AdamW moments bit-identical to the unsharded run on the
+#    same grid;
+#  - checkpoints: a ZeRO-3 4-rank checkpoint resumes on 1 rank unsharded,
+#    an unsharded 1-rank one on 4 ranks under ZeRO-3, each bit-identical to
+#    the same hand-over without sharding;
 #  - SIGKILL of the writing rank during sharded checkpoint writes and at step
 #    boundaries, restarted each time: final parameters bit-identical;
 #  - bad modes exit 2 with one line on every rank, before any compute.
@@ -50,7 +51,7 @@ echo "4 ranks (dp 4): micro-batches of 1 row == whole batch within $TOL"
 
 # Shard modes on two grids: bit-identical to shard none on the same grid.
 run none22 4 --parallel.dp 2 --parallel.sp 2
-for mode in optimizer gradients; do
+for mode in optimizer gradients parameters; do
   run ${mode}22 4 --parallel.dp 2 --parallel.sp 2 --parallel.shard $mode
   same_state "$(latest_ckpt none22)" "$(latest_ckpt ${mode}22)"
   run ${mode}41 4 --parallel.dp 4 --parallel.shard $mode
@@ -58,31 +59,45 @@ for mode in optimizer gradients; do
   echo "shard $mode: dp 2 x sp 2 and dp 4 bit-identical to shard none"
 done
 grep -q "shard gradients" gradients22.log || fail "the run did not report its shard mode"
+# ZeRO-3 with evaluations (validation loss every 10 steps, passkey after
+# stage 1: the weights made whole for them, given back by the next step):
+# the same losses and accuracies, the same parameters.
+for mode in none parameters; do
+  write_tiny_run ev$mode text.shard
+  "${MPIRUN[@]}" -n 2 "$STRETCH" train ev$mode.yaml --parallel.sp 2 --parallel.shard $mode --max-steps 25 \
+    --data.val [text.shard] --train.eval_every 10 --eval.val_tokens 512 > ev$mode.log 2>&1 \
+    || { tail -20 ev$mode.log; fail "eval run ($mode) failed"; }
+done
+grep "passkey @\|val loss" evnone.log > a.txt; grep "passkey @\|val loss" evparameters.log > b.txt
+[ "$(grep -c 'val loss' a.txt)" -eq 2 ] || fail "no validation losses: $(cat a.txt)"
+[ -s a.txt ] && cmp -s a.txt b.txt || fail "evaluations differ under ZeRO-3: $(cat a.txt b.txt)"
+same_state "$(latest_ckpt evnone)" "$(latest_ckpt evparameters)"
+echo "shard parameters: evaluations and the steps after them == shard none"
 
 # Elastic: sharded 4 ranks -> 1 rank unsharded, and 1 rank -> 4 ranks sharded.
 run ha 4 --parallel.dp 2 --parallel.sp 2 --max-steps 20
 run ha 1
-run hb 4 --parallel.dp 2 --parallel.sp 2 --parallel.shard gradients --max-steps 20
+run hb 4 --parallel.dp 2 --parallel.sp 2 --parallel.shard parameters --max-steps 20
 run hb 1
 grep -q "resumed from" hb.log || fail "the 1-rank run did not resume"
 same_state "$(latest_ckpt ha)" "$(latest_ckpt hb)"
-echo "shard gradients 4 ranks -> 1 rank unsharded: bit-identical to the unsharded hand-over"
+echo "shard parameters (ZeRO-3) 4 ranks -> 1 rank unsharded: bit-identical to the unsharded hand-over"
 run hc 1 --max-steps 20
 run hc 4 --parallel.dp 2 --parallel.sp 2
 run hd 1 --max-steps 20
-run hd 4 --parallel.dp 2 --parallel.sp 2 --parallel.shard optimizer
+run hd 4 --parallel.dp 2 --parallel.sp 2 --parallel.shard parameters
 same_state "$(latest_ckpt hc)" "$(latest_ckpt hd)"
-echo "1 rank -> shard optimizer 4 ranks: bit-identical to the unsharded hand-over"
+echo "1 rank -> shard parameters (ZeRO-3) 4 ranks: bit-identical to the unsharded hand-over"
 
-# SIGKILL of rank 0 (the writer) mid-run, 2 ranks, shard gradients,
+# SIGKILL of rank 0 (the writer) mid-run, 2 ranks, shard parameters,
 # checkpoint every step; restarted each time.
-run kref 2 --parallel.sp 2 --parallel.shard gradients
+run kref 2 --parallel.sp 2 --parallel.shard parameters
 write_tiny_run kill text.shard
 sed -i 's/ckpt_every: 10/ckpt_every: 1/' kill.yaml
 last_step() { grep -o '"event":"step","step":[0-9]*' kill/metrics.jsonl 2>/dev/null | tail -1 | grep -o '[0-9]*$' || echo 0; }
 RANDOM=4242; kills=0
 for target in 5 13 24 30; do
-  "${MPIRUN[@]}" -n 2 "$STRETCH" train kill.yaml "${QUICK[@]}" --parallel.sp 2 --parallel.shard gradients >> kill.log 2>&1 &
+  "${MPIRUN[@]}" -n 2 "$STRETCH" train kill.yaml "${QUICK[@]}" --parallel.sp 2 --parallel.shard parameters >> kill.log 2>&1 &
   pid=$!
   for i in $(seq 1 3000); do
     [ "$(last_step)" -ge $target ] && break
@@ -97,7 +112,7 @@ for target in 5 13 24 30; do
   kills=$((kills + 1))
   echo "kill $kills (rank 0) after step $(last_step)$([ "$(find kill -name '*.tmp' | wc -l)" -gt 0 ] && echo ' (during a checkpoint write)')"
 done
-"${MPIRUN[@]}" -n 2 "$STRETCH" train kill.yaml "${QUICK[@]}" --parallel.sp 2 --parallel.shard gradients >> kill.log 2>&1 \
+"${MPIRUN[@]}" -n 2 "$STRETCH" train kill.yaml "${QUICK[@]}" --parallel.sp 2 --parallel.shard parameters >> kill.log 2>&1 \
   || { tail -20 kill.log; fail "the final restart failed"; }
 same_state "$(latest_ckpt kref)" "$(latest_ckpt kill)"
 echo "bit-identical after $kills SIGKILLs of the writing rank"
@@ -105,13 +120,13 @@ echo "bit-identical after $kills SIGKILLs of the writing rank"
 # Bad input: one line, exit 2, on every rank, before any compute.
 set +e
 "${MPIRUN[@]}" -n 2 "$STRETCH" train ref.yaml --parallel.sp 2 --parallel.shard zero9 > bad1.log 2>&1; rc1=$?
-"${MPIRUN[@]}" -n 2 "$STRETCH" train ref.yaml --parallel.sp 2 --parallel.shard parameters > bad2.log 2>&1; rc2=$?
+"${MPIRUN[@]}" -n 2 "$STRETCH" train ref.yaml --parallel.sp 2 --parallel.offload activations --backend cuda > bad2.log 2>&1; rc2=$?
 "$STRETCH" train ref.yaml --parallel.offload optimizer > bad3.log 2>&1; rc3=$?
 "$STRETCH" train ref.yaml --train.micro_batch_tokens -5 > bad4.log 2>&1; rc4=$?
 set -e
 [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] && [ $rc4 -eq 2 ] || fail "bad modes: exits $rc1 $rc2 $rc3 $rc4, want 2"
 [ "$(grep -c 'stretch: error: .*parallel.shard.*zero9' bad1.log)" -eq 2 ] || fail "unknown mode not refused on both ranks: $(cat bad1.log)"
-[ "$(grep -c 'stretch: error: parallel.shard: parameters' bad2.log)" -eq 2 ] || fail "shard parameters not refused on both ranks: $(cat bad2.log)"
+[ "$(grep -c 'stretch: error: parallel.offload: activations .*needs train.recompute: true' bad2.log)" -eq 2 ] || fail "impossible offload not refused on both ranks: $(cat bad2.log)"
 grep -q "stretch: error: parallel.offload: optimizer needs train.backend cuda" bad3.log || fail "offload on cpu: $(cat bad3.log)"
 grep -q "stretch: error: .*train.micro_batch_tokens" bad4.log || fail "negative micro_batch_tokens: $(cat bad4.log)"
 echo "test_zero: all checks passed"

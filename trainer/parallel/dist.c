@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "zero_pages.h"
 
 // ---------------------------------------------------------------------------
 // Checked MPI calls: our communicators return errors, and every call goes
@@ -210,6 +211,11 @@ static void wait_oldest(dist_grad_sync *g) {
         if (a < lo) a = lo;
         if (b > hi) b = hi;
         if (b > a && a > lo) memmove(g->grads + a, g->grads + lo, sizeof(float) * (size_t)(b - a));
+        if (g->release) {  // the bucket's parts we do not own are done with
+            if (b < a) a = b = lo;
+            zero_pages_release(g->grads + lo, sizeof(float) * (size_t)(a - lo));
+            zero_pages_release(g->grads + b, sizeof(float) * (size_t)(hi - b));
+        }
     }
 }
 
@@ -282,6 +288,37 @@ static void shard_counts(const dist_ctx *d, int64_t n, int64_t shard, int *count
         counts[r] = mpi_count(b - a, "parameter shard");
         displs[r] = mpi_count(a, "parameter shard offset");
     }
+}
+
+void dist_range_gather_begin(dist_range_gather *g, dist_ctx *d, float *buf, int64_t n, int64_t lo,
+                             int64_t hi, int64_t shard) {
+    g->lo = lo;
+    g->hi = hi;
+    g->req = MPI_REQUEST_NULL;
+    g->counts = NULL;
+    if (!d->mpi || d->size == 1 || hi <= lo) return;
+    g->counts = xcalloc((size_t)d->size * 2, sizeof(int));
+    int *displs = g->counts + d->size;
+    for (int r = 0; r < d->size; r++) {
+        int64_t a, b;
+        own_range(d, n, shard, r, &a, &b);
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b < a) a = b = lo;
+        g->counts[r] = mpi_count(b - a, "layer gather");
+        displs[r] = mpi_count(a - lo, "layer gather offset");
+    }
+    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf + lo, g->counts, displs,
+                              MPI_FLOAT, d->world, &g->req));
+}
+
+void dist_range_gather_end(dist_range_gather *g) {
+    if (g->counts) {
+        MPI_CHECK(MPI_Wait(&g->req, MPI_STATUS_IGNORE));
+        free(g->counts);
+        g->counts = NULL;
+    }
+    g->lo = g->hi = 0;
 }
 
 void dist_shard_allgather(dist_ctx *d, void *buf, int64_t n, int64_t shard, dist_dtype type) {

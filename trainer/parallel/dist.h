@@ -110,6 +110,7 @@ typedef struct {
     MPI_Request req[DIST_GRAD_IN_FLIGHT];  // req[i % DIST_GRAD_IN_FLIGHT] of bucket i
     int64_t shard;            // > 0: reduce-scatter mode (dist_grad_sync_begin_scatter)
     int *counts;              // (DIST_GRAD_IN_FLIGHT x size) per-rank counts of the buckets in flight
+    bool release;             // scatter mode: give back the pages of the parts not owned (zero_pages.h)
 } dist_grad_sync;
 
 void dist_grad_sync_begin(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
@@ -125,6 +126,20 @@ void dist_grad_sync_end(dist_grad_sync *g);
 // offset when the bucket completes). _ready and _end as above.
 void dist_grad_sync_begin_scatter(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
                                   int64_t bucket_floats, int64_t shard);
+
+// Gather of one range [lo, hi) of a sharded fp32 buffer (ZeRO-3: one
+// layer's weights): every rank contributes its slice's overlap with the
+// range, in place, non-blocking (MPI_Iallgatherv) so the next layer's
+// gather overlaps this layer's compute.
+typedef struct {
+    MPI_Request req;
+    int *counts;            // (2 x size) counts and displacements, kept until the end
+    int64_t lo, hi;         // the range in flight (lo == hi: none)
+} dist_range_gather;
+
+void dist_range_gather_begin(dist_range_gather *g, dist_ctx *d, float *buf, int64_t n, int64_t lo,
+                             int64_t hi, int64_t shard);
+void dist_range_gather_end(dist_range_gather *g);
 
 // The owned slices back to everyone: rank r's buf[r * shard, min(.., n))
 // to every rank, in place (MPI_Allgatherv), count elements of type in all.

@@ -33,7 +33,7 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
     const size_t b = dt == BK_F32 ? 0 : bk_dtype_size(dt);
     out->n_params = n;
     out->shard = s;
-    out->built = mode != SHARD_PARAMETERS && offload == 0;
+    out->built = offload == 0 && (mode != SHARD_PARAMETERS || !device);  // ZeRO-3: cpu only
     out->params = mm.params;
     out->grads = mm.grads;
     out->moments = 2 * sizeof(float) * (size_t)s;

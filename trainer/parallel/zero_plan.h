@@ -12,10 +12,16 @@
 //               the backward accumulates into the model's whole gradient
 //               buffer; only the reduction is a reduce-scatter)
 //   parameters  params 4s  grads 4s + 4u  moments 8s  work b*s + 2*b*u
-//               (design: u = the largest unit gathered at once, a decoder
-//               layer or the embedding / LM head matrix; two in flight for
-//               the prefetch, one unit of fp32 gradients before its
-//               reduce-scatter)
+//               (u = the largest unit gathered at once, a decoder layer or
+//               the embedding / LM head matrix; two in flight for the
+//               prefetch, one unit of fp32 gradients before its
+//               reduce-scatter). Built on the cpu backend, where it is the
+//               resident set (the flat buffers stay whole in address space,
+//               zero_pages.h; measured by bench/bench_zero_rss.c); a design
+//               on cuda.
+// On the cpu backend `gradients` also keeps only 4s + the buckets in flight
+// of its gradients resident; the plan counts the allocation (4n), an upper
+// bound there.
 // offload optimizer (design): the fp32 master slice and the moments move to
 // pinned host memory, plus a host copy of the gradient slice; the device
 // keeps the work copy and the gradients.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "zero_pages.h"
 
 const char *shard_mode_name(shard_mode m) {
     static const char *const names[] = {"none", "optimizer", "gradients", "parameters"};
@@ -47,13 +48,75 @@ void shard_layout_free(shard_layout *s) {
 
 static void grad_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
 
+// The part of [lo, hi) outside this rank's slice, released.
+static void release_others(const shard_layout *s, float *buf, int64_t lo, int64_t hi) {
+    int64_t a = s->lo > lo ? s->lo : lo, b = s->hi < hi ? s->hi : hi;
+    if (b <= a) {
+        zero_pages_release(buf + lo, sizeof(float) * (size_t)(hi - lo));
+        return;
+    }
+    zero_pages_release(buf + lo, sizeof(float) * (size_t)(a - lo));
+    zero_pages_release(buf + b, sizeof(float) * (size_t)(hi - b));
+}
+
+void shard_params_full(const shard_layout *s, dist_ctx *d, model *m) {
+    if (s->mode == SHARD_PARAMETERS) dist_shard_allgather(d, m->params, s->n, s->shard, DIST_F32);
+}
+
+void shard_params_release(const shard_layout *s, model *m) {
+    if (s->mode == SHARD_PARAMETERS) release_others(s, m->params, 0, s->n);
+}
+
+// ZeRO-3's model_param_hook: one unit gathered, the next one in flight.
+typedef struct {
+    const shard_layout *s;
+    dist_ctx *d;
+    model *m;
+    dist_range_gather next;  // the prefetch (lo == hi: none)
+} zero3_hook;
+
+static void zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
+    zero3_hook *z = ctx;
+    bool prefetched = z->next.lo == lo && z->next.hi == hi && hi > lo;
+    dist_range_gather_end(&z->next);  // ours, or one not needed after all
+    if (!prefetched) {
+        dist_range_gather g;
+        dist_range_gather_begin(&g, z->d, z->m->params, z->s->n, lo, hi, z->s->shard);
+        dist_range_gather_end(&g);
+    }
+    if (next_hi > next_lo)  // overlaps this unit's compute
+        dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, next_lo, next_hi, z->s->shard);
+}
+
+static void zero3_done(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    release_others(z->s, z->m->params, lo, hi);
+}
+
 double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
                   const adamw_hparams *hp, double grad_clip, int64_t adam_step,
                   double *grad_norm) {
     model *m = c->m;
     backend *bk = m->bk;
     const shard_layout *s = c->s;
-    model_zero_grads(m);
+    // The cpu backend's gradients: zero the owned slice, give back the rest
+    // (zero_pages.h); it is written again only by the backward of the
+    // micro-batches and released bucket by bucket after the reduce-scatter.
+    bool release = s->mode >= SHARD_GRADIENTS && bk->host_memory && s->world > 1;
+    if (release) {
+        release_others(s, m->grads, 0, s->n);
+        memset(m->grads + s->lo, 0, sizeof(float) * (size_t)shard_len(s));
+    } else {
+        model_zero_grads(m);
+    }
+    zero3_hook z3 = {.s = s, .d = c->d, .m = m};
+    if (s->mode == SHARD_PARAMETERS) {
+        // Only the slice stays (weights made whole for a checkpoint or an
+        // evaluation since the last step, or loaded whole, are given back).
+        shard_params_release(s, m);
+        CHECK(bk->host_memory);  // train_zero_check refuses ZeRO-3 on cuda
+        m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done, .ctx = &z3};
+    }
     if (s->mode >= SHARD_GRADIENTS)
         backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
     else
@@ -75,6 +138,8 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
         }
     }
     m->grad_hook = (model_grad_hook){0};
+    m->param_hook = (model_param_hook){0};
+    dist_range_gather_end(&z3.next);
     backend_comm_grad_end(c->comm);
     dist_allreduce_sum_double(c->d, &loss, 1);
     // The global norm: this rank's slice, summed over the slices.
@@ -92,7 +157,7 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     else if (s->n_tensors > 0)  // a rank past the end of a tiny buffer owns nothing
         bk->op->adamw(bk, m->dparams + s->lo, c->adam_m, c->adam_v, m->dgrads + s->lo, work,
                       s->tensors, s->n_tensors, hp, adam_step, clip);
-    if (s->mode != SHARD_NONE) {
+    if (s->mode != SHARD_NONE && s->mode != SHARD_PARAMETERS) {
         backend_comm_param_gather(c->comm, m->dparams, m->n_params, s->shard, 4);
         if (m->work && m->work != (void *)m->dparams)
             backend_comm_param_gather(c->comm, m->work, m->n_params, s->shard, (int)esz);

@@ -12,8 +12,17 @@
 //   gradients   ZeRO-2: gradients reduce-scattered per bucket from the
 //               model's grad-ready hook (each rank receives only the sum of
 //               its slice), then as optimizer;
-//   parameters  ZeRO-3: planned (shard_mem_plan), not implemented: the run
-//               config refuses it for training.
+//   parameters  ZeRO-3 (cpu backend): between steps a rank holds only its
+//               slice of the weights; each unit (embedding, decoder layer,
+//               head) is all-gathered just before its forward and again for
+//               its recompute + backward (model_param_hook), the next unit's
+//               gather started before this one computes, and released after
+//               (zero_pages.h); gradients as in `gradients`; no gather
+//               after AdamW.
+// On the cpu backend `gradients` and `parameters` also give back the pages
+// of the gradient buckets a rank does not own once they are reduce-scattered
+// (and zero the gradients that way), so the resident set holds the owned
+// slice plus the buckets in flight.
 //
 // The global gradient norm for clipping is the all-reduced sum of the
 // slices' squared norms. AdamW is elementwise, so the update of a slice is
@@ -52,6 +61,12 @@ void shard_layout_init(shard_layout *s, shard_mode mode, int world, int rank,
                        const param_tensor *tensors, int n_tensors, int64_t n);
 void shard_layout_free(shard_layout *s);
 static inline int64_t shard_len(const shard_layout *s) { return s->hi - s->lo; }
+
+// ZeRO-3: every weight resident (a checkpoint, an evaluation), then back to
+// this rank's slice (the others' pages released). Collective; no-ops in the
+// other modes.
+void shard_params_full(const shard_layout *s, dist_ctx *d, model *m);
+void shard_params_release(const shard_layout *s, model *m);
 
 // One optimizer step of a model on its rank's rows, sharded as s says.
 typedef struct {
