@@ -41,7 +41,7 @@ static void mpi_grad_end(void *impl) { dist_grad_sync_end(&((mpi_comm *)impl)->s
 
 static void mpi_grad_begin_scatter(void *impl, float *grads, int64_t n, int64_t shard) {
     mpi_comm *m = impl;
-    dist_grad_sync_begin_scatter(&m->sync, m->d, grads, n, DIST_BUCKET_FLOATS, shard);
+    dist_grad_sync_begin_scatter(&m->sync, m->d, grads, n, DIST_SCATTER_BUCKET_FLOATS, shard);
     m->sync.release = true;  // host buffers: the pages of others' parts go back (zero_pages.h)
 }
 

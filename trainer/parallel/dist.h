@@ -99,6 +99,10 @@ typedef enum { DIST_F32, DIST_I32, DIST_U16 } dist_dtype;  // U16: bf16 bits
 // _ready call also polls the buckets in flight).
 
 enum { DIST_BUCKET_FLOATS = 4 << 20, DIST_GRAD_IN_FLIGHT = 2 };
+// Buckets of the reduce-scatter on host buffers (ZeRO-2/3): smaller, since
+// the gradients of a bucket stay resident (and MPI's temporary copy of it
+// exists) until it completes; a quarter of the all-reduce's.
+enum { DIST_SCATTER_BUCKET_FLOATS = 1 << 20 };
 
 typedef struct {
     dist_ctx *d;
