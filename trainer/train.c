@@ -23,9 +23,9 @@
 #include "die.h"
 #include "fsutil.h"
 #include "eval.h"
-#include "lr.h"
 #include "model_ring.h"
 #include "rope.h"
+#include "curriculum.h"
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_ckpt.h"
@@ -212,7 +212,7 @@ static void prepare_corpus(train_state *st) {
 }
 
 // The shard list of a stage: its own, else data.train, plus the corpus.
-static int stage_shards(const train_state *st, const cfg_stage_plan *plan, const char **paths, int cap) {
+static int stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap) {
     int n = 0;
     for (int i = 0; i < plan->data->n && n < cap; i++) paths[n++] = plan->data->v[i];
     if (st->train_shards[0][0] && n < cap) paths[n++] = st->train_shards[0];
@@ -242,13 +242,12 @@ static int64_t model_capacity(const train_state *st) {
     const cfg_run *c = &st->cfg;
     int64_t cap = 0;
     for (int s = 0; s < c->n_stages; s++) {
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, c, s);
-        int64_t rows = plan.batch_tokens / plan.seq_len / st->dist.dp;
-        int64_t L = local_len(plan.seq_len, st->dist.sp);
+        const curr_plan *plan = curr_stage_plan(&st->curr, s);
+        int64_t rows = plan->batch_tokens / plan->seq_len / st->dist.dp;
+        int64_t L = local_len(plan->seq_len, st->dist.sp);
         int64_t n = train_micro_rows(c->train.micro_batch_tokens, rows, L) * L;
         if (n > cap) cap = n;
-        if (local_len(plan.seq_len, st->dist.sp) > cap) cap = local_len(plan.seq_len, st->dist.sp);
+        if (local_len(plan->seq_len, st->dist.sp) > cap) cap = local_len(plan->seq_len, st->dist.sp);
     }
     for (int i = 0; i < c->eval.passkey_lengths.n; i++) {
         int64_t n = local_len(c->eval.passkey_lengths.v[i], st->dist.sp);
@@ -261,12 +260,9 @@ static int64_t model_capacity(const train_state *st) {
 // Evaluation
 
 // The RoPE table of a stage, for sequences of length seq_len (dynamic NTK
-// and LongRoPE select on it; other types ignore it).
-static void stage_rope_table(rope_table *t, const train_state *st, int stage, int64_t seq_len) {
-    rope_config rc;
-    char err[512];
-    if (cfg_stage_rope(&rc, &st->cfg, stage, err, sizeof err) != 0) die_user("%s", err);
-    rope_table_init(t, &rc, seq_len);
+// and LongRoPE select on it; other types ignore it): the curriculum's.
+void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int64_t seq_len) {
+    curr_rope_table(t, &st->curr, stage, seq_len);
 }
 
 // Passkey accuracy at length L with the model's current RoPE, averaged over
@@ -301,7 +297,7 @@ static void eval_passkey_all(train_state *st, int stage, const char *when, doubl
     for (int i = 0; i < c->eval.passkey_lengths.n; i++) {
         int64_t L = c->eval.passkey_lengths.v[i];
         rope_table t;
-        stage_rope_table(&t, st, stage, L);
+        train_stage_rope_table(&t, st, stage, L);
         model_set_rope(st->m, &t);
         double acc = passkey_mean(st, L, c->eval.passkey_trials, st->eval_seed, 1000003ull,
                                   by_depth, "eval.passkey_lengths");
@@ -326,7 +322,7 @@ static void eval_passkey_all(train_state *st, int stage, const char *when, doubl
 }
 
 // Mean validation loss at the stage's sequence length over eval.val_tokens.
-static double eval_val_loss(train_state *st, const cfg_stage_plan *plan) {
+static double eval_val_loss(train_state *st, const curr_plan *plan) {
     const cfg_run *c = &st->cfg;
     const char *paths[64];
     int n = 0;
@@ -388,11 +384,9 @@ static void install_stop_handlers(void) {
 // ---------------------------------------------------------------------------
 // The stage loop
 
-static void log_stage_start(train_state *st, const cfg_stage_plan *plan, const rope_table *t) {
+static void log_stage_start(train_state *st, const curr_plan *plan, const rope_table *t) {
     if (!st->is_root) return;
-    rope_config rc;
-    char err[512];
-    if (cfg_stage_rope(&rc, &st->cfg, st->stage, err, sizeof err) != 0) die_user("%s", err);
+    const rope_config rc = *curr_stage_rope(&st->curr, st->stage);
     printf("stage %d/%d '%s': seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
            "original %lld, attention factor %.4f), lr %.2e\n",
            st->stage + 1, st->cfg.n_stages, plan->name, (long long)plan->seq_len,
@@ -417,7 +411,7 @@ static void log_stage_start(train_state *st, const cfg_stage_plan *plan, const r
     metrics_write(&st->met, o);
 }
 
-static void log_step(train_state *st, const cfg_stage_plan *plan, double loss, double lr,
+static void log_step(train_state *st, const curr_plan *plan, double loss, double lr,
                      double norm, int64_t tokens, double dt, double eta) {
     if (!st->is_root) return;
     cJSON *o = cJSON_CreateObject();
@@ -442,9 +436,7 @@ static void log_step(train_state *st, const cfg_stage_plan *plan, double loss, d
 static int64_t steps_left(const train_state *st) {
     int64_t left = 0;
     for (int s = st->stage; s < st->cfg.n_stages; s++) {
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, &st->cfg, s);
-        left += plan.steps + (s == st->stage ? st->stage_extra_steps - st->stage_step : 0);
+        left += curr_stage_plan(&st->curr, s)->steps + (s == st->stage ? st->stage_extra_steps - st->stage_step : 0);
     }
     return left;
 }
@@ -456,23 +448,21 @@ static void save_checkpoint(train_state *st) {
 
 // A stage's gate: passkey accuracy and/or validation loss at its seq_len.
 // True when met (or when the stage has none); reported and logged.
-static bool gate_check(train_state *st, const cfg_stage_plan *plan) {
+static bool gate_check(train_state *st, const curr_plan *plan) {
     const cfg_gate *g = &plan->gate;
-    if (g->passkey_acc <= 0 && g->val_loss <= 0) return true;
-    bool met = true;
+    if (!curr_gate_needed(&st->curr, st->stage)) return true;
     double acc = -1, vl = -1;
-    if (g->passkey_acc > 0) {
+    if (curr_gate_needs_passkey(&st->curr, st->stage)) {
         int trials = st->cfg.eval.passkey_trials > 0 ? st->cfg.eval.passkey_trials : 10;
         char key[64];
         snprintf(key, sizeof key, "stages.%d.gate.passkey_acc", st->stage);
         acc = passkey_mean(st, plan->seq_len, trials, st->eval_seed + 7777ull, 7777ull, NULL, key);
-        met &= acc >= g->passkey_acc;
     }
-    if (g->val_loss > 0) {
+    if (curr_gate_needs_val_loss(&st->curr, st->stage)) {
         vl = eval_val_loss(st, plan);
         if (isnan(vl)) die_user("stages.%d.gate.val_loss needs validation data (data.val or data.corpus)", st->stage);
-        met &= vl <= g->val_loss;
     }
+    bool met = curr_gate_passed(&st->curr, st->stage, acc, vl);
     if (st->is_root) {
         char what[160] = "";
         if (g->passkey_acc > 0)
@@ -499,10 +489,9 @@ static bool gate_check(train_state *st, const cfg_stage_plan *plan) {
 // 130 (a stop signal on any rank; 130 when one of them was SIGINT).
 static int run_stage(train_state *st) {
     const cfg_run *c = &st->cfg;
-    cfg_stage_plan plan;
-    cfg_stage_resolve(&plan, c, st->stage);
+    const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
     rope_table t;
-    stage_rope_table(&t, st, st->stage, plan.seq_len);
+    train_stage_rope_table(&t, st, st->stage, plan.seq_len);
     model_set_rope(st->m, &t);
     if (st->stage_step == 0) log_stage_start(st, &plan, &t);
 
@@ -538,9 +527,7 @@ static int run_stage(train_state *st) {
             stop = dist_any(&st->dist, stop_signal == SIGINT) ? 130 : TRAIN_EXIT_REQUEUE;
             break;
         }
-        double lr = sched_lr(plan.schedule == CFG_SCHEDULE_CONSTANT ? SCHED_CONSTANT : SCHED_COSINE,
-                             plan.lr, plan.min_lr / plan.lr, plan.warmup_steps, plan.steps,
-                             st->stage_step);
+        double lr = curr_lr(&st->curr, st->stage, st->stage_step);
         data_next_batch(L, &db);
         local_batch_make(&lb, &db, &st->dist);
         double norm;
@@ -576,9 +563,8 @@ static int run_stage(train_state *st) {
     metrics_progress_end(&st->met);
     if (stop >= 0 || gate_check(st, &plan)) break;
     // The gate is not met: train on, in quarters of the extra budget, up to its cap.
-    int64_t chunk = (plan.gate.max_extra_tokens / plan.batch_tokens + 3) / 4;
-    int64_t cap = plan.gate.max_extra_tokens / plan.batch_tokens;
-    if (chunk < 1 || st->stage_extra_steps + chunk > cap) {
+    int64_t chunk = curr_gate_extension(&st->curr, st->stage, st->stage_extra_steps);
+    if (chunk == 0) {
         st->gate_failed = true;
         stop = TRAIN_EXIT_GATE;
         break;
@@ -601,11 +587,10 @@ static void print_summary(train_state *st, double *acc, int n_evals) {
     for (int i = 0; i < nl; i++) printf(" %8lld", (long long)c->eval.passkey_lengths.v[i]);
     printf("\n");
     for (int e = 0; e < n_evals; e++) {
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, c, e);
+        const curr_plan *plan = curr_stage_plan(&st->curr, e);
         char label[96];
-        bool before = plan.seq_len <= cfg_original_context(c);
-        snprintf(label, sizeof label, "%d %s%s", e + 1, plan.name, before ? " (before ext.)" : "");
+        bool before = plan->seq_len <= st->curr.original_context;
+        snprintf(label, sizeof label, "%d %s%s", e + 1, plan->name, before ? " (before ext.)" : "");
         printf("%-24s", label);
         for (int i = 0; i < nl; i++) printf(" %7.1f%%", 100 * acc[e * nl + i]);
         printf("\n");
@@ -622,6 +607,8 @@ static void load_config(train_state *st, const train_args *a) {
         rc = cfg_apply_override(&st->cfg, a->keys[i], a->values[i], err, sizeof err);
     if (rc == 0 && a->max_steps >= 0) st->cfg.train.max_steps = a->max_steps;
     if (rc == 0) rc = cfg_validate(&st->cfg, err, sizeof err);
+    // The curriculum, once: stage plans and RoPE (factors files read here).
+    if (rc == 0) rc = curr_load(&st->curr, &st->cfg, err, sizeof err);
     if (rc != 0) dist_exit_user_error(&st->dist, err);
     // Default eval lengths: every stage's seq_len.
     cfg_eval *e = &st->cfg.eval;
@@ -646,13 +633,12 @@ static bk_dtype run_dtype(const cfg_run *c) {
 // The memory of a training step on one rank at the largest stage, from the
 // model's buffer plan (model_mem_plan: what model_create_on allocates, plus
 // AdamW moments and the backend's scratch).
-static void print_memory_plan(const cfg_run *c) {
+static void print_memory_plan(const cfg_run *c, const curriculum *cur) {
     int64_t n_tokens = 0;
     for (int s = 0; s < c->n_stages; s++) {
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, c, s);
-        int64_t rows = plan.batch_tokens / plan.seq_len / c->parallel.dp;
-        int64_t L = local_len(plan.seq_len, c->parallel.sp);
+        const curr_plan *plan = curr_stage_plan(cur, s);
+        int64_t rows = plan->batch_tokens / plan->seq_len / c->parallel.dp;
+        int64_t L = local_len(plan->seq_len, c->parallel.sp);
         int64_t n = train_micro_rows(c->train.micro_batch_tokens, rows, L) * L;
         if (n > n_tokens) n_tokens = n;
     }
@@ -684,18 +670,15 @@ static void print_memory_plan(const cfg_run *c) {
 }
 
 // --dry-run: the resolved curriculum, one line per stage.
-static void print_plan(const cfg_run *c) {
+static void print_plan(const cfg_run *c, const curriculum *cur) {
     int64_t total_steps = 0, total_tokens = 0;
     printf("curriculum: original context %lld, parallel dp %d x sp %d\n",
-           (long long)cfg_original_context(c), c->parallel.dp, c->parallel.sp);
+           (long long)cur->original_context, c->parallel.dp, c->parallel.sp);
     for (int s = 0; s < c->n_stages; s++) {
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, c, s);
-        rope_config rc;
-        char err[512];
-        if (cfg_stage_rope(&rc, c, s, err, sizeof err) != 0) die_user("%s", err);
+        const curr_plan plan = *curr_stage_plan(cur, s);
+        const rope_config rc = *curr_stage_rope(cur, s);
         rope_table t;
-        rope_table_init(&t, &rc, plan.seq_len);
+        curr_rope_table(&t, cur, s, plan.seq_len);
         printf("  stage %d %-10s seq_len %7lld  %6lld steps x %8lld tokens  lr %.2e  rope %-8s "
                "factor %5g  attention factor %.4f  tokens/rank/step %lld\n",
                s + 1, plan.name, (long long)plan.seq_len, (long long)plan.steps,
@@ -706,7 +689,7 @@ static void print_plan(const cfg_run *c) {
         total_tokens += plan.steps * plan.batch_tokens;
     }
     printf("total: %lld steps, %.3g tokens\n", (long long)total_steps, (double)total_tokens);
-    print_memory_plan(c);
+    print_memory_plan(c, cur);
 }
 
 static void setup(train_state *st, const train_args *a) {
@@ -781,7 +764,7 @@ int train_main(int argc, char **argv) {
         dist_init_serial(&st->dist);
         load_config(st, &a);
         if (train_zero_check(&st->cfg, false, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
-        print_plan(&st->cfg);
+        print_plan(&st->cfg, &st->curr);
         cfg_free(&st->cfg);
         free(st);
         return 0;
@@ -827,9 +810,8 @@ int train_main(int argc, char **argv) {
     bool finished = true;
     int status = 0;
     for (; st->stage < c->n_stages; st->stage++) {
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, c, st->stage);
-        if (st->stage_step == 0 && st->stage > 0 && !plan.carry_moments) {
+        const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
+        if (st->stage_step == 0 && curr_stage_resets_moments(&st->curr, st->stage)) {
             size_t slice = sizeof(float) * (size_t)shard_len(&st->shard);
             memset(st->adam_m, 0, slice);
             memset(st->adam_v, 0, slice);

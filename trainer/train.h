@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "backend_comm.h"
+#include "curriculum.h"
 #include "run_config.h"
 #include "tok.h"
 #include "zero_shard.h"
@@ -32,6 +33,7 @@
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {
     cfg_run cfg;
+    curriculum curr;           // cfg's stages resolved (curr_load, once at start)
     dist_ctx dist;
     tok_tokenizer *tok;
     model *m;
@@ -54,6 +56,11 @@ typedef struct train_state {
     metrics met;
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
 } train_state;
+
+// The RoPE table the training loop installs for stage `stage` at sequences
+// of length seq_len (the stage's own seq_len while training, each
+// eval.passkey_lengths entry when evaluating).
+void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int64_t seq_len);
 
 // `stretch train` entry point; argv[0] is "train". Returns the exit status.
 int train_main(int argc, char **argv);

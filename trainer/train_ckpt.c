@@ -9,8 +9,8 @@
 #include "ckpt.h"
 #include "ckpt_dir.h"
 #include "die.h"
+#include "curriculum.h"
 #include "dist.h"
-#include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train.h"
 #include "train_step.h"
@@ -81,11 +81,9 @@ int train_ckpt_put_rope(ckpt_writer *w, const rope_config *r, const rope_table *
 
 // The RoPE state of the current stage: the config as attributes, the tables
 // the kernels use as datasets.
-static int put_rope(ckpt_writer *w, const train_state *st) {
-    rope_config r;
-    char err[512];
-    if (cfg_stage_rope(&r, &st->cfg, st->stage, err, sizeof err) != 0) return 0;  // validated at start
-    return train_ckpt_put_rope(w, &r, &st->m->rope, st->m->cfg.rope_layout);
+int train_ckpt_put_stage_rope(ckpt_writer *w, const train_state *st) {
+    return train_ckpt_put_rope(w, curr_stage_rope(&st->curr, st->stage), &st->m->rope,
+                               st->m->cfg.rope_layout);
 }
 
 // The full (n_params) moments of a run: the moments themselves unsharded;
@@ -103,8 +101,7 @@ static int write_file(train_state *st, const char *path, const float *adam_m, co
                       char *err, size_t errlen) {
     const model *m = st->m;
     const cfg_optimizer *o = &st->cfg.optimizer;
-    cfg_stage_plan plan;
-    cfg_stage_resolve(&plan, &st->cfg, st->stage);
+    const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
     ckpt_writer *w = ckpt_create(path, err, errlen);
     if (!w) return -1;
     char *config = cfg_echo(&st->cfg);
@@ -143,7 +140,7 @@ static int write_file(train_state *st, const char *path, const float *adam_m, co
     rc |= ckpt_put_attr_int64(w, "data", "rows", st->cursor.rows);
     rc |= ckpt_put(w, "rng/eval_seed", CKPT_U64, &st->eval_seed, 1, &one);
     rc |= ckpt_put_attr_string(w, "rng/eval_seed", "algorithm", "seed of the passkey evaluation samples");
-    rc |= put_rope(w, st);
+    rc |= train_ckpt_put_stage_rope(w, st);
     if (rc != 0) {
         snprintf(err, errlen, "%s", ckpt_writer_error(w));
         ckpt_abort(w);

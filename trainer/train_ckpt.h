@@ -32,6 +32,10 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
 // must match the model config.
 int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen);
 
+// The /rope group of the current stage: its rope_config from the curriculum
+// (curr_stage_rope) and the table installed in the model.
+int train_ckpt_put_stage_rope(ckpt_writer *w, const train_state *st);
+
 // The /rope group of docs/checkpoint-format.md: rope r as attributes, its
 // table t as datasets, the layout. Also used by `stretch import`.
 int train_ckpt_put_rope(ckpt_writer *w, const rope_config *r, const rope_table *t, rope_layout layout);

@@ -3,7 +3,8 @@
 // the shipped example, defaults, one case per error class (the message must
 // carry the file, the line and the key), overrides, echo -> parse round
 // trips (of the example and of random values for every key), cfg_diff, the
-// stage RoPE rules and inheritance, --help, and the key table itself.
+// stage RoPE rules and inheritance (schedules/curriculum.c, through
+// curr_load), --help, and the key table itself.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include "model_config.h"
 #include "rope_scaling.h"
 #include "run_config.h"
+#include "curriculum.h"
 #include "run_config_check.h"
 #include "run_config_echo.h"
 
@@ -62,6 +64,18 @@ int rope_config_validate(const rope_config *cfg, char *err, size_t errlen) {
 typedef struct {
     char dir[64];
 } tmpdir;
+
+
+// The curriculum of the last load_run (file-level: it is large).
+static curriculum g_curr;
+
+// What `stretch train` does with a run file before any compute: cfg_load
+// (parse + cfg_validate), then curr_load (stage plans and RoPE, factors files).
+static int load_run(cfg_run *cfg, const char *path, char *err, size_t errlen) {
+    int rc = cfg_load(cfg, path, err, errlen);
+    if (rc == 0) rc = curr_load(&g_curr, cfg, err, errlen);
+    return rc;
+}
 
 static int setup(void **state) {
     tmpdir *t = calloc(1, sizeof *t);
@@ -122,7 +136,7 @@ static void test_example_parses(void **state) {
     (void)state;
     cfg_run cfg;
     char err[512] = "";
-    int rc = cfg_load(&cfg, example_path(), err, sizeof err);
+    int rc = load_run(&cfg, example_path(), err, sizeof err);
     assert_int_equal(rc, 0);
     assert_string_equal(err, "");
     assert_int_equal(cfg.model.config.dim, 256);
@@ -173,17 +187,17 @@ static void test_example_parses(void **state) {
 
     // The documented RoPE rules for the example: original = stages.0.seq_len.
     rope_config r;
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 0, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 0);
     assert_int_equal(r.type, ROPE_TYPE_DEFAULT);
     assert_int_equal(r.max_position_embeddings, 128);
     assert_int_equal(r.head_dim, 32);
     assert_true(r.theta == 10000.0);
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 1, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 1);
     assert_int_equal(r.original_max_position_embeddings, 128);
     assert_int_equal(r.max_position_embeddings, 1024);
     assert_true(r.factor == 8.0);
     assert_true(r.beta_fast == 32.0 && r.beta_slow == 1.0 && !r.no_truncate);
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 2, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 2);
     assert_int_equal(r.original_max_position_embeddings, 128);
     assert_true(r.factor == 32.0);
     cfg_free(&cfg);
@@ -230,7 +244,7 @@ static void test_defaults(void **state) {
     char path[128];
     snprintf(path, sizeof path, "%s/min.yaml", t->dir);
     write_file(path, "data: {corpus: demo}\nstages: [{seq_len: 64, steps: 10, batch_tokens: 64}]\n");
-    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), 0);
+    assert_int_equal(load_run(&cfg, path, err, sizeof err), 0);
     const cfg_stage *s = &cfg.stages[0];
     assert_null(s->name);
     assert_true(isnan(s->lr));
@@ -493,6 +507,7 @@ static void run_cases(tmpdir *t, const error_case *cases, int n, bool parse_erro
         if (!parse_error) {
             if (rc != 0) fail_msg("case %d should parse: %s", i, err);
             rc = cfg_validate(&cfg, err, sizeof err);
+            if (rc == 0) rc = curr_load(&g_curr, &cfg, err, sizeof err);
         }
         if (rc != -1) fail_msg("case %d: expected an error for:\n%s", i, c->text);
         check_message(err, path, c);
@@ -513,19 +528,19 @@ static void test_parse_errors(void **state) {
     for (int i = 0; i <= CFG_MAX_STAGES; i++)
         n += snprintf(text + n, sizeof text - (size_t)n, "  - {seq_len: 64, steps: 1, batch_tokens: 64}\n");
     write_file(path, text);
-    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    assert_int_equal(load_run(&cfg, path, err, sizeof err), -1);
     snprintf(where, sizeof where, "%s:%d: key 'stages': at most %d stages", path, CFG_MAX_STAGES + 2,
              CFG_MAX_STAGES);
     if (strncmp(err, where, strlen(where))) fail_msg("got: %s", err);
     cfg_free(&cfg);
     // An empty file parses (all defaults) but has no stages.
     write_file(path, "");
-    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    assert_int_equal(load_run(&cfg, path, err, sizeof err), -1);
     snprintf(where, sizeof where, "%s: stages: at least one stage is required", path);
     assert_string_equal(err, where);
     cfg_free(&cfg);
     // A missing file.
-    assert_int_equal(cfg_load(&cfg, "/nonexistent/run.yaml", err, sizeof err), -1);
+    assert_int_equal(load_run(&cfg, "/nonexistent/run.yaml", err, sizeof err), -1);
     assert_string_equal(err, "/nonexistent/run.yaml: cannot open: No such file or directory");
     cfg_free(&cfg);
 }
@@ -538,11 +553,11 @@ static void test_check_errors(void **state) {
     snprintf(path, sizeof path, "%s/base.yaml", t->dir);
     write_file(path, BASE "data:\n  passkey_ratio: 0.5\n");
     cfg_run cfg;
-    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);  // duplicate 'data'
+    assert_int_equal(load_run(&cfg, path, err, sizeof err), -1);  // duplicate 'data'
     assert_non_null(strstr(err, "duplicate key"));
     cfg_free(&cfg);
     write_file(path, BASE);
-    if (cfg_load(&cfg, path, err, sizeof err)) fail_msg("BASE: %s", err);
+    if (load_run(&cfg, path, err, sizeof err)) fail_msg("BASE: %s", err);
     cfg_free(&cfg);
 
     // Factors files: errors name the factors file and its line.
@@ -554,13 +569,13 @@ static void test_check_errors(void **state) {
              BASE_MODEL BASE_DATA "stages:\n  - {seq_len: 128, tokens: 5, batch_tokens: 128,\n"
              "     rope: {type: longrope, factors_file: %s}}\n", fpath);
     write_file(path, text);
-    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    assert_int_equal(load_run(&cfg, path, err, sizeof err), -1);
     char where[256];
     snprintf(where, sizeof where, "%s:2: key 'long_factor': item 1: expected a number", fpath);
     if (!strstr(err, where)) fail_msg("factors file error: %s", err);
     cfg_free(&cfg);
     write_file(fpath, "short_factor: [1, 1]\nlong_factors: [2, 2]\n");
-    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    assert_int_equal(load_run(&cfg, path, err, sizeof err), -1);
     snprintf(where, sizeof where, "%s:2: key 'long_factors': unknown key (did you mean 'long_factor'?)",
              fpath);
     if (!strstr(err, where)) fail_msg("factors file error: %s", err);
@@ -679,7 +694,7 @@ static void test_echo_round_trip_example(void **state) {
     (void)state;
     cfg_run a, b;
     char err[512], diff[1024];
-    assert_int_equal(cfg_load(&a, example_path(), err, sizeof err), 0);
+    assert_int_equal(load_run(&a, example_path(), err, sizeof err), 0);
     char *text = cfg_echo(&a);
     cfg_init(&b);
     if (cfg_parse_string(&b, text, "echo", err, sizeof err)) fail_msg("%s\n%s", err, text);
@@ -827,8 +842,8 @@ static void test_diff(void **state) {
     (void)state;
     cfg_run a, b;
     char err[512], diff[1024];
-    assert_int_equal(cfg_load(&a, example_path(), err, sizeof err), 0);
-    assert_int_equal(cfg_load(&b, example_path(), err, sizeof err), 0);
+    assert_int_equal(load_run(&a, example_path(), err, sizeof err), 0);
+    assert_int_equal(load_run(&b, example_path(), err, sizeof err), 0);
     assert_int_equal(cfg_diff(diff, sizeof diff, &a, &b, false), 0);
 
     assert_int_equal(cfg_apply_override(&b, "optimizer.lr", "0.001", err, sizeof err), 0);
@@ -863,7 +878,7 @@ static void test_diff(void **state) {
     assert_true(fd >= 0);
     close(fd);
     write_file(path, BASE);
-    assert_int_equal(cfg_load(&b, path, err, sizeof err), 0);
+    assert_int_equal(load_run(&b, path, err, sizeof err), 0);
     unlink(path);
     int n = cfg_diff(diff, sizeof diff, &a, &b, true);
     assert_true(n > 2);
@@ -900,9 +915,9 @@ static void test_stage_rope_rules(void **state) {
              fpath);
     write_file(path, text);
     cfg_run cfg;
-    if (cfg_load(&cfg, path, err, sizeof err)) fail_msg("%s", err);
+    if (load_run(&cfg, path, err, sizeof err)) fail_msg("%s", err);
     rope_config r;
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 0, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 0);
     assert_int_equal(r.type, ROPE_TYPE_YARN);
     assert_true(r.theta == 500000.0);
     assert_int_equal(r.head_dim, 16);
@@ -911,23 +926,23 @@ static void test_stage_rope_rules(void **state) {
     assert_int_equal(r.max_position_embeddings, 32768);
     assert_true(r.factor == 8.0);
     assert_true(r.beta_fast == 16.0);
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 1, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 1);
     assert_int_equal(r.original_max_position_embeddings, 4096);
     assert_int_equal(r.max_position_embeddings, 131072);
     assert_true(r.factor == 32.0);
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 2, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 2);
     assert_int_equal(r.type, ROPE_TYPE_DYNAMIC);
     assert_int_equal(r.max_position_embeddings, 4096);
     assert_true(r.factor == 32.0);
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 3, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 3);
     assert_int_equal(r.original_max_position_embeddings, 2048);
     assert_true(r.factor == 40.0);
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 4, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 4);
     assert_int_equal(r.n_factors, 4);  // rotary dim 16 * 0.5 = 8: 4 pairs
     assert_true(r.long_factor[3] == 4.0 && r.short_factor[3] == 1.0);
     assert_int_equal(r.n_hat, 16);
     assert_true(r.factor == 32.0);
-    assert_int_equal(cfg_stage_rope(&r, &cfg, 5, err, sizeof err), 0);
+    r = *curr_stage_rope(&g_curr, 5);
     assert_int_equal(r.max_position_embeddings, 262144);
     assert_true(r.factor == 64.0);
     assert_true(r.no_truncate);
@@ -939,6 +954,7 @@ static void test_stage_rope_rules(void **state) {
     assert_int_equal(m.rope.max_position_embeddings, 4096);
     assert_int_equal(m.rope.type, ROPE_TYPE_DEFAULT);
     assert_int_equal(cfg_original_context(&cfg), 4096);
+    assert_int_equal(g_curr.original_context, 4096);
     cfg_free(&cfg);
 }
 
@@ -955,9 +971,8 @@ static void test_stage_resolve(void **state) {
                "     warmup_steps: 0, schedule: cosine, carry_moments: false, data: [b.bin],\n"
                "     passkey_ratio: 1, gate: {val_loss: 2.5, max_extra_tokens: 9}}\n");
     cfg_run cfg;
-    if (cfg_load(&cfg, path, err, sizeof err)) fail_msg("%s", err);
-    cfg_stage_plan p;
-    cfg_stage_resolve(&p, &cfg, 0);
+    if (load_run(&cfg, path, err, sizeof err)) fail_msg("%s", err);
+    curr_plan p = *curr_stage_plan(&g_curr, 0);
     assert_string_equal(p.name, "stage0");
     assert_int_equal(p.steps, 98);  // ceil(100000 / 1024)
     assert_true(p.lr == 0.001 && p.min_lr == 0.0005);
@@ -966,7 +981,7 @@ static void test_stage_resolve(void **state) {
     assert_true(p.carry_moments);
     assert_ptr_equal(p.data, &cfg.data.train);
     assert_true(p.passkey_ratio == 0.25);
-    cfg_stage_resolve(&p, &cfg, 1);
+    p = *curr_stage_plan(&g_curr, 1);
     assert_string_equal(p.name, "long");
     assert_int_equal(p.steps, 3);
     assert_true(p.lr == 0.0002 && p.min_lr == 0.0001);

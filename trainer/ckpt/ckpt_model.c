@@ -12,6 +12,7 @@
 #include "model.h"
 #include "run_config.h"
 #include "run_config_check.h"
+#include "curriculum.h"
 #include "errmsg.h"
 
 // A training checkpoint: its run config, with the RoPE of the chosen stage.
@@ -33,13 +34,15 @@ static int config_from_run(model_config *mc, int *stage_used, ckpt_reader *r, co
             rc = errmsg(err, errlen, "stage %lld does not exist (the run config has %d stages)", (long long)stage,
                       run.n_stages);
     }
-    rope_config rope;
-    if (rc == 0) rc = cfg_stage_rope(&rope, &run, (int)stage, err, errlen);
+    // The stage's RoPE as training had it: the curriculum of the stored config.
+    curriculum *cur = rc == 0 ? xcalloc(1, sizeof *cur) : NULL;
+    if (rc == 0) rc = curr_load(cur, &run, err, errlen);
     if (rc == 0) {
         cfg_model_config(mc, &run);
-        mc->rope = rope;
+        mc->rope = *curr_stage_rope(cur, (int)stage);
         *stage_used = (int)stage;
     }
+    free(cur);
     cfg_free(&run);
     return rc;
 }

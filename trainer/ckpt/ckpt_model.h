@@ -4,8 +4,9 @@
 //
 // A training checkpoint carries its run config (root attribute `config`):
 // the architecture is cfg_model_config of it and the RoPE that of a stage,
-// cfg_stage_rope. A checkpoint made by `stretch import` carries instead
-// `model_config`, the architecture and RoPE as config.json text
+// curr_stage_rope of its curriculum (schedules/curriculum.h: factors files
+// are read when it is loaded). A checkpoint made by `stretch import` carries
+// instead `model_config`, the architecture and RoPE as config.json text
 // (hf_config.h). vocab_size 0 in a run config (= the tokenizer's) is taken
 // from the stored embedding table.
 //

@@ -34,7 +34,7 @@
 #include "fsutil.h"
 #include "model_ring.h"
 #include "ring_attn.h"
-#include "run_config_check.h"
+#include "curriculum.h"
 #include "search.h"
 #include "search_io.h"
 #include "zigzag.h"
@@ -335,9 +335,8 @@ static void open_model(search_run *r) {
     if (eval_ckpt_open(&r->ckpt, a->ckpt, a->tokenizer, err, sizeof err) != 0)
         dist_exit_user_error(&r->d, err);
     const eval_ckpt *c = &r->ckpt;
-    r->original = cfg_original_context(&c->cfg);
-    cfg_stage_plan plan;
-    cfg_stage_resolve(&plan, &c->cfg, c->trained_stage);
+    r->original = c->curr.original_context;
+    const curr_plan plan = *curr_stage_plan(&c->curr, c->trained_stage);
     if (a->target <= r->original || a->target < plan.seq_len) {
         snprintf(err, sizeof err, "search: --target-len %" PRId64 " must be longer than the original context "
                  "(%" PRId64 ") and not below the trained length (%" PRId64 ", stage %d '%s') of %s", a->target,
@@ -348,9 +347,8 @@ static void open_model(search_run *r) {
     rope_table t;
     rope_table_init(&t, &r->model_rope, 0);
     r->n_pairs = t.n_pairs;
-    rope_config trained;
-    if (r->root && cfg_stage_rope(&trained, &c->cfg, c->trained_stage, err, sizeof err) == 0 &&
-        trained.type != ROPE_TYPE_DEFAULT)
+    const rope_config trained = *curr_stage_rope(&c->curr, c->trained_stage);
+    if (r->root && trained.type != ROPE_TYPE_DEFAULT)
         fprintf(stderr, "stretch: warning: %s was trained with rope %s (stage %d); the search replaces it by "
                 "longrope factors relative to the original context %" PRId64 "\n", c->path,
                 rope_type_name(trained.type), c->trained_stage, r->original);

@@ -18,10 +18,11 @@
 // Typical use (the CLI):
 //   cfg_run cfg; cfg_init(&cfg);
 //   cfg_parse_file(&cfg, path, ...); cfg_apply_override(&cfg, key, value, ...)...;
-//   cfg_validate(&cfg, ...); char *text = cfg_echo(&cfg); ... cfg_free(&cfg);
-//   cfg_stage_rope(&rope, &cfg, i, ...) at each stage switch.
-// The cross-key rules and the resolved views (model, stages, stage RoPE) are
-// in run_config_check.h; the echo, --help and diff in run_config_echo.h.
+//   cfg_validate(&cfg, ...); curr_load(&curr, &cfg, ...) (schedules/curriculum.h:
+//   the stages' plans and RoPE, checked and resolved once, before any compute);
+//   char *text = cfg_echo(&cfg); ... cfg_free(&cfg).
+// The cross-key rules and the model view are in run_config_check.h; the
+// echo, --help and diff in run_config_echo.h.
 //
 // Tested by tests/unit/test_config.c: the shipped example parses and
 // documents every key, defaults, every error class (file, line and key in
@@ -136,8 +137,9 @@ typedef struct {
     int64_t val_tokens;        // tokens of data.val per evaluation; 0 = all
 } cfg_eval;
 
-// A stage's rope section as the user wrote it; cfg_stage_rope() turns it
-// into a rope_config. 0 means "derive" (see cfg_stage_rope).
+// A stage's rope section as the user wrote it; curr_load (schedules/
+// curriculum.h) turns it into a rope_config. 0 means "derive" (see
+// curr_stage_rope).
 typedef struct {
     rope_type type;
     double factor;
@@ -248,7 +250,8 @@ int cfg_parse_string(cfg_run *cfg, const char *text, const char *name, char *err
 int cfg_apply_override(cfg_run *cfg, const char *key, const char *value, char *err,
                        size_t errlen);
 
-// cfg_init + cfg_parse_file + cfg_validate (run_config_check.h). On -1, cfg still needs cfg_free.
+// cfg_init + cfg_parse_file + cfg_validate (run_config_check.h); the stages'
+// rope keys are checked by curr_load after it. On -1, cfg still needs cfg_free.
 int cfg_load(cfg_run *cfg, const char *path, char *err, size_t errlen);
 
 // ---------------------------------------------------------------------------

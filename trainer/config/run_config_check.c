@@ -1,4 +1,4 @@
-// run_config_check: cross-key rules and resolved views of a run config.
+// run_config_check: cross-key rules and the model view of a run config.
 // Messages start with the key they are about ("optimizer.lr (-1) must be
 // > 0"); cfg_key_error() puts the file and line in front.
 #include "run_config_check.h"
@@ -19,7 +19,7 @@
 static bool in_unit(double x) { return x >= 0.0 && x <= 1.0; }
 
 // ---------------------------------------------------------------------------
-// Resolved views
+// The model view (the stages' plans and RoPE: schedules/curriculum.c)
 
 int64_t cfg_original_context(const cfg_run *cfg) {
     int64_t m = cfg->model.config.rope.max_position_embeddings;
@@ -31,162 +31,6 @@ void cfg_model_config(model_config *out, const cfg_run *cfg) {
     *out = cfg->model.config;
     out->rope.head_dim = model_config_head_dim(out);
     out->rope.max_position_embeddings = cfg_original_context(cfg);
-}
-
-void cfg_stage_resolve(cfg_stage_plan *out, const cfg_run *cfg, int stage) {
-    CHECK(stage >= 0 && stage < cfg->n_stages);
-    const cfg_stage *st = &cfg->stages[stage];
-    const cfg_optimizer *opt = &cfg->optimizer;
-    memset(out, 0, sizeof *out);
-    if (st->name)
-        snprintf(out->name, sizeof out->name, "%s", st->name);
-    else
-        snprintf(out->name, sizeof out->name, "stage%d", stage);
-    out->seq_len = st->seq_len;
-    out->batch_tokens = st->batch_tokens;
-    out->steps = st->steps > 0 || st->batch_tokens <= 0
-                     ? st->steps
-                     : (st->tokens + st->batch_tokens - 1) / st->batch_tokens;
-    out->lr = isnan(st->lr) ? opt->lr : st->lr;
-    out->min_lr = out->lr * opt->min_lr_ratio;
-    out->warmup_steps = st->warmup_steps >= 0 ? st->warmup_steps : opt->warmup_steps;
-    out->schedule = st->schedule == CFG_SCHEDULE_INHERIT ? opt->schedule : st->schedule;
-    out->carry_moments = st->carry_moments;
-    out->data = st->data.n > 0 ? &st->data : &cfg->data.train;
-    out->passkey_ratio = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
-    out->pose_len = st->pose_len;
-    out->passkey_pack_min = st->passkey_pack_min;
-    out->gate = st->gate;
-}
-
-// ---------------------------------------------------------------------------
-// Stage RoPE
-
-// Re-attributes a rope_config_validate message to the stage's keys:
-// "rope_scaling.factor must be ..." -> key stages.N.rope.factor.
-static int rope_error(char *err, size_t errlen, const cfg_run *cfg, int stage, const char *msg) {
-    char key[128];
-    const char *tag = "rope_scaling.";
-    if (!strncmp(msg, tag, strlen(tag))) {
-        const char *name = msg + strlen(tag);
-        size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
-        snprintf(key, sizeof key, "stages.%d.rope.%.*s", stage, (int)n, name);
-        return cfg_key_error(err, errlen, cfg, key, "%s%s", key, name + n);
-    }
-    snprintf(key, sizeof key, "stages.%d.rope", stage);
-    return cfg_key_error(err, errlen, cfg, key, "%s: %s", key, msg);
-}
-
-// Fills out's longrope factor lists from the stage or its factors file.
-static int stage_factors(rope_config *out, const cfg_run *cfg, int stage, char *err,
-                         size_t errlen) {
-    const cfg_rope *r = &cfg->stages[stage].rope;
-    char key[128], key2[128];
-    bool inline_lists = r->short_factor.n > 0 || r->long_factor.n > 0;
-    snprintf(key, sizeof key, "stages.%d.rope.%s", stage,
-             r->factors_file ? "factors_file" : r->short_factor.n ? "short_factor" : "long_factor");
-    if (out->type != ROPE_TYPE_LONGROPE) {
-        REQUIRE(!inline_lists && !r->factors_file, key, "%s applies to rope.type longrope only",
-                key);
-        return 0;
-    }
-    REQUIRE(!(inline_lists && r->factors_file), key,
-            "%s: give short_factor/long_factor inline or in a factors file, not both", key);
-    cfg_doubles sf = r->short_factor, lf = r->long_factor;
-    int64_t n_hat = 0;
-    if (r->factors_file) {
-        REQUIRE(*r->factors_file, key, "%s must not be empty", key);
-        char msg[512];
-        if (cfg_read_factors(&sf, &lf, &n_hat, r->factors_file, msg, sizeof msg))
-            return cfg_key_error(err, errlen, cfg, key, "%s: %s", key, msg);
-    }
-    snprintf(key2, sizeof key2, "stages.%d.rope.n_hat", stage);
-    int rc = 0;
-    if (n_hat > 0 && r->n_hat > 0)
-        rc = cfg_key_error(err, errlen, cfg, key2, "%s is given both inline and in %s", key2,
-                           r->factors_file);
-    else if (sf.n != lf.n)
-        rc = cfg_key_error(err, errlen, cfg, key,
-                           "%s: short_factor has %d values and long_factor %d; they must match",
-                           key, sf.n, lf.n);
-    else if (sf.n > ROPE_MAX_PAIRS)
-        rc = cfg_key_error(err, errlen, cfg, key, "%s: %d factors, more than the maximum %d",
-                           key, sf.n, ROPE_MAX_PAIRS);
-    if (rc == 0) {
-        out->n_factors = sf.n;
-        for (int i = 0; i < sf.n; i++) {
-            out->short_factor[i] = sf.v[i];
-            out->long_factor[i] = lf.v[i];
-        }
-        if (n_hat > 0) out->n_hat = n_hat;
-    }
-    if (r->factors_file) {
-        free(sf.v);
-        free(lf.v);
-    }
-    return rc;
-}
-
-int cfg_stage_rope(rope_config *out, const cfg_run *cfg, int stage, char *err, size_t errlen) {
-    CHECK(stage >= 0 && stage < cfg->n_stages);
-    const cfg_stage *st = &cfg->stages[stage];
-    const cfg_rope *r = &st->rope;
-    char key[128];
-    model_config m;
-    cfg_model_config(&m, cfg);
-
-    memset(out, 0, sizeof *out);
-    out->type = r->type;
-    out->theta = m.rope.theta;
-    out->head_dim = m.rope.head_dim;
-    out->partial_rotary_factor = m.rope.partial_rotary_factor;
-
-    snprintf(key, sizeof key, "stages.%d.rope.original_max_position_embeddings", stage);
-    REQUIRE(r->original_max_position_embeddings >= 0, key,
-            "%s (%lld) must be > 0, or 0 for the pretrained context", key,
-            (long long)r->original_max_position_embeddings);
-    int64_t L = st->seq_len;
-    int64_t orig = r->original_max_position_embeddings > 0 ? r->original_max_position_embeddings
-                                                            : cfg_original_context(cfg);
-    REQUIRE(orig > 0 && L > 0, key, "%s: the original context (%lld) and stages.%d.seq_len (%lld) "
-            "must be > 0", key, (long long)orig, stage, (long long)L);
-    snprintf(key, sizeof key, "stages.%d.rope.max_position_embeddings", stage);
-    REQUIRE(r->max_position_embeddings >= 0, key, "%s (%lld) must be > 0, or 0 for seq_len", key,
-            (long long)r->max_position_embeddings);
-    bool dynamic = r->type == ROPE_TYPE_DYNAMIC;
-    REQUIRE(dynamic || r->max_position_embeddings == 0 || r->max_position_embeddings >= L, key,
-            "%s (%lld) must be >= stages.%d.seq_len (%lld)", key,
-            (long long)r->max_position_embeddings, stage, (long long)L);
-    int64_t max_pos = r->max_position_embeddings > 0 ? r->max_position_embeddings
-                                                     : dynamic ? orig : L;
-    out->max_position_embeddings = max_pos;
-    out->original_max_position_embeddings = orig;
-
-    snprintf(key, sizeof key, "stages.%d.rope.factor", stage);
-    REQUIRE(r->factor >= 0.0, key, "%s (%g) must be >= 1, or 0 for the context ratio", key,
-            r->factor);
-    if (r->type != ROPE_TYPE_DEFAULT) {
-        int64_t target = dynamic ? L : max_pos;
-        out->factor = r->factor > 0.0 ? r->factor : (double)target / (double)orig;
-        REQUIRE(r->factor > 0.0 || out->factor >= 1.0, key,
-                "%s (0 = %lld / %lld = %g) must be >= 1: the stage is shorter than the original "
-                "context; give rope.factor or rope.original_max_position_embeddings",
-                key, (long long)target, (long long)orig, out->factor);
-    }
-    out->attention_factor = r->attention_factor;
-    out->beta_fast = r->beta_fast;
-    out->beta_slow = r->beta_slow;
-    out->mscale = r->mscale;
-    out->mscale_all_dim = r->mscale_all_dim;
-    out->no_truncate = !r->truncate;
-    out->low_freq_factor = r->low_freq_factor;
-    out->high_freq_factor = r->high_freq_factor;
-    out->n_hat = r->n_hat;
-    if (stage_factors(out, cfg, stage, err, errlen)) return -1;
-
-    char msg[256];
-    if (rope_config_validate(out, msg, sizeof msg)) return rope_error(err, errlen, cfg, stage, msg);
-    return 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -331,9 +175,10 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
     REQUIRE(st->gate.max_extra_tokens >= 0, KEY("gate.max_extra_tokens"), "%s (%lld) must be >= 0",
             k, (long long)st->gate.max_extra_tokens);
 
-    cfg_stage_plan plan;
-    cfg_stage_resolve(&plan, cfg, i);
-    REQUIRE(plan.data->n > 0 || cfg->data.corpus || plan.passkey_ratio >= 1.0, KEY("data"),
+    // The stage's shards, else data.train; its passkey_ratio, else data's.
+    const cfg_strings *data = st->data.n > 0 ? &st->data : &cfg->data.train;
+    double passkey_ratio = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
+    REQUIRE(data->n > 0 || cfg->data.corpus || passkey_ratio >= 1.0, KEY("data"),
             "%s: stage %d has no training text: give data.train, data.corpus or %s, or a "
             "passkey_ratio of 1", k, i, k);
 #undef KEY
@@ -359,9 +204,7 @@ int cfg_validate(const cfg_run *cfg, char *err, size_t errlen) {
         snprintf(key, sizeof key, "%.*s", (int)(n < sizeof key ? n : sizeof key - 1), msg);
         return cfg_key_error(err, errlen, cfg, key, "%s", msg);
     }
-    for (int i = 0; i < cfg->n_stages; i++) {
-        rope_config rope;
-        if (cfg_stage_rope(&rope, cfg, i, err, errlen)) return -1;
-    }
+    // Each stage's rope is checked by curr_load (schedules/curriculum.h),
+    // which the callers run next.
     return 0;
 }

@@ -76,9 +76,14 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
     }
     const bool imported = !ckpt_has_attr(r, "/", "config") && ckpt_has_attr(r, "/", "model_config");
     int rc = imported ? read_imported(c, r, tokenizer, err, errlen) : read_position(c, r, err, errlen);
-    if (rc == 0 && !imported) c->original_context = cfg_original_context(&c->cfg);
     ckpt_close(r);
     char msg[512];
+    // The stored curriculum, once: every stage's RoPE (factors files read
+    // now). Its messages name the checkpoint already (the config's file name).
+    if (rc == 0 && !imported) {
+        rc = curr_load(&c->curr, &c->cfg, err, errlen);
+        if (rc == 0) c->original_context = c->curr.original_context;
+    }
     if (rc == 0) {
         c->tok = tok_load(tokenizer ? tokenizer : c->cfg.data.tokenizer, msg, sizeof msg);
         if (!c->tok) {
@@ -173,14 +178,9 @@ int eval_ckpt_rope(rope_config *out, char *desc, size_t desclen, const eval_ckpt
                      c->cfg.n_stages - 1);
             return -1;
         }
-        char msg[512];
-        if (cfg_stage_rope(out, &c->cfg, stage, msg, sizeof msg) != 0) {
-            snprintf(err, errlen, "checkpoint %s: %s", c->path, msg);
-            return -1;
-        }
-        cfg_stage_plan plan;
-        cfg_stage_resolve(&plan, &c->cfg, stage);
-        snprintf(desc, desclen, "stage %d '%s': %s", stage, plan.name, rope_type_name(out->type));
+        *out = *curr_stage_rope(&c->curr, stage);
+        snprintf(desc, desclen, "stage %d '%s': %s", stage, curr_stage_plan(&c->curr, stage)->name,
+                 rope_type_name(out->type));
     }
     size_t n = strlen(desc);
     if (out->type != ROPE_TYPE_DEFAULT && n < desclen)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "curriculum.h"
 #include "eval_args.h"
 #include "model.h"
 #include "rope_scaling.h"
@@ -22,6 +23,7 @@
 typedef struct {
     char *path;
     cfg_run cfg;          // the run config stored in the checkpoint
+    curriculum curr;      // its stages resolved (curr_load at open; empty when imported)
     int64_t step;         // optimizer steps of the run
     int stage;            // curriculum stage in effect (root attribute "stage")
     int64_t stage_step;   // steps taken in it
@@ -31,7 +33,7 @@ typedef struct {
                           // the next stage
     bool imported;        // from `stretch import` (a model_config, no run config):
                           // evaluated with the model's own RoPE at step 0
-    int64_t original_context;  // the pretrained context (cfg_original_context, or the
+    int64_t original_context;  // the pretrained context (curr.original_context, or the
                                // imported model's original max positions)
     model_config mc;      // the architecture, vocab_size resolved
     tok_tokenizer *tok;
