@@ -8,6 +8,7 @@ echo "== model step (6 layers, dim 384, 6 heads / 2 kv, seq 1024)"; "$B/bench_mo
 echo; echo "== attention growth with length"; "$B/bench_attn"
 echo; echo "== fused RoPE vs memcpy"; "$B/bench_rope"
 echo; echo "== matmul and loss"; "$B/bench_ops"
+echo; echo "== every op of the backend interface (tests/ops harness, --perf)"; "$B/ops_check" --perf -b cpu
 echo; echo "== tokenizers"; "$B/bench_tok"
 if python3 -c "import torch, transformers" 2>/dev/null; then
   echo; echo "== against transformers (same weights, same batch)"; python3 bench/torch_compare.py --build "$B"

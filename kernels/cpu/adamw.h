@@ -1,6 +1,7 @@
 // adamw: AdamW with decoupled weight decay (Loshchilov & Hutter; the
 // torch.optim.AdamW update), and the global gradient norm for clipping.
-// Tested by tests/unit/test_ops.c against a scalar re-derivation.
+// Tested by tests/ops (ctest ops_check) against a float64 re-derivation;
+// the clip factor by tests/unit/test_ops_guards.c.
 #pragma once
 
 #include <stdint.h>

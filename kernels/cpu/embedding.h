@@ -1,5 +1,6 @@
 // embedding: token embedding lookup, out[n] = wte[tokens[n]].
-// Tested by tests/unit/test_ops.c.
+// Tested by tests/ops/ops_embedding.c (ctest ops_check); the out-of-range
+// token by tests/unit/test_ops_guards.c.
 #pragma once
 
 #include <stdint.h>

@@ -1,7 +1,7 @@
 // matmul: linear layers through OpenBLAS sgemm, weights in the HF/PyTorch
 // nn.Linear layout (out_features, in_features).
-// Tested by tests/unit/test_ops.c against a naive triple loop and finite
-// differences.
+// Tested by tests/ops/ops_matmul.c (ctest ops_check) against a float64 naive
+// triple loop and finite differences.
 #pragma once
 
 #include <stdint.h>

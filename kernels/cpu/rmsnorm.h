@@ -1,5 +1,6 @@
 // rmsnorm: Llama RMSNorm, out = weight * x / sqrt(mean(x^2) + eps), fp32.
-// Tested by tests/unit/test_ops.c against a naive version and finite differences.
+// Tested by tests/ops/ops_rmsnorm.c (ctest ops_check) against a float64 naive
+// version and finite differences.
 #pragma once
 
 #include <stdint.h>

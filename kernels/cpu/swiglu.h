@@ -1,5 +1,6 @@
 // swiglu: the Llama MLP gate, out = silu(gate) * up, silu(x) = x * sigmoid(x).
-// Tested by tests/unit/test_ops.c against finite differences.
+// Tested by tests/ops/ops_elementwise.c (ctest ops_check) against float64 and
+// finite differences.
 #pragma once
 
 #include <stdint.h>

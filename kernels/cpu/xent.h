@@ -1,8 +1,9 @@
 // xent: LM head + softmax cross-entropy, computed over chunks of tokens so
 // the (N, V) logits never exist at once (at 128K tokens x 49K vocab they
 // would be 25 GB). Forward and backward in one pass.
-// Tested by tests/unit/test_ops.c against a naive full-logits version and
-// finite differences.
+// Tested by tests/ops/ops_xent.c (ctest ops_check) against a float64
+// full-logits version and finite differences; the out-of-range target by
+// tests/unit/test_ops_guards.c.
 #pragma once
 
 #include <stdint.h>

@@ -3,8 +3,11 @@
 // exactly those of the CPU op of the same name; see cu_common.h for the
 // conventions (device pointers, += in backward, scratch passed in, streams).
 //
-// Tested by tests/gpu/ against the CPU reference on random inputs (run only
-// on a GPU machine); measured by bench/gpu.
+// Tested by tests/ops (ctest ops_check, cuda columns: through the backend,
+// and tests/ops/ops_cu_kernels.c for arguments the backend never passes)
+// against the CPU reference on random inputs (run only on a GPU machine);
+// emulated on the CPU by tests/gpu/emu/run_ops.sh; measured by bench/gpu and
+// `ops_check --perf`.
 #pragma once
 
 #include <stdbool.h>

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds stretch (Release, CUDA) and runs every GPU check: the CTest tests
-# labelled gpu (tests/gpu/test_*.c) and every tests/gpu/*.py with python3.
+# labelled gpu (tests/gpu/test_*.c), the op harness on the cuda backend
+# (ops_check -b cuda) and every tests/gpu/*.py with python3.
 # Usage: bash tests/gpu/run.sh [build-dir]   (default: build-gpu)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -12,6 +13,11 @@ cmake --build "$build" -j "$jobs"
 
 status=0
 ctest --test-dir "$build" -L gpu --output-on-failure || status=1
+# The op harness (tests/ops) on the cuda columns alone (ctest ops_check runs
+# them too, with the cpu column); 77 = no GPU visible.
+rc=0
+"$build/ops_check" -b cuda || rc=$?
+if [ "$rc" -eq 77 ]; then echo "(ops_check -b cuda skipped: no GPU)"; elif [ "$rc" -ne 0 ]; then status=1; fi
 
 shopt -s nullglob
 for py in "$root"/tests/gpu/*.py; do

@@ -18,8 +18,10 @@
 // The only `#ifdef STRETCH_HAVE_CUDA` are the table entries of backend.c
 // (backends) and parallel/backend_comm.c (their transports).
 //
-// Tested (cpu) by every model test: tests/unit/test_model.c and the MPI ring
-// tests run through it; (cuda) by tests/gpu/test_gpu_model.c on a GPU.
+// Every op is tested on every backend by the op harness tests/ops (ctest
+// ops_check: the cpu against float64 references, cuda against the cpu);
+// (cpu) by every model test: tests/unit/test_model.c and the MPI ring tests
+// run through it; (cuda) by tests/gpu/test_gpu_model.c on a GPU.
 #pragma once
 
 #include <stdbool.h>

@@ -9,6 +9,8 @@
 # alignment + bounds checks on every load_vec / store_vec access).
 # test_ops.cpp compares with the CPU ops of kernels/cpu/*.c (linked in).
 # A review tool, not a ctest.   tests/gpu/emu/run_ops.sh [filter substring]
+# EMU_TABLES=1 runs the shapes of the op harness's tables (tests/ops/ops_cases_*.h)
+# instead of this emulator's own cases.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 root=$here/../../..
@@ -34,6 +36,6 @@ for f in $cpu; do
     gcc -std=gnu11 -O2 -w -c -I"$root/common" -I"$root/kernels/cpu" "$root/kernels/cpu/$f.c" -o "$out/$f.o"
     objs="$objs $out/$f.o"
 done
-g++ -std=c++17 -O2 -w -ffp-contract=off -fno-strict-aliasing -I"$root/common" -I"$root/kernels/cpu" -I"$out" \
+g++ -std=c++17 -O2 -w -ffp-contract=off -fno-strict-aliasing -I"$root/common" -I"$root/kernels/cpu" -I"$root/tests/ops" -I"$out" \
     -o "$out/test_ops" "$out/test_ops.cpp" $objs $(pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -lm
 exec "$out/test_ops" "$@"

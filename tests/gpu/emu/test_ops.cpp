@@ -354,9 +354,46 @@ static void test_xent(int64_t N, int64_t V, cu_dtype dt, int off, bool grad)
     }
 }
 
+// ---------------------------------------------------------------- the op harness's tables
+// EMU_TABLES=1: the shapes of tests/ops's case tables (ops_cases_*.h) instead
+// of the cases below; inputs and tolerances are this file's (the rope tables
+// are this file's too: only the shapes, rotary dims, n_hat and attention
+// factors come from the harness), no element offsets.
+#include "ops_cases_adamw.h"
+#include "ops_cases_elementwise.h"
+#include "ops_cases_rmsnorm.h"
+#include "ops_cases_rope.h"
+
+static void run_harness_tables(void)
+{
+    const cu_dtype dts[2] = {CU_F32, CU_BF16};
+    for (cu_dtype dt : dts) {
+        for (const auto &c : CAST)
+            for (cu_dtype xdt : dts) test_elementwise(c.n, dt, xdt, c.misalign);
+        for (const auto &c : SW) test_swiglu(c.n, dt, 0);
+        for (const auto &c : RMS) test_rmsnorm(c.N, c.C, dt, 0);
+        for (const auto &c : RP)
+            for (int bwd = 0; bwd < 2; bwd++)
+                for (int lay = 0; lay < 2; lay++)
+                    test_rope(c.N, c.H, c.Hkv, c.D, c.d,
+                              lay ? ROPE_LAYOUT_INTERLEAVED : ROPE_LAYOUT_HALF, dt, 0, c.n_hat,
+                              c.attn > 0 ? c.attn : 1.0f, bwd);
+    }
+    for (const auto &c : AD)
+        for (int ck = 0; ck < 3; ck++)
+            test_adamw(std::vector<int64_t>(c.sizes, c.sizes + c.nt), ck, 0, 0);
+    for (const auto &c : GN)
+        if (c.n > 0) test_norm(c.n, 0);
+    printf("%d ok, %d FAIL (the tests/ops tables)\n", n_ok, n_fail);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) g_filter = argv[1];
+    if (getenv("EMU_TABLES")) {
+        run_harness_tables();
+        return n_fail != 0;
+    }
     const cu_dtype dts[2] = {CU_F32, CU_BF16};
     for (cu_dtype dt : dts) {
         for (int off = 0; off < 2; off++)
