@@ -73,6 +73,11 @@ grep "passkey @\|val loss" evnone.log > a.txt; grep "passkey @\|val loss" evpara
 [ -s a.txt ] && cmp -s a.txt b.txt || fail "evaluations differ under ZeRO-3: $(cat a.txt b.txt)"
 same_state "$(latest_ckpt evnone)" "$(latest_ckpt evparameters)"
 echo "shard parameters: evaluations and the steps after them == shard none"
+# Tied embeddings: the LM head is the embedding unit, gathered again for it.
+run tie0 2 --parallel.sp 2 --max-steps 12 --model.tie_embeddings true
+run tie3 2 --parallel.sp 2 --max-steps 12 --model.tie_embeddings true --parallel.shard parameters
+same_state "$(latest_ckpt tie0)" "$(latest_ckpt tie3)"
+echo "shard parameters with tied embeddings == shard none"
 
 # Elastic: sharded 4 ranks -> 1 rank unsharded, and 1 rank -> 4 ranks sharded.
 run ha 4 --parallel.dp 2 --parallel.sp 2 --max-steps 20
