@@ -168,7 +168,7 @@ static void moments_to_dev(train_state *st) {
 int train_ckpt_save(train_state *st, char *err, size_t errlen) {
     int rc = 0;
     // Written from the backend's state: fp32 master params and moments.
-    train_step_params_full(st);
+    shard_params_to_root(&st->shard, &st->dist, st->m);  // ZeRO-3: whole on rank 0 only
     moments_to_host(st);
     float *adam_m = full_moment(st, st->adam_m), *adam_v = full_moment(st, st->adam_v);
     if (st->is_root) {

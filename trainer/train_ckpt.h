@@ -1,8 +1,8 @@
 // train_ckpt: the training state <-> an HDF5 checkpoint (docs/checkpoint-format.md).
 // Rank 0 writes; every rank reads (checkpoints live on a shared filesystem),
 // so a run resumes on any number of ranks: tensors are global, never sharded.
-// Under parallel.shard the moment slices are gathered on rank 0 for the write
-// (one full copy of m and v on rank 0 during a save) and each rank keeps its
+// Under parallel.shard the moment slices (and ZeRO-3's weight slices) are
+// gathered on rank 0 for the write (a full copy on rank 0 during a save) and each rank keeps its
 // slice on load, so any shard mode and grid resumes from any other.
 //
 // Tested by tests/cli/test_resume.sh: a run killed and resumed ends with

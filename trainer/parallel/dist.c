@@ -340,7 +340,9 @@ void dist_shard_gather_root(dist_ctx *d, float *full, const float *part, int64_t
     }
     int *counts = xcalloc((size_t)d->size * 2, sizeof(int)), *displs = counts + d->size;
     shard_counts(d, n, shard, counts, displs);
-    MPI_CHECK(MPI_Gatherv(part, counts[d->rank], MPI_FLOAT, full, counts, displs, MPI_FLOAT, root,
+    // Root's own part already in place (full + its offset == part): MPI_IN_PLACE.
+    const void *send = d->rank == root && part == full + a ? MPI_IN_PLACE : (const void *)part;
+    MPI_CHECK(MPI_Gatherv(send, counts[d->rank], MPI_FLOAT, full, counts, displs, MPI_FLOAT, root,
                           d->world));
     free(counts);
 }

@@ -149,8 +149,8 @@ void dist_range_gather_end(dist_range_gather *g);
 // to every rank, in place (MPI_Allgatherv), count elements of type in all.
 void dist_shard_allgather(dist_ctx *d, void *buf, int64_t n, int64_t shard, dist_dtype type);
 // Rank root's full (n) <- every rank's part (its slice of n, shard floats a
-// rank) (MPI_Gatherv; full is only read on root). For checkpoints of
-// sharded state written by one rank.
+// rank) (MPI_Gatherv; full is only read on root; part may lie in place in
+// root's full). For checkpoints of sharded state written by one rank.
 void dist_shard_gather_root(dist_ctx *d, float *full, const float *part, int64_t n, int64_t shard,
                             int root);
 

@@ -63,6 +63,11 @@ void shard_params_full(const shard_layout *s, dist_ctx *d, model *m) {
     if (s->mode == SHARD_PARAMETERS) dist_shard_allgather(d, m->params, s->n, s->shard, DIST_F32);
 }
 
+void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m) {
+    if (s->mode == SHARD_PARAMETERS)
+        dist_shard_gather_root(d, m->params, m->params + s->lo, s->n, s->shard, 0);
+}
+
 void shard_params_release(const shard_layout *s, model *m) {
     if (s->mode == SHARD_PARAMETERS) release_others(s, m->params, 0, s->n);
 }

@@ -67,6 +67,8 @@ static inline int64_t shard_len(const shard_layout *s) { return s->hi - s->lo; }
 // other modes.
 void shard_params_full(const shard_layout *s, dist_ctx *d, model *m);
 void shard_params_release(const shard_layout *s, model *m);
+// ZeRO-3: every weight resident on rank 0 only (a checkpoint write).
+void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m);
 
 // One optimizer step of a model on its rank's rows, sharded as s says.
 typedef struct {
