@@ -6,7 +6,9 @@
 #  - shard optimizer / gradients / parameters on dp 2 x sp 2 and dp 4:
 #    parameters and AdamW moments bit-identical to the unsharded run on the
 #    same grid;
-#  - checkpoints: a ZeRO-3 4-rank checkpoint resumes on 1 rank unsharded,
+#  - checkpoints written without gathering (every rank its slices, parallel
+#    HDF5): checksummed, `stretch export` the same model as unsharded;
+#    a ZeRO-3 4-rank checkpoint resumes on 1 rank unsharded,
 #    an unsharded 1-rank one on 4 ranks under ZeRO-3, each bit-identical to
 #    the same hand-over without sharding;
 #  - SIGKILL of the writing rank during sharded checkpoint writes and at step
@@ -58,6 +60,15 @@ for mode in optimizer gradients parameters; do
   same_state "$(latest_ckpt ref4)" "$(latest_ckpt ${mode}41)"
   echo "shard $mode: dp 2 x sp 2 and dp 4 bit-identical to shard none"
 done
+# The sharded checkpoint (each rank wrote its slices): checksummed as any,
+# and `stretch export` gives the same model as from the unsharded one.
+h5ls -v "$(latest_ckpt parameters22)/params/lm_head.weight" | grep -q fletcher32 || fail "sharded checkpoint without checksums"
+[ -z "$(find parameters22 -name '*.tmp')" ] || fail "a sharded write left a .tmp behind"
+"$STRETCH" export --ckpt "$(latest_ckpt parameters22)" --format hf --out ex3 > /dev/null
+"$STRETCH" export --ckpt "$(latest_ckpt none22)" --format hf --out ex0 > /dev/null
+cmp -s ex3/model.safetensors ex0/model.safetensors || fail "export of the sharded checkpoint differs"
+echo "sharded checkpoint: checksummed, exports the same model"
+
 grep -q "shard gradients" gradients22.log || fail "the run did not report its shard mode"
 # ZeRO-3 with evaluations (validation loss every 10 steps, passkey after
 # stage 1: the weights made whole for them, given back by the next step):

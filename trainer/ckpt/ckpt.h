@@ -71,6 +71,15 @@ int ckpt_put_attr_int64(ckpt_writer *w, const char *obj, const char *name, int64
 int ckpt_put_attr_double(ckpt_writer *w, const char *obj, const char *name, double value);
 int ckpt_put_attr_string(ckpt_writer *w, const char *obj, const char *name, const char *value);
 
+// Sharded writes (ckpt_shard.h): a float32/... dataset created with its
+// shape, chunking and checksums but no data; its elements are written later
+// by every rank's slice (ckpt_shard_write) while the file is suspended
+// (closed, still NAME.tmp), then the writer resumes and commits.
+int ckpt_put_deferred(ckpt_writer *w, const char *name, ckpt_dtype dtype, int rank,
+                      const int64_t *dims);
+int ckpt_suspend(ckpt_writer *w);
+int ckpt_resume(ckpt_writer *w);
+
 // The first error of this writer, or "" when none.
 const char *ckpt_writer_error(const ckpt_writer *w);
 
