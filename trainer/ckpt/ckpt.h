@@ -53,8 +53,9 @@ size_t ckpt_dtype_size(ckpt_dtype dtype);       // bytes per element
 typedef struct ckpt_writer ckpt_writer;
 
 // Creates final_path.tmp (truncating a leftover one). NULL and a message on
-// failure. Only one process writes a checkpoint (the serial HDF5 API, even
-// when MPI runs: every rank holds the full tensors).
+// failure. One process writes through this API (serial HDF5); under sharded
+// training state the big tensors are then filled by every rank in parallel
+// (ckpt_put_deferred + ckpt_suspend, ckpt_shard.h, ckpt_resume + commit).
 ckpt_writer *ckpt_create(const char *final_path, char *err, size_t errlen);
 
 // A dataset of rank dims (1 <= rank <= CKPT_MAX_RANK), chunked, Fletcher32.
