@@ -95,7 +95,7 @@ grep -q '"rope_scaling":[[:space:]]*null' hfb/config.json || fail "stage 0 has n
 grep -q '"rope_type":[[:space:]]*"yarn"' hfb1/config.json || fail "--stage 1 not honoured"
 
 # --- user errors: exit 2, one line naming the file / tensor
-expect_exit 2 "$STRETCH" export --ckpt "$CK" --format gguf --out x
+expect_exit 2 "$STRETCH" export --ckpt "$CK" --format onnx --out x
 echo "$ERR" | grep -q "format must be hf" || fail "bad format not named: $ERR"
 expect_exit 2 "$STRETCH" export --ckpt missing.h5 --format hf --out x
 echo "$ERR" | grep -q "missing.h5" || fail "missing checkpoint not named: $ERR"
