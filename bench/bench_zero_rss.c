@@ -87,9 +87,9 @@ int main(int argc, char **argv) {
         float *var = calloc((size_t)shard_len(&s) + 1, sizeof(float));
         shard_step_ctx c = {.m = m, .comm = comm, .d = &d, .s = &s, .adam_m = mom, .adam_v = var};
         double norm;
-        shard_step(&c, &mb, (T - 1) * (int64_t)d.size, &hp, 1.0, 1, &norm);
+        shard_step(&c, &mb, (T - 1) * (int64_t)d.size, &hp, 1.0, 1, &norm, NULL);
         reset_peak();
-        for (int st = 0; st < steps; st++) shard_step(&c, &mb, (T - 1) * (int64_t)d.size, &hp, 1.0, 2 + st, &norm);
+        for (int st = 0; st < steps; st++) shard_step(&c, &mb, (T - 1) * (int64_t)d.size, &hp, 1.0, 2 + st, &norm, NULL);
         double peak = (status_kb("VmHWM:") - base) / 1024.0;
         if (getenv("ZERO_RSS_DETAIL"))
             fprintf(stderr, "[rank %d] base %ld kB, now: RssAnon %ld RssShmem %ld RssFile %ld kB, peak %ld kB\n",

@@ -93,13 +93,15 @@ void train_step_free(train_state *st) {
 }
 
 double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_global, double lr,
-                      double *grad_norm) {
+                      double *grad_norm, bool *skipped) {
     const cfg_optimizer *o = &st->cfg.optimizer;
     shard_step_ctx c = {.m = st->m, .comm = st->comm, .d = &st->dist, .s = &st->shard,
                         .adam_m = st->dadam_m, .adam_v = st->dadam_v,
                         .micro_rows = train_micro_rows(st->cfg.train.micro_batch_tokens, mb->B, mb->T)};
-    st->adam_step++;
     adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
                         .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
-    return shard_step(&c, mb, n_targets_global, &hp, o->grad_clip, st->adam_step, grad_norm);
+    double loss = shard_step(&c, mb, n_targets_global, &hp, o->grad_clip, st->adam_step + 1,
+                             grad_norm, skipped);
+    if (!*skipped) st->adam_step++;  // a skipped step leaves AdamW's bias correction alone
+    return loss;
 }

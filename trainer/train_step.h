@@ -41,5 +41,6 @@ void train_step_params_full(train_state *st);
 
 // Forward, backward (micro-batches), reduction, clipping, AdamW, gather.
 // Returns the mean loss of the step; *grad_norm the norm before clipping.
+// *skipped: the loss or norm was not finite, no update was made (train_guard.h).
 double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_global, double lr,
-                      double *grad_norm);
+                      double *grad_norm, bool *skipped);

@@ -13,7 +13,7 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_A
 MPIRUN=(mpirun -n 2 --oversubscribe --bind-to none)
 one_line() {
   [ "$(printf '%s\n' "$ERR" | wc -l)" -eq 1 ] || fail "want one line, got: $ERR"
-  [ -z "${1:-}" ] || grep -q -- "$1" <<<"$ERR" || fail "message does not name '$1': $ERR"
+  [ -z "${1:-}" ] || has -- "$1" <<<"$ERR" || fail "message does not name '$1': $ERR"
 }
 
 # --- training: niah_single rows only (answer-only loss), a task gate, the table
@@ -33,8 +33,8 @@ CK=tk/ckpt-00000300.h5
 grep -q "gate of stage 'short': niah_single" train.log || fail "no task gate line"
 grep -q '"event":"gate".*"task":"niah_single","task_acc":' tk/metrics.jsonl || fail "no task gate row"
 [ "$(grep -c '"event":"eval_tasks"' tk/metrics.jsonl)" -eq 2 ] || fail "want 2 eval_tasks rows (one per length)"
-grep '"event":"eval_tasks"' tk/metrics.jsonl | grep -q '"accuracy":{"niah_single":[0-9.e-]*,"cwe":[0-9.e-]*},"average":' \
-  || fail "eval_tasks row: $(grep eval_tasks tk/metrics.jsonl | head -1)"
+grep '"event":"eval_tasks"' tk/metrics.jsonl | has '"accuracy":{"niah_single":[0-9.e-]*,"cwe":[0-9.e-]*},"average":' \
+  || fail "eval_tasks row: $(grep eval_tasks tk/metrics.jsonl | sed -n 1p)"
 grep -q '^niah_single ' train.log && grep -q '^average ' train.log && grep -q '^effective length' train.log \
   || fail "no task table after the stage"
 

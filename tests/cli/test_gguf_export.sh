@@ -25,7 +25,7 @@ CK=$(latest_ckpt run)
 grep -q "rope yarn, context_length 128, tokenizer byte, q/k rows permuted" export.log || fail "$(cat export.log)"
 grep -qa "llama.rope.scaling.original_context_length" m.gguf || fail "no original_context_length key"
 grep -qa "tokenizer.ggml.tokens" m.gguf || fail "no tokenizer"
-ls | grep -q tmp && fail "temporary file left: $(ls)"
+ls | has tmp && fail "temporary file left: $(ls)"
 "$STRETCH" import --gguf m.gguf --out imp.h5 > import.log
 grep -q "yarn" import.log || fail "import did not read yarn: $(cat import.log)"
 same_params "$CK" imp.h5
@@ -47,15 +47,15 @@ s32=$(stat -c %s m.gguf); s8=$(stat -c %s q.gguf)
 
 # --- refusals: one line, exit 2, nothing written
 expect_exit 2 "$STRETCH" export --ckpt "$CK" --format gguf --stage 2 --out bad.gguf
-echo "$ERR" | grep -q "n_hat (16) cannot be expressed in GGUF" || fail "n_hat refusal: $ERR"
+echo "$ERR" | has "n_hat (16) cannot be expressed in GGUF" || fail "n_hat refusal: $ERR"
 [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "expected one line: $ERR"
 [ -e bad.gguf ] && fail "bad.gguf written"
 expect_exit 2 "$STRETCH" export --ckpt "$CK" --format gguf --type q4_0 --out bad.gguf
-echo "$ERR" | grep -q -- "--type must be f32, f16, bf16 or q8_0" || fail "bad type: $ERR"
+echo "$ERR" | has -- "--type must be f32, f16, bf16 or q8_0" || fail "bad type: $ERR"
 expect_exit 2 "$STRETCH" export --ckpt "$CK" --format gguf --dtype bfloat16 --out bad.gguf
 expect_exit 2 "$STRETCH" export --ckpt "$CK" --format gguf --tokenizer nope.json --out bad.gguf
-echo "$ERR" | grep -q "nope.json" || fail "bad tokenizer: $ERR"
+echo "$ERR" | has "nope.json" || fail "bad tokenizer: $ERR"
 [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "expected one line: $ERR"
 [ -e bad.gguf ] && fail "bad.gguf written"
-ls | grep -q tmp && fail "temporary file left: $(ls)"
+ls | has tmp && fail "temporary file left: $(ls)"
 echo OK

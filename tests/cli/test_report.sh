@@ -28,7 +28,7 @@ grep -q "long: yarn x2" $H || fail "no yarn mark"
 [ "$(grep -o 'class="cell"' $H | wc -l)" -eq 8 ] || fail "passkey cells: $(grep -o 'class="cell"' $H | wc -l)"
 grep -q "Perplexity vs length (eval/ppl.csv)" $H || fail "no ppl chart"
 grep -q "Memory per rank" $H || fail "no memory table"
-ls run | grep -q tmp && fail "temporary file left"
+ls run | has tmp && fail "temporary file left"
 
 # a run in progress: a half-written last line is skipped and said so
 printf '{"event":"step","step":99,"sta' >> run/metrics.jsonl
@@ -38,11 +38,11 @@ grep -q "partial last line" live.html || fail "partial line not reported"
 # not a run
 mkdir empty
 expect_exit 2 "$STRETCH" report empty
-echo "$ERR" | grep -q "report: empty is not a run directory (no metrics.jsonl or config.yaml)" || fail "$ERR"
+echo "$ERR" | has "report: empty is not a run directory (no metrics.jsonl or config.yaml)" || fail "$ERR"
 [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "expected one line: $ERR"
 [ -e empty/report.html ] && fail "report written for a non-run"
 expect_exit 2 "$STRETCH" report missing
-echo "$ERR" | grep -q "missing is not a directory" || fail "$ERR"
+echo "$ERR" | has "missing is not a directory" || fail "$ERR"
 expect_exit 2 "$STRETCH" report run --bogus
 expect_exit 2 "$STRETCH" report
 echo OK

@@ -69,7 +69,7 @@ static void run(backend *bk, dist_ctx *d, int transport, const gpu_batch *x, sha
     model_batch b = {.B = GB, .T = TL, .tokens = tok, .targets = tgt, .pos = pos, .seg = seg};
     for (int st = 1; st <= STEPS; st++) {
         double norm;
-        losses[st - 1] = shard_step(&c, &b, x->n_targets, &HP, 0.5, st, &norm);
+        losses[st - 1] = shard_step(&c, &b, x->n_targets, &HP, 0.5, st, &norm, NULL);
     }
     model_pull_params(m);
     memcpy(params, m->params, sizeof(float) * (size_t)m->n_params);

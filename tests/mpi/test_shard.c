@@ -185,7 +185,7 @@ static void run_sharded(dist_ctx *d, const batch *x, shard_mode mode, int64_t mi
                         .micro_rows = micro_rows};
     for (int st = 1; st <= STEPS; st++) {
         double norm;
-        losses[st - 1] = shard_step(&c, &r.mb, x->n_targets, &HP, CLIP, st, &norm);
+        losses[st - 1] = shard_step(&c, &r.mb, x->n_targets, &HP, CLIP, st, &norm, NULL);
         if (st == 1) *norm1 = norm;
     }
     if (mode == SHARD_PARAMETERS && d->size > 1) {

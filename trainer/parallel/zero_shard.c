@@ -100,7 +100,7 @@ static void zero3_done(void *ctx, int64_t lo, int64_t hi) {
 
 double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
                   const adamw_hparams *hp, double grad_clip, int64_t adam_step,
-                  double *grad_norm) {
+                  double *grad_norm, bool *skipped) {
     model *m = c->m;
     backend *bk = m->bk;
     const shard_layout *s = c->s;
@@ -151,6 +151,11 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     double sq = bk->op->grad_norm_sq(bk, m->dgrads + s->lo, shard_len(s));
     if (s->mode != SHARD_NONE) dist_allreduce_sum_double(c->d, &sq, 1);
     double norm = sqrt(sq);
+    *grad_norm = norm;
+    if (skipped) {  // loss and norm are global already; the vote makes it certain
+        *skipped = dist_any(c->d, !isfinite(loss) || !isfinite(norm));
+        if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
+    }
     float clip = adamw_clip_factor(norm, grad_clip);
     void *work = m->work;
     size_t esz = bk_dtype_size(bk->dt);

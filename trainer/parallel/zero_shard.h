@@ -87,6 +87,8 @@ typedef struct {
 // the global norm (grad_clip, 0 = off); AdamW on the owned slice (adam_step:
 // bias correction); gathers the updated slices. Returns the step's mean loss
 // over all ranks; *grad_norm the global norm before clipping.
+// skipped (NULL: never skip): a step whose loss or norm is not finite on
+// any rank makes no update (the same verdict on every rank).
 double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
                   const adamw_hparams *hp, double grad_clip, int64_t adam_step,
-                  double *grad_norm);
+                  double *grad_norm, bool *skipped);
