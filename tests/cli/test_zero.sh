@@ -80,7 +80,7 @@ for mode in none parameters; do
     || { tail -20 ev$mode.log; fail "eval run ($mode) failed"; }
 done
 grep "passkey @\|val loss" evnone.log > a.txt; grep "passkey @\|val loss" evparameters.log > b.txt
-[ "$(grep -c 'val loss' a.txt)" -eq 2 ] || fail "no validation losses: $(cat a.txt)"
+[ "$(grep -c 'val loss' a.txt)" -ge 2 ] || fail "no validation losses: $(cat a.txt)"
 [ -s a.txt ] && cmp -s a.txt b.txt || fail "evaluations differ under ZeRO-3: $(cat a.txt b.txt)"
 same_state "$(latest_ckpt evnone)" "$(latest_ckpt evparameters)"
 echo "shard parameters: evaluations and the steps after them == shard none"
