@@ -79,7 +79,7 @@ for mode in none parameters; do
     --data.val [text.shard] --train.eval_every 10 --eval.val_tokens 512 > ev$mode.log 2>&1 \
     || { tail -20 ev$mode.log; fail "eval run ($mode) failed"; }
 done
-grep "passkey @\|val loss" evnone.log > a.txt; grep "passkey @\|val loss" evparameters.log > b.txt
+grep "passkey @\|^  val loss @" evnone.log > a.txt; grep "passkey @\|^  val loss @" evparameters.log > b.txt
 [ "$(grep -c 'val loss' a.txt)" -ge 2 ] || fail "no validation losses: $(cat a.txt)"
 [ -s a.txt ] && cmp -s a.txt b.txt || fail "evaluations differ under ZeRO-3: $(cat a.txt b.txt)"
 same_state "$(latest_ckpt evnone)" "$(latest_ckpt evparameters)"
