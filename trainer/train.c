@@ -37,6 +37,7 @@
 #include "train_report.h"
 #include "train_shards.h"
 #include "train_warn.h"
+#include "train_step.h"
 #include "train_tasks.h"
 #include "ulysses.h"
 #include "zigzag.h"
@@ -168,7 +169,8 @@ static int64_t model_capacity(const train_state *st) {
     for (int s = 0; s < c->n_stages; s++) {
         const curr_plan *plan = curr_stage_plan(&st->curr, s);
         int64_t rows = plan->batch_tokens / plan->seq_len / st->dist.dp;
-        int64_t n = rows * local_len(plan->seq_len, st->dist.sp);
+        int64_t L = local_len(plan->seq_len, st->dist.sp);
+        int64_t n = train_micro_rows(c->train.micro_batch_tokens, rows, L) * L;
         if (n > cap) cap = n;
         if (local_len(plan->seq_len, st->dist.sp) > cap) cap = local_len(plan->seq_len, st->dist.sp);
     }
@@ -200,6 +202,7 @@ static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed
                            double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
     passkey_config pk = train_passkey_config(st);
+    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .ulysses = st->dist.ulysses,
                       .all = ring_all, .ctx = &st->dist};
     double sum = 0;
@@ -256,6 +259,7 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     for (int i = 0; i < c->data.val.n && n < 64; i++) paths[n++] = c->data.val.v[i];
     if (st->train_shards[1][0] && n < 64) paths[n++] = st->train_shards[1];
     if (n == 0) return NAN;
+    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
     int64_t rows = plan->batch_tokens / plan->seq_len;
     data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false, false);
     data_batch db;
@@ -298,37 +302,12 @@ static void log_val_loss(train_state *st, const curr_plan *plan) {
 // ---------------------------------------------------------------------------
 // One optimizer step
 
-static void grad_sync_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
-
 // Runs on the model's backend: gradients, norm, clipping and AdamW where the
-// parameters live (host on the cpu, device on cuda).
+// parameters live (host on the cpu, device on cuda); sharded and accumulated
+// as parallel.shard and train.micro_batch_tokens say (train_step.c).
 static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
                              double lr, double *grad_norm, bool *skipped) {
-    model *m = st->m;
-    backend *bk = m->bk;
-    const cfg_optimizer *o = &st->cfg.optimizer;
-    model_zero_grads(m);
-    double loss = 0;
-    // The gradient all-reduce starts bucket by bucket as backward finalizes them.
-    backend_comm_grad_begin(st->comm, m->dgrads, m->n_params);
-    m->grad_hook = (model_grad_hook){.ready = grad_sync_ready, .ctx = st->comm};
-    if (n_targets_global > 0)
-        loss = model_forward_backward(m, mb, 1.0f / (float)n_targets_global);
-    m->grad_hook = (model_grad_hook){0};
-    backend_comm_grad_end(st->comm);
-    dist_allreduce_sum_double(&st->dist, &loss, 1);
-    double norm = sqrt(bk->op->grad_norm_sq(bk, m->dgrads, m->n_params));
-    *grad_norm = norm;
-    // A non-finite loss or norm: no update (train_guard.h).
-    *skipped = !train_guard_finite(&st->dist, loss, norm);
-    if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
-    float clip = adamw_clip_factor(norm, o->grad_clip);
-    st->adam_step++;
-    adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
-                        .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
-    bk->op->adamw(bk, m->dparams, st->dadam_m, st->dadam_v, m->dgrads, m->work, m->tensors,
-                  m->n_tensors, &hp, st->adam_step, clip);
-    return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
+    return train_step_run(st, mb, n_targets_global, lr, grad_norm, skipped);
 }
 
 // ---------------------------------------------------------------------------
@@ -631,7 +610,8 @@ static void print_memory_plan(const cfg_run *c, const curriculum *cur) {
     for (int s = 0; s < c->n_stages; s++) {
         const curr_plan *plan = curr_stage_plan(cur, s);
         int64_t rows = plan->batch_tokens / plan->seq_len / c->parallel.dp;
-        int64_t n = rows * local_len(plan->seq_len, cfg_parallel_sp(c));
+        int64_t L = local_len(plan->seq_len, cfg_parallel_sp(c));
+        int64_t n = train_micro_rows(c->train.micro_batch_tokens, rows, L) * L;
         if (n > n_tokens) n_tokens = n;
     }
     model_config mc;
@@ -658,6 +638,7 @@ static void print_memory_plan(const cfg_run *c, const curriculum *cur) {
            c->train.recompute ? "on" : "off", (long long)n_tokens, mm.total / G, mm.params / G,
            mm.grads / G, mm.moments / G, dt == BK_BF16 ? "bf16" : "fp32", mm.work / G,
            mm.activations / G, mm.scratch / G);
+    train_print_zero_plan(c, &mc, n_tokens);
 }
 
 // --dry-run: the resolved curriculum, one line per stage.
@@ -702,6 +683,7 @@ static void setup(train_state *st, const train_args *a) {
             dist_exit_user_error(&st->dist, "parallel.ulysses > 1 runs on train.backend cpu only "
                                  "(the cuda all-to-all exists, its attention is not wired)");
     }
+    if (train_step_check(st, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
 
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
@@ -743,11 +725,7 @@ static void setup(train_state *st, const train_args *a) {
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
     st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
-    st->adam_m = xcalloc((size_t)st->m->n_params, sizeof(float));
-    st->adam_v = xcalloc((size_t)st->m->n_params, sizeof(float));
-    size_t moment_bytes = sizeof(float) * (size_t)st->m->n_params;
-    st->dadam_m = st->bk->host_memory ? st->adam_m : st->bk->op->alloc(st->bk, moment_bytes);
-    st->dadam_v = st->bk->host_memory ? st->adam_v : st->bk->op->alloc(st->bk, moment_bytes);
+    train_step_setup(st);
     model_init_weights(st->m, (uint64_t)c->train.seed);
     if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)
         die_user("%s", err);
@@ -777,6 +755,7 @@ int train_main(int argc, char **argv) {
     if (a.dry_run) {
         dist_init_serial(&st->dist);
         load_config(st, &a);
+        if (train_zero_check(&st->cfg, false, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
         print_plan(&st->cfg, &st->curr);
         cfg_free(&st->cfg);
         free(st);
@@ -846,10 +825,11 @@ int train_main(int argc, char **argv) {
         int64_t step_before = st->step;
         const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
         if (st->stage_step == 0 && curr_stage_resets_moments(&st->curr, st->stage)) {
-            memset(st->adam_m, 0, sizeof(float) * st->m->n_params);
-            memset(st->adam_v, 0, sizeof(float) * st->m->n_params);
-            st->bk->op->zero(st->bk, st->dadam_m, sizeof(float) * st->m->n_params);
-            st->bk->op->zero(st->bk, st->dadam_v, sizeof(float) * st->m->n_params);
+            size_t slice = sizeof(float) * (size_t)shard_len(&st->shard);
+            memset(st->adam_m, 0, slice);
+            memset(st->adam_v, 0, slice);
+            st->bk->op->zero(st->bk, st->dadam_m, slice);
+            st->bk->op->zero(st->bk, st->dadam_v, slice);
             st->adam_step = 0;
         }
         int stop = run_stage(st);
@@ -906,11 +886,8 @@ int train_main(int argc, char **argv) {
     }
     train_history_free(&st->hist);
     free(acc);
+    train_step_free(st);
     model_free(st->m);
-    if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);
-    if (st->dadam_v != st->adam_v) st->bk->op->free(st->bk, st->dadam_v);
-    free(st->adam_m);
-    free(st->adam_v);
     backend_comm_free(st->comm);
     backend_free(st->bk);
     tok_free(st->tok);

@@ -25,6 +25,7 @@
 #include "tok.h"
 #include "train_guard.h"
 #include "train_history.h"
+#include "zero_shard.h"
 
 // Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
 // Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
@@ -45,7 +46,8 @@ typedef struct train_state {
     model *m;
     backend *bk;               // where the model computes (train.backend)
     backend_comm *comm;        // gradient all-reduce and ring attention on that backend
-    float *adam_m, *adam_v;    // (n_params) AdamW moments, host (what checkpoints hold)
+    shard_layout shard;        // this rank's slice of the training state (parallel.shard)
+    float *adam_m, *adam_v;    // (shard_len) AdamW moments of the slice, host (checkpoints)
     float *dadam_m, *dadam_v;  // the backend's moments (== adam_m, adam_v on the cpu)
     int64_t step;              // optimizer steps taken, over all stages
     int stage;                 // current stage index

@@ -8,11 +8,14 @@
 
 #include "ckpt.h"
 #include "ckpt_dir.h"
+#include "ckpt_shard.h"
 #include "die.h"
 #include "curriculum.h"
+#include "dist.h"
 #include "run_config_echo.h"
 #include "train.h"
 #include "train_resume.h"
+#include "train_step.h"
 
 // Dimensions of a named tensor as stored: vectors are 1-D.
 static int tensor_dims(const model_tensor *t, int64_t dims[2]) {
@@ -28,7 +31,10 @@ static int put_family(ckpt_writer *w, const char *group, const model *m, const f
         int64_t dims[2];
         int rank = tensor_dims(t, dims);
         snprintf(name, sizeof name, "%s/%s", group, t->name);
-        if (ckpt_put_tensor(w, name, flat + t->offset, rank, dims) != 0) return -1;
+        // flat NULL: created without data, for the ranks' sharded write.
+        if ((flat ? ckpt_put_tensor(w, name, flat + t->offset, rank, dims)
+                  : ckpt_put_deferred(w, name, CKPT_F32, rank, dims)) != 0)
+            return -1;
     }
     return 0;
 }
@@ -85,7 +91,21 @@ int train_ckpt_put_stage_rope(ckpt_writer *w, const train_state *st) {
                                st->m->cfg.rope_layout);
 }
 
-static int write_file(train_state *st, const char *path, char *err, size_t errlen) {
+// The full (n_params) moments of a run: the moments themselves unsharded;
+// sharded, the slices gathered on rank 0 into a buffer of its own (every
+// rank must call this; NULL on the others). See docs/distributed.md.
+static float *full_moment(train_state *st, float *slice) {
+    const shard_layout *s = &st->shard;
+    if (s->mode == SHARD_NONE) return slice;
+    float *full = st->is_root ? xmalloc(sizeof(float) * (size_t)st->m->n_params) : NULL;
+    dist_shard_gather_root(&st->dist, full, slice, s->n, s->shard, 0);
+    return full;
+}
+
+// params, adam_m, adam_v NULL: the big families are created empty and the
+// writer comes back suspended in *suspended (save_sharded fills them).
+static int write_file(train_state *st, const char *path, const float *params, const float *adam_m,
+                      const float *adam_v, ckpt_writer **suspended, char *err, size_t errlen) {
     const model *m = st->m;
     const cfg_optimizer *o = &st->cfg.optimizer;
     const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
@@ -110,10 +130,10 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
     rc |= ckpt_put_attr_int64(w, "/", "grid_dp", st->dist.dp);
     rc |= ckpt_put_attr_int64(w, "/", "grid_sp", st->dist.sp);
     rc |= ckpt_put_attr_int64(w, "/", "n_params", m->n_params);
-    rc |= put_family(w, "params", m, m->params);
+    rc |= put_family(w, "params", m, params);
 
-    rc |= put_family(w, "optim/m", m, st->adam_m);
-    rc |= put_family(w, "optim/v", m, st->adam_v);
+    rc |= put_family(w, "optim/m", m, adam_m);
+    rc |= put_family(w, "optim/v", m, adam_v);
     rc |= ckpt_put_attr_string(w, "optim", "type", "adamw");
     rc |= ckpt_put_attr_int64(w, "optim", "step", st->adam_step);
     rc |= ckpt_put_attr_double(w, "optim", "beta1", o->beta1);
@@ -134,10 +154,15 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
     rc |= ckpt_put(w, "rng/eval_seed", CKPT_U64, &st->eval_seed, 1, &one);
     rc |= ckpt_put_attr_string(w, "rng/eval_seed", "algorithm", "seed of the passkey evaluation samples");
     rc |= train_ckpt_put_stage_rope(w, st);
+    if (suspended && rc == 0) rc = ckpt_suspend(w);
     if (rc != 0) {
         snprintf(err, errlen, "%s", ckpt_writer_error(w));
         ckpt_abort(w);
         return -1;
+    }
+    if (suspended) {
+        *suspended = w;
+        return 0;
     }
     return ckpt_commit(w, err, errlen);
 }
@@ -146,30 +171,86 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
 // and the backend's (the same buffers on the cpu: every copy is a no-op).
 static void moments_to_host(train_state *st) {
     backend *bk = st->m->bk;
-    size_t bytes = sizeof(float) * (size_t)st->m->n_params;
+    size_t bytes = sizeof(float) * (size_t)shard_len(&st->shard);
     bk->op->to_host(bk, st->adam_m, st->dadam_m, bytes);
     bk->op->to_host(bk, st->adam_v, st->dadam_v, bytes);
 }
 
 static void moments_to_dev(train_state *st) {
     backend *bk = st->m->bk;
-    size_t bytes = sizeof(float) * (size_t)st->m->n_params;
+    size_t bytes = sizeof(float) * (size_t)shard_len(&st->shard);
     bk->op->to_dev(bk, st->dadam_m, st->adam_m, bytes);
     bk->op->to_dev(bk, st->dadam_v, st->adam_v, bytes);
 }
 
-int train_ckpt_save(train_state *st, char *err, size_t errlen) {
-    int rc = 0;
+// Sharded state on several ranks: nothing is gathered. Rank 0 writes the
+// file without the big tensors, every rank writes its slice of the
+// parameters and the moments into the same datasets (ckpt_shard.h), rank 0
+// commits. The same checkpoint as an unsharded run's, byte for byte in its
+// tensors.
+static int save_sharded(train_state *st, char *err, size_t errlen) {
+    const shard_layout *s = &st->shard;
+    model *m = st->m;
+    model_pull_params(m);
+    moments_to_host(st);
+    char name[64], path[1200], tmp[1210];
+    ckpt_dir_filename(name, sizeof name, st->step);
+    snprintf(path, sizeof path, "%s/%s", st->cfg.train.out_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);  // ckpt_create's temporary name
+    ckpt_writer *w = NULL;
+    int rc = st->is_root ? write_file(st, path, NULL, NULL, NULL, &w, err, errlen) : 0;
+    if (dist_any(&st->dist, rc != 0)) {
+        if (rc == 0) snprintf(err, errlen, "checkpoint write failed on rank 0");
+        return -1;
+    }
+    ckpt_shard_tensor *t = xcalloc((size_t)m->n_tensors, sizeof *t);
+    for (int i = 0; i < m->n_tensors; i++)
+        t[i] = (ckpt_shard_tensor){.name = m->tensors[i].name, .offset = m->tensors[i].offset,
+                                   .rows = m->tensors[i].shape[0], .cols = m->tensors[i].shape[1]};
+    ckpt_shard_family fam[3] = {
+        {.group = "params", .data = m->params + s->lo, .lo = s->lo, .hi = s->hi},
+        {.group = "optim/m", .data = st->adam_m, .lo = s->lo, .hi = s->hi},
+        {.group = "optim/v", .data = st->adam_v, .lo = s->lo, .hi = s->hi},
+    };
+    rc = ckpt_shard_write(st->dist.world, tmp, t, m->n_tensors, fam, 3, err, errlen);
+    free(t);
+    bool failed = dist_any(&st->dist, rc != 0);
     if (st->is_root) {
-        // Written from the backend's state: fp32 master params and moments.
+        if (failed) {
+            ckpt_abort(w);
+        } else if (ckpt_resume(w) != 0) {
+            snprintf(err, errlen, "%s", ckpt_writer_error(w));
+            ckpt_abort(w);
+            rc = -1;
+        } else {
+            rc = ckpt_commit(w, err, errlen);
+            if (rc == 0) rc = ckpt_dir_publish(st->cfg.train.out_dir, name, st->cfg.train.keep_last, err, errlen);
+        }
+    }
+    if (dist_any(&st->dist, failed || rc != 0)) {
+        if (rc == 0) snprintf(err, errlen, "sharded checkpoint write failed on another rank");
+        return -1;
+    }
+    return 0;
+}
+
+int train_ckpt_save(train_state *st, char *err, size_t errlen) {
+    if (st->shard.mode != SHARD_NONE && st->dist.size > 1) return save_sharded(st, err, errlen);
+    int rc = 0;
+    // Written from the backend's state: fp32 master params and moments.
+    shard_params_to_root(&st->shard, &st->dist, st->m);  // ZeRO-3: whole on rank 0 only
+    moments_to_host(st);
+    float *adam_m = full_moment(st, st->adam_m), *adam_v = full_moment(st, st->adam_v);
+    if (st->is_root) {
         model_pull_params(st->m);
-        moments_to_host(st);
         char name[64], path[1200];
         ckpt_dir_filename(name, sizeof name, st->step);
         snprintf(path, sizeof path, "%s/%s", st->cfg.train.out_dir, name);
-        rc = write_file(st, path, err, errlen);
+        rc = write_file(st, path, st->m->params, adam_m, adam_v, NULL, err, errlen);
         if (rc == 0) rc = ckpt_dir_publish(st->cfg.train.out_dir, name, st->cfg.train.keep_last, err, errlen);
     }
+    if (adam_m != st->adam_m) free(adam_m);
+    if (adam_v != st->adam_v) free(adam_v);
     // Nobody goes on (or exits) before the checkpoint is safely on disk.
     if (dist_any(&st->dist, rc != 0)) {
         if (rc == 0) snprintf(err, errlen, "checkpoint write failed on rank 0");
@@ -226,8 +307,16 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     if (rc == 0) rc = ckpt_get_attr_int64(r, "optim", "step", &st->adam_step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "tokens_seen", &st->tokens_seen, err, errlen);
     if (rc == 0) rc = get_family(r, "params", m, m->params, err, errlen);
-    if (rc == 0) rc = get_family(r, "optim/m", m, st->adam_m, err, errlen);
-    if (rc == 0) rc = get_family(r, "optim/v", m, st->adam_v, err, errlen);
+    // Checkpoints hold the global moments: each rank keeps its slice, so any
+    // shard mode and grid resumes from any other.
+    bool sharded = st->shard.mode != SHARD_NONE;
+    float *full = sharded ? xmalloc(sizeof(float) * (size_t)m->n_params) : NULL;
+    size_t slice = sizeof(float) * (size_t)shard_len(&st->shard);
+    if (rc == 0) rc = get_family(r, "optim/m", m, sharded ? full : st->adam_m, err, errlen);
+    if (rc == 0 && sharded) memcpy(st->adam_m, full + st->shard.lo, slice);
+    if (rc == 0) rc = get_family(r, "optim/v", m, sharded ? full : st->adam_v, err, errlen);
+    if (rc == 0 && sharded) memcpy(st->adam_v, full + st->shard.lo, slice);
+    free(full);
     uint64_t words[DATA_CURSOR_WORDS];
     int64_t n_words = DATA_CURSOR_WORDS, one = 1;
     if (rc == 0) rc = ckpt_get(r, "data/cursor", CKPT_U64, words, 1, &n_words, err, errlen);

@@ -1,6 +1,10 @@
 // train_ckpt: the training state <-> an HDF5 checkpoint (docs/checkpoint-format.md).
 // Rank 0 writes; every rank reads (checkpoints live on a shared filesystem),
 // so a run resumes on any number of ranks: tensors are global, never sharded.
+// Under parallel.shard on several ranks nothing is gathered: rank 0 writes
+// the file without its big tensors and every rank writes its slices of the
+// parameters and moments into the same global datasets (ckpt_shard.h) and each rank keeps its
+// slice on load, so any shard mode and grid resumes from any other.
 //
 // Tested by tests/cli/test_resume.sh: a run killed and resumed ends with
 // parameters identical to an uninterrupted run, on 1 and 2 ranks.

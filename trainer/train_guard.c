@@ -45,14 +45,26 @@ static bool first_nonfinite(const model *m, const float *flat, const char *famil
 int train_guard_state_finite(train_state *st, char *err, size_t errlen) {
     model *m = st->m;
     backend *bk = m->bk;
-    size_t bytes = sizeof(float) * (size_t)m->n_params;
+    // The moments are this rank's slice (parallel.shard; the whole buffer
+    // when unsharded).
+    const int64_t slice = shard_len(&st->shard);
+    size_t bytes = sizeof(float) * (size_t)slice;
     model_pull_params(m);
     bk->op->to_host(bk, st->adam_m, st->dadam_m, bytes);
     bk->op->to_host(bk, st->adam_v, st->dadam_v, bytes);
     char what[256] = "";
-    bool bad = first_nonfinite(m, m->params, "", what, sizeof what) ||
-               first_nonfinite(m, st->adam_m, "adamw m of ", what, sizeof what) ||
-               first_nonfinite(m, st->adam_v, "adamw v of ", what, sizeof what);
+    bool bad = first_nonfinite(m, m->params, "", what, sizeof what);
+    if (st->shard.mode == SHARD_NONE) {
+        bad = bad || first_nonfinite(m, st->adam_m, "adamw m of ", what, sizeof what) ||
+              first_nonfinite(m, st->adam_v, "adamw v of ", what, sizeof what);
+    } else {
+        for (int64_t i = 0; !bad && i < slice; i++)
+            if (!isfinite(st->adam_m[i]) || !isfinite(st->adam_v[i])) {
+                snprintf(what, sizeof what, "adamw moment at flat index %lld",
+                         (long long)(st->shard.lo + i));
+                bad = true;
+            }
+    }
     if (!dist_any(&st->dist, bad)) return 0;
     if (bad)
         snprintf(err, errlen, "rank %d: %s", st->dist.rank, what);

@@ -8,6 +8,7 @@
 #include "die.h"
 #include "eval_tasks.h"
 #include "run_config_check.h"
+#include "train_step.h"
 
 void train_tasks_loader(data_config *dc, const train_state *st, bool stage_mixes) {
     const cfg_task_mix *m = &st->cfg.data.task_mix;
@@ -95,6 +96,7 @@ static int64_t task_correct(train_state *st, int task, int64_t L, int trials, ui
     task_env env = eval_env(st);
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist,
                       .ulysses = st->dist.ulysses};
+    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
     // the depths of eval.passkey_depths ([] = the middle); tasks without depth once
     const bool deep = TASK_DEFS[task].has_depth;
     const int nd = deep && e->passkey_depths.n > 0 ? e->passkey_depths.n : 1;

@@ -310,7 +310,7 @@ static void choose_chunk(hsize_t *chunk, const hsize_t *dims, int rank, size_t e
 }
 
 static int put_impl(ckpt_writer *w, const char *name, ckpt_dtype dtype, const void *data,
-                    int rank, const int64_t *dims) {
+                    int rank, const int64_t *dims, bool deferred) {
     if (w->error[0]) return -1;
     if (!name || !valid_name(name))
         return wfail(w, "invalid dataset name \"%s\"", name ? name : "");
@@ -328,7 +328,7 @@ static int put_impl(ckpt_writer *w, const char *name, ckpt_dtype dtype, const vo
         // A chunk may not exceed a fixed extent: an empty axis is unlimited.
         maxdims[d] = dims[d] > 0 ? hdims[d] : H5S_UNLIMITED;
     }
-    if (numel > 0 && !data) return wfail(w, "dataset %s: no data", name);
+    if (numel > 0 && !data && !deferred) return wfail(w, "dataset %s: no data", name);
 
     const char *slash = strrchr(name, '/');
     if (slash) {
@@ -351,7 +351,7 @@ static int put_impl(ckpt_writer *w, const char *name, ckpt_dtype dtype, const vo
         H5Pset_fletcher32(dcpl) >= 0)
         dset = H5Dcreate2(w->file, name, file_type(dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dset >= 0)
-        st = numel > 0 ? H5Dwrite(dset, mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
+        st = numel > 0 && !deferred ? H5Dwrite(dset, mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
     // Closing flushes chunks still in the chunk cache: its failure counts.
     if (dset >= 0 && H5Dclose(dset) < 0) st = -1;
     h5_error h = h5_last_error();
@@ -365,7 +365,7 @@ int ckpt_put(ckpt_writer *w, const char *name, ckpt_dtype dtype, const void *dat
              const int64_t *dims) {
     h5_quiet q;
     quiet_on(&q);
-    int rc = put_impl(w, name, dtype, data, rank, dims);
+    int rc = put_impl(w, name, dtype, data, rank, dims, false);
     quiet_off(&q);
     return rc;
 }
@@ -446,6 +446,40 @@ int ckpt_put_attr_string(ckpt_writer *w, const char *obj, const char *name, cons
     else if (t < 0) rc = wfail(w, "attribute %s: cannot make a string type", name ? name : "");
     else rc = put_attr_impl(w, obj, name, t, t, value, false);
     if (t >= 0) H5Tclose(t);
+    quiet_off(&q);
+    return rc;
+}
+
+int ckpt_put_deferred(ckpt_writer *w, const char *name, ckpt_dtype dtype, int rank,
+                      const int64_t *dims) {
+    h5_quiet q;
+    quiet_on(&q);
+    int rc = put_impl(w, name, dtype, NULL, rank, dims, true);
+    quiet_off(&q);
+    return rc;
+}
+
+int ckpt_suspend(ckpt_writer *w) {
+    if (w->error[0]) return -1;
+    h5_quiet q;
+    quiet_on(&q);
+    int rc = 0;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(w->file) < 0)
+        rc = wfail(w, "cannot close %s (%s)", w->tmp_path, h5_last_error().desc);
+    w->file = -1;
+    quiet_off(&q);
+    return rc;
+}
+
+int ckpt_resume(ckpt_writer *w) {
+    if (w->error[0]) return -1;
+    h5_quiet q;
+    quiet_on(&q);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) >= 0)
+        w->file = H5Fopen(w->tmp_path, H5F_ACC_RDWR, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    int rc = w->file < 0 ? wfail(w, "cannot reopen %s (%s)", w->tmp_path, h5_last_error().desc) : 0;
     quiet_off(&q);
     return rc;
 }

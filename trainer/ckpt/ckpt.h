@@ -53,8 +53,9 @@ size_t ckpt_dtype_size(ckpt_dtype dtype);       // bytes per element
 typedef struct ckpt_writer ckpt_writer;
 
 // Creates final_path.tmp (truncating a leftover one). NULL and a message on
-// failure. Only one process writes a checkpoint (the serial HDF5 API, even
-// when MPI runs: every rank holds the full tensors).
+// failure. One process writes through this API (serial HDF5); under sharded
+// training state the big tensors are then filled by every rank in parallel
+// (ckpt_put_deferred + ckpt_suspend, ckpt_shard.h, ckpt_resume + commit).
 ckpt_writer *ckpt_create(const char *final_path, char *err, size_t errlen);
 
 // A dataset of rank dims (1 <= rank <= CKPT_MAX_RANK), chunked, Fletcher32.
@@ -75,6 +76,15 @@ int ckpt_put_tensor(ckpt_writer *w, const char *name, const float *data, int ran
 int ckpt_put_attr_int64(ckpt_writer *w, const char *obj, const char *name, int64_t value);
 int ckpt_put_attr_double(ckpt_writer *w, const char *obj, const char *name, double value);
 int ckpt_put_attr_string(ckpt_writer *w, const char *obj, const char *name, const char *value);
+
+// Sharded writes (ckpt_shard.h): a float32/... dataset created with its
+// shape, chunking and checksums but no data; its elements are written later
+// by every rank's slice (ckpt_shard_write) while the file is suspended
+// (closed, still NAME.tmp), then the writer resumes and commits.
+int ckpt_put_deferred(ckpt_writer *w, const char *name, ckpt_dtype dtype, int rank,
+                      const int64_t *dims);
+int ckpt_suspend(ckpt_writer *w);
+int ckpt_resume(ckpt_writer *w);
 
 // The first error of this writer, or "" when none.
 const char *ckpt_writer_error(const ckpt_writer *w);

@@ -26,6 +26,8 @@ static const char *const schedule_names[] = {"cosine", "constant", NULL};
 static const char *const backend_names[] = {"cpu", "cuda", NULL};
 static const char *const dtype_names[] = {"auto", "fp32", "bf16", NULL};
 static const char *const transport_names[] = {"auto", "nccl", "mpi", NULL};
+static const char *const shard_names[] = {"none", "optimizer", "gradients", "parameters", NULL};
+static const char *const offload_names[] = {"none", "optimizer", "activations", "both", NULL};
 static const char *const log_format_names[] = {"auto", "plain", NULL};
 
 // Enum fields are read and written as int.
@@ -42,6 +44,9 @@ _Static_assert(sizeof(cfg_backend) == sizeof(int) && sizeof(cfg_dtype) == sizeof
                "cfg_backend / cfg_dtype / cfg_transport must be int-sized");
 _Static_assert(CFG_BACKEND_CUDA == 1 && CFG_DTYPE_BF16 == 2 && CFG_TRANSPORT_MPI == 2,
                "backend_names / dtype_names / transport_names follow the enum order");
+_Static_assert(sizeof(cfg_shard) == sizeof(int) && sizeof(cfg_offload) == sizeof(int) &&
+                   CFG_SHARD_PARAMETERS == 3 && CFG_OFFLOAD_BOTH == 3,
+               "shard_names / offload_names follow the enum order");
 
 // Size of the storage each type expects; SIZED() refuses to compile a table
 // row whose field has another size.
@@ -165,6 +170,14 @@ static const cfg_key KEYS[] = {
         "cuda backend: how ranks exchange ring K/V and gradients; nccl = NCCL on device "
         "buffers (one GPU per rank), mpi = MPI through host copies (works when ranks share a "
         "GPU), auto = nccl unless ranks share a GPU"),
+    RUN("parallel.shard", ENUM, RES, parallel.shard, shard_names, "none",
+        "training state split over all dp x sp ranks (ZeRO): none; optimizer = AdamW moments "
+        "and master-weight updates (ZeRO-1); gradients = also gradients reduce-scattered "
+        "(ZeRO-2); parameters = also the weights, gathered per layer (ZeRO-3). "
+        "docs/distributed.md"),
+    RUN("parallel.offload", ENUM, RES, parallel.offload, offload_names, "none",
+        "cuda: keep in pinned host memory: optimizer = fp32 master weights and AdamW moments "
+        "(AdamW on the CPU), activations = the per-layer recompute checkpoints, both; none"),
 
     RUN("train.seed", INT64, 0, train.seed, NULL, "1234",
         "seed of every random stream (init, data order, passkeys)"),
@@ -188,6 +201,10 @@ static const cfg_key KEYS[] = {
         "only). Master weights, gradients and AdamW state are always fp32"),
     RUN("train.max_steps", INT64, RES, train.max_steps, NULL, "0",
         "stop after this many steps in all (a global cap over the stages); 0 = none"),
+    RUN("train.micro_batch_tokens", INT64, RES, train.micro_batch_tokens, NULL, "0",
+        "gradient accumulation: tokens one rank feeds the model at once (whole rows of "
+        "seq_len / parallel.sp, at least one); the step's gradients are reduced once after "
+        "its last micro-batch; 0 = the rank's whole batch at once"),
     RUN("train.max_skipped_steps", INT, RES, train.max_skipped_steps, NULL, "3",
         "a step whose loss or gradient norm is not finite is skipped (no update); this many "
         "in a row stop the run (exit 4) without a checkpoint; 0 = never stop"),

@@ -110,12 +110,19 @@ typedef enum {
     CFG_TRANSPORT_MPI,   // cuda: MPI through host copies of device buffers
 } cfg_transport;
 
+// parallel.shard: what each rank keeps only its 1/world slice of (ZeRO 1/2/3).
+typedef enum { CFG_SHARD_NONE, CFG_SHARD_OPTIMIZER, CFG_SHARD_GRADIENTS, CFG_SHARD_PARAMETERS } cfg_shard;
+// parallel.offload: what lives in host memory instead of the GPU's.
+typedef enum { CFG_OFFLOAD_NONE, CFG_OFFLOAD_OPTIMIZER, CFG_OFFLOAD_ACTIVATIONS, CFG_OFFLOAD_BOTH } cfg_offload;
+
 typedef struct {
     int dp;  // data-parallel degree: ranks that read different sequences
     int sp;  // ring degree (the old name of parallel.ring; kept): ranks of the zig-zag ring
     int ring;     // ring degree; 0 = parallel.sp. Resolved: cfg_parallel_ring()
     int ulysses;  // ulysses (all-to-all) degree; ranks sharing a sequence = ring * ulysses
     cfg_transport transport;  // how cuda ranks exchange K/V and gradients
+    cfg_shard shard;          // ZeRO stage over the whole dp x sp world (docs/distributed.md)
+    cfg_offload offload;      // state kept in host memory (cuda)
 } cfg_parallel;
 
 typedef enum { CFG_BACKEND_CPU, CFG_BACKEND_CUDA } cfg_backend;
@@ -131,6 +138,7 @@ typedef struct {
     cfg_backend backend; // where the model computes: cpu or cuda
     cfg_dtype dtype;     // activations: auto (cuda bf16, cpu fp32), fp32, bf16 (cuda only)
     int64_t max_steps;   // global cap over all stages; 0 = none
+    int64_t micro_batch_tokens;  // per rank per forward/backward; 0 = the rank's whole batch
     int max_skipped_steps;  // consecutive non-finite steps that stop the run; 0 = never
     cfg_log_format log_format;  // auto: redraw the progress line on a watched terminal; plain: never
 } cfg_train;

@@ -117,6 +117,8 @@ static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
             t->keep_last);
     REQUIRE(t->max_steps >= 0, "train.max_steps", "train.max_steps (%lld) must be >= 0",
             (long long)t->max_steps);
+    REQUIRE(t->micro_batch_tokens >= 0, "train.micro_batch_tokens",
+            "train.micro_batch_tokens (%lld) must be >= 0", (long long)t->micro_batch_tokens);
 
     for (int i = 0; i < e->passkey_lengths.n; i++)
         REQUIRE(e->passkey_lengths.v[i] > 0, "eval.passkey_lengths",

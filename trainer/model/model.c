@@ -367,7 +367,45 @@ static void stage_batch(model *m, const model_batch *b) {
     a->cur_seg = b->seg ? a->seg : NULL;
 }
 
-// Embeddings through the final norm; leaves final_ln filled.
+// ZeRO-3 units of the flat buffer (model_param_hook): 0 = embedding,
+// 1 + l = layer l, L + 1 = final norm (+ LM head when untied; tied, the
+// head also needs unit 0 again).
+static void unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
+    const int L = m->cfg.n_layers;
+    if (u < 0 || u > L + 1) {
+        *lo = *hi = 0;
+        return;
+    }
+    *lo = u == 0 ? 0 : m->tensors[1 + 9 * (u - 1)].offset;
+    *hi = u == L + 1 ? m->n_params : m->tensors[1 + 9 * u].offset;
+}
+
+// need unit u (prefetching unit next, -1 = none).
+static void unit_need(model *m, int u, int next) {
+    if (!m->param_hook.need) return;
+    int64_t lo, hi, nlo, nhi;
+    unit_range(m, u, &lo, &hi);
+    unit_range(m, next, &nlo, &nhi);
+    m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
+    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {  // the tied LM head
+        unit_range(m, 0, &lo, &hi);
+        m->param_hook.need(m->param_hook.ctx, lo, hi, 0, 0);
+    }
+}
+
+static void unit_done(model *m, int u) {
+    if (!m->param_hook.need) return;
+    int64_t lo, hi;
+    unit_range(m, u, &lo, &hi);
+    m->param_hook.done(m->param_hook.ctx, lo, hi);
+    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {
+        unit_range(m, 0, &lo, &hi);
+        m->param_hook.done(m->param_hook.ctx, lo, hi);
+    }
+}
+
+// Embeddings through the final norm; leaves final_ln filled (and, under a
+// param hook, the head unit needed: the caller releases it).
 static void forward_trunk(model *m, const model_batch *b) {
     const model_config *c = &m->cfg;
     backend *bk = m->bk;
@@ -379,22 +417,32 @@ static void forward_trunk(model *m, const model_batch *b) {
     a->B = b->B;
     a->T = b->T;
     stage_batch(m, b);
+    unit_need(m, 0, 1);
     TIMED(m, other, bk->op->embedding_forward(bk, a->resid, a->cur_tokens, W(m, m->p.embed), N, C, c->vocab_size));
-    for (int l = 0; l < c->n_layers; l++)
+    unit_done(m, 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        unit_need(m, 1 + l, 2 + l);
         layer_forward(m, l, acts_of_layer(m, l), ROW(m, a->resid, (l + 1) * N * C),
                       ROW(m, a->resid, l * N * C), b);
+        unit_done(m, 1 + l);
+    }
+    unit_need(m, c->n_layers + 1, -1);
     TIMED(m, other, bk->op->rmsnorm_forward(bk, a->final_ln, a->final_rstd, ROW(m, a->resid, c->n_layers * N * C),
                                             W(m, m->p.final_norm), N, C, c->norm_eps));
 }
 
 double model_forward(model *m, const model_batch *b, float *losses) {
     forward_trunk(m, b);
-    if (!b->targets) return 0.0;  // hidden states only (decoding)
+    if (!b->targets) {  // hidden states only (decoding)
+        unit_done(m, m->cfg.n_layers + 1);
+        return 0.0;
+    }
     const int64_t N = b->B * b->T;
     double loss;
     TIMED(m, matmul, loss = m->bk->op->xent(m->bk, losses, NULL, NULL, m->acts->final_ln,
                                             W(m, m->p.lm_head), m->acts->cur_targets, N,
                                             m->cfg.dim, m->cfg.vocab_size, 0.0f));
+    unit_done(m, m->cfg.n_layers + 1);
     return loss;
 }
 
@@ -484,18 +532,21 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
     const void *last = ROW(m, a->resid, c->n_layers * N * C);
     TIMED(m, other, bk->op->rmsnorm_backward(bk, a->dresid, G(m, m->g.final_norm), a->dln, last, W(m, m->p.final_norm),
                                              a->final_rstd, N, C));
+    unit_done(m, c->n_layers + 1);
 
     // Tensor order in the flat buffer: embed, layer 0 .. L-1 (9 each), final norm, lm_head.
     grads_ready(m, m->tensors[1 + 9 * c->n_layers].offset);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const void *in = ROW(m, a->resid, l * N * C);
         layer_acts *la = acts_of_layer(m, l);
+        unit_need(m, 1 + l, l > 0 ? l : -1);
         if (m->recompute) {
             // Recompute this layer's activations; its output is not needed again,
             // so write it to dln (scratch, cleared before use in layer_backward).
             layer_forward(m, l, la, a->dln, in, b);
         }
         layer_backward(m, l, la, in, b);
+        unit_done(m, 1 + l);
         grads_ready(m, m->tensors[1 + 9 * l].offset);
     }
     TIMED(m, other, bk->op->embedding_backward(bk, G(m, m->g.embed), a->dresid, a->cur_tokens, N, C, c->vocab_size));

@@ -109,6 +109,20 @@ typedef struct {
     void *ctx;
 } model_grad_hook;
 
+// ZeRO-3 (trainer/parallel/zero_shard.h): the weights params[lo, hi) are
+// not resident between uses. need() is called before the model reads a unit
+// (the embedding, one decoder layer, the final norm + LM head) and names the
+// unit it will need next (next_lo == next_hi: none) so its gather can be
+// prefetched; done() after the unit's last read in this pass (then its
+// memory may be released). Units in the order of use: forward embedding,
+// layers 0 .. L-1, head; backward head, layers L-1 .. 0 (recompute and
+// backward of a layer under one need). NULL need: all weights resident.
+typedef struct {
+    void (*need)(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi);
+    void (*done)(void *ctx, int64_t lo, int64_t hi);
+    void *ctx;
+} model_param_hook;
+
 struct model {
     model_config cfg;
     int n_tensors;
@@ -126,6 +140,7 @@ struct model {
     model_timers timers;     // wall time by op family, accumulated over calls
     model_attention attention;  // all NULL: single-rank attention
     model_grad_hook grad_hook;  // NULL ready: none
+    model_param_hook param_hook;  // NULL need: every weight resident (the default)
     struct model_acts *acts; // activation and scratch buffers (model.c)
 };
 

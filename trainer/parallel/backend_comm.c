@@ -43,6 +43,17 @@ static void mpi_grad_begin(void *impl, float *grads, int64_t n) {
 static void mpi_grad_ready(void *impl, int64_t lo) { dist_grad_sync_ready(&((mpi_comm *)impl)->sync, lo); }
 static void mpi_grad_end(void *impl) { dist_grad_sync_end(&((mpi_comm *)impl)->sync); }
 
+static void mpi_grad_begin_scatter(void *impl, float *grads, int64_t n, int64_t shard) {
+    mpi_comm *m = impl;
+    dist_grad_sync_begin_scatter(&m->sync, m->d, grads, n, DIST_SCATTER_BUCKET_FLOATS, shard);
+    m->sync.release = true;  // host buffers: the pages of others' parts go back (zero_pages.h)
+}
+
+static void mpi_param_gather(void *impl, void *buf, int64_t n, int64_t shard, int elem_bytes) {
+    mpi_comm *m = impl;
+    dist_shard_allgather(m->d, buf, n, shard, elem_bytes == 2 ? DIST_U16 : DIST_F32);
+}
+
 static model_attention mpi_ring_attention(void *impl) {
     mpi_comm *m = impl;
     if (m->d->ulysses > 1) {
@@ -55,7 +66,9 @@ static model_attention mpi_ring_attention(void *impl) {
 
 static const backend_comm_ops mpi_comm_ops = {
     .create = mpi_create, .free = mpi_free, .name = mpi_name, .grad_begin = mpi_grad_begin,
-    .grad_ready = mpi_grad_ready, .grad_end = mpi_grad_end, .ring_attention = mpi_ring_attention,
+    .grad_ready = mpi_grad_ready, .grad_end = mpi_grad_end,
+    .grad_begin_scatter = mpi_grad_begin_scatter, .param_gather = mpi_param_gather,
+    .ring_attention = mpi_ring_attention,
 };
 
 // The transports of each backend kind built into this stretch.
@@ -93,4 +106,10 @@ const char *backend_comm_name(const backend_comm *c) { return c->ops->name(c->im
 void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n) { c->ops->grad_begin(c->impl, grads, n); }
 void backend_comm_grad_ready(backend_comm *c, int64_t lo) { c->ops->grad_ready(c->impl, lo); }
 void backend_comm_grad_end(backend_comm *c) { c->ops->grad_end(c->impl); }
+void backend_comm_grad_begin_scatter(backend_comm *c, float *grads, int64_t n, int64_t shard) {
+    c->ops->grad_begin_scatter(c->impl, grads, n, shard);
+}
+void backend_comm_param_gather(backend_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes) {
+    c->ops->param_gather(c->impl, buf, n, shard, elem_bytes);
+}
 model_attention backend_comm_ring_attention(backend_comm *c) { return c->ops->ring_attention(c->impl); }

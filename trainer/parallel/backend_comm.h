@@ -25,6 +25,12 @@ typedef struct {
     void (*grad_begin)(void *impl, float *grads, int64_t n);
     void (*grad_ready)(void *impl, int64_t lo);
     void (*grad_end)(void *impl);
+    // ZeRO-2/3 (shard.h): the buckets reduce-scattered; rank r keeps the sum
+    // of grads[r * shard, ..) in place. Then grad_ready / grad_end as above.
+    void (*grad_begin_scatter)(void *impl, float *grads, int64_t n, int64_t shard);
+    // Every rank's slice of buf (n elements of elem_bytes, 4 = fp32, 2 = bf16)
+    // to every rank, in place; returns when buf is whole.
+    void (*param_gather)(void *impl, void *buf, int64_t n, int64_t shard, int elem_bytes);
     model_attention (*ring_attention)(void *impl);
 } backend_comm_ops;
 
@@ -39,6 +45,8 @@ const char *backend_comm_name(const backend_comm *c);  // "mpi", "nccl", "mpi (h
 void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n);
 void backend_comm_grad_ready(backend_comm *c, int64_t lo);
 void backend_comm_grad_end(backend_comm *c);
+void backend_comm_grad_begin_scatter(backend_comm *c, float *grads, int64_t n, int64_t shard);
+void backend_comm_param_gather(backend_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes);
 
 // The sequence-parallel attention hook for the model (sp > 1): ring
 // attention, or ulysses / ring x ulysses when the grid has ulysses > 1 (cpu

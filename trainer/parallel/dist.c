@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "zero_pages.h"
 
 // ---------------------------------------------------------------------------
 // Checked MPI calls: our communicators return errors, and every call goes
@@ -227,18 +228,55 @@ static bool grad_sync_active(const dist_grad_sync *g) { return g->d->mpi && g->d
 
 // Waits for the oldest bucket in flight (the highest index: they start in
 // descending order).
+// This rank's slice of a sharded buffer: [*lo, *hi).
+static void own_range(const dist_ctx *d, int64_t n, int64_t shard, int rank, int64_t *lo, int64_t *hi) {
+    *lo = (int64_t)rank * shard;
+    *hi = *lo + shard;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
 static void wait_oldest(dist_grad_sync *g) {
     CHECK(g->done > g->next);
-    g->done--;
-    MPI_CHECK(MPI_Wait(&g->req[g->done % DIST_GRAD_IN_FLIGHT], MPI_STATUS_IGNORE));
+    int64_t i = --g->done;
+    MPI_CHECK(MPI_Wait(&g->req[i % DIST_GRAD_IN_FLIGHT], MPI_STATUS_IGNORE));
+    if (g->shard > 0) {
+        // In-place reduce-scatter leaves our part at the bucket's start.
+        int64_t lo = bucket_lo(g, i), hi = lo + bucket_len(g, i), a, b;
+        own_range(g->d, g->n, g->shard, g->d->rank, &a, &b);
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b > a && a > lo) memmove(g->grads + a, g->grads + lo, sizeof(float) * (size_t)(b - a));
+        if (g->release) {  // the bucket's parts we do not own are done with
+            if (b < a) a = b = lo;
+            zero_pages_release(g->grads + lo, sizeof(float) * (size_t)(a - lo));
+            zero_pages_release(g->grads + b, sizeof(float) * (size_t)(hi - b));
+        }
+    }
 }
 
 static void start_next_bucket(dist_grad_sync *g) {
     if (g->done - g->next == DIST_GRAD_IN_FLIGHT) wait_oldest(g);
     int64_t i = --g->next;
-    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, g->grads + bucket_lo(g, i),
-                             mpi_count(bucket_len(g, i), "gradient bucket"), MPI_FLOAT,
-                             MPI_SUM, g->d->world, &g->req[i % DIST_GRAD_IN_FLIGHT]));
+    MPI_Request *req = &g->req[i % DIST_GRAD_IN_FLIGHT];
+    if (g->shard == 0) {
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, g->grads + bucket_lo(g, i),
+                                 mpi_count(bucket_len(g, i), "gradient bucket"), MPI_FLOAT,
+                                 MPI_SUM, g->d->world, req));
+        return;
+    }
+    // The counts stay untouched until the request completes (MPI-3).
+    int *counts = g->counts + (i % DIST_GRAD_IN_FLIGHT) * g->d->size;
+    int64_t lo = bucket_lo(g, i), hi = lo + bucket_len(g, i);
+    for (int r = 0; r < g->d->size; r++) {
+        int64_t a, b;
+        own_range(g->d, g->n, g->shard, r, &a, &b);
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        counts[r] = b > a ? (int)(b - a) : 0;
+    }
+    MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, g->grads + lo, counts, MPI_FLOAT, MPI_SUM,
+                                  g->d->world, req));
 }
 
 void dist_grad_sync_begin(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
@@ -261,9 +299,88 @@ void dist_grad_sync_ready(dist_grad_sync *g, int64_t lo) {
 }
 
 void dist_grad_sync_end(dist_grad_sync *g) {
-    if (!grad_sync_active(g)) return;
-    while (g->next > 0) start_next_bucket(g);
-    while (g->done > g->next) wait_oldest(g);
+    if (grad_sync_active(g)) {
+        while (g->next > 0) start_next_bucket(g);
+        while (g->done > g->next) wait_oldest(g);
+    }
+    free(g->counts);
+    g->counts = NULL;
+}
+
+void dist_grad_sync_begin_scatter(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
+                                  int64_t bucket_floats, int64_t shard) {
+    CHECK(shard > 0 && shard * (int64_t)d->size >= n);
+    g->counts = NULL;
+    dist_grad_sync_begin(g, d, grads, n, bucket_floats);
+    g->shard = shard;
+    g->counts = xcalloc((size_t)DIST_GRAD_IN_FLIGHT * (size_t)d->size, sizeof(int));
+}
+
+// Per-rank counts and displacements of a sharded buffer (elements).
+static void shard_counts(const dist_ctx *d, int64_t n, int64_t shard, int *counts, int *displs) {
+    for (int r = 0; r < d->size; r++) {
+        int64_t a, b;
+        own_range(d, n, shard, r, &a, &b);
+        counts[r] = mpi_count(b - a, "parameter shard");
+        displs[r] = mpi_count(a, "parameter shard offset");
+    }
+}
+
+void dist_range_gather_begin(dist_range_gather *g, dist_ctx *d, float *buf, int64_t n, int64_t lo,
+                             int64_t hi, int64_t shard) {
+    g->lo = lo;
+    g->hi = hi;
+    g->req = MPI_REQUEST_NULL;
+    g->counts = NULL;
+    if (!d->mpi || d->size == 1 || hi <= lo) return;
+    g->counts = xcalloc((size_t)d->size * 2, sizeof(int));
+    int *displs = g->counts + d->size;
+    for (int r = 0; r < d->size; r++) {
+        int64_t a, b;
+        own_range(d, n, shard, r, &a, &b);
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b < a) a = b = lo;
+        g->counts[r] = mpi_count(b - a, "layer gather");
+        displs[r] = mpi_count(a - lo, "layer gather offset");
+    }
+    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf + lo, g->counts, displs,
+                              MPI_FLOAT, d->world, &g->req));
+}
+
+void dist_range_gather_end(dist_range_gather *g) {
+    if (g->counts) {
+        MPI_CHECK(MPI_Wait(&g->req, MPI_STATUS_IGNORE));
+        free(g->counts);
+        g->counts = NULL;
+    }
+    g->lo = g->hi = 0;
+}
+
+void dist_shard_allgather(dist_ctx *d, void *buf, int64_t n, int64_t shard, dist_dtype type) {
+    if (!d->mpi || d->size == 1) return;
+    int *counts = xcalloc((size_t)d->size * 2, sizeof(int)), *displs = counts + d->size;
+    shard_counts(d, n, shard, counts, displs);
+    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
+                             mpi_type(type), d->world));
+    free(counts);
+}
+
+void dist_shard_gather_root(dist_ctx *d, float *full, const float *part, int64_t n, int64_t shard,
+                            int root) {
+    int64_t a, b;
+    own_range(d, n, shard, d->rank, &a, &b);
+    if (!d->mpi || d->size == 1) {
+        if (full != part) memcpy(full, part, sizeof(float) * (size_t)(b - a));
+        return;
+    }
+    int *counts = xcalloc((size_t)d->size * 2, sizeof(int)), *displs = counts + d->size;
+    shard_counts(d, n, shard, counts, displs);
+    // Root's own part already in place (full + its offset == part): MPI_IN_PLACE.
+    const void *send = d->rank == root && part == full + a ? MPI_IN_PLACE : (const void *)part;
+    MPI_CHECK(MPI_Gatherv(send, counts[d->rank], MPI_FLOAT, full, counts, displs, MPI_FLOAT, root,
+                          d->world));
+    free(counts);
 }
 
 void dist_allreduce_grads(dist_ctx *d, float *grads, int64_t n) {

@@ -99,6 +99,8 @@ void dist_bcast_bytes(dist_ctx *d, void *buf, size_t bytes, int root);
 // a rank takes; whether ranks share one).
 void dist_local_rank(dist_ctx *d, int *local_rank, int *local_size);
 
+typedef enum { DIST_F32, DIST_I32, DIST_U16 } dist_dtype;  // U16: bf16 bits
+
 // ---------------------------------------------------------------------------
 // Gradient all-reduce, bucketed.
 //
@@ -119,6 +121,10 @@ void dist_local_rank(dist_ctx *d, int *local_rank, int *local_size);
 // _ready call also polls the buckets in flight).
 
 enum { DIST_BUCKET_FLOATS = 4 << 20, DIST_GRAD_IN_FLIGHT = 2 };
+// Buckets of the reduce-scatter on host buffers (ZeRO-2/3): smaller, since
+// the gradients of a bucket stay resident (and MPI's temporary copy of it
+// exists) until it completes; a quarter of the all-reduce's.
+enum { DIST_SCATTER_BUCKET_FLOATS = 1 << 20 };
 
 typedef struct {
     dist_ctx *d;
@@ -128,12 +134,47 @@ typedef struct {
     int64_t next;             // buckets [next, n_buckets) have been started
     int64_t done;             // buckets [next, done) may be in flight, [done, ..) are done
     MPI_Request req[DIST_GRAD_IN_FLIGHT];  // req[i % DIST_GRAD_IN_FLIGHT] of bucket i
+    int64_t shard;            // > 0: reduce-scatter mode (dist_grad_sync_begin_scatter)
+    int *counts;              // (DIST_GRAD_IN_FLIGHT x size) per-rank counts of the buckets in flight
+    bool release;             // scatter mode: give back the pages of the parts not owned (zero_pages.h)
 } dist_grad_sync;
 
 void dist_grad_sync_begin(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
                           int64_t bucket_floats);
 void dist_grad_sync_ready(dist_grad_sync *g, int64_t lo);
 void dist_grad_sync_end(dist_grad_sync *g);
+
+// The same buckets, reduce-scattered instead of all-reduced (ZeRO-2/3): rank
+// r owns grads[r * shard, min((r + 1) * shard, n)) and, after _end, holds
+// the sum over all ranks there; the rest of its buffer is garbage. Each
+// bucket is one MPI_Ireduce_scatter whose per-rank counts are the bucket's
+// overlap with each rank's slice (in place; the owned part is moved to its
+// offset when the bucket completes). _ready and _end as above.
+void dist_grad_sync_begin_scatter(dist_grad_sync *g, dist_ctx *d, float *grads, int64_t n,
+                                  int64_t bucket_floats, int64_t shard);
+
+// Gather of one range [lo, hi) of a sharded fp32 buffer (ZeRO-3: one
+// layer's weights): every rank contributes its slice's overlap with the
+// range, in place, non-blocking (MPI_Iallgatherv) so the next layer's
+// gather overlaps this layer's compute.
+typedef struct {
+    MPI_Request req;
+    int *counts;            // (2 x size) counts and displacements, kept until the end
+    int64_t lo, hi;         // the range in flight (lo == hi: none)
+} dist_range_gather;
+
+void dist_range_gather_begin(dist_range_gather *g, dist_ctx *d, float *buf, int64_t n, int64_t lo,
+                             int64_t hi, int64_t shard);
+void dist_range_gather_end(dist_range_gather *g);
+
+// The owned slices back to everyone: rank r's buf[r * shard, min(.., n))
+// to every rank, in place (MPI_Allgatherv), count elements of type in all.
+void dist_shard_allgather(dist_ctx *d, void *buf, int64_t n, int64_t shard, dist_dtype type);
+// Rank root's full (n) <- every rank's part (its slice of n, shard floats a
+// rank) (MPI_Gatherv; full is only read on root; part may lie in place in
+// root's full). For checkpoints of sharded state written by one rank.
+void dist_shard_gather_root(dist_ctx *d, float *full, const float *part, int64_t n, int64_t shard,
+                            int root);
 
 // grads (n) <- sum over all ranks, in DIST_BUCKET_FLOATS buckets.
 void dist_allreduce_grads(dist_ctx *d, float *grads, int64_t n);
@@ -145,7 +186,6 @@ void dist_allreduce_grads(dist_ctx *d, float *grads, int64_t n);
 // the buffers must stay untouched until dist_xfer_wait. Several shifts (with
 // distinct tags) may share one dist_xfer.
 
-typedef enum { DIST_F32, DIST_I32, DIST_U16 } dist_dtype;  // U16: bf16 bits
 
 enum { DIST_XFER_MAX = 8 };
 

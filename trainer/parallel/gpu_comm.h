@@ -68,7 +68,12 @@ void gpu_comm_alltoall(gpu_comm *c, void *recv, const void *send, int64_t count,
 // started in descending order as backward finalizes them (see dist.h).
 void gpu_comm_grad_begin(gpu_comm *c, float *grads, int64_t n);
 void gpu_comm_grad_ready(gpu_comm *c, int64_t lo);
-void gpu_comm_grad_end(gpu_comm *c);  // the compute stream then sees the sums
+void gpu_comm_grad_end(gpu_comm *c);
+// ZeRO-2: the buckets reduce-scattered to contiguous slices of shard floats
+// (rank r keeps the sum of grads[r * shard, ..)); then _ready / _end.
+void gpu_comm_grad_begin_scatter(gpu_comm *c, float *grads, int64_t n, int64_t shard);
+// Every rank's slice of buf (n elements of elem_bytes 4 or 2) to all, in place.
+void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes);  // the compute stream then sees the sums
 
 // Ring attention on the GPU over this comm (ring_attn_cuda.c), as a model hook.
 model_attention gpu_ring_attention(gpu_comm *c);

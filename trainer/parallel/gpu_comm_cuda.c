@@ -38,7 +38,16 @@ struct gpu_comm {
     // gradient all-reduce in progress
     float *grads;
     int64_t n, n_buckets, next;  // buckets [next, n_buckets) started
+    int64_t shard;               // > 0: reduce-scatter to slices of this many floats (ZeRO-2)
 };
+
+// Rank r's slice [*lo, *hi) of a sharded buffer of n elements.
+static void slice_of(int64_t n, int64_t shard, int r, int64_t *lo, int64_t *hi) {
+    *lo = (int64_t)r * shard;
+    *hi = *lo + shard;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
 
 static size_t elem_size(dist_dtype t) { return t == DIST_U16 ? 2 : 4; }
 
@@ -220,6 +229,30 @@ void gpu_comm_grad_begin(gpu_comm *c, float *grads, int64_t n) {
     c->n = n;
     c->n_buckets = (n + DIST_BUCKET_FLOATS - 1) / DIST_BUCKET_FLOATS;
     c->next = c->n_buckets;
+    c->shard = 0;
+}
+
+void gpu_comm_grad_begin_scatter(gpu_comm *c, float *grads, int64_t n, int64_t shard) {
+    gpu_comm_grad_begin(c, grads, n);
+    c->shard = shard;
+}
+
+// One bucket's reduce-scatter. Slices are contiguous over the whole buffer,
+// so a bucket's boundary with a slice falls anywhere: the bucket is one
+// grouped ncclReduce per owning rank, in place (the owner's part lands at
+// its own offset), which NCCL runs as one collective.
+static void reduce_scatter_bucket(gpu_comm *c, int64_t b0, int64_t len) {
+    NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < c->d->size; r++) {
+        int64_t a, b;
+        slice_of(c->n, c->shard, r, &a, &b);
+        if (a < b0) a = b0;
+        if (b > b0 + len) b = b0 + len;
+        if (b > a)
+            NCCL_CHECK(ncclReduce(c->grads + a, c->grads + a, (size_t)(b - a), ncclFloat32, ncclSum,
+                                  r, c->comm, c->comm_st));
+    }
+    NCCL_CHECK(ncclGroupEnd());
 }
 
 // Starts buckets lying wholly inside [lo, n), last first (the order on every rank).
@@ -229,8 +262,11 @@ static void start_buckets(gpu_comm *c, int64_t lo) {
     while (c->next > 0 && bucket_lo(c->next - 1) >= lo) {
         int64_t i = --c->next, b0 = bucket_lo(i);
         int64_t len = (b0 + DIST_BUCKET_FLOATS < c->n ? b0 + DIST_BUCKET_FLOATS : c->n) - b0;
-        NCCL_CHECK(ncclAllReduce(c->grads + b0, c->grads + b0, (size_t)len, ncclFloat32, ncclSum,
-                                 c->comm, c->comm_st));
+        if (c->shard > 0)
+            reduce_scatter_bucket(c, b0, len);
+        else
+            NCCL_CHECK(ncclAllReduce(c->grads + b0, c->grads + b0, (size_t)len, ncclFloat32,
+                                     ncclSum, c->comm, c->comm_st));
     }
 }
 
@@ -249,8 +285,47 @@ void gpu_comm_grad_end(gpu_comm *c) {
     size_t bytes = sizeof(float) * (size_t)c->n;
     grow_pinned((void **)&c->h_grads, &c->h_grads_cap, bytes);
     c->bk->op->to_host(c->bk, c->h_grads, c->grads, bytes);
-    dist_allreduce_grads(c->d, c->h_grads, c->n);
-    c->bk->op->to_dev(c->bk, c->grads, c->h_grads, bytes);
+    if (c->shard == 0) {
+        dist_allreduce_grads(c->d, c->h_grads, c->n);
+        c->bk->op->to_dev(c->bk, c->grads, c->h_grads, bytes);
+        return;
+    }
+    dist_grad_sync g;
+    dist_grad_sync_begin_scatter(&g, c->d, c->h_grads, c->n, DIST_BUCKET_FLOATS, c->shard);
+    dist_grad_sync_end(&g);
+    int64_t a, b;
+    slice_of(c->n, c->shard, c->d->rank, &a, &b);
+    if (b > a)
+        c->bk->op->to_dev(c->bk, c->grads + a, c->h_grads + a, sizeof(float) * (size_t)(b - a));
+}
+
+// Every rank's slice of buf to every rank (ZeRO: the updated parameters).
+// nccl: one grouped in-place ncclBroadcast per slice (the all-gather of
+// unequal, contiguous slices); mpi: through a host copy.
+void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes) {
+    if (c->d->size == 1) return;
+    size_t esz = (size_t)elem_bytes;
+    if (c->kind == GPU_COMM_NCCL) {
+        comm_after_compute(c);
+        NCCL_CHECK(ncclGroupStart());
+        for (int r = 0; r < c->d->size; r++) {
+            int64_t a, b;
+            slice_of(n, shard, r, &a, &b);
+            if (b > a) {
+                char *p = (char *)buf + (size_t)a * esz;
+                NCCL_CHECK(ncclBroadcast(p, p, (size_t)(b - a), esz == 2 ? ncclBfloat16 : ncclFloat32,
+                                         r, c->comm, c->comm_st));
+            }
+        }
+        NCCL_CHECK(ncclGroupEnd());
+        compute_after_comm(c);
+        return;
+    }
+    size_t bytes = esz * (size_t)n;
+    grow_pinned((void **)&c->h_grads, &c->h_grads_cap, bytes);
+    c->bk->op->to_host(c->bk, c->h_grads, buf, bytes);
+    dist_shard_allgather(c->d, c->h_grads, n, shard, esz == 2 ? DIST_U16 : DIST_F32);
+    c->bk->op->to_dev(c->bk, buf, c->h_grads, bytes);
 }
 
 // ---------------------------------------------------------------------------
@@ -264,6 +339,12 @@ static const char *ops_name(const void *impl) { return gpu_comm_name(impl); }
 static void ops_grad_begin(void *impl, float *grads, int64_t n) { gpu_comm_grad_begin(impl, grads, n); }
 static void ops_grad_ready(void *impl, int64_t lo) { gpu_comm_grad_ready(impl, lo); }
 static void ops_grad_end(void *impl) { gpu_comm_grad_end(impl); }
+static void ops_grad_begin_scatter(void *impl, float *grads, int64_t n, int64_t shard) {
+    gpu_comm_grad_begin_scatter(impl, grads, n, shard);
+}
+static void ops_param_gather(void *impl, void *buf, int64_t n, int64_t shard, int elem_bytes) {
+    gpu_comm_param_gather(impl, buf, n, shard, elem_bytes);
+}
 static model_attention ops_ring_attention(void *impl) {
     // train.c and cli_eval refuse cuda with ulysses > 1 before getting here.
     CHECK(gpu_comm_dist(impl)->ulysses == 1);
@@ -272,5 +353,7 @@ static model_attention ops_ring_attention(void *impl) {
 
 const backend_comm_ops gpu_comm_ops = {
     .create = ops_create, .free = ops_free, .name = ops_name, .grad_begin = ops_grad_begin,
-    .grad_ready = ops_grad_ready, .grad_end = ops_grad_end, .ring_attention = ops_ring_attention,
+    .grad_ready = ops_grad_ready, .grad_end = ops_grad_end,
+    .grad_begin_scatter = ops_grad_begin_scatter, .param_gather = ops_param_gather,
+    .ring_attention = ops_ring_attention,
 };

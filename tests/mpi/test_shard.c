@@ -1,0 +1,317 @@
+// Sharded training state (parallel.shard, trainer/parallel/zero_shard.h) and
+// gradient accumulation, on every dp x sp grid of the ranks it runs on:
+//   - the bucketed reduce-scatter (small buckets, slice boundaries inside
+//     buckets, ranks owning nothing) gives each rank the exact sums of its
+//     slice; the sharded all-gather puts every slice back everywhere;
+//   - 20 AdamW steps (gradient clipping active: the global norm is summed
+//     over the slices) under every shard mode (ZeRO-3: the weights outside
+//     the slice are released between steps), with and without gradient
+//     accumulation (one row per micro-batch), against the unsharded 1-rank
+//     run on the whole batch computed here with the plain kernels (loss of
+//     every step and the norm to 1e-6, parameters after the last to 1e-4),
+//     and bit-identical to shard none on the same grid;
+//   - accumulation on the same grid: k micro-batches == the whole batch.
+// Run under mpirun with 1, 2 and 4 ranks: grids (1x1), (2x1, 1x2), (4x1, 2x2, 1x4).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adamw.h"
+#include "backend_comm.h"
+#include "dist.h"
+#include "model.h"
+#include "model_ring.h"
+#include "mpi_check.h"
+#include "zero_shard.h"
+#include "zigzag.h"
+
+enum { B = 4, T = 24, VOCAB = 40, STEPS = 20 };
+// Loss and norm: the same math summed in another order, 1e-6. Parameters
+// after 20 AdamW steps against the 1-rank run: 1e-4 as test_model_grid (a
+// gradient element near zero differs in its last bits between summation
+// orders and AdamW's m / sqrt(v) turns that into a full-size step; measured
+// 1e-5 .. 5e-5 here), and exact between shard modes on one grid.
+// Over the whole parameter vector (||a - b|| / ||b||) the same runs agree to
+// about 1e-6 (measured 3e-7 .. 1.2e-6): 3e-6.
+static const double CLIP = 0.5, LOSS_TOL = 1e-6, PARAM_TOL = 1e-4, PARAM_L2_TOL = 3e-6;
+static const adamw_hparams HP = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                                 .weight_decay = 0.1f};
+
+static model_config tiny_config(void) {
+    model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                      .ffn_dim = 48, .vocab_size = VOCAB, .norm_eps = 1e-5f,
+                      .rope_layout = ROPE_LAYOUT_HALF};
+    c.rope = rope_config_default(8);
+    c.rope.max_position_embeddings = T;
+    return c;
+}
+
+typedef struct {
+    int32_t tokens[B * T], targets[B * T], pos[B * T], seg[B * T];
+    int64_t n_targets;
+} batch;
+
+// Sequence b holds documents of lengths 5 + b, 7, ... cut at T; sequence 3
+// has fewer targets (a padded tail) so micro-batches weigh differently.
+static void make_batch(batch *x) {
+    x->n_targets = 0;
+    for (int b = 0; b < B; b++) {
+        int doc = 0, start = 0, len = 5 + b;
+        for (int t = 0; t < T; t++) {
+            if (t - start == len) {
+                doc++;
+                start = t;
+                len = 7 + (doc % 3);
+            }
+            int n = b * T + t;
+            x->tokens[n] = (int32_t)((n * 13 + 5) % VOCAB);
+            x->pos[n] = t - start;
+            x->seg[n] = doc;
+        }
+        for (int t = 0; t < T; t++) {
+            int n = b * T + t;
+            bool last = t == T - 1 || x->seg[n + 1] != x->seg[n] || (b == 3 && t > 15);
+            x->targets[n] = last ? -1 : x->tokens[n + 1];
+            x->n_targets += !last;
+        }
+    }
+}
+
+// Worst per-tensor max|a - b| / max|b| over the model's tensors.
+static double worst_rel(const model *m, const float *a, const float *b) {
+    double worst = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        double dmax = 0, rmax = 0;
+        for (int64_t j = 0; j < t->shape[0] * t->shape[1]; j++) {
+            dmax = fmax(dmax, fabs((double)a[t->offset + j] - b[t->offset + j]));
+            rmax = fmax(rmax, fabs((double)b[t->offset + j]));
+        }
+        if (rmax > 0) worst = fmax(worst, dmax / rmax);
+    }
+    return worst;
+}
+
+// ||a - b|| / ||b|| over the whole buffer.
+static double l2_rel(const float *a, const float *b, int64_t n) {
+    double d = 0, r = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return sqrt(d / r);
+}
+
+// The reference: one rank, the whole batch, the plain kernels.
+static void reference(const batch *x, float *params, double *losses, double *norm1) {
+    model_config cfg = tiny_config();
+    model *m = model_create(&cfg, B * T, false);
+    model_init_weights(m, 99);
+    float *mom = calloc((size_t)m->n_params, sizeof(float)), *var = calloc((size_t)m->n_params, sizeof(float));
+    model_batch mb = {.B = B, .T = T, .tokens = x->tokens, .targets = x->targets, .pos = x->pos, .seg = x->seg};
+    for (int s = 1; s <= STEPS; s++) {
+        model_zero_grads(m);
+        losses[s - 1] = model_forward_backward(m, &mb, 1.0f / (float)x->n_targets) / (double)x->n_targets;
+        double norm = sqrt(adamw_grad_norm_sq(m->grads, m->n_params));
+        if (s == 1) *norm1 = norm;
+        for (int i = 0; i < m->n_tensors; i++) {  // decay on matrices only, as the trainer
+            const model_tensor *t = &m->tensors[i];
+            adamw_hparams h = HP;
+            if (!t->decay) h.weight_decay = 0;
+            adamw_update(m->params + t->offset, mom + t->offset, var + t->offset, m->grads + t->offset,
+                         t->shape[0] * t->shape[1], &h, s, adamw_clip_factor(norm, CLIP));
+        }
+    }
+    memcpy(params, m->params, sizeof(float) * (size_t)m->n_params);
+    free(mom);
+    free(var);
+    model_free(m);
+}
+
+// This rank's rows: dp group's rows, zig-zag slice when sp > 1.
+typedef struct {
+    int32_t *tokens, *targets, *pos, *seg;
+    model_batch mb;
+} rows_of_rank;
+
+static void rows_make(rows_of_rank *r, const batch *x, const dist_ctx *d) {
+    zigzag_layout z;
+    zigzag_layout_init(&z, T, d->sp, d->sp_rank);
+    const int64_t rows = B / d->dp, TL = d->sp > 1 ? z.T_local : T, off = d->dp_rank * rows * T;
+    size_t n = (size_t)(rows * TL);
+    r->tokens = malloc(n * sizeof(int32_t));
+    r->targets = malloc(n * sizeof(int32_t));
+    r->pos = malloc(n * sizeof(int32_t));
+    r->seg = malloc(n * sizeof(int32_t));
+    if (d->sp > 1) {
+        zigzag_shard_batch(r->tokens, r->targets, r->pos, r->seg, x->tokens + off, x->targets + off,
+                           x->pos + off, x->seg + off, rows, &z, 0);
+    } else {
+        memcpy(r->tokens, x->tokens + off, n * sizeof(int32_t));
+        memcpy(r->targets, x->targets + off, n * sizeof(int32_t));
+        memcpy(r->pos, x->pos + off, n * sizeof(int32_t));
+        memcpy(r->seg, x->seg + off, n * sizeof(int32_t));
+    }
+    r->mb = (model_batch){.B = rows, .T = TL, .tokens = r->tokens, .targets = r->targets,
+                          .pos = r->pos, .seg = r->seg};
+}
+
+static void rows_free(rows_of_rank *r) {
+    free(r->tokens); free(r->targets); free(r->pos); free(r->seg);
+}
+
+// 20 steps through shard_step; params (n) and per-step losses out.
+static void run_sharded(dist_ctx *d, const batch *x, shard_mode mode, int64_t micro_rows,
+                        float *params, double *losses, double *norm1) {
+    model_config cfg = tiny_config();
+    rows_of_rank r;
+    rows_make(&r, x, d);
+    int64_t cap = micro_rows > 0 ? micro_rows * r.mb.T : r.mb.B * r.mb.T;
+    model *m = model_create(&cfg, cap, false);
+    model_init_weights(m, 99);
+    char err[256];
+    backend_comm *comm = backend_comm_create(backend_cpu(), d, 0, err, sizeof err);
+    if (!comm) abort();
+    if (d->sp > 1) {
+        model_attention att = backend_comm_ring_attention(comm);
+        model_set_attention(m, &att);
+    }
+    shard_layout s;
+    shard_layout_init(&s, mode, d->size, d->rank, m->tensors, m->n_tensors, m->n_params);
+    float *mom = calloc((size_t)shard_len(&s) + 1, sizeof(float));
+    float *var = calloc((size_t)shard_len(&s) + 1, sizeof(float));
+    shard_step_ctx c = {.m = m, .comm = comm, .d = d, .s = &s, .adam_m = mom, .adam_v = var,
+                        .micro_rows = micro_rows};
+    for (int st = 1; st <= STEPS; st++) {
+        double norm;
+        losses[st - 1] = shard_step(&c, &r.mb, x->n_targets, &HP, CLIP, st, &norm, NULL);
+        if (st == 1) *norm1 = norm;
+    }
+    if (mode == SHARD_PARAMETERS && d->size > 1) {
+        // Between steps a rank holds only its slice: the rest was given back
+        // (reads as zero) after its last use.
+        int64_t nonzero = 0;
+        for (int64_t i = 0; i < m->n_params; i++) nonzero += (i < s.lo || i >= s.hi) && m->params[i] != 0;
+        if (nonzero) fprintf(stderr, "[rank %d] FAIL: %lld weights outside the slice are resident\n", d->rank, (long long)nonzero);
+        if (nonzero) *norm1 = NAN;  // fails the norm check
+    }
+    shard_params_full(&s, d, m);
+    memcpy(params, m->params, sizeof(float) * (size_t)m->n_params);
+    free(mom);
+    free(var);
+    shard_layout_free(&s);
+    backend_comm_free(comm);
+    model_free(m);
+    rows_free(&r);
+}
+
+// The reduce-scatter and all-gather on their own: n = 50 floats, buckets of
+// 7 (slice boundaries fall inside buckets; with 4 ranks shard = 13).
+static void check_collectives(mpi_check *mc, dist_ctx *d) {
+    enum { N = 50 };
+    float g[N], want[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (float)((d->rank + 1) * (i + 1));
+        want[i] = 0;
+        for (int r = 0; r < d->size; r++) want[i] += (float)((r + 1) * (i + 1));
+    }
+    int64_t shard = (N + d->size - 1) / d->size, lo = d->rank * shard, hi = lo + shard > N ? N : lo + shard;
+    dist_grad_sync gs;
+    dist_grad_sync_begin_scatter(&gs, d, g, N, 7, shard);
+    for (int64_t at = N; at >= 0; at -= 9) dist_grad_sync_ready(&gs, at);
+    dist_grad_sync_end(&gs);
+    for (int64_t i = lo; i < hi; i++)
+        EXPECT(mc, g[i] == want[i], "reduce-scatter: element %lld is %g, want %g", (long long)i, g[i], want[i]);
+    // Put a rank-specific pattern in the owned slice and gather it.
+    for (int64_t i = lo; i < hi; i++) g[i] = (float)(1000 * d->rank + i);
+    dist_shard_allgather(d, g, N, shard, DIST_F32);
+    for (int i = 0; i < N; i++) {
+        int owner = (int)(i / shard);
+        EXPECT(mc, g[i] == (float)(1000 * owner + i), "all-gather: element %d is %g", i, g[i]);
+    }
+    float full[N];
+    dist_shard_gather_root(d, full, g + lo, N, shard, 0);
+    if (d->rank == 0)
+        for (int i = 0; i < N; i++)
+            EXPECT(mc, full[i] == g[i], "gather to root: element %d is %g, want %g", i, full[i], g[i]);
+}
+
+int main(int argc, char **argv) {
+    dist_ctx d;
+    dist_init(&d, &argc, &argv);
+    mpi_check mc = {.rank = d.rank};
+    batch x;
+    make_batch(&x);
+    check_collectives(&mc, &d);
+
+    model_config cfg = tiny_config();
+    int n_tensors;
+    int64_t n;
+    free(model_param_layout(&cfg, &n_tensors, &n));
+    float *ref = malloc(sizeof(float) * (size_t)n), *got = malloc(sizeof(float) * (size_t)n);
+    float *whole = malloc(sizeof(float) * (size_t)n), *unsharded = malloc(sizeof(float) * (size_t)n);
+    double ref_loss[STEPS], loss[STEPS], whole_loss[STEPS], unsharded_loss[STEPS], ref_norm = 0, norm = 0;
+    reference(&x, ref, ref_loss, &ref_norm);
+    EXPECT(&mc, ref_norm > CLIP, "the reference's first norm %g does not exceed the clip %g", ref_norm, CLIP);
+    model *probe = model_create(&cfg, 1, false);  // the tensor table for worst_rel
+
+    for (int dp = 1; dp <= d.size; dp++) {
+        if (d.size % dp) continue;
+        int sp = d.size / dp;
+        char err[256];
+        EXPECT(&mc, dist_init_grid(&d, dp, sp, err, sizeof err) == 0, "%s", err);
+        int rows = B / dp;
+        for (int micro = 0; micro <= (rows > 1 ? 1 : 0); micro++) {
+            const char *what = micro ? "1-row micro-batches" : "whole batch";
+            for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode++) {
+                run_sharded(&d, &x, (shard_mode)mode, micro, got, loss, &norm);
+                if (mode == SHARD_NONE) {
+                    memcpy(unsharded, got, sizeof(float) * (size_t)n);
+                    memcpy(unsharded_loss, loss, sizeof loss);
+                }
+                if (micro == 0 && mode == SHARD_NONE) {
+                    memcpy(whole, got, sizeof(float) * (size_t)n);
+                    memcpy(whole_loss, loss, sizeof loss);
+                }
+                double l_err = 0, a_err = 0;
+                for (int s = 0; s < STEPS; s++) {
+                    l_err = fmax(l_err, fabs(loss[s] - ref_loss[s]) / fabs(ref_loss[s]));
+                    a_err = fmax(a_err, fabs(loss[s] - whole_loss[s]) / fabs(whole_loss[s]));
+                }
+                double p_err = worst_rel(probe, got, ref), a_perr = worst_rel(probe, got, whole);
+                double p_l2 = l2_rel(got, ref, n), a_l2 = l2_rel(got, whole, n);
+                double n_err = fabs(norm - ref_norm) / ref_norm;
+                // Sharding changes who computes, not the sums: bit-identical
+                // to the unsharded run on the same grid.
+                bool same = memcmp(got, unsharded, sizeof(float) * (size_t)n) == 0 &&
+                            memcmp(loss, unsharded_loss, sizeof loss) == 0;
+                EXPECT(&mc, same, "dp %d sp %d shard %s %s: not bit-identical to shard none", dp, sp,
+                       shard_mode_name(mode), what);
+                EXPECT(&mc, l_err <= LOSS_TOL, "dp %d sp %d shard %s %s: loss differs by %.3g", dp, sp,
+                       shard_mode_name(mode), what, l_err);
+                EXPECT(&mc, n_err <= LOSS_TOL, "dp %d sp %d shard %s %s: grad norm %.9g vs %.9g", dp,
+                       sp, shard_mode_name(mode), what, norm, ref_norm);
+                EXPECT(&mc, p_err <= PARAM_TOL, "dp %d sp %d shard %s %s: params after %d steps differ by %.3g",
+                       dp, sp, shard_mode_name(mode), what, STEPS, p_err);
+                EXPECT(&mc, p_l2 <= PARAM_L2_TOL && a_l2 <= PARAM_L2_TOL,
+                       "dp %d sp %d shard %s %s: params L2-relative %.3g vs 1-rank, %.3g vs whole batch",
+                       dp, sp, shard_mode_name(mode), what, p_l2, a_l2);
+                EXPECT(&mc, a_err <= LOSS_TOL && a_perr <= PARAM_TOL,
+                       "dp %d sp %d shard %s: micro-batches vs whole batch: loss %.3g params %.3g", dp,
+                       sp, shard_mode_name(mode), a_err, a_perr);
+                double worst_p = mpi_check_max(p_err), worst_l = mpi_check_max(l_err);
+                if (d.rank == 0)
+                    printf("dp %d x sp %d shard %-10s %-19s: bitwise == none: %s; vs 1-rank: loss %.2e "
+                           "norm %.2e params %.2e (L2 %.2e); vs whole batch: loss %.2e params %.2e (L2 %.2e)\n",
+                           dp, sp, shard_mode_name(mode), what, same ? "yes" : "NO", worst_l, n_err,
+                           worst_p, p_l2, a_err, a_perr, a_l2);
+            }
+        }
+    }
+    model_free(probe);
+    free(ref); free(got); free(whole); free(unsharded);
+    int rc = mpi_check_finish(&mc, "test_shard");
+    dist_finalize(&d);
+    return rc;
+}

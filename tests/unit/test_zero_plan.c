@@ -1,0 +1,148 @@
+// zero_plan (trainer/parallel/zero_plan.h): the --dry-run memory plan per
+// shard / offload mode.
+//  - built modes (none, optimizer, gradients): the plan is the allocation to
+//    the byte: a backend that counts what model_create_on and
+//    train_step_setup allocate (device-style: everything through the
+//    backend) agrees with zero_mem_plan on 1 and 4 ranks, on every rank;
+//  - the formulas of docs/distributed.md, by hand, for ZeRO-3 and offload;
+//  - the targets: Llama-2-7B dp 2 x sp 8 at 128K with shard
+//    parameters <= 40 GB, Llama-3.1-8B at 128K on 8 ranks <= 70 GB, 135M at
+//    1M tokens with activation offload <= 60 GB of device memory (printed).
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "train.h"
+#include "train_step.h"
+#include "zero_plan.h"
+
+static model_config tiny_config(void) {
+    model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                      .ffn_dim = 48, .vocab_size = 23, .norm_eps = 1e-5f,
+                      .rope_layout = ROPE_LAYOUT_HALF};
+    c.rope = rope_config_default(8);
+    c.rope.max_position_embeddings = 32;
+    return c;
+}
+
+static size_t counted;
+static void *count_alloc(backend *b, size_t bytes) {
+    counted += bytes;
+    return calloc(bytes ? bytes : 1, 1);
+}
+
+static void test_plan_is_the_allocation(void **state) {
+    (void)state;
+    backend_ops ops = *backend_cpu()->op;
+    ops.alloc = count_alloc;
+    backend counting = {.kind = BACKEND_CPU, .dt = BK_F32, .host_memory = false, .op = &ops};
+    model_config cfg = tiny_config();
+    for (int mode = SHARD_NONE; mode <= SHARD_GRADIENTS; mode++) {
+        for (int world = 1; world <= 4; world += 3) {
+            for (int rank = 0; rank < world; rank++) {
+                counted = 0;
+                train_state *st = calloc(1, sizeof *st);
+                st->cfg.parallel.shard = (cfg_shard)mode;
+                st->dist.size = world;
+                st->dist.rank = rank;
+                st->bk = &counting;
+                st->m = model_create_on(&cfg, 24, true, &counting);
+                train_step_setup(st);
+                zero_mem z;
+                zero_mem_plan(&z, &cfg, 24, true, BK_F32, true, (shard_mode)mode, 0, world);
+                assert_true(z.built);
+                // The plan is per rank at its largest (rank 0's slice is
+                // never shorter than another's); the last rank may own less.
+                size_t slack = 2 * sizeof(float) * (size_t)(z.shard - shard_len(&st->shard));
+                assert_int_equal(counted + slack, z.device_total - z.scratch);
+                train_step_free(st);
+                model_free(st->m);
+                free(st);
+            }
+        }
+    }
+}
+
+static void test_formulas(void **state) {
+    (void)state;
+    model_config cfg = tiny_config();
+    int n_tensors;
+    int64_t n;
+    free(model_param_layout(&cfg, &n_tensors, &n));
+    const int64_t C = 32, F = 48, V = 23, H = 4, Hkv = 2, D = 8;
+    const int64_t layer = 2 * C + C * H * D * 2 + 2 * C * Hkv * D + 3 * C * F;
+    const int64_t unit = layer > V * C ? layer : V * C, s = (n + 3) / 4;
+    zero_mem none, z3, off;
+    zero_mem_plan(&none, &cfg, 24, true, BK_BF16, true, SHARD_NONE, 0, 4);
+    zero_mem_plan(&z3, &cfg, 24, true, BK_BF16, true, SHARD_PARAMETERS, 0, 4);
+    assert_false(z3.built);
+    assert_int_equal(none.params, 4 * n);
+    assert_int_equal(none.moments, 8 * n);
+    assert_int_equal(none.work, 2 * n);
+    assert_int_equal(z3.params, 4 * s);
+    assert_int_equal(z3.grads, 4 * (s + unit));
+    assert_int_equal(z3.moments, 8 * s);
+    assert_int_equal(z3.work, 2 * s);
+    assert_int_equal(z3.gather, 2 * 2 * unit);
+    assert_int_equal(z3.activations, none.activations);
+    zero_mem_plan(&off, &cfg, 24, true, BK_BF16, true, SHARD_PARAMETERS,
+                  ZERO_OFFLOAD_OPTIMIZER | ZERO_OFFLOAD_ACTIVATIONS, 4);
+    assert_int_equal(off.params + off.moments, 0);
+    assert_int_equal(off.host_params, 4 * s);
+    assert_int_equal(off.host_moments, 8 * s);
+    assert_int_equal(off.host_grads, 4 * s);
+    const size_t resid = 2 * 24 * C;  // one residual checkpoint, bf16
+    assert_int_equal(off.host_activations, 3 * resid);
+    assert_int_equal(off.activations, none.activations - 3 * resid + 2 * resid);
+    assert_int_equal(off.device_total, off.grads + off.work + off.gather + off.activations + off.scratch);
+}
+
+static model_config llama(int64_t dim, int layers, int heads, int kv, int64_t ffn, int vocab) {
+    model_config c = {.dim = (int)dim, .n_layers = layers, .n_heads = heads, .n_kv_heads = kv,
+                      .head_dim = (int)(dim / heads), .ffn_dim = (int)ffn, .vocab_size = vocab,
+                      .norm_eps = 1e-5f, .rope_layout = ROPE_LAYOUT_HALF};
+    c.rope = rope_config_default((int)(dim / heads));
+    return c;
+}
+
+static void test_targets(void **state) {
+    (void)state;
+    zero_mem z;
+    // Llama-2-7B, dp 2 x sp 8 at 128K: 16K tokens per rank.
+    model_config l2 = llama(4096, 32, 32, 32, 11008, 32000);
+    zero_mem_plan(&z, &l2, 16384, true, BK_BF16, true, SHARD_PARAMETERS, 0, 16);
+    printf("  Llama-2-7B dp2 x sp8, 128K, shard parameters: %.2f GB per rank\n", z.device_total / 1e9);
+    assert_true(z.device_total <= 40e9);
+    // Llama-3.1-8B at 128K on 8 ranks (sp 8): 16K tokens per micro-batch.
+    model_config l3 = llama(4096, 32, 32, 8, 14336, 128256);
+    zero_mem_plan(&z, &l3, 16384, true, BK_BF16, true, SHARD_PARAMETERS, 0, 8);
+    printf("  Llama-3.1-8B sp8, 128K, shard parameters: %.2f GB per rank\n", z.device_total / 1e9);
+    assert_true(z.device_total <= 70e9);
+    zero_mem_plan(&z, &l3, 16384, true, BK_BF16, true, SHARD_GRADIENTS, 0, 8);
+    printf("  Llama-3.1-8B sp8, 128K, shard gradients (built): %.2f GB per rank\n", z.device_total / 1e9);
+    // 135M (SmolLM shape) at 1M tokens on one GPU, activation offload.
+    model_config s = llama(576, 30, 9, 3, 1536, 49152);
+    s.tie_embeddings = true;
+    zero_mem_plan(&z, &s, 1 << 20, true, BK_BF16, true, SHARD_NONE, 0, 1);
+    double before = z.device_total / 1e9;
+    zero_mem_plan(&z, &s, 1 << 20, true, BK_BF16, true, SHARD_NONE, ZERO_OFFLOAD_ACTIVATIONS, 1);
+    printf("  135M, 1M tokens: %.2f GB -> %.2f GB device with activation offload (+%.2f GB host)\n",
+           before, z.device_total / 1e9, z.host_total / 1e9);
+    assert_true(z.device_total <= 60e9);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_is_the_allocation),
+        cmocka_unit_test(test_formulas),
+        cmocka_unit_test(test_targets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,57 @@
+// zero_plan: the per-rank memory of a training step under parallel.shard and
+// parallel.offload, item by item (docs/distributed.md has the formulas).
+// Built on model_mem_plan (the model's own buffer plan), so the items that
+// this build allocates are the allocation to the byte (tests/unit/
+// test_zero_plan.c counts them); the others are a design, marked as such.
+//
+// Per rank, n parameters, W = dp * sp ranks, s = ceil(n / W), b = bytes of
+// the activation dtype (2 for bf16; 0 work copy when fp32):
+//   none        params 4n  grads 4n  moments 8n  work b*n
+//   optimizer   params 4n  grads 4n  moments 8s  work b*n          (built)
+//   gradients   params 4n  grads 4n  moments 8s  work b*n          (built:
+//               the backward accumulates into the model's whole gradient
+//               buffer; only the reduction is a reduce-scatter)
+//   parameters  params 4s  grads 4s + 4u  moments 8s  work b*s + 2*b*u
+//               (u = the largest unit gathered at once, a decoder layer or
+//               the embedding / LM head matrix; two in flight for the
+//               prefetch, one unit of fp32 gradients before its
+//               reduce-scatter). Built on the cpu backend, where it is the
+//               resident set (the flat buffers stay whole in address space,
+//               zero_pages.h; measured by bench/bench_zero_rss.c); a design
+//               on cuda.
+// On the cpu backend `gradients` also keeps only 4s + the buckets in flight
+// of its gradients resident; the plan counts the allocation (4n), an upper
+// bound there.
+// offload optimizer (design): the fp32 master slice and the moments move to
+// pinned host memory, plus a host copy of the gradient slice; the device
+// keeps the work copy and the gradients.
+// offload activations (design): of the per-layer residual checkpoints kept
+// for recomputation ((L + 1) x tokens x C x b), the device keeps two (the
+// layer being recomputed and the next one prefetched), the host all.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model.h"
+#include "zero_shard.h"
+
+enum { ZERO_OFFLOAD_OPTIMIZER = 1, ZERO_OFFLOAD_ACTIVATIONS = 2 };  // bit flags
+
+typedef struct {
+    // device (the backend's memory; host memory on the cpu backend)
+    size_t params, grads, moments, work, gather, activations, scratch, device_total;
+    // pinned host memory taken by offload
+    size_t host_params, host_grads, host_moments, host_activations, host_total;
+    int64_t n_params, shard;  // parameters, and per rank
+    bool built;               // every item is what this build allocates
+} zero_mem;
+
+// offload: ZERO_OFFLOAD_* flags. world: dp * sp.
+void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, bool recompute,
+                   bk_dtype dt, bool device, shard_mode mode, int offload, int world);
+
+// The plan as printed by --dry-run: one line of totals, one of items.
+void zero_mem_print(FILE *f, const zero_mem *z, shard_mode mode, int offload);

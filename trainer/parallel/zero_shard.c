@@ -1,0 +1,177 @@
+// zero_shard: the sharded optimizer step. See zero_shard.h.
+#include "zero_shard.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "die.h"
+#include "zero_pages.h"
+
+const char *shard_mode_name(shard_mode m) {
+    static const char *const names[] = {"none", "optimizer", "gradients", "parameters"};
+    return m >= SHARD_NONE && m <= SHARD_PARAMETERS ? names[m] : "?";
+}
+
+void shard_layout_init(shard_layout *s, shard_mode mode, int world, int rank,
+                       const param_tensor *tensors, int n_tensors, int64_t n) {
+    CHECK(world >= 1 && rank >= 0 && rank < world && n >= 0);
+    memset(s, 0, sizeof *s);
+    s->mode = mode;
+    s->world = mode == SHARD_NONE ? 1 : world;
+    s->rank = mode == SHARD_NONE ? 0 : rank;
+    s->n = n;
+    s->shard = (n + s->world - 1) / s->world;
+    s->lo = (int64_t)s->rank * s->shard;
+    s->hi = s->lo + s->shard;
+    if (s->lo > n) s->lo = n;
+    if (s->hi > n) s->hi = n;
+    s->tensors = xcalloc((size_t)n_tensors + 1, sizeof(param_tensor));
+    for (int i = 0; i < n_tensors; i++) {
+        const param_tensor *t = &tensors[i];
+        int64_t a = t->offset, b = a + t->shape[0] * t->shape[1];
+        if (a < s->lo) a = s->lo;
+        if (b > s->hi) b = s->hi;
+        if (b <= a) continue;
+        param_tensor *u = &s->tensors[s->n_tensors++];
+        *u = *t;
+        u->offset = a - s->lo;
+        u->shape[0] = b - a;  // AdamW reads offset, element count and decay only
+        u->shape[1] = 1;
+    }
+}
+
+void shard_layout_free(shard_layout *s) {
+    free(s->tensors);
+    s->tensors = NULL;
+}
+
+static void grad_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
+
+// The part of [lo, hi) outside this rank's slice, released.
+static void release_others(const shard_layout *s, float *buf, int64_t lo, int64_t hi) {
+    int64_t a = s->lo > lo ? s->lo : lo, b = s->hi < hi ? s->hi : hi;
+    if (b <= a) {
+        zero_pages_release(buf + lo, sizeof(float) * (size_t)(hi - lo));
+        return;
+    }
+    zero_pages_release(buf + lo, sizeof(float) * (size_t)(a - lo));
+    zero_pages_release(buf + b, sizeof(float) * (size_t)(hi - b));
+}
+
+void shard_params_full(const shard_layout *s, dist_ctx *d, model *m) {
+    if (s->mode == SHARD_PARAMETERS) dist_shard_allgather(d, m->params, s->n, s->shard, DIST_F32);
+}
+
+void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m) {
+    if (s->mode == SHARD_PARAMETERS)
+        dist_shard_gather_root(d, m->params, m->params + s->lo, s->n, s->shard, 0);
+}
+
+void shard_params_release(const shard_layout *s, model *m) {
+    if (s->mode == SHARD_PARAMETERS) release_others(s, m->params, 0, s->n);
+}
+
+// ZeRO-3's model_param_hook: one unit gathered, the next one in flight.
+typedef struct {
+    const shard_layout *s;
+    dist_ctx *d;
+    model *m;
+    dist_range_gather next;  // the prefetch (lo == hi: none)
+} zero3_hook;
+
+static void zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
+    zero3_hook *z = ctx;
+    bool prefetched = z->next.lo == lo && z->next.hi == hi && hi > lo;
+    dist_range_gather_end(&z->next);  // ours, or one not needed after all
+    if (!prefetched) {
+        dist_range_gather g;
+        dist_range_gather_begin(&g, z->d, z->m->params, z->s->n, lo, hi, z->s->shard);
+        dist_range_gather_end(&g);
+    }
+    if (next_hi > next_lo)  // overlaps this unit's compute
+        dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, next_lo, next_hi, z->s->shard);
+}
+
+static void zero3_done(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    release_others(z->s, z->m->params, lo, hi);
+}
+
+double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
+                  const adamw_hparams *hp, double grad_clip, int64_t adam_step,
+                  double *grad_norm, bool *skipped) {
+    model *m = c->m;
+    backend *bk = m->bk;
+    const shard_layout *s = c->s;
+    // The cpu backend's gradients: zero the owned slice, give back the rest
+    // (zero_pages.h); it is written again only by the backward of the
+    // micro-batches and released bucket by bucket after the reduce-scatter.
+    bool release = s->mode >= SHARD_GRADIENTS && bk->host_memory && s->world > 1;
+    if (release) {
+        release_others(s, m->grads, 0, s->n);
+        memset(m->grads + s->lo, 0, sizeof(float) * (size_t)shard_len(s));
+    } else {
+        model_zero_grads(m);
+    }
+    zero3_hook z3 = {.s = s, .d = c->d, .m = m};
+    if (s->mode == SHARD_PARAMETERS) {
+        // Only the slice stays (weights made whole for a checkpoint or an
+        // evaluation since the last step, or loaded whole, are given back).
+        shard_params_release(s, m);
+        CHECK(bk->host_memory);  // train_zero_check refuses ZeRO-3 on cuda
+        m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done, .ctx = &z3};
+    }
+    if (s->mode >= SHARD_GRADIENTS)
+        backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
+    else
+        backend_comm_grad_begin(c->comm, m->dgrads, m->n_params);
+    double loss = 0;
+    if (n_targets_global > 0) {
+        int64_t step_rows = c->micro_rows > 0 && c->micro_rows < mb->B ? c->micro_rows : mb->B;
+        float scale = 1.0f / (float)n_targets_global;
+        for (int64_t r0 = 0; r0 < mb->B; r0 += step_rows) {
+            int64_t rows = mb->B - r0 < step_rows ? mb->B - r0 : step_rows, off = r0 * mb->T;
+            model_batch sub = {.B = rows, .T = mb->T, .tokens = mb->tokens + off,
+                               .targets = mb->targets + off, .pos = mb->pos + off,
+                               .seg = mb->seg ? mb->seg + off : NULL};
+            // Only the last micro-batch finalizes gradients: the reduction
+            // starts from its backward, once per step.
+            bool last = r0 + rows == mb->B;
+            if (last) m->grad_hook = (model_grad_hook){.ready = grad_ready, .ctx = c->comm};
+            loss += model_forward_backward(m, &sub, scale);
+        }
+    }
+    m->grad_hook = (model_grad_hook){0};
+    m->param_hook = (model_param_hook){0};
+    dist_range_gather_end(&z3.next);
+    backend_comm_grad_end(c->comm);
+    dist_allreduce_sum_double(c->d, &loss, 1);
+    // The global norm: this rank's slice, summed over the slices.
+    double sq = bk->op->grad_norm_sq(bk, m->dgrads + s->lo, shard_len(s));
+    if (s->mode != SHARD_NONE) dist_allreduce_sum_double(c->d, &sq, 1);
+    double norm = sqrt(sq);
+    *grad_norm = norm;
+    if (skipped) {  // loss and norm are global already; the vote makes it certain
+        *skipped = dist_any(c->d, !isfinite(loss) || !isfinite(norm));
+        if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
+    }
+    float clip = adamw_clip_factor(norm, grad_clip);
+    void *work = m->work;
+    size_t esz = bk_dtype_size(bk->dt);
+    if (work == (void *)m->dparams) work = m->dparams + s->lo;
+    else if (work) work = (char *)work + (size_t)s->lo * esz;
+    if (s->mode == SHARD_NONE)  // the model's own table: exactly the unsharded update
+        bk->op->adamw(bk, m->dparams, c->adam_m, c->adam_v, m->dgrads, m->work, m->tensors,
+                      m->n_tensors, hp, adam_step, clip);
+    else if (s->n_tensors > 0)  // a rank past the end of a tiny buffer owns nothing
+        bk->op->adamw(bk, m->dparams + s->lo, c->adam_m, c->adam_v, m->dgrads + s->lo, work,
+                      s->tensors, s->n_tensors, hp, adam_step, clip);
+    if (s->mode != SHARD_NONE && s->mode != SHARD_PARAMETERS) {
+        backend_comm_param_gather(c->comm, m->dparams, m->n_params, s->shard, 4);
+        if (m->work && m->work != (void *)m->dparams)
+            backend_comm_param_gather(c->comm, m->work, m->n_params, s->shard, (int)esz);
+    }
+    *grad_norm = norm;
+    return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
+}

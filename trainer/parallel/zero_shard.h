@@ -1,0 +1,94 @@
+// zero_shard: ZeRO-style sharding of the training state over the whole dp x sp
+// world (parallel.shard, docs/distributed.md). Rank r owns the contiguous
+// slice [r * shard, min((r + 1) * shard, n)) of the flat parameter buffer,
+// shard = ceil(n / world) (the last slices are short or empty: the buffer is
+// padded to world * shard in the arithmetic, not in memory). The named views
+// stay: a tensor cut by a slice boundary is split into its two pieces.
+//
+//   none        every rank holds and updates everything (all-reduce);
+//   optimizer   ZeRO-1: gradients all-reduced as before, AdamW moments only
+//               for the owned slice, AdamW on the slice, the updated slices
+//               all-gathered;
+//   gradients   ZeRO-2: gradients reduce-scattered per bucket from the
+//               model's grad-ready hook (each rank receives only the sum of
+//               its slice), then as optimizer;
+//   parameters  ZeRO-3 (cpu backend): between steps a rank holds only its
+//               slice of the weights; each unit (embedding, decoder layer,
+//               head) is all-gathered just before its forward and again for
+//               its recompute + backward (model_param_hook), the next unit's
+//               gather started before this one computes, and released after
+//               (zero_pages.h); gradients as in `gradients`; no gather
+//               after AdamW.
+// On the cpu backend `gradients` and `parameters` also give back the pages
+// of the gradient buckets a rank does not own once they are reduce-scattered
+// (and zero the gradients that way), so the resident set holds the owned
+// slice plus the buckets in flight.
+//
+// The global gradient norm for clipping is the all-reduced sum of the
+// slices' squared norms. AdamW is elementwise, so the update of a slice is
+// bit-identical to the same elements of a whole-buffer update.
+//
+// Tested by tests/mpi/test_shard.c: every shard mode on every grid of 1, 2
+// and 4 ranks against the unsharded 1-rank run, gradient clipping on, with
+// and without gradient accumulation.
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adamw.h"
+#include "backend_comm.h"
+#include "dist.h"
+#include "model.h"
+
+// == cfg_shard (run_config.h), which this layer cannot see.
+typedef enum { SHARD_NONE, SHARD_OPTIMIZER, SHARD_GRADIENTS, SHARD_PARAMETERS } shard_mode;
+
+const char *shard_mode_name(shard_mode m);
+
+typedef struct {
+    shard_mode mode;
+    int world, rank;
+    int64_t n;               // floats in the flat buffer
+    int64_t shard;           // floats per rank (n when mode is none)
+    int64_t lo, hi;          // this rank's slice [lo, hi)
+    param_tensor *tensors;   // the views clipped to [lo, hi), offsets relative to lo
+    int n_tensors;
+} shard_layout;
+
+// mode none: one slice [0, n) whatever the world.
+void shard_layout_init(shard_layout *s, shard_mode mode, int world, int rank,
+                       const param_tensor *tensors, int n_tensors, int64_t n);
+void shard_layout_free(shard_layout *s);
+static inline int64_t shard_len(const shard_layout *s) { return s->hi - s->lo; }
+
+// ZeRO-3: every weight resident (a checkpoint, an evaluation), then back to
+// this rank's slice (the others' pages released). Collective; no-ops in the
+// other modes.
+void shard_params_full(const shard_layout *s, dist_ctx *d, model *m);
+void shard_params_release(const shard_layout *s, model *m);
+// ZeRO-3: every weight resident on rank 0 only (a checkpoint write).
+void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m);
+
+// One optimizer step of a model on its rank's rows, sharded as s says.
+typedef struct {
+    model *m;
+    backend_comm *comm;
+    dist_ctx *d;
+    const shard_layout *s;
+    float *adam_m, *adam_v;  // the backend's moments of the slice (shard_len floats)
+    int64_t micro_rows;      // rows per forward/backward (gradient accumulation); 0 = all
+} shard_step_ctx;
+
+// Zeroes the gradients; runs forward + backward over mb in micro-batches of
+// micro_rows rows, accumulating (grad_scale 1 / n_targets_global for all, so
+// the loss is normalised over the whole step's real targets); reduces the
+// gradients ONCE, overlapped with the last micro-batch's backward; clips by
+// the global norm (grad_clip, 0 = off); AdamW on the owned slice (adam_step:
+// bias correction); gathers the updated slices. Returns the step's mean loss
+// over all ranks; *grad_norm the global norm before clipping.
+// skipped (NULL: never skip): a step whose loss or norm is not finite on
+// any rank makes no update (the same verdict on every rank).
+double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
+                  const adamw_hparams *hp, double grad_clip, int64_t adam_step,
+                  double *grad_norm, bool *skipped);

@@ -1,0 +1,46 @@
+// train_step: one optimizer step of `stretch train` under parallel.shard and
+// train.micro_batch_tokens (gradient accumulation), on top of the sharded
+// step of trainer/parallel/zero_shard.h; and the sizes the rest of train.c
+// needs from those settings (activation capacity, moment slice).
+//
+// Tested by tests/mpi/test_shard.c (the step) and tests/cli/test_zero.sh
+// (whole runs: accumulation and every shard mode == the plain run, sharded
+// checkpoints resume on another grid / mode, bad modes exit 2).
+#pragma once
+
+#include <stdint.h>
+
+#include "model.h"
+#include "run_config.h"
+#include "zero_plan.h"
+
+typedef struct train_state train_state;
+
+// Rows one rank feeds the model at once: micro_batch_tokens / row_len whole
+// rows (at least one), at most `rows`; micro_batch_tokens 0 = all rows.
+int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_len);
+
+// Refuses shard / offload settings that cannot work (offload activations
+// without train.recompute, offload on the cpu backend, more pinned host
+// memory than the node has) and, when `training`, what this build cannot
+// train yet (shard parameters, offload), with one line in err. The same
+// answer on every rank; called before anything is allocated.
+int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen);
+int train_step_check(const train_state *st, char *err, size_t errlen);
+
+// --dry-run: the per-rank plan of the run's shard / offload mode.
+void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens);
+
+// The shard layout and the moments (host and backend, shard-length) of a run
+// whose model exists; what train_state holds for the step.
+void train_step_setup(train_state *st);
+void train_step_free(train_state *st);
+// Every weight resident on every rank (shard parameters: before a checkpoint
+// or an evaluation; the next step gives the others' parts back). Collective.
+void train_step_params_full(train_state *st);
+
+// Forward, backward (micro-batches), reduction, clipping, AdamW, gather.
+// Returns the mean loss of the step; *grad_norm the norm before clipping.
+// *skipped: the loss or norm was not finite, no update was made (train_guard.h).
+double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_global, double lr,
+                      double *grad_norm, bool *skipped);
