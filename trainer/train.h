@@ -28,6 +28,9 @@
 #define TRAIN_EXIT_REQUEUE 99
 // Exit status when a stage's gate is still unmet after its max_extra_tokens.
 #define TRAIN_EXIT_GATE 3
+// Exit status of a job ended by the watchdog (train.watchdog_minutes without a
+// step, or an asynchronous NCCL error): MPI_Abort(97) from train_watchdog.c.
+#define TRAIN_EXIT_WATCHDOG 97
 
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {

@@ -109,6 +109,7 @@ typedef struct {
 } cfg_parallel;
 
 typedef enum { CFG_BACKEND_CPU, CFG_BACKEND_CUDA } cfg_backend;
+typedef enum { CFG_LOCKING_AUTO, CFG_LOCKING_ON, CFG_LOCKING_OFF } cfg_locking;
 typedef enum { CFG_DTYPE_AUTO, CFG_DTYPE_FP32, CFG_DTYPE_BF16 } cfg_dtype;
 
 typedef struct {
@@ -120,6 +121,11 @@ typedef struct {
     cfg_backend backend; // where the model computes: cpu or cuda
     cfg_dtype dtype;     // activations: auto (cuda bf16, cpu fp32), fp32, bf16 (cuda only)
     int64_t max_steps;   // global cap over all stages; 0 = none
+    double ckpt_every_minutes;   // time-based checkpoint interval; 0 = off
+    double time_limit_minutes;   // wall-clock budget; 0 = SLURM_JOB_END_TIME or none
+    double stop_margin_s;        // kept free before the limit besides the save time
+    double watchdog_minutes;     // no step for this long: abort (exit 97); 0 = off
+    int hdf5_file_locking;       // cfg_locking
 } cfg_train;
 
 typedef struct {
