@@ -147,7 +147,16 @@ static const char *env_or(const char *name, const char *dflt) {
     return v && *v ? v : dflt;
 }
 
+static void write_marker(train_state *st, int status);
+
 void train_stop_write_marker(train_state *st, int status) {
+    write_marker(st, status);
+    // No rank exits before the marker is on disk: srun --kill-on-bad-exit
+    // kills the others as soon as one exits 99.
+    dist_barrier(&st->dist);
+}
+
+static void write_marker(train_state *st, int status) {
     if (!st->is_root) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", (double)st->step);

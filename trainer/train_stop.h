@@ -43,7 +43,7 @@ bool train_stop_ckpt_due(train_state *st);
 // resumed from) is of this step; timed and logged. Dies on failure.
 void train_stop_save(train_state *st);
 
-// Rank 0: out_dir/stop.json for a stop with status (99/130): the step, the
+// Collective; rank 0 writes out_dir/stop.json for a stop with status (99/130): the step, the
 // checkpoint, the reason, the job id, the restart count, whether the
 // checkpoint step moved since this start.
 void train_stop_write_marker(train_state *st, int status);

@@ -63,7 +63,7 @@ static int nccl_poll_hook(void *ctx, char *msg, size_t msglen) {
     ncclResult_t async = ncclSuccess;
     ncclResult_t r = ncclCommGetAsyncError(c->comm, &async);
     if (r != ncclSuccess) async = r;
-    if (async == ncclSuccess || async == ncclInProgress) return 0;
+    if (async == ncclSuccess) return 0;  // (blocking communicators: never ncclInProgress)
     snprintf(msg, msglen, "NCCL asynchronous error: %s", ncclGetErrorString(async));
     return 1;
 }
