@@ -64,8 +64,10 @@ static void usage(FILE *out) {
             "                   the memory estimate of a training step per rank\n"
             "\n"
             "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
-            "exit 99 (requeue me, docs/slurm.md). SIGINT: the same, exit 130; a second\n"
-            "SIGINT stops at once.\n"
+            "write out_dir/stop.json, exit 99 (requeue me, docs/slurm.md); the same before\n"
+            "the time limit (train.time_limit_minutes, SLURM_JOB_END_TIME). SIGINT: the\n"
+            "same, exit 130; a second SIGINT stops at once. 97: the watchdog\n"
+            "(train.watchdog_minutes).\n"
             "\n"
             "Run-file keys (schedules/example.yaml shows them all in context):\n");
     cfg_print_help(out);

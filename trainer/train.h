@@ -23,8 +23,9 @@
 #include "run_config.h"
 #include "tok.h"
 
-// Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
-// Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
+// Exit status of a run stopped by SIGUSR1/SIGTERM or by its deadline after
+// checkpointing; out_dir/stop.json records it, and the batch templates
+// requeue on that marker, not on this status (docs/slurm.md).
 #define TRAIN_EXIT_REQUEUE 99
 // Exit status when a stage's gate is still unmet after its max_extra_tokens.
 #define TRAIN_EXIT_GATE 3
