@@ -51,7 +51,15 @@ eval: {passkey_trials: 0}
 stages:
   - {name: short, seq_len: 64, steps: 60, batch_tokens: 2048}
 YAML
-job_state() { squeue -h -j "$1" -t all -o %T 2>/dev/null | head -1; }
+job_state() {  # (squeue may time out on a loaded machine: retried)
+  local s="" i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    s=$(squeue -h -j "$1" -t all -o %T 2>/dev/null | head -1 || true)
+    [ -n "$s" ] && break
+    sleep 0.5
+  done
+  echo "$s"
+}
 job_log() { tr '\r' '\n' < "$1.out" | grep -v 'step .* loss' | tail -30; }
 wait_running_at() {  # JOB DIR MAX_S STEP
   local j=$1 dir=$2 max=$3 step=$4
