@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "train.h"
 #include "train_ckpt.h"
+#include "train_guard.h"
 #include "train_watchdog.h"
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -29,6 +30,9 @@ void train_stop_install_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // A file-size limit (ulimit -f) makes a checkpoint write fail with
+    // EFBIG, reported as one line, instead of killing the run by SIGXFSZ.
+    signal(SIGXFSZ, SIG_IGN);
     // A second Ctrl-C stops at once (checkpoints are written to a temporary
     // name and renamed, so none is ever left half-written).
     sa.sa_flags = SA_RESETHAND;
@@ -121,10 +125,9 @@ void train_stop_save(train_state *st) {
         if (st->is_root) printf("checkpoint of step %lld already on disk (%s)\n", (long long)st->step, S.saved_name);
         return;
     }
-    char err[512];
     double t0 = wall_now();
     train_watchdog_beat();  // a save may take longer than a step
-    if (train_ckpt_save(st, err, sizeof err) != 0) die("checkpoint failed: %s", err);
+    train_guard_save(st);   // non-finite state or a failed write: exits there
     train_watchdog_beat();
     double dt = wall_now() - t0;
     S.last_save_wall = wall_now();

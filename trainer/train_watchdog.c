@@ -14,6 +14,7 @@
 #include "dist_hosts.h"
 #include "fsutil.h"
 #include "train.h"
+#include "train_heartbeat.h"
 
 static atomic_llong last_beat_ms;
 static atomic_int running;
@@ -58,6 +59,7 @@ static void *watch(void *arg) {
 
 void train_watchdog_start(train_state *st) {
     dist_host_list(&st->dist, hosts, sizeof hosts);
+    train_heartbeat_set_hosts(hosts);
     rank = st->dist.rank;
     atomic_store(&watched_step, st->step);
     train_watchdog_beat();
@@ -72,21 +74,6 @@ void train_watchdog_start(train_state *st) {
 void train_watchdog_step(train_state *st) {
     train_watchdog_beat();
     atomic_store(&watched_step, st->step);
-    if (!st->is_root) return;
-    const char *job = getenv("SLURM_JOB_ID"), *restarts = getenv("SLURM_RESTART_COUNT");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    char text[1600], path[1100], err[1200];
-    int n = snprintf(text, sizeof text,
-                     "{\"step\":%lld,\"stage\":%d,\"time\":%.3f,\"job_id\":\"%s\",\"restart_count\":%d,"
-                     "\"pid\":%ld,\"hosts\":\"%s\"}\n",
-                     (long long)st->step, st->stage, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec,
-                     job ? job : "", restarts ? atoi(restarts) : 0, (long)getpid(), hosts);
-    if (n < 0 || (size_t)n >= sizeof text) return;
-    snprintf(path, sizeof path, "%s/heartbeat.json", st->cfg.train.out_dir);
-    // A heartbeat that cannot be written is a warning, not a reason to stop.
-    if (fsutil_write_atomic(path, text, (size_t)n, err, sizeof err) != 0)
-        fprintf(stderr, "stretch: warning: heartbeat: %s\n", err);
 }
 
 void train_watchdog_stop(void) {

@@ -5,8 +5,8 @@
 // an asynchronous error (ncclCommGetAsyncError), it aborts the NCCL
 // communicators and the MPI job with TRAIN_EXIT_WATCHDOG (97). A frozen or
 // dead rank blocks the others inside a collective: their watchdogs fire.
-// Rank 0 also rewrites out_dir/heartbeat.json atomically after every step
-// (step, time, job id, restart count, hosts; docs/slurm.md).
+// out_dir/heartbeat.json is train_heartbeat.h's (rank 0, every log step);
+// the watchdog adds the host list to it (docs/slurm.md).
 //
 // Tested by tests/cli/test_watchdog.sh (a rank frozen with SIGSTOP: exit 97
 // within the limit; the heartbeat's fields).
@@ -19,7 +19,7 @@ typedef struct train_state train_state;
 void train_watchdog_start(train_state *st);
 // Progress without a step (save, evaluation): resets the clock. Any thread.
 void train_watchdog_beat(void);
-// After each step: beat, and rank 0 writes heartbeat.json.
+// After each step: beat.
 void train_watchdog_step(train_state *st);
 // Stops the thread (before MPI_Finalize).
 void train_watchdog_stop(void);

@@ -43,7 +43,7 @@ stretch_requeue_exit_has() {
 }
 
 # A field of the one-line JSON marker (numbers, strings, booleans).
-stretch_marker_field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" "$1"; }
+stretch_marker_field() { sed -n "s/.*\"$2\": *\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" "$1"; }
 
 stretch_job_run() {
   local launch=() pid="" stop="" rc

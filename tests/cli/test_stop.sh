@@ -26,7 +26,7 @@ eval: {passkey_trials: 0}
 stages:
   - {name: short, seq_len: 64, steps: 100000, batch_tokens: 512}
 YAML
-field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" "$1"; }
+field() { sed -n "s/.*\"$2\": *\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" "$1"; }
 wait_step() {  # DIR STEP PID: until DIR/metrics.jsonl has a step row >= STEP
   for _ in $(seq 1 1200); do
     local k

@@ -35,7 +35,7 @@ eval: {passkey_trials: 0}
 stages:
   - {name: short, seq_len: 64, steps: 8, batch_tokens: 512}
 YAML
-field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" "$1"; }
+field() { sed -n "s/.*\"$2\": *\"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" "$1"; }
 run() { mpirun -n 2 --oversubscribe --bind-to none -x SLURM_JOB_ID -x SLURM_RESTART_COUNT "$STRETCH" train run.yaml "$@"; }
 export SLURM_JOB_ID=777 SLURM_RESTART_COUNT=2
 
