@@ -58,7 +58,7 @@ ck=$(printf 'ckpt-%08d.h5' "$n")
 cmp -s out/stop.json copy.json || fail "(a) \$STRETCH_STOP_MARKER differs from out/stop.json"
 grep -q "checkpoint $ck written in [0-9.]* s" a.log || fail "(a) the save's duration is not logged"
 "$STRETCH" inspect "out/$ck" > inspect.txt || fail "(a) stretch inspect out/$ck failed"
-grep -q "@step = $n\$" inspect.txt || fail "(a) $ck is not a checkpoint of step $n"
+grep -q "^  step $n, " inspect.txt || fail "(a) $ck is not a checkpoint of step $n"
 echo "(a) SIGUSR1 at step $n: exit 99, $ck, stop.json $(cat out/stop.json)"
 
 # --- (b) a time limit too short for one step: no progress, no second save
