@@ -123,6 +123,9 @@ SchedulerParameters=sched_interval=1,bf_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MinJobAge=600
+# Job ids apart from those of another test cluster on this host (ports
+# differ): srun's PMIx directories and step sockets are named by job id.
+FirstJobId=$(( (port - 6800) * 1000 + 1 ))
 KillWait=30
 InactiveLimit=0
 AccountingStorageType=accounting_storage/none

@@ -30,6 +30,8 @@
 #include "run_config_echo.h"
 #include "train_args.h"
 #include "train_ckpt.h"
+#include "train_outdir.h"
+#include "train_stop.h"
 #include "shard_vocab.h"
 #include "train_guard.h"
 #include "train_heartbeat.h"
@@ -40,6 +42,8 @@
 #include "train_step.h"
 #include "train_tasks.h"
 #include "ulysses.h"
+#include "train_watchdog.h"
+#include "dist_hosts.h"
 #include "zigzag.h"
 
 // ---------------------------------------------------------------------------
@@ -311,29 +315,6 @@ static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_t
 }
 
 // ---------------------------------------------------------------------------
-// Stop requests (Slurm preemption, Ctrl-C): a flag polled at step boundaries.
-
-static volatile sig_atomic_t stop_signal = 0;
-
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
-static void install_stop_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    // A file-size limit (ulimit -f) makes a checkpoint write fail with
-    // EFBIG, reported as one line, instead of killing the run by SIGXFSZ.
-    signal(SIGXFSZ, SIG_IGN);
-    // A second Ctrl-C stops at once (checkpoints are written to a temporary
-    // name and renamed, so none is ever left half-written).
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-}
-
-// ---------------------------------------------------------------------------
 // The stage loop
 
 static void log_stage_start(train_state *st, const curr_plan *plan, const rope_table *t) {
@@ -398,7 +379,8 @@ static int64_t steps_left(const train_state *st) {
     return left;
 }
 
-static void save_checkpoint(train_state *st) { train_guard_save(st); }
+// Timed, logged, never twice for one step (train_stop.h).
+static void save_checkpoint(train_state *st) { train_stop_save(st); }
 
 // A stage's gate: passkey accuracy and/or validation loss at its seq_len.
 // True when met (or when the stage has none); reported and logged.
@@ -479,7 +461,7 @@ static int run_stage(train_state *st) {
     data_batch db;
     data_batch_init(&db, L);
     local_batch lb = {0};
-    double t_last = metrics_now();
+    double t_last = metrics_now(), last_step_s = 0;
     int stop = -1;
 
     for (;;) {
@@ -488,13 +470,9 @@ static int run_stage(train_state *st) {
             stop = 0;
             break;
         }
-        if (dist_any(&st->dist, stop_signal != 0)) {
-            if (st->is_root) printf("\nstop requested (signal); checkpointing at step %lld\n", (long long)st->step);
-            // Agreed, not local: a rank whose own signal is still on its way
-            // exits with the same status as the others.
-            stop = dist_any(&st->dist, stop_signal == SIGINT) ? 130 : TRAIN_EXIT_REQUEUE;
-            break;
-        }
+        // A signal or the time limit; agreed, not local: a rank whose own
+        // signal is still on its way exits with the same status as the others.
+        if ((stop = train_stop_poll(st, last_step_s)) >= 0) break;
         double lr = curr_lr(&st->curr, st->stage, st->stage_step);
         data_next_batch(L, &db);
         local_batch_make(&lb, &db, &st->dist);
@@ -514,6 +492,8 @@ static int run_stage(train_state *st) {
 
         double now = metrics_now(), dt = now - t_last;
         t_last = now;
+        last_step_s = dt;
+        train_watchdog_step(st);
         bool diverged = train_guard_record(&st->guard, skipped, c->train.max_skipped_steps);
         if (skipped) train_guard_report(st, loss, norm);
         if (skipped || (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps)))
@@ -523,11 +503,14 @@ static int run_stage(train_state *st) {
             break;
         }
         if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) log_val_loss(st, &plan);
-        if (c->train.ckpt_every > 0 && st->step % c->train.ckpt_every == 0 &&
-            st->stage_step < plan.steps + st->stage_extra_steps)
-            save_checkpoint(st);
+        bool due = (c->train.ckpt_every > 0 && st->step % c->train.ckpt_every == 0) ||
+                   train_stop_ckpt_due(st);
+        if (due && st->stage_step < plan.steps + st->stage_extra_steps) save_checkpoint(st);
     }
     metrics_progress_end(&st->met);
+    // A stop before the gate's evaluation: the checkpoint holds the stage's
+    // end, and the resumed run evaluates the gate.
+    if (stop < 0) stop = train_stop_poll(st, 0);
     if (stop >= 0 || gate_check(st, &plan)) break;
     // The gate is not met: train on, in quarters of the extra budget, up to its cap.
     int64_t chunk = curr_gate_extension(&st->curr, st->stage, st->stage_extra_steps);
@@ -692,6 +675,7 @@ static void setup(train_state *st, const train_args *a) {
 
     if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
     dist_barrier(&st->dist);
+    train_outdir_claim(st);
     if (st->is_root) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
@@ -722,6 +706,12 @@ static void setup(train_state *st, const train_args *a) {
         snprintf(err, sizeof err, "train.backend: %s", why);
         dist_exit_user_error(&st->dist, err);
     }
+    // Where each rank runs: a rank away from its GPU's socket shows here.
+    char where[96] = "backend cpu";
+    if (c->train.backend == CFG_BACKEND_CUDA)
+        snprintf(where, sizeof where, "gpu %d of %d (CUDA_VISIBLE_DEVICES=%s)", n_gpus > 0 ? local_rank % n_gpus : 0,
+                 n_gpus, getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
+    dist_log_placement(&st->dist, where);
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
     st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
@@ -750,7 +740,7 @@ int train_main(int argc, char **argv) {
     }
     // First, so that a stop request during start-up (MPI, corpus, model)
     // stops the run at its first step boundary instead of killing it.
-    install_stop_handlers();
+    train_stop_install_handlers();
     train_state *st = xcalloc(1, sizeof *st);
     if (a.dry_run) {
         dist_init_serial(&st->dist);
@@ -762,23 +752,34 @@ int train_main(int argc, char **argv) {
         return 0;
     }
     dist_init(&st->dist, &argc, &argv);
-    install_stop_handlers();  // again: MPI_Init may have installed its own
+    train_stop_install_handlers();  // again: MPI_Init may have installed its own
     setup(st, &a);
     const cfg_run *c = &st->cfg;
 
-    // Resume: the exact state of an earlier run of this run file. Every rank
-    // reads the (shared) run directory and finds the same checkpoint.
+    // Resume: the exact state of an earlier run of this run file. Rank 0
+    // picks and verifies the checkpoint and broadcasts its choice, so the
+    // ranks never end up on different steps (one rank's read error fails
+    // the run on every rank).
     char ckpt[1200] = "";
     int found = 0;
     if (strcmp(a.resume, "auto") == 0) {
-        found = train_ckpt_find(st, ckpt, sizeof ckpt, err, sizeof err);
-        if (found < 0) die_user("%s", err);
+        if (st->is_root) {
+            found = train_ckpt_find(st, ckpt, sizeof ckpt, err, sizeof err);
+            if (found < 0) snprintf(ckpt, sizeof ckpt, "%s", err);
+        }
+        dist_bcast_bytes(&st->dist, &found, sizeof found, 0);
+        dist_bcast_bytes(&st->dist, ckpt, sizeof ckpt, 0);
+        if (found < 0) dist_exit_user_error(&st->dist, ckpt);
     } else if (strcmp(a.resume, "never") != 0) {
         snprintf(ckpt, sizeof ckpt, "%s", a.resume);
         found = 1;
     }
     if (found == 1) {
-        if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) die_user("%s", err);
+        int bad = train_ckpt_load(st, ckpt, err, sizeof err) != 0;
+        if (dist_any(&st->dist, bad)) {
+            if (!bad) snprintf(err, sizeof err, "resume from %s failed on another rank", ckpt);
+            dist_exit_user_error(&st->dist, err);
+        }
         if (st->is_root)
             printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
                    c->n_stages, (long long)st->step);
@@ -816,6 +817,9 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
 
+    train_stop_start(st, found == 1);
+    train_watchdog_start(st);
+
     // The summary's table: stages evaluated in earlier sessions keep their numbers.
     double *acc = xcalloc((size_t)(c->n_stages * n_len) + 1, sizeof(double));
     if (st->is_root && st->hist.acc) memcpy(acc, st->hist.acc, sizeof(double) * (size_t)(c->n_stages * n_len));
@@ -834,6 +838,13 @@ int train_main(int argc, char **argv) {
         }
         int stop = run_stage(st);
         if (stop >= 0) {
+            status = stop;
+            finished = false;
+            break;
+        }
+        // A stop before the stage's evaluation: saved at the stage's end, the
+        // resumed run evaluates (the gate again, then the passkeys).
+        if ((stop = train_stop_poll(st, 0)) >= 0) {
             status = stop;
             finished = false;
             break;
@@ -872,6 +883,9 @@ int train_main(int argc, char **argv) {
     if (finished) st->stage = c->n_stages - 1;
     if (status == TRAIN_EXIT_DIVERGED) train_guard_stop(st);  // no checkpoint from that state
     save_checkpoint(st);
+    // The committed-stop marker: the templates requeue on it (docs/slurm.md).
+    if (status == TRAIN_EXIT_REQUEUE || status == 130) train_stop_write_marker(st, status);
+    train_watchdog_stop();
     if (finished) print_summary(st, acc, c->n_stages);
     if (st->gate_failed && st->is_root) {
         fflush(stdout);

@@ -27,8 +27,9 @@
 #include "train_history.h"
 #include "zero_shard.h"
 
-// Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
-// Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
+// Exit status of a run stopped by SIGUSR1/SIGTERM or by its deadline after
+// checkpointing; out_dir/stop.json records it, and the batch templates
+// requeue on that marker, not on this status (docs/slurm.md).
 #define TRAIN_EXIT_REQUEUE 99
 // Exit status when a stage's gate is still unmet after its max_extra_tokens.
 #define TRAIN_EXIT_GATE 3
@@ -36,6 +37,9 @@
 // loss or gradient norm, or a checkpoint would have held a non-finite value
 // (train_guard.h); no checkpoint is written from that state.
 #define TRAIN_EXIT_DIVERGED 4
+// Exit status of a job ended by the watchdog (train.watchdog_minutes without a
+// step, or an asynchronous NCCL error): MPI_Abort(97) from train_watchdog.c.
+#define TRAIN_EXIT_WATCHDOG 97
 
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {

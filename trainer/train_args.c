@@ -25,8 +25,10 @@ void train_usage(FILE *out) {
             "Every option and key also takes --KEY=VALUE.\n"
             "\n"
             "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
-            "exit 99 (requeue me, docs/slurm.md). SIGINT: the same, exit 130; a second\n"
-            "SIGINT stops at once.\n"
+            "write out_dir/stop.json, exit 99 (requeue me, docs/slurm.md); the same before\n"
+            "the time limit (train.time_limit_minutes, SLURM_JOB_END_TIME). SIGINT: the\n"
+            "same, exit 130; a second SIGINT stops at once. 97: the watchdog\n"
+            "(train.watchdog_minutes).\n"
             "\n");
     cfg_print_help(out);
 }

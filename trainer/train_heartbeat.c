@@ -3,16 +3,21 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
 
+static char hosts[1024] = "";
+
+void train_heartbeat_set_hosts(const char *list) { snprintf(hosts, sizeof hosts, "%s", list); }
+
 void train_heartbeat_write(const char *out_dir, const char *state, int64_t step, int stage,
                            int64_t tokens) {
     static bool warned = false;
-    char path[1100], host[256] = "?", text[512], err[1300];
+    char path[1100], host[256] = "?", text[2048], err[1300];
     snprintf(path, sizeof path, "%.1000s/heartbeat.json", out_dir);
     if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "?");
     host[sizeof host - 1] = '\0';
@@ -22,9 +27,13 @@ void train_heartbeat_write(const char *out_dir, const char *state, int64_t step,
     gettimeofday(&tv, NULL);
     int n = snprintf(text, sizeof text,
                      "{\"state\": \"%s\", \"step\": %lld, \"stage\": %d, \"tokens\": %lld, "
-                     "\"time\": %.1f, \"pid\": %ld, \"host\": \"%s\"}\n",
+                     "\"time\": %.1f, \"pid\": %ld, \"host\": \"%s\", \"job_id\": \"%s\", "
+                     "\"restart_count\": %d, \"hosts\": \"%s\"}\n",
                      state, (long long)step, stage, (long long)tokens,
-                     (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec, (long)getpid(), host);
+                     (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec, (long)getpid(), host,
+                     getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "",
+                     getenv("SLURM_RESTART_COUNT") ? atoi(getenv("SLURM_RESTART_COUNT")) : 0,
+                     hosts[0] ? hosts : host);
     if (fsutil_write_atomic(path, text, (size_t)n, err, sizeof err) != 0 && !warned) {
         warned = true;
         fflush(stdout);

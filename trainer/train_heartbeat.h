@@ -2,13 +2,18 @@
 // is alive (docs/run-directory.md). Rank 0 rewrites it atomically
 // at every log step and once at exit:
 //   {"state": "running"|"finished"|"stopped", "step": 120, "stage": 1,
-//    "tokens": 61440, "time": 1767000000.5, "pid": 4242, "host": "node07"}
+//    "tokens": 61440, "time": 1767000000.5, "pid": 4242, "host": "node07",
+//    "job_id": "4242", "restart_count": 0, "hosts": "node07,node08"}
 // time is wall-clock (Unix seconds). `stretch status` reads it: a "running"
 // heartbeat whose pid is gone on this host, or older than 10 minutes on
 // another host, is reported as not running (killed).
 #pragma once
 
 #include <stdint.h>
+
+// The distinct hosts of all ranks (dist_host_list), written as "hosts"
+// beside the Slurm job id and restart count (docs/slurm.md).
+void train_heartbeat_set_hosts(const char *list);
 
 // Writes the heartbeat; a failure is reported on stderr once and ignored
 // (a heartbeat must never stop a run).

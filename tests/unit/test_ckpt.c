@@ -835,9 +835,10 @@ static void test_publish_and_retention(void **state) {
         free(k);
     }
 
-    // A newer file from an abandoned run, a leftover .tmp of an interrupted
-    // write, and an unrelated file: publishing 60 with keep 2 deletes 30 and
-    // 40 and the .tmp, and leaves the others.
+    // A newer file from an abandoned run, another writer's .tmp (it may be
+    // mid-write), and an unrelated file: publishing 60 with keep 2 deletes 30
+    // and 40 and leaves the others; ckpt_dir_remove_tmps (at start, under the
+    // out_dir lock) then removes the .tmp.
     char *newer = path_in(f, "ckpt-00000090.h5"), *tmp = path_in(f, "ckpt-00000070.h5.tmp"),
          *other = path_in(f, "notes.txt"), *p60 = path_in(f, "ckpt-00000060.h5");
     write_small(newer, 90, 90);
@@ -849,18 +850,22 @@ static void test_publish_and_retention(void **state) {
     write_small(p60, 60, 60);
     assert_int_equal(ckpt_dir_publish(f->dir, "ckpt-00000060.h5", 2, err, sizeof err), 0);
     const char *present[] = {"ckpt-00000050.h5", "ckpt-00000060.h5", "ckpt-00000090.h5",
-                             "notes.txt"};
-    const char *absent[] = {"ckpt-00000030.h5", "ckpt-00000040.h5", "ckpt-00000070.h5.tmp"};
-    for (int i = 0; i < 4; i++) {
+                             "notes.txt", "ckpt-00000070.h5.tmp"};
+    const char *absent[] = {"ckpt-00000030.h5", "ckpt-00000040.h5"};
+    for (int i = 0; i < 5; i++) {
         char *p = path_in(f, present[i]);
         assert_true(file_exists(p));
         free(p);
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         char *p = path_in(f, absent[i]);
         assert_false(file_exists(p));
         free(p);
     }
+    assert_int_equal(ckpt_dir_remove_tmps(f->dir, err, sizeof err), 0);
+    assert_false(file_exists(tmp));
+    assert_true(file_exists(newer));
+    assert_true(file_exists(other));
     // keep_last 0 keeps everything. Two spellings of step 60 sort by name
     // (ckpt-00000060.h5 first): publishing the second with keep 1 deletes 50
     // and the first; publishing the first never deletes the file just

@@ -132,8 +132,17 @@ int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char 
         if (strcmp(files[i].name, filename)) rc = remove_file(dir, files[i].name, err, errlen);
     free(files);
 
+    // Only this file's own temporary (none after a clean write): another
+    // writer's ckpt-*.h5.tmp may be mid-write (ckpt_dir_remove_tmps at start).
+    char own[NAME_MAX_LEN + 8];
+    snprintf(own, sizeof own, "%s.tmp", filename);
+    if (rc == 0) rc = remove_file(dir, own, err, errlen);
+    return rc;
+}
+
+int ckpt_dir_remove_tmps(const char *dir, char *err, size_t errlen) {
     entry *tmps;
-    int ntmp = rc ? 0 : list_dir(dir, ".tmp", &tmps, err, errlen);
+    int ntmp = list_dir(dir, ".tmp", &tmps, err, errlen), rc = 0;
     if (ntmp < 0) return -1;
     for (int i = 0; i < ntmp && rc == 0; i++) rc = remove_file(dir, tmps[i].name, err, errlen);
     if (ntmp > 0) free(tmps);

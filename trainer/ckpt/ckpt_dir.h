@@ -21,8 +21,9 @@ void ckpt_dir_filename(char *buf, size_t buflen, int64_t step);
 // then deletes the oldest checkpoints so that keep_last remain among those
 // with a step up to filename's (keep_last <= 0 keeps all; filename itself is
 // never deleted; newer files, left by a run resumed from an older
-// checkpoint, are left alone), and removes leftover ckpt-*.h5.tmp files of
-// interrupted writes. Only the one process that writes checkpoints calls it.
+// checkpoint, are left alone), and removes filename's own .tmp if one is
+// left; never another writer's ckpt-*.h5.tmp (it may be mid-write). Only the
+// one process that writes checkpoints calls it.
 // Returns 0, or -1 with a message.
 int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char *err,
                      size_t errlen);
@@ -37,3 +38,8 @@ int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char 
 // but none is usable, or dir cannot be read.
 int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FILE *warn,
                             char *err, size_t errlen);
+
+// Removes every leftover ckpt-*.h5.tmp of dir (interrupted writes of earlier
+// runs). Only by the holder of the out_dir lock (ckpt_lock.h), at start.
+// 0, or -1 with a message.
+int ckpt_dir_remove_tmps(const char *dir, char *err, size_t errlen);

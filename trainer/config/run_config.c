@@ -24,6 +24,7 @@ static const char *const rope_layout_names[] = {"half", "interleaved", NULL};
 static const char *const packing_names[] = {"pack", "whole", NULL};
 static const char *const schedule_names[] = {"cosine", "constant", NULL};
 static const char *const backend_names[] = {"cpu", "cuda", NULL};
+static const char *const locking_names[] = {"auto", "on", "off", NULL};
 static const char *const dtype_names[] = {"auto", "fp32", "bf16", NULL};
 static const char *const transport_names[] = {"auto", "nccl", "mpi", NULL};
 static const char *const shard_names[] = {"none", "optimizer", "gradients", "parameters", NULL};
@@ -211,6 +212,19 @@ static const cfg_key KEYS[] = {
     RUN("train.log_format", ENUM, RES, train.log_format, log_format_names, "auto",
         "progress lines: auto = redrawn in place on a terminal (rank 0, not under mpirun/srun), "
         "else one plain line per log step; plain = always plain lines"),
+    RUN("train.ckpt_every_minutes", DOUBLE, RES, train.ckpt_every_minutes, NULL, "0",
+        "also checkpoint when this many minutes passed since the last save; 0 = off"),
+    RUN("train.time_limit_minutes", DOUBLE, RES, train.time_limit_minutes, NULL, "0",
+        "the run's wall-clock budget from start; 0 = SLURM_JOB_END_TIME when set, else none. "
+        "The trainer checkpoints and exits 99 before it, leaving the measured save time plus "
+        "train.stop_margin_s (docs/slurm.md)"),
+    RUN("train.stop_margin_s", DOUBLE, RES, train.stop_margin_s, NULL, "60",
+        "seconds kept free before the time limit besides the measured save time"),
+    RUN("train.watchdog_minutes", DOUBLE, RES, train.watchdog_minutes, NULL, "0",
+        "abort the whole job (exit 97) when no step finished for this many minutes; 0 = off"),
+    RUN("train.hdf5_file_locking", ENUM, RES, train.hdf5_file_locking, locking_names, "auto",
+        "HDF5's flock on checkpoint files: on, off (Lustre without flock, NFS nolock), auto = "
+        "off when out_dir cannot flock or HDF5_USE_FILE_LOCKING=FALSE"),
 
     RUN("eval.passkey_lengths", INTS, RES, eval.passkey_lengths, NULL, "[]",
         "context lengths of the passkey evaluation; [] = every stage's seq_len"),

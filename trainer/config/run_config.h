@@ -126,6 +126,7 @@ typedef struct {
 } cfg_parallel;
 
 typedef enum { CFG_BACKEND_CPU, CFG_BACKEND_CUDA } cfg_backend;
+typedef enum { CFG_LOCKING_AUTO, CFG_LOCKING_ON, CFG_LOCKING_OFF } cfg_locking;
 typedef enum { CFG_DTYPE_AUTO, CFG_DTYPE_FP32, CFG_DTYPE_BF16 } cfg_dtype;
 typedef enum { CFG_LOG_AUTO, CFG_LOG_PLAIN } cfg_log_format;
 
@@ -141,6 +142,11 @@ typedef struct {
     int64_t micro_batch_tokens;  // per rank per forward/backward; 0 = the rank's whole batch
     int max_skipped_steps;  // consecutive non-finite steps that stop the run; 0 = never
     cfg_log_format log_format;  // auto: redraw the progress line on a watched terminal; plain: never
+    double ckpt_every_minutes;   // time-based checkpoint interval; 0 = off
+    double time_limit_minutes;   // wall-clock budget; 0 = SLURM_JOB_END_TIME or none
+    double stop_margin_s;        // kept free before the limit besides the save time
+    double watchdog_minutes;     // no step for this long: abort (exit 97); 0 = off
+    int hdf5_file_locking;       // cfg_locking
 } cfg_train;
 
 typedef struct {

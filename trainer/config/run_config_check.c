@@ -119,6 +119,14 @@ static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
             (long long)t->max_steps);
     REQUIRE(t->micro_batch_tokens >= 0, "train.micro_batch_tokens",
             "train.micro_batch_tokens (%lld) must be >= 0", (long long)t->micro_batch_tokens);
+    REQUIRE(t->ckpt_every_minutes >= 0, "train.ckpt_every_minutes",
+            "train.ckpt_every_minutes (%g) must be >= 0", t->ckpt_every_minutes);
+    REQUIRE(t->time_limit_minutes >= 0, "train.time_limit_minutes",
+            "train.time_limit_minutes (%g) must be >= 0", t->time_limit_minutes);
+    REQUIRE(t->stop_margin_s >= 0, "train.stop_margin_s", "train.stop_margin_s (%g) must be >= 0",
+            t->stop_margin_s);
+    REQUIRE(t->watchdog_minutes >= 0, "train.watchdog_minutes",
+            "train.watchdog_minutes (%g) must be >= 0", t->watchdog_minutes);
 
     for (int i = 0; i < e->passkey_lengths.n; i++)
         REQUIRE(e->passkey_lengths.v[i] > 0, "eval.passkey_lengths",

@@ -9,6 +9,7 @@
 #include "backend_cuda.h"
 #include "cu_common.h"
 #include "die.h"
+#include "dist_abort.h"
 #include "gpu_comm.h"
 
 #define NCCL_CHECK(expr)                                                              \
@@ -60,6 +61,24 @@ static ncclDataType_t nccl_type(dist_dtype t) {
     return ncclFloat32;
 }
 
+// Watchdog hooks (dist_abort.h): a hung or failed NCCL operation never
+// returns to the host; ncclCommAbort (safe from another thread) ends it, and
+// ncclCommGetAsyncError reports a failure the enqueue calls have not seen.
+static void nccl_abort_hook(void *ctx) {
+    gpu_comm *c = ctx;
+    ncclCommAbort(c->comm);
+}
+
+static int nccl_poll_hook(void *ctx, char *msg, size_t msglen) {
+    gpu_comm *c = ctx;
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t r = ncclCommGetAsyncError(c->comm, &async);
+    if (r != ncclSuccess) async = r;
+    if (async == ncclSuccess) return 0;  // (blocking communicators: never ncclInProgress)
+    snprintf(msg, msglen, "NCCL asynchronous error: %s", ncclGetErrorString(async));
+    return 1;
+}
+
 gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t errlen) {
     int local_rank, local_size, n_gpus = backend_gpu_count();
     dist_local_rank(d, &local_rank, &local_size);
@@ -84,6 +103,7 @@ gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t 
         CU_CHECK(cudaStreamCreateWithFlags(&c->comm_st, cudaStreamNonBlocking));
         CU_CHECK(cudaEventCreateWithFlags(&c->ev_compute, cudaEventDisableTiming));
         CU_CHECK(cudaEventCreateWithFlags(&c->ev_comm, cudaEventDisableTiming));
+        dist_abort_register(nccl_abort_hook, nccl_poll_hook, c);
     }
     return c;
 }
@@ -93,6 +113,7 @@ void gpu_comm_free(gpu_comm *c) {
     CU_CHECK(cudaStreamSynchronize(c->compute));
     if (c->kind == GPU_COMM_NCCL) {
         CU_CHECK(cudaStreamSynchronize(c->comm_st));
+        dist_abort_unregister(c);
         NCCL_CHECK(ncclCommDestroy(c->comm));
         CU_CHECK(cudaEventDestroy(c->ev_compute));
         CU_CHECK(cudaEventDestroy(c->ev_comm));

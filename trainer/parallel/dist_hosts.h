@@ -1,0 +1,20 @@
+// dist_hosts: where the ranks run. The host list (for out_dir/heartbeat.json)
+// and one placement line per rank (host, local rank, the CPUs it may run on,
+// what the caller adds: its GPU), gathered to rank 0, printed at start-up so
+// a rank placed away from its GPU or NIC shows in the job log.
+//
+// Tested by tests/cli/test_watchdog.sh (the heartbeat's host list, the
+// placement lines under mpirun).
+#pragma once
+
+#include <stddef.h>
+
+#include "dist.h"
+
+// Collective. The distinct host names of all ranks, comma-separated, in rank
+// order of first appearance (truncated to len).
+void dist_host_list(dist_ctx *d, char *out, size_t len);
+
+// Collective. Rank 0 prints "rank R/N host H local L/LN cpus C <extra>" for
+// every rank to stdout.
+void dist_log_placement(dist_ctx *d, const char *extra);
