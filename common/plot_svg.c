@@ -334,6 +334,19 @@ char *plot_lines_svg(const plot_lines *p) {
     if (p->x_label) sb_label(&b, LP_LEFT + LP_W / 2.0, top + LP_H + 40, "middle", 12, 0, NULL, p->x_label);
     if (p->y_label) sb_label(&b, 18, top + LP_H / 2.0, "middle", 12, -90, NULL, p->y_label);
 
+    // Marks (e.g. stage boundaries): a dashed vertical line and its label.
+    for (int i = 0; i < p->n_marks; i++) {
+        if (!usable(&ax, p->mark_x[i]) || frac(&ax, p->mark_x[i]) < 0 || frac(&ax, p->mark_x[i]) > 1) continue;
+        double x = LP_LEFT + frac(&ax, p->mark_x[i]) * LP_W;
+        sb_printf(&b, "<line class=\"mark\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888888\" "
+                  "stroke-dasharray=\"4 3\"/>\n", x, top, x, top + LP_H);
+        // labels right of the line, or left of it in the right quarter (clear of the legend)
+        bool right = frac(&ax, p->mark_x[i]) > 0.75;
+        if (p->mark_names && p->mark_names[i])
+            sb_label(&b, right ? x - 3 : x + 3, top + 12 + 12 * (i % 3), right ? "end" : "start", 10, 0,
+                     "fill=\"#555555\"", p->mark_names[i]);
+    }
+
     // Series: one path each (gaps where a point is unusable), a marker per point.
     for (int s = 0; s < p->n_series; s++) {
         const plot_series *se = &p->series[s];

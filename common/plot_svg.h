@@ -60,6 +60,9 @@ typedef struct {
     bool x_counts;               // x ticks at powers of two, labelled 256, 1k, ...
     int n_series;
     const plot_series *series;   // (n_series), colours in order (10, then repeated)
+    int n_marks;                 // vertical dashed lines <line class="mark"> (0: none),
+    const double *mark_x;        // (n_marks) at these x values (outside the range: skipped)
+    const char *const *mark_names;  // (n_marks) labels at the top of each line (NULL: none)
 } plot_lines;
 
 // The line plot as SVG text (malloc'd; the caller frees).

@@ -32,6 +32,7 @@ struct data_loader {
     data_cursor cur;
     int64_t rows_local;     // batch_rows / dp_size
     int32_t *scratch;       // (4, T) a row this rank does not keep
+    int64_t task_need[TASK_COUNT]; // tokens a sample of each mixed task needs at least
 };
 
 // ---------------------------------------------------------------------------
@@ -233,12 +234,63 @@ static void copy_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, i
     }
 }
 
+// The tokens a task_mix sample needs at least: the largest minimum over a
+// few seeds (word keys vary in tokens) plus a margin.
+static int64_t task_need(const data_config *c, int t, char *err, size_t errlen) {
+    int64_t need = 0;
+    for (uint64_t seed = 0; seed < 8; seed++) {
+        const int64_t n = task_min_len(t, &c->task, seed, err, errlen);
+        if (n < 0) return -1;
+        need = n > need ? n : need;
+    }
+    return need + PASSKEY_LEN_MARGIN;
+}
+
+// A row of task t: one sample of T tokens, or (passkey_pack_min > 0)
+// samples of log-uniform lengths in [max(passkey_pack_min, the task's
+// minimum), room left], each its own document, as passkey_pack_row does.
+static void task_row(data_loader *L, int t, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
+    const int64_t T = L->cfg.seq_len;
+    const int64_t lo = L->cfg.passkey_pack_min > L->task_need[t] ? L->cfg.passkey_pack_min : L->task_need[t];
+    char err[512];
+    int64_t at = 0;
+    for (int32_t doc = 0; at < T; doc++) {
+        const int64_t room = T - at;
+        int64_t n = room;
+        if (L->cfg.passkey_pack_min > 0 && room >= 2 * lo) {
+            const double u = rng_uniform(&L->cur.mix_rng);
+            n = (int64_t)floor((double)lo * pow((double)room / (double)lo, u));
+            if (room - n < lo) n = room;
+        }
+        // A seed whose sample fits n (task_need has a margin, but word keys
+        // of another seed may take more tokens): redraw, deterministically.
+        uint64_t seed = rng_next(&L->cur.mix_rng);
+        for (int tries = 0; tries < 64 && task_min_len(t, &L->cfg.task, seed, err, sizeof err) > n; tries++)
+            seed = rng_next(&L->cur.mix_rng);
+        if (task_make(tok + at, tgt + at, NULL, t, &L->cfg.task, -1, seed, n, err, sizeof err) != 0)
+            die_user("%s", err);
+        for (int64_t i = 0; i < n; i++) {
+            pos[at + i] = (int32_t)i;
+            seg[at + i] = doc;
+        }
+        at += n;
+    }
+}
+
 static void next_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
-    const double u = L->cfg.passkey_ratio > 0 || L->cfg.copy_ratio > 0 ? rng_uniform(&L->cur.mix_rng) : 1.0;
+    double tasks = 0;
+    for (int t = 0; t < TASK_COUNT; t++) tasks += L->cfg.task_mix[t];
+    const double u = L->cfg.passkey_ratio > 0 || L->cfg.copy_ratio > 0 || tasks > 0 ? rng_uniform(&L->cur.mix_rng) : 1.0;
+    double edge = L->cfg.passkey_ratio + L->cfg.copy_ratio;
+    int task = -1;
+    for (int t = 0; t < TASK_COUNT && task < 0 && u >= edge; t++)
+        if (L->cfg.task_mix[t] > 0 && u < (edge += L->cfg.task_mix[t])) task = t;
     if (u < L->cfg.passkey_ratio)
         passkey_row(L, tok, tgt, pos, seg);
     else if (u < L->cfg.passkey_ratio + L->cfg.copy_ratio)
         copy_row(L, tok, tgt, pos, seg);
+    else if (task >= 0)
+        task_row(L, task, tok, tgt, pos, seg);
     else if (L->cfg.mode == DATA_PACK)
         pack_row(L, tok, tgt, pos, seg);
     else
@@ -299,6 +351,19 @@ static int check_config(const data_config *c, char *err, size_t errlen) {
                       (long long)c->pose_len, (long long)c->seq_len);
     if (c->copy_ratio > 0 && !c->passkey.encode)
         return errmsg(err, errlen, "data: copy_ratio > 0 needs the passkey encoder");
+    double sum = c->passkey_ratio + c->copy_ratio;
+    for (int t = 0; t < TASK_COUNT; t++) {
+        if (!(c->task_mix[t] >= 0 && c->task_mix[t] <= 1))
+            return errmsg(err, errlen, "data: task_mix.%s = %g, must be in [0, 1]", TASK_DEFS[t].name, c->task_mix[t]);
+        if (c->task_mix[t] > 0 && TASK_DEFS[t].needs_text)
+            return errmsg(err, errlen, "data: task_mix.%s: real-text tasks are for evaluation only "
+                          "(stretch eval tasks --haystack)", TASK_DEFS[t].name);
+        if (c->task_mix[t] > 0 && !c->task.encode)
+            return errmsg(err, errlen, "data: task_mix.%s > 0 needs the task encoder", TASK_DEFS[t].name);
+        sum += c->task_mix[t];
+    }
+    if (sum > 1 + 1e-9)
+        return errmsg(err, errlen, "data: passkey_ratio + copy_ratio + task_mix = %g, must be at most 1", sum);
     return 0;
 }
 
@@ -372,6 +437,15 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
             errmsg(err, errlen, "data: seq_len = %lld is too short for passkey rows (they need at "
                  "least %lld tokens)", (long long)cfg->seq_len,
                  (long long)(need + PASSKEY_LEN_MARGIN));
+            goto bad;
+        }
+    }
+    for (int t = 0; t < TASK_COUNT; t++) {
+        if (cfg->task_mix[t] <= 0) continue;
+        if ((L->task_need[t] = task_need(cfg, t, err, errlen)) < 0) goto bad;
+        if (cfg->seq_len < L->task_need[t]) {
+            errmsg(err, errlen, "data: seq_len = %lld is too short for task_mix.%s rows (they need at "
+                   "least %lld tokens)", (long long)cfg->seq_len, TASK_DEFS[t].name, (long long)L->task_need[t]);
             goto bad;
         }
     }

@@ -30,7 +30,10 @@
 // Synthetic mix: with passkey_ratio > 0 each row is, with that probability,
 // a passkey sample of length T (pos 0..T-1, seg 0) instead of text; the
 // draw and the sample's seed come from the cursor's mix RNG. seq_len must
-// leave room for the prompt: passkey_min_len + 16 tokens at least.
+// leave room for the prompt: passkey_min_len + 16 tokens at least. Task
+// rows (task_mix) likewise: one uniform draw picks passkey, copy, task 0,
+// task 1, ... or text by the cumulative ratios (all ratios 0: no draw, so
+// the stream of a run without a mix is unchanged).
 //
 // Data parallelism: the global batch is batch_rows rows in a fixed order;
 // every rank walks all of them (cheap: copies from the mmap'd shards) and
@@ -50,6 +53,7 @@
 
 #include "passkey.h"
 #include "rng.h"
+#include "task.h"
 
 typedef enum { DATA_PACK = 0, DATA_WHOLE = 1 } data_mode;
 
@@ -73,6 +77,10 @@ typedef struct {
                             // separate documents (positions restart, attention masked),
                             // so one row trains many distances; 0 = one sample per row
     passkey_config passkey; // used when passkey_ratio > 0 (its encode_ctx must outlive the loader)
+    double task_mix[TASK_COUNT]; // probability that a row is a sample of task t (data/task.h),
+                            // after passkey_ratio and copy_ratio; random depth; with
+                            // passkey_pack_min > 0 a row packs samples like passkey rows
+    task_env task;          // used when a task_mix entry is > 0 (not real-text tasks: no haystack)
 } data_config;
 
 // Where the data stream stands; a checkpoint stores it (data_cursor_to_words).

@@ -325,7 +325,7 @@ int32_t tok_bpe_token_id(const tok_bpe *bpe, const uint8_t *text, int64_t len) {
 // as llama.cpp sets it for the name.
 static int pre_from_name(tok_pre_step *steps, bool *ignore_merges, const char *pre) {
     *ignore_merges = false;
-    if (strcmp(pre, "gpt2") == 0) {
+    if (strcmp(pre, "gpt2") == 0 || strcmp(pre, "gpt-2") == 0) {
         steps[0] = (tok_pre_step){TOK_PRE_GPT2, 0};
         return 1;
     }

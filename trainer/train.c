@@ -29,6 +29,7 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_ckpt.h"
+#include "train_tasks.h"
 #include "zigzag.h"
 
 #define MAX_OVERRIDES 64
@@ -221,7 +222,7 @@ static int stage_shards(const train_state *st, const curr_plan *plan, const char
 static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
                                 int64_t rows, double passkey_ratio, double copy_ratio,
                                 int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
-                                bool shuffle) {
+                                bool shuffle, bool tasks) {
     data_config dc = {.mode = st->cfg.data.packing == CFG_PACKING_WHOLE ? DATA_WHOLE : DATA_PACK,
                       .seq_len = seq_len, .batch_rows = rows, .dp_rank = st->dist.dp_rank,
                       .dp_size = st->dist.dp, .seed = seed, .shuffle = shuffle,
@@ -230,6 +231,7 @@ static data_loader *open_loader(train_state *st, const char **paths, int n_paths
                       .passkey_pack_min = passkey_pack_min,
                       .passkey = passkey_config_of(st)};
     if (dc.pad_id < 0) dc.pad_id = 0;
+    train_tasks_loader(&dc, st, tasks);
     char err[512];
     data_loader *L = data_loader_open(paths, n_paths, &dc, err, sizeof err);
     if (!L) die_user("%s", err);
@@ -249,6 +251,10 @@ static int64_t model_capacity(const train_state *st) {
     }
     for (int i = 0; i < c->eval.passkey_lengths.n; i++) {
         int64_t n = local_len(c->eval.passkey_lengths.v[i], st->dist.sp);
+        if (n > cap) cap = n;
+    }
+    for (int i = 0; i < c->eval.task_lengths.n; i++) {
+        int64_t n = local_len(c->eval.task_lengths.v[i], st->dist.sp);
         if (n > cap) cap = n;
     }
     return cap;
@@ -327,7 +333,7 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     if (st->train_shards[1][0] && n < 64) paths[n++] = st->train_shards[1];
     if (n == 0) return NAN;
     int64_t rows = plan->batch_tokens / plan->seq_len;
-    data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false);
+    data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false, false);
     data_batch db;
     data_batch_init(&db, L);
     local_batch lb = {0};
@@ -468,8 +474,14 @@ static void save_checkpoint(train_state *st) {
 // True when met (or when the stage has none); reported and logged.
 static bool gate_check(train_state *st, const curr_plan *plan) {
     const cfg_gate *g = &plan->gate;
-    if (!curr_gate_needed(&st->curr, st->stage)) return true;
-    double acc = -1, vl = -1;
+    const bool task_gate = g->task != NULL;  // gate.task: train_tasks.c
+    if (!curr_gate_needed(&st->curr, st->stage) && !task_gate) return true;
+    double acc = -1, vl = -1, task_acc = -1;
+    if (task_gate) {
+        char key[64];
+        snprintf(key, sizeof key, "stages.%d.gate.task", st->stage);
+        task_acc = train_tasks_acc(st, g->task, plan->seq_len, st->cfg.eval.task_trials, st->eval_seed + 7777ull, key);
+    }
     if (curr_gate_needs_passkey(&st->curr, st->stage)) {
         int trials = st->cfg.eval.passkey_trials > 0 ? st->cfg.eval.passkey_trials : 10;
         char key[64];
@@ -481,13 +493,17 @@ static bool gate_check(train_state *st, const curr_plan *plan) {
         if (isnan(vl)) die_user("stages.%d.gate.val_loss needs validation data (data.val or data.corpus)", st->stage);
     }
     bool met = curr_gate_passed(&st->curr, st->stage, acc, vl);
+    if (task_gate) met &= task_acc >= g->accuracy;
     if (st->is_root) {
-        char what[160] = "";
+        char what[320] = "";
         if (g->passkey_acc > 0)
             snprintf(what, sizeof what, "passkey %.3f (need %.3f)", acc, g->passkey_acc);
         if (g->val_loss > 0)
             snprintf(what + strlen(what), sizeof what - strlen(what), "%sval loss %.4f (need <= %.4f)",
                      what[0] ? ", " : "", vl, g->val_loss);
+        if (g->task)
+            snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s %.3f (need %.3f)",
+                     what[0] ? ", " : "", g->task, task_acc, g->accuracy);
         printf("  gate of stage '%s': %s: %s\n", plan->name, what, met ? "met" : "not met");
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "event", "gate");
@@ -495,6 +511,10 @@ static bool gate_check(train_state *st, const curr_plan *plan) {
         cJSON_AddNumberToObject(o, "stage", st->stage);
         cJSON_AddNumberToObject(o, "passkey_acc", acc);
         cJSON_AddNumberToObject(o, "val_loss", vl);
+        if (g->task) {
+            cJSON_AddStringToObject(o, "task", g->task);
+            cJSON_AddNumberToObject(o, "task_acc", task_acc);
+        }
         cJSON_AddBoolToObject(o, "met", met);
         metrics_write(&st->met, o);
     }
@@ -519,7 +539,7 @@ static int run_stage(train_state *st) {
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_loader *L = open_loader(st, paths, n_paths, plan.seq_len, rows, plan.passkey_ratio, copy,
                                  plan.pose_len, plan.passkey_pack_min, (uint64_t)c->train.seed,
-                                 true);
+                                 true, c->stages[st->stage].tasks);
     if (st->have_cursor) {
         char err[512];
         // A stage reading other shards starts that data stream afresh.
@@ -639,6 +659,7 @@ static void load_config(train_state *st, const train_args *a) {
                 e->passkey_lengths.v[e->passkey_lengths.n++] = L;
         }
     }
+    train_tasks_resolve(&st->cfg);
 }
 
 // The activation dtype of a run: train.dtype, auto = bf16 on cuda, fp32 on cpu.
@@ -718,6 +739,7 @@ static void setup(train_state *st, const train_args *a) {
 
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
+    if (train_tasks_check(st, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
 
     if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
     dist_barrier(&st->dist);
@@ -845,6 +867,7 @@ int train_main(int argc, char **argv) {
         char when[96];
         snprintf(when, sizeof when, "after stage %d '%s'", st->stage + 1, plan.name);
         eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
+        train_tasks_eval_all(st, st->stage, when);
         // The next stage starts at its step 0; the checkpoint records that.
         if (st->stage + 1 < c->n_stages) {
             st->stage++;

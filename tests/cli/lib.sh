@@ -3,6 +3,12 @@ set -euo pipefail
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# CMD | has [GREP OPTIONS] PATTERN: grep -q that reads ALL its input first. A
+# plain `CMD | grep -q P` (or `| head -1`) stops reading at the first match,
+# CMD then dies of SIGPIPE on its next write, and pipefail fails the test at
+# random (seen under load: exit 141 with no message).
+has() { local all; all=$(cat); grep -q "$@" <<<"$all"; }
+
 # expect_exit CODE CMD...: runs CMD, checks its exit status, keeps its stderr in $ERR.
 expect_exit() {
   local want=$1; shift
@@ -14,7 +20,7 @@ expect_exit() {
 }
 
 # The loss of the first and the last "step" rows of a metrics.jsonl.
-first_loss() { grep '"event":"step"' "$1" | head -1 | sed 's/.*"loss":\([^,]*\).*/\1/'; }
+first_loss() { grep '"event":"step"' "$1" | sed -n '1s/.*"loss":\([^,]*\).*/\1/p'; }
 last_loss() { grep '"event":"step"' "$1" | tail -1 | sed 's/.*"loss":\([^,]*\).*/\1/'; }
 
 # Compares the /params of two checkpoints: exactly, or to a relative tolerance.

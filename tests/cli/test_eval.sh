@@ -97,7 +97,7 @@ a=$(grep "^$BEFORE,64," ppl1/ppl.csv | cut -d, -f4); b=$(sed -n 2p short/short.c
 [ -n "$a" ] && [ -n "$b" ] || fail "short.csv or ppl.csv lacks the before checkpoint at 64"
 
 # --- user errors: exit 2, one line
-one_line() { [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"; echo "$ERR" | grep -qF -- "$1" || fail "'$1' not in: $ERR"; }
+one_line() { [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"; echo "$ERR" | has -F -- "$1" || fail "'$1' not in: $ERR"; }
 expect_exit 2 "$STRETCH" eval
 expect_exit 2 "$STRETCH" eval frobnicate; one_line frobnicate
 expect_exit 2 "$STRETCH" eval passkey --ckpt $BEFORE --lengths 64 --backend gpu --out e; one_line "'gpu'"
@@ -123,6 +123,6 @@ expect_exit 2 "$STRETCH" eval ppl --ckpt $BEFORE --data missing.shard --lengths 
 expect_exit 2 "$STRETCH" eval ppl --ckpt $BEFORE --data text.shard --lengths 64 --sliding 128 --out e; one_line "--sliding 128"
 expect_exit 2 "$STRETCH" eval short --ckpt $BEFORE --data text.shard; one_line "two checkpoints"
 [ ! -e e ] || fail "a refused run created its output directory"
-"$STRETCH" eval --help | grep -q "stretch eval passkey" || fail "no eval --help"
-"$STRETCH" help | grep -q "eval passkey" || fail "eval missing from stretch help"
+"$STRETCH" eval --help | has "stretch eval passkey" || fail "no eval --help"
+"$STRETCH" help | has "eval passkey" || fail "eval missing from stretch help"
 echo "test_eval: all checks passed"

@@ -43,6 +43,6 @@ want="19556 905 17 216 33 34 35 37366 17097 241 115 40993"
 head -c 5000000 "$GGUF" > cut.gguf
 expect_exit 2 "$STRETCH" import --gguf cut.gguf --out cut.h5
 [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"
-echo "$ERR" | grep -q "stretch: error: import: cut.gguf: tensor .* past the end of the file" || fail "message: $ERR"
+echo "$ERR" | has "stretch: error: import: cut.gguf: tensor .* past the end of the file" || fail "message: $ERR"
 [ -e cut.h5 ] && fail "a checkpoint was written for a bad file"
 echo "test_gguf_import: all checks passed"

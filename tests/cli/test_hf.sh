@@ -24,15 +24,15 @@ grep -q '"rope_type":[[:space:]]*"yarn"' hf1/config.json || fail "no yarn rope_s
 grep -q '"max_position_embeddings":[[:space:]]*128,' hf1/config.json || fail "max_position_embeddings is not the last stage's"
 grep -q '"original_max_position_embeddings":[[:space:]]*64' hf1/config.json || fail "original context not 64"
 grep -q '"architectures":[[:space:]]*\["LlamaForCausalLM"\]' hf1/config.json || fail "architectures missing"
-ls hf1 | grep -q tmp && fail "temporary files left in hf1"
+ls hf1 | has tmp && fail "temporary files left in hf1"
 "$STRETCH" import --hf hf1 --out imported.h5 > import1.log
 grep -q "model: {init: imported.h5, dim: 32, n_layers: 2" import1.log || fail "no run-file keys printed: $(cat import1.log)"
 same_params "$CK" imported.h5
-"$STRETCH" inspect imported.h5 | grep -q "model_config" || fail "inspect does not show model_config"
+"$STRETCH" inspect imported.h5 | has "model_config" || fail "inspect does not show model_config"
 # an imported checkpoint (no run config) evaluates with the RoPE of its
 # config.json: the same perplexity as the run's own checkpoint
 expect_exit 2 "$STRETCH" eval ppl --ckpt imported.h5 --data text.shard --lengths 128 --out ev_imp
-echo "$ERR" | grep -q -- "--tokenizer" || fail "eval of an imported checkpoint without --tokenizer: $ERR"
+echo "$ERR" | has -- "--tokenizer" || fail "eval of an imported checkpoint without --tokenizer: $ERR"
 "$STRETCH" eval ppl --ckpt "$CK" --data text.shard --lengths 128 --windows 2 --out ev_run > /dev/null
 "$STRETCH" eval ppl --ckpt imported.h5 --tokenizer byte --data text.shard --lengths 128 --windows 2 \
   --out ev_imp > /dev/null
@@ -95,24 +95,24 @@ grep -q '"rope_scaling":[[:space:]]*null' hfb/config.json || fail "stage 0 has n
 grep -q '"rope_type":[[:space:]]*"yarn"' hfb1/config.json || fail "--stage 1 not honoured"
 
 # --- user errors: exit 2, one line naming the file / tensor
-expect_exit 2 "$STRETCH" export --ckpt "$CK" --format gguf --out x
-echo "$ERR" | grep -q "format must be hf" || fail "bad format not named: $ERR"
+expect_exit 2 "$STRETCH" export --ckpt "$CK" --format onnx --out x
+echo "$ERR" | has "format must be hf" || fail "bad format not named: $ERR"
 expect_exit 2 "$STRETCH" export --ckpt missing.h5 --format hf --out x
-echo "$ERR" | grep -q "missing.h5" || fail "missing checkpoint not named: $ERR"
+echo "$ERR" | has "missing.h5" || fail "missing checkpoint not named: $ERR"
 expect_exit 2 "$STRETCH" export --ckpt "$CK" --format hf --out x --stage 5
-echo "$ERR" | grep -q "stage 5 does not exist" || fail "bad stage not named: $ERR"
+echo "$ERR" | has "stage 5 does not exist" || fail "bad stage not named: $ERR"
 expect_exit 2 "$STRETCH" import --hf nowhere --out x.h5
-echo "$ERR" | grep -q "nowhere/config.json" || fail "missing config.json not named: $ERR"
+echo "$ERR" | has "nowhere/config.json" || fail "missing config.json not named: $ERR"
 expect_exit 2 "$STRETCH" import --hf hf1
 cp -r hf1 bad
 truncate -s -100 bad/model.safetensors
 expect_exit 2 "$STRETCH" import --hf bad --out bad.h5
-echo "$ERR" | grep -q "bad/model.safetensors: tensor lm_head.weight" || fail "truncated tensor not named: $ERR"
+echo "$ERR" | has "bad/model.safetensors: tensor lm_head.weight" || fail "truncated tensor not named: $ERR"
 [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"
 [ ! -e bad.h5 ] || fail "a failed import left bad.h5"
 cp hf1/model.safetensors bad/
 sed -i 's/"hidden_size":[[:space:]]*32/"hidden_size": 48/' bad/config.json
 expect_exit 2 "$STRETCH" import --hf bad --out bad.h5
-echo "$ERR" | grep -q "tensor model.embed_tokens.weight has shape \[259, 32\], expected \[259, 48\]" \
+echo "$ERR" | has "tensor model.embed_tokens.weight has shape \[259, 32\], expected \[259, 48\]" \
   || fail "wrong shape not named: $ERR"
 echo "test_hf: all checks passed"

@@ -44,7 +44,7 @@ echo "bit-identical after $kills SIGKILLs"
 write_tiny_run corrupt text.shard
 "$STRETCH" train corrupt.yaml --max-steps 30 > /dev/null
 bad=$(latest_ckpt corrupt)
-good=$(ls corrupt/ckpt-*.h5 | sort | tail -2 | head -1)   # the one published before it
+good=$(ls corrupt/ckpt-*.h5 | sort | tail -2 | sed -n 1p)   # the one published before it
 [ "$good" != "$bad" ] || fail "no older checkpoint"
 size=$(stat -c %s "$bad")
 truncate -s $((size / 2)) "$bad"

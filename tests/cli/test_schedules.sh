@@ -7,9 +7,9 @@ for f in "$SRC"/schedules/*.yaml; do
   "$STRETCH" train "$f" --dry-run > /dev/null || fail "$f does not validate"
 done
 out=$("$STRETCH" train "$SRC/schedules/llama-4k-32k-128k.yaml" --dry-run)
-echo "$out" | grep -q "seq_len   32768 .*yarn *factor *8 " || fail "32K stage is not YaRN x8: $out"
-echo "$out" | grep -q "seq_len  131072 .*yarn *factor *32 " || fail "128K stage is not YaRN x32: $out"
-echo "$out" | grep -q "tokens/rank/step 16384" || fail "128K tokens per rank: $out"
+echo "$out" | has "seq_len   32768 .*yarn *factor *8 " || fail "32K stage is not YaRN x8: $out"
+echo "$out" | has "seq_len  131072 .*yarn *factor *32 " || fail "128K stage is not YaRN x32: $out"
+echo "$out" | has "tokens/rank/step 16384" || fail "128K tokens per rank: $out"
 out=$("$STRETCH" train "$SRC/schedules/demo-cpu.yaml" --dry-run)
-echo "$out" | grep -q "seq_len    4096 .*factor *32 " || fail "demo's last stage is not x32: $out"
+echo "$out" | has "seq_len    4096 .*factor *32 " || fail "demo's last stage is not x32: $out"
 echo "test_schedules: all checks passed"

@@ -66,7 +66,7 @@ cmp a/factors.csv c/factors.csv || fail "resumed history differs"
 "$STRETCH" "${SEARCH[@]}" --out d/factors.yaml --state sc > d.log
 cmp a/factors.yaml d/factors.yaml || fail "a finished state gives another result"
 expect_exit 2 "$STRETCH" "${SEARCH[@]}" --seed 2 --out e/factors.yaml --state sc
-echo "$ERR" | grep -q "seed: 1 (saved) vs 2 (now)" || fail "other settings: $ERR"
+echo "$ERR" | has "seed: 1 (saved) vs 2 (now)" || fail "other settings: $ERR"
 
 # --- 2 ranks: dp 2 splits the candidates and finds the same; sp 2 shares each window
 "${MPIRUN[@]}" "$STRETCH" "${SEARCH[@]}" --out m/factors.yaml > m.log
@@ -93,7 +93,7 @@ grep -q '"event":"step"' long/metrics.jsonl || fail "the longrope stage took no 
 # ... and its HF config carries the factors (n_hat has no key).
 "$STRETCH" export --ckpt long/ckpt-00000001.h5 --format hf --out hf > export.log 2>&1 || fail "export: $(cat export.log)"
 grep -q '"rope_type": *"longrope"' hf/config.json || fail "config.json: no longrope: $(cat hf/config.json)"
-first=$(list long_factor | head -1)
+first=$(list long_factor | sed -n 1p)
 python3 - "$first" hf/config.json <<'PY' || fail "config.json long_factor[0] differs from the factors file"
 import json, sys
 c = json.load(open(sys.argv[2])); rs = c.get("rope_scaling") or c.get("rope_parameters")
@@ -101,7 +101,7 @@ assert abs(rs["long_factor"][0] - float(sys.argv[1])) <= 1e-6 * float(sys.argv[1
 PY
 
 # --- user errors: exit 2, one line
-one_line() { [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"; echo "$ERR" | grep -qF -- "$1" || fail "'$1' not in: $ERR"; }
+one_line() { [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"; echo "$ERR" | has -F -- "$1" || fail "'$1' not in: $ERR"; }
 BASE=(search --ckpt $CKPT --data text.shard --out e/factors.yaml)
 expect_exit 2 "$STRETCH" "${BASE[@]}" --target-len 32; one_line "must be longer than the original context (64)"
 expect_exit 2 "$STRETCH" "${BASE[@]}" --target-len 64; one_line "must be longer than the original context (64)"
@@ -117,6 +117,6 @@ expect_exit 2 "$STRETCH" "${BASE[@]}" --target-len 256 --sp 2; one_line "--sp 2"
 expect_exit 2 "$STRETCH" "${BASE[@]}" --target-len 256 --frobnicate 1; one_line "frobnicate"
 expect_exit 2 "$STRETCH" search --ckpt $CKPT --target-len 256 --out e/factors.yaml; one_line "--data is required"
 [ ! -e e ] || fail "a refused search created its output directory"
-"$STRETCH" search --help | grep -q "stretch search --ckpt" || fail "no search --help"
-"$STRETCH" help | grep -q "search --ckpt" || fail "search missing from stretch help"
+"$STRETCH" search --help | has "stretch search --ckpt" || fail "no search --help"
+"$STRETCH" help | has "search --ckpt" || fail "search missing from stretch help"
 echo "test_search: ok"

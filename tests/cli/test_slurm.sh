@@ -59,7 +59,7 @@ stages:
   - {name: long, seq_len: 128, steps: 40, batch_tokens: 2048, rope: {type: yarn}}
 YAML
 
-job_state() { squeue -h -j "$1" -t all -o %T 2>/dev/null | head -1; }
+job_state() { squeue -h -j "$1" -t all -o %T 2>/dev/null | sed -n 1p; }
 job_log() { tr '\r' '\n' < "$1.out" | grep -v '^.\[K\|step .* loss' | tail -40; }
 # Waits (up to $3 s) until job $1 is RUNNING and out_dir $2 logged step $4.
 wait_running_at() {
@@ -86,7 +86,7 @@ submit() {  # NAME [stretch train options]: the job id; out_dir NAME, log NAME.o
   sbatch --parsable -D "$T" -o "$T/$name.out" -J "$name" "$SRC/slurm/stretch-cpu.sbatch" \
     run.yaml --train.out_dir "$name" "$@"
 }
-stop_step() { sed -n 's/.*checkpointing at step \([0-9]*\).*/\1/p' "$1.out" | head -1; }
+stop_step() { sed -n 's/.*checkpointing at step \([0-9]*\).*/\1/p' "$1.out" | sed -n 1p; }
 
 # --- the reference: the same run, uninterrupted, directly under mpirun
 mpirun -n 2 --oversubscribe --bind-to none "$STRETCH" train run.yaml --train.out_dir ref > ref.log 2>&1 ||

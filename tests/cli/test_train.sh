@@ -10,15 +10,15 @@ cd "$T"
 # --- user errors: exit 2, one clear line
 expect_exit 2 "$STRETCH" train
 expect_exit 2 "$STRETCH" train missing.yaml
-echo "$ERR" | grep -q "missing.yaml" || fail "missing file not named: $ERR"
+echo "$ERR" | has "missing.yaml" || fail "missing file not named: $ERR"
 printf 'model:\n  dim: abc\n' > bad.yaml
 expect_exit 2 "$STRETCH" train bad.yaml
-echo "$ERR" | grep -q "bad.yaml:2" || fail "bad value not located: $ERR"
-echo "$ERR" | grep -q "model.dim" || fail "bad key not named: $ERR"
+echo "$ERR" | has "bad.yaml:2" || fail "bad value not located: $ERR"
+echo "$ERR" | has "model.dim" || fail "bad key not named: $ERR"
 [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"
 printf 'modell: {}\n' > unknown.yaml
 expect_exit 2 "$STRETCH" train unknown.yaml
-echo "$ERR" | grep -q "modell" || fail "unknown key not named: $ERR"
+echo "$ERR" | has "modell" || fail "unknown key not named: $ERR"
 expect_exit 2 "$STRETCH" train bad.yaml --no-such-option 1
 expect_exit 2 "$STRETCH" frobnicate
 
@@ -27,33 +27,33 @@ make_text_shard text.shard
 expect_exit 2 "$STRETCH" tokenize --out x.shard does-not-exist.txt
 printf '{"text": "hello"}\nnot json\n' > bad.jsonl
 expect_exit 2 "$STRETCH" tokenize --jsonl --out x.shard bad.jsonl
-echo "$ERR" | grep -q "bad.jsonl:2" || fail "bad JSONL line not located: $ERR"
+echo "$ERR" | has "bad.jsonl:2" || fail "bad JSONL line not located: $ERR"
 [ ! -e x.shard ] || fail "a failed tokenize left x.shard behind"
 
 # --- invalid model configs: one line naming the key, exit 2, before any allocation
 write_tiny_run badmodel text.shard
 expect_exit 2 "$STRETCH" train badmodel.yaml --model.n_kv_heads 3
-echo "$ERR" | grep -q "n_kv_heads" || fail "kv heads error not named: $ERR"
+echo "$ERR" | has "n_kv_heads" || fail "kv heads error not named: $ERR"
 expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.type warp
-echo "$ERR" | grep -q "stages.1.rope.type" || fail "rope type error not named: $ERR"
+echo "$ERR" | has "stages.1.rope.type" || fail "rope type error not named: $ERR"
 expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.factor -2
-echo "$ERR" | grep -q "factor" || fail "rope factor error not named: $ERR"
+echo "$ERR" | has "factor" || fail "rope factor error not named: $ERR"
 
 # --- backends: bf16 is cuda-only; cuda without a GPU (or a CUDA build) is one
 # line, exit 2; the dry run prints the memory plan for either backend
 expect_exit 2 "$STRETCH" train badmodel.yaml --train.dtype bf16
-echo "$ERR" | grep -q "train.dtype" || fail "bf16 on cpu not named: $ERR"
+echo "$ERR" | has "train.dtype" || fail "bf16 on cpu not named: $ERR"
 expect_exit 2 "$STRETCH" train badmodel.yaml --backend gpu
-echo "$ERR" | grep -q "train.backend" || fail "bad backend not named: $ERR"
+echo "$ERR" | has "train.backend" || fail "bad backend not named: $ERR"
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   expect_exit 2 "$STRETCH" train badmodel.yaml --backend cuda --train.out_dir "$T/nogpu"
-  echo "$ERR" | grep -q "train.backend: cuda" || fail "cuda without a GPU not explained: $ERR"
+  echo "$ERR" | has "train.backend: cuda" || fail "cuda without a GPU not explained: $ERR"
   [ "$(echo "$ERR" | wc -l)" -eq 1 ] || fail "more than one line: $ERR"
 fi
-"$STRETCH" train badmodel.yaml --backend cuda --dry-run | grep -q "peak memory estimate per rank (cuda, bf16" \
+"$STRETCH" train badmodel.yaml --backend cuda --dry-run | has "peak memory estimate per rank (cuda, bf16" \
   || fail "dry run prints no cuda memory estimate"
 expect_exit 2 "$STRETCH" train badmodel.yaml --stages.1.rope.type longrope
-echo "$ERR" | grep -q "factor" || fail "missing longrope factors not named: $ERR"
+echo "$ERR" | has "factor" || fail "missing longrope factors not named: $ERR"
 [ ! -d badmodel ] || fail "a rejected config still created its output directory"
 
 # --- a run whose loss falls
@@ -74,12 +74,12 @@ same_params "$(latest_ckpt full)" "$(latest_ckpt split)"
 
 # --- resuming with a changed config is refused, naming the key
 expect_exit 2 "$STRETCH" train split.yaml --optimizer.lr 1e-2
-echo "$ERR" | grep -q "optimizer.lr" || fail "config change not named: $ERR"
+echo "$ERR" | has "optimizer.lr" || fail "config change not named: $ERR"
 
 # --- a gate that cannot be met: the stage is extended up to its cap, then the run stops (exit 3)
 write_tiny_run gate text.shard
 expect_exit 3 "$STRETCH" train gate.yaml --stages.0.gate.passkey_acc 1.0 --stages.0.gate.max_extra_tokens 1024
-echo "$ERR" | grep -q "gate was not met" || fail "gate failure not reported: $ERR"
+echo "$ERR" | has "gate was not met" || fail "gate failure not reported: $ERR"
 [ "$(grep -c '"event":"gate"' gate/metrics.jsonl)" -eq 3 ] || fail "expected 3 gate checks (budget + 2 extensions)"
 grep -q '"stage":0,"passkey_acc"' gate/metrics.jsonl || true
 

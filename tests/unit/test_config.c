@@ -712,6 +712,9 @@ static void test_echo_round_trip_example(void **state) {
     assert_non_null(strstr(text, "  out_dir: \"runs/example\"\n"));
     assert_non_null(strstr(text, "stages:\n  - name: \"short\"\n    seq_len: 128\n"));
     assert_non_null(strstr(text, "    rope:\n      type: yarn\n"));
+    // keys three deep nest: data: / task_mix: / niah_single:
+    assert_non_null(strstr(text, "  passkey_compact: false\n  task_mix:\n    niah_single: 0.0\n"));
+    assert_non_null(strstr(text, "    fwe: 0.0\n  corpus: null\noptimizer:\n"));
     free(text);
     free(text2);
     cfg_free(&a);

@@ -1,4 +1,4 @@
-// cli_eval: `stretch eval passkey|ppl|short`, the long-context evaluation of
+// cli_eval: `stretch eval passkey|tasks|ppl|short`, the long-context evaluation of
 // checkpoints. Distributed like training: under `mpirun -n N` every
 // sequence is split over the N ranks (zig-zag slices, ring attention behind
 // the model's attention hook, as in train.c), so a length that does not fit
@@ -7,6 +7,8 @@
 //
 //   passkey  lengths x depths x trials samples, exact match of greedy
 //            decoding (eval_passkey) -> passkey.csv, passkey.svg
+//   tasks    the RULER-style suite (data/task.h): tasks x lengths x depths
+//            x trials, exact match (eval_tasks.h) -> tasks.csv, tasks.svg
 //   ppl      perplexity vs length of one or more checkpoints on held-out
 //            windows (eval_ppl.h) -> ppl.csv, ppl.svg
 //   short    perplexity at the original context before and after extension
@@ -29,21 +31,25 @@
 #include "eval_ckpt.h"
 #include "eval_ppl.h"
 #include "eval_report.h"
+#include "eval_tasks.h"
 #include "model_ring.h"
 #include "passkey.h"
 #include "ring_attn.h"
 #include "rng.h"
 #include "run_config_check.h"
+#include "shard.h"
+#include "task.h"
 #include "zigzag.h"
 
 #define MAX_CKPTS 16
 #define MAX_DATA 64
 
-enum { CMD_PASSKEY = 1, CMD_PPL = 2, CMD_SHORT = 4, CMD_ALL = 7 };
+enum { CMD_PASSKEY = 1, CMD_PPL = 2, CMD_SHORT = 4, CMD_TASKS = 8, CMD_ALL = 15 };
+#define HAYSTACK_MAX_TOKENS (64ll << 20)  // --haystack tokens read (256 MB)
 
 typedef struct {
     int cmd;                     // CMD_*
-    const char *name;            // "passkey", "ppl", "short"
+    const char *name;            // "passkey", "tasks", "ppl", "short"
     const char *ckpts[MAX_CKPTS];
     int n_ckpts;
     char *data[MAX_DATA];        // shard paths (owned: split at commas)
@@ -57,11 +63,16 @@ typedef struct {
     eval_rope_opt rope;
     const char *tokenizer, *out;
     const char *backend;  // "cpu" (default) or "cuda"
+    int tasks[TASK_COUNT];  // tasks: --tasks (n_tasks 0: the default set)
+    int n_tasks;
+    double threshold;       // tasks: --threshold of the effective length
+    const char *haystack;   // tasks: --haystack SHARD (real text)
 } eval_args;
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: stretch eval passkey --ckpt C.h5 --lengths 1k,4k,... --out DIR [OPTIONS]\n"
+            "       stretch eval tasks --ckpt C.h5 --lengths 256,1k,... --out DIR [OPTIONS]\n"
             "       stretch eval ppl --ckpt C.h5 [--ckpt C2.h5 ...] --data SHARDS --lengths 256,1k,4k\n"
             "                        --out DIR [OPTIONS]\n"
             "       stretch eval short --ckpt BEFORE.h5 --ckpt AFTER.h5 --data SHARDS [--length L]\n"
@@ -72,6 +83,10 @@ static void usage(FILE *out) {
             "           per cell (different keys and filler), scored by exact match of greedy\n"
             "           decoding: DIR/passkey.csv (length,depth,trials,correct,accuracy) and\n"
             "           DIR/passkey.svg (heatmap)\n"
+            "  tasks    the RULER-style suite over tasks x lengths x depths, several samples\n"
+            "           per cell, exact match of greedy decoding: DIR/tasks.csv\n"
+            "           (task,length,depth,trials,correct,accuracy) and DIR/tasks.svg (task x\n"
+            "           length heatmap with the average and the effective length)\n"
             "  ppl      perplexity vs context length on held-out token shards, one line per\n"
             "           checkpoint: DIR/ppl.csv (ckpt,length,tokens,nll,ppl) and DIR/ppl.svg\n"
             "  short    perplexity at the original context before and after extension, side\n"
@@ -83,6 +98,15 @@ static void usage(FILE *out) {
             "  --depths N|LIST    passkey needle depths: a count spread evenly over [0, 1]\n"
             "                     (default 10) or fractions, e.g. 0.1,0.5,0.9\n"
             "  --trials N         passkey samples per (length, depth) cell (default 5)\n"
+            "  --tasks LIST       tasks: comma-separated, or all (default: every task, the\n"
+            "                     text one only with --haystack): niah_single,\n"
+            "                     niah_single_text, niah_single_uuid, niah_multikey,\n"
+            "                     niah_multivalue, niah_multiquery, vt, cwe, fwe (docs/eval.md)\n"
+            "  --threshold A      tasks: the effective length is the longest length whose\n"
+            "                     average accuracy (and every shorter one's) is >= A\n"
+            "                     (default 0.856, RULER's Llama-2-7B at 4K)\n"
+            "  --haystack SHARD   tasks: real text for niah_single_text (stretch tokenize,\n"
+            "                     the checkpoint's tokenizer)\n"
             "  --seed S           seed of the passkey samples (default 1); a cell's samples\n"
             "                     depend only on the seed, its length and its depth\n"
             "  --data SHARDS      held-out token shards (stretch tokenize), comma-separated or\n"
@@ -112,8 +136,9 @@ static const struct {
     const char *name;
     int cmds;  // the subcommands that take it
 } OPTIONS[] = {
-    {"--ckpt", CMD_ALL}, {"--lengths", CMD_PASSKEY | CMD_PPL}, {"--depths", CMD_PASSKEY},
-    {"--trials", CMD_PASSKEY}, {"--seed", CMD_PASSKEY}, {"--data", CMD_PPL | CMD_SHORT},
+    {"--ckpt", CMD_ALL}, {"--lengths", CMD_PASSKEY | CMD_PPL | CMD_TASKS}, {"--depths", CMD_PASSKEY | CMD_TASKS},
+    {"--trials", CMD_PASSKEY | CMD_TASKS}, {"--seed", CMD_PASSKEY | CMD_TASKS}, {"--tasks", CMD_TASKS},
+    {"--threshold", CMD_TASKS}, {"--haystack", CMD_TASKS}, {"--data", CMD_PPL | CMD_SHORT},
     {"--windows", CMD_PPL | CMD_SHORT}, {"--sliding", CMD_PPL | CMD_SHORT}, {"--length", CMD_SHORT},
     {"--rope-stage", CMD_ALL}, {"--rope", CMD_ALL}, {"--tokenizer", CMD_ALL}, {"--backend", CMD_ALL}, {"--sp", CMD_ALL},
     {"--out", CMD_ALL},
@@ -134,6 +159,33 @@ static int add_data(eval_args *a, const char *value, char *err, size_t errlen) {
         a->data[a->n_data] = xmalloc(len + 1);
         memcpy(a->data[a->n_data], p, len);
         a->data[a->n_data++][len] = '\0';
+        p += len;
+        if (*p++ == '\0') return 0;
+    }
+}
+
+// --tasks: "all" or names, no repeats.
+static int parse_tasks(eval_args *a, const char *v, char *err, size_t errlen) {
+    a->n_tasks = 0;
+    if (!strcmp(v, "all")) {
+        for (int t = 0; t < TASK_COUNT; t++) a->tasks[a->n_tasks++] = t;
+        return 0;
+    }
+    for (const char *p = v;;) {
+        const size_t len = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+        const int t = task_find(name);
+        if (t < 0) {
+            snprintf(err, errlen, "eval tasks: --tasks: unknown task '%s' (all, %s)", name, task_names());
+            return -1;
+        }
+        for (int k = 0; k < a->n_tasks; k++)
+            if (a->tasks[k] == t) {
+                snprintf(err, errlen, "eval tasks: --tasks: '%s' given twice", name);
+                return -1;
+            }
+        a->tasks[a->n_tasks++] = t;
         p += len;
         if (*p++ == '\0') return 0;
     }
@@ -167,6 +219,16 @@ static int set_option(eval_args *a, const char *opt, const char *v, char *err, s
         int n;
         rc = eval_parse_lengths(&a->length, &n, v, msg, sizeof msg);
         if (rc == 0 && n != 1) rc = -1, snprintf(msg, sizeof msg, "one length, got '%s'", v);
+    } else if (!strcmp(opt, "--tasks")) {
+        return parse_tasks(a, v, err, errlen);
+    } else if (!strcmp(opt, "--threshold")) {
+        char *end;
+        errno = 0;
+        a->threshold = strtod(v, &end);
+        if (errno || end == v || *end || !(a->threshold >= 0 && a->threshold <= 1))
+            rc = -1, snprintf(msg, sizeof msg, "'%s' is not an accuracy in [0, 1]", v);
+    } else if (!strcmp(opt, "--haystack")) {
+        a->haystack = v;
     } else if (!strcmp(opt, "--seed")) {
         char *end;
         errno = 0;
@@ -207,16 +269,27 @@ static int check_sliding(const eval_args *a, int64_t length, char *err, size_t e
 static int check_args(eval_args *a, char *err, size_t errlen) {
     const char *missing = NULL;
     if (a->n_ckpts == 0) missing = "--ckpt";
-    else if ((a->cmd & (CMD_PASSKEY | CMD_PPL)) && a->n_lengths == 0) missing = "--lengths";
+    else if ((a->cmd & (CMD_PASSKEY | CMD_PPL | CMD_TASKS)) && a->n_lengths == 0) missing = "--lengths";
     else if ((a->cmd & (CMD_PPL | CMD_SHORT)) && a->n_data == 0) missing = "--data";
-    else if ((a->cmd & (CMD_PASSKEY | CMD_PPL)) && !a->out) missing = "--out";
+    else if ((a->cmd & (CMD_PASSKEY | CMD_PPL | CMD_TASKS)) && !a->out) missing = "--out";
     if (missing) {
         snprintf(err, errlen, "eval %s: %s is required (see stretch eval --help)", a->name, missing);
         return -1;
     }
-    if (a->cmd == CMD_PASSKEY && a->n_ckpts != 1) {
-        snprintf(err, errlen, "eval passkey: one --ckpt (got %d)", a->n_ckpts);
+    if ((a->cmd & (CMD_PASSKEY | CMD_TASKS)) && a->n_ckpts != 1) {
+        snprintf(err, errlen, "eval %s: one --ckpt (got %d)", a->name, a->n_ckpts);
         return -1;
+    }
+    if (a->cmd == CMD_TASKS) {
+        if (a->n_tasks == 0)  // the default: every task that has its haystack
+            for (int t = 0; t < TASK_COUNT; t++)
+                if (!TASK_DEFS[t].needs_text || a->haystack) a->tasks[a->n_tasks++] = t;
+        for (int k = 0; k < a->n_tasks; k++)
+            if (TASK_DEFS[a->tasks[k]].needs_text && !a->haystack) {
+                snprintf(err, errlen, "eval tasks: task %s needs --haystack SHARD (real text)",
+                         TASK_DEFS[a->tasks[k]].name);
+                return -1;
+            }
     }
     if (a->cmd == CMD_SHORT && a->n_ckpts != 2) {
         snprintf(err, errlen, "eval short: two checkpoints, --ckpt BEFORE.h5 --ckpt AFTER.h5 (got %d)", a->n_ckpts);
@@ -237,19 +310,20 @@ static int parse_args(eval_args *a, int argc, char **argv, char *err, size_t err
     a->trials = 5;
     a->windows = 8;
     a->seed = 1;
+    a->threshold = 0.856;
     a->rope.stage = -1;
     a->n_depths = 10;
     for (int i = 0; i < a->n_depths; i++) a->depths[i] = (double)i / (a->n_depths - 1);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         if (argc >= 2) return 1;
-        snprintf(err, errlen, "eval: which evaluation? passkey, ppl or short (see stretch eval --help)");
+        snprintf(err, errlen, "eval: which evaluation? passkey, tasks, ppl or short (see stretch eval --help)");
         return -1;
     }
     a->name = argv[1];
     a->cmd = !strcmp(a->name, "passkey") ? CMD_PASSKEY : !strcmp(a->name, "ppl") ? CMD_PPL
-           : !strcmp(a->name, "short") ? CMD_SHORT : 0;
+           : !strcmp(a->name, "short") ? CMD_SHORT : !strcmp(a->name, "tasks") ? CMD_TASKS : 0;
     if (!a->cmd) {
-        snprintf(err, errlen, "eval: unknown evaluation '%s' (passkey, ppl or short)", a->name);
+        snprintf(err, errlen, "eval: unknown evaluation '%s' (passkey, tasks, ppl or short)", a->name);
         return -1;
     }
     for (int i = 2; i < argc; i++) {
@@ -402,6 +476,103 @@ static void run_passkey(eval_run *r) {
         printf("wrote %s/passkey.csv and %s/passkey.svg\n", a->out, a->out);
     }
     free(correct);
+    model_free(m);
+    eval_ckpt_close(&c);
+}
+
+// ---------------------------------------------------------------------------
+// tasks
+
+// --haystack: the shard's tokens (documents concatenated; at most
+// HAYSTACK_MAX_TOKENS), checked against the model's vocabulary.
+static int32_t *read_haystack(eval_run *r, const eval_ckpt *c, int64_t *n) {
+    char err[1024];
+    shard s;
+    if (shard_open(&s, r->a->haystack, err, sizeof err) != 0) dist_exit_user_error(&r->d, err);
+    if (s.vocab_size > c->mc.vocab_size) {
+        snprintf(err, sizeof err, "eval tasks: --haystack %s: its vocabulary (%lld ids) exceeds the model's "
+                 "(%d): a shard of another tokenizer?", r->a->haystack, (long long)s.vocab_size, c->mc.vocab_size);
+        dist_exit_user_error(&r->d, err);
+    }
+    *n = s.n_tokens < HAYSTACK_MAX_TOKENS ? s.n_tokens : HAYSTACK_MAX_TOKENS;
+    int32_t *hay = xmalloc(sizeof(int32_t) * (size_t)(*n > 0 ? *n : 1));
+    shard_read(hay, &s, 0, *n);
+    shard_close(&s);
+    return hay;
+}
+
+static void run_tasks(eval_run *r) {
+    const eval_args *a = r->a;
+    eval_ckpt c;
+    open_ckpt(r, &c, a->ckpts[0]);
+    task_env env = {.encode = tok_encode_into, .encode_ctx = c.tok, .bos_id = -1, .answer_only = 1};
+    int32_t *hay = NULL;
+    if (a->haystack) hay = read_haystack(r, &c, &env.haystack_len), env.haystack = hay;
+    // Every sample must fit its length: refuse the run up front, not midway.
+    char err[1024], msg[512];
+    for (int t = 0; t < a->n_tasks; t++) {
+        const int task = a->tasks[t];
+        const int nd = TASK_DEFS[task].has_depth ? a->n_depths : 1;
+        for (int i = 0; i < a->n_lengths; i++) {
+            if (TASK_DEFS[task].needs_text && env.haystack_len < a->lengths[i]) {
+                snprintf(err, sizeof err, "eval tasks: --haystack %s has %lld tokens, too few for task %s at "
+                         "length %lld", a->haystack, (long long)env.haystack_len, TASK_DEFS[task].name,
+                         (long long)a->lengths[i]);
+                dist_exit_user_error(&r->d, err);
+            }
+            for (int j = 0; j < nd; j++)
+                for (int64_t k = 0; k < a->trials; k++) {
+                    const double depth = TASK_DEFS[task].has_depth ? a->depths[j] : -1;
+                    const uint64_t seed = eval_task_seed(a->seed, task, a->lengths[i], depth) + (uint64_t)k;
+                    const int64_t need = task_min_len(task, &env, seed, msg, sizeof msg);
+                    if (need >= 0 && need <= a->lengths[i]) continue;
+                    if (need < 0) snprintf(err, sizeof err, "eval tasks: %s", msg);
+                    else snprintf(err, sizeof err, "eval tasks: --lengths: %lld tokens cannot hold a %s sample "
+                                  "with tokenizer '%s' (it needs at least %lld)", (long long)a->lengths[i],
+                                  TASK_DEFS[task].name, a->tokenizer ? a->tokenizer : c.cfg.data.tokenizer,
+                                  (long long)need);
+                    dist_exit_user_error(&r->d, err);
+                }
+        }
+    }
+    rope_config rope;
+    char desc[256];
+    model *m = load_model(r, &rope, desc, sizeof desc, &c, a->lengths[a->n_lengths - 1]);
+    make_out_dir(r);
+    int64_t *correct = xcalloc((size_t)(a->n_tasks * a->n_lengths * a->n_depths), sizeof(int64_t));
+    for (int i = 0; i < a->n_lengths; i++) {
+        const int64_t L = a->lengths[i];
+        set_rope(m, &rope, L);
+        if (r->root) printf("  tasks @ %lld tokens:", (long long)L);
+        for (int t = 0; t < a->n_tasks; t++) {
+            const int task = a->tasks[t];
+            const int nd = TASK_DEFS[task].has_depth ? a->n_depths : 1;
+            int64_t sum = 0;
+            for (int j = 0; j < nd; j++) {
+                const double depth = TASK_DEFS[task].has_depth ? a->depths[j] : -1;
+                const uint64_t seed = eval_task_seed(a->seed, task, L, depth);
+                const int64_t n = eval_task_correct(m, &env, task, L, depth, a->trials, seed, &r->er, msg, sizeof msg);
+                if (n < 0) die("%s sample at %lld tokens: %s", TASK_DEFS[task].name, (long long)L, msg);  // checked above
+                correct[((size_t)t * (size_t)a->n_lengths + (size_t)i) * (size_t)a->n_depths + (size_t)j] = n;
+                sum += n;
+            }
+            if (r->root) printf(" %s %.0f%%", TASK_DEFS[task].name, 100.0 * (double)sum / (double)(a->trials * nd)), fflush(stdout);
+        }
+        if (r->root) printf("\n");
+    }
+    if (r->root) {
+        char title[512];
+        snprintf(title, sizeof title, "Tasks: %s (rope of %s)", base_name(c.path), desc);
+        eval_task_grid g = {.n_tasks = a->n_tasks, .n_lengths = a->n_lengths, .n_depths = a->n_depths,
+                            .tasks = a->tasks, .lengths = a->lengths, .depths = a->depths, .trials = a->trials,
+                            .correct = correct, .threshold = a->threshold, .title = title};
+        printf("\n");
+        eval_report_tasks_table(stdout, &g);
+        if (eval_report_tasks(a->out, &g, err, sizeof err) != 0) die_user("%s", err);
+        printf("wrote %s/tasks.csv and %s/tasks.svg\n", a->out, a->out);
+    }
+    free(correct);
+    free(hay);
     model_free(m);
     eval_ckpt_close(&c);
 }
@@ -594,6 +765,7 @@ int cli_eval(int argc, char **argv) {
         fflush(stdout);
     }
     if (a.cmd == CMD_PASSKEY) run_passkey(&r);
+    else if (a.cmd == CMD_TASKS) run_tasks(&r);
     else if (a.cmd == CMD_PPL) run_ppl(&r);
     else run_short(&r);
     ring_attn_free(r.ring);

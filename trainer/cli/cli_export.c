@@ -23,6 +23,11 @@ static int usage(FILE *out, int status) {
     fprintf(out,
             "usage: stretch export --ckpt C.h5 --format hf --out DIR [--dtype float32|bfloat16] [--stage N]\n"
             "                      [--yarn-v4]\n"
+            "       stretch export --ckpt C.h5 --format gguf --out M.gguf [--type f32|f16|bf16|q8_0] [--stage N]\n"
+            "                      [--tokenizer byte|tokenizer.json|FILE.gguf]\n"
+            "  gguf: a llama.cpp model (architecture llama) with the stage's RoPE in llama.cpp's keys and\n"
+            "  the checkpoint's tokenizer (its run config's data.tokenizer, or the GGUF it was imported\n"
+            "  from); a RoPE llama.cpp cannot express is refused (docs/gguf-export.md).\n"
             "  writes DIR/model.safetensors, config.json (max_position_embeddings and rope_scaling of\n"
             "  the stage the weights were trained in) and generation_config.json.\n"
             "  --stage N: export with stage N's rope scaling instead (0-based).\n"
@@ -32,7 +37,7 @@ static int usage(FILE *out, int status) {
 }
 
 typedef struct {
-    const char *ckpt, *format, *out;
+    const char *ckpt, *format, *out, *type, *tokenizer;
     st_dtype dtype;
     int flags;  // HF_CONFIG_*
     int stage;  // CKPT_MODEL_STAGE_AUTO: from the checkpoint
@@ -54,6 +59,8 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
         if (!strcmp(o, "--ckpt")) a->ckpt = v;
         else if (!strcmp(o, "--format")) a->format = v;
         else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--type")) a->type = v;
+        else if (!strcmp(o, "--tokenizer")) a->tokenizer = v;
         else if (!strcmp(o, "--dtype") && (!strcmp(v, "float32") || !strcmp(v, "bfloat16")))
             a->dtype = !strcmp(v, "bfloat16") ? ST_BF16 : ST_F32;
         else if (!strcmp(o, "--dtype"))
@@ -69,8 +76,13 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
     }
     if (!a->ckpt || !a->out || !a->format)
         return errmsg(err, errlen, "export: --ckpt, --format and --out are required");
-    if (strcmp(a->format, "hf"))
-        return errmsg(err, errlen, "export: --format must be hf (got '%s')", a->format);
+    if (strcmp(a->format, "hf") && strcmp(a->format, "gguf"))
+        return errmsg(err, errlen, "export: --format must be hf or gguf (got '%s')", a->format);
+    bool gguf = !strcmp(a->format, "gguf");
+    if (!gguf && (a->type || a->tokenizer))
+        return errmsg(err, errlen, "export: --type and --tokenizer are for --format gguf (hf: --dtype)");
+    if (gguf && (a->flags || a->dtype != ST_F32))
+        return errmsg(err, errlen, "export: --dtype and --yarn-v4 are for --format hf (gguf: --type)");
     return 0;
 }
 
@@ -83,6 +95,7 @@ int cli_export(int argc, char **argv) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
     }
+    if (!strcmp(a.format, "gguf")) return cli_export_gguf(a.ckpt, a.out, a.type, a.tokenizer, a.stage);
     model_config mc;
     float *params = NULL;
     int stage = 0;

@@ -1,6 +1,6 @@
 // stretch: the command line. One subcommand per job; each lives in its own
 // file (train.c, cli_tokenize.c, cli_inspect.c, cli_eval.c, cli_import.c,
-// cli_export.c, cli_search.c) and returns the exit status: 0 done, 2 a user
+// cli_export.c, cli_search.c, cli_report.c) and returns the exit status: 0 done, 2 a user
 // error (bad config, file, option), 3 a stage gate unmet, 99 stopped by a
 // preemption signal after checkpointing (requeue me).
 #include <stdio.h>
@@ -28,8 +28,12 @@ static void usage(FILE *out) {
             "                       a Hugging Face Llama model directory or a GGUF file into a checkpoint\n"
             "  export --ckpt C.h5 --format hf --out DIR [--dtype bfloat16] [--stage N] [--yarn-v4]\n"
             "                       a checkpoint as a Hugging Face model (safetensors + config.json)\n"
+            "  export --ckpt C.h5 --format gguf --out M.gguf [--type f32|f16|bf16|q8_0] [--stage N]\n"
+            "                       a checkpoint as a llama.cpp GGUF with its stage's RoPE and tokenizer\n"
             "  search --ckpt C.h5 --target-len L --data SHARDS --out factors.yaml\n"
             "                       LongRoPE search of rope factors and n_hat (stretch search --help)\n"
+            "  report RUN_DIR [--out report.html]\n"
+            "                       one self-contained HTML page about a run (curves, passkey heatmaps, ...)\n"
             "  help                 this text\n");
 }
 
@@ -46,6 +50,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "import")) return cli_import(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return cli_search(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return cli_report(argc - 1, argv + 1);
     fprintf(stderr, "stretch: error: unknown command '%s' (see stretch help)\n", cmd);
     return 2;
 }

