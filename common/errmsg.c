@@ -10,6 +10,10 @@ int errmsg(char *err, size_t errlen, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        // One line, whatever the input quoted in it held (a YAML value with a
+        // newline, found by tests/fuzz/fuzz_yaml): control characters become spaces.
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20) *p = ' ';
     }
     return -1;
 }

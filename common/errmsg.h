@@ -5,5 +5,6 @@
 
 #include <stddef.h>
 
-// Writes the message into err (when err != NULL and errlen > 0); returns -1.
+// Writes the message into err (when err != NULL and errlen > 0), control
+// characters (newlines of a quoted value) replaced by spaces; returns -1.
 int errmsg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

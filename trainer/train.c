@@ -28,104 +28,17 @@
 #include "curriculum.h"
 #include "run_config_check.h"
 #include "run_config_echo.h"
+#include "train_args.h"
 #include "train_ckpt.h"
+#include "shard_vocab.h"
+#include "train_guard.h"
+#include "train_heartbeat.h"
+#include "train_preflight.h"
+#include "train_report.h"
+#include "train_shards.h"
+#include "train_warn.h"
 #include "train_tasks.h"
 #include "zigzag.h"
-
-#define MAX_OVERRIDES 64
-
-typedef struct {
-    const char *run_file;
-    const char *resume;  // "auto", "never" or a checkpoint path
-    int64_t max_steps;   // -1: train.max_steps of the run file
-    bool dry_run;        // validate and print the curriculum, train nothing
-    int n_overrides;
-    const char *keys[MAX_OVERRIDES], *values[MAX_OVERRIDES];
-} train_args;
-
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: stretch train RUN.yaml [--resume auto|never|PATH] [--max-steps N]\n"
-            "                              [--SECTION.KEY VALUE ...]\n"
-            "\n"
-            "Trains the curriculum of RUN.yaml. Any key of the run file can be overridden\n"
-            "on the command line, e.g. --optimizer.lr 1e-3 --stages.1.seq_len 2048.\n"
-            "  --resume auto    continue from the newest good checkpoint in train.out_dir\n"
-            "                   (the default); never: start fresh; PATH: that checkpoint\n"
-            "  --max-steps N    stop after N optimizer steps in total (train.max_steps)\n"
-            "  --backend B      cpu or cuda (train.backend); cuda computes in bf16 unless\n"
-            "                   train.dtype is fp32\n"
-            "  --dry-run        validate the run file and print the curriculum: per stage the\n"
-            "                   length, steps, tokens and RoPE (factor, attention factor), and\n"
-            "                   the memory estimate of a training step per rank\n"
-            "\n"
-            "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
-            "exit 99 (requeue me, docs/slurm.md). SIGINT: the same, exit 130; a second\n"
-            "SIGINT stops at once.\n"
-            "\n"
-            "Run-file keys (schedules/example.yaml shows them all in context):\n");
-    cfg_print_help(out);
-}
-
-// Returns 0, 1 for --help, or -1 with a message.
-static int parse_args(train_args *a, int argc, char **argv, char *err, size_t errlen) {
-    memset(a, 0, sizeof *a);
-    a->resume = "auto";
-    a->max_steps = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return 1;
-        if (!strcmp(arg, "--dry-run")) {
-            a->dry_run = true;
-            continue;
-        }
-        if (strncmp(arg, "--", 2) != 0) {
-            if (a->run_file) {
-                snprintf(err, errlen, "train: unexpected argument '%s' (one run file only)", arg);
-                return -1;
-            }
-            a->run_file = arg;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            snprintf(err, errlen, "train: option %s needs a value", arg);
-            return -1;
-        }
-        const char *value = argv[++i];
-        if (!strcmp(arg, "--resume")) {
-            a->resume = value;
-        } else if (!strcmp(arg, "--max-steps")) {
-            char *end;
-            a->max_steps = strtoll(value, &end, 10);
-            if (*end || a->max_steps < 0) {
-                snprintf(err, errlen, "train: --max-steps expects a count >= 0, got '%s'", value);
-                return -1;
-            }
-        } else if (!strcmp(arg, "--backend")) {
-            if (a->n_overrides == MAX_OVERRIDES) {
-                snprintf(err, errlen, "train: more than %d overrides", MAX_OVERRIDES);
-                return -1;
-            }
-            a->keys[a->n_overrides] = "train.backend";
-            a->values[a->n_overrides++] = value;
-        } else if (strchr(arg + 2, '.')) {
-            if (a->n_overrides == MAX_OVERRIDES) {
-                snprintf(err, errlen, "train: more than %d overrides", MAX_OVERRIDES);
-                return -1;
-            }
-            a->keys[a->n_overrides] = arg + 2;
-            a->values[a->n_overrides++] = value;
-        } else {
-            snprintf(err, errlen, "train: unknown option %s (see stretch train --help)", arg);
-            return -1;
-        }
-    }
-    if (!a->run_file) {
-        snprintf(err, errlen, "train: missing the run file (usage: stretch train RUN.yaml)");
-        return -1;
-    }
-    return 0;
-}
 
 // ---------------------------------------------------------------------------
 // Sequence parallelism: ring attention behind the model's attention hook.
@@ -181,7 +94,7 @@ static int64_t local_len(int64_t T, int sp) {
 // Passkey samples: training rows predict every token, or only the answer
 // (data.passkey_answer_only); evaluation scores the answer only
 // (eval_passkey sets answer_only).
-static passkey_config passkey_config_of(const train_state *st) {
+passkey_config train_passkey_config(const train_state *st) {
     passkey_config pk = {.encode = tok_encode_into, .encode_ctx = st->tok, .bos_id = -1,
                          .n_keys = 1, .depth = -1, .answer_only = st->cfg.data.passkey_answer_only,
                          .compact = st->cfg.data.passkey_compact};
@@ -212,26 +125,34 @@ static void prepare_corpus(train_state *st) {
 }
 
 // The shard list of a stage: its own, else data.train, plus the corpus.
-static int stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap) {
+int train_stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap) {
     int n = 0;
     for (int i = 0; i < plan->data->n && n < cap; i++) paths[n++] = plan->data->v[i];
     if (st->train_shards[0][0] && n < cap) paths[n++] = st->train_shards[0];
     return n;
 }
 
-static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
-                                int64_t rows, double passkey_ratio, double copy_ratio,
-                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
-                                bool shuffle, bool tasks) {
+data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
+                              double passkey_ratio, double copy_ratio, int64_t pose_len,
+                              int64_t passkey_pack_min, uint64_t seed, bool shuffle, bool tasks) {
     data_config dc = {.mode = st->cfg.data.packing == CFG_PACKING_WHOLE ? DATA_WHOLE : DATA_PACK,
                       .seq_len = seq_len, .batch_rows = rows, .dp_rank = st->dist.dp_rank,
                       .dp_size = st->dist.dp, .seed = seed, .shuffle = shuffle,
                       .bos_id = -1, .eos_id = tok_eos_id(st->tok), .pad_id = tok_pad_id(st->tok),
                       .passkey_ratio = passkey_ratio, .copy_ratio = copy_ratio, .pose_len = pose_len,
                       .passkey_pack_min = passkey_pack_min,
-                      .passkey = passkey_config_of(st)};
+                      .passkey = train_passkey_config(st)};
     if (dc.pad_id < 0) dc.pad_id = 0;
     train_tasks_loader(&dc, st, tasks);
+    return dc;
+}
+
+static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
+                                int64_t rows, double passkey_ratio, double copy_ratio,
+                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
+                                bool shuffle, bool tasks) {
+    data_config dc = train_data_config(st, seq_len, rows, passkey_ratio, copy_ratio, pose_len,
+                                       passkey_pack_min, seed, shuffle, tasks);
     char err[512];
     data_loader *L = data_loader_open(paths, n_paths, &dc, err, sizeof err);
     if (!L) die_user("%s", err);
@@ -276,7 +197,7 @@ void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int
 static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed, uint64_t stride,
                            double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
-    passkey_config pk = passkey_config_of(st);
+    passkey_config pk = train_passkey_config(st);
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist};
     double sum = 0;
     for (int j = 0; j < e->passkey_depths.n; j++) {
@@ -352,6 +273,25 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
+// Validation loss at the stage's length: printed, logged (eval_val), kept
+// for the summary. Collective.
+static void log_val_loss(train_state *st, const curr_plan *plan) {
+    double vl = eval_val_loss(st, plan);
+    if (!st->is_root || isnan(vl)) return;
+    metrics_progress_end(&st->met);
+    printf("  val loss @ %lld tokens: %.4f\n", (long long)plan->seq_len, vl);
+    fflush(stdout);
+    st->hist.last_val_loss = vl;
+    st->hist.last_val_step = st->step;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "eval_val");
+    cJSON_AddNumberToObject(o, "step", (double)st->step);
+    cJSON_AddNumberToObject(o, "stage", st->stage);
+    cJSON_AddNumberToObject(o, "seq_len", (double)plan->seq_len);
+    cJSON_AddNumberToObject(o, "val_loss", vl);
+    metrics_write(&st->met, o);
+}
+
 // ---------------------------------------------------------------------------
 // One optimizer step
 
@@ -360,7 +300,7 @@ static void grad_sync_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx
 // Runs on the model's backend: gradients, norm, clipping and AdamW where the
 // parameters live (host on the cpu, device on cuda).
 static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_targets_global,
-                             double lr, double *grad_norm) {
+                             double lr, double *grad_norm, bool *skipped) {
     model *m = st->m;
     backend *bk = m->bk;
     const cfg_optimizer *o = &st->cfg.optimizer;
@@ -375,13 +315,16 @@ static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_t
     backend_comm_grad_end(st->comm);
     dist_allreduce_sum_double(&st->dist, &loss, 1);
     double norm = sqrt(bk->op->grad_norm_sq(bk, m->dgrads, m->n_params));
+    *grad_norm = norm;
+    // A non-finite loss or norm: no update (train_guard.h).
+    *skipped = !train_guard_finite(&st->dist, loss, norm);
+    if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
     float clip = adamw_clip_factor(norm, o->grad_clip);
     st->adam_step++;
     adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
                         .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
     bk->op->adamw(bk, m->dparams, st->dadam_m, st->dadam_v, m->dgrads, m->work, m->tensors,
                   m->n_tensors, &hp, st->adam_step, clip);
-    *grad_norm = norm;
     return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
 }
 
@@ -399,6 +342,9 @@ static void install_stop_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // A file-size limit (ulimit -f) makes a checkpoint write fail with
+    // EFBIG, reported as one line, instead of killing the run by SIGXFSZ.
+    signal(SIGXFSZ, SIG_IGN);
     // A second Ctrl-C stops at once (checkpoints are written to a temporary
     // name and renamed, so none is ever left half-written).
     sa.sa_flags = SA_RESETHAND;
@@ -411,9 +357,9 @@ static void install_stop_handlers(void) {
 static void log_stage_start(train_state *st, const curr_plan *plan, const rope_table *t) {
     if (!st->is_root) return;
     const rope_config rc = *curr_stage_rope(&st->curr, st->stage);
-    printf("stage %d/%d '%s': seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
+    printf("stage %d '%s' (%d of %d): seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
            "original %lld, attention factor %.4f), lr %.2e\n",
-           st->stage + 1, st->cfg.n_stages, plan->name, (long long)plan->seq_len,
+           st->stage, plan->name, st->stage + 1, st->cfg.n_stages, (long long)plan->seq_len,
            (long long)plan->steps, (long long)plan->batch_tokens, rope_type_name(rc.type),
            rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor,
            (long long)rc.original_max_position_embeddings, (double)t->attention_factor,
@@ -448,12 +394,17 @@ static void log_step(train_state *st, const curr_plan *plan, double loss, double
     cJSON_AddNumberToObject(o, "grad_norm", norm);
     cJSON_AddNumberToObject(o, "tokens", (double)st->tokens_seen);
     cJSON_AddNumberToObject(o, "tokens_per_s", (double)tokens / dt);
+    if (st->guard.total > 0) {
+        cJSON_AddBoolToObject(o, "skipped", st->guard.consecutive > 0);
+        cJSON_AddNumberToObject(o, "skipped_total", (double)st->guard.total);
+    }
     metrics_write(&st->met, o);
     metrics_progress p = {.stage = plan->name, .stage_index = st->stage, .n_stages = st->cfg.n_stages,
                           .step = st->step, .stage_step = st->stage_step, .stage_steps = plan->steps,
                           .seq_len = plan->seq_len, .loss = loss, .tokens_per_s = (double)tokens / dt,
-                          .lr = lr, .eta_s = eta};
+                          .lr = lr, .eta_s = eta, .skipped = st->guard.total};
     metrics_progress_line(&st->met, &p);
+    train_heartbeat_write(st->cfg.train.out_dir, "running", st->step, st->stage, st->tokens_seen);
 }
 
 // Remaining steps of the whole run (for the ETA), from the current position.
@@ -465,10 +416,7 @@ static int64_t steps_left(const train_state *st) {
     return left;
 }
 
-static void save_checkpoint(train_state *st) {
-    char err[512];
-    if (train_ckpt_save(st, err, sizeof err) != 0) die("checkpoint failed: %s", err);
-}
+static void save_checkpoint(train_state *st) { train_guard_save(st); }
 
 // A stage's gate: passkey accuracy and/or validation loss at its seq_len.
 // True when met (or when the stage has none); reported and logged.
@@ -534,7 +482,7 @@ static int run_stage(train_state *st) {
     if (st->stage_step == 0) log_stage_start(st, &plan, &t);
 
     const char *paths[64];
-    int n_paths = stage_shards(st, &plan, paths, 64);
+    int n_paths = train_stage_shards(st, &plan, paths, 64);
     int64_t rows = plan.batch_tokens / plan.seq_len;
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_loader *L = open_loader(st, paths, n_paths, plan.seq_len, rows, plan.passkey_ratio, copy,
@@ -569,7 +517,12 @@ static int run_stage(train_state *st) {
         data_next_batch(L, &db);
         local_batch_make(&lb, &db, &st->dist);
         double norm;
-        double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm);
+        bool skipped;
+        double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm, &skipped);
+        if (!skipped) {
+            st->hist.last_loss = loss;
+            st->hist.last_loss_step = st->step + 1;
+        }
         st->step++;
         st->stage_step++;
         int64_t tokens = plan.batch_tokens;
@@ -579,21 +532,15 @@ static int run_stage(train_state *st) {
 
         double now = metrics_now(), dt = now - t_last;
         t_last = now;
-        if (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps))
+        bool diverged = train_guard_record(&st->guard, skipped, c->train.max_skipped_steps);
+        if (skipped) train_guard_report(st, loss, norm);
+        if (skipped || (c->train.log_every > 0 && (st->step % c->train.log_every == 0 || st->stage_step == plan.steps)))
             log_step(st, &plan, loss, lr, norm, tokens, dt, dt * (double)steps_left(st));
-        if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) {
-            double vl = eval_val_loss(st, &plan);
-            if (st->is_root && !isnan(vl)) {
-                metrics_progress_end(&st->met);
-                printf("  val loss @ %lld tokens: %.4f\n", (long long)plan.seq_len, vl);
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "event", "eval_val");
-                cJSON_AddNumberToObject(o, "step", (double)st->step);
-                cJSON_AddNumberToObject(o, "seq_len", (double)plan.seq_len);
-                cJSON_AddNumberToObject(o, "val_loss", vl);
-                metrics_write(&st->met, o);
-            }
+        if (diverged) {
+            stop = TRAIN_EXIT_DIVERGED;
+            break;
         }
+        if (c->train.eval_every > 0 && st->step % c->train.eval_every == 0) log_val_loss(st, &plan);
         if (c->train.ckpt_every > 0 && st->step % c->train.ckpt_every == 0 &&
             st->stage_step < plan.steps + st->stage_extra_steps)
             save_checkpoint(st);
@@ -608,7 +555,11 @@ static int run_stage(train_state *st) {
         break;
     }
     st->stage_extra_steps += chunk;
-    if (st->is_root) printf("  gate not met: stage '%s' extended by %lld steps\n", plan.name, (long long)chunk);
+    if (st->is_root) {
+        metrics_progress_end(&st->met);
+        printf("  gate not met: stage '%s' extended by %lld steps\n", plan.name, (long long)chunk);
+        fflush(stdout);
+    }
     }
     local_batch_free(&lb);
     data_batch_free(&db);
@@ -628,7 +579,7 @@ static void print_summary(train_state *st, double *acc, int n_evals) {
         const curr_plan *plan = curr_stage_plan(&st->curr, e);
         char label[96];
         bool before = plan->seq_len <= st->curr.original_context;
-        snprintf(label, sizeof label, "%d %s%s", e + 1, plan->name, before ? " (before ext.)" : "");
+        snprintf(label, sizeof label, "%d %s%s", e, plan->name, before ? " (before ext.)" : "");
         printf("%-24s", label);
         for (int i = 0; i < nl; i++) printf(" %7.1f%%", 100 * acc[e * nl + i]);
         printf("\n");
@@ -718,7 +669,7 @@ static void print_plan(const cfg_run *c, const curriculum *cur) {
         curr_rope_table(&t, cur, s, plan.seq_len);
         printf("  stage %d %-10s seq_len %7lld  %6lld steps x %8lld tokens  lr %.2e  rope %-8s "
                "factor %5g  attention factor %.4f  tokens/rank/step %lld\n",
-               s + 1, plan.name, (long long)plan.seq_len, (long long)plan.steps,
+               s, plan.name, (long long)plan.seq_len, (long long)plan.steps,
                (long long)plan.batch_tokens, plan.lr, rope_type_name(rc.type),
                rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor, (double)t.attention_factor,
                (long long)(plan.batch_tokens / c->parallel.dp / c->parallel.sp));
@@ -727,6 +678,7 @@ static void print_plan(const cfg_run *c, const curriculum *cur) {
     }
     printf("total: %lld steps, %.3g tokens\n", (long long)total_steps, (double)total_tokens);
     print_memory_plan(c, cur);
+    train_warn_config(cur, stderr);
 }
 
 static void setup(train_state *st, const train_args *a) {
@@ -739,6 +691,7 @@ static void setup(train_state *st, const train_args *a) {
 
     st->tok = tok_load(c->data.tokenizer, err, sizeof err);
     if (!st->tok) dist_exit_user_error(&st->dist, err);
+    if (train_shards_check(c, st->tok, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
     if (train_tasks_check(st, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
 
     if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
@@ -746,9 +699,15 @@ static void setup(train_state *st, const train_args *a) {
     if (st->is_root) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
-        if (metrics_open(&st->met, path, err, sizeof err) != 0) die_user("%s", err);
+        if (metrics_open(&st->met, path, c->train.log_format == CFG_LOG_PLAIN, err, sizeof err) != 0)
+            die_user("%s", err);
     }
     prepare_corpus(st);
+    // Corpus shards made by an earlier run in this out_dir are reused: theirs must be this tokenizer's too.
+    for (int i = 0; i < 2 && st->train_shards[i][0]; i++)
+        if (shard_vocab_check(st->train_shards[i], st->tok, c->data.tokenizer ? c->data.tokenizer : "byte",
+                              "data.corpus", "the run uses", err, sizeof err) != 0)
+            dist_exit_user_error(&st->dist, err);
 
     model_config mc;
     cfg_model_config(&mc, c);
@@ -788,9 +747,9 @@ static void setup(train_state *st, const train_args *a) {
 int train_main(int argc, char **argv) {
     train_args a;
     char err[1024];
-    int rc = parse_args(&a, argc, argv, err, sizeof err);
+    int rc = train_parse_args(&a, argc, argv, err, sizeof err);
     if (rc == 1) {
-        usage(stdout);
+        train_usage(stdout);
         return 0;
     }
     if (rc != 0) {
@@ -828,8 +787,26 @@ int train_main(int argc, char **argv) {
     if (found == 1) {
         if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) die_user("%s", err);
         if (st->is_root)
-            printf("resumed from %s: stage %d, step %lld\n", ckpt, st->stage + 1, (long long)st->step);
+            printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
+                   c->n_stages, (long long)st->step);
     }
+    int n_len = c->eval.passkey_lengths.n;
+    if (st->is_root) train_warn_config(&st->curr, stderr);  // once the run is sure to go ahead
+    if (st->is_root) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
+        train_history_read(&st->hist, path, c->eval.passkey_lengths.v, n_len);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", found == 1 ? "resume" : "run_start");
+        cJSON_AddNumberToObject(o, "step", (double)st->step);
+        cJSON_AddNumberToObject(o, "stage", st->stage);
+        if (found == 1) cJSON_AddStringToObject(o, "checkpoint", ckpt);
+        cJSON_AddNumberToObject(o, "ranks", st->dist.size);
+        metrics_write(&st->met, o);
+        train_heartbeat_write(c->train.out_dir, "running", st->step, st->stage, st->tokens_seen);
+    }
+    // Every check the run file and the data allow, before the first step.
+    train_preflight(st);
     if (st->is_root) {
         char *text = cfg_echo(c);
         printf("stretch train %s: %d rank(s) = dp %d x sp %d, %.2fM parameters, %d stages, "
@@ -845,11 +822,13 @@ int train_main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    int n_len = c->eval.passkey_lengths.n;
-    double *acc = xcalloc((size_t)(c->n_stages * n_len), sizeof(double));
+    // The summary's table: stages evaluated in earlier sessions keep their numbers.
+    double *acc = xcalloc((size_t)(c->n_stages * n_len) + 1, sizeof(double));
+    if (st->is_root && st->hist.acc) memcpy(acc, st->hist.acc, sizeof(double) * (size_t)(c->n_stages * n_len));
     bool finished = true;
     int status = 0;
     for (; st->stage < c->n_stages; st->stage++) {
+        int64_t step_before = st->step;
         const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
         if (st->stage_step == 0 && curr_stage_resets_moments(&st->curr, st->stage)) {
             memset(st->adam_m, 0, sizeof(float) * st->m->n_params);
@@ -864,10 +843,26 @@ int train_main(int argc, char **argv) {
             finished = false;
             break;
         }
-        char when[96];
-        snprintf(when, sizeof when, "after stage %d '%s'", st->stage + 1, plan.name);
-        eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
-        train_tasks_eval_all(st, st->stage, when);
+        // A stage ended in an earlier session and evaluated then (a finished
+        // run started again): its rows are in metrics.jsonl already. Rank 0
+        // knows the history; the others follow its vote.
+        bool again = st->step == step_before && (st->is_root ? st->hist.stage_done[st->stage] : true);
+        again = !dist_any(&st->dist, !again);
+        if (!again) {
+            // Validation loss at every stage end (eval_every 0 = only there).
+            if (c->train.eval_every == 0 || st->step % c->train.eval_every != 0) log_val_loss(st, &plan);
+            char when[96];
+            snprintf(when, sizeof when, "after stage %d '%s'", st->stage, plan.name);
+            eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
+            train_tasks_eval_all(st, st->stage, when);
+            if (st->is_root) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "event", "stage_end");
+                cJSON_AddNumberToObject(o, "step", (double)st->step);
+                cJSON_AddNumberToObject(o, "stage", st->stage);
+                metrics_write(&st->met, o);
+            }
+        }
         // The next stage starts at its step 0; the checkpoint records that.
         if (st->stage + 1 < c->n_stages) {
             st->stage++;
@@ -880,16 +875,21 @@ int train_main(int argc, char **argv) {
     // Always a checkpoint at the end: the trained model is the run's result
     // (train.ckpt_every 0 means no periodic ones, never none at all).
     if (finished) st->stage = c->n_stages - 1;
+    if (status == TRAIN_EXIT_DIVERGED) train_guard_stop(st);  // no checkpoint from that state
     save_checkpoint(st);
     if (finished) print_summary(st, acc, c->n_stages);
-    if (st->gate_failed && st->is_root)
+    if (st->gate_failed && st->is_root) {
+        fflush(stdout);
         fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "
-                        "stopping (see metrics.jsonl, event \"gate\")\n", st->stage + 1);
+                        "stopping (see metrics.jsonl, event \"gate\")\n", st->stage);
+    }
     if (st->is_root) {
-        printf(finished ? "done: %lld steps, %lld tokens\n" : "stopped at step %lld (%lld tokens)\n",
-               (long long)st->step, (long long)st->tokens_seen);
+        const char *how = finished ? "finished" : st->gate_failed ? "gate_not_met"
+                        : status == 0 ? "max_steps" : "signal";
+        train_report_end(st, finished, how);
         metrics_close(&st->met);
     }
+    train_history_free(&st->hist);
     free(acc);
     model_free(st->m);
     if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);

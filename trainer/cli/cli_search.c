@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cliopt.h"
 #include "die.h"
 #include "dist.h"
 #include "eval.h"
@@ -217,9 +218,12 @@ static int parse_args(search_args *a, int argc, char **argv, char *err, size_t e
         if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) return 1;
         bool known = false;
         for (size_t k = 0; k < sizeof OPTIONS / sizeof OPTIONS[0]; k++) known |= !strcmp(opt, OPTIONS[k]);
-        if (!known)
-            return errmsg(err, errlen, "search: unknown %s %s (see stretch search --help)",
-                          strncmp(opt, "--", 2) ? "argument" : "option", opt);
+        if (!known) {
+            char hint[96];
+            cliopt_hint(hint, sizeof hint, opt, OPTIONS, (int)(sizeof OPTIONS / sizeof OPTIONS[0]));
+            return errmsg(err, errlen, "search: unknown %s %s%s (see stretch search --help)",
+                          strncmp(opt, "--", 2) ? "argument" : "option", opt, hint);
+        }
         if (i + 1 >= argc) return errmsg(err, errlen, "search: option %s needs a value", opt);
         if (set_option(a, opt, argv[++i], err, errlen) != 0) return -1;
     }

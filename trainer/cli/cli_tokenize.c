@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cliopt.h"
 #include "die.h"
 #include "shard.h"
 #include "tok.h"
@@ -155,7 +156,10 @@ int cli_tokenize(int argc, char **argv) {
             *(!strcmp(argv[i], "--out") ? &out : &spec) = argv[i + 1];
             i++;
         } else if (!strncmp(argv[i], "--", 2)) {
-            fprintf(stderr, "stretch: error: tokenize: unknown option %s\n", argv[i]);
+            static const char *const known[] = {"--out", "--tokenizer", "--jsonl", "--help"};
+            char hint[96];
+            cliopt_hint(hint, sizeof hint, argv[i], known, 4);
+            fprintf(stderr, "stretch: error: tokenize: unknown option %s%s\n", argv[i], hint);
             free(inputs);
             return 2;
         } else {

@@ -4,9 +4,11 @@
 // error (bad config, file, option), 3 a stage gate unmet, 99 stopped by a
 // preemption signal after checkpointing (requeue me).
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cliopt.h"
 #include "train.h"
 
 static void usage(FILE *out) {
@@ -34,10 +36,20 @@ static void usage(FILE *out) {
             "                       LongRoPE search of rope factors and n_hat (stretch search --help)\n"
             "  report RUN_DIR [--out report.html]\n"
             "                       one self-contained HTML page about a run (curves, passkey heatmaps, ...)\n"
-            "  help                 this text\n");
+            "  status RUN_DIR...    one line per run: stage, step, tokens, loss, eval, checkpoint,\n"
+            "                       running or not\n"
+            "  version              the version (also --version)\n"
+            "  help                 this text\n"
+            "\n"
+            "Every option takes its value as --key value or --key=value.\n");
 }
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version") ||
+                      !strcmp(argv[1], "-V"))) {
+        printf("stretch %s\n", STRETCH_VERSION);
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
@@ -51,6 +63,19 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return cli_search(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cli_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "status")) return cli_status(argc - 1, argv + 1);
     fprintf(stderr, "stretch: error: unknown command '%s' (see stretch help)\n", cmd);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    // --key=value is --key value, for every subcommand (cliopt.h).
+    char **args = cliopt_split_eq(&argc, argv);
+    if (!args) {
+        fprintf(stderr, "stretch: error: out of memory\n");
+        return 1;
+    }
+    int rc = dispatch(argc, args);
+    free(args);
+    return rc;
 }

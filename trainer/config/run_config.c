@@ -26,6 +26,7 @@ static const char *const schedule_names[] = {"cosine", "constant", NULL};
 static const char *const backend_names[] = {"cpu", "cuda", NULL};
 static const char *const dtype_names[] = {"auto", "fp32", "bf16", NULL};
 static const char *const transport_names[] = {"auto", "nccl", "mpi", NULL};
+static const char *const log_format_names[] = {"auto", "plain", NULL};
 
 // Enum fields are read and written as int.
 _Static_assert(sizeof(rope_type) == sizeof(int), "rope_type must be int-sized");
@@ -180,6 +181,12 @@ static const cfg_key KEYS[] = {
         "only). Master weights, gradients and AdamW state are always fp32"),
     RUN("train.max_steps", INT64, RES, train.max_steps, NULL, "0",
         "stop after this many steps in all (a global cap over the stages); 0 = none"),
+    RUN("train.max_skipped_steps", INT, RES, train.max_skipped_steps, NULL, "3",
+        "a step whose loss or gradient norm is not finite is skipped (no update); this many "
+        "in a row stop the run (exit 4) without a checkpoint; 0 = never stop"),
+    RUN("train.log_format", ENUM, RES, train.log_format, log_format_names, "auto",
+        "progress lines: auto = redrawn in place on a terminal (rank 0, not under mpirun/srun), "
+        "else one plain line per log step; plain = always plain lines"),
 
     RUN("eval.passkey_lengths", INTS, RES, eval.passkey_lengths, NULL, "[]",
         "context lengths of the passkey evaluation; [] = every stage's seq_len"),

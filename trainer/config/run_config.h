@@ -118,6 +118,7 @@ typedef struct {
 
 typedef enum { CFG_BACKEND_CPU, CFG_BACKEND_CUDA } cfg_backend;
 typedef enum { CFG_DTYPE_AUTO, CFG_DTYPE_FP32, CFG_DTYPE_BF16 } cfg_dtype;
+typedef enum { CFG_LOG_AUTO, CFG_LOG_PLAIN } cfg_log_format;
 
 typedef struct {
     int64_t seed;
@@ -128,6 +129,8 @@ typedef struct {
     cfg_backend backend; // where the model computes: cpu or cuda
     cfg_dtype dtype;     // activations: auto (cuda bf16, cpu fp32), fp32, bf16 (cuda only)
     int64_t max_steps;   // global cap over all stages; 0 = none
+    int max_skipped_steps;  // consecutive non-finite steps that stop the run; 0 = never
+    cfg_log_format log_format;  // auto: redraw the progress line on a watched terminal; plain: never
 } cfg_train;
 
 typedef struct {

@@ -94,6 +94,8 @@ static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
             (long long)t->eval_every);
     REQUIRE(t->ckpt_every >= 0, "train.ckpt_every", "train.ckpt_every (%lld) must be >= 0",
             (long long)t->ckpt_every);
+    REQUIRE(t->max_skipped_steps >= 0, "train.max_skipped_steps",
+            "train.max_skipped_steps (%d) must be >= 0", t->max_skipped_steps);
     REQUIRE(t->keep_last >= 0, "train.keep_last", "train.keep_last (%d) must be >= 0",
             t->keep_last);
     REQUIRE(t->max_steps >= 0, "train.max_steps", "train.max_steps (%lld) must be >= 0",

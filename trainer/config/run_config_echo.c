@@ -341,3 +341,11 @@ int cfg_diff(char *buf, size_t buflen, const cfg_run *a, const cfg_run *b, bool 
     free(line.s);
     return count;
 }
+
+bool cfg_key_equal(const cfg_key *k, const void *a, const void *b) { return values_equal(k, a, b); }
+
+char *cfg_key_format(const cfg_key *k, const void *base) {
+    strbuf v = {0};
+    format_value(&v, k, base);
+    return v.s ? v.s : xcalloc(1, 1);
+}

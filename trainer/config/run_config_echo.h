@@ -29,3 +29,9 @@ void cfg_print_help(FILE *out);
 // Returns the number of differing keys (a stage count difference counts as
 // one key, "stages").
 int cfg_diff(char *buf, size_t buflen, const cfg_run *a, const cfg_run *b, bool incompatible_only);
+
+// One key's value in a (a cfg_run, or a cfg_stage for stage keys) and b:
+// equal? (NaN equals NaN); and as YAML text (malloc'd, the caller frees).
+// For rules about single keys, e.g. which may change on resume (train_resume.h).
+bool cfg_key_equal(const cfg_key *k, const void *a, const void *b);
+char *cfg_key_format(const cfg_key *k, const void *base);

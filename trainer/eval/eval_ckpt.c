@@ -76,6 +76,14 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
     }
     const bool imported = !ckpt_has_attr(r, "/", "config") && ckpt_has_attr(r, "/", "model_config");
     int rc = imported ? read_imported(c, r, tokenizer, err, errlen) : read_position(c, r, err, errlen);
+    // The embedding's rows: the vocabulary the model was trained with.
+    int64_t rows = 0, dims[CKPT_MAX_RANK];
+    ckpt_dtype dt;
+    int rank;
+    char e2[256];
+    if (rc == 0 && ckpt_get_info(r, "params/model.embed_tokens.weight", &dt, &rank, dims, e2, sizeof e2) == 0 &&
+        rank == 2)
+        rows = dims[0];
     ckpt_close(r);
     char msg[512];
     // The stored curriculum, once: every stage's RoPE (factors files read
@@ -94,6 +102,14 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
     }
     if (rc == 0) {
         if (!imported) cfg_model_config(&c->mc, &c->cfg);
+        if (c->mc.vocab_size == 0 && tokenizer && rows > 0 && rows != tok_vocab_size(c->tok)) {
+            snprintf(err, errlen, "checkpoint %s was trained with a %lld-token vocabulary (tokenizer '%s'); "
+                     "--tokenizer '%s' has %lld tokens", path, (long long)rows,
+                     c->cfg.data.tokenizer ? c->cfg.data.tokenizer : "?", tokenizer,
+                     (long long)tok_vocab_size(c->tok));
+            eval_ckpt_close(c);
+            return -1;
+        }
         if (c->mc.vocab_size == 0) c->mc.vocab_size = (int)tok_vocab_size(c->tok);
         if (c->mc.vocab_size < tok_vocab_size(c->tok)) {
             snprintf(err, errlen, "checkpoint %s: model.vocab_size (%d) is smaller than the tokenizer's "

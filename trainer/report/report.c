@@ -329,7 +329,7 @@ static void gates_section(hbuf *b, const report_metrics *m) {
               "<th class=\"l\">result</th></tr>\n");
     for (int i = 0; i < m->n_gates; i++) {
         const report_gate *g = &m->gates[i];
-        hb_printf(b, "<tr><td>%d</td><td>%lld</td>", g->stage + 1, (long long)g->step);
+        hb_printf(b, "<tr><td>%d</td><td>%lld</td>", g->stage, (long long)g->step);
         if (g->passkey_acc >= 0) hb_printf(b, "<td>%.3f</td>", g->passkey_acc);
         else hb_put(b, "<td>-</td>");
         if (g->val_loss >= 0) hb_printf(b, "<td>%.4f</td>", g->val_loss);
@@ -509,7 +509,7 @@ char *report_html(const char *dir, char *err, size_t errlen) {
     if (m.n_steps > 0) {
         const report_step *l = &m.steps[m.n_steps - 1];
         hb_printf(&b, " Last logged: step %.0f, stage %.0f, loss %.4f, %.0f tokens, %.0f s into the run.", l->step,
-                  l->stage + 1, l->loss, l->tokens, l->time);
+                  l->stage, l->loss, l->tokens, l->time);
     }
     hb_put(&b, " Re-run <code>stretch report</code> to refresh.</p>\n");
     if (have_c && !cur_ok) {

@@ -1,0 +1,26 @@
+// train_history: what earlier sessions of a run left in its metrics.jsonl,
+// read when a run starts so that a resumed run reports the whole run:
+// the passkey rows after each finished stage (the end-of-run table shows
+// their real numbers, not zeros), which stages already had their stage-end
+// evaluation (a finished run started again does not evaluate and log them a
+// second time), and the last loss and validation loss.
+//
+// Tested by tests/cli/test_ux.sh (resume, re-run of a finished run).
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "run_config.h"
+
+typedef struct {
+    int n_lengths;
+    double *acc;                        // (CFG_MAX_STAGES, n_lengths): after-stage passkey accuracy
+    bool stage_done[CFG_MAX_STAGES];    // a "stage_end" row exists for the stage
+    double last_loss, last_val_loss;    // NAN: none
+    int64_t last_loss_step, last_val_step;
+} train_history;
+
+// Reads path (a missing file is an empty history). lengths: eval.passkey_lengths.
+void train_history_read(train_history *h, const char *path, const int64_t *lengths, int n_lengths);
+void train_history_free(train_history *h);
