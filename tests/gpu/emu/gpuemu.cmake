@@ -1,0 +1,62 @@
+# The emulated GPU (tests/gpu/emu/README.md): the host code of the CUDA path
+# (trainer/backend/backend_cuda.c, backend.c with the cuda table entry) and
+# every kernels/cuda/*.cu, compiled by the host C / C++ compilers against the
+# CPU shims in tests/gpu/emu/shim (CUDA runtime, cuBLAS, CUB) and run on the
+# SIMT emulator. Separate OBJECT targets: the real CUDA build compiles
+# exactly what it compiled before. Tests: label "gpuemu".
+enable_language(CXX)
+set(EMU_DIR ${CMAKE_SOURCE_DIR}/tests/gpu/emu)
+set(EMU_GEN ${CMAKE_BINARY_DIR}/gpuemu)
+file(GLOB EMU_CU CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cu ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cuh)
+set(EMU_INCS)
+foreach(f internal attn_tile attn_f32 common matmul rope rmsnorm swiglu elementwise adamw xent embedding attn_fwd attn_bwd)
+  list(APPEND EMU_INCS ${EMU_GEN}/cu_${f}.inc)
+endforeach()
+add_custom_command(OUTPUT ${EMU_INCS}
+  COMMAND sh ${EMU_DIR}/prep.sh ${CMAKE_SOURCE_DIR}/kernels/cuda ${EMU_GEN}
+  DEPENDS ${EMU_CU} ${EMU_DIR}/prep.sh
+  COMMENT "gpuemu: preparing kernels/cuda for the emulator")
+set(EMU_SHIM_INCS ${EMU_DIR}/shim ${CMAKE_SOURCE_DIR}/kernels/cuda)
+
+add_library(stretch_gpuemu OBJECT ${EMU_DIR}/emu_gpu.cpp ${EMU_INCS})
+target_include_directories(stretch_gpuemu PRIVATE ${EMU_DIR} ${EMU_SHIM_INCS} ${EMU_GEN})
+target_link_libraries(stretch_gpuemu PRIVATE stretch_kernels_cpu stretch_common)
+# -w: the kernels are warning-clean under nvcc (CI); the emulator's stand-ins are not.
+target_compile_options(stretch_gpuemu PRIVATE -std=c++17 -O1 -w -fno-strict-aliasing -ffp-contract=off)
+
+# The backend layer again, with the cuda entry of backend.c and backend_cuda.c.
+file(GLOB EMU_BACKEND_SRCS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/trainer/backend/*.c)
+add_library(stretch_backend_emu OBJECT ${EMU_BACKEND_SRCS})
+target_include_directories(stretch_backend_emu PRIVATE ${CMAKE_SOURCE_DIR}/trainer/backend ${EMU_SHIM_INCS})
+target_compile_definitions(stretch_backend_emu PRIVATE STRETCH_HAVE_CUDA=1)
+target_link_libraries(stretch_backend_emu PRIVATE stretch_kernels_cpu stretch_common)
+
+# Emulated-GPU programs: the emulated objects come first on the link line, so
+# their definitions (backend_create with the cuda entry, ...) win over the
+# plain stretch_backend archive, whose objects are then never pulled in.
+function(stretch_gpuemu_exe name)
+  add_executable(${name} ${ARGN} $<TARGET_OBJECTS:stretch_backend_emu> $<TARGET_OBJECTS:stretch_gpuemu>)
+  target_include_directories(${name} PRIVATE ${EMU_SHIM_INCS})
+  target_link_libraries(${name} PRIVATE stretch_core)
+  set_target_properties(${name} PROPERTIES LINKER_LANGUAGE CXX)
+endfunction()
+
+# tests/gpu/test_gpu_model.c (B 2 x T 128) is too slow under emulation for
+# ctest; test_emu_train.c is the same check on smaller shapes, over 3 steps.
+stretch_gpuemu_exe(gpuemu_train ${EMU_DIR}/test_emu_train.c)
+add_test(NAME gpuemu_train COMMAND gpuemu_train)
+set_tests_properties(gpuemu_train PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 900)
+
+# The op harness with its cuda columns on the emulated GPU: every op of the
+# backend interface through backend_cuda.c, fp32 and bf16, against the cpu
+# column (tests/ops/README.md), plus the kernels/cuda entry points.
+file(GLOB EMU_OPS_SRCS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/ops/ops_*.c)
+stretch_gpuemu_exe(gpuemu_ops_check ${EMU_OPS_SRCS})
+target_compile_definitions(gpuemu_ops_check PRIVATE STRETCH_HAVE_CUDA=1)
+# One ctest per op that runs in seconds here; grad_norm (164 s), rmsnorm (its tables reach
+# C = 4096 rows of 8192 threads: ~5 min), xent and attn run by hand:
+#   build/gpuemu_ops_check -b cuda -o rmsnorm
+foreach(op cast add swiglu rope matmul embedding adamw cu_axpy)
+  add_test(NAME gpuemu_ops_${op} COMMAND gpuemu_ops_check -b cuda -o ${op})
+  set_tests_properties(gpuemu_ops_${op} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
+endforeach()
