@@ -55,6 +55,22 @@ grep -q "warning: taking over the stale lock out/stretch.lock (host $host pid $d
   fail "(b) no takeover warning"
 echo "(b) stale lock taken over"
 
+# --- (b2) stale: the owner died but is an unreaped zombie (a container whose
+# pid 1 never reaps; kill(pid, 0) still succeeds on it). The parent execs into
+# sleep, so nobody waits for the child when it exits.
+rm -rf out; mkdir out
+sh -c 'sleep 0.2 & echo $! > zpid; exec sleep 30' &
+zparent=$!; PIDS+=("$zparent")
+for _ in $(seq 1 200); do [ -s zpid ] && grep -q '^State:.Z' "/proc/$(cat zpid)/status" 2>/dev/null && break; sleep 0.05; done
+zombie=$(cat zpid)
+grep -q '^State:.Z' "/proc/$zombie/status" || fail "(b2) no zombie to test with"
+echo "host $host pid $zombie job -" > out/stretch.lock
+"$STRETCH" train run.yaml --max-steps 2 > b2.log 2>&1 || { tail b2.log; fail "(b2) a zombie's lock was not taken over"; }
+grep -q "taking over the stale lock out/stretch.lock (host $host pid $zombie job -: its process is gone)" b2.log ||
+  fail "(b2) no takeover warning"
+kill "$zparent" 2>/dev/null || true
+echo "(b2) a zombie owner's lock taken over"
+
 # --- (c) the same Slurm job (requeued), from another host
 rm -rf out; mkdir out
 echo "host node-17 pid 1 job 9001" > out/stretch.lock

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -34,15 +35,51 @@ static int read_lock(const char *path, char *host, size_t hlen, long *pid, char 
     return 1;
 }
 
+// The owner keeps the lock file open with flock() held for its whole life:
+// the kernel drops it the moment the process dies, even while the process
+// is an unreaped zombie (a container whose pid 1 never reaps leaves those
+// behind, and kill(pid, 0) still finds them).
+static int held_fd = -1;
+
 static int create_lock(const char *path, const char *host, const char *job) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
+    (void)flock(fd, LOCK_EX | LOCK_NB);  // taken before the contents exist; unsupported filesystems: pid check only
     char text[512];
     int n = snprintf(text, sizeof text, "host %s pid %ld job %s\n", host, (long)getpid(), job);
     int rc = write(fd, text, (size_t)n) == n && fsync(fd) == 0 ? 0 : -1;
-    if (close(fd) != 0) rc = -1;
-    if (rc == 0) fsutil_fsync_parent(path);
-    return rc;
+    if (rc != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    held_fd = fd;
+    fsutil_fsync_parent(path);
+    return 0;
+}
+
+// 1 when no process on this host holds the lock file's flock (its owner
+// died); 0 when one does or the filesystem cannot tell.
+static int lock_unheld(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int free_now = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return free_now;
+}
+
+// A zombie has exited; only its parent has not collected it yet.
+static int pid_is_zombie(long pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');  // the command name may hold spaces and parentheses
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
 }
 
 int ckpt_lock_acquire(const char *dir, FILE *warn, char *err, size_t errlen) {
@@ -63,7 +100,8 @@ int ckpt_lock_acquire(const char *dir, FILE *warn, char *err, size_t errlen) {
         if (r == 1 && strcmp(ojob, "-") != 0 && strcmp(ojob, job) == 0)
             stale = "an earlier run of this Slurm job (requeued)";
         else if (r == 1 && strcmp(ohost, host) == 0 &&
-                 (opid == (long)getpid() || (kill((pid_t)opid, 0) != 0 && errno == ESRCH)))
+                 (opid == (long)getpid() || (kill((pid_t)opid, 0) != 0 && errno == ESRCH) ||
+                  pid_is_zombie(opid) || lock_unheld(path)))
             stale = "its process is gone";
         if (!stale || attempt > 0) {
             snprintf(err, errlen,
@@ -92,4 +130,6 @@ void ckpt_lock_release(const char *dir) {
     if (read_lock(path, ohost, sizeof ohost, &opid, ojob, sizeof ojob) == 1 && opid == (long)getpid() &&
         strcmp(ohost, host) == 0)
         unlink(path);
+    if (held_fd >= 0) close(held_fd);
+    held_fd = -1;
 }
