@@ -40,7 +40,7 @@
 #include "die.h"
 #include "dist.h"
 #include "model.h"
-#include "model_ring.h"
+#include "model_sp_attn.h"
 #include "ring_attn.h"
 #include "zigzag.h"
 

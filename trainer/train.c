@@ -23,7 +23,7 @@
 #include "die.h"
 #include "fsutil.h"
 #include "eval.h"
-#include "model_ring.h"
+#include "model_sp_attn.h"
 #include "rope.h"
 #include "curriculum.h"
 #include "run_config_check.h"
@@ -777,7 +777,7 @@ int train_main(int argc, char **argv) {
     if (found == 1) {
         int bad = train_ckpt_load(st, ckpt, err, sizeof err) != 0;
         if (dist_any(&st->dist, bad)) {
-            if (!bad) snprintf(err, sizeof err, "resume from %s failed on another rank", ckpt);
+            if (!bad) snprintf(err, sizeof err, "resume from %.900s failed on another rank", ckpt);
             dist_exit_user_error(&st->dist, err);
         }
         if (st->is_root)

@@ -21,8 +21,7 @@
 #include "adamw.h"
 #include "dist.h"
 #include "model.h"
-#include "model_ring.h"
-#include "model_ulysses.h"
+#include "model_sp_attn.h"
 #include "mpi_check.h"
 #include "zigzag.h"
 

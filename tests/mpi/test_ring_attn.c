@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "attn.h"
+#include "attn_check.h"
 #include "die.h"
 #include "dist.h"
 #include "mpi_check.h"
@@ -21,14 +22,7 @@
 
 static const double TOL = 1e-5;
 
-typedef struct {
-    const char *name;
-    int64_t B, T;
-    int H, Hkv, D;
-    bool causal, packed;
-} ring_case;
-
-static const ring_case CASES[] = {
+static const attn_case CASES[] = {
     {"causal MHA", 2, 64, 2, 2, 16, true, false},
     {"causal GQA H=4 Hkv=2", 2, 64, 4, 2, 16, true, false},
     {"packed documents GQA", 2, 64, 4, 2, 8, true, true},
@@ -38,68 +32,6 @@ static const ring_case CASES[] = {
     {"tiny T=7", 1, 7, 2, 1, 4, true, false},
     {"multi-tile T=300 packed", 1, 300, 2, 1, 16, true, true},
 };
-
-// ---------------------------------------------------------------------------
-// Data
-
-static uint64_t next_u64(uint64_t *s) {  // splitmix64
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static float uniform(uint64_t *s) { return (float)((next_u64(s) >> 40) * 0x1p-24) * 2.0f - 1.0f; }
-
-static float *random_floats(int64_t n, uint64_t *s) {
-    float *x = xmalloc(sizeof(float) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) x[i] = 2.0f * uniform(s);
-    return x;
-}
-
-// Documents of 1..20 tokens, ids 0, 1, 2, ... per sequence.
-static int32_t *random_segments(int64_t B, int64_t T, uint64_t *s) {
-    int32_t *seg = xmalloc(sizeof(int32_t) * (size_t)(B * T));
-    for (int64_t b = 0; b < B; b++) {
-        int32_t id = 0;
-        int64_t left = 1 + (int64_t)(next_u64(s) % 20);
-        for (int64_t t = 0; t < T; t++) {
-            if (left-- == 0) {
-                id++;
-                left = (int64_t)(next_u64(s) % 20);
-            }
-            seg[b * T + t] = id;
-        }
-    }
-    return seg;
-}
-
-// ---------------------------------------------------------------------------
-// Comparison of this rank's real rows
-
-typedef struct {
-    double err, ref;  // max abs error over own rows, max abs reference value
-    int64_t rows;     // real rows compared
-} cmp;
-
-// global_ref: (B, T, W); local: (B, TL, W) this rank's rows.
-static cmp compare_rows(const float *global_ref, const float *local, int64_t B, int64_t W,
-                        const zigzag_layout *z) {
-    cmp c = {0, 0, 0};
-    for (int64_t i = 0; i < B * z->T * W; i++) c.ref = fmax(c.ref, fabs(global_ref[i]));
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t l = 0; l < z->T_local; l++) {
-            int64_t g = zigzag_global_row(z, l);
-            if (g >= z->T) continue;
-            c.rows++;
-            for (int64_t w = 0; w < W; w++) {
-                double e = fabs((double)local[(b * z->T_local + l) * W + w] -
-                                global_ref[(b * z->T + g) * W + w]);
-                c.err = fmax(c.err, isnan(e) ? INFINITY : e);
-            }
-        }
-    return c;
-}
 
 // lse is (B, H, T): compare per head as rows of width 1.
 static cmp compare_lse(const float *ref, const float *local, int64_t B, int H,
@@ -134,7 +66,7 @@ static double check_rel(mpi_check *mc, const char *what, cmp c, int64_t want_row
 
 // ---------------------------------------------------------------------------
 
-static void run_case(mpi_check *mc, dist_ctx *d, ring_attn *ring, const ring_case *tc,
+static void run_case(mpi_check *mc, dist_ctx *d, ring_attn *ring, const attn_case *tc,
                      uint64_t seed) {
     const int64_t B = tc->B, T = tc->T;
     const int H = tc->H, Hkv = tc->Hkv, D = tc->D;

@@ -21,7 +21,7 @@
 #include "backend_comm.h"
 #include "dist.h"
 #include "model.h"
-#include "model_ring.h"
+#include "model_sp_attn.h"
 #include "mpi_check.h"
 #include "zero_shard.h"
 #include "zigzag.h"

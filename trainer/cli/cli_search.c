@@ -33,7 +33,7 @@
 #include "eval_ppl.h"
 #include "errmsg.h"
 #include "fsutil.h"
-#include "model_ring.h"
+#include "model_sp_attn.h"
 #include "ring_attn.h"
 #include "curriculum.h"
 #include "search.h"

@@ -6,8 +6,7 @@
 
 #include "die.h"
 #include "gpu_comm.h"
-#include "model_ring.h"
-#include "model_ulysses.h"
+#include "model_sp_attn.h"
 
 // ---------------------------------------------------------------------------
 // cpu: MPI all-reduce on host buffers (dist.c), ring attention (ring_attn.c),
