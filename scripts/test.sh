@@ -52,8 +52,9 @@ echo "== ASan + UBSan build: unit, CLI and MPI tests"
 # suite (CI, 2 cores: 1063 s). Left to the Release part:
 #  - mpi_rank_death, mpi_grid_error, cli_test_watchdog: they assert
 #    wall-clock limits that an ASan build's MPI start-up does not meet;
-#  - cli_test_slurm, cli_test_slurm_policy, cli_test_sp8: shell orchestration
-#    of requeues and 8-rank grids; the C paths they reach (stop signal,
+#  - cli_test_slurm, cli_test_slurm_policy, cli_test_sp8, cli_test_ulysses:
+#    shell orchestration of requeues and of 4-8-rank grids (ulysses alone
+#    took 570 s under ASan on 2 cores); the C paths they reach (stop signal,
 #    checkpoint, exit 99, every grid shape) run here in cli_test_stop,
 #    cli_test_train and the mpi_* tests;
 #  - test_gguf_fuzz (mutation loop): fuzz_gguf covers it under ASan + UBSan;
@@ -69,7 +70,7 @@ LSAN_OPTIONS=suppressions=$SRC/tests/sanitize/lsan.supp:print_suppressions=0:fas
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$SRC/tests/sanitize/ubsan.supp \
 OMPI_MCA_mca_base_component_disable_dlclose=1 \
   run_ctest build-asan -L 'unit|cli|mpi' \
-    -E '^(mpi_(rank_death|grid_error)_|cli_test_(watchdog|slurm|slurm_policy|sp8)$|test_gguf_fuzz$|layers$)' ||
+    -E '^(mpi_(rank_death|grid_error)_|cli_test_(watchdog|slurm|slurm_policy|sp8|ulysses)$|test_gguf_fuzz$|layers$)' ||
   status=1
 part "asan+ubsan build + unit/cli/mpi"
 
