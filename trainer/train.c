@@ -57,13 +57,24 @@ static bool ring_all(void *ctx, bool local) {
 // This rank's rows of a loader batch: all of them, or the zig-zag slice.
 typedef struct {
     int32_t *tokens, *targets, *pos, *seg;  // (B, T_local) when sp > 1
+    uint8_t *win_rows, *win;  // RoPE window flags of a mixed table: whole rows, this rank's
     model_batch mb;
 } local_batch;
 
-static void local_batch_make(local_batch *lb, const data_batch *db, const dist_ctx *d) {
+// short_len: the model's rope table's (> 0: a mixed table, whose window flags
+// are computed here on whole rows, before sharding, so that every sp rank
+// holding a piece of a document flags it alike).
+static void local_batch_make(local_batch *lb, const data_batch *db, const dist_ctx *d,
+                             int64_t short_len) {
+    const uint8_t *win = NULL;
+    if (short_len > 0) {
+        lb->win_rows = xrealloc(lb->win_rows, (size_t)(db->B * db->T));
+        rope_windows(lb->win_rows, db->pos, db->seg, db->B, db->T, short_len);
+        win = lb->win_rows;
+    }
     if (d->sp == 1) {
         lb->mb = (model_batch){.B = db->B, .T = db->T, .tokens = db->tokens,
-                               .targets = db->targets, .pos = db->pos, .seg = db->seg};
+                               .targets = db->targets, .pos = db->pos, .seg = db->seg, .win = win};
         return;
     }
     zigzag_layout z;
@@ -75,8 +86,13 @@ static void local_batch_make(local_batch *lb, const data_batch *db, const dist_c
     lb->seg = xrealloc(lb->seg, n * sizeof(int32_t));
     zigzag_shard_batch(lb->tokens, lb->targets, lb->pos, lb->seg, db->tokens, db->targets,
                        db->pos, db->seg, db->B, &z, 0);
+    if (win) {
+        lb->win = xrealloc(lb->win, n);
+        zigzag_shard(lb->win, win, 1, db->B, &z, NULL);  // padding: short (attends to nothing)
+    }
     lb->mb = (model_batch){.B = db->B, .T = z.T_local, .tokens = lb->tokens,
-                           .targets = lb->targets, .pos = lb->pos, .seg = lb->seg};
+                           .targets = lb->targets, .pos = lb->pos, .seg = lb->seg,
+                           .win = win ? lb->win : NULL};
 }
 
 static void local_batch_free(local_batch *lb) {
@@ -84,6 +100,8 @@ static void local_batch_free(local_batch *lb) {
     free(lb->targets);
     free(lb->pos);
     free(lb->seg);
+    free(lb->win_rows);
+    free(lb->win);
 }
 
 // Rows of T tokens held by one rank of the ring (sp = ring * ulysses: the
@@ -273,7 +291,7 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     double sums[2] = {0, 0};  // loss sum, targets
     for (int64_t b = 0; b < batches; b++) {
         data_next_batch(L, &db);
-        local_batch_make(&lb, &db, &st->dist);
+        local_batch_make(&lb, &db, &st->dist, st->m->rope.short_len);
         sums[0] += model_forward(st->m, &lb.mb, NULL);
         for (int64_t i = 0; i < lb.mb.B * lb.mb.T; i++) sums[1] += lb.mb.targets[i] >= 0;
     }
@@ -320,12 +338,16 @@ static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_t
 static void log_stage_start(train_state *st, const curr_plan *plan, const rope_table *t) {
     if (!st->is_root) return;
     const rope_config rc = *curr_stage_rope(&st->curr, st->stage);
+    char mixed[96] = "";
+    if (t->short_len > 0)
+        snprintf(mixed, sizeof mixed, ", mixed windows: documents up to %lld tokens short, %s beyond",
+                 (long long)t->short_len, rope_type_name(st->cfg.stages[st->stage].rope.type));
     printf("stage %d '%s' (%d of %d): seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
-           "original %lld, attention factor %.4f), lr %.2e\n",
+           "original %lld, attention factor %.4f%s), lr %.2e\n",
            st->stage, plan->name, st->stage + 1, st->cfg.n_stages, (long long)plan->seq_len,
            (long long)plan->steps, (long long)plan->batch_tokens, rope_type_name(rc.type),
            rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor,
-           (long long)rc.original_max_position_embeddings, (double)t->attention_factor,
+           (long long)rc.original_max_position_embeddings, (double)t->attention_factor, mixed,
            plan->lr);
     fflush(stdout);
     cJSON *o = cJSON_CreateObject();
@@ -441,7 +463,7 @@ static int run_stage(train_state *st) {
     const cfg_run *c = &st->cfg;
     const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
     rope_table t;
-    train_stage_rope_table(&t, st, st->stage, plan.seq_len);
+    curr_train_rope_table(&t, &st->curr, st->stage);
     model_set_rope(st->m, &t);
     if (st->stage_step == 0) log_stage_start(st, &plan, &t);
 
@@ -475,7 +497,7 @@ static int run_stage(train_state *st) {
         if ((stop = train_stop_poll(st, last_step_s)) >= 0) break;
         double lr = curr_lr(&st->curr, st->stage, st->stage_step);
         data_next_batch(L, &db);
-        local_batch_make(&lb, &db, &st->dist);
+        local_batch_make(&lb, &db, &st->dist, st->m->rope.short_len);
         double norm;
         bool skipped;
         double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm, &skipped);
@@ -634,13 +656,17 @@ static void print_plan(const cfg_run *c, const curriculum *cur) {
         const curr_plan plan = *curr_stage_plan(cur, s);
         const rope_config rc = *curr_stage_rope(cur, s);
         rope_table t;
-        curr_rope_table(&t, cur, s, plan.seq_len);
+        curr_train_rope_table(&t, cur, s);
+        char mixed[96] = "";
+        if (curr_stage_mixed(cur, s))
+            snprintf(mixed, sizeof mixed, "  mixed windows (<= %lld: short, beyond: %s)",
+                     (long long)t.short_len, rope_type_name(c->stages[s].rope.type));
         printf("  stage %d %-10s seq_len %7lld  %6lld steps x %8lld tokens  lr %.2e  rope %-8s "
-               "factor %5g  attention factor %.4f  tokens/rank/step %lld\n",
+               "factor %5g  attention factor %.4f  tokens/rank/step %lld%s\n",
                s, plan.name, (long long)plan.seq_len, (long long)plan.steps,
                (long long)plan.batch_tokens, plan.lr, rope_type_name(rc.type),
                rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor, (double)t.attention_factor,
-               (long long)(plan.batch_tokens / c->parallel.dp / cfg_parallel_sp(c)));
+               (long long)(plan.batch_tokens / c->parallel.dp / cfg_parallel_sp(c)), mixed);
         total_steps += plan.steps;
         total_tokens += plan.steps * plan.batch_tokens;
     }

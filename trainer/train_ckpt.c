@@ -76,6 +76,10 @@ int train_ckpt_put_rope(ckpt_writer *w, const rope_config *r, const rope_table *
     rc |= ckpt_put_attr_int64(w, "rope", "n_hat", r->n_hat);
     rc |= ckpt_put_attr_int64(w, "rope", "rotary_dim", t->rotary_dim);
     rc |= ckpt_put_attr_double(w, "rope", "applied_attention_factor", t->attention_factor);
+    if (t->short_len > 0) {  // mixed windows: the short table and the length it covers
+        rc |= ckpt_put(w, "rope/inv_freq_short", CKPT_F32, t->inv_freq_short, 1, &n_pairs);
+        rc |= ckpt_put_attr_int64(w, "rope", "mixed_short_len", t->short_len);
+    }
     if (r->type == ROPE_TYPE_LONGROPE) {
         int64_t n = r->n_factors;
         rc |= ckpt_put(w, "rope/short_factor", CKPT_F64, r->short_factor, 1, &n);

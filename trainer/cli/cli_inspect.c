@@ -80,6 +80,10 @@ static int summary(const char *path, bool show_config, bool show_tensors, char *
                (long long)attr_i64(r, "rope", "original_max_position_embeddings", 0),
                (long long)attr_i64(r, "rope", "max_position_embeddings", 0),
                attr_f64(r, "rope", "applied_attention_factor", 1));
+        int64_t short_len = attr_i64(r, "rope", "mixed_short_len", 0);
+        if (short_len > 0)
+            printf("  mixed context windows: documents up to %lld tokens trained with the short factors, "
+                   "longer ones with the long factors\n", (long long)short_len);
         free(rtype);
     }
     // Tensors: count, bytes, parameters (the /params family).
