@@ -29,6 +29,7 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_args.h"
+#include "train_batch.h"
 #include "train_ckpt.h"
 #include "train_outdir.h"
 #include "train_stop.h"
@@ -52,56 +53,6 @@
 static bool ring_all(void *ctx, bool local) {
     dist_ctx *d = ctx;
     return !dist_any(d, !local);
-}
-
-// This rank's rows of a loader batch: all of them, or the zig-zag slice.
-typedef struct {
-    int32_t *tokens, *targets, *pos, *seg;  // (B, T_local) when sp > 1
-    uint8_t *win_rows, *win;  // RoPE window flags of a mixed table: whole rows, this rank's
-    model_batch mb;
-} local_batch;
-
-// short_len: the model's rope table's (> 0: a mixed table, whose window flags
-// are computed here on whole rows, before sharding, so that every sp rank
-// holding a piece of a document flags it alike).
-static void local_batch_make(local_batch *lb, const data_batch *db, const dist_ctx *d,
-                             int64_t short_len) {
-    const uint8_t *win = NULL;
-    if (short_len > 0) {
-        lb->win_rows = xrealloc(lb->win_rows, (size_t)(db->B * db->T));
-        rope_windows(lb->win_rows, db->pos, db->seg, db->B, db->T, short_len);
-        win = lb->win_rows;
-    }
-    if (d->sp == 1) {
-        lb->mb = (model_batch){.B = db->B, .T = db->T, .tokens = db->tokens,
-                               .targets = db->targets, .pos = db->pos, .seg = db->seg, .win = win};
-        return;
-    }
-    zigzag_layout z;
-    zigzag_layout_init_sp(&z, db->T, d->sp, d->ulysses, d->sp_rank);
-    size_t n = (size_t)(db->B * z.T_local);
-    lb->tokens = xrealloc(lb->tokens, n * sizeof(int32_t));
-    lb->targets = xrealloc(lb->targets, n * sizeof(int32_t));
-    lb->pos = xrealloc(lb->pos, n * sizeof(int32_t));
-    lb->seg = xrealloc(lb->seg, n * sizeof(int32_t));
-    zigzag_shard_batch(lb->tokens, lb->targets, lb->pos, lb->seg, db->tokens, db->targets,
-                       db->pos, db->seg, db->B, &z, 0);
-    if (win) {
-        lb->win = xrealloc(lb->win, n);
-        zigzag_shard(lb->win, win, 1, db->B, &z, NULL);  // padding: short (attends to nothing)
-    }
-    lb->mb = (model_batch){.B = db->B, .T = z.T_local, .tokens = lb->tokens,
-                           .targets = lb->targets, .pos = lb->pos, .seg = lb->seg,
-                           .win = win ? lb->win : NULL};
-}
-
-static void local_batch_free(local_batch *lb) {
-    free(lb->tokens);
-    free(lb->targets);
-    free(lb->pos);
-    free(lb->seg);
-    free(lb->win_rows);
-    free(lb->win);
 }
 
 // Rows of T tokens held by one rank of the ring (sp = ring * ulysses: the
@@ -286,17 +237,17 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false, false);
     data_batch db;
     data_batch_init(&db, L);
-    local_batch lb = {0};
+    train_batch lb = {0};
     int64_t batches = c->eval.val_tokens > 0 ? (c->eval.val_tokens + plan->batch_tokens - 1) / plan->batch_tokens : 1;
     double sums[2] = {0, 0};  // loss sum, targets
     for (int64_t b = 0; b < batches; b++) {
         data_next_batch(L, &db);
-        local_batch_make(&lb, &db, &st->dist, st->m->rope.short_len);
+        train_batch_make(&lb, &db, st->dist.sp, st->dist.ulysses, st->dist.sp_rank, st->m->rope.short_len);
         sums[0] += model_forward(st->m, &lb.mb, NULL);
         for (int64_t i = 0; i < lb.mb.B * lb.mb.T; i++) sums[1] += lb.mb.targets[i] >= 0;
     }
     dist_allreduce_sum_double(&st->dist, sums, 2);
-    local_batch_free(&lb);
+    train_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
@@ -482,7 +433,7 @@ static int run_stage(train_state *st) {
     }
     data_batch db;
     data_batch_init(&db, L);
-    local_batch lb = {0};
+    train_batch lb = {0};
     double t_last = metrics_now(), last_step_s = 0;
     int stop = -1;
 
@@ -497,7 +448,7 @@ static int run_stage(train_state *st) {
         if ((stop = train_stop_poll(st, last_step_s)) >= 0) break;
         double lr = curr_lr(&st->curr, st->stage, st->stage_step);
         data_next_batch(L, &db);
-        local_batch_make(&lb, &db, &st->dist, st->m->rope.short_len);
+        train_batch_make(&lb, &db, st->dist.sp, st->dist.ulysses, st->dist.sp_rank, st->m->rope.short_len);
         double norm;
         bool skipped;
         double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm, &skipped);
@@ -548,7 +499,7 @@ static int run_stage(train_state *st) {
         fflush(stdout);
     }
     }
-    local_batch_free(&lb);
+    train_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);
     return stop;
