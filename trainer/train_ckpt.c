@@ -343,7 +343,9 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
 }
 
 int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen) {
-    ckpt_reader *r = ckpt_open(path, err, errlen);
+    char file[4096];  // model.init may name a run directory or its latest
+    if (ckpt_dir_resolve(path, file, sizeof file, err, errlen) != 0) return -1;
+    ckpt_reader *r = ckpt_open(file, err, errlen);
     if (!r) return -1;
     int rc = get_family(r, "params", st->m, st->m->params, err, errlen);
     ckpt_close(r);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "ckpt_model.h"
 #include "cli.h"
 #include "cliopt.h"
@@ -161,7 +162,12 @@ int cli_inspect(int argc, char **argv) {
         }
     }
     if (!path) return usage(stderr, 2);
-    char err[1024];
+    char err[1024], file[4096];
+    if (ckpt_dir_resolve(path, file, sizeof file, err, sizeof err) != 0) {  // a run dir, its latest
+        fprintf(stderr, "stretch: error: inspect: %s\n", err);
+        return 2;
+    }
+    path = file;
     if (ckpt_verify(path, err, sizeof err) != 0) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
