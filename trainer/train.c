@@ -314,6 +314,12 @@ static void log_stage_start(train_state *st, const curr_plan *plan, const rope_t
     cJSON *f = cJSON_CreateArray();
     for (int i = 0; i < t->n_pairs; i++) cJSON_AddItemToArray(f, cJSON_CreateNumber(t->inv_freq[i]));
     cJSON_AddItemToObject(o, "inv_freq", f);
+    if (t->short_len > 0) {  // mixed windows: the short table and the length it covers
+        cJSON *sf = cJSON_CreateArray();
+        for (int i = 0; i < t->n_pairs; i++) cJSON_AddItemToArray(sf, cJSON_CreateNumber(t->inv_freq_short[i]));
+        cJSON_AddItemToObject(o, "inv_freq_short", sf);
+        cJSON_AddNumberToObject(o, "mixed_short_len", (double)t->short_len);
+    }
     metrics_write(&st->met, o);
 }
 
