@@ -46,7 +46,7 @@ static void run_op(int op, const bench_buffers *b) {
            kb = sizeof(float) * (size_t)(b->N * HKV * D);
     switch (op) {
     case OP_ROPE:
-        rope_forward(b->q, b->k, b->pos, b->t, ROPE_LAYOUT_HALF, b->N, H, HKV, D);
+        rope_forward(b->q, b->k, b->pos, NULL, b->t, ROPE_LAYOUT_HALF, b->N, H, HKV, D);
         break;
     case OP_MEMCPY:
         memcpy(b->q2, b->q, qb);

@@ -45,6 +45,7 @@ int curr_load(curriculum *c, const cfg_run *cfg, char *err, size_t errlen) {
     for (int s = 0; s < cfg->n_stages; s++) {
         resolve_plan(&c->plan[s], cfg, s);
         if (curr_resolve_rope(&c->rope[s], cfg, s, err, errlen)) return -1;
+        c->mixed[s] = cfg->stages[s].rope.mixed;
     }
     return 0;
 }
@@ -61,6 +62,18 @@ const rope_config *curr_stage_rope(const curriculum *c, int s) {
 
 void curr_rope_table(rope_table *t, const curriculum *c, int s, int64_t seq_len) {
     rope_table_init(t, curr_stage_rope(c, s), seq_len);
+}
+
+bool curr_stage_mixed(const curriculum *c, int s) {
+    CHECK(s >= 0 && s < c->n_stages);
+    return c->mixed[s];
+}
+
+void curr_train_rope_table(rope_table *t, const curriculum *c, int s) {
+    if (curr_stage_mixed(c, s))
+        rope_table_init_mixed(t, curr_stage_rope(c, s));
+    else
+        curr_rope_table(t, c, s, curr_stage_plan(c, s)->seq_len);
 }
 
 double curr_lr(const curriculum *c, int s, int64_t step) {

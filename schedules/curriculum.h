@@ -47,6 +47,7 @@ typedef struct {
     int64_t original_context;  // cfg_original_context: what every factor is relative to
     curr_plan plan[CFG_MAX_STAGES];
     rope_config rope[CFG_MAX_STAGES];
+    bool mixed[CFG_MAX_STAGES];  // rope.mixed (curr_stage_mixed)
 } curriculum;
 
 // Resolves every stage of cfg (already through cfg_validate): plans, RoPE
@@ -68,12 +69,30 @@ const curr_plan *curr_stage_plan(const curriculum *c, int s);
 //     O, since HF's dynamic NTK grows the base beyond max_position_embeddings);
 //   factor = rope.factor, else max_position_embeddings / O (dynamic: L / O);
 //     unused by type default;
-//   longrope lists and n_hat: inline, or from rope.factors_file (read by curr_load).
+//   longrope lists and n_hat: inline, or from rope.factors_file (read by curr_load);
+//   rope.mixed: the stage's rope in its longrope form (rope_config_as_longrope:
+//     linear, yarn, llama3 become short factors 1, long factors their own
+//     rescaling, their attention factor explicit), so that evaluation (the
+//     short factors up to O, the long ones beyond), export (rope_type longrope)
+//     and training agree. default and dynamic are refused with mixed, as is
+//     a stage whose seq_len (or pose_len) does not exceed O.
 const rope_config *curr_stage_rope(const curriculum *c, int s);
 
 // The table the kernels use for stage s at sequences of length seq_len
-// (dynamic NTK and LongRoPE select on it; other types ignore it).
+// (dynamic NTK and LongRoPE select on it; other types ignore it): what
+// evaluation and inference at that length use.
 void curr_rope_table(rope_table *t, const curriculum *c, int s, int64_t seq_len);
+
+// LongRoPE2 mixed context window training (stages.N.rope.mixed): in the same
+// step, each packed document up to O tokens (max position + 1 <= O) is
+// rotated with the short table and each longer one with the long table, the
+// rule transformers' longrope applies to a whole sequence at inference.
+bool curr_stage_mixed(const curriculum *c, int s);
+
+// The table training uses in stage s: for a mixed stage a mixed table
+// (rope_table_init_mixed; its batches need rope_windows flags), else
+// curr_rope_table at the stage's seq_len.
+void curr_train_rope_table(rope_table *t, const curriculum *c, int s);
 
 // Learning rate at 0-based step `step` of stage s (warmup, then its schedule).
 double curr_lr(const curriculum *c, int s, int64_t step);

@@ -82,6 +82,30 @@ static int stage_factors(rope_config *out, const cfg_run *cfg, int stage, char *
     return rc;
 }
 
+// rope.mixed (LongRoPE2 mixed context windows): the stage's valid rope as a
+// longrope, the form whose short table is what documents up to the original
+// context train with (the original RoPE, or longrope's short factors) and
+// whose long table is the stage's rescaling.
+static int mixed_windows(rope_config *out, const cfg_run *cfg, int stage, char *err, size_t errlen) {
+    const cfg_stage *st = &cfg->stages[stage];
+    char key[128], msg[256];
+    snprintf(key, sizeof key, "stages.%d.rope.mixed", stage);
+    REQUIRE(out->type != ROPE_TYPE_DEFAULT, key,
+            "%s needs a rescaled stages.%d.rope.type (linear, yarn, llama3 or longrope): with default "
+            "every document has the original RoPE already", key, stage);
+    REQUIRE(out->type != ROPE_TYPE_DYNAMIC, key,
+            "%s: rope.type dynamic keeps the original frequencies up to the original context by "
+            "itself; use linear, yarn, llama3 or longrope", key);
+    int64_t reach = st->pose_len > st->seq_len ? st->pose_len : st->seq_len;
+    REQUIRE(reach > out->original_max_position_embeddings, key,
+            "%s: stages.%d.seq_len (%lld) does not exceed the original context (%lld), so no document "
+            "would use the rescaled RoPE", key, stage, (long long)reach,
+            (long long)out->original_max_position_embeddings);
+    if (rope_config_as_longrope(out, out, msg, sizeof msg))
+        return cfg_key_error(err, errlen, cfg, key, "%s: %s", key, msg);
+    return 0;
+}
+
 int curr_resolve_rope(rope_config *out, const cfg_run *cfg, int stage, char *err, size_t errlen) {
     CHECK(stage >= 0 && stage < cfg->n_stages);
     const cfg_stage *st = &cfg->stages[stage];
@@ -141,6 +165,6 @@ int curr_resolve_rope(rope_config *out, const cfg_run *cfg, int stage, char *err
 
     char msg[256];
     if (rope_config_validate(out, msg, sizeof msg)) return rope_error(err, errlen, cfg, stage, msg);
-    return 0;
+    return r->mixed ? mixed_windows(out, cfg, stage, err, errlen) : 0;
 }
 

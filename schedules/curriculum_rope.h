@@ -10,6 +10,7 @@
 #include "run_config.h"
 
 // Stage `stage`'s rope_config, longrope factors read from rope.factors_file
-// when given, checked with rope_config_validate. 0, or -1 with one line
-// naming the stage's rope key and file:line.
+// when given, checked with rope_config_validate; with rope.mixed, in its
+// longrope form (rope_config_as_longrope). 0, or -1 with one line naming the
+// stage's rope key and file:line.
 int curr_resolve_rope(rope_config *out, const cfg_run *cfg, int stage, char *err, size_t errlen);

@@ -11,7 +11,7 @@ pkgs=(
   libopenblas-openmp-dev libyaml-dev libcjson-dev libcmocka-dev
   fortunes
   slurm-wlm munge
-  python3-pip
+  python3-pip python3-numpy
   clang libclang-rt-14-dev
 )
 

@@ -29,6 +29,7 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_args.h"
+#include "train_batch.h"
 #include "train_ckpt.h"
 #include "train_outdir.h"
 #include "train_stop.h"
@@ -52,38 +53,6 @@
 static bool ring_all(void *ctx, bool local) {
     dist_ctx *d = ctx;
     return !dist_any(d, !local);
-}
-
-// This rank's rows of a loader batch: all of them, or the zig-zag slice.
-typedef struct {
-    int32_t *tokens, *targets, *pos, *seg;  // (B, T_local) when sp > 1
-    model_batch mb;
-} local_batch;
-
-static void local_batch_make(local_batch *lb, const data_batch *db, const dist_ctx *d) {
-    if (d->sp == 1) {
-        lb->mb = (model_batch){.B = db->B, .T = db->T, .tokens = db->tokens,
-                               .targets = db->targets, .pos = db->pos, .seg = db->seg};
-        return;
-    }
-    zigzag_layout z;
-    zigzag_layout_init_sp(&z, db->T, d->sp, d->ulysses, d->sp_rank);
-    size_t n = (size_t)(db->B * z.T_local);
-    lb->tokens = xrealloc(lb->tokens, n * sizeof(int32_t));
-    lb->targets = xrealloc(lb->targets, n * sizeof(int32_t));
-    lb->pos = xrealloc(lb->pos, n * sizeof(int32_t));
-    lb->seg = xrealloc(lb->seg, n * sizeof(int32_t));
-    zigzag_shard_batch(lb->tokens, lb->targets, lb->pos, lb->seg, db->tokens, db->targets,
-                       db->pos, db->seg, db->B, &z, 0);
-    lb->mb = (model_batch){.B = db->B, .T = z.T_local, .tokens = lb->tokens,
-                           .targets = lb->targets, .pos = lb->pos, .seg = lb->seg};
-}
-
-static void local_batch_free(local_batch *lb) {
-    free(lb->tokens);
-    free(lb->targets);
-    free(lb->pos);
-    free(lb->seg);
 }
 
 // Rows of T tokens held by one rank of the ring (sp = ring * ulysses: the
@@ -268,17 +237,17 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false, false);
     data_batch db;
     data_batch_init(&db, L);
-    local_batch lb = {0};
+    train_batch lb = {0};
     int64_t batches = c->eval.val_tokens > 0 ? (c->eval.val_tokens + plan->batch_tokens - 1) / plan->batch_tokens : 1;
     double sums[2] = {0, 0};  // loss sum, targets
     for (int64_t b = 0; b < batches; b++) {
         data_next_batch(L, &db);
-        local_batch_make(&lb, &db, &st->dist);
+        train_batch_make(&lb, &db, st->dist.sp, st->dist.ulysses, st->dist.sp_rank, st->m->rope.short_len);
         sums[0] += model_forward(st->m, &lb.mb, NULL);
         for (int64_t i = 0; i < lb.mb.B * lb.mb.T; i++) sums[1] += lb.mb.targets[i] >= 0;
     }
     dist_allreduce_sum_double(&st->dist, sums, 2);
-    local_batch_free(&lb);
+    train_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
@@ -320,12 +289,16 @@ static double optimizer_step(train_state *st, const model_batch *mb, int64_t n_t
 static void log_stage_start(train_state *st, const curr_plan *plan, const rope_table *t) {
     if (!st->is_root) return;
     const rope_config rc = *curr_stage_rope(&st->curr, st->stage);
+    char mixed[96] = "";
+    if (t->short_len > 0)
+        snprintf(mixed, sizeof mixed, ", mixed windows: documents up to %lld tokens short, %s beyond",
+                 (long long)t->short_len, rope_type_name(st->cfg.stages[st->stage].rope.type));
     printf("stage %d '%s' (%d of %d): seq_len %lld, %lld steps of %lld tokens, rope %s (factor %g, "
-           "original %lld, attention factor %.4f), lr %.2e\n",
+           "original %lld, attention factor %.4f%s), lr %.2e\n",
            st->stage, plan->name, st->stage + 1, st->cfg.n_stages, (long long)plan->seq_len,
            (long long)plan->steps, (long long)plan->batch_tokens, rope_type_name(rc.type),
            rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor,
-           (long long)rc.original_max_position_embeddings, (double)t->attention_factor,
+           (long long)rc.original_max_position_embeddings, (double)t->attention_factor, mixed,
            plan->lr);
     fflush(stdout);
     cJSON *o = cJSON_CreateObject();
@@ -341,6 +314,12 @@ static void log_stage_start(train_state *st, const curr_plan *plan, const rope_t
     cJSON *f = cJSON_CreateArray();
     for (int i = 0; i < t->n_pairs; i++) cJSON_AddItemToArray(f, cJSON_CreateNumber(t->inv_freq[i]));
     cJSON_AddItemToObject(o, "inv_freq", f);
+    if (t->short_len > 0) {  // mixed windows: the short table and the length it covers
+        cJSON *sf = cJSON_CreateArray();
+        for (int i = 0; i < t->n_pairs; i++) cJSON_AddItemToArray(sf, cJSON_CreateNumber(t->inv_freq_short[i]));
+        cJSON_AddItemToObject(o, "inv_freq_short", sf);
+        cJSON_AddNumberToObject(o, "mixed_short_len", (double)t->short_len);
+    }
     metrics_write(&st->met, o);
 }
 
@@ -441,7 +420,7 @@ static int run_stage(train_state *st) {
     const cfg_run *c = &st->cfg;
     const curr_plan plan = *curr_stage_plan(&st->curr, st->stage);
     rope_table t;
-    train_stage_rope_table(&t, st, st->stage, plan.seq_len);
+    curr_train_rope_table(&t, &st->curr, st->stage);
     model_set_rope(st->m, &t);
     if (st->stage_step == 0) log_stage_start(st, &plan, &t);
 
@@ -460,7 +439,7 @@ static int run_stage(train_state *st) {
     }
     data_batch db;
     data_batch_init(&db, L);
-    local_batch lb = {0};
+    train_batch lb = {0};
     double t_last = metrics_now(), last_step_s = 0;
     int stop = -1;
 
@@ -475,7 +454,7 @@ static int run_stage(train_state *st) {
         if ((stop = train_stop_poll(st, last_step_s)) >= 0) break;
         double lr = curr_lr(&st->curr, st->stage, st->stage_step);
         data_next_batch(L, &db);
-        local_batch_make(&lb, &db, &st->dist);
+        train_batch_make(&lb, &db, st->dist.sp, st->dist.ulysses, st->dist.sp_rank, st->m->rope.short_len);
         double norm;
         bool skipped;
         double loss = optimizer_step(st, &lb.mb, db.n_targets_global, lr, &norm, &skipped);
@@ -526,7 +505,7 @@ static int run_stage(train_state *st) {
         fflush(stdout);
     }
     }
-    local_batch_free(&lb);
+    train_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);
     return stop;
@@ -634,13 +613,17 @@ static void print_plan(const cfg_run *c, const curriculum *cur) {
         const curr_plan plan = *curr_stage_plan(cur, s);
         const rope_config rc = *curr_stage_rope(cur, s);
         rope_table t;
-        curr_rope_table(&t, cur, s, plan.seq_len);
+        curr_train_rope_table(&t, cur, s);
+        char mixed[96] = "";
+        if (curr_stage_mixed(cur, s))
+            snprintf(mixed, sizeof mixed, "  mixed windows (<= %lld: short, beyond: %s)",
+                     (long long)t.short_len, rope_type_name(c->stages[s].rope.type));
         printf("  stage %d %-10s seq_len %7lld  %6lld steps x %8lld tokens  lr %.2e  rope %-8s "
-               "factor %5g  attention factor %.4f  tokens/rank/step %lld\n",
+               "factor %5g  attention factor %.4f  tokens/rank/step %lld%s\n",
                s, plan.name, (long long)plan.seq_len, (long long)plan.steps,
                (long long)plan.batch_tokens, plan.lr, rope_type_name(rc.type),
                rc.type == ROPE_TYPE_DEFAULT ? 1.0 : rc.factor, (double)t.attention_factor,
-               (long long)(plan.batch_tokens / c->parallel.dp / cfg_parallel_sp(c)));
+               (long long)(plan.batch_tokens / c->parallel.dp / cfg_parallel_sp(c)), mixed);
         total_steps += plan.steps;
         total_tokens += plan.steps * plan.batch_tokens;
     }

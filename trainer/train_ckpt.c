@@ -76,6 +76,10 @@ int train_ckpt_put_rope(ckpt_writer *w, const rope_config *r, const rope_table *
     rc |= ckpt_put_attr_int64(w, "rope", "n_hat", r->n_hat);
     rc |= ckpt_put_attr_int64(w, "rope", "rotary_dim", t->rotary_dim);
     rc |= ckpt_put_attr_double(w, "rope", "applied_attention_factor", t->attention_factor);
+    if (t->short_len > 0) {  // mixed windows: the short table and the length it covers
+        rc |= ckpt_put(w, "rope/inv_freq_short", CKPT_F32, t->inv_freq_short, 1, &n_pairs);
+        rc |= ckpt_put_attr_int64(w, "rope", "mixed_short_len", t->short_len);
+    }
     if (r->type == ROPE_TYPE_LONGROPE) {
         int64_t n = r->n_factors;
         rc |= ckpt_put(w, "rope/short_factor", CKPT_F64, r->short_factor, 1, &n);
@@ -339,7 +343,9 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
 }
 
 int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen) {
-    ckpt_reader *r = ckpt_open(path, err, errlen);
+    char file[4096];  // model.init may name a run directory or its latest
+    if (ckpt_dir_resolve(path, file, sizeof file, err, errlen) != 0) return -1;
+    ckpt_reader *r = ckpt_open(file, err, errlen);
     if (!r) return -1;
     int rc = get_family(r, "params", st->m, st->m->params, err, errlen);
     ckpt_close(r);

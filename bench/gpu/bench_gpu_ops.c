@@ -116,7 +116,7 @@ typedef struct {
 } rope_ctx;
 static void rope_op(void *c, int s) {
     rope_ctx *x = c;
-    cu_rope_forward(x->q[s], x->k[s], x->pos, &x->t, x->layout, x->N, x->H, x->Hkv, x->D, x->dt,
+    cu_rope_forward(x->q[s], x->k[s], x->pos, NULL, &x->t, x->layout, x->N, x->H, x->Hkv, x->D, x->dt,
                     st);
 }
 static void bench_rope(int64_t N, cu_dtype dt, rope_layout layout) {

@@ -258,13 +258,10 @@ static void llama3_inv_freq(double *inv, const rope_config *cfg, int d) {
     }
 }
 
-void rope_table_init(rope_table *t, const rope_config *cfg, int64_t seq_len) {
-    char err[256];
-    if (rope_config_validate(cfg, err, sizeof err) != 0) die("invalid rope_config: %s", err);
-    CHECK(seq_len >= 0);
-
+// cfg's frequencies in double: inv (scaled) and orig (default), d/2 each;
+// returns the attention factor. cfg must be valid.
+static double inv_freq_double(double *inv, double *orig, const rope_config *cfg, int64_t seq_len) {
     int d = rotary_dim(cfg);
-    double inv[ROPE_MAX_PAIRS], orig[ROPE_MAX_PAIRS];
     double attention_factor = 1.0;
     default_inv_freq(orig, cfg->theta, d);
     switch (cfg->type) {
@@ -287,6 +284,17 @@ void rope_table_init(rope_table *t, const rope_config *cfg, int64_t seq_len) {
         llama3_inv_freq(inv, cfg, d);
         break;
     }
+    return attention_factor;
+}
+
+void rope_table_init(rope_table *t, const rope_config *cfg, int64_t seq_len) {
+    char err[256];
+    if (rope_config_validate(cfg, err, sizeof err) != 0) die("invalid rope_config: %s", err);
+    CHECK(seq_len >= 0);
+
+    int d = rotary_dim(cfg);
+    double inv[ROPE_MAX_PAIRS], orig[ROPE_MAX_PAIRS];
+    double attention_factor = inv_freq_double(inv, orig, cfg, seq_len);
 
     memset(t, 0, sizeof *t);
     t->rotary_dim = d;
@@ -298,6 +306,53 @@ void rope_table_init(rope_table *t, const rope_config *cfg, int64_t seq_len) {
     t->n_hat = cfg->type == ROPE_TYPE_LONGROPE ? cfg->n_hat : 0;
     t->attention_factor = (float)attention_factor;
 }
+
+void rope_table_init_mixed(rope_table *t, const rope_config *cfg) {
+    CHECK(cfg->type == ROPE_TYPE_LONGROPE);
+    int64_t Lo = original_max(cfg);
+    rope_table s;
+    rope_table_init(&s, cfg, Lo);     // seq_len <= original: the short factors
+    rope_table_init(t, cfg, Lo + 1);  // beyond: the long factors (and n_hat)
+    CHECK(s.attention_factor == t->attention_factor);
+    memcpy(t->inv_freq_short, s.inv_freq, sizeof t->inv_freq_short);
+    t->short_len = Lo;
+}
+
+int rope_config_as_longrope(rope_config *out, const rope_config *cfg, char *err, size_t errlen) {
+    char msg[256];
+    if (rope_config_validate(cfg, msg, sizeof msg) != 0) die("invalid rope_config: %s", msg);
+    if (cfg->type == ROPE_TYPE_LONGROPE) {
+        *out = *cfg;
+        return 0;
+    }
+    if (cfg->type == ROPE_TYPE_DEFAULT || cfg->type == ROPE_TYPE_DYNAMIC)
+        return errmsg(err, errlen, "rope_type %s has no fixed rescaled table to use beyond the original context",
+                      rope_type_name(cfg->type));
+    int d = rotary_dim(cfg);
+    double inv[ROPE_MAX_PAIRS], orig[ROPE_MAX_PAIRS];
+    double attention_factor = inv_freq_double(inv, orig, cfg, 0);
+    rope_config r;
+    memset(&r, 0, sizeof r);
+    r.type = ROPE_TYPE_LONGROPE;
+    r.theta = cfg->theta;
+    r.head_dim = cfg->head_dim;
+    r.partial_rotary_factor = cfg->partial_rotary_factor;
+    r.max_position_embeddings = cfg->max_position_embeddings;
+    r.original_max_position_embeddings = original_max(cfg);
+    r.factor = cfg->type == ROPE_TYPE_YARN ? factor_or_ratio(cfg) : cfg->factor;
+    r.attention_factor = attention_factor;
+    r.n_factors = d / 2;
+    for (int i = 0; i < d / 2; i++) {
+        r.short_factor[i] = 1.0;
+        r.long_factor[i] = orig[i] / inv[i];
+    }
+    if (rope_config_validate(&r, msg, sizeof msg) != 0)
+        return errmsg(err, errlen, "its longrope form is invalid: %s", msg);
+    *out = r;
+    return 0;
+}
+
+int64_t rope_config_original(const rope_config *cfg) { return original_max(cfg); }
 
 rope_config rope_config_default(int head_dim) {
     rope_config cfg;

@@ -55,7 +55,11 @@ typedef struct {
 } rope_config;
 
 // What the kernels consume: one inv_freq table (plus the unscaled one for
-// positions below n_hat) and the factor multiplying cos and sin.
+// positions below n_hat) and the factor multiplying cos and sin. A mixed
+// table (LongRoPE2 mixed context windows, rope_table_init_mixed) also holds
+// the short table: the kernels then take a window flag per token
+// (rope_windows) and rotate the tokens of short documents with
+// inv_freq_short, the others as above.
 typedef struct {
     int rotary_dim;                     // d (even, <= head_dim)
     int n_pairs;                        // d / 2
@@ -63,7 +67,12 @@ typedef struct {
     float inv_freq_orig[ROPE_MAX_PAIRS];// (n_pairs) default frequencies, for positions < n_hat
     int64_t n_hat;                      // 0: every position uses inv_freq
     float attention_factor;             // multiplies cos and sin (logits by its square)
+    int64_t short_len;                  // mixed: documents up to this length are short; 0 = not mixed
+    float inv_freq_short[ROPE_MAX_PAIRS];// (n_pairs) mixed: every position of a short document
 } rope_table;
+
+// Window flags of a mixed table, one per token (rope_windows).
+enum { ROPE_WIN_SHORT = 0, ROPE_WIN_LONG = 1 };
 
 // Returns 0, or -1 with a one-line message in err naming the bad key/value.
 int rope_config_validate(const rope_config *cfg, char *err, size_t errlen);
@@ -75,6 +84,27 @@ void rope_table_init(rope_table *t, const rope_config *cfg, int64_t seq_len);
 
 // A default config (theta 10000, no scaling) for head_dim.
 rope_config rope_config_default(int head_dim);
+
+// LongRoPE2 mixed context windows: a table for a valid longrope cfg whose
+// inv_freq (and n_hat) are the long factors' (seq_len > original), whose
+// inv_freq_short are the short factors', with short_len = the original
+// context and one attention factor for both, as transformers' longrope
+// derives it once per model and applies it at every length.
+void rope_table_init_mixed(rope_table *t, const rope_config *cfg);
+
+// The longrope form of a valid rescaled cfg (linear, yarn, llama3; a
+// longrope cfg is copied): short factors 1 (the original frequencies), long
+// factors f_i / inv_freq_i of cfg's table (f_i the default frequencies), the
+// attention factor of cfg's table given explicitly, the same theta, dims,
+// max_position_embeddings, original context and factor. What transformers
+// can load to apply the original RoPE up to the original context and cfg's
+// beyond it. 0, or -1 with a message for default and dynamic (no fixed long
+// table).
+int rope_config_as_longrope(rope_config *out, const rope_config *cfg, char *err, size_t errlen);
+
+// The original context of cfg: original_max_position_embeddings, else
+// max_position_embeddings (transformers' standardize_rope_params).
+int64_t rope_config_original(const rope_config *cfg);
 
 const char *rope_type_name(rope_type type);           // "default", "yarn", ...
 int rope_type_parse(const char *name, rope_type *out);  // 0 ok, -1 unknown

@@ -32,14 +32,15 @@ void cu_axpy(void *y, cu_dtype y_dt, float alpha, const void *x, cu_dtype x_dt, 
 
 // ---------------------------------------------------------------------------
 // RoPE, fused over q and k in ONE launch, in place. The rope_table (about
-// 2 KB) is passed by value as a kernel argument: no device copy to manage.
-// q: (N, H, D), k: (N, Hkv, D), pos: (N) device int32.
-void cu_rope_forward(void *q, void *k, const int32_t *pos, const rope_table *t,
-                     rope_layout layout, int64_t N, int H, int Hkv, int D, cu_dtype dt,
-                     cudaStream_t st);
-void cu_rope_backward(void *dq, void *dk, const int32_t *pos, const rope_table *t,
-                      rope_layout layout, int64_t N, int H, int Hkv, int D, cu_dtype dt,
-                      cudaStream_t st);
+// 3 KB) is passed by value as a kernel argument: no device copy to manage.
+// q: (N, H, D), k: (N, Hkv, D), pos: (N) device int32, win: (N) device
+// window flags (kernels/cpu/rope.h), required by a mixed table, else NULL.
+void cu_rope_forward(void *q, void *k, const int32_t *pos, const uint8_t *win,
+                     const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv, int D,
+                     cu_dtype dt, cudaStream_t st);
+void cu_rope_backward(void *dq, void *dk, const int32_t *pos, const uint8_t *win,
+                      const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv, int D,
+                      cu_dtype dt, cudaStream_t st);
 
 // ---------------------------------------------------------------------------
 // RMSNorm. out, inp: (N, C) dt; weight: (C) dt; rstd: (N) fp32.

@@ -1,6 +1,7 @@
 // cu_rope: RoPE on q and k in ONE launch, in place, forward and backward
 // (backward = rotation by -angle), both layouts, position ids, partial rotary
-// (channels d..D-1 are never touched: in place, they cost no traffic), n_hat
+// (channels d..D-1 are never touched: in place, they cost no traffic), n_hat,
+// mixed windows (a per-token flag picks the short table, as kernels/cpu/rope.h)
 // and attention_factor.
 //
 // Memory-bound design: a block owns `tpb` tokens. It first builds the (tpb,
@@ -22,10 +23,13 @@
 
 #define ROPE_THREADS 256
 
+// The table travels as a kernel argument: all arguments must fit in 4 KB.
+static_assert(sizeof(rope_table) + 128 <= 4096, "rope_table too large for a kernel argument");
+
 template <typename T, bool INTER, int PPI>
 __global__ void __launch_bounds__(1024)
-rope_kernel(T *q, T *k, const int32_t *pos, const __grid_constant__ rope_table t, int64_t N,
-            int H, int Hkv, int D, double sin_sign, int tpb) {
+rope_kernel(T *q, T *k, const int32_t *pos, const uint8_t *win, const __grid_constant__ rope_table t,
+            int64_t N, int H, int Hkv, int D, double sin_sign, int tpb) {
     extern __shared__ float2 cs[];  // (tpb, half): (a cos, sign a sin)
     const int half = t.n_pairs;
     const int64_t n0 = (int64_t)blockIdx.x * tpb;
@@ -35,7 +39,9 @@ rope_kernel(T *q, T *k, const int32_t *pos, const __grid_constant__ rope_table t
     for (int idx = threadIdx.y * blockDim.x + threadIdx.x; idx < ntok * half; idx += nthr) {
         const int tt = idx / half, i = idx - tt * half;
         const int32_t p = pos[n0 + tt];
-        const float f = p < t.n_hat ? t.inv_freq_orig[i] : t.inv_freq[i];
+        const float f = win && win[n0 + tt] == ROPE_WIN_SHORT ? t.inv_freq_short[i]
+                        : p < t.n_hat                         ? t.inv_freq_orig[i]
+                                                              : t.inv_freq[i];
         double s, c;
         sincos((double)f * (double)p, &s, &c);
         cs[idx] = make_float2((float)(a * c), (float)(sin_sign * a * s));
@@ -108,8 +114,9 @@ static int rope_ppi(const void *q, const void *k, rope_layout layout, int half, 
 }
 
 template <typename T, bool INTER, int PPI>
-static void rope_launch_t(void *q, void *k, const int32_t *pos, const rope_table *t, int64_t N,
-                          int H, int Hkv, int D, double sign, cudaStream_t st) {
+static void rope_launch_t(void *q, void *k, const int32_t *pos, const uint8_t *win,
+                          const rope_table *t, int64_t N, int H, int Hkv, int D, double sign,
+                          cudaStream_t st) {
     const int half = t->n_pairs;
     const int iph = half / PPI;  // items per head = threads along x
     int rows = ROPE_THREADS / iph;
@@ -121,50 +128,53 @@ static void rope_launch_t(void *q, void *k, const int32_t *pos, const rope_table
     const size_t smem = (size_t)tpb * half * sizeof(float2);
     dim3 block((unsigned)iph, (unsigned)rows);
     rope_kernel<T, INTER, PPI><<<cu_blocks(N, tpb), block, smem, st>>>(
-        (T *)q, (T *)k, pos, *t, N, H, Hkv, D, sign, tpb);
+        (T *)q, (T *)k, pos, win, *t, N, H, Hkv, D, sign, tpb);
     CU_CHECK_LAUNCH();
 }
 
 template <typename T, bool INTER>
-static void rope_launch_l(void *q, void *k, const int32_t *pos, const rope_table *t, int64_t N,
-                          int H, int Hkv, int D, int ppi, double sign, cudaStream_t st) {
+static void rope_launch_l(void *q, void *k, const int32_t *pos, const uint8_t *win,
+                          const rope_table *t, int64_t N, int H, int Hkv, int D, int ppi,
+                          double sign, cudaStream_t st) {
     switch (ppi) {
-    case 8: rope_launch_t<T, INTER, 8>(q, k, pos, t, N, H, Hkv, D, sign, st); break;
-    case 4: rope_launch_t<T, INTER, 4>(q, k, pos, t, N, H, Hkv, D, sign, st); break;
-    case 2: rope_launch_t<T, INTER, 2>(q, k, pos, t, N, H, Hkv, D, sign, st); break;
-    default: rope_launch_t<T, INTER, 1>(q, k, pos, t, N, H, Hkv, D, sign, st); break;
+    case 8: rope_launch_t<T, INTER, 8>(q, k, pos, win, t, N, H, Hkv, D, sign, st); break;
+    case 4: rope_launch_t<T, INTER, 4>(q, k, pos, win, t, N, H, Hkv, D, sign, st); break;
+    case 2: rope_launch_t<T, INTER, 2>(q, k, pos, win, t, N, H, Hkv, D, sign, st); break;
+    default: rope_launch_t<T, INTER, 1>(q, k, pos, win, t, N, H, Hkv, D, sign, st); break;
     }
 }
 
-static void rope_launch(void *q, void *k, const int32_t *pos, const rope_table *t,
-                        rope_layout layout, int64_t N, int H, int Hkv, int D, cu_dtype dt,
-                        double sign, cudaStream_t st) {
+static void rope_launch(void *q, void *k, const int32_t *pos, const uint8_t *win,
+                        const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv, int D,
+                        cu_dtype dt, double sign, cudaStream_t st) {
     CHECK(t->n_pairs > 0 && t->n_pairs <= ROPE_MAX_PAIRS && t->rotary_dim == 2 * t->n_pairs);
     CHECK(t->rotary_dim <= D);
     CHECK(layout == ROPE_LAYOUT_HALF || layout == ROPE_LAYOUT_INTERLEAVED);
     CHECK(N >= 0 && H >= 0 && Hkv >= 0);
     CHECK((q != NULL || H == 0) && (k != NULL || Hkv == 0) && (pos != NULL || N == 0));
+    CHECK(t->short_len >= 0 && (t->short_len == 0 || win != NULL || N == 0));
+    if (t->short_len == 0) win = NULL;  // read only with a mixed table
     if (N == 0 || H + Hkv == 0) return;
     const int ppi = rope_ppi(H ? q : NULL, Hkv ? k : NULL, layout, t->n_pairs, D,
                              cu_dtype_size(dt));
     const bool inter = layout == ROPE_LAYOUT_INTERLEAVED;
     if (dt == CU_BF16) {
-        if (inter) rope_launch_l<bf16, true>(q, k, pos, t, N, H, Hkv, D, ppi, sign, st);
-        else rope_launch_l<bf16, false>(q, k, pos, t, N, H, Hkv, D, ppi, sign, st);
+        if (inter) rope_launch_l<bf16, true>(q, k, pos, win, t, N, H, Hkv, D, ppi, sign, st);
+        else rope_launch_l<bf16, false>(q, k, pos, win, t, N, H, Hkv, D, ppi, sign, st);
     } else {
-        if (inter) rope_launch_l<float, true>(q, k, pos, t, N, H, Hkv, D, ppi, sign, st);
-        else rope_launch_l<float, false>(q, k, pos, t, N, H, Hkv, D, ppi, sign, st);
+        if (inter) rope_launch_l<float, true>(q, k, pos, win, t, N, H, Hkv, D, ppi, sign, st);
+        else rope_launch_l<float, false>(q, k, pos, win, t, N, H, Hkv, D, ppi, sign, st);
     }
 }
 
-void cu_rope_forward(void *q, void *k, const int32_t *pos, const rope_table *t,
-                     rope_layout layout, int64_t N, int H, int Hkv, int D, cu_dtype dt,
-                     cudaStream_t st) {
-    rope_launch(q, k, pos, t, layout, N, H, Hkv, D, dt, 1.0, st);
+void cu_rope_forward(void *q, void *k, const int32_t *pos, const uint8_t *win,
+                     const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv, int D,
+                     cu_dtype dt, cudaStream_t st) {
+    rope_launch(q, k, pos, win, t, layout, N, H, Hkv, D, dt, 1.0, st);
 }
 
-void cu_rope_backward(void *dq, void *dk, const int32_t *pos, const rope_table *t,
-                      rope_layout layout, int64_t N, int H, int Hkv, int D, cu_dtype dt,
-                      cudaStream_t st) {
-    rope_launch(dq, dk, pos, t, layout, N, H, Hkv, D, dt, -1.0, st);
+void cu_rope_backward(void *dq, void *dk, const int32_t *pos, const uint8_t *win,
+                      const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv, int D,
+                      cu_dtype dt, cudaStream_t st) {
+    rope_launch(dq, dk, pos, win, t, layout, N, H, Hkv, D, dt, -1.0, st);
 }

@@ -2,7 +2,8 @@
 # stretch train under mpirun: every (dp, sp) grid of 2 and 4 ranks trains the
 # tiny curriculum to the same parameters as 1 rank (float tolerance), and a
 # checkpoint written by one grid resumes on another (elastic resume):
-# 4 ranks (dp 2 x sp 2) -> 1 rank, and 1 rank -> 2 ranks (sp 2).
+# 4 ranks (dp 2 x sp 2) -> 1 rank, and 1 rank -> 2 ranks (sp 2). Also with
+# mixed context windows (LongRoPE2) under ring and ulysses sp 2.
 # A grid that does not match the rank count exits 2 on every rank.
 STRETCH=$1; SRC=$2
 source "$SRC/tests/cli/lib.sh"
@@ -24,6 +25,28 @@ for grid in "2 1" "1 2" "4 1" "2 2" "1 4"; do
   h5diff -d $TOL "$(latest_ckpt ref)" "$(latest_ckpt $name)" /params /params > /dev/null \
     || { h5diff -d $TOL "$(latest_ckpt ref)" "$(latest_ckpt $name)" /params /params | tail -5; fail "dp $dp x sp $sp differs from 1 rank"; }
   echo "dp $dp x sp $sp: parameters match the 1-rank run within $TOL"
+done
+
+# Mixed context windows (stages.1.rope.mixed: the packed documents of up to
+# 64 tokens with the original RoPE, longer ones with yarn; stage 1's rows
+# pack passkey samples of 61..128 tokens, so both kinds occur) under
+# sequence parallelism: the window flags are made on whole rows, so sp 2
+# (ring, and ulysses) trains to the 1-rank parameters; and mixed matters.
+PACK=(--stages.1.passkey_ratio 1.0 --stages.1.passkey_pack_min 61)
+write_tiny_run pref text.shard
+"$STRETCH" train pref.yaml "${PACK[@]}" > pref.log
+write_tiny_run mref text.shard
+"$STRETCH" train mref.yaml "${PACK[@]}" --stages.1.rope.mixed true > mref.log
+grep -q "mixed windows: documents up to 64 tokens short, yarn beyond" mref.log || fail "mixed stage not announced"
+h5diff -d $TOL "$(latest_ckpt pref)" "$(latest_ckpt mref)" /params /params > /dev/null &&
+  fail "mixed windows changed nothing (within $TOL)"
+for u in 1 2; do
+  write_tiny_run msp$u text.shard
+  "${MPIRUN[@]}" -n 2 "$STRETCH" train msp$u.yaml "${PACK[@]}" --stages.1.rope.mixed true \
+    --parallel.ring $((2 / u)) --parallel.ulysses $u > msp$u.log 2>&1 || { tail -20 msp$u.log; fail "mixed windows, sp 2 (ulysses $u) failed"; }
+  h5diff -d $TOL "$(latest_ckpt mref)" "$(latest_ckpt msp$u)" /params /params > /dev/null \
+    || fail "mixed windows: sp 2 (ulysses $u) differs from 1 rank"
+  echo "mixed windows, sp 2 (ulysses $u): parameters match the 1-rank run within $TOL"
 done
 
 # Elastic: 4 ranks (2 x 2) for 20 steps, then 1 rank to the end.

@@ -8,14 +8,17 @@
 
 #include "rope_scaling.h"  // rope_type
 
-typedef enum { TAB_MIXED = -1 } tab_extra;  // else a rope_type
+// TAB_MIXED: a hand-made table with mixed factors per pair; TAB_WINDOWS: a
+// mixed-windows table (LongRoPE2: short and long factors, a window flag per
+// token, rope_table_init_mixed) with n_hat.
+typedef enum { TAB_MIXED = -1, TAB_WINDOWS = -2 } tab_extra;  // else a rope_type
 
 static const struct {
     int64_t N;
     int H, Hkv, D;
-    int table;        // rope_type or TAB_MIXED
+    int table;        // rope_type, TAB_MIXED or TAB_WINDOWS
     int d;            // TAB_MIXED: rotary dim; else partial = d / D
-    int64_t n_hat;    // TAB_MIXED and LONGROPE
+    int64_t n_hat;    // TAB_MIXED, TAB_WINDOWS and LONGROPE
     float attn;       // TAB_MIXED attention factor
     uint64_t seed;
 } RP[] = {
@@ -32,5 +35,7 @@ static const struct {
     {33, 4, 1, 128, ROPE_TYPE_YARN, 64, 0, 0, 81},      // partial 0.5 + attention factor
     {45, 2, 2, 64, ROPE_TYPE_LONGROPE, 64, 4096, 0, 82},
     {33, 8, 2, 128, ROPE_TYPE_LLAMA3, 128, 0, 0, 83},
+    {70, 4, 2, 64, TAB_WINDOWS, 64, 0, 0, 84},          // mixed windows: short and long tokens
+    {41, 3, 1, 128, TAB_WINDOWS, 64, 2048, 0, 85},      // + n_hat, partial rotary
 };
 enum { N_RP = sizeof RP / sizeof *RP };

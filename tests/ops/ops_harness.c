@@ -90,6 +90,12 @@ void *ops_up_i32(const ops_backend *be, const int32_t *x, int64_t n) {
     if (n) b->op->to_dev(b, d, x, bytes);
     return d;
 }
+void *ops_up_bytes(const ops_backend *be, const void *x, size_t bytes) {
+    backend *b = be->b;
+    void *d = b->op->alloc(b, bytes ? bytes : 16);
+    if (bytes) b->op->to_dev(b, d, x, bytes);
+    return d;
+}
 void *ops_nan(const ops_backend *be, int64_t n, bk_dtype dt) {
     backend *b = be->b;
     size_t bytes = (size_t)n * bk_dtype_size(dt);

@@ -92,6 +92,7 @@ const char *ops_dt_name(bk_dtype dt);
 
 void *ops_up(const ops_backend *be, const float *x, int64_t n, bk_dtype dt);
 void *ops_up_i32(const ops_backend *be, const int32_t *x, int64_t n);
+void *ops_up_bytes(const ops_backend *be, const void *x, size_t bytes);  // e.g. uint8 flags
 void *ops_nan(const ops_backend *be, int64_t n, bk_dtype dt);  // filled with NaN bits
 float *ops_down(const ops_backend *be, const void *p, int64_t n, bk_dtype dt);  // malloc'd
 void ops_free(const ops_backend *be, void *p);

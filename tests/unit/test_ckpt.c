@@ -4,7 +4,8 @@
 // foreign and unfinished files all rejected with a clear message and without
 // HDF5 printing its error stack; leftover .tmp files ignored; the latest
 // pointer and keep-last retention; resume falling back to the previous good
-// checkpoint; h5ls reading the file.
+// checkpoint; h5ls reading the file; what a run directory or its latest file
+// resolves to (ckpt_dir_resolve).
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1060,6 +1061,68 @@ static void test_h5ls_and_summary(void **state) {
     free(path);
 }
 
+// ckpt_dir_resolve: what a checkpoint path argument names. Only names and
+// files' existence matter here (the files are empty).
+static void put_text(const char *dir, const char *name, const char *text) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void expect_resolves(const char *arg, const char *want) {
+    char out[512], err[512];
+    if (ckpt_dir_resolve(arg, out, sizeof out, err, sizeof err) != 0) fail_msg("%s: %s", arg, err);
+    if (strcmp(out, want)) fail_msg("%s resolved to %s, expected %s", arg, out, want);
+}
+
+static void expect_refused(const char *arg, const char *says) {
+    char out[512], err[512];
+    assert_int_equal(ckpt_dir_resolve(arg, out, sizeof out, err, sizeof err), -1);
+    if (!strstr(err, says) || strchr(err, '\n')) fail_msg("%s: %s (expected '%s')", arg, err, says);
+}
+
+static void test_resolve_paths(void **state) {
+    fixture *f = *state;
+    char run[128], arg[300], want[300], empty[128];
+    snprintf(run, sizeof run, "%s/run", f->dir);
+    assert_int_equal(mkdir(run, 0755), 0);
+    put_text(run, "ckpt-00000003.h5", "");
+    put_text(run, "ckpt-00000007.h5", "");
+    put_text(run, "ckpt-00000009.h5.tmp", "");
+    put_text(run, "latest", "ckpt-00000003.h5\n");  // latest, not the newest file, wins
+    snprintf(want, sizeof want, "%s/ckpt-00000003.h5", run);
+    expect_resolves(run, want);
+    snprintf(arg, sizeof arg, "%s//", run);
+    expect_resolves(arg, want);
+    snprintf(arg, sizeof arg, "%s/latest", run);
+    expect_resolves(arg, want);
+    snprintf(arg, sizeof arg, "%s/ckpt-00000007.h5", run);  // a file is itself
+    expect_resolves(arg, arg);
+    snprintf(arg, sizeof arg, "%s/nowhere.h5", run);        // so is a missing path
+    expect_resolves(arg, arg);
+    // No latest: the newest ckpt-*.h5 (never a .tmp).
+    snprintf(arg, sizeof arg, "%s/latest", run);
+    assert_int_equal(unlink(arg), 0);
+    snprintf(want, sizeof want, "%s/ckpt-00000007.h5", run);
+    expect_resolves(run, want);
+    // Refused, one line naming the directory or the pointer.
+    snprintf(empty, sizeof empty, "%s/empty", f->dir);
+    assert_int_equal(mkdir(empty, 0755), 0);
+    snprintf(want, sizeof want, "%s: no checkpoint in this directory", empty);
+    expect_refused(empty, want);
+    put_text(run, "latest", "ckpt-00000099.h5\n");
+    snprintf(arg, sizeof arg, "%s/latest", run);
+    snprintf(want, sizeof want, "%s/latest names ckpt-00000099.h5, which cannot be opened", run);
+    expect_refused(arg, want);
+    expect_refused(run, want);
+    put_text(run, "latest", "../../etc/passwd\n");
+    snprintf(want, sizeof want, "%s/latest does not name a checkpoint", run);
+    expect_refused(run, want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_exact, setup, teardown),
@@ -1072,6 +1135,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_publish_and_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_resumable_falls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h5ls_and_summary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_paths, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

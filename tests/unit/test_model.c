@@ -1,7 +1,9 @@
 // Whole-model tests on a tiny Llama: gradients against finite differences
 // with an error model (robust to every BLAS kernel and thread count; see
-// the gradient check below), recomputation gives identical gradients, the layout has HF
-// names, and 200 AdamW steps on one batch drive the loss near zero.
+// the gradient check below), also with a mixed-windows RoPE table (a short
+// and a long document in one row), recomputation gives identical gradients,
+// the layout has HF names, and 200 AdamW steps on one batch drive the loss
+// near zero.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 
 #include "adamw.h"
 #include "model.h"
+#include "rope.h"
 
 static model_config tiny_config(rope_type rt) {
     model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
@@ -34,6 +37,7 @@ static model_config tiny_config(rope_type rt) {
 // Two sequences of 12 tokens; the second packs two documents.
 typedef struct {
     int32_t tokens[24], targets[24], pos[24], seg[24];
+    uint8_t win[24];
     model_batch b;
 } tiny_batch;
 
@@ -198,9 +202,16 @@ static fd_report gradient_check(model *m, const model_batch *b, const float *gra
     return rep;
 }
 
-static model *gradient_model(model_config cfg, bool recompute, tiny_batch *tb) {
+// rope: a mixed table to train with (its window flags then go into the
+// batch), or NULL for the config's.
+static model *gradient_model_with(model_config cfg, bool recompute, tiny_batch *tb, const rope_table *rope) {
     make_batch(tb, cfg.vocab_size);
     model *m = model_create(&cfg, 24, recompute);
+    if (rope) {
+        rope_windows(tb->win, tb->pos, tb->seg, 2, 12, rope->short_len);
+        tb->b.win = tb->win;
+        model_set_rope(m, rope);
+    }
     model_init_weights(m, 42);
     // Larger weights than the init so every path carries signal.
     for (int64_t i = 0; i < m->n_params; i++) m->params[i] *= 2.0f;
@@ -209,15 +220,21 @@ static model *gradient_model(model_config cfg, bool recompute, tiny_batch *tb) {
     return m;
 }
 
-static void check_gradients(model_config cfg, bool recompute) {
+static model *gradient_model(model_config cfg, bool recompute, tiny_batch *tb) {
+    return gradient_model_with(cfg, recompute, tb, NULL);
+}
+
+static void check_gradients_with(model_config cfg, bool recompute, const rope_table *rope) {
     tiny_batch tb;
-    model *m = gradient_model(cfg, recompute, &tb);
+    model *m = gradient_model_with(cfg, recompute, &tb, rope);
     fd_report rep = gradient_check(m, &tb.b, m->grads);
     printf("  %d directional derivatives checked, worst error %.3g of its bound\n", rep.checked,
            rep.worst);
     if (rep.first_fail[0]) fail_msg("%s", rep.first_fail);
     model_free(m);
 }
+
+static void check_gradients(model_config cfg, bool recompute) { check_gradients_with(cfg, recompute, NULL); }
 
 // The check is not vacuous: in every tensor, a gradient 1% too large, or
 // one entry (none of the coordinate picks) off by 20% of the tensor's
@@ -266,6 +283,35 @@ static void test_gradients_yarn_interleaved_tied(void **state) {
     c.rope_layout = ROPE_LAYOUT_INTERLEAVED;
     c.tie_embeddings = true;
     check_gradients(c, false);
+}
+
+// Mixed context windows: longrope with short and long factors, original
+// context 6: row 0 (one document of 12) is long, row 1 packs a short
+// document (5 tokens) and a long one (7).
+static void test_gradients_mixed_windows(void **state) {
+    (void)state;
+    model_config cfg = tiny_config(ROPE_TYPE_DEFAULT);
+    rope_config c = cfg.rope;
+    c.type = ROPE_TYPE_LONGROPE;
+    c.original_max_position_embeddings = 6;
+    c.n_factors = 4;
+    const double sf[4] = {1, 1.2, 1.5, 2}, lf[4] = {1, 2.5, 5, 9};
+    for (int i = 0; i < 4; i++) c.short_factor[i] = sf[i], c.long_factor[i] = lf[i];
+    rope_table t;
+    rope_table_init_mixed(&t, &c);
+    tiny_batch tb;
+    make_batch(&tb, cfg.vocab_size);
+    rope_windows(tb.win, tb.pos, tb.seg, 2, 12, t.short_len);
+    assert_int_equal(tb.win[0], ROPE_WIN_LONG);
+    assert_int_equal(tb.win[12], ROPE_WIN_SHORT);
+    assert_int_equal(tb.win[17], ROPE_WIN_LONG);
+    check_gradients_with(cfg, false, &t);
+    // recomputation threads the flags through the backward's forward too
+    tiny_batch ta, tr;
+    model *a = gradient_model_with(cfg, false, &ta, &t), *b = gradient_model_with(cfg, true, &tr, &t);
+    assert_memory_equal(a->grads, b->grads, sizeof(float) * a->n_params);
+    model_free(a);
+    model_free(b);
 }
 
 static void test_recompute_same_gradients(void **state) {
@@ -373,6 +419,7 @@ int main(void) {
         cmocka_unit_test(test_layout_names),
         cmocka_unit_test(test_gradients_default_rope),
         cmocka_unit_test(test_gradients_yarn_interleaved_tied),
+        cmocka_unit_test(test_gradients_mixed_windows),
         cmocka_unit_test(test_gradient_check_detects_error),
         cmocka_unit_test(test_recompute_same_gradients),
         cmocka_unit_test(test_overfit_one_batch),

@@ -6,7 +6,8 @@
 //    positions up to 131071, an apply example in both layouts). Missing file =
 //    failure, not a skip.
 //  - naive double-precision rotation written here (shape, GQA, partial rotary,
-//    n_hat), finite differences of it for the backward.
+//    n_hat, mixed windows with frequencies from the factors), finite
+//    differences of it for the backward; window flags of hand-made packed rows.
 // Each check prints the largest error it saw.
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,7 +244,7 @@ static double check_cos_sin(const cJSON *cs, const rope_table *t, rope_layout la
             k[((int64_t)n * half + i) * d + j1] = 1.0f;
         }
     }
-    rope_forward(q, k, pos, t, layout, N, half, half, d);
+    rope_forward(q, k, pos, NULL, t, layout, N, half, half, d);
 
     double worst_ratio = 0;
     for (int n = 0; n < N; n++) {
@@ -325,10 +326,10 @@ static void test_apply_example(void **state) {
         // q as a query head and g as a key head: both kernels' paths.
         float k[16];
         memcpy(k, q, sizeof q);
-        rope_forward(q, k, &pos, &t, layout, 1, 1, 1, D);
+        rope_forward(q, k, &pos, NULL, &t, layout, 1, 1, 1, D);
         float gk[16];
         memcpy(gk, g, sizeof g);
-        rope_backward(g, gk, &pos, &t, layout, 1, 1, 1, D);
+        rope_backward(g, gk, &pos, NULL, &t, layout, 1, 1, 1, D);
         for (int j = 0; j < D; j++) {
             double eo = fabs(q[j] - arr_at(get(want, "out"), j));
             double eg = fabs(g[j] - arr_at(get(want, "grad_in"), j));
@@ -388,7 +389,7 @@ static void test_backward_finite_differences(void **state) {
         float dq[N * H * D], dk[N * Hkv * D];
         memcpy(dq, w_q, sizeof dq);
         memcpy(dk, w_k, sizeof dk);
-        rope_backward(dq, dk, pos, &t, layout, N, H, Hkv, D);
+        rope_backward(dq, dk, pos, NULL, &t, layout, N, H, Hkv, D);
 
         struct {
             const float *x, *w, *grad;
@@ -447,7 +448,7 @@ static double check_forward_naive(double *ratio, const rope_table *t, freq_fn fr
     assert_true(qr && kr);
     naive_rotate(qr, q0, pos, t, freq, layout, N, H, D, 1.0);
     naive_rotate(kr, k0, pos, t, freq, layout, N, Hkv, D, 1.0);
-    rope_forward(q, k, pos, t, layout, N, H, Hkv, D);
+    rope_forward(q, k, pos, NULL, t, layout, N, H, Hkv, D);
 
     double worst = 0;
     for (int part = 0; part < 2; part++) {
@@ -523,7 +524,7 @@ static void test_gqa(void **state) {
     for (int n = 0; n < N; n++)
         for (int h = 0; h < Hkv; h++)
             memcpy(k + (n * Hkv + h) * D, q + (n * H + 2 * h + 1) * D, sizeof(float) * D);
-    rope_forward(q, k, pos, &t, ROPE_LAYOUT_HALF, N, H, Hkv, D);
+    rope_forward(q, k, pos, NULL, &t, ROPE_LAYOUT_HALF, N, H, Hkv, D);
     for (int n = 0; n < N; n++)
         for (int h = 0; h < Hkv; h++)
             assert_memory_equal(k + (n * Hkv + h) * D, q + (n * H + 2 * h + 1) * D,
@@ -534,7 +535,7 @@ static void test_gqa(void **state) {
     memcpy(a + D, a, sizeof(float) * D);
     memcpy(b, a, sizeof a);
     const int32_t same[2] = {3, 3};
-    rope_forward(a, b, same, &t, ROPE_LAYOUT_INTERLEAVED, 2, 1, 1, D);
+    rope_forward(a, b, same, NULL, &t, ROPE_LAYOUT_INTERLEAVED, 2, 1, 1, D);
     assert_memory_equal(a, a + D, sizeof(float) * D);
     assert_memory_equal(a, b, sizeof a);
     print_message("GQA (H=4, Hkv=2, yarn): max abs err vs naive %.2e\n", worst);
@@ -579,8 +580,8 @@ static void test_n_hat(void **state) {
     float x[32] = {0}, y[32] = {0};
     x[5] = y[5] = 1.0f;
     const int32_t p1 = 1;
-    rope_forward(x, NULL, &p1, &t, ROPE_LAYOUT_HALF, 1, 1, 0, 32);
-    rope_forward(y, NULL, &p1, &t0, ROPE_LAYOUT_HALF, 1, 1, 0, 32);
+    rope_forward(x, NULL, &p1, NULL, &t, ROPE_LAYOUT_HALF, 1, 1, 0, 32);
+    rope_forward(y, NULL, &p1, NULL, &t0, ROPE_LAYOUT_HALF, 1, 1, 0, 32);
     assert_true(fabs(x[21] - y[21]) > 1e-3);  // sin differs: lambda_5 = 2.25
     print_message(
         "n_hat=16 (longrope, long factors, p <= 3999): max abs err vs naive per-position "
@@ -613,8 +614,8 @@ static void test_backward_inverts_forward(void **state) {
         fill_random(k, N * Hkv * D, 60 + l);
         memcpy(q0, q, sizeof q);
         memcpy(k0, k, sizeof k);
-        rope_forward(q, k, pos, &t, (rope_layout)l, N, H, Hkv, D);
-        rope_backward(q, k, pos, &t, (rope_layout)l, N, H, Hkv, D);
+        rope_forward(q, k, pos, NULL, &t, (rope_layout)l, N, H, Hkv, D);
+        rope_backward(q, k, pos, NULL, &t, (rope_layout)l, N, H, Hkv, D);
         for (int j = 0; j < N * H * D; j++) worst = fmax(worst, fabs(q[j] - q0[j]));
         for (int j = 0; j < N * Hkv * D; j++) worst = fmax(worst, fabs(k[j] - k0[j]));
     }
@@ -800,6 +801,210 @@ static void test_validation(void **state) {
     print_message("validation: %d rejected configs, each names its key\n", nb);
 }
 
+// ---------------------------------------------------------------------------
+// Mixed context windows (LongRoPE2): a short and a long table, a window flag
+// per token, short documents rotated with the short factors at every position
+
+// A longrope config whose short and long factors differ in every pair, n_hat 6.
+static rope_config mixed_longrope(int head_dim) {
+    rope_config c = rope_config_default(head_dim);
+    c.type = ROPE_TYPE_LONGROPE;
+    c.max_position_embeddings = 512;
+    c.original_max_position_embeddings = 32;
+    c.n_factors = head_dim / 2;
+    for (int i = 0; i < head_dim / 2; i++) {
+        c.short_factor[i] = 1.0 + 0.0625 * i;  // exact in float
+        c.long_factor[i] = 2.0 + 0.5 * i;
+    }
+    c.n_hat = 6;
+    return c;
+}
+
+// The frequency of pair i for a token at p in a short or long document of
+// mixed_longrope's config, from the factors (not from the table).
+static double mixed_formula_freq(const rope_config *c, bool is_short, int64_t p, int i) {
+    double f = pow(c->theta, -2.0 * i / c->head_dim);
+    if (is_short) return f / c->short_factor[i];
+    return p < c->n_hat ? f : f / c->long_factor[i];
+}
+
+// y = x rotated per token with the formula frequencies of its window.
+static void naive_rotate_mixed(double *y, const double *x, const int32_t *pos, const uint8_t *win,
+                               const rope_config *c, double a, rope_layout layout, int64_t N,
+                               int nh, int D, double sign) {
+    int half = c->head_dim / 2;
+    for (int64_t n = 0; n < N; n++)
+        for (int h = 0; h < nh; h++) {
+            const double *xh = x + (n * nh + h) * D;
+            double *yh = y + (n * nh + h) * D;
+            for (int j = 0; j < D; j++) yh[j] = xh[j];
+            for (int i = 0; i < half; i++) {
+                int j0, j1;
+                pair_channels(&j0, &j1, i, half, layout);
+                double th = mixed_formula_freq(c, win[n] == ROPE_WIN_SHORT, pos[n], i) * pos[n];
+                double cs = a * cos(th), sn = sign * a * sin(th);
+                yh[j0] = xh[j0] * cs - xh[j1] * sn;
+                yh[j1] = xh[j0] * sn + xh[j1] * cs;
+            }
+        }
+}
+
+static void test_mixed_windows_flags(void **state) {
+    (void)state;
+    // Row 0: documents of 3, 5 (reaches 5 > 4: long), 4 (exactly the short
+    // length: short) tokens, then 2 padding tokens (seg -1). Row 1: one
+    // document whose positions jump (PoSE) to 40: long everywhere.
+    enum { B = 2, T = 14 };
+    const int32_t pos[B * T] = {0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3, 0, 1,
+                                0, 1, 2, 3, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45};
+    const int32_t seg[B * T] = {0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, -1, -1,
+                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    const uint8_t want[B * T] = {0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+                                 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    uint8_t win[B * T];
+    memset(win, 7, sizeof win);
+    rope_windows(win, pos, seg, B, T, 4);
+    assert_memory_equal(win, want, sizeof want);
+    // seg NULL: each row is one document; row 0 reaches 5 > 4
+    rope_windows(win, pos, NULL, B, T, 4);
+    for (int i = 0; i < B * T; i++) assert_int_equal(win[i], ROPE_WIN_LONG);
+    rope_windows(win, pos, NULL, 1, T, 5);  // row 0 alone, short length 5: short
+    for (int i = 0; i < T; i++) assert_int_equal(win[i], ROPE_WIN_SHORT);
+    // A document is every token of its seg id in the row, contiguous or not.
+    const int32_t pos2[6] = {0, 1, 0, 2, 3, 4}, seg2[6] = {0, 0, 1, 0, 0, 0};
+    uint8_t w2[6];
+    rope_windows(w2, pos2, seg2, 1, 6, 4);
+    const uint8_t want2[6] = {1, 1, 0, 1, 1, 1};
+    assert_memory_equal(w2, want2, sizeof want2);
+}
+
+static void test_mixed_windows_tables(void **state) {
+    (void)state;
+    rope_config c = mixed_longrope(16);
+    rope_table t, s, l;
+    rope_table_init_mixed(&t, &c);
+    rope_table_init(&s, &c, 32);
+    rope_table_init(&l, &c, 33);
+    assert_int_equal(t.short_len, 32);
+    assert_int_equal(t.n_hat, 6);
+    assert_true(t.attention_factor == s.attention_factor && t.attention_factor == l.attention_factor);
+    // sqrt(1 + ln(512 / 32) / ln 32): transformers' longrope, once per model
+    assert_true(fabs(t.attention_factor - sqrt(1 + log(16.0) / log(32.0))) < 1e-7);
+    for (int i = 0; i < 8; i++) {
+        assert_true(t.inv_freq_short[i] == s.inv_freq[i] && t.inv_freq[i] == l.inv_freq[i]);
+        double fs = mixed_formula_freq(&c, true, 100, i), fl = mixed_formula_freq(&c, false, 100, i);
+        assert_true(fabs(t.inv_freq_short[i] - fs) <= 1e-7 * fs);
+        assert_true(fabs(t.inv_freq[i] - fl) <= 1e-7 * fl);
+        assert_true(t.inv_freq_short[i] != t.inv_freq[i]);
+    }
+    // A plain table is not mixed.
+    assert_int_equal(s.short_len, 0);
+    assert_int_equal(l.short_len, 0);
+
+    // The longrope form of yarn, linear and llama3: short = the original
+    // frequencies, long = the type's own table, the type's attention factor.
+    rope_config ys[3] = {valid_yarn(), valid_yarn(), valid_llama3()};
+    ys[1].type = ROPE_TYPE_LINEAR;
+    double worst = 0;
+    for (int k = 0; k < 3; k++) {
+        rope_config lr;
+        char err[256];
+        assert_int_equal(rope_config_as_longrope(&lr, &ys[k], err, sizeof err), 0);
+        assert_int_equal(lr.type, ROPE_TYPE_LONGROPE);
+        assert_int_equal(lr.original_max_position_embeddings, ys[k].original_max_position_embeddings);
+        assert_int_equal(lr.max_position_embeddings, ys[k].max_position_embeddings);
+        rope_table own, def, mixed;
+        rope_table_init(&own, &ys[k], 0);
+        rope_config d = rope_config_default(ys[k].head_dim);
+        d.theta = ys[k].theta;
+        rope_table_init(&def, &d, 0);
+        rope_table_init_mixed(&mixed, &lr);
+        assert_true(mixed.attention_factor == own.attention_factor);
+        for (int i = 0; i < own.n_pairs; i++) {
+            assert_true(mixed.inv_freq_short[i] == def.inv_freq[i]);
+            double e = fabs(mixed.inv_freq[i] - own.inv_freq[i]) / own.inv_freq[i];
+            if (!(e <= 1.2e-7)) fail_msg("%s pair %d: long %.9g vs own %.9g", rope_type_name(ys[k].type), i,
+                                         mixed.inv_freq[i], own.inv_freq[i]);
+            worst = fmax(worst, e);
+        }
+    }
+    rope_config bad[2] = {rope_config_default(16), rope_config_default(16)};
+    bad[1].type = ROPE_TYPE_DYNAMIC, bad[1].factor = 2, bad[1].max_position_embeddings = 64;
+    for (int k = 0; k < 2; k++) {
+        rope_config lr;
+        char err[256];
+        assert_int_equal(rope_config_as_longrope(&lr, &bad[k], err, sizeof err), -1);
+        assert_non_null(strstr(err, rope_type_name(bad[k].type)));
+    }
+    print_message("mixed tables: short/long from the factors to 1e-7; yarn/linear/llama3 as longrope: "
+                  "long table within %.2e relative of their own\n", worst);
+}
+
+static void test_mixed_windows_rotate(void **state) {
+    (void)state;
+    enum { N = 12, H = 3, Hkv = 1, D = 16 };
+    rope_config c = mixed_longrope(D);
+    rope_table t;
+    rope_table_init_mixed(&t, &c);
+    // Two documents: 4 tokens (short) and 8 whose positions reach 40 (long).
+    const int32_t pos[N] = {0, 1, 2, 3, 0, 1, 5, 6, 7, 38, 39, 40};
+    const int32_t seg[N] = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    uint8_t win[N];
+    rope_windows(win, pos, seg, 1, N, t.short_len);
+    assert_int_equal(win[3], ROPE_WIN_SHORT);
+    assert_int_equal(win[4], ROPE_WIN_LONG);
+    double worst_f = 0, worst_b = 0;
+    for (int l = 0; l < 2; l++) {
+        rope_layout layout = (rope_layout)l;
+        float q[N * H * D], k[N * Hkv * D];
+        fill_random(q, N * H * D, 60 + l);
+        fill_random(k, N * Hkv * D, 62 + l);
+        double *q0 = to_double(q, N * H * D), *k0 = to_double(k, N * Hkv * D);
+        double qr[N * H * D], kr[N * Hkv * D];
+        naive_rotate_mixed(qr, q0, pos, win, &c, t.attention_factor, layout, N, H, D, 1.0);
+        naive_rotate_mixed(kr, k0, pos, win, &c, t.attention_factor, layout, N, Hkv, D, 1.0);
+        rope_forward(q, k, pos, win, &t, layout, N, H, Hkv, D);
+        // the float inv_freq vs the formula's double: angle off by <= p * inv * 2^-24
+        const double tol = 2e-6 + 2.0 * 40 * TWO_M23;
+        worst_f = fmax(worst_f, fmax(max_abs_diff_fd(q, qr, N * H * D), max_abs_diff_fd(k, kr, N * Hkv * D)));
+        if (!(worst_f <= tol)) fail_msg("%s: mixed forward vs naive err %.3g", rope_layout_name(layout), worst_f);
+        // The short document differs from what the long table gives it (the test can fail).
+        float q1[N * H * D];
+        fill_random(q1, N * H * D, 60 + l);
+        uint8_t all_long[N];
+        memset(all_long, ROPE_WIN_LONG, N);
+        rope_forward(q1, NULL, pos, all_long, &t, layout, N, H, 0, D);
+        double moved = 0;
+        for (int j = 0; j < 4 * H * D; j++) moved = fmax(moved, fabs(q1[j] - q[j]));
+        assert_true(moved > 1e-2);
+
+        // Backward = gradient of <w, forward(x)>: central differences of the naive forward.
+        float w[N * H * D], g[N * H * D];
+        fill_random(w, N * H * D, 64 + l);
+        memcpy(g, w, sizeof g);
+        rope_backward(g, NULL, pos, win, &t, layout, N, H, 0, D);
+        double *wd = to_double(w, N * H * D), tmp[N * H * D];
+        const double h = 1e-3;
+        for (int j = 0; j < N * H * D; j++) {
+            double x0 = q0[j], lp = 0, lm = 0;
+            q0[j] = x0 + h;
+            naive_rotate_mixed(tmp, q0, pos, win, &c, t.attention_factor, layout, N, H, D, 1.0);
+            for (int e = 0; e < N * H * D; e++) lp += wd[e] * tmp[e];
+            q0[j] = x0 - h;
+            naive_rotate_mixed(tmp, q0, pos, win, &c, t.attention_factor, layout, N, H, D, 1.0);
+            for (int e = 0; e < N * H * D; e++) lm += wd[e] * tmp[e];
+            q0[j] = x0;
+            double err = fabs(g[j] - (lp - lm) / (2 * h));
+            if (!(err <= 5e-6)) fail_msg("%s: mixed backward [%d] vs fd err %.3g", rope_layout_name(layout), j, err);
+            worst_b = fmax(worst_b, err);
+        }
+        free(q0), free(k0), free(wd);
+    }
+    print_message("mixed windows (short doc: short factors at every position, long doc: long factors "
+                  "+ n_hat): forward vs naive %.2e, backward vs finite differences %.2e\n",
+                  worst_f, worst_b);
+}
+
 static void test_names(void **state) {
     (void)state;
     const char *names[6] = {"default", "linear", "dynamic", "yarn", "longrope", "llama3"};
@@ -827,7 +1032,8 @@ int main(void) {
         cmocka_unit_test(test_partial_rotary),  cmocka_unit_test(test_gqa),
         cmocka_unit_test(test_n_hat),           cmocka_unit_test(test_backward_inverts_forward),
         cmocka_unit_test(test_runtime_seq_len), cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_names),           cmocka_unit_test(test_mixed_windows_flags),
+        cmocka_unit_test(test_mixed_windows_tables), cmocka_unit_test(test_mixed_windows_rotate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

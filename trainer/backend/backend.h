@@ -77,10 +77,13 @@ typedef struct {
                            int64_t C, int64_t OC);
     void (*matmul_backward)(backend *b, void *dinp, float *dw, const void *dout, const void *inp,
                             const void *w, int64_t N, int64_t C, int64_t OC);
-    void (*rope_forward)(backend *b, void *q, void *k, const int32_t *pos, const rope_table *t,
-                         rope_layout layout, int64_t N, int H, int Hkv, int D);
-    void (*rope_backward)(backend *b, void *dq, void *dk, const int32_t *pos, const rope_table *t,
-                          rope_layout layout, int64_t N, int H, int Hkv, int D);
+    // win: per-token window flags of a mixed table (kernels/cpu/rope.h), else NULL
+    void (*rope_forward)(backend *b, void *q, void *k, const int32_t *pos, const uint8_t *win,
+                         const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv,
+                         int D);
+    void (*rope_backward)(backend *b, void *dq, void *dk, const int32_t *pos, const uint8_t *win,
+                          const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv,
+                          int D);
     void (*swiglu_forward)(backend *b, void *out, const void *gate, const void *up, int64_t n);
     void (*swiglu_backward)(backend *b, void *dgate, void *dup, const void *dout,
                             const void *gate, const void *up, int64_t n);

@@ -61,15 +61,16 @@ static void cpu_matmul_backward(backend *b, void *dinp, float *dw, const void *d
     matmul_backward(dinp, dw, dout, inp, w, N, C, OC);
 }
 
-static void cpu_rope_forward(backend *b, void *q, void *k, const int32_t *pos, const rope_table *t,
-                             rope_layout layout, int64_t N, int H, int Hkv, int D) {
-    rope_forward(q, k, pos, t, layout, N, H, Hkv, D);
+static void cpu_rope_forward(backend *b, void *q, void *k, const int32_t *pos, const uint8_t *win,
+                             const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv,
+                             int D) {
+    rope_forward(q, k, pos, win, t, layout, N, H, Hkv, D);
 }
 
 static void cpu_rope_backward(backend *b, void *dq, void *dk, const int32_t *pos,
-                              const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv,
-                              int D) {
-    rope_backward(dq, dk, pos, t, layout, N, H, Hkv, D);
+                              const uint8_t *win, const rope_table *t, rope_layout layout,
+                              int64_t N, int H, int Hkv, int D) {
+    rope_backward(dq, dk, pos, win, t, layout, N, H, Hkv, D);
 }
 
 static void cpu_swiglu_forward(backend *b, void *out, const void *gate, const void *up,

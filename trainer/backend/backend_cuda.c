@@ -171,15 +171,15 @@ static void cu_b_matmul_backward(backend *b, void *dinp, float *dw, const void *
 }
 
 static void cu_b_rope_forward(backend *b, void *q, void *k, const int32_t *pos,
-                              const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv,
-                              int D) {
-    cu_rope_forward(q, k, pos, t, layout, N, H, Hkv, D, dt_of(b), stream_of(b));
+                              const uint8_t *win, const rope_table *t, rope_layout layout,
+                              int64_t N, int H, int Hkv, int D) {
+    cu_rope_forward(q, k, pos, win, t, layout, N, H, Hkv, D, dt_of(b), stream_of(b));
 }
 
 static void cu_b_rope_backward(backend *b, void *dq, void *dk, const int32_t *pos,
-                               const rope_table *t, rope_layout layout, int64_t N, int H, int Hkv,
-                               int D) {
-    cu_rope_backward(dq, dk, pos, t, layout, N, H, Hkv, D, dt_of(b), stream_of(b));
+                               const uint8_t *win, const rope_table *t, rope_layout layout,
+                               int64_t N, int H, int Hkv, int D) {
+    cu_rope_backward(dq, dk, pos, win, t, layout, N, H, Hkv, D, dt_of(b), stream_of(b));
 }
 
 static void cu_b_swiglu_forward(backend *b, void *out, const void *gate, const void *up,

@@ -173,6 +173,56 @@ static int read_latest(const char *dir, char *name, int64_t *step, char *why, si
     return 1;
 }
 
+int ckpt_dir_resolve(const char *path, char *out, size_t out_len, char *err, size_t errlen) {
+    struct stat st;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    bool is_latest = !is_dir && stat(path, &st) == 0 && S_ISREG(st.st_mode) && !strcmp(base, LATEST);
+    if (!is_dir && !is_latest) {
+        if (strlen(path) >= out_len) return errmsg(err, errlen, "checkpoint path too long: %s", path);
+        memcpy(out, path, strlen(path) + 1);
+        return 0;
+    }
+    // The directory: path itself, or the pointer's (".": a bare "latest").
+    size_t n = is_dir ? strlen(path) : (size_t)(base - path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    char *dir = xmalloc(n + 2);
+    if (n) memcpy(dir, path, n), dir[n] = '\0';
+    else strcpy(dir, ".");
+    char name[NAME_MAX_LEN], why[512];
+    int64_t step;
+    int have = read_latest(dir, name, &step, why, sizeof why);
+    int rc = 0;
+    if (have < 0) {
+        rc = errmsg(err, errlen, "%s", why);
+    } else if (have == 0) {  // no pointer: the newest checkpoint file, if any
+        entry *files;
+        int count = list_dir(dir, "", &files, err, errlen);
+        if (count == 0)
+            rc = errmsg(err, errlen, "%s: no checkpoint in this directory (no '" LATEST "' file, no ckpt-*.h5)",
+                        dir);
+        else if (count > 0)
+            memcpy(name, files[count - 1].name, strlen(files[count - 1].name) + 1);
+        else
+            rc = -1;
+        free(files);
+    }
+    if (rc == 0) {
+        char *file = join(dir, name);
+        if (stat(file, &st) != 0)
+            rc = errmsg(err, errlen, "%s/" LATEST " names %s, which cannot be opened: %s", dir, name,
+                        strerror(errno));
+        else if (strlen(file) >= out_len)
+            rc = errmsg(err, errlen, "checkpoint path too long: %s", file);
+        else
+            memcpy(out, file, strlen(file) + 1);
+        free(file);
+    }
+    free(dir);
+    return rc;
+}
+
 int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FILE *warn,
                             char *err, size_t errlen) {
     entry *files;

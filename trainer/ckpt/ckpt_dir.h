@@ -6,8 +6,10 @@
 //
 // Tested by tests/unit/test_ckpt.c: the latest pointer and keep-last
 // retention delete exactly the right files, leftover .tmp files are ignored,
-// and resuming falls back to the previous good checkpoint when the latest is
-// truncated, corrupt or missing.
+// resuming falls back to the previous good checkpoint when the latest is
+// truncated, corrupt or missing, and ckpt_dir_resolve; by
+// tests/cli/test_ckpt_paths.sh: every command given a run directory or its
+// latest file.
 #pragma once
 
 #include <stddef.h>
@@ -38,6 +40,16 @@ int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char 
 // but none is usable, or dir cannot be read.
 int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FILE *warn,
                             char *err, size_t errlen);
+
+// The checkpoint file a user names wherever a command takes a checkpoint
+// path (inspect, eval, export, search, model.init): a run directory (a
+// train.out_dir) stands for the checkpoint its "latest" file names (the
+// newest ckpt-*.h5 when it has no "latest"), a "latest" pointer file for the
+// checkpoint it names beside it; any other path is itself (a missing one too:
+// opening it then says so). 0 with the file's path in out; -1 with one line
+// naming the directory or pointer when they lead to no checkpoint, e.g.
+//   runs/x: no checkpoint in this directory (no 'latest' file, no ckpt-*.h5)
+int ckpt_dir_resolve(const char *path, char *out, size_t out_len, char *err, size_t errlen);
 
 // Removes every leftover ckpt-*.h5.tmp of dir (interrupted writes of earlier
 // runs). Only by the holder of the out_dir lock (ckpt_lock.h), at start.

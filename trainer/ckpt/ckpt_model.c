@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "die.h"
 #include "hf_config.h"
 #include "model.h"
@@ -103,6 +104,9 @@ static int load(model_config *mc, float **params, int *stage_used, ckpt_reader *
 
 int ckpt_model_load(model_config *cfg, float **params, int *stage_used, const char *path, int stage,
                     char *err, size_t errlen) {
+    char file[4096];  // a run directory or its latest: the checkpoint it names
+    if (ckpt_dir_resolve(path, file, sizeof file, err, errlen) != 0) return -1;
+    path = file;
     ckpt_reader *r = ckpt_open(path, err, errlen);
     if (!r) return -1;
     char msg[1024];

@@ -21,7 +21,8 @@
 
 #define CKPT_MODEL_STAGE_AUTO (-1)
 
-// Opens path and fills *cfg and *params (malloc'd, model_param_layout's
+// Opens path (a checkpoint, or a run directory / its latest file:
+// ckpt_dir_resolve) and fills *cfg and *params (malloc'd, model_param_layout's
 // n_params floats; the caller frees). stage: the stage whose RoPE to use, or
 // CKPT_MODEL_STAGE_AUTO = the checkpoint's stage, except that a checkpoint
 // written at step 0 of a stage > 0 (a stage boundary) holds weights trained

@@ -36,6 +36,7 @@
 #include "eval_tasks.h"
 #include "model_sp_attn.h"
 #include "passkey.h"
+#include "ckpt_dir.h"
 #include "ring_attn.h"
 #include "rng.h"
 #include "run_config_check.h"
@@ -52,7 +53,8 @@ enum { CMD_PASSKEY = 1, CMD_PPL = 2, CMD_SHORT = 4, CMD_TASKS = 8, CMD_ALL = 15 
 typedef struct {
     int cmd;                     // CMD_*
     const char *name;            // "passkey", "tasks", "ppl", "short"
-    const char *ckpts[MAX_CKPTS];
+    const char *ckpts[MAX_CKPTS];  // checkpoint files (a run directory or its latest resolved)
+    char *ckpt_files[MAX_CKPTS];   // owned: the resolved paths ckpts points to
     int n_ckpts;
     char *data[MAX_DATA];        // shard paths (owned: split at commas)
     int n_data;
@@ -156,6 +158,7 @@ static const struct {
 
 static void free_args(eval_args *a) {
     for (int i = 0; i < a->n_data; i++) free(a->data[i]);
+    for (int i = 0; i < a->n_ckpts; i++) free(a->ckpt_files[i]);
 }
 
 static int add_data(eval_args *a, const char *value, char *err, size_t errlen) {
@@ -210,7 +213,14 @@ static int set_option(eval_args *a, const char *opt, const char *v, char *err, s
             snprintf(err, errlen, "eval %s: more than %d checkpoints", a->name, MAX_CKPTS);
             return -1;
         }
-        a->ckpts[a->n_ckpts++] = v;
+        char file[4096];
+        if (ckpt_dir_resolve(v, file, sizeof file, msg, sizeof msg) != 0) {
+            snprintf(err, errlen, "eval %s: --ckpt %s", a->name, msg);
+            return -1;
+        }
+        a->ckpt_files[a->n_ckpts] = xstrdup(file);
+        a->ckpts[a->n_ckpts] = a->ckpt_files[a->n_ckpts];
+        a->n_ckpts++;
     } else if (!strcmp(opt, "--lengths")) {
         rc = eval_parse_lengths(a->lengths, &a->n_lengths, v, msg, sizeof msg);
     } else if (!strcmp(opt, "--depths")) {

@@ -1,6 +1,7 @@
 // cli_export: `stretch export --ckpt C.h5 --format hf --out DIR`: a stretch
-// checkpoint as a Hugging Face Llama model directory (model.safetensors,
-// config.json, generation_config.json) that transformers loads.
+// checkpoint (or a run directory / its latest file: the checkpoint it names)
+// as a Hugging Face Llama model directory (model.safetensors, config.json,
+// generation_config.json) that transformers loads.
 //
 // The architecture and RoPE come from the checkpoint (ckpt_model.h): its
 // run config at the stage whose frequencies the weights were trained with
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt_dir.h"
 #include "ckpt_model.h"
 #include "cli.h"
 #include "cliopt.h"
@@ -110,6 +112,12 @@ int cli_export(int argc, char **argv) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;
     }
+    char file[4096];  // a run directory or its latest: the checkpoint it names
+    if (ckpt_dir_resolve(a.ckpt, file, sizeof file, err, sizeof err) != 0) {
+        fprintf(stderr, "stretch: error: export: --ckpt %s\n", err);
+        return 2;
+    }
+    a.ckpt = file;
     if (!strcmp(a.format, "gguf")) {  // M.gguf's directory, with its parents
         char dir[1024];
         snprintf(dir, sizeof dir, "%s", a.out);

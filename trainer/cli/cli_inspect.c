@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "ckpt_model.h"
 #include "cli.h"
 #include "cliopt.h"
@@ -80,6 +81,10 @@ static int summary(const char *path, bool show_config, bool show_tensors, char *
                (long long)attr_i64(r, "rope", "original_max_position_embeddings", 0),
                (long long)attr_i64(r, "rope", "max_position_embeddings", 0),
                attr_f64(r, "rope", "applied_attention_factor", 1));
+        int64_t short_len = attr_i64(r, "rope", "mixed_short_len", 0);
+        if (short_len > 0)
+            printf("  mixed context windows: documents up to %lld tokens trained with the short factors, "
+                   "longer ones with the long factors\n", (long long)short_len);
         free(rtype);
     }
     // Tensors: count, bytes, parameters (the /params family).
@@ -157,7 +162,12 @@ int cli_inspect(int argc, char **argv) {
         }
     }
     if (!path) return usage(stderr, 2);
-    char err[1024];
+    char err[1024], file[4096];
+    if (ckpt_dir_resolve(path, file, sizeof file, err, sizeof err) != 0) {  // a run dir, its latest
+        fprintf(stderr, "stretch: error: inspect: %s\n", err);
+        return 2;
+    }
+    path = file;
     if (ckpt_verify(path, err, sizeof err) != 0) {
         fprintf(stderr, "stretch: error: %s\n", err);
         return 2;

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ckpt_dir.h"
 #include "cli.h"
 #include "cliopt.h"
 #include "die.h"
@@ -44,6 +45,7 @@
 
 typedef struct {
     const char *ckpt, *out, *state, *tokenizer;
+    char ckpt_file[4096];        // --ckpt resolved (a run directory or its latest: the checkpoint)
     char *data[MAX_DATA];        // --data shard paths (owned)
     int n_data;
     char *check[MAX_DATA];       // --check-data shard paths (owned)
@@ -159,8 +161,11 @@ static int set_option(search_args *a, const char *opt, const char *v, char *err,
             if (parse_int(ints[i].field, v, msg, sizeof msg)) return errmsg(err, errlen, "search: %s: %s", opt, msg);
             return 0;
         }
-    if (!strcmp(opt, "--ckpt")) a->ckpt = v;
-    else if (!strcmp(opt, "--out")) a->out = v;
+    if (!strcmp(opt, "--ckpt")) {
+        if (ckpt_dir_resolve(v, a->ckpt_file, sizeof a->ckpt_file, msg, sizeof msg))
+            return errmsg(err, errlen, "search: --ckpt %s", msg);
+        a->ckpt = a->ckpt_file;
+    } else if (!strcmp(opt, "--out")) a->out = v;
     else if (!strcmp(opt, "--state")) a->state = v;
     else if (!strcmp(opt, "--tokenizer")) a->tokenizer = v;
     else if (!strcmp(opt, "--data")) return add_paths(a->data, &a->n_data, opt, v, err, errlen);

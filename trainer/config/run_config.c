@@ -317,6 +317,10 @@ static const cfg_key KEYS[] = {
         "inline lists"),
     STG("rope.n_hat", INT64, 0, rope.n_hat, NULL, "0",
         "longrope (paper, not HF): positions below n_hat keep the default frequencies"),
+    STG("rope.mixed", BOOL, 0, rope.mixed, NULL, "false",
+        "LongRoPE2 mixed context windows: documents up to the original context train with the "
+        "original RoPE (longrope: the short factors), longer ones with this stage's, in the "
+        "same step; exported as longrope"),
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 

@@ -174,6 +174,7 @@ typedef struct {
     cfg_doubles short_factor, long_factor;     // longrope, rotary_dim / 2 each
     char *factors_file;             // YAML with short_factor, long_factor, n_hat
     int64_t n_hat;                  // longrope paper: positions below keep default freqs
+    bool mixed;                     // LongRoPE2 mixed context windows (curr_stage_mixed)
 } cfg_rope;
 
 typedef struct {

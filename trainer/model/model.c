@@ -48,8 +48,10 @@ struct model_acts {
     void *dgate, *dup, *dact;   // (N, F)
     // the batch's int arrays in backend memory (device backends only)
     int32_t *tokens, *targets, *pos, *seg;  // (N)
+    uint8_t *win;                           // (N)
     // the batch of the current call, in backend memory
     const int32_t *cur_tokens, *cur_targets, *cur_pos, *cur_seg;
+    const uint8_t *cur_win;
     int64_t B, T;        // shape of the last forward
 };
 
@@ -108,6 +110,7 @@ static void acts_plan(struct model_acts *a, const model_config *c, int64_t N, bo
         BUF(a, targets, sizeof(int32_t) * N);
         BUF(a, pos, sizeof(int32_t) * N);
         BUF(a, seg, sizeof(int32_t) * N);
+        BUF(a, win, sizeof(uint8_t) * N);
     }
 }
 #undef BUF
@@ -315,7 +318,7 @@ static void layer_forward(model *m, int l, layer_acts *a, void *out, const void 
     TIMED(m, matmul, op->matmul_forward(bk, a->q, a->ln1, W(m, w->wq), N, C, H * D));
     TIMED(m, matmul, op->matmul_forward(bk, a->k, a->ln1, W(m, w->wk), N, C, Hkv * D));
     TIMED(m, matmul, op->matmul_forward(bk, a->v, a->ln1, W(m, w->wv), N, C, Hkv * D));
-    TIMED(m, other, op->rope_forward(bk, a->q, a->k, s->cur_pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
+    TIMED(m, other, op->rope_forward(bk, a->q, a->k, s->cur_pos, s->cur_win, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
     if (m->attention.forward) {
         TIMED(m, attention, m->attention.forward(m->attention.ctx, a->att, a->lse, a->q, a->k, a->v,
                                                  s->cur_seg, b->B, b->T, (int)H, (int)Hkv, (int)D));
@@ -345,11 +348,13 @@ static void stage_batch(model *m, const model_batch *b) {
     struct model_acts *a = m->acts;
     backend *bk = m->bk;
     const int64_t N = b->B * b->T;
+    CHECK(m->rope.short_len == 0 || b->win != NULL);  // a mixed table needs the window flags
     if (bk->host_memory) {
         a->cur_tokens = b->tokens;
         a->cur_targets = b->targets;
         a->cur_pos = b->pos;
         a->cur_seg = b->seg;
+        a->cur_win = b->win;
         return;
     }
     for (int64_t n = 0; n < N; n++)
@@ -361,10 +366,12 @@ static void stage_batch(model *m, const model_batch *b) {
     bk->op->to_dev(bk, a->pos, b->pos, bytes);
     if (b->targets) bk->op->to_dev(bk, a->targets, b->targets, bytes);
     if (b->seg) bk->op->to_dev(bk, a->seg, b->seg, bytes);
+    if (b->win) bk->op->to_dev(bk, a->win, b->win, sizeof(uint8_t) * (size_t)N);
     a->cur_tokens = a->tokens;
     a->cur_pos = a->pos;
     a->cur_targets = b->targets ? a->targets : NULL;
     a->cur_seg = b->seg ? a->seg : NULL;
+    a->cur_win = b->win ? a->win : NULL;
 }
 
 // ZeRO-3 units of the flat buffer (model_param_hook): 0 = embedding,
@@ -502,7 +509,7 @@ static void layer_backward(model *m, int l, layer_acts *a, const void *in, const
         TIMED(m, attention, op->attn_backward(bk, s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v,
                                               a->att, a->lse, s->cur_seg, &sh));
     }
-    TIMED(m, other, op->rope_backward(bk, s->dq, s->dk, s->cur_pos, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
+    TIMED(m, other, op->rope_backward(bk, s->dq, s->dk, s->cur_pos, s->cur_win, &m->rope, c->rope_layout, N, (int)H, (int)Hkv, (int)D));
     op->zero(bk, s->dln, dts * N * C);
     TIMED(m, matmul, op->matmul_backward(bk, s->dln, G(m, dw->wq), s->dq, a->ln1, W(m, w->wq), N, C, H * D));
     TIMED(m, matmul, op->matmul_backward(bk, s->dln, G(m, dw->wk), s->dk, a->ln1, W(m, w->wk), N, C, Hkv * D));

@@ -75,6 +75,8 @@ typedef struct {
     const int32_t *targets;  // (B, T) next-token ids, < 0 = no loss here
     const int32_t *pos;      // (B, T) RoPE position ids (restart per document)
     const int32_t *seg;      // (B, T) document ids for attention masking, or NULL
+    const uint8_t *win;      // (B, T) RoPE window flags (rope_windows), required when the
+                             // model's rope is a mixed table, else NULL
 } model_batch;
 
 // Where the time goes (seconds, accumulated; zero them to start a window).
@@ -179,6 +181,7 @@ void model_init_weights(model *m, uint64_t seed);
 void model_set_attention(model *m, const model_attention *attention);
 
 // Sets the RoPE frequencies used by the following calls (a stage switch).
+// With a mixed table (rope->short_len > 0) every batch must carry win.
 void model_set_rope(model *m, const rope_table *rope);
 
 // Forward only. batch->targets may be NULL (no loss, returns 0).

@@ -134,7 +134,8 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             int64_t rows = mb->B - r0 < step_rows ? mb->B - r0 : step_rows, off = r0 * mb->T;
             model_batch sub = {.B = rows, .T = mb->T, .tokens = mb->tokens + off,
                                .targets = mb->targets + off, .pos = mb->pos + off,
-                               .seg = mb->seg ? mb->seg + off : NULL};
+                               .seg = mb->seg ? mb->seg + off : NULL,
+                               .win = mb->win ? mb->win + off : NULL};
             // Only the last micro-batch finalizes gradients: the reduction
             // starts from its backward, once per step.
             bool last = r0 + rows == mb->B;

@@ -140,13 +140,15 @@ static void cmp(const char *what, const std::vector<float> &x, const std::vector
 static const char *dtn(cu_dtype dt) { return dt == CU_BF16 ? "bf16" : "f32"; }
 
 // ---------------------------------------------------------------- rope
+// windows: a mixed table (short factors for tokens flagged short, at random).
 static void test_rope(int64_t N, int H, int Hkv, int D, int d, rope_layout lay, cu_dtype dt,
-                      int off, int64_t n_hat, float af, bool bwd)
+                      int off, int64_t n_hat, float af, bool bwd, bool windows = false)
 {
     char name[200];
-    snprintf(name, sizeof name, "rope %s N=%lld H=%d Hkv=%d D=%d d=%d %s off=%d n_hat=%lld af=%g %s",
+    snprintf(name, sizeof name, "rope %s N=%lld H=%d Hkv=%d D=%d d=%d %s off=%d n_hat=%lld af=%g%s %s",
              bwd ? "bwd" : "fwd", (long long)N, H, Hkv, D, d,
-             lay == ROPE_LAYOUT_HALF ? "half" : "inter", off, (long long)n_hat, af, dtn(dt));
+             lay == ROPE_LAYOUT_HALF ? "half" : "inter", off, (long long)n_hat, af,
+             windows ? " windows" : "", dtn(dt));
     if (!want(name)) return;
     static rope_table t;
     memset(&t, 0, sizeof t);
@@ -160,15 +162,25 @@ static void test_rope(int64_t N, int H, int Hkv, int D, int d, rope_layout lay, 
     t.attention_factor = af;
     std::vector<int32_t> posv((size_t)N);
     for (auto &p : posv) p = (int32_t)(rng() % 6000);
+    std::vector<uint8_t> winv((size_t)N);
+    uint8_t *win = NULL;
+    if (windows) {
+        t.short_len = 1000;
+        for (int i = 0; i < d / 2; i++) t.inv_freq_short[i] = t.inv_freq_orig[i] / (1.0f + i * 0.11f);
+        for (auto &w : winv) w = (uint8_t)(rng() % 2);
+        win = (uint8_t *)galloc((size_t)N);
+        memcpy(win, winv.data(), (size_t)N);
+    }
     Buf q(dt, N * H * D, off), k(dt, N * Hkv * D, off);
     int32_t *pos = (int32_t *)galloc((size_t)N * 4);
     memcpy(pos, posv.data(), (size_t)N * 4);
     auto qv = rvec(q.n, dt), kv = rvec(k.n, dt);
     q.set(qv);
     k.set(kv);
-    (bwd ? cu_rope_backward : cu_rope_forward)(H ? q.p : NULL, Hkv ? k.p : NULL, pos, &t, lay, N,
-                                               H, Hkv, D, dt, NULL);
-    (bwd ? rope_backward : rope_forward)(qv.data(), kv.data(), posv.data(), &t, lay, N, H, Hkv, D);
+    (bwd ? cu_rope_backward : cu_rope_forward)(H ? q.p : NULL, Hkv ? k.p : NULL, pos, win, &t, lay,
+                                               N, H, Hkv, D, dt, NULL);
+    (bwd ? rope_backward : rope_forward)(qv.data(), kv.data(), posv.data(),
+                                         windows ? winv.data() : NULL, &t, lay, N, H, Hkv, D);
     for (auto &x : qv) x = rnd_dt(x, dt);
     for (auto &x : kv) x = rnd_dt(x, dt);
     double tol = dt == CU_BF16 ? 8e-3 : 2e-6;
@@ -377,7 +389,7 @@ static void run_harness_tables(void)
                 for (int lay = 0; lay < 2; lay++)
                     test_rope(c.N, c.H, c.Hkv, c.D, c.d,
                               lay ? ROPE_LAYOUT_INTERLEAVED : ROPE_LAYOUT_HALF, dt, 0, c.n_hat,
-                              c.attn > 0 ? c.attn : 1.0f, bwd);
+                              c.attn > 0 ? c.attn : 1.0f, bwd, c.table == TAB_WINDOWS);
     }
     for (const auto &c : AD)
         for (int ck = 0; ck < 3; ck++)
@@ -407,6 +419,8 @@ int main(int argc, char **argv)
                     test_rope(19, 9, 3, 128, 128, L, dt, off, 2000, 1.1f, bwd);
                     test_rope(4, 1, 1, 6, 2, L, dt, off, 0, 1.0f, bwd);        // one pair
                     test_rope(3, 2, 1, 7, 6, L, dt, off, 0, 1.0f, bwd);        // odd D
+                    test_rope(23, 3, 1, 64, 64, L, dt, off, 0, 1.2f, bwd, true);  // mixed windows
+                    test_rope(9, 2, 2, 64, 32, L, dt, off, 3000, 1.0f, bwd, true); // + n_hat, partial
                 }
         for (int off = 0; off < 2; off++) {
             test_rmsnorm(3, 64, dt, off);
