@@ -404,7 +404,7 @@ static void test_factors_file(void **state) {
     c.n_hat = 16;
     char path[256], err[512];
     tmp_path(path, sizeof path, "factors.yaml");
-    assert_int_equal(search_write_factors(path, &c, 16, "a comment\nover two lines", err, sizeof err), 0);
+    assert_int_equal(search_write_factors(path, NULL, &c, 16, "a comment\nover two lines", err, sizeof err), 0);
     cfg_doubles sf, lf;
     int64_t n_hat;
     assert_int_equal(cfg_read_factors(&sf, &lf, &n_hat, path, err, sizeof err), 0);
