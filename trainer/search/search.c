@@ -62,6 +62,7 @@ int search_space_critical(search_space *sp, int first_pair, double max_factor, c
 
 void search_space_fix_nhat(search_space *sp, int64_t n_hat) {
     CHECK(n_hat >= 0);
+    memset(sp->nhat, 0, sizeof sp->nhat);
     sp->nhat[0] = n_hat;
     sp->n_nhat = 1;
 }
