@@ -80,6 +80,7 @@ typedef struct {
     eval_text check;         // --check-data
     eval_window *check_w;
     int64_t n_check;
+    char summary[2][512];    // the long and short searches' results, for the factors file's comment
 } search_run;
 
 // One search: the long factors at L, or the short ones at the original length.
@@ -586,6 +587,8 @@ static bool run_long(search_run *r, search_job *j, search_candidate *best) {
         for (int i = 0; i < r->n_pairs; i++) printf(" %.4g", best->lambda[i]);
         printf(" (n_hat %" PRId64 ")\n", best->n_hat);
         write_report(&j->ph, st);
+        snprintf(r->summary[0], sizeof r->summary[0], "%s at %" PRId64 ": PI %.4f, NTK %.4f, YaRN %.4f, searched %.4f",
+                 what, a->target, exp(four[0]), exp(four[1]), exp(four[2]), exp(four[3]));
     }
     return true;
 }
@@ -642,24 +645,25 @@ static bool run_short(search_run *r, search_job *j, double *short_f) {
         for (int i = 0; i < r->n_pairs; i++) printf(" %.4g", short_f[i]);
         printf("\n");
         write_report(&j->ph, st);
+        snprintf(r->summary[1], sizeof r->summary[1], "%s at %" PRId64 ": original RoPE %.4f, short 1 %.4f, "
+                 "searched %.4f", what, O, exp(orig), exp(st->baseline_nll[0]), exp(best->nll));
     }
     return true;
 }
 
 static void write_factors(search_run *r, const double *short_f, const search_candidate *long_c) {
     const search_args *a = r->a;
-    char comment[2048], what[300], err[1024];
-    metric(what, sizeof what, r);
+    char comment[8192], err[1024];
     snprintf(comment, sizeof comment,
-             "LongRoPE factors from stretch search: %s, %" PRId64 " -> %" PRId64 " tokens (s = %g).\n"
-             "long_factor: %s (%s at %" PRId64 ", seed %" PRIu64 ", critical rule %s).\n"
-             "short_factor: %s.\n"
+             "LongRoPE factors from stretch search: %s, %" PRId64 " -> %" PRId64 " tokens (s = %g), seed %" PRIu64 ".\n"
+             "long_factor: %s%s%s.\n"
+             "short_factor: %s%s%s.\n"
              "Use as a stage's rope.factors_file with rope.type longrope and seq_len %" PRId64 ".\n"
              "n_hat has no Hugging Face key: stretch export drops it.",
-             a->ckpt, r->original, a->target, (double)a->target / (double)r->original,
-             a->part == SEARCH_PART_SHORT ? "kept from --from" : "searched", what, a->target, a->seed,
-             a->critical ? "on" : "off",
-             short_f ? "searched at the original length" : "1 (not searched: --part short or both does)", a->target);
+             a->ckpt, r->original, a->target, (double)a->target / (double)r->original, a->seed,
+             a->part == SEARCH_PART_SHORT ? "kept from " : a->critical ? "searched, critical rule on; " : "searched; ",
+             a->part == SEARCH_PART_SHORT ? a->from : "", r->summary[0],
+             short_f ? "searched; " : "1 (not searched: --part short or both does)", r->summary[1], "", a->target);
     if (search_write_factors(a->out, short_f, long_c, r->n_pairs, comment, err, sizeof err) != 0)
         die_user("search: %s", err);
     printf("wrote %s\n", a->out);
