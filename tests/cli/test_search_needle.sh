@@ -56,6 +56,11 @@ import re, sys
 a, b = (list(map(float, re.findall(r"[0-9]+\.[0-9]+", s))) for s in sys.argv[1:])
 assert len(a) == 3 and len(b) == 3 and all(abs(x - y) <= 1e-3 * x for x, y in zip(a, b)), (a, b)
 PY
+# RULER-style tasks beside the passkey; niah_single_text hides its needles in the --data documents.
+"$STRETCH" "${S[@]}" --objective needle --needles 2 --needle-tasks niah_single_text,passkey,cwe --data text.shard \
+  --population 3 --generations 1 --out t/factors.yaml > t.log
+grep -q "fitness: the answer tokens of 6 needle samples (niah_single_text,passkey,cwe x2, " t.log || fail "tasks: $(grep fitness t.log)"
+grep -q "^perplexity @ 256 tokens on --data (4 windows): PI " t.log || fail "no perplexity on --data: $(cat t.log)"
 
 # --- the critical rule: pairs 2..3 in [4, 6], and the short factors (both) at 64 by perplexity
 "$STRETCH" "${S[@]}" --critical on --max-factor 6 --part both --data text.shard --windows 2 --out c/factors.yaml \

@@ -24,7 +24,8 @@ void search_usage(FILE *out) {
             "generation holds the PI, NTK-aware and YaRN factor vectors and mutations of them; each\n"
             "generation keeps the top k and breeds the rest by mutation and crossover.\n"
             "Writes factors.yaml (short_factor, long_factor, n_hat: a stage's rope.factors_file with\n"
-            "rope.type longrope), factors.csv and factors.svg (best fitness per generation), and\n"
+            "rope.type longrope), factors.csv and factors.svg (best fitness per generation; the short\n"
+            "search: factors-short.csv and .svg), and\n"
             "prints the fitness at L of PI, NTK, YaRN and the searched factors. Prints the\n"
             "critical dimension: the rotary pairs whose period exceeds the original context.\n"
             "\n"
@@ -39,7 +40,8 @@ void search_usage(FILE *out) {
             "                      of the answer tokens of needle samples (LongRoPE2), the same\n"
             "                      samples for every candidate\n"
             "  --needle-tasks LIST with --objective needle: passkey (default) and/or RULER-style\n"
-            "                      tasks (%s)\n"
+            "                      tasks of stretch eval tasks (niah_single, vt, ...;\n"
+            "                      niah_single_text hides the needle in the --data documents)\n"
             "  --needles N         with --objective needle: samples per task (default 8), at depths\n"
             "                      (k + 1/2) / N\n"
             "  --critical on|off   LongRoPE2's critical dimension rule (default off): the pairs whose\n"
@@ -68,8 +70,7 @@ void search_usage(FILE *out) {
             "                      which the search never saw\n"
             "  --sp N              ranks sharing each window by ring attention (default 1); the\n"
             "                      N-rank groups (mpirun ranks / N) score different candidates\n"
-            "  --tokenizer SPEC    replaces the checkpoint's data.tokenizer\n",
-            task_names());
+            "  --tokenizer SPEC    replaces the checkpoint's data.tokenizer\n");
 }
 
 void search_args_free(search_args *a) {
