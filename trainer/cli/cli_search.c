@@ -21,7 +21,6 @@
 // numbers (it takes rank 0's copy), so no population is ever sent.
 //
 // Tested by tests/cli/test_search.sh and tests/cli/test_search_needle.sh.
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
