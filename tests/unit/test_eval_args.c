@@ -86,10 +86,16 @@ static void test_rope(void **state) {
     assert_true(o.type == ROPE_TYPE_DEFAULT && o.factor == 0);
     assert_int_equal(eval_parse_rope(&o, "dynamic:4", err, sizeof err), 0);
     assert_int_equal(eval_parse_rope(&o, "llama3:8", err, sizeof err), 0);
+    assert_null(o.factors_file);
+    assert_int_equal(eval_parse_rope(&o, "longrope:8:dir/factors.yaml", err, sizeof err), 0);
+    assert_true(o.type == ROPE_TYPE_LONGROPE && o.factor == 8);
+    assert_string_equal(o.factors_file, "dir/factors.yaml");
 
     const struct { const char *text, *named; } bad[] = {
         {"yarn", "needs a factor"}, {"yarn:0.5", ">= 1"}, {"yarn:x", ">= 1"}, {"default:2", "no factor"},
-        {"longrope:4", "--rope-stage"}, {"ntk:4", "'ntk'"}, {"", "''"},
+        {"longrope:4", "longrope:FACTOR:FILE"}, {"longrope:4:", "longrope:FACTOR:FILE"},
+        {"longrope", "longrope:4:factors.yaml"}, {"longrope:0.5:f.yaml", ">= 1"}, {"yarn:4:f.yaml", ">= 1"},
+        {"ntk:4", "'ntk'"}, {"", "''"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';

@@ -8,7 +8,12 @@
 //    s^(d/(d-2)) (NTK-aware) and yarn configs, for the inv_freq that the
 //    longrope config with the PI/NTK/YaRN factor vectors must reproduce;
 //  - a synthetic fitness with a known optimum, for determinism, elitism and
-//    resume through the state file.
+//    resume through the state file;
+//  - the critical pair (LongRoPE2's critical dimension) computed by hand
+//    for five models, and search_project against the isotonic reference
+//    clipped to per-pair bounds;
+//  - cfg_read_factors (the run config's reader) for the factors file with
+//    searched short factors.
 // Each numeric check prints the largest error it saw.
 #include <stdarg.h>
 #include <stddef.h>
@@ -332,6 +337,137 @@ static void test_deterministic(void **state) {
 }
 
 // ---------------------------------------------------------------------------
+// LongRoPE2's critical dimension and the bounds it sets
+
+static rope_config model_rope(double theta, int head_dim, double partial) {
+    rope_config r = rope_config_default(head_dim);
+    r.theta = theta;
+    r.partial_rotary_factor = partial;
+    return r;
+}
+
+static void test_critical_pair(void **state) {
+    (void)state;
+    // By hand: the period of pair i is 2 pi theta^(2i/d); the critical pair
+    // is the first whose period exceeds the original context O, i.e. the
+    // first i > (d/2) log_theta(O / 2 pi).
+    const struct {
+        double theta;
+        int head_dim;
+        double partial;
+        int64_t original;
+        int want;
+        const char *why;
+    } cases[] = {
+        // periods 6.28, 19.87, 62.83, 198.7, ...: pair 3 is the first above 128
+        {10000, 16, 1.0, 128, 3, "8 * log_1e4(128 / 2pi) = 2.62"},
+        // the demo (theta 100): periods 6.28, 11.2, 19.9, 35.3, 62.8, 111.7, 198.7, 353.3
+        {100, 16, 1.0, 128, 6, "8 * log_100(20.37) = 5.24"},
+        // Llama 2 (4K, theta 1e4, d 128): critical dimension 92 (Liu et al. 2023)
+        {10000, 128, 1.0, 4096, 46, "64 * log_1e4(651.9) = 45.03"},
+        // Llama 3 (8K, theta 5e5, d 128)
+        {500000, 128, 1.0, 8192, 35, "64 * log_5e5(1303.8) = 34.98"},
+        // partial rotary: d = 8 of head_dim 16, periods 2 pi 10^i: 6.28, 62.8, 628, 6283
+        {10000, 16, 0.5, 128, 2, "4 * log_1e4(20.37) = 1.31"},
+        {10000, 16, 1.0, 1000000, 8, "no period exceeds 1M tokens"},
+        {10000, 16, 1.0, 6, 0, "every period exceeds 6 tokens (2 pi > 6)"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        rope_config r = model_rope(cases[k].theta, cases[k].head_dim, cases[k].partial);
+        int got = search_critical_pair(&r, cases[k].original);
+        printf("  theta %g, head_dim %d x %g, original %lld: critical pair %d (%s)\n", cases[k].theta,
+               cases[k].head_dim, cases[k].partial, (long long)cases[k].original, got, cases[k].why);
+        assert_int_equal(got, cases[k].want);
+    }
+    rope_config r = model_rope(10000, 16, 1.0);
+    assert_true(fabs(search_pair_period(&r, 3) - 2 * M_PI * pow(10000, 3.0 / 8)) < 1e-9);
+    assert_true(fabs(search_pair_period(&r, 3) - 198.6917) < 1e-4);
+}
+
+// search_project: the isotonic fit clipped to each pair's bounds.
+static void test_project(void **state) {
+    (void)state;
+    rng_state r;
+    rng_seed(&r, 21);
+    double max_err = 0;
+    for (int trial = 0; trial < 2000; trial++) {
+        int n = 1 + (int)rng_below(&r, 12);
+        double s = 1.5 + 15.0 * rng_uniform(&r);
+        search_space sp = space(n, s);
+        char err[256];
+        int c = (int)rng_below(&r, (uint64_t)n + 1);
+        double mx = s * (1.0 + rng_uniform(&r));
+        assert_int_equal(search_space_critical(&sp, c, mx, err, sizeof err), 0);
+        double y[ROPE_MAX_PAIRS], x[ROPE_MAX_PAIRS], ref[ROPE_MAX_PAIRS];
+        for (int i = 0; i < n; i++) y[i] = 0.3 + rng_uniform(&r) * 2.0 * mx;
+        memcpy(x, y, sizeof(double) * (size_t)n);
+        search_project(x, &sp);
+        isotonic_reference(ref, y, n, INFINITY);
+        for (int i = 0; i < n; i++) ref[i] = fmin(fmax(ref[i], i >= c ? s : 1.0), i >= c ? mx : s);
+        for (int i = 0; i < n; i++) max_err = fmax(max_err, fabs(x[i] - ref[i]) / ref[i]);
+        search_candidate cand = {.n_hat = 0};
+        memcpy(cand.lambda, x, sizeof(double) * (size_t)n);
+        assert_true(search_valid(&cand, &sp));
+        double again[ROPE_MAX_PAIRS];
+        memcpy(again, x, sizeof(double) * (size_t)n);
+        search_project(again, &sp);
+        assert_memory_equal(again, x, sizeof(double) * (size_t)n);
+    }
+    printf("  search_project vs isotonic max-min formula clipped to the bounds: max rel err %.3g\n", max_err);
+    assert_true(max_err < 1e-12);
+}
+
+// The operators stay in a space with critical bounds and one fixed n_hat;
+// the baselines projected onto it keep their factors below the critical pair.
+static void test_critical_space(void **state) {
+    (void)state;
+    rng_state r;
+    rng_seed(&r, 5);
+    char err[256];
+    int64_t draws = 0;
+    for (int sp_i = 0; sp_i < 30; sp_i++) {
+        int n = 2 + (int)rng_below(&r, 30);
+        double s = 1.5 + 30.0 * rng_uniform(&r);
+        search_space sp = space(n, s);
+        int c = (int)rng_below(&r, (uint64_t)n + 1);
+        double mx = sp_i % 3 == 0 ? s : s * (1.0 + 2.0 * rng_uniform(&r));
+        assert_int_equal(search_space_critical(&sp, c, mx, err, sizeof err), 0);
+        if (sp_i % 2) search_space_fix_nhat(&sp, 7);
+        double base[SEARCH_N_BASELINES][ROPE_MAX_PAIRS];
+        baselines_of(base, &sp);
+        search_state st;
+        search_state_init(&st, &sp, (const double(*)[ROPE_MAX_PAIRS])base, 8, 2, 3);
+        for (int i = 0; i < 8; i++) assert_true(search_valid(&st.pop[i], &sp));
+        for (int b = 0; b < SEARCH_N_BASELINES; b++)
+            for (int i = 0; i < n; i++) {
+                if (i >= c) assert_true(st.pop[b].lambda[i] >= s && st.pop[b].lambda[i] <= mx);
+                else if (b == SEARCH_NTK) assert_true(st.pop[b].lambda[i] == base[b][i]);  // below s: kept
+            }
+        search_state_free(&st);
+        const search_space plain = space(n, s);
+        for (int k = 0; k < 300; k++) {
+            search_candidate a = random_candidate(&plain, &r), b = random_candidate(&plain, &r), child;
+            search_project(a.lambda, &sp);
+            search_project(b.lambda, &sp);
+            a.n_hat = b.n_hat = sp.nhat[0];
+            search_mutate(&child, &a, &sp, &r);
+            assert_true(search_valid(&child, &sp));
+            search_crossover(&child, &a, &b, &sp, &r);
+            assert_true(search_valid(&child, &sp));
+            for (int i = c; i < n; i++) assert_true(child.lambda[i] >= s);
+            draws++;
+        }
+    }
+    printf("  %lld mutations and crossovers valid under critical bounds\n", (long long)draws);
+    search_space sp = space(8, 4.0);
+    assert_int_equal(search_space_critical(&sp, 3, 3.9, err, sizeof err), -1);
+    assert_non_null(strstr(err, "extension ratio"));
+    assert_int_equal(search_space_critical(&sp, 9, 4.0, err, sizeof err), -1);
+    assert_int_equal(search_space_critical(&sp, 8, 4.0, err, sizeof err), 0);  // no critical pair: unchanged
+    for (int i = 0; i < 8; i++) assert_true(sp.lo[i] == 1.0 && sp.hi[i] == 4.0);
+}
+
+// ---------------------------------------------------------------------------
 // The state file: a resumed search ends as an uninterrupted one
 
 static void tmp_path(char *buf, size_t len, const char *name) {
@@ -394,6 +530,29 @@ static void test_resume(void **state) {
     search_state_free(&loaded);
 }
 
+// A state with critical bounds and a fixed n_hat reads back bit for bit.
+static void test_state_bounds(void **state) {
+    (void)state;
+    search_space sp = space(6, 4.0);
+    char err[512], path[256];
+    assert_int_equal(search_space_critical(&sp, 2, 6.5, err, sizeof err), 0);
+    search_space_fix_nhat(&sp, 16);
+    synthetic f = make_synthetic(&sp);
+    search_state st, loaded;
+    run_search(&st, &f, &sp, 4, 3);
+    search_settings set = {0}, set2;
+    search_settings_add(&set, "critical", "on");
+    tmp_path(path, sizeof path, "bounds.state");
+    assert_int_equal(search_state_save(path, &st, &set, err, sizeof err), 0);
+    assert_int_equal(search_state_load(&loaded, &set2, path, err, sizeof err), 0);
+    assert_memory_equal(&loaded.space, &st.space, sizeof sp);
+    assert_same_state(&loaded, &st);
+    for (int i = 0; i < st.population; i++) assert_true(search_valid(&loaded.pop[i], &sp) && loaded.pop[i].n_hat == 16);
+    unlink(path);
+    search_state_free(&st);
+    search_state_free(&loaded);
+}
+
 // The factors file reads back through the run config's reader, bit for bit.
 static void test_factors_file(void **state) {
     (void)state;
@@ -404,7 +563,7 @@ static void test_factors_file(void **state) {
     c.n_hat = 16;
     char path[256], err[512];
     tmp_path(path, sizeof path, "factors.yaml");
-    assert_int_equal(search_write_factors(path, &c, 16, "a comment\nover two lines", err, sizeof err), 0);
+    assert_int_equal(search_write_factors(path, NULL, &c, 16, "a comment\nover two lines", err, sizeof err), 0);
     cfg_doubles sf, lf;
     int64_t n_hat;
     assert_int_equal(cfg_read_factors(&sf, &lf, &n_hat, path, err, sizeof err), 0);
@@ -413,6 +572,30 @@ static void test_factors_file(void **state) {
     for (int i = 0; i < 16; i++) assert_true(sf.v[i] == 1.0);
     assert_memory_equal(lf.v, c.lambda, sizeof(double) * 16);
     assert_int_equal(n_hat, 16);
+    free(sf.v);
+    free(lf.v);
+
+    // With searched short factors (LongRoPE's short-context recovery) beside the long ones.
+    double short_f[16];
+    for (int i = 0; i < 16; i++) short_f[i] = 1.0 + rng_uniform(&r) * 0.7 + 1e-17 * i;
+    search_repair(short_f, 16, 8.0);
+    assert_int_equal(search_write_factors(path, short_f, &c, 16, NULL, err, sizeof err), 0);
+    assert_int_equal(cfg_read_factors(&sf, &lf, &n_hat, path, err, sizeof err), 0);
+    assert_int_equal(sf.n, 16);
+    assert_memory_equal(sf.v, short_f, sizeof short_f);
+    assert_memory_equal(lf.v, c.lambda, sizeof(double) * 16);
+    assert_int_equal(n_hat, 16);
+    // ... and a longrope config of them selects the short ones up to the original length.
+    rope_config model = rope_config_default(32);
+    rope_config lr = search_rope_short(&model, 64, 512, sf.v, &c, 16);
+    rope_table at_o, beyond;
+    rope_table_init(&at_o, &lr, 64);
+    rope_table_init(&beyond, &lr, 65);
+    for (int i = 0; i < 16; i++) {
+        double base = pow(10000.0, -2.0 * i / 32);
+        assert_true(fabs(at_o.inv_freq[i] - base / short_f[i]) <= 1e-6 * base);
+        assert_true(fabs(beyond.inv_freq[i] - base / c.lambda[i]) <= 1e-6 * base);
+    }
     free(sf.v);
     free(lf.v);
     unlink(path);
@@ -427,6 +610,10 @@ int main(void) {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_factors_file),
+        cmocka_unit_test(test_critical_pair),
+        cmocka_unit_test(test_project),
+        cmocka_unit_test(test_critical_space),
+        cmocka_unit_test(test_state_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

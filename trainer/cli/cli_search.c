@@ -1,20 +1,26 @@
 // cli_search: `stretch search`, the LongRoPE search of per-pair RoPE
 // rescale factors and n_hat (search.h) for a checkpoint, before any
-// fine-tuning. A candidate's fitness is the mean NLL of the checkpoint's
-// model with that longrope rope on a FIXED sample of windows of the target
-// length from held-out shards (eval_ppl.h: the same windows for every
-// candidate).
+// fine-tuning. A candidate's fitness is a mean NLL of the checkpoint's
+// model with that longrope rope on a FIXED sample, the same for every
+// candidate: windows of held-out shards (--objective ppl, eval_ppl.h), or
+// the answer tokens of needle samples (--objective needle, LongRoPE2's
+// needle-driven objective, eval_needle.h).
+//
+// Two searches, one factors file: the long factors at the target length
+// (--part long), LongRoPE2's critical dimension rule optional
+// (--critical on); and LongRoPE's short-context recovery, the short factors
+// at the original length with the long factors and n_hat kept (--part
+// short, from --from; --part both runs the long search and then this one).
 //
 // Distributed like training: under `mpirun -n N` with --sp S the ranks
 // form N/S dp groups of S ranks; the new candidates of a generation are
 // dealt to the dp groups in turn (candidate j to group j % dp), and the S
-// ranks of a group share each window with ring attention (zig-zag slices,
-// as in `stretch eval`). One all-reduce gathers the fitness array. Every
-// rank then runs the same evolution step on the same numbers (it takes
-// rank 0's copy), so no population is ever sent.
+// ranks of a group share each window or sample with ring attention
+// (zig-zag slices, as in `stretch eval`). One all-reduce gathers the
+// fitness array. Every rank then runs the same evolution step on the same
+// numbers (it takes rank 0's copy), so no population is ever sent.
 //
-// Tested by tests/cli/test_search.sh.
-#include <errno.h>
+// Tested by tests/cli/test_search.sh and tests/cli/test_search_needle.sh.
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -23,225 +29,35 @@
 #include <string.h>
 #include <time.h>
 
-#include "ckpt_dir.h"
 #include "cli.h"
-#include "cliopt.h"
+#include "cli_search_args.h"
+#include "curriculum.h"
 #include "die.h"
 #include "dist.h"
 #include "eval.h"
-#include "eval_args.h"
 #include "eval_ckpt.h"
+#include "eval_needle.h"
 #include "eval_ppl.h"
 #include "errmsg.h"
 #include "fsutil.h"
 #include "model_sp_attn.h"
 #include "ring_attn.h"
-#include "curriculum.h"
+#include "run_config.h"
 #include "search.h"
 #include "search_io.h"
+#include "tok.h"
 #include "zigzag.h"
 
-#define MAX_DATA 64
+#define HAYSTACK_MAX (INT64_C(1) << 24)  // tokens of --data kept as the text tasks' haystack
 
+// What a candidate is scored on at one length: windows of text, or needles.
 typedef struct {
-    const char *ckpt, *out, *state, *tokenizer;
-    char ckpt_file[4096];        // --ckpt resolved (a run directory or its latest: the checkpoint)
-    char *data[MAX_DATA];        // --data shard paths (owned)
-    int n_data;
-    char *check[MAX_DATA];       // --check-data shard paths (owned)
-    int n_check;
-    int64_t target, population, generations, topk, windows, stop_after, sp;
-    uint64_t seed;
-    int64_t nhat[SEARCH_MAX_NHAT];
-    int n_nhat;
-} search_args;
-
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: stretch search --ckpt C.h5 --target-len L --data SHARDS --out factors.yaml [OPTIONS]\n"
-            "\n"
-            "LongRoPE search (Ding et al. 2024): an evolutionary search of per-pair RoPE rescale\n"
-            "factors lambda_i and of n_hat (positions below keep the original frequencies) that\n"
-            "minimise the perplexity of the checkpoint's model at L tokens, before fine-tuning.\n"
-            "Constraints: 1 <= lambda_0 <= lambda_1 <= ... <= s = L / original context. The first\n"
-            "generation holds the PI, NTK-aware and YaRN factor vectors and mutations of them; each\n"
-            "generation keeps the top k and breeds the rest by mutation and crossover.\n"
-            "Writes factors.yaml (short_factor, long_factor, n_hat: a stage's rope.factors_file with\n"
-            "rope.type longrope), factors.csv and factors.svg (best perplexity per generation), and\n"
-            "prints the perplexity at L of PI, NTK, YaRN and the searched factors.\n"
-            "\n"
-            "options:\n"
-            "  --ckpt PATH         the checkpoint (its model at its original context)\n"
-            "  --target-len L      the context to extend to, e.g. 512 or 32k (> the original)\n"
-            "  --data SHARDS       held-out token shards, comma-separated or repeated; the fitness\n"
-            "                      sample is --windows windows of L tokens, evenly spaced over them\n"
-            "  --out PATH          the factors file (.yaml); PATH's stem + .csv and .svg beside it\n"
-            "  --population N      candidates per generation (default 16, >= 3)\n"
-            "  --generations N     generations in all, the first included (default 8)\n"
-            "  --topk K            survivors per generation, the parents of the next (default 4)\n"
-            "  --windows N         windows in the fitness sample (default 4)\n"
-            "  --seed S            seed of the search (default 1): same seed, same result\n"
-            "  --nhat LIST         n_hat candidates, each below L; must hold 0 (default 0,4,16,64,\n"
-            "                      those below L)\n"
-            "  --state DIR         keep DIR/search.state after every generation and resume from it\n"
-            "                      (the same settings are required; --generations may grow)\n"
-            "  --stop-after N      stop once N generations are done (needs --state); for jobs cut\n"
-            "                      into pieces\n"
-            "  --check-data SHARDS also report the four perplexities on windows of these shards,\n"
-            "                      which the search never saw\n"
-            "  --sp N              ranks sharing each window by ring attention (default 1); the\n"
-            "                      N-rank groups (mpirun ranks / N) score different candidates\n"
-            "  --tokenizer SPEC    replaces the checkpoint's data.tokenizer\n");
-}
-
-// ---------------------------------------------------------------------------
-// Options
-
-static void free_args(search_args *a) {
-    for (int i = 0; i < a->n_data; i++) free(a->data[i]);
-    for (int i = 0; i < a->n_check; i++) free(a->check[i]);
-}
-
-static int add_paths(char **paths, int *n, const char *opt, const char *value, char *err, size_t errlen) {
-    for (const char *p = value;;) {
-        size_t len = strcspn(p, ",");
-        if (len == 0 || *n == MAX_DATA)
-            return errmsg(err, errlen, "search: %s '%s': %s", opt, value,
-                          len == 0 ? "empty entry" : "too many shards");
-        paths[*n] = xmalloc(len + 1);
-        memcpy(paths[*n], p, len);
-        paths[(*n)++][len] = '\0';
-        p += len;
-        if (*p++ == '\0') return 0;
-    }
-}
-
-static const char *const OPTIONS[] = {
-    "--ckpt", "--target-len", "--data", "--out", "--population", "--generations", "--topk", "--windows",
-    "--seed", "--nhat", "--state", "--stop-after", "--check-data", "--sp", "--tokenizer",
-};
-
-// An integer >= 0 (each option checks its own range in check_args).
-static int parse_int(int64_t *out, const char *v, char *msg, size_t n) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (end == v || *end || errno || x < 0) return errmsg(msg, n, "expected an integer >= 0, got '%s'", v);
-    *out = x;
-    return 0;
-}
-
-static int parse_nhat(search_args *a, const char *v, char *msg, size_t n) {
-    a->n_nhat = 0;
-    for (const char *p = v;;) {
-        size_t len = strcspn(p, ",");
-        char item[32];
-        if (len == 0 || len >= sizeof item)
-            return errmsg(msg, n, "'%s': expected integers >= 0 separated by commas", v);
-        if (a->n_nhat == SEARCH_MAX_NHAT) return errmsg(msg, n, "at most %d values", SEARCH_MAX_NHAT);
-        memcpy(item, p, len);
-        item[len] = '\0';
-        if (parse_int(&a->nhat[a->n_nhat++], item, msg, n)) return -1;
-        p += len;
-        if (*p++ == '\0') return 0;
-    }
-}
-
-// One option's value into a. 0, or -1 with a message.
-static int set_option(search_args *a, const char *opt, const char *v, char *err, size_t errlen) {
-    struct {
-        const char *name;
-        int64_t *field;
-    } ints[] = {{"--population", &a->population}, {"--generations", &a->generations}, {"--topk", &a->topk},
-                {"--windows", &a->windows},       {"--stop-after", &a->stop_after},   {"--sp", &a->sp}};
-    char msg[512];
-    int rc = 0;
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (!strcmp(opt, ints[i].name)) {
-            if (parse_int(ints[i].field, v, msg, sizeof msg)) return errmsg(err, errlen, "search: %s: %s", opt, msg);
-            return 0;
-        }
-    if (!strcmp(opt, "--ckpt")) {
-        if (ckpt_dir_resolve(v, a->ckpt_file, sizeof a->ckpt_file, msg, sizeof msg))
-            return errmsg(err, errlen, "search: --ckpt %s", msg);
-        a->ckpt = a->ckpt_file;
-    } else if (!strcmp(opt, "--out")) a->out = v;
-    else if (!strcmp(opt, "--state")) a->state = v;
-    else if (!strcmp(opt, "--tokenizer")) a->tokenizer = v;
-    else if (!strcmp(opt, "--data")) return add_paths(a->data, &a->n_data, opt, v, err, errlen);
-    else if (!strcmp(opt, "--check-data")) return add_paths(a->check, &a->n_check, opt, v, err, errlen);
-    else if (!strcmp(opt, "--nhat")) rc = parse_nhat(a, v, msg, sizeof msg);
-    else if (!strcmp(opt, "--target-len")) {
-        int n;
-        rc = eval_parse_lengths(&a->target, &n, v, msg, sizeof msg);
-        if (rc == 0 && n != 1) rc = errmsg(msg, sizeof msg, "one length, got '%s'", v);
-    } else if (!strcmp(opt, "--seed")) {
-        char *end;
-        errno = 0;
-        a->seed = strtoull(v, &end, 10);
-        if (end == v || *end || errno || v[0] == '-')
-            rc = errmsg(msg, sizeof msg, "expected an integer >= 0, got '%s'", v);
-    }
-    if (rc != 0) errmsg(err, errlen, "search: %s: %s", opt, msg);
-    return rc;
-}
-
-// The rules once every option is in.
-static int check_args(const search_args *a, char *err, size_t errlen) {
-    const char *missing = !a->ckpt ? "--ckpt" : !a->target ? "--target-len" : !a->n_data ? "--data"
-                        : !a->out ? "--out" : NULL;
-    if (missing) return errmsg(err, errlen, "search: %s is required (see stretch search --help)", missing);
-    if (a->population < SEARCH_N_BASELINES || a->population > SEARCH_MAX_POPULATION)
-        return errmsg(err, errlen, "search: --population %" PRId64 " must be in %d..%d (a generation holds "
-                      "at least the PI, NTK and YaRN vectors)", a->population, SEARCH_N_BASELINES,
-                      SEARCH_MAX_POPULATION);
-    if (a->topk < 1 || a->topk > a->population)
-        return errmsg(err, errlen, "search: --topk %" PRId64 " must be in 1..%" PRId64 " (the population)",
-                      a->topk, a->population);
-    if (a->generations < 1 || a->generations > 100000)
-        return errmsg(err, errlen, "search: --generations %" PRId64 " must be in 1..100000", a->generations);
-    if (a->windows < 1 || a->windows > 1000000)
-        return errmsg(err, errlen, "search: --windows %" PRId64 " must be in 1..1000000", a->windows);
-    if (a->sp < 1) return errmsg(err, errlen, "search: --sp %" PRId64 " must be >= 1", a->sp);
-    if (a->stop_after == 0 || (a->stop_after > 0 && !a->state))
-        return errmsg(err, errlen, "search: --stop-after needs a value >= 1 and --state DIR to resume from");
-    return 0;
-}
-
-// 0 run, 1 --help, -1 error (message in err).
-static int parse_args(search_args *a, int argc, char **argv, char *err, size_t errlen) {
-    memset(a, 0, sizeof *a);
-    a->population = 16;
-    a->generations = 8;
-    a->topk = 4;
-    a->windows = 4;
-    a->seed = 1;
-    a->sp = 1;
-    a->stop_after = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i];
-        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) return 1;
-        bool known = false;
-        for (size_t k = 0; k < sizeof OPTIONS / sizeof OPTIONS[0]; k++) known |= !strcmp(opt, OPTIONS[k]);
-        if (!known) {
-            char hint[96];
-            cliopt_hint(hint, sizeof hint, opt, OPTIONS, (int)(sizeof OPTIONS / sizeof OPTIONS[0]));
-            return errmsg(err, errlen, "search: unknown %s %s%s (see stretch search --help)",
-                          strncmp(opt, "--", 2) ? "argument" : "option", opt, hint);
-        }
-        if (i + 1 >= argc) return errmsg(err, errlen, "search: option %s needs a value", opt);
-        if (set_option(a, opt, argv[++i], err, errlen) != 0) return -1;
-    }
-    if (a->n_nhat == 0) {  // the default: 0, 4, 16, 64 below the target
-        const int64_t nhat[] = {0, 4, 16, 64};
-        for (int i = 0; i < 4; i++)
-            if (nhat[i] < a->target || a->target == 0) a->nhat[a->n_nhat++] = nhat[i];
-    }
-    return check_args(a, err, errlen);
-}
-
-// ---------------------------------------------------------------------------
-// The run: the model, the fitness sample, scoring across the dp groups
+    int64_t T;
+    const eval_text *text;       // ppl: windows w (n_w) of T tokens of text
+    const eval_window *w;
+    int64_t n_w;
+    const eval_needles *needles; // needle: the answer tokens of these (text unused)
+} scorer;
 
 typedef struct {
     const search_args *a;
@@ -254,10 +70,34 @@ typedef struct {
     rope_config model_rope;  // the checkpoint's pretrained rope
     int64_t original;        // its original context
     int n_pairs;
-    eval_text text;          // --data
-    eval_window *windows;    // (n_windows) the fitness sample
-    int64_t n_windows;
+    int critical_pair;       // the first pair whose period exceeds the original context
+    char needle_desc[256];   // "passkey x8"
+    eval_text text;          // --data (when given)
+    eval_window *win_long, *win_short;  // windows of L and of the original length
+    int64_t n_win_long, n_win_short;
+    eval_needles needles_long, needles_short;
+    eval_text check;         // --check-data
+    eval_window *check_w;
+    int64_t n_check;
+    char summary[2][512];    // the long and short searches' results, for the factors file's comment
 } search_run;
+
+// One search: the long factors at L, or the short ones at the original length.
+typedef struct {
+    search_run *r;
+    bool is_short;
+    scorer fit;
+    search_candidate kept;   // short: the long factors and n_hat kept
+} phase;
+
+// A search set up (space, baselines, state: fresh or resumed) and ready to run.
+typedef struct {
+    phase ph;
+    search_space sp;
+    double base[SEARCH_N_BASELINES][ROPE_MAX_PAIRS];
+    search_state st;
+    char state_path[4200];
+} search_job;
 
 static double now_s(void) {
     struct timespec t;
@@ -265,18 +105,19 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-// nll (n) <- mean NLL at the target length of the model with each rope on
-// the windows w (n_w). Config j is scored by dp group j % dp.
-static void score(search_run *r, double *nll, const rope_config *ropes, int n, const eval_text *text,
-                  const eval_window *w, int64_t n_w) {
-    const int64_t L = r->a->target;
+static bool needle_objective(const search_run *r) { return r->a->objective == SEARCH_OBJ_NEEDLE; }
+
+// nll (n) <- mean NLL of the model with each rope on sc. Config j is scored
+// by dp group j % dp.
+static void score(search_run *r, double *nll, const rope_config *ropes, int n, const scorer *sc) {
     double *sums = xcalloc((size_t)(2 * n), sizeof(double));
     for (int j = 0; j < n; j++) {
         if (j % r->d.dp != r->d.dp_rank) continue;
         rope_table t;
-        rope_table_init(&t, &ropes[j], L);
+        rope_table_init(&t, &ropes[j], sc->T);
         model_set_rope(r->m, &t);
-        eval_nll(&sums[2 * j], r->m, text, w, n_w, L, L, &r->er);
+        if (sc->needles) eval_needle_nll(&sums[2 * j], r->m, sc->needles, &r->er);
+        else eval_nll(&sums[2 * j], r->m, sc->text, sc->w, sc->n_w, sc->T, sc->T, &r->er);
     }
     dist_allreduce_sum_double(&r->d, sums, 2 * n);
     for (int j = 0; j < n; j++) {
@@ -293,9 +134,17 @@ static void score(search_run *r, double *nll, const rope_config *ropes, int n, c
     free(sums);
 }
 
+// The longrope config of candidate c in phase ph.
+static rope_config candidate_rope(const phase *ph, const search_candidate *c) {
+    const search_run *r = ph->r;
+    if (ph->is_short)
+        return search_rope_short(&r->model_rope, r->original, r->a->target, c->lambda, &ph->kept, r->n_pairs);
+    return search_rope(&r->model_rope, r->original, r->a->target, c, r->n_pairs);
+}
+
 // search_fitness_fn: scores the candidates not scored yet.
 static void fitness(void *ctx, search_candidate *pop, int n) {
-    search_run *r = ctx;
+    phase *ph = ctx;
     int *idx = xmalloc(sizeof(int) * (size_t)n), m = 0;
     for (int i = 0; i < n; i++)
         if (isnan(pop[i].nll)) idx[m++] = i;
@@ -305,28 +154,22 @@ static void fitness(void *ctx, search_candidate *pop, int n) {
     }
     rope_config *ropes = xmalloc(sizeof(rope_config) * (size_t)m);
     double *nll = xmalloc(sizeof(double) * (size_t)m);
-    for (int j = 0; j < m; j++)
-        ropes[j] = search_rope(&r->model_rope, r->original, r->a->target, &pop[idx[j]], r->n_pairs);
-    score(r, nll, ropes, m, &r->text, r->windows, r->n_windows);
+    for (int j = 0; j < m; j++) ropes[j] = candidate_rope(ph, &pop[idx[j]]);
+    score(ph->r, nll, ropes, m, &ph->fit);
     for (int j = 0; j < m; j++) pop[idx[j]].nll = nll[j];
     free(idx);
     free(ropes);
     free(nll);
 }
 
-// The fitness sample: n_max windows of the target length from paths.
-static int64_t open_windows(search_run *r, eval_text *text, eval_window **w, char *const *paths, int n,
-                            const char *opt) {
-    const int64_t L = r->a->target;
+// ---------------------------------------------------------------------------
+// Opening: the checkpoint, the data, the needles (every user error here)
+
+// The shards of paths (--data or --check-data) into text.
+static void open_text(search_run *r, eval_text *text, char *const *paths, int n, const char *opt) {
     char err[1024], msg[512];
     if (eval_text_open(text, (const char *const *)paths, n, msg, sizeof msg) != 0) {
         snprintf(err, sizeof err, "search: %s: %s", opt, msg);
-        dist_exit_user_error(&r->d, err);
-    }
-    int64_t n_w = eval_windows(w, text, L, L, r->a->windows);
-    if (n_w == 0) {
-        snprintf(err, sizeof err, "search: %s: no document holds %" PRId64 " tokens for a window of "
-                 "--target-len %" PRId64 " (the longest has %" PRId64 ")", opt, L + 1, L, text->longest);
         dist_exit_user_error(&r->d, err);
     }
     if (text->vocab_size > r->ckpt.mc.vocab_size) {
@@ -334,18 +177,61 @@ static int64_t open_windows(search_run *r, eval_text *text, eval_window **w, cha
                  "(%d): a shard of another tokenizer?", opt, text->vocab_size, r->ckpt.mc.vocab_size);
         dist_exit_user_error(&r->d, err);
     }
+}
+
+// --windows windows of length L of text; none is an error when required.
+static int64_t open_windows(search_run *r, const eval_text *text, eval_window **w, const char *opt, int64_t L,
+                            const char *what, bool required) {
+    char err[1024];
+    int64_t n_w = eval_windows(w, text, L, L, r->a->windows);
+    if (n_w == 0 && required) {
+        snprintf(err, sizeof err, "search: %s: no document holds %" PRId64 " tokens for a window of "
+                 "%s %" PRId64 " (the longest has %" PRId64 ")", opt, L + 1, what, L, text->longest);
+        dist_exit_user_error(&r->d, err);
+    }
     return n_w;
 }
 
-// The checkpoint, its original context, the target's checks, the model.
+static void open_needles(search_run *r, eval_needles *nd, int64_t T, const char *what) {
+    const search_args *a = r->a;
+    passkey_config pk = {.encode = tok_encode_into, .encode_ctx = r->ckpt.tok, .bos_id = -1, .n_keys = 1,
+                         .depth = -1, .answer_only = 1, .compact = r->ckpt.cfg.data.passkey_compact};
+    task_env env = {.encode = tok_encode_into, .encode_ctx = r->ckpt.tok, .bos_id = -1, .answer_only = 1};
+    int32_t *hay = NULL;
+    for (int i = 0; i < a->n_needle_tasks; i++)
+        if (a->needle_tasks[i] >= 0 && TASK_DEFS[a->needle_tasks[i]].needs_text && !hay) {
+            // The haystack of the text tasks: the --data documents, concatenated (at most HAYSTACK_MAX tokens).
+            int64_t n = 0;
+            for (int s = 0; s < r->text.n; s++) n += r->text.shards[s].n_tokens;
+            n = n < HAYSTACK_MAX ? n : HAYSTACK_MAX;
+            hay = xmalloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+            for (int64_t s = 0, at = 0; s < r->text.n && at < n; s++) {
+                const int64_t k = r->text.shards[s].n_tokens < n - at ? r->text.shards[s].n_tokens : n - at;
+                shard_read(hay + at, &r->text.shards[s], 0, k);
+                at += k;
+            }
+            env.haystack = hay;
+            env.haystack_len = n;
+        }
+    char err[1024], msg[768];
+    if (eval_needles_make(nd, &pk, &env, a->needle_tasks, a->n_needle_tasks, (int)a->needles, T, a->seed, msg,
+                          sizeof msg) != 0) {
+        snprintf(err, sizeof err, "search: --needle-tasks at %s %" PRId64 ": %s", what, T, msg);
+        dist_exit_user_error(&r->d, err);
+    }
+    free(hay);
+}
+
+// The checkpoint, its original context, the target's checks, the critical pair.
 static void open_model(search_run *r) {
     const search_args *a = r->a;
     char err[1024];
     if (eval_ckpt_open(&r->ckpt, a->ckpt, a->tokenizer, err, sizeof err) != 0)
         dist_exit_user_error(&r->d, err);
     const eval_ckpt *c = &r->ckpt;
-    r->original = c->curr.original_context;
-    const curr_plan plan = *curr_stage_plan(&c->curr, c->trained_stage);
+    r->original = c->original_context;
+    const curr_plan plan = c->imported ? (curr_plan){.seq_len = 0, .name = "imported"}
+                                       : *curr_stage_plan(&c->curr, c->trained_stage);
     if (a->target <= r->original || a->target < plan.seq_len) {
         snprintf(err, sizeof err, "search: --target-len %" PRId64 " must be longer than the original context "
                  "(%" PRId64 ") and not below the trained length (%" PRId64 ", stage %d '%s') of %s", a->target,
@@ -356,19 +242,58 @@ static void open_model(search_run *r) {
     rope_table t;
     rope_table_init(&t, &r->model_rope, 0);
     r->n_pairs = t.n_pairs;
-    const rope_config trained = *curr_stage_rope(&c->curr, c->trained_stage);
-    if (r->root && trained.type != ROPE_TYPE_DEFAULT)
-        fprintf(stderr, "stretch: warning: %s was trained with rope %s (stage %d); the search replaces it by "
-                "longrope factors relative to the original context %" PRId64 "\n", c->path,
-                rope_type_name(trained.type), c->trained_stage, r->original);
+    r->critical_pair = search_critical_pair(&r->model_rope, r->original);
+    const double s = (double)a->target / (double)r->original;
+    if (a->critical && a->max_factor > 0 && a->max_factor < s) {
+        snprintf(err, sizeof err, "search: --max-factor %g must be >= the extension ratio s = %g (%" PRId64
+                 " / %" PRId64 "): the critical pairs need at least s", a->max_factor, s, a->target, r->original);
+        dist_exit_user_error(&r->d, err);
+    }
+    if (!c->imported) {
+        const rope_config trained = *curr_stage_rope(&c->curr, c->trained_stage);
+        if (r->root && trained.type != ROPE_TYPE_DEFAULT)
+            fprintf(stderr, "stretch: warning: %s was trained with rope %s (stage %d); the search replaces it by "
+                    "longrope factors relative to the original context %" PRId64 "\n", c->path,
+                    rope_type_name(trained.type), c->trained_stage, r->original);
+    }
+}
+
+// --from: the long factors and n_hat the short search keeps.
+static void read_from(search_run *r, search_candidate *kept) {
+    const char *path = r->a->from;
+    char err[1024], msg[768];
+    cfg_doubles sf, lf;
+    int64_t n_hat = 0;
+    if (cfg_read_factors(&sf, &lf, &n_hat, path, msg, sizeof msg) != 0) {
+        snprintf(err, sizeof err, "search: --from: %s", msg);
+        dist_exit_user_error(&r->d, err);
+    }
+    int bad = lf.n != r->n_pairs ? 1 : 0;
+    for (int i = 0; i < lf.n && !bad; i++) bad = !(lf.v[i] > 0) || !isfinite(lf.v[i]) ? 2 : 0;
+    if (!bad && n_hat >= r->original) bad = 3;
+    if (bad) {
+        if (bad == 1) snprintf(err, sizeof err, "search: --from %s: %d long factors; the model has %d rotary pairs",
+                               path, lf.n, r->n_pairs);
+        else if (bad == 2) snprintf(err, sizeof err, "search: --from %s: long_factor values must be > 0", path);
+        else snprintf(err, sizeof err, "search: --from %s: n_hat %" PRId64 " is not below the original context %"
+                      PRId64, path, n_hat, r->original);
+        free(sf.v);
+        free(lf.v);
+        dist_exit_user_error(&r->d, err);
+    }
+    memset(kept, 0, sizeof *kept);
+    memcpy(kept->lambda, lf.v, sizeof(double) * (size_t)lf.n);
+    kept->n_hat = n_hat;
+    kept->nll = NAN;
+    free(sf.v);
+    free(lf.v);
 }
 
 static void load_weights(search_run *r) {
     char err[1024];
     zigzag_layout z;
     zigzag_layout_init(&z, r->a->target, r->d.sp, 0);
-    r->m = eval_ckpt_model(&r->ckpt, r->d.sp > 1 ? z.T_local : r->a->target, NULL, err,
-                           sizeof err);
+    r->m = eval_ckpt_model(&r->ckpt, r->d.sp > 1 ? z.T_local : r->a->target, NULL, err, sizeof err);
     if (!r->m) dist_exit_user_error(&r->d, err);
     if (r->ring) {
         model_attention att = model_ring_attention(r->ring);
@@ -379,7 +304,14 @@ static void load_weights(search_run *r) {
 // ---------------------------------------------------------------------------
 // State, settings, outputs
 
-static void settings_of(search_settings *s, const search_run *r) {
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void settings_of(search_settings *s, const phase *ph) {
+    const search_run *r = ph->r;
     const search_args *a = r->a;
     memset(s, 0, sizeof *s);
     search_settings_add(s, "ckpt", "%s (step %" PRId64 ")", a->ckpt, r->ckpt.step);
@@ -396,24 +328,27 @@ static void settings_of(search_settings *s, const search_run *r) {
     for (int i = 0; i < a->n_nhat; i++)
         snprintf(nhat + strlen(nhat), sizeof nhat - strlen(nhat), "%s%" PRId64, i ? "," : "", a->nhat[i]);
     search_settings_add(s, "nhat", "%s", nhat);
+    if (needle_objective(r)) search_settings_add(s, "objective", "needle %s", r->needle_desc);
+    else search_settings_add(s, "objective", "ppl");
+    if (ph->is_short) {
+        uint64_t h = fnv1a(ph->kept.lambda, sizeof(double) * (size_t)r->n_pairs, 0xcbf29ce484222325ull);
+        search_settings_add(s, "part", "short, long factors fnv1a %016" PRIx64 ", n_hat %" PRId64, h, ph->kept.n_hat);
+    } else if (a->critical) {
+        search_settings_add(s, "critical", "on, pairs from %d, max factor %.17g", r->critical_pair, a->max_factor);
+    } else {
+        search_settings_add(s, "critical", "off");
+    }
 }
 
-// The PI, NTK and YaRN factor vectors.
-static void baselines(const search_run *r, const search_space *sp,
-                      double base[SEARCH_N_BASELINES][ROPE_MAX_PAIRS]) {
-    memset(base, 0, sizeof(double) * SEARCH_N_BASELINES * ROPE_MAX_PAIRS);
-    search_pi(base[SEARCH_PI], sp);
-    search_ntk(base[SEARCH_NTK], sp);
-    search_yarn(base[SEARCH_YARN], sp, &r->model_rope, r->original, r->a->target);
-}
-
-// A fresh search, or the one saved in --state.
-static void start_state(search_run *r, search_state *st, const search_space *sp, char *state_path,
-                        size_t pathlen) {
+// A fresh search, or the one saved in --state (DIR/name).
+static void start_state(phase *ph, search_state *st, const search_space *sp,
+                        const double base[SEARCH_N_BASELINES][ROPE_MAX_PAIRS], const char *name,
+                        char *state_path, size_t pathlen) {
+    search_run *r = ph->r;
     const search_args *a = r->a;
     char err[2048], msg[1536];
     search_settings now, saved;
-    settings_of(&now, r);
+    settings_of(&now, ph);
     state_path[0] = '\0';
     if (a->state) {
         int rc = r->root ? fsutil_mkdirs(a->state, "--state", msg, sizeof msg) : 0;
@@ -421,7 +356,7 @@ static void start_state(search_run *r, search_state *st, const search_space *sp,
             if (rc != 0) die_user("%s", msg);
             die_user("creating --state failed on rank 0");
         }
-        snprintf(state_path, pathlen, "%s/search.state", a->state);
+        snprintf(state_path, pathlen, "%s/%s", a->state, name);
         rc = search_state_load(st, &saved, state_path, msg, sizeof msg);
         if (rc < 0) {
             snprintf(err, sizeof err, "search: --state: %s", msg);
@@ -433,37 +368,18 @@ static void start_state(search_run *r, search_state *st, const search_space *sp,
                          "settings or another --state", a->state, msg);
                 dist_exit_user_error(&r->d, err);
             }
-            if (st->space.n_pairs != sp->n_pairs || st->space.s != sp->s) {
-                snprintf(err, sizeof err, "search: --state %s: saved for %d pairs and ratio %g, now %d and %g",
-                         a->state, st->space.n_pairs, st->space.s, sp->n_pairs, sp->s);
+            if (st->space.n_pairs != sp->n_pairs || st->space.s != sp->s ||
+                memcmp(st->space.lo, sp->lo, sizeof(double) * (size_t)sp->n_pairs) ||
+                memcmp(st->space.hi, sp->hi, sizeof(double) * (size_t)sp->n_pairs)) {
+                snprintf(err, sizeof err, "search: --state %s: saved for %d pairs and ratio %g (or other bounds), "
+                         "now %d and %g", a->state, st->space.n_pairs, st->space.s, sp->n_pairs, sp->s);
                 dist_exit_user_error(&r->d, err);
             }
             if (r->root) printf("resuming from %s: %d generation(s) done\n", state_path, st->generation);
             return;
         }
     }
-    double base[SEARCH_N_BASELINES][ROPE_MAX_PAIRS];
-    baselines(r, sp, base);
-    search_state_init(st, sp, (const double(*)[ROPE_MAX_PAIRS])base, (int)a->population, (int)a->topk, a->seed);
-}
-
-// PI, NTK and YaRN as their own rope types (linear; default with base';
-// yarn with its attention factor), not in the longrope form the search
-// scores: what a user of those methods would get.
-static void score_native(search_run *r, double nll[SEARCH_N_BASELINES], const eval_text *text,
-                         const eval_window *w, int64_t n_w) {
-    const int64_t L = r->a->target;
-    const double s = (double)L / (double)r->original;
-    const int d = 2 * r->n_pairs;
-    rope_config ropes[SEARCH_N_BASELINES];
-    ropes[SEARCH_PI] = r->model_rope;
-    ropes[SEARCH_PI].type = ROPE_TYPE_LINEAR;
-    ropes[SEARCH_PI].factor = s;
-    ropes[SEARCH_PI].max_position_embeddings = L;
-    ropes[SEARCH_NTK] = r->model_rope;
-    ropes[SEARCH_NTK].theta = r->model_rope.theta * (d > 2 ? pow(s, (double)d / (d - 2)) : 1.0);
-    ropes[SEARCH_YARN] = search_yarn_rope(&r->model_rope, r->original, L);
-    score(r, nll, ropes, SEARCH_N_BASELINES, text, w, n_w);
+    search_state_init(st, sp, base, (int)a->population, (int)a->topk, a->seed);
 }
 
 // out without its .yaml/.yml extension, plus ext.
@@ -488,145 +404,347 @@ static void make_out_parent(search_run *r) {
     }
 }
 
-static void print_four(const char *where, int64_t L, const double nll[4], int64_t n_hat) {
-    printf("perplexity @ %" PRId64 " tokens%s: PI %.4f, NTK %.4f, YaRN %.4f, searched %.4f (n_hat %" PRId64 ")\n",
+// "perplexity" or "answer perplexity (passkey x8)": what exp(fitness) is.
+static void metric(char *buf, size_t len, const search_run *r) {
+    if (needle_objective(r)) snprintf(buf, len, "answer perplexity (%s)", r->needle_desc);
+    else snprintf(buf, len, "perplexity");
+}
+
+static void print_four(const char *what, const char *where, int64_t L, const double nll[4], int64_t n_hat) {
+    printf("%s @ %" PRId64 " tokens%s: PI %.4f, NTK %.4f, YaRN %.4f, searched %.4f (n_hat %" PRId64 ")\n", what,
            L, where, exp(nll[0]), exp(nll[1]), exp(nll[2]), exp(nll[3]), n_hat);
 }
 
-static void write_outputs(search_run *r, const search_state *st) {
-    const search_args *a = r->a;
-    const search_candidate *best = search_best(st);
-    char comment[2048], csv[4200], svg[4200], err[1024];
-    snprintf(comment, sizeof comment,
-             "LongRoPE factors from stretch search: %s, %" PRId64 " -> %" PRId64 " tokens (s = %g),\n"
-             "%d generations of %d (seed %" PRIu64 "), %" PRId64 " candidates scored on %" PRId64 " windows.\n"
-             "perplexity at %" PRId64 ": PI %.4f, NTK %.4f, YaRN %.4f, searched %.4f.\n"
-             "Use as a stage's rope.factors_file with rope.type longrope and seq_len %" PRId64 ".\n"
-             "n_hat has no Hugging Face key: stretch export drops it.",
-             a->ckpt, r->original, a->target, st->space.s, st->generation, st->population, st->seed,
-             st->evaluated, r->n_windows, a->target, exp(st->baseline_nll[0]), exp(st->baseline_nll[1]),
-             exp(st->baseline_nll[2]), exp(best->nll), a->target);
-    beside(csv, sizeof csv, a->out, ".csv");
-    beside(svg, sizeof svg, a->out, ".svg");
-    if (search_write_factors(a->out, best, st->space.n_pairs, comment, err, sizeof err) != 0 ||
-        search_write_report(csv, svg, st, a->target, err, sizeof err) != 0)
-        die_user("search: %s", err);
-    printf("wrote %s, %s and %s\n", a->out, csv, svg);
-}
-
 // ---------------------------------------------------------------------------
+// One search
 
-static void run(search_run *r) {
+static const char *const SHORT_BASELINES[SEARCH_N_BASELINES] = {"short 1", "short = long", "short = sqrt(long)"};
+
+// Runs generations up to --generations (or --stop-after). True when done.
+static bool run_generations(phase *ph, search_state *st, const char *state_path) {
+    search_run *r = ph->r;
     const search_args *a = r->a;
-    char err[1024], msg[512];
-    open_model(r);
-    r->n_windows = open_windows(r, &r->text, &r->windows, r->a->data, a->n_data, "--data");
-    for (int i = 0; i < a->n_nhat; i++)
-        if (a->nhat[i] >= a->target) {
-            snprintf(err, sizeof err, "search: --nhat %" PRId64 " is not below --target-len %" PRId64,
-                     a->nhat[i], a->target);
-            dist_exit_user_error(&r->d, err);
-        }
-    search_space sp;
-    if (search_space_init(&sp, r->n_pairs, (double)a->target / (double)r->original, a->nhat, a->n_nhat, msg,
-                          sizeof msg) != 0) {
-        snprintf(err, sizeof err, "search: --nhat: %s", msg);
-        dist_exit_user_error(&r->d, err);
-    }
-    eval_text check = {0};
-    eval_window *check_w = NULL;
-    int64_t n_check = a->n_check ? open_windows(r, &check, &check_w, a->check, a->n_check, "--check-data") : 0;
-    search_state st;
-    char state_path[4200];
-    start_state(r, &st, &sp, state_path, sizeof state_path);
-    make_out_parent(r);
-    load_weights(r);
-    if (r->root) {
-        printf("%s: step %" PRId64 ", %.2fM parameters, original context %" PRId64 "; searching %d factors and "
-               "n_hat for %" PRId64 " tokens (s = %g) on %" PRId64 " windows; %d rank(s) = dp %d x sp %d\n",
-               a->ckpt, r->ckpt.step, (double)r->m->n_params / 1e6, r->original, r->n_pairs, a->target, sp.s,
-               r->n_windows, r->d.size, r->d.dp, r->d.sp);
-        fflush(stdout);
-    }
-
+    char msg[1024];
     const int G = (int)a->generations;
-    while (st.generation < G && !(a->stop_after > 0 && st.generation >= a->stop_after)) {
+    const char *tag = ph->is_short ? "short " : "";
+    while (st->generation < G && !(a->stop_after > 0 && st->generation >= a->stop_after)) {
         double t0 = now_s();
-        int64_t before = st.evaluated;
-        search_generation(&st, fitness, r);
-        const search_history *h = &st.history[st.generation - 1];
+        int64_t before = st->evaluated;
+        search_generation(st, fitness, ph);
+        const search_history *h = &st->history[st->generation - 1];
         if (r->root) {
-            if (st.generation == 1)
-                printf("generation 1: PI ppl %.4f, NTK ppl %.4f, YaRN ppl %.4f (longrope form, n_hat 0)\n",
-                       exp(st.baseline_nll[0]), exp(st.baseline_nll[1]), exp(st.baseline_nll[2]));
-            printf("generation %d/%d: %" PRId64 " candidates in %.1f s; best ppl %.4f (nll %.6f, n_hat %" PRId64
-                   "), mean nll %.4f\n", st.generation, G, st.evaluated - before, now_s() - t0, exp(h->best_nll),
-                   h->best_nll, h->best_n_hat, h->mean_nll);
+            if (st->generation == 1)
+                printf("%sgeneration 1: %s %.4f, %s %.4f, %s %.4f (exp of the fitness)\n", tag,
+                       ph->is_short ? SHORT_BASELINES[0] : "PI", exp(st->baseline_nll[0]),
+                       ph->is_short ? SHORT_BASELINES[1] : "NTK", exp(st->baseline_nll[1]),
+                       ph->is_short ? SHORT_BASELINES[2] : "YaRN", exp(st->baseline_nll[2]));
+            printf("%sgeneration %d/%d: %" PRId64 " candidates in %.1f s; best %.4f (nll %.6f, n_hat %" PRId64
+                   "), mean nll %.4f\n", tag, st->generation, G, st->evaluated - before, now_s() - t0,
+                   exp(h->best_nll), h->best_nll, h->best_n_hat, h->mean_nll);
             fflush(stdout);
         }
         int rc = 0;
         if (state_path[0] && r->root) {
             search_settings now;
-            settings_of(&now, r);
-            rc = search_state_save(state_path, &st, &now, msg, sizeof msg);
+            settings_of(&now, ph);
+            rc = search_state_save(state_path, st, &now, msg, sizeof msg);
         }
         if (dist_any(&r->d, rc != 0)) {
             if (rc != 0) die_user("search: --state: %s", msg);
             die_user("search: saving the state failed on rank 0");
         }
     }
-    if (st.generation < G) {
-        if (r->root) printf("stopped after generation %d of %d (--stop-after); resume with --state %s\n",
-                            st.generation, G, a->state);
-    } else {
-        double native[SEARCH_N_BASELINES];
-        score_native(r, native, &r->text, r->windows, r->n_windows);
-        const search_candidate *best = search_best(&st);
-        double four[4] = {st.baseline_nll[0], st.baseline_nll[1], st.baseline_nll[2], best->nll};
-        double check4[4], check_native[SEARCH_N_BASELINES];
-        if (n_check) {
-            double base[SEARCH_N_BASELINES][ROPE_MAX_PAIRS];
-            baselines(r, &sp, base);
-            rope_config ropes[4];
-            for (int b = 0; b < 4; b++) {
-                search_candidate c = *best;
-                if (b < SEARCH_N_BASELINES) {
-                    memcpy(c.lambda, base[b], sizeof c.lambda);
-                    c.n_hat = 0;
-                }
-                ropes[b] = search_rope(&r->model_rope, r->original, a->target, &c, r->n_pairs);
-            }
-            score(r, check4, ropes, 4, &check, check_w, n_check);
-            score_native(r, check_native, &check, check_w, n_check);
-        }
-        if (r->root) {
-            printf("\n");
-            print_four("", a->target, four, best->n_hat);
-            printf("  native rope types (attention factor of each): linear %.4f, NTK base %.4f, yarn %.4f\n",
-                   exp(native[0]), exp(native[1]), exp(native[2]));
-            if (n_check) {
-                char where[64];
-                snprintf(where, sizeof where, " on --check-data (%" PRId64 " windows)", n_check);
-                print_four(where, a->target, check4, best->n_hat);
-                printf("  native rope types on --check-data: linear %.4f, NTK base %.4f, yarn %.4f\n",
-                       exp(check_native[0]), exp(check_native[1]), exp(check_native[2]));
-            }
-            write_outputs(r, &st);
-        }
+    if (st->generation < G) {
+        if (r->root) printf("stopped after %sgeneration %d of %d (--stop-after); resume with --state %s\n", tag,
+                            st->generation, G, a->state);
+        return false;
     }
-    search_state_free(&st);
-    free(check_w);
-    if (n_check) eval_text_close(&check);
+    return true;
+}
+
+static void write_report(const phase *ph, const search_state *st) {
+    const search_run *r = ph->r;
+    char csv[4200], svg[4200], err[1024], title[512], what[300];
+    beside(csv, sizeof csv, r->a->out, ph->is_short ? "-short.csv" : ".csv");
+    beside(svg, sizeof svg, r->a->out, ph->is_short ? "-short.svg" : ".svg");
+    metric(what, sizeof what, r);
+    snprintf(title, sizeof title, "LongRoPE search (%s factors): %s at %" PRId64 " tokens",
+             ph->is_short ? "short" : "long", what, ph->fit.T);
+    if (search_write_report(csv, svg, st, ph->is_short ? SHORT_BASELINES : NULL, title, what, err, sizeof err))
+        die_user("search: %s", err);
+    printf("wrote %s and %s\n", csv, svg);
+}
+
+// PI, NTK and YaRN as their own rope types (linear; default with base';
+// yarn with its attention factor), not in the longrope form the search
+// scores: what a user of those methods would get.
+static void score_native(search_run *r, double nll[SEARCH_N_BASELINES], const scorer *sc) {
+    const int64_t L = r->a->target;
+    const double s = (double)L / (double)r->original;
+    const int d = 2 * r->n_pairs;
+    rope_config ropes[SEARCH_N_BASELINES];
+    ropes[SEARCH_PI] = r->model_rope;
+    ropes[SEARCH_PI].type = ROPE_TYPE_LINEAR;
+    ropes[SEARCH_PI].factor = s;
+    ropes[SEARCH_PI].max_position_embeddings = L;
+    ropes[SEARCH_NTK] = r->model_rope;
+    ropes[SEARCH_NTK].theta = r->model_rope.theta * (d > 2 ? pow(s, (double)d / (d - 2)) : 1.0);
+    ropes[SEARCH_YARN] = search_yarn_rope(&r->model_rope, r->original, L);
+    score(r, nll, ropes, SEARCH_N_BASELINES, sc);
+}
+
+// The four longrope configs: the baselines (n_hat 0) and best.
+static void four_ropes(const search_run *r, rope_config ropes[4], const double base[][ROPE_MAX_PAIRS],
+                       const search_candidate *best) {
+    for (int b = 0; b < 4; b++) {
+        search_candidate c = *best;
+        if (b < SEARCH_N_BASELINES) {
+            memcpy(c.lambda, base[b], sizeof c.lambda);
+            c.n_hat = 0;
+        }
+        ropes[b] = search_rope(&r->model_rope, r->original, r->a->target, &c, r->n_pairs);
+    }
+}
+
+// The long factors at L: space, baselines, state (every user error here).
+static void setup_long(search_run *r, search_job *j) {
+    const search_args *a = r->a;
+    char err[1024], msg[512];
+    search_space *sp = &j->sp;
+    if (search_space_init(sp, r->n_pairs, (double)a->target / (double)r->original, a->nhat, a->n_nhat, msg,
+                          sizeof msg) != 0) {
+        snprintf(err, sizeof err, "search: --nhat: %s", msg);
+        dist_exit_user_error(&r->d, err);
+    }
+    if (a->critical &&
+        search_space_critical(sp, r->critical_pair, a->max_factor > 0 ? a->max_factor : sp->s, msg, sizeof msg)) {
+        snprintf(err, sizeof err, "search: --critical: %s", msg);
+        dist_exit_user_error(&r->d, err);
+    }
+    j->ph = (phase){.r = r, .is_short = false,
+                    .fit = needle_objective(r)
+                               ? (scorer){.T = a->target, .needles = &r->needles_long}
+                               : (scorer){.T = a->target, .text = &r->text, .w = r->win_long, .n_w = r->n_win_long}};
+    memset(j->base, 0, sizeof j->base);
+    search_pi(j->base[SEARCH_PI], sp);
+    search_ntk(j->base[SEARCH_NTK], sp);
+    search_yarn(j->base[SEARCH_YARN], sp, &r->model_rope, r->original, a->target);
+    for (int b = 0; b < SEARCH_N_BASELINES; b++) search_project(j->base[b], sp);  // the critical bounds
+    start_state(&j->ph, &j->st, sp, (const double(*)[ROPE_MAX_PAIRS])j->base, "search.state", j->state_path,
+                sizeof j->state_path);
+}
+
+// The long search. True when done (*best set).
+static bool run_long(search_run *r, search_job *j, search_candidate *best) {
+    const search_args *a = r->a;
+    search_state *st = &j->st;
+    if (r->root) {
+        if (needle_objective(r))
+            printf("long factors: %d pairs and n_hat for %" PRId64 " tokens (s = %g), fitness: the answer tokens of "
+                   "%d needle samples (%s, %" PRId64 " tokens)\n", r->n_pairs, a->target, j->sp.s, r->needles_long.n,
+                   r->needle_desc, r->needles_long.answer_tokens);
+        else
+            printf("long factors: %d pairs and n_hat for %" PRId64 " tokens (s = %g), fitness: perplexity on %" PRId64
+                   " windows\n", r->n_pairs, a->target, j->sp.s, r->n_win_long);
+        fflush(stdout);
+    }
+    if (!run_generations(&j->ph, st, j->state_path)) return false;
+    *best = *search_best(st);
+    double native[SEARCH_N_BASELINES];
+    score_native(r, native, &j->ph.fit);
+    const double four[4] = {st->baseline_nll[0], st->baseline_nll[1], st->baseline_nll[2], best->nll};
+    rope_config ropes[4];
+    four_ropes(r, ropes, (const double(*)[ROPE_MAX_PAIRS])j->base, best);
+    double ppl4[4], check4[4], check_native[SEARCH_N_BASELINES];
+    const scorer text_l = {.T = a->target, .text = &r->text, .w = r->win_long, .n_w = r->n_win_long};
+    const scorer check_l = {.T = a->target, .text = &r->check, .w = r->check_w, .n_w = r->n_check};
+    if (needle_objective(r) && r->n_win_long) score(r, ppl4, ropes, 4, &text_l);
+    if (r->n_check) {
+        score(r, check4, ropes, 4, &check_l);
+        score_native(r, check_native, &check_l);
+    }
+    if (r->root) {
+        char what[300], where[96];
+        metric(what, sizeof what, r);
+        printf("\n");
+        if (a->critical) printf("(the baselines projected onto the critical bounds: pairs >= %d at >= s)\n",
+                                r->critical_pair);
+        print_four(what, "", a->target, four, best->n_hat);
+        printf("  native rope types (attention factor of each): linear %.4f, NTK base %.4f, yarn %.4f\n",
+               exp(native[0]), exp(native[1]), exp(native[2]));
+        if (needle_objective(r) && r->n_win_long) {
+            snprintf(where, sizeof where, " on --data (%" PRId64 " windows)", r->n_win_long);
+            print_four("perplexity", where, a->target, ppl4, best->n_hat);
+        }
+        if (r->n_check) {
+            snprintf(where, sizeof where, " on --check-data (%" PRId64 " windows)", r->n_check);
+            print_four("perplexity", where, a->target, check4, best->n_hat);
+            printf("  native rope types on --check-data: linear %.4f, NTK base %.4f, yarn %.4f\n",
+                   exp(check_native[0]), exp(check_native[1]), exp(check_native[2]));
+        }
+        printf("long_factor:");
+        for (int i = 0; i < r->n_pairs; i++) printf(" %.4g", best->lambda[i]);
+        printf(" (n_hat %" PRId64 ")\n", best->n_hat);
+        write_report(&j->ph, st);
+        snprintf(r->summary[0], sizeof r->summary[0], "%s at %" PRId64 ": PI %.4f, NTK %.4f, YaRN %.4f, searched %.4f",
+                 what, a->target, exp(four[0]), exp(four[1]), exp(four[2]), exp(four[3]));
+    }
+    return true;
+}
+
+// The short factors at the original length with kept's long factors and
+// n_hat: space, baselines (1, the long factors, their square roots), state.
+static void setup_short(search_run *r, search_job *j, const search_candidate *kept) {
+    const search_args *a = r->a;
+    const int64_t O = r->original;
+    char err[1024], msg[512];
+    const int64_t zero = 0;
+    if (search_space_init(&j->sp, r->n_pairs, (double)a->target / (double)O, &zero, 1, msg, sizeof msg) != 0) {
+        snprintf(err, sizeof err, "search: %s", msg);
+        dist_exit_user_error(&r->d, err);
+    }
+    search_space_fix_nhat(&j->sp, kept->n_hat);
+    j->ph = (phase){.r = r, .is_short = true, .kept = *kept,
+                    .fit = needle_objective(r) ? (scorer){.T = O, .needles = &r->needles_short}
+                                               : (scorer){.T = O, .text = &r->text, .w = r->win_short,
+                                                          .n_w = r->n_win_short}};
+    memset(j->base, 0, sizeof j->base);
+    for (int i = 0; i < r->n_pairs; i++) {
+        j->base[0][i] = 1.0;
+        j->base[1][i] = kept->lambda[i];
+        j->base[2][i] = sqrt(kept->lambda[i]);
+    }
+    start_state(&j->ph, &j->st, &j->sp, (const double(*)[ROPE_MAX_PAIRS])j->base, "search-short.state",
+                j->state_path, sizeof j->state_path);
+}
+
+// The short search. True when done (short_f set).
+static bool run_short(search_run *r, search_job *j, double *short_f) {
+    const int64_t O = r->original;
+    search_state *st = &j->st;
+    if (r->root) {
+        printf("short factors: %d pairs at the original length %" PRId64 " (long factors and n_hat %" PRId64
+               " kept), fitness: %s\n", r->n_pairs, O, j->ph.kept.n_hat,
+               needle_objective(r) ? "the answer tokens of needle samples" : "perplexity");
+        fflush(stdout);
+    }
+    if (!run_generations(&j->ph, st, j->state_path)) return false;
+    const search_candidate *best = search_best(st);
+    memcpy(short_f, best->lambda, sizeof(double) * (size_t)r->n_pairs);
+    double orig;
+    score(r, &orig, &r->model_rope, 1, &j->ph.fit);  // the pretrained rope: what short context had
+    if (r->root) {
+        char what[300];
+        metric(what, sizeof what, r);
+        printf("\n%s @ %" PRId64 " tokens: original RoPE %.4f; longrope with %s %.4f, %s %.4f, %s %.4f, "
+               "searched %.4f\n", what, O, exp(orig), SHORT_BASELINES[0], exp(st->baseline_nll[0]),
+               SHORT_BASELINES[1], exp(st->baseline_nll[1]), SHORT_BASELINES[2], exp(st->baseline_nll[2]),
+               exp(best->nll));
+        printf("short_factor:");
+        for (int i = 0; i < r->n_pairs; i++) printf(" %.4g", short_f[i]);
+        printf("\n");
+        write_report(&j->ph, st);
+        snprintf(r->summary[1], sizeof r->summary[1], "%s at %" PRId64 ": original RoPE %.4f, short 1 %.4f, "
+                 "searched %.4f", what, O, exp(orig), exp(st->baseline_nll[0]), exp(best->nll));
+    }
+    return true;
+}
+
+static void write_factors(search_run *r, const double *short_f, const search_candidate *long_c) {
+    const search_args *a = r->a;
+    char comment[8192], err[1024];
+    snprintf(comment, sizeof comment,
+             "LongRoPE factors from stretch search: %s, %" PRId64 " -> %" PRId64 " tokens (s = %g), seed %" PRIu64 ".\n"
+             "long_factor: %s%s%s.\n"
+             "short_factor: %s%s%s.\n"
+             "Use as a stage's rope.factors_file with rope.type longrope and seq_len %" PRId64 ".\n"
+             "n_hat has no Hugging Face key: stretch export drops it.",
+             a->ckpt, r->original, a->target, (double)a->target / (double)r->original, a->seed,
+             a->part == SEARCH_PART_SHORT ? "kept from " : a->critical ? "searched, critical rule on; " : "searched; ",
+             a->part == SEARCH_PART_SHORT ? a->from : "", r->summary[0],
+             short_f ? "searched; " : "1 (not searched: --part short or both does)", r->summary[1], "", a->target);
+    if (search_write_factors(a->out, short_f, long_c, r->n_pairs, comment, err, sizeof err) != 0)
+        die_user("search: %s", err);
+    printf("wrote %s\n", a->out);
+}
+
+// ---------------------------------------------------------------------------
+
+static void print_critical(const search_run *r) {
+    const int c = r->critical_pair, n = r->n_pairs;
+    if (c == n) {
+        printf("critical dimension: none; no rotary pair's period exceeds the original context %" PRId64
+               " (the longest, pair %d: %.1f tokens)\n", r->original, n - 1, search_pair_period(&r->model_rope, n - 1));
+        return;
+    }
+    printf("critical dimension %d (LongRoPE2): rotary pairs %d..%d of %d (dims %d..%d of %d) have periods above the "
+           "original context %" PRId64 " (pair %d: %.1f tokens", 2 * c, c, n - 1, n, 2 * c, 2 * n - 1, 2 * n,
+           r->original, c, search_pair_period(&r->model_rope, c));
+    if (c > 0) printf("; pair %d: %.1f", c - 1, search_pair_period(&r->model_rope, c - 1));
+    printf(")%s\n", r->a->critical ? "; --critical on: they get factors >= s" : "");
+}
+
+static void run(search_run *r) {
+    const search_args *a = r->a;
+    char err[1024];
+    open_model(r);
+    search_needle_desc(r->needle_desc, sizeof r->needle_desc, a);
+    for (int i = 0; i < a->n_nhat; i++)
+        if (a->nhat[i] >= a->target) {
+            snprintf(err, sizeof err, "search: --nhat %" PRId64 " is not below --target-len %" PRId64,
+                     a->nhat[i], a->target);
+            dist_exit_user_error(&r->d, err);
+        }
+    const bool do_long = a->part != SEARCH_PART_SHORT, do_short = a->part != SEARCH_PART_LONG;
+    search_candidate kept;
+    if (a->part == SEARCH_PART_SHORT) read_from(r, &kept);
+    // Every sample up front, so that a bad length or file stops the run before any compute.
+    const bool ppl = a->objective == SEARCH_OBJ_PPL;
+    if (a->n_data) open_text(r, &r->text, a->data, a->n_data, "--data");
+    if (do_long && a->n_data)  // needle: the perplexity of the four is also reported when it can be
+        r->n_win_long = open_windows(r, &r->text, &r->win_long, "--data", a->target, "--target-len", ppl);
+    if (do_short && ppl)
+        r->n_win_short = open_windows(r, &r->text, &r->win_short, "--data", r->original, "the original context", true);
+    if (!ppl && do_long) open_needles(r, &r->needles_long, a->target, "--target-len");
+    if (!ppl && do_short) open_needles(r, &r->needles_short, r->original, "the original context");
+    if (a->n_check) {
+        open_text(r, &r->check, a->check, a->n_check, "--check-data");
+        r->n_check = open_windows(r, &r->check, &r->check_w, "--check-data", a->target, "--target-len", true);
+    }
+    // The searches that can be set up now (states checked against the settings) before anything is written.
+    search_job *jl = xcalloc(1, sizeof *jl), *js = xcalloc(1, sizeof *js);
+    if (do_long) setup_long(r, jl);
+    if (a->part == SEARCH_PART_SHORT) setup_short(r, js, &kept);
+    make_out_parent(r);
+    load_weights(r);
+    if (r->root) {
+        printf("%s: step %" PRId64 ", %.2fM parameters, original context %" PRId64 "; %d rank(s) = dp %d x sp %d\n",
+               a->ckpt, r->ckpt.step, (double)r->m->n_params / 1e6, r->original, r->d.size, r->d.dp, r->d.sp);
+        print_critical(r);
+        fflush(stdout);
+    }
+    double short_f[ROPE_MAX_PAIRS];
+    bool done = true;
+    if (do_long) {
+        done = run_long(r, jl, &kept);
+        if (done && a->part == SEARCH_PART_BOTH) setup_short(r, js, &kept);
+    }
+    if (done && do_short) done = run_short(r, js, short_f);
+    if (done && r->root) write_factors(r, do_short ? short_f : NULL, &kept);
+    search_state_free(&jl->st);
+    search_state_free(&js->st);
+    free(jl);
+    free(js);
 }
 
 int cli_search(int argc, char **argv) {
     search_args a;
     char err[1024];
-    int rc = parse_args(&a, argc, argv, err, sizeof err);
+    int rc = search_parse_args(&a, argc, argv, err, sizeof err);
     if (rc != 0) {
-        if (rc == 1) usage(stdout);
+        if (rc == 1) search_usage(stdout);
         else fprintf(stderr, "stretch: error: %s\n", err);
-        free_args(&a);
+        search_args_free(&a);
         return rc == 1 ? 0 : 2;
     }
     search_run r = {.a = &a};
@@ -643,11 +761,16 @@ int cli_search(int argc, char **argv) {
     if (r.d.sp > 1) r.ring = ring_attn_create(&r.d);
     run(&r);
     model_free(r.m);
-    free(r.windows);
-    eval_text_close(&r.text);
+    free(r.win_long);
+    free(r.win_short);
+    free(r.check_w);
+    eval_needles_free(&r.needles_long);
+    eval_needles_free(&r.needles_short);
+    if (r.text.n) eval_text_close(&r.text);
+    if (r.check.n) eval_text_close(&r.check);
     eval_ckpt_close(&r.ckpt);
     ring_attn_free(r.ring);
-    free_args(&a);
+    search_args_free(&a);
     dist_finalize(&r.d);
     return 0;
 }

@@ -118,18 +118,16 @@ int eval_parse_rope(eval_rope_opt *opt, const char *text, char *err, size_t errl
     name[len] = '\0';
     rope_type type;
     if (rope_type_parse(name, &type) != 0) {
-        snprintf(err, errlen, "unknown RoPE type '%s' (default, linear, dynamic, yarn, llama3)", name);
-        return -1;
-    }
-    if (type == ROPE_TYPE_LONGROPE) {
-        snprintf(err, errlen, "longrope needs per-pair factors: use --rope-stage with a stage that has them");
+        snprintf(err, errlen, "unknown RoPE type '%s' (default, linear, dynamic, yarn, llama3, longrope)", name);
         return -1;
     }
     double factor = 0;
+    const char *file = NULL;
     if (text[len] == ':') {
         char *end;
         factor = strtod(text + len + 1, &end);
-        if (end == text + len + 1 || *end != '\0' || !(factor >= 1) || !isfinite(factor)) {
+        if (type == ROPE_TYPE_LONGROPE && *end == ':') file = end + 1;
+        if (end == text + len + 1 || (*end != '\0' && !file) || !(factor >= 1) || !isfinite(factor)) {
             snprintf(err, errlen, "'%s': the factor must be a number >= 1", text);
             return -1;
         }
@@ -139,11 +137,18 @@ int eval_parse_rope(eval_rope_opt *opt, const char *text, char *err, size_t errl
         return -1;
     }
     if (type != ROPE_TYPE_DEFAULT && factor == 0) {
-        snprintf(err, errlen, "'%s' needs a factor, e.g. %s:4", text, name);
+        snprintf(err, errlen, "'%s' needs a factor, e.g. %s:4%s", text, name,
+                 type == ROPE_TYPE_LONGROPE ? ":factors.yaml" : "");
+        return -1;
+    }
+    if (type == ROPE_TYPE_LONGROPE && (!file || !*file)) {
+        snprintf(err, errlen, "'%s': longrope needs per-pair factors: longrope:FACTOR:FILE (a factors file of "
+                 "stretch search), or --rope-stage with a stage that has them", text);
         return -1;
     }
     opt->custom = true;
     opt->type = type;
     opt->factor = factor;
+    opt->factors_file = file;
     return 0;
 }

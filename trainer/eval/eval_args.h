@@ -33,10 +33,12 @@ typedef struct {
     bool custom;       // --rope TYPE[:FACTOR] given
     rope_type type;    // with custom
     double factor;     // with custom: the scaling factor; 0 = none given
+    const char *factors_file;  // longrope: the factors file (points into the parsed text)
 } eval_rope_opt;
 
-// "default", "linear:8", "yarn:32", "dynamic:4", "llama3:8" into opt
-// (custom = true). longrope needs per-pair factors and is refused (use
-// --rope-stage with a stage that has them); every type but default needs a
-// factor >= 1.
+// "default", "linear:8", "yarn:32", "dynamic:4", "llama3:8",
+// "longrope:8:FILE" into opt (custom = true). Every type but default needs
+// a factor >= 1; longrope also a factors file (short_factor, long_factor,
+// n_hat, as `stretch search` writes and rope.factors_file reads), read when
+// the checkpoint is opened (eval_ckpt_rope).
 int eval_parse_rope(eval_rope_opt *opt, const char *text, char *err, size_t errlen);

@@ -147,9 +147,34 @@ model *eval_ckpt_model(const eval_ckpt *c, int64_t max_tokens, backend *bk, char
     return m;
 }
 
-// --rope TYPE[:FACTOR]: the model's pretrained RoPE scaled by factor
+// longrope: the factors file's lists and n_hat into out.
+static int read_factors(rope_config *out, const char *path, char *err, size_t errlen) {
+    cfg_doubles sf, lf;
+    int64_t n_hat = 0;
+    char msg[512];
+    if (cfg_read_factors(&sf, &lf, &n_hat, path, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "--rope longrope: %s", msg);
+        return -1;
+    }
+    int rc = 0;
+    if (sf.n != lf.n || sf.n > ROPE_MAX_PAIRS) {
+        snprintf(err, errlen, "--rope longrope: %s: short_factor has %d values and long_factor %d (they must "
+                 "match, at most %d)", path, sf.n, lf.n, ROPE_MAX_PAIRS);
+        rc = -1;
+    } else {
+        out->n_factors = sf.n;
+        memcpy(out->short_factor, sf.v, sizeof(double) * (size_t)sf.n);
+        memcpy(out->long_factor, lf.v, sizeof(double) * (size_t)sf.n);
+        out->n_hat = n_hat;
+    }
+    free(sf.v);
+    free(lf.v);
+    return rc;
+}
+
+// --rope TYPE[:FACTOR[:FILE]]: the model's pretrained RoPE scaled by factor
 // relative to the pretrained context, as a run-file stage with that type
-// and factor would be.
+// and factor (longrope: and rope.factors_file FILE) would be.
 static int custom_rope(rope_config *out, const eval_ckpt *c, const eval_rope_opt *opt, char *err,
                        size_t errlen) {
     const int64_t orig = c->original_context;
@@ -165,10 +190,11 @@ static int custom_rope(rope_config *out, const eval_ckpt *c, const eval_rope_opt
         if (opt->type != ROPE_TYPE_DYNAMIC) out->max_position_embeddings = (int64_t)llround(orig * opt->factor);
     }
     if (opt->type == ROPE_TYPE_LLAMA3) out->low_freq_factor = 1.0, out->high_freq_factor = 4.0;
+    if (opt->type == ROPE_TYPE_LONGROPE && read_factors(out, opt->factors_file, err, errlen) != 0) return -1;
     char msg[256];
     if (rope_config_validate(out, msg, sizeof msg) != 0) {
-        snprintf(err, errlen, "--rope %s:%g for checkpoint %s: %s", rope_type_name(opt->type), opt->factor,
-                 c->path, msg);
+        snprintf(err, errlen, "--rope %s:%g%s%s for checkpoint %s: %s", rope_type_name(opt->type), opt->factor,
+                 opt->factors_file ? ":" : "", opt->factors_file ? opt->factors_file : "", c->path, msg);
         return -1;
     }
     return 0;

@@ -46,7 +46,45 @@ int search_space_init(search_space *out, int n_pairs, double s, const int64_t *n
     out->n_pairs = n_pairs;
     out->s = s;
     out->n_nhat = n_nhat;
+    for (int i = 0; i < n_pairs; i++) out->lo[i] = 1.0, out->hi[i] = s;
     return 0;
+}
+
+int search_space_critical(search_space *sp, int first_pair, double max_factor, char *err,
+                          size_t errlen) {
+    if (first_pair < 0 || first_pair > sp->n_pairs)
+        return errmsg(err, errlen, "critical pair %d is not in 0..%d", first_pair, sp->n_pairs);
+    if (!(max_factor >= sp->s) || !isfinite(max_factor))
+        return errmsg(err, errlen, "the largest factor (%g) must be >= the extension ratio %g", max_factor, sp->s);
+    for (int i = first_pair; i < sp->n_pairs; i++) sp->lo[i] = sp->s, sp->hi[i] = max_factor;
+    return 0;
+}
+
+void search_space_fix_nhat(search_space *sp, int64_t n_hat) {
+    CHECK(n_hat >= 0);
+    memset(sp->nhat, 0, sizeof sp->nhat);
+    sp->nhat[0] = n_hat;
+    sp->n_nhat = 1;
+}
+
+// The rotary dim d of the model's rope (HF: int(head_dim * partial_rotary_factor)).
+static int rotary_dim(const rope_config *r) {
+    rope_table t;
+    rope_table_init(&t, r, 0);
+    return t.rotary_dim;
+}
+
+double search_pair_period(const rope_config *model_rope, int pair) {
+    const int d = rotary_dim(model_rope);
+    CHECK(pair >= 0 && pair < d / 2);
+    return 2.0 * M_PI * pow(model_rope->theta, 2.0 * pair / d);
+}
+
+int search_critical_pair(const rope_config *model_rope, int64_t original) {
+    const int n = rotary_dim(model_rope) / 2;
+    for (int i = 0; i < n; i++)  // periods grow with i
+        if (search_pair_period(model_rope, i) > (double)original) return i;
+    return n;
 }
 
 static rope_config model_based(const rope_config *model_rope, rope_type type, int64_t original,
@@ -63,17 +101,22 @@ static rope_config model_based(const rope_config *model_rope, rope_type type, in
     return c;
 }
 
-rope_config search_rope(const rope_config *model_rope, int64_t original, int64_t target,
-                        const search_candidate *c, int n_pairs) {
+rope_config search_rope_short(const rope_config *model_rope, int64_t original, int64_t target,
+                              const double *short_f, const search_candidate *c, int n_pairs) {
     CHECK(n_pairs >= 1 && n_pairs <= ROPE_MAX_PAIRS);
     rope_config r = model_based(model_rope, ROPE_TYPE_LONGROPE, original, target);
     r.n_factors = n_pairs;
     for (int i = 0; i < n_pairs; i++) {
-        r.short_factor[i] = 1.0;
+        r.short_factor[i] = short_f ? short_f[i] : 1.0;
         r.long_factor[i] = c->lambda[i];
     }
     r.n_hat = c->n_hat;
     return r;
+}
+
+rope_config search_rope(const rope_config *model_rope, int64_t original, int64_t target,
+                        const search_candidate *c, int n_pairs) {
+    return search_rope_short(model_rope, original, target, NULL, c, n_pairs);
 }
 
 rope_config search_yarn_rope(const rope_config *model_rope, int64_t original, int64_t target) {
@@ -110,13 +153,14 @@ static int nhat_index(const search_space *sp, int64_t n_hat) {
 
 bool search_valid(const search_candidate *c, const search_space *sp) {
     for (int i = 0; i < sp->n_pairs; i++) {
-        if (!(c->lambda[i] >= 1.0 && c->lambda[i] <= sp->s)) return false;
+        if (!(c->lambda[i] >= sp->lo[i] && c->lambda[i] <= sp->hi[i])) return false;
         if (i > 0 && !(c->lambda[i - 1] <= c->lambda[i])) return false;
     }
     return nhat_index(sp, c->n_hat) >= 0;
 }
 
-void search_repair(double *lambda, int n, double s) {
+// lambda (n) <- its least-squares non-decreasing fit (pool adjacent violators).
+static void isotonic(double *lambda, int n) {
     CHECK(n >= 1 && n <= ROPE_MAX_PAIRS);
     double mean[ROPE_MAX_PAIRS];
     int count[ROPE_MAX_PAIRS], nb = 0;
@@ -131,9 +175,20 @@ void search_repair(double *lambda, int n, double s) {
             nb--;
         }
     }
-    // Clipping a non-decreasing sequence to [1, s] keeps it non-decreasing.
     for (int b = 0, i = 0; b < nb; b++)
-        for (int k = 0; k < count[b]; k++) lambda[i++] = fmin(fmax(mean[b], 1.0), s);
+        for (int k = 0; k < count[b]; k++) lambda[i++] = mean[b];
+}
+
+void search_repair(double *lambda, int n, double s) {
+    isotonic(lambda, n);
+    // Clipping a non-decreasing sequence to [1, s] keeps it non-decreasing.
+    for (int i = 0; i < n; i++) lambda[i] = fmin(fmax(lambda[i], 1.0), s);
+}
+
+void search_project(double *lambda, const search_space *sp) {
+    isotonic(lambda, sp->n_pairs);
+    // max and min with non-decreasing bounds keep a non-decreasing sequence so.
+    for (int i = 0; i < sp->n_pairs; i++) lambda[i] = fmin(fmax(lambda[i], sp->lo[i]), sp->hi[i]);
 }
 
 void search_mutate(search_candidate *child, const search_candidate *parent, const search_space *sp,
@@ -167,7 +222,7 @@ void search_mutate(search_candidate *child, const search_candidate *parent, cons
         if (cur >= 0 && k >= cur) k++;  // any value but the current one
         child->n_hat = sp->nhat[k];
     }
-    search_repair(child->lambda, n, sp->s);
+    search_project(child->lambda, sp);
 }
 
 void search_crossover(search_candidate *child, const search_candidate *a, const search_candidate *b,
@@ -176,7 +231,7 @@ void search_crossover(search_candidate *child, const search_candidate *a, const 
     for (int i = sp->n_pairs; i < ROPE_MAX_PAIRS; i++) child->lambda[i] = 0.0;
     child->n_hat = rng_uniform(rng) < 0.5 ? a->n_hat : b->n_hat;
     child->nll = NAN;
-    search_repair(child->lambda, sp->n_pairs, sp->s);
+    search_project(child->lambda, sp);
 }
 
 // a before b: smaller nll, NAN last, ties by index.
@@ -226,7 +281,8 @@ void search_state_init(search_state *st, const search_space *sp,
     for (int b = 0; b < SEARCH_N_BASELINES; b++) {
         st->baseline_nll[b] = NAN;
         memcpy(st->pop[b].lambda, baselines[b], sizeof(double) * (size_t)sp->n_pairs);
-        st->pop[b].n_hat = 0;
+        search_project(st->pop[b].lambda, sp);
+        st->pop[b].n_hat = sp->nhat[0];
         st->pop[b].nll = NAN;
     }
     for (int j = SEARCH_N_BASELINES; j < population; j++) {

@@ -69,6 +69,8 @@ int search_state_save(const char *path, const search_state *st, const search_set
     for (int i = 0; i < settings->n; i++) fprintf(f, "setting %s %s\n", settings->v[i].key, settings->v[i].value);
     fprintf(f, "space %d %.17g %d", sp->n_pairs, sp->s, sp->n_nhat);
     for (int i = 0; i < sp->n_nhat; i++) fprintf(f, " %" PRId64, sp->nhat[i]);
+    fprintf(f, "\nbounds");
+    for (int i = 0; i < sp->n_pairs; i++) fprintf(f, " %.17g %.17g", sp->lo[i], sp->hi[i]);
     fprintf(f, "\nrun %d %d %" PRIu64 " %d %" PRId64 "\n", st->population, st->topk, st->seed, st->generation,
             st->evaluated);
     fprintf(f, "rng %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 "\n", st->rng.s[0], st->rng.s[1],
@@ -170,6 +172,17 @@ static int parse_line(search_state *st, search_settings *set, reader *r, const c
         for (int i = 0; i < sp->n_nhat; i++)
             if (get_i64(r, &sp->nhat[i], 0, INT64_MAX)) return -1;
         if (!(sp->s > 1.0)) return bad(r, "extension ratio <= 1");
+        for (int i = 0; i < sp->n_pairs; i++) sp->lo[i] = 1.0, sp->hi[i] = sp->s;  // no bounds line: LongRoPE's
+        return line_end(r);
+    }
+    if (!strcmp(tag, "bounds")) {
+        if (sp->n_pairs == 0) return bad(r, "bounds before the space");
+        for (int i = 0; i < sp->n_pairs; i++) {
+            if (get_double(r, &sp->lo[i]) || get_double(r, &sp->hi[i])) return -1;
+            if (!(sp->lo[i] >= 1.0 && sp->lo[i] <= sp->hi[i]) || (i > 0 && (sp->lo[i] < sp->lo[i - 1] ||
+                sp->hi[i] < sp->hi[i - 1])))
+                return bad(r, "bounds that are not 1 <= lo <= hi, non-decreasing");
+        }
         return line_end(r);
     }
     if (!strcmp(tag, "run")) {
@@ -259,8 +272,8 @@ int search_state_load(search_state *st, search_settings *settings, const char *p
 // ---------------------------------------------------------------------------
 // Factors file and report
 
-int search_write_factors(const char *path, const search_candidate *c, int n_pairs, const char *comment,
-                         char *err, size_t errlen) {
+int search_write_factors(const char *path, const double *short_f, const search_candidate *c, int n_pairs,
+                         const char *comment, char *err, size_t errlen) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -271,7 +284,10 @@ int search_write_factors(const char *path, const search_candidate *c, int n_pair
         p += k + (p[k] == '\n');
     }
     fprintf(f, "short_factor: [");
-    for (int i = 0; i < n_pairs; i++) fprintf(f, "%s1.0", i ? ", " : "");
+    for (int i = 0; i < n_pairs; i++) {
+        if (short_f) fprintf(f, "%s%.17g", i ? ", " : "", short_f[i]);
+        else fprintf(f, "%s1.0", i ? ", " : "");
+    }
     fprintf(f, "]\nlong_factor: [");
     for (int i = 0; i < n_pairs; i++) fprintf(f, "%s%.17g", i ? ", " : "", c->lambda[i]);
     fprintf(f, "]\nn_hat: %" PRId64 "\n", c->n_hat);
@@ -282,7 +298,8 @@ int search_write_factors(const char *path, const search_candidate *c, int n_pair
 }
 
 int search_write_report(const char *csv_path, const char *svg_path, const search_state *st,
-                        int64_t target, char *err, size_t errlen) {
+                        const char *const baselines[SEARCH_N_BASELINES], const char *title,
+                        const char *y_label, char *err, size_t errlen) {
     FILE *f = fopen(csv_path, "w");
     if (!f) return errmsg(err, errlen, "cannot write %s: %s", csv_path, strerror(errno));
     fprintf(f, "generation,evaluated,best_nll,best_ppl,mean_nll,best_n_hat\n");
@@ -295,7 +312,9 @@ int search_write_report(const char *csv_path, const char *svg_path, const search
 
     const int n = st->generation;
     double *x = xmalloc(sizeof(double) * (size_t)n), *y = xmalloc(sizeof(double) * (size_t)(4 * n));
-    static const char *const names[] = {"searched (best so far)", "PI", "NTK", "YaRN"};
+    static const char *const classic[SEARCH_N_BASELINES] = {"PI", "NTK", "YaRN"};
+    if (!baselines) baselines = classic;
+    const char *names[4] = {"searched (best so far)", baselines[0], baselines[1], baselines[2]};
     plot_series series[4];
     for (int g = 0; g < n; g++) {
         x[g] = g + 1;
@@ -303,9 +322,7 @@ int search_write_report(const char *csv_path, const char *svg_path, const search
         for (int b = 0; b < SEARCH_N_BASELINES; b++) y[(b + 1) * n + g] = exp(st->baseline_nll[b]);
     }
     for (int k = 0; k < 4; k++) series[k] = (plot_series){.name = names[k], .n = n, .x = x, .y = y + k * n};
-    char title[128];
-    snprintf(title, sizeof title, "LongRoPE search: perplexity at %" PRId64 " tokens", target);
-    plot_lines p = {.title = title, .x_label = "generation", .y_label = "perplexity", .n_series = 4,
+    plot_lines p = {.title = title, .x_label = "generation", .y_label = y_label, .n_series = 4,
                     .series = series};
     char *svg = plot_lines_svg(&p);
     int rc = plot_write(svg_path, svg, err, errlen);

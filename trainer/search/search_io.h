@@ -2,16 +2,18 @@
 //
 //   DIR/search.state  the search after each generation, so a killed search
 //                     resumes where it was and ends with the same result:
-//                     settings, space, generation, RNG state, history,
+//                     settings, space (bounds included), generation, RNG state, history,
 //                     population with fitness. Text, doubles in %.17g (they
 //                     read back bit for bit), written to a temporary file,
 //                     fsync'd and renamed over the old one (atomic).
-//   factors.yaml      short_factor (all 1), long_factor (the best lambda),
-//                     n_hat: the LongRoPE factors file of a curriculum stage
-//                     (rope.factors_file, read by cfg_read_factors).
+//   factors.yaml      short_factor (all 1, or the searched short factors),
+//                     long_factor (the best lambda), n_hat: the LongRoPE
+//                     factors file of a curriculum stage (rope.factors_file,
+//                     read by cfg_read_factors).
 //   factors.csv       generation,evaluated,best_nll,best_ppl,mean_nll,best_n_hat
-//   factors.svg       best perplexity per generation, with the PI, NTK and
-//                     YaRN baselines as flat lines (plot_svg.h).
+//   factors.svg       exp(best fitness) per generation (the perplexity, or
+//                     that of the answer tokens), with the three baselines
+//                     as flat lines (plot_svg.h).
 //
 // Tested by tests/unit/test_search.c (state round trip bit for bit, a
 // resumed search equal to an uninterrupted one, truncated and foreign state
@@ -55,10 +57,14 @@ int search_state_save(const char *path, const search_state *st, const search_set
 int search_state_load(search_state *st, search_settings *settings, const char *path, char *err,
                       size_t errlen);
 
-// The factors file of c (comment: '#' lines on top, may be NULL).
-int search_write_factors(const char *path, const search_candidate *c, int n_pairs, const char *comment,
-                         char *err, size_t errlen);
+// The factors file: short_factor = short_f (NULL: all 1), long_factor =
+// c->lambda, n_hat = c->n_hat (comment: '#' lines on top, may be NULL).
+int search_write_factors(const char *path, const double *short_f, const search_candidate *c, int n_pairs,
+                         const char *comment, char *err, size_t errlen);
 
-// The CSV and the plot of st's history (target: the length, for the title).
+// The CSV and the plot (title, y_label: what exp(fitness) is) of st's
+// history; baselines names pop[0..2] of generation 1 in the legend (NULL:
+// PI, NTK, YaRN).
 int search_write_report(const char *csv_path, const char *svg_path, const search_state *st,
-                        int64_t target, char *err, size_t errlen);
+                        const char *const baselines[SEARCH_N_BASELINES], const char *title,
+                        const char *y_label, char *err, size_t errlen);
