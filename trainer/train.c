@@ -701,7 +701,7 @@ static void setup(train_state *st, const train_args *a) {
     train_step_setup(st);
     model_init_weights(st->m, (uint64_t)c->train.seed);
     if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)
-        die_user("%s", err);
+        dist_exit_user_error(&st->dist, err);  // rank 0 read it; every rank has its verdict
     st->eval_seed = (uint64_t)c->train.seed * 7919u + 17u;
     if (st->dist.sp > 1) {
         model_attention att = backend_comm_ring_attention(st->comm);
@@ -745,6 +745,8 @@ int train_main(int argc, char **argv) {
     // the run on every rank).
     char ckpt[1200] = "";
     int found = 0;
+    double resume_t0 = metrics_now();
+    int64_t bytes_before = ckpt_bytes_read();  // model.init's read is not the resume's
     if (strcmp(a.resume, "auto") == 0) {
         if (st->is_root) {
             found = train_ckpt_find(st, ckpt, sizeof ckpt, err, sizeof err);
@@ -757,15 +759,22 @@ int train_main(int argc, char **argv) {
         snprintf(ckpt, sizeof ckpt, "%s", a.resume);
         found = 1;
     }
+    // Rank 0 reads the checkpoint; its verdict and its data reach every rank
+    // (train_ckpt.h): the same error line everywhere, or the same state.
+    int64_t *bytes_read = xcalloc((size_t)st->dist.size, sizeof *bytes_read);
+    double resume_s = 0;
     if (found == 1) {
-        int bad = train_ckpt_load(st, ckpt, err, sizeof err) != 0;
-        if (dist_any(&st->dist, bad)) {
-            if (!bad) snprintf(err, sizeof err, "resume from %.900s failed on another rank", ckpt);
-            dist_exit_user_error(&st->dist, err);
+        if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+        resume_s = metrics_now() - resume_t0;
+        bytes_read[st->dist.rank] = ckpt_bytes_read() - bytes_before;
+        dist_allreduce_sum_int64(&st->dist, bytes_read, st->dist.size);
+        if (st->is_root) {
+            int readers = 0;
+            for (int r = 0; r < st->dist.size; r++) readers += bytes_read[r] > 0;
+            printf("resumed from %s: stage %d (%d of %d), step %lld; read %lld bytes on %d rank(s) of %d "
+                   "in %.2f s\n", ckpt, st->stage, st->stage + 1, c->n_stages, (long long)st->step,
+                   (long long)bytes_read[0], readers, st->dist.size, resume_s);
         }
-        if (st->is_root)
-            printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
-                   c->n_stages, (long long)st->step);
     }
     int n_len = c->eval.passkey_lengths.n;
     if (st->is_root) train_warn_config(&st->curr, stderr);  // once the run is sure to go ahead
@@ -777,11 +786,17 @@ int train_main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "event", found == 1 ? "resume" : "run_start");
         cJSON_AddNumberToObject(o, "step", (double)st->step);
         cJSON_AddNumberToObject(o, "stage", st->stage);
-        if (found == 1) cJSON_AddStringToObject(o, "checkpoint", ckpt);
+        if (found == 1) {
+            cJSON_AddStringToObject(o, "checkpoint", ckpt);
+            cJSON_AddNumberToObject(o, "resume_s", resume_s);
+            cJSON *b = cJSON_AddArrayToObject(o, "bytes_read");  // per rank: only the reader's is not 0
+            for (int r = 0; r < st->dist.size; r++) cJSON_AddItemToArray(b, cJSON_CreateNumber((double)bytes_read[r]));
+        }
         cJSON_AddNumberToObject(o, "ranks", st->dist.size);
         metrics_write(&st->met, o);
         train_heartbeat_write(c->train.out_dir, "running", st->step, st->stage, st->tokens_seen);
     }
+    free(bytes_read);
     // Every check the run file and the data allow, before the first step.
     train_preflight(st);
     if (st->is_root) {
