@@ -690,11 +690,16 @@ static void setup(train_state *st, const train_args *a) {
         dist_exit_user_error(&st->dist, err);
     }
     // Where each rank runs: a rank away from its GPU's socket shows here.
-    char where[96] = "backend cpu";
-    if (c->train.backend == CFG_BACKEND_CUDA)
-        snprintf(where, sizeof where, "gpu %d of %d (CUDA_VISIBLE_DEVICES=%s)", n_gpus > 0 ? local_rank % n_gpus : 0,
-                 n_gpus, getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
+    char where[224] = "backend cpu", gpu[160] = "", bus_id[32] = "";
+    if (c->train.backend == CFG_BACKEND_CUDA) {
+        int dev = n_gpus > 0 ? local_rank % n_gpus : 0;
+        backend_gpu_describe(dev, gpu, sizeof gpu, bus_id, sizeof bus_id);
+        const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+        snprintf(where, sizeof where, "gpu %d of %d%s%s (CUDA_VISIBLE_DEVICES=%s)", dev, n_gpus,
+                 gpu[0] ? " " : "", gpu, visible ? visible : "unset");
+    }
     dist_log_placement(&st->dist, where);
+    dist_warn_gpu_numa(&st->dist, bus_id);  // cores on another socket than the GPU
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
     st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
