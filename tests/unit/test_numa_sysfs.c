@@ -10,7 +10,9 @@
 #include <cmocka.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "dist_hosts.h"
 #include "numa_sysfs.h"
 #include "test_tmpdir.h"
 
@@ -104,12 +106,46 @@ static void test_no_sysfs(void **state) {
     assert_int_equal(numa_gpu_check("0000:1b:00.0", &s, msg, sizeof msg), 0);
 }
 
+// The start-up path (dist_warn_gpu_numa, what train.c calls): this
+// process's own affinity against a tree whose node 0 holds every CPU, a GPU
+// on node 1 -> one warning line on stderr naming the rank; a GPU on node 0
+// -> nothing.
+static void test_startup_warning(void **state) {
+    const char *root = ((fixture *)*state)->dir;
+    write_file(root, "devices/system/node/node0/cpulist", "0-1023\n");
+    write_file(root, "devices/system/node/node1/cpulist", "\n");
+    char path[600], text[1024] = "";
+    snprintf(path, sizeof path, "%s/stderr.txt", root);
+    dist_ctx d;
+    dist_init_serial(&d);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_non_null(freopen(path, "w", stderr));
+    dist_warn_gpu_numa(&d, "0000:1b:00.0");  // node 0: quiet
+    dist_warn_gpu_numa(&d, "0000:c1:00.0");  // node 1: warned
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[got] = '\0';
+    char host[256];
+    gethostname(host, sizeof host);
+    char want[1024];
+    snprintf(want, sizeof want, "stretch: warning: rank 0 (host %.63s): GPU 0000:c1:00.0 is on NUMA node 1, its "
+             "cpus are on node(s) 0; bind each rank to its GPU's cores (docs/slurm.md, placement)\n", host);
+    assert_string_equal(text, want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pci_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cpu_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gpu_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_sysfs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_startup_warning, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

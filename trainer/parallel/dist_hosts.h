@@ -4,7 +4,7 @@
 // a rank placed away from its GPU or NIC shows in the job log.
 //
 // Tested by tests/cli/test_watchdog.sh (the heartbeat's host list, the
-// placement lines under mpirun).
+// placement lines under mpirun); the NUMA warning by tests/unit/test_numa_sysfs.c.
 #pragma once
 
 #include <stddef.h>
