@@ -775,10 +775,14 @@ int train_main(int argc, char **argv) {
         dist_allreduce_sum_int64(&st->dist, bytes_read, st->dist.size);
         if (st->is_root) {
             int readers = 0;
-            for (int r = 0; r < st->dist.size; r++) readers += bytes_read[r] > 0;
+            int64_t total = 0;
+            for (int r = 0; r < st->dist.size; r++) {
+                readers += bytes_read[r] > 0;
+                total += bytes_read[r];
+            }
             printf("resumed from %s: stage %d (%d of %d), step %lld; read %lld bytes on %d rank(s) of %d "
                    "in %.2f s\n", ckpt, st->stage, st->stage + 1, c->n_stages, (long long)st->step,
-                   (long long)bytes_read[0], readers, st->dist.size, resume_s);
+                   (long long)total, readers, st->dist.size, resume_s);
         }
     }
     int n_len = c->eval.passkey_lengths.n;
@@ -795,7 +799,8 @@ int train_main(int argc, char **argv) {
             cJSON_AddStringToObject(o, "checkpoint", ckpt);
             cJSON_AddNumberToObject(o, "resume_s", resume_s);
             cJSON *b = cJSON_AddArrayToObject(o, "bytes_read");  // per rank: only the reader's is not 0
-            for (int r = 0; r < st->dist.size; r++) cJSON_AddItemToArray(b, cJSON_CreateNumber((double)bytes_read[r]));
+            for (int r = 0; r < st->dist.size; r++)
+                cJSON_AddItemToArray(b, cJSON_CreateNumber((double)bytes_read[r]));
         }
         cJSON_AddNumberToObject(o, "ranks", st->dist.size);
         metrics_write(&st->met, o);
