@@ -690,18 +690,23 @@ static void setup(train_state *st, const train_args *a) {
         dist_exit_user_error(&st->dist, err);
     }
     // Where each rank runs: a rank away from its GPU's socket shows here.
-    char where[96] = "backend cpu";
-    if (c->train.backend == CFG_BACKEND_CUDA)
-        snprintf(where, sizeof where, "gpu %d of %d (CUDA_VISIBLE_DEVICES=%s)", n_gpus > 0 ? local_rank % n_gpus : 0,
-                 n_gpus, getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
+    char where[224] = "backend cpu", gpu[160] = "", bus_id[32] = "";
+    if (c->train.backend == CFG_BACKEND_CUDA) {
+        int dev = n_gpus > 0 ? local_rank % n_gpus : 0;
+        backend_gpu_describe(dev, gpu, sizeof gpu, bus_id, sizeof bus_id);
+        const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+        snprintf(where, sizeof where, "gpu %d of %d%s%s (CUDA_VISIBLE_DEVICES=%s)", dev, n_gpus,
+                 gpu[0] ? " " : "", gpu, visible ? visible : "unset");
+    }
     dist_log_placement(&st->dist, where);
+    dist_warn_gpu_numa(&st->dist, bus_id);  // cores on another socket than the GPU
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
     st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
     train_step_setup(st);
     model_init_weights(st->m, (uint64_t)c->train.seed);
     if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)
-        die_user("%s", err);
+        dist_exit_user_error(&st->dist, err);  // rank 0 read it; every rank has its verdict
     st->eval_seed = (uint64_t)c->train.seed * 7919u + 17u;
     if (st->dist.sp > 1) {
         model_attention att = backend_comm_ring_attention(st->comm);
@@ -745,6 +750,8 @@ int train_main(int argc, char **argv) {
     // the run on every rank).
     char ckpt[1200] = "";
     int found = 0;
+    double resume_t0 = metrics_now();
+    int64_t bytes_before = ckpt_bytes_read();  // model.init's read is not the resume's
     if (strcmp(a.resume, "auto") == 0) {
         if (st->is_root) {
             found = train_ckpt_find(st, ckpt, sizeof ckpt, err, sizeof err);
@@ -757,15 +764,26 @@ int train_main(int argc, char **argv) {
         snprintf(ckpt, sizeof ckpt, "%s", a.resume);
         found = 1;
     }
+    // Rank 0 reads the checkpoint; its verdict and its data reach every rank
+    // (train_ckpt.h): the same error line everywhere, or the same state.
+    int64_t *bytes_read = xcalloc((size_t)st->dist.size, sizeof *bytes_read);
+    double resume_s = 0;
     if (found == 1) {
-        int bad = train_ckpt_load(st, ckpt, err, sizeof err) != 0;
-        if (dist_any(&st->dist, bad)) {
-            if (!bad) snprintf(err, sizeof err, "resume from %.900s failed on another rank", ckpt);
-            dist_exit_user_error(&st->dist, err);
+        if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+        resume_s = metrics_now() - resume_t0;
+        bytes_read[st->dist.rank] = ckpt_bytes_read() - bytes_before;
+        dist_allreduce_sum_int64(&st->dist, bytes_read, st->dist.size);
+        if (st->is_root) {
+            int readers = 0;
+            int64_t total = 0;
+            for (int r = 0; r < st->dist.size; r++) {
+                readers += bytes_read[r] > 0;
+                total += bytes_read[r];
+            }
+            printf("resumed from %s: stage %d (%d of %d), step %lld; read %lld bytes on %d rank(s) of %d "
+                   "in %.2f s\n", ckpt, st->stage, st->stage + 1, c->n_stages, (long long)st->step,
+                   (long long)total, readers, st->dist.size, resume_s);
         }
-        if (st->is_root)
-            printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
-                   c->n_stages, (long long)st->step);
     }
     int n_len = c->eval.passkey_lengths.n;
     if (st->is_root) train_warn_config(&st->curr, stderr);  // once the run is sure to go ahead
@@ -777,11 +795,18 @@ int train_main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "event", found == 1 ? "resume" : "run_start");
         cJSON_AddNumberToObject(o, "step", (double)st->step);
         cJSON_AddNumberToObject(o, "stage", st->stage);
-        if (found == 1) cJSON_AddStringToObject(o, "checkpoint", ckpt);
+        if (found == 1) {
+            cJSON_AddStringToObject(o, "checkpoint", ckpt);
+            cJSON_AddNumberToObject(o, "resume_s", resume_s);
+            cJSON *b = cJSON_AddArrayToObject(o, "bytes_read");  // per rank: only the reader's is not 0
+            for (int r = 0; r < st->dist.size; r++)
+                cJSON_AddItemToArray(b, cJSON_CreateNumber((double)bytes_read[r]));
+        }
         cJSON_AddNumberToObject(o, "ranks", st->dist.size);
         metrics_write(&st->met, o);
         train_heartbeat_write(c->train.out_dir, "running", st->step, st->stage, st->tokens_seen);
     }
+    free(bytes_read);
     // Every check the run file and the data allow, before the first step.
     train_preflight(st);
     if (st->is_root) {

@@ -290,65 +290,128 @@ static int check_config(ckpt_reader *r, const train_state *st, int64_t stage, in
     return rc;
 }
 
-int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen) {
+// What a resume restores besides the tensors: read by rank 0, broadcast.
+typedef struct {
+    int64_t step, stage, stage_step, stage_extra_steps, adam_step, tokens_seen, have_cursor;
+    uint64_t eval_seed, cursor[DATA_CURSOR_WORDS];
+} resume_scalars;
+
+// Rank 0's part of a resume: every attribute and dataset of path, checked
+// (Fletcher32 on every chunk read); the parameters into the model's host
+// buffer, the moments into adam_m / adam_v (n_params each).
+static int read_state(train_state *st, const char *path, resume_scalars *sc, float *adam_m,
+                      float *adam_v, char *err, size_t errlen) {
     ckpt_reader *r = ckpt_open(path, err, errlen);
     if (!r) return -1;
     model *m = st->m;
-    int64_t n_params = 0, stage = 0, have_cursor = 0;
-    int rc = ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &st->stage_step, err, errlen);
-    if (rc == 0) rc = check_config(r, st, stage, st->stage_step, err, errlen);
+    int64_t n_params = 0;
+    int rc = ckpt_get_attr_int64(r, "/", "stage", &sc->stage, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &sc->stage_step, err, errlen);
+    if (rc == 0) rc = check_config(r, st, sc->stage, sc->stage_step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "n_params", &n_params, err, errlen);
     if (rc == 0 && n_params != m->n_params) {
         snprintf(err, errlen, "checkpoint %s holds %lld parameters, the model has %lld", path,
                  (long long)n_params, (long long)m->n_params);
         rc = -1;
     }
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "step", &st->step, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage", &stage, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_step", &st->stage_step, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_extra_steps", &st->stage_extra_steps, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "optim", "step", &st->adam_step, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "tokens_seen", &st->tokens_seen, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "step", &sc->step, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_extra_steps", &sc->stage_extra_steps, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "optim", "step", &sc->adam_step, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "tokens_seen", &sc->tokens_seen, err, errlen);
     if (rc == 0) rc = get_family(r, "params", m, m->params, err, errlen);
-    // Checkpoints hold the global moments: each rank keeps its slice, so any
-    // shard mode and grid resumes from any other.
-    bool sharded = st->shard.mode != SHARD_NONE;
-    float *full = sharded ? xmalloc(sizeof(float) * (size_t)m->n_params) : NULL;
-    size_t slice = sizeof(float) * (size_t)shard_len(&st->shard);
-    if (rc == 0) rc = get_family(r, "optim/m", m, sharded ? full : st->adam_m, err, errlen);
-    if (rc == 0 && sharded) memcpy(st->adam_m, full + st->shard.lo, slice);
-    if (rc == 0) rc = get_family(r, "optim/v", m, sharded ? full : st->adam_v, err, errlen);
-    if (rc == 0 && sharded) memcpy(st->adam_v, full + st->shard.lo, slice);
-    free(full);
-    uint64_t words[DATA_CURSOR_WORDS];
+    if (rc == 0) rc = get_family(r, "optim/m", m, adam_m, err, errlen);
+    if (rc == 0) rc = get_family(r, "optim/v", m, adam_v, err, errlen);
     int64_t n_words = DATA_CURSOR_WORDS, one = 1;
-    if (rc == 0) rc = ckpt_get(r, "data/cursor", CKPT_U64, words, 1, &n_words, err, errlen);
-    if (rc == 0) rc = ckpt_get_attr_int64(r, "data", "have_cursor", &have_cursor, err, errlen);
-    if (rc == 0) rc = ckpt_get(r, "rng/eval_seed", CKPT_U64, &st->eval_seed, 1, &one, err, errlen);
-    if (rc == 0 && have_cursor) rc = data_cursor_from_words(&st->cursor, words, err, errlen);
-    if (rc == 0 && (stage < 0 || stage >= st->cfg.n_stages)) {
+    if (rc == 0) rc = ckpt_get(r, "data/cursor", CKPT_U64, sc->cursor, 1, &n_words, err, errlen);
+    if (rc == 0) rc = ckpt_get_attr_int64(r, "data", "have_cursor", &sc->have_cursor, err, errlen);
+    if (rc == 0) rc = ckpt_get(r, "rng/eval_seed", CKPT_U64, &sc->eval_seed, 1, &one, err, errlen);
+    data_cursor cursor;
+    if (rc == 0 && sc->have_cursor) rc = data_cursor_from_words(&cursor, sc->cursor, err, errlen);
+    if (rc == 0 && (sc->stage < 0 || sc->stage >= st->cfg.n_stages)) {
         snprintf(err, errlen, "checkpoint %s is at stage %lld, the run file has %d stages", path,
-                 (long long)stage, st->cfg.n_stages);
+                 (long long)sc->stage, st->cfg.n_stages);
         rc = -1;
     }
-    st->stage = (int)stage;
-    st->have_cursor = have_cursor != 0;
     ckpt_close(r);
-    if (rc == 0) {  // whichever backend wrote it, this one computes from it
-        model_push_params(m);
-        moments_to_dev(st);
-    }
     return rc;
 }
 
+// Rank 0 reads the file once; the others receive it: the parameters whole,
+// the moments whole or each rank's slice (parallel.shard), the scalars. A
+// read error on rank 0 reaches every rank as the same line (no rank waits in
+// a broadcast that never comes). Reading on one rank rather than one per
+// node keeps the filesystem's load at one copy of the file whatever the
+// node count; the broadcast runs over the interconnect (docs/slurm.md).
+int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen) {
+    model *m = st->m;
+    bool whole = st->shard.mode == SHARD_NONE;  // every rank holds all n_params moments
+    size_t full_bytes = sizeof(float) * (size_t)m->n_params;
+    float *full_m = st->adam_m, *full_v = st->adam_v;
+    if (!whole) {
+        full_m = st->is_root ? xmalloc(full_bytes) : NULL;
+        full_v = st->is_root ? xmalloc(full_bytes) : NULL;
+    }
+    resume_scalars sc;
+    memset(&sc, 0, sizeof sc);
+    int rc = st->is_root ? read_state(st, path, &sc, full_m, full_v, err, errlen) : 0;
+    char verdict[1024];
+    snprintf(verdict, sizeof verdict, "%s", rc == 0 ? "" : err);
+    dist_bcast_bytes(&st->dist, verdict, sizeof verdict, 0);
+    if (verdict[0]) {
+        if (!whole) {
+            free(full_m);
+            free(full_v);
+        }
+        snprintf(err, errlen, "%s", verdict);
+        return -1;
+    }
+    dist_bcast_bytes(&st->dist, &sc, sizeof sc, 0);
+    dist_bcast_large(&st->dist, m->params, full_bytes, 0);
+    if (whole) {
+        dist_bcast_large(&st->dist, st->adam_m, full_bytes, 0);
+        dist_bcast_large(&st->dist, st->adam_v, full_bytes, 0);
+    } else {
+        dist_shard_scatter_root(&st->dist, st->adam_m, full_m, st->shard.n, st->shard.shard, 0);
+        dist_shard_scatter_root(&st->dist, st->adam_v, full_v, st->shard.n, st->shard.shard, 0);
+        free(full_m);
+        free(full_v);
+    }
+    st->step = sc.step;
+    st->stage = (int)sc.stage;
+    st->stage_step = sc.stage_step;
+    st->stage_extra_steps = sc.stage_extra_steps;
+    st->adam_step = sc.adam_step;
+    st->tokens_seen = sc.tokens_seen;
+    st->eval_seed = sc.eval_seed;
+    st->have_cursor = sc.have_cursor != 0;
+    if (st->have_cursor && data_cursor_from_words(&st->cursor, sc.cursor, err, errlen) != 0)
+        return -1;  // cannot happen: rank 0 decoded the same words
+    // whichever backend wrote it, this one computes from it
+    model_push_params(m);
+    moments_to_dev(st);
+    return 0;
+}
+
 int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen) {
-    char file[4096];  // model.init may name a run directory or its latest
-    if (ckpt_dir_resolve(path, file, sizeof file, err, errlen) != 0) return -1;
-    ckpt_reader *r = ckpt_open(file, err, errlen);
-    if (!r) return -1;
-    int rc = get_family(r, "params", st->m, st->m->params, err, errlen);
-    ckpt_close(r);
-    if (rc == 0) model_push_params(st->m);
-    return rc;
+    int rc = 0;
+    if (st->is_root) {  // one read, as a resume (train_ckpt_load)
+        char file[4096];  // model.init may name a run directory or its latest
+        rc = ckpt_dir_resolve(path, file, sizeof file, err, errlen);
+        ckpt_reader *r = rc == 0 ? ckpt_open(file, err, errlen) : NULL;
+        if (rc == 0 && !r) rc = -1;
+        if (r) {
+            rc = get_family(r, "params", st->m, st->m->params, err, errlen);
+            ckpt_close(r);
+        }
+    }
+    char verdict[1024];
+    snprintf(verdict, sizeof verdict, "%s", rc == 0 ? "" : err);
+    dist_bcast_bytes(&st->dist, verdict, sizeof verdict, 0);
+    if (verdict[0]) {
+        snprintf(err, errlen, "%s", verdict);
+        return -1;
+    }
+    dist_bcast_large(&st->dist, st->m->params, sizeof(float) * (size_t)st->m->n_params, 0);
+    model_push_params(st->m);
+    return 0;
 }

@@ -1,13 +1,15 @@
 // train_ckpt: the training state <-> an HDF5 checkpoint (docs/checkpoint-format.md).
-// Rank 0 writes; every rank reads (checkpoints live on a shared filesystem),
-// so a run resumes on any number of ranks: tensors are global, never sharded.
-// Under parallel.shard on several ranks nothing is gathered: rank 0 writes
-// the file without its big tensors and every rank writes its slices of the
-// parameters and moments into the same global datasets (ckpt_shard.h) and each rank keeps its
-// slice on load, so any shard mode and grid resumes from any other.
+// Rank 0 writes; rank 0 alone reads and broadcasts (the file is read once
+// per job, not once per rank), so a run resumes on any number of ranks:
+// tensors are global, never sharded. Under parallel.shard on several ranks
+// nothing is gathered: rank 0 writes the file without its big tensors and
+// every rank writes its slices of the parameters and moments into the same
+// global datasets (ckpt_shard.h); on load rank 0 scatters each rank its
+// slice of the moments, so any shard mode and grid resumes from any other.
 //
 // Tested by tests/cli/test_resume.sh: a run killed and resumed ends with
-// parameters identical to an uninterrupted run, on 1 and 2 ranks.
+// parameters identical to an uninterrupted run, on 1 and 2 ranks;
+// tests/cli/test_resume_reads.sh: the bytes each rank reads (rank 0 only).
 #pragma once
 
 #include <stddef.h>
@@ -25,12 +27,14 @@ int train_ckpt_save(train_state *st, char *err, size_t errlen);
 // -1 with a message (checkpoints exist but none is readable).
 int train_ckpt_find(const train_state *st, char *path, size_t pathlen, char *err, size_t errlen);
 
-// Restores the full state from path; refuses a checkpoint whose run config
-// differs in a key that cannot change on resume (the message lists them).
+// Collective. Restores the full state from path, read on rank 0 only;
+// refuses a checkpoint whose run config differs in a key that cannot change
+// on resume (the message lists them). -1 on EVERY rank with rank 0's line
+// in err when rank 0 cannot read or accept the file.
 int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen);
 
-// Only the parameters (model.init: start from a trained model); the shapes
-// must match the model config.
+// Collective. Only the parameters (model.init: start from a trained model),
+// read on rank 0 and broadcast; the shapes must match the model config.
 int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen);
 
 // The /rope group of the current stage: its rope_config from the curriculum

@@ -31,6 +31,11 @@ static const backend_impl *const cuda_impl = NULL;
 
 int backend_gpu_count(void) { return cuda_impl ? cuda_impl->gpu_count() : 0; }
 
+int backend_gpu_describe(int device, char *desc, size_t desc_len, char *bus_id, size_t bus_len) {
+    desc[0] = bus_id[0] = '\0';
+    return cuda_impl ? cuda_impl->describe(device, desc, desc_len, bus_id, bus_len) : -1;
+}
+
 backend *backend_create(backend_kind kind, bk_dtype dt, int device, char *err, size_t errlen) {
     if (kind == BACKEND_CPU) {
         CHECK(dt == BK_F32);  // the run config refuses train.dtype bf16 on the cpu

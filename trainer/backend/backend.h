@@ -141,6 +141,11 @@ void backend_free(backend *b);  // no-op for backend_cpu()
 // Number of GPUs visible (0 when built without CUDA).
 int backend_gpu_count(void);
 
+// GPU device for the start-up log: desc "NAME pci BUS driver X.Y runtime
+// X.Y" and its PCI bus id alone ("0000:1b:00.0", for numa_sysfs.h). -1 (and
+// "" in both) when built without CUDA or the device cannot be queried.
+int backend_gpu_describe(int device, char *desc, size_t desc_len, char *bus_id, size_t bus_len);
+
 // Bytes the backend holds now and at most so far (its own allocations and
 // scratch; cpu: 0). For the peak-memory report of a training step.
 void backend_mem_stats(backend *b, size_t *now, size_t *peak);

@@ -362,8 +362,27 @@ static void cuda_mem_stats(backend *b, size_t *now, size_t *peak) {
     *peak = impl_of(b)->peak;
 }
 
+// Versions as CUDA encodes them: 1000 * major + 10 * minor.
+static int cuda_describe(int device, char *desc, size_t desc_len, char *bus_id, size_t bus_len) {
+    struct cudaDeviceProp p;
+    int driver = 0, runtime = 0;
+    if (cudaGetDeviceProperties(&p, device) != cudaSuccess ||
+        cudaDeviceGetPCIBusId(bus_id, (int)bus_len, device) != cudaSuccess ||
+        cudaDriverGetVersion(&driver) != cudaSuccess || cudaRuntimeGetVersion(&runtime) != cudaSuccess) {
+        (void)cudaGetLastError();
+        desc[0] = bus_id[0] = '\0';
+        return -1;
+    }
+    for (char *c = bus_id; *c; c++)  // sysfs spells it in lower case
+        if (*c >= 'A' && *c <= 'F') *c = (char)(*c - 'A' + 'a');
+    snprintf(desc, desc_len, "%s pci %s driver %d.%d runtime %d.%d", p.name, bus_id, driver / 1000,
+             driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+    return 0;
+}
+
 const backend_impl backend_cuda_impl = {.gpu_count = cuda_gpu_count, .create = cuda_create,
-                                        .free = cuda_free, .mem_stats = cuda_mem_stats};
+                                        .free = cuda_free, .mem_stats = cuda_mem_stats,
+                                        .describe = cuda_describe};
 
 void *backend_cuda_stream(backend *b) { return (void *)impl_of(b)->st; }
 int backend_cuda_device(backend *b) { return impl_of(b)->device; }

@@ -16,6 +16,7 @@ typedef struct {
     backend *(*create)(bk_dtype dt, int device, char *err, size_t errlen);
     void (*free)(backend *b);
     void (*mem_stats)(backend *b, size_t *now, size_t *peak);
+    int (*describe)(int device, char *desc, size_t desc_len, char *bus_id, size_t bus_len);
 } backend_impl;
 
 extern const backend_impl backend_cuda_impl;  // defined only in CUDA builds

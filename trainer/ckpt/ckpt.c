@@ -29,6 +29,11 @@ typedef struct {
     void *data;
 } h5_quiet;
 
+// ckpt_bytes_read's count (one process reads on one thread).
+static int64_t bytes_read;
+
+int64_t ckpt_bytes_read(void) { return bytes_read; }
+
 static void quiet_on(h5_quiet *q) {
     H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -759,6 +764,7 @@ static int get_impl(ckpt_reader *r, const char *name, ckpt_dtype dtype, void *ou
         for (int d = 0; d < rank; d++) numel *= dims[d];
         if (numel > 0 && H5Dread(dset, mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
             rc = read_failure(r, name, err, errlen);
+        if (rc == 0) bytes_read += numel * (int64_t)ckpt_dtype_size(dtype);
     }
     H5Oclose(dset);
     return rc;
@@ -1002,6 +1008,9 @@ static int verify_dataset(ckpt_reader *r, const char *name, char *err, size_t er
                 H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
                 H5Dread(dset, mem_type(dtype), mspace, fspace, H5P_DEFAULT, buf) < 0)
                 rc = read_failure(r, name, err, errlen);
+            int64_t got = 1;
+            for (int d = 0; d < rank; d++) got *= (int64_t)count[d];
+            if (rc == 0) bytes_read += got * (int64_t)ckpt_dtype_size(dtype);
             if (mspace >= 0) H5Sclose(mspace);
             // Next chunk, last axis fastest.
             more = false;

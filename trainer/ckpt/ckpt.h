@@ -146,6 +146,11 @@ void ckpt_list_free(char **names, int count);
 // checked; also requires each dataset to carry the Fletcher32 filter.
 int ckpt_verify(const char *path, char *err, size_t errlen);
 
+// Dataset bytes this process has read from checkpoints so far (ckpt_get and
+// ckpt_verify, as stored: decoded elements, not HDF5 metadata): how a resume
+// shows which ranks touched the file and how much of it.
+int64_t ckpt_bytes_read(void);
+
 // `stretch inspect`: attributes of every group (strings with several lines
 // are indented), then each dataset with type and shape (values too when it
 // has at most 16 elements), then totals.

@@ -39,7 +39,7 @@ typedef struct {
 backend_comm *backend_comm_create(backend *bk, dist_ctx *d, int transport, char *err,
                                   size_t errlen);
 void backend_comm_free(backend_comm *c);
-const char *backend_comm_name(const backend_comm *c);  // "mpi", "nccl", "mpi (host-staged)"
+const char *backend_comm_name(const backend_comm *c);  // "mpi", "nccl 2.21.5", "mpi (host-staged)"
 
 // grads: the backend's fp32 gradient buffer (m->dgrads).
 void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n);

@@ -199,6 +199,12 @@ void dist_bcast_bytes(dist_ctx *d, void *buf, size_t bytes, int root) {
         MPI_CHECK(MPI_Bcast(buf, mpi_count((int64_t)bytes, "broadcast"), MPI_BYTE, root, d->world));
 }
 
+void dist_bcast_large(dist_ctx *d, void *buf, size_t bytes, int root) {
+    const size_t piece = (size_t)1 << 30;  // MPI counts are ints
+    for (size_t at = 0; at < bytes; at += piece)
+        dist_bcast_bytes(d, (char *)buf + at, bytes - at < piece ? bytes - at : piece, root);
+}
+
 void dist_local_rank(dist_ctx *d, int *local_rank, int *local_size) {
     *local_rank = 0;
     *local_size = 1;
@@ -380,6 +386,21 @@ void dist_shard_gather_root(dist_ctx *d, float *full, const float *part, int64_t
     const void *send = d->rank == root && part == full + a ? MPI_IN_PLACE : (const void *)part;
     MPI_CHECK(MPI_Gatherv(send, counts[d->rank], MPI_FLOAT, full, counts, displs, MPI_FLOAT, root,
                           d->world));
+    free(counts);
+}
+
+void dist_shard_scatter_root(dist_ctx *d, float *part, const float *full, int64_t n, int64_t shard,
+                             int root) {
+    int64_t a, b;
+    own_range(d, n, shard, d->rank, &a, &b);
+    if (!d->mpi || d->size == 1) {
+        if (full != part) memcpy(part, full + a, sizeof(float) * (size_t)(b - a));
+        return;
+    }
+    int *counts = xcalloc((size_t)d->size * 2, sizeof(int)), *displs = counts + d->size;
+    shard_counts(d, n, shard, counts, displs);
+    MPI_CHECK(MPI_Scatterv(full, counts, displs, MPI_FLOAT, part, counts[d->rank], MPI_FLOAT, root,
+                           d->world));
     free(counts);
 }
 

@@ -95,6 +95,8 @@ bool dist_any(dist_ctx *d, bool local);
 void dist_barrier(dist_ctx *d);
 // buf (bytes) of rank root to every rank (the NCCL unique id).
 void dist_bcast_bytes(dist_ctx *d, void *buf, size_t bytes, int root);
+// The same for buffers of any size (1 GiB pieces): a resume's tensors.
+void dist_bcast_large(dist_ctx *d, void *buf, size_t bytes, int root);
 // This rank's index among the ranks on its node, and their count (which GPU
 // a rank takes; whether ranks share one).
 void dist_local_rank(dist_ctx *d, int *local_rank, int *local_size);
@@ -175,6 +177,10 @@ void dist_shard_allgather(dist_ctx *d, void *buf, int64_t n, int64_t shard, dist
 // root's full). For checkpoints of sharded state written by one rank.
 void dist_shard_gather_root(dist_ctx *d, float *full, const float *part, int64_t n, int64_t shard,
                             int root);
+// The inverse: every rank's part <- its slice of rank root's full
+// (MPI_Scatterv; full is only read on root). For a resume read by one rank.
+void dist_shard_scatter_root(dist_ctx *d, float *part, const float *full, int64_t n, int64_t shard,
+                             int root);
 
 // grads (n) <- sum over all ranks, in DIST_BUCKET_FLOATS buckets.
 void dist_allreduce_grads(dist_ctx *d, float *grads, int64_t n);

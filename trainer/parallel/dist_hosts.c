@@ -9,8 +9,9 @@
 #include <unistd.h>
 
 #include "die.h"
+#include "numa_sysfs.h"
 
-enum { LINE = 256 };
+enum { LINE = 512 };
 
 static void own_host(char *name, size_t len) {
     if (gethostname(name, len) != 0) snprintf(name, len, "?");
@@ -70,7 +71,7 @@ static void cpu_list(char *out, size_t len) {
 }
 
 void dist_log_placement(dist_ctx *d, const char *extra) {
-    char host[64], cpus[96], line[LINE];
+    char host[64], cpus[160], line[LINE];
     own_host(host, sizeof host);
     cpu_list(cpus, sizeof cpus);
     int lr, ls;
@@ -84,4 +85,15 @@ void dist_log_placement(dist_ctx *d, const char *extra) {
         fflush(stdout);
     }
     free(all);
+}
+
+void dist_warn_gpu_numa(const dist_ctx *d, const char *bus_id) {
+    cpu_set_t set;
+    char msg[384], host[64];
+    if (!bus_id || !*bus_id || sched_getaffinity(0, sizeof set, &set) != 0) return;
+    if (numa_gpu_check(bus_id, &set, msg, sizeof msg) != 1) return;
+    own_host(host, sizeof host);
+    fprintf(stderr, "stretch: warning: rank %d (host %s): %s; bind each rank to its GPU's cores "
+                    "(docs/slurm.md, placement)\n", d->rank, host, msg);
+    fflush(stderr);
 }

@@ -43,6 +43,7 @@ typedef struct {
 // Returns NULL with one line in err (e.g. nccl forced with ranks sharing a GPU).
 gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t errlen);
 void gpu_comm_free(gpu_comm *c);
+// "mpi", or "nccl X.Y.Z" with the version of the NCCL library loaded (ncclGetVersion).
 const char *gpu_comm_name(const gpu_comm *c);
 
 // Ring shift on the sp ring (as dist_ring_shift), device buffers: sends

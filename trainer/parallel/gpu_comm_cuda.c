@@ -22,6 +22,7 @@ enum { N_TAGS = 8 };
 
 struct gpu_comm {
     gpu_comm_kind kind;
+    char name[32];            // "nccl 2.21.5" (the library loaded, for the start-up log), "mpi"
     backend *bk;
     dist_ctx *d;
     cudaStream_t compute;     // the backend's stream
@@ -95,7 +96,11 @@ gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t 
     c->bk = bk;
     c->d = d;
     c->compute = (cudaStream_t)backend_cuda_stream(bk);
+    snprintf(c->name, sizeof c->name, "mpi");
     if (c->kind == GPU_COMM_NCCL) {
+        int v = 0;  // NCCL_VERSION_CODE form: major * 10000 + minor * 100 + patch (2.9 on)
+        NCCL_CHECK(ncclGetVersion(&v));
+        snprintf(c->name, sizeof c->name, "nccl %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
         ncclUniqueId id;
         if (d->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
         dist_bcast_bytes(d, &id, sizeof id, 0);
@@ -129,7 +134,7 @@ void gpu_comm_free(gpu_comm *c) {
     free(c);
 }
 
-const char *gpu_comm_name(const gpu_comm *c) { return c->kind == GPU_COMM_NCCL ? "nccl" : "mpi"; }
+const char *gpu_comm_name(const gpu_comm *c) { return c->name; }
 dist_ctx *gpu_comm_dist(gpu_comm *c) { return c->d; }
 backend *gpu_comm_backend(gpu_comm *c) { return c->bk; }
 
