@@ -21,7 +21,7 @@ int stretch_attn_fwd(void *out, float *lse, const void *q, const void *k, const 
                      void *stream) {
     attn_shape s = shape(B, T, H, Hkv, D, causal);
     if (!cu_attn_supported(&s)) return -1;
-    cu_attn_forward(out, lse, q, k, v, NULL, NULL, &s, bf16 ? CU_BF16 : CU_F32,
+    cu_attn_forward(out, lse, q, k, v, NULL, &s, bf16 ? CU_BF16 : CU_F32,
                     (cudaStream_t)stream);
     return 0;
 }
@@ -32,7 +32,7 @@ int stretch_attn_bwd(float *dq, float *dk, float *dv, const void *dout, const vo
                      int bf16, void *stream) {
     attn_shape s = shape(B, T, H, Hkv, D, causal);
     if (!cu_attn_supported(&s)) return -1;
-    cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta, NULL, NULL, &s,
+    cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta, NULL, &s,
                      bf16 ? CU_BF16 : CU_F32, (cudaStream_t)stream);
     return 0;
 }

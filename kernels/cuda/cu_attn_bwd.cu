@@ -5,14 +5,19 @@
 // element is summed by one thread in a fixed order.
 //   dkdv  one CTA per (b, kv head, tile of 64 keys); 4 warps, 16 keys each.
 //         dK, dV of the tile stay in registers while the CTA loops over the
-//         G query heads of the kv head and, for each, the query tiles that
-//         can see the keys (causal: from the diagonal on). Per query tile:
+//         G query heads of the kv head and, for each, the queries that can
+//         see the keys (their spans, cu_attn_tile.cuh: from the diagonal or
+//         the document start, whichever is later, to the document end), in
+//         tiles starting there. Per query tile:
 //           S^T = K Q^T, P^T = 2^(S^T c - lse2)     (P recomputed from lse)
 //           dV += P^T dO
 //           dP^T = V dO^T, dS^T = scale P^T (dP^T - delta)
 //           dK += dS^T Q
-//   dq    one CTA per (b, head, tile of 64 queries), like the forward:
+//   dq    one CTA per (b, head, tile of 64 queries), like the forward (the
+//         keys of the rows' spans only):
 //           S = Q K^T, P, dP = dO V^T, dS, dQ += dS K
+// In both, a warp skips the mask where its 16 rows see the whole tile and
+// skips the tile where they see none of it.
 // The price of determinism over FA2's atomic dQ: S and dP are computed
 // twice, 7 tile products per (query, key) tile instead of 5 (1.4x the
 // FLOPs); the reward is bitwise-reproducible gradients and no fp32 dQ
@@ -64,7 +69,7 @@ template <int D>
 __global__ void __launch_bounds__(BWD_THREADS)
     attn_bwd_dkdv_bf16_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
                               const bf16 *k, const bf16 *v, const float *lse, const float *delta,
-                              const int32_t *seg_q, const int32_t *seg_k, attn_shape s)
+                              cu_attn_docs docs, attn_shape s)
 {
     constexpr int BQ = dkdv_bq<D>(), SROW = D + 8, NB_S = BQ / 8, NB_D = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -79,22 +84,30 @@ __global__ void __launch_bounds__(BWD_THREADS)
     const int64_t j0 = (int64_t)blockIdx.x * BWD_BKV;
     const int hk = blockIdx.y, G = s.H / s.Hkv;
     const int64_t b = blockIdx.z;
-    const attn_mask m = make_mask(s, seg_q, seg_k, b);
+    const attn_mask m = make_mask(s, docs, b);
     const int64_t ldq = (int64_t)s.H * D, ldk = (int64_t)s.Hkv * D;
     const float c = s.scale * CU_ATTN_LOG2E;
     const int wrow = warp * 16;
     const int64_t jw = j0 + wrow;  // this warp's first key
 
-    // Query tiles [qt_first, n_qt) of each of the G heads can see this key tile.
-    const int64_t qt_first = query_begin(m, j0) / BQ;
-    const int64_t n_qt = (s.Tq + BQ - 1) / BQ;
-    if (qt_first >= n_qt) return;  // nothing sees these keys: dK, dV += 0
-    const int64_t nq = n_qt - qt_first, n_it = G * nq;
+    // Query tiles of BQ rows from the first query that sees a key of the
+    // tile, for each of the G heads.
+    const int64_t cols = s.Tk - j0 < BWD_BKV ? s.Tk - j0 : BWD_BKV;
+    const row_span qs = key_tile_span(m, j0, cols);
+    if (qs.hi <= qs.lo) return;  // nothing sees these keys: dK, dV += 0
+    const int64_t nq = (qs.hi - qs.lo + BQ - 1) / BQ, n_it = G * nq;
+    row_span sp[2];  // queries that see the thread's keys g and g + 8
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int64_t j = jw + g + r * 8;
+        sp[r] = j < s.Tk ? key_span(m, j) : no_span();
+    }
+    const warp_spans ws = summarise_warp(sp, m.sq != NULL);
 
     // Loads the query-side tiles of iteration it into stage st.
     auto load_q_side = [&](int64_t it, int st) {
         const int h = hk * G + (int)(it / nq);
-        const int64_t i0 = (qt_first + it % nq) * BQ;
+        const int64_t i0 = qs.lo + it % nq * BQ;
         const int64_t qoff = ((b * s.Tq + i0) * s.H + h) * D;
         load_tile_async<D, BQ, BWD_THREADS>(Qs + st * BQ * SROW, q + qoff, ldq, s.Tq - i0, tid);
         load_tile_async<D, BQ, BWD_THREADS>(dOs + st * BQ * SROW, dout + qoff, ldq, s.Tq - i0,
@@ -130,39 +143,44 @@ __global__ void __launch_bounds__(BWD_THREADS)
             cp_async_wait<0>();
         }
         __syncthreads();
-        const int64_t i0 = (qt_first + it % nq) * BQ;
+        if (tid == 0) CU_ATTN_COUNT_TILE(2);
+        const int64_t i0 = qs.lo + it % nq * BQ;
         const bf16 *Qst = Qs + st * BQ * SROW, *dOst = dOs + st * BQ * SROW;
         const float *lse_t = lses + st * BQ, *del_t = dels + st * BQ;
 
-        // P^T: rows = this warp's 16 keys, columns = BQ queries.
-        float sacc[NB_S][4];
-        zero_acc<NB_S>(sacc);
-        warp_mma_smem_nt<NB_S, D>(sacc, Ks + wrow * SROW, SROW, Qst, SROW, lane);
-        const bool need_mask = tile_needs_mask(m, i0, BQ, jw, 16);
+        if (!warp_sees_none(ws, i0, BQ)) {
+            // P^T: rows = this warp's 16 keys, columns = BQ queries.
+            float sacc[NB_S][4];
+            zero_acc<NB_S>(sacc);
+            warp_mma_smem_nt<NB_S, D>(sacc, Ks + wrow * SROW, SROW, Qst, SROW, lane);
+            const bool need_mask = !warp_sees_all(ws, i0, BQ);
 #pragma unroll
-        for (int n = 0; n < NB_S; n++)
+            for (int n = 0; n < NB_S; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int col = n * 8 + 2 * t + (e & 1);
-                float p = fast_exp2(sacc[n][e] * c - lse_to_log2(lse_t[col]));
-                if (need_mask && !visible(m, i0 + col, jw + g + (e / 2) * 8)) p = 0.0f;
-                sacc[n][e] = p;
-            }
+                for (int e = 0; e < 4; e++) {
+                    const int col = n * 8 + 2 * t + (e & 1);
+                    float p = fast_exp2(sacc[n][e] * c - lse_to_log2(lse_t[col]));
+                    if (need_mask &&
+                        !span_visible(m, sp[e / 2], i0 + col, i0 + col, jw + g + (e / 2) * 8))
+                        p = 0.0f;
+                    sacc[n][e] = p;
+                }
 
-        warp_mma_reg_nn<NB_D, BQ / 16>(dva, sacc, dOst, SROW, lane);  // dV += P^T dO
+            warp_mma_reg_nn<NB_D, BQ / 16>(dva, sacc, dOst, SROW, lane);  // dV += P^T dO
 
-        float dpacc[NB_S][4];
-        zero_acc<NB_S>(dpacc);
-        warp_mma_smem_nt<NB_S, D>(dpacc, Vs + wrow * SROW, SROW, dOst, SROW, lane);
+            float dpacc[NB_S][4];
+            zero_acc<NB_S>(dpacc);
+            warp_mma_smem_nt<NB_S, D>(dpacc, Vs + wrow * SROW, SROW, dOst, SROW, lane);
 #pragma unroll
-        for (int n = 0; n < NB_S; n++)
+            for (int n = 0; n < NB_S; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int col = n * 8 + 2 * t + (e & 1);
-                sacc[n][e] = s.scale * sacc[n][e] * (dpacc[n][e] - del_t[col]);
-            }
+                for (int e = 0; e < 4; e++) {
+                    const int col = n * 8 + 2 * t + (e & 1);
+                    sacc[n][e] = s.scale * sacc[n][e] * (dpacc[n][e] - del_t[col]);
+                }
 
-        warp_mma_reg_nn<NB_D, BQ / 16>(dka, sacc, Qst, SROW, lane);  // dK += dS^T Q
+            warp_mma_reg_nn<NB_D, BQ / 16>(dka, sacc, Qst, SROW, lane);  // dK += dS^T Q
+        }
         __syncthreads();  // every warp is done with this stage before it is refilled
     }
 
@@ -188,7 +206,7 @@ template <int D>
 __global__ void __launch_bounds__(BWD_THREADS)
     attn_bwd_dq_bf16_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k,
                             const bf16 *v, const float *lse, const float *delta,
-                            const int32_t *seg_q, const int32_t *seg_k, attn_shape s)
+                            cu_attn_docs docs, attn_shape s)
 {
     constexpr int SROW = D + 8, NB_S = DQ_BC / 8, NB_D = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -204,38 +222,41 @@ __global__ void __launch_bounds__(BWD_THREADS)
     const int hk = h / (s.H / s.Hkv);
     const int64_t i0 = qt * DQ_BR;
     const int64_t rows = s.Tq - i0 < DQ_BR ? s.Tq - i0 : DQ_BR;
-    const attn_mask m = make_mask(s, seg_q, seg_k, b);
+    const attn_mask m = make_mask(s, docs, b);
     const int64_t ldq = (int64_t)s.H * D, ldk = (int64_t)s.Hkv * D;
     const int64_t qoff = ((b * s.Tq + i0) * s.H + h) * D;
     const bf16 *Kg = k + (b * s.Tk * s.Hkv + hk) * D, *Vg = v + (b * s.Tk * s.Hkv + hk) * D;
-    const int64_t kend = key_end(m, i0, rows);
-    const int n_kt = (int)((kend + DQ_BC - 1) / DQ_BC);
+    const row_span keys = query_tile_span(m, i0, rows);
+    const int n_kt = (keys.hi - keys.lo + DQ_BC - 1) / DQ_BC;
     const float c = s.scale * CU_ATTN_LOG2E;
     const int wrow = warp * 16;
     const int64_t iw = i0 + wrow;
     if (n_kt == 0) return;
 
-    // lse2 and delta of the thread's two rows (g, g + 8).
+    // lse2, delta and the span of the thread's two rows (g, g + 8).
     float lse2[2], dl[2];
+    row_span sp[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const int64_t i = iw + g + r * 8;
         const bool ok = i < s.Tq;
         lse2[r] = ok ? lse_to_log2(lse[(b * s.H + h) * s.Tq + i]) : INFINITY;
         dl[r] = ok ? delta[(b * s.H + h) * s.Tq + i] : 0.0f;
+        sp[r] = ok ? query_span(m, i) : no_span();
     }
+    const warp_spans ws = summarise_warp(sp, m.sq != NULL);
 
     load_tile_async<D, DQ_BR, BWD_THREADS>(Qs, q + qoff, ldq, rows, tid);
     load_tile_async<D, DQ_BR, BWD_THREADS>(dOs, dout + qoff, ldq, rows, tid);
-    load_tile_async<D, DQ_BC, BWD_THREADS>(Ks, Kg, ldk, s.Tk, tid);
-    load_tile_async<D, DQ_BC, BWD_THREADS>(Vs, Vg, ldk, s.Tk, tid);
+    load_tile_async<D, DQ_BC, BWD_THREADS>(Ks, Kg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
+    load_tile_async<D, DQ_BC, BWD_THREADS>(Vs, Vg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
     cp_async_commit();
 
     float dqa[NB_D][4];
     zero_acc<NB_D>(dqa);
     for (int kt = 0; kt < n_kt; kt++) {
         const int st = kt & 1;
-        const int64_t j0 = (int64_t)kt * DQ_BC;
+        const int64_t j0 = keys.lo + (int64_t)kt * DQ_BC;
         if (kt + 1 < n_kt) {
             const int64_t j1 = j0 + DQ_BC;
             load_tile_async<D, DQ_BC, BWD_THREADS>(Ks + (st ^ 1) * DQ_BC * SROW, Kg + j1 * ldk,
@@ -248,32 +269,36 @@ __global__ void __launch_bounds__(BWD_THREADS)
             cp_async_wait<0>();
         }
         __syncthreads();
+        if (tid == 0) CU_ATTN_COUNT_TILE(1);
         const bf16 *Kst = Ks + st * DQ_BC * SROW, *Vst = Vs + st * DQ_BC * SROW;
 
-        float sacc[NB_S][4];
-        zero_acc<NB_S>(sacc);
-        warp_mma_smem_nt<NB_S, D>(sacc, Qs + wrow * SROW, SROW, Kst, SROW, lane);
-        const bool need_mask = tile_needs_mask(m, iw, 16, j0, DQ_BC);
+        if (!warp_sees_none(ws, j0, DQ_BC)) {
+            float sacc[NB_S][4];
+            zero_acc<NB_S>(sacc);
+            warp_mma_smem_nt<NB_S, D>(sacc, Qs + wrow * SROW, SROW, Kst, SROW, lane);
+            const bool need_mask = !warp_sees_all(ws, j0, DQ_BC);
 #pragma unroll
-        for (int n = 0; n < NB_S; n++)
+            for (int n = 0; n < NB_S; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float p = fast_exp2(sacc[n][e] * c - lse2[e / 2]);
-                if (need_mask && !visible(m, iw + g + (e / 2) * 8, j0 + n * 8 + 2 * t + (e & 1)))
-                    p = 0.0f;
-                sacc[n][e] = p;
-            }
+                for (int e = 0; e < 4; e++) {
+                    float p = fast_exp2(sacc[n][e] * c - lse2[e / 2]);
+                    const int64_t j = j0 + n * 8 + 2 * t + (e & 1);
+                    if (need_mask && !span_visible(m, sp[e / 2], j, iw + g + (e / 2) * 8, j))
+                        p = 0.0f;
+                    sacc[n][e] = p;
+                }
 
-        float dpacc[NB_S][4];
-        zero_acc<NB_S>(dpacc);
-        warp_mma_smem_nt<NB_S, D>(dpacc, dOs + wrow * SROW, SROW, Vst, SROW, lane);
+            float dpacc[NB_S][4];
+            zero_acc<NB_S>(dpacc);
+            warp_mma_smem_nt<NB_S, D>(dpacc, dOs + wrow * SROW, SROW, Vst, SROW, lane);
 #pragma unroll
-        for (int n = 0; n < NB_S; n++)
+            for (int n = 0; n < NB_S; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++)
-                sacc[n][e] = s.scale * sacc[n][e] * (dpacc[n][e] - dl[e / 2]);
+                for (int e = 0; e < 4; e++)
+                    sacc[n][e] = s.scale * sacc[n][e] * (dpacc[n][e] - dl[e / 2]);
 
-        warp_mma_reg_nn<NB_D, DQ_BC / 16>(dqa, sacc, Kst, SROW, lane);  // dQ += dS K
+            warp_mma_reg_nn<NB_D, DQ_BC / 16>(dqa, sacc, Kst, SROW, lane);  // dQ += dS K
+        }
         __syncthreads();
     }
 
@@ -294,8 +319,7 @@ __global__ void __launch_bounds__(BWD_THREADS)
 template <int D>
 static void launch_bwd_bf16(float *dq, float *dk, float *dv, const void *dout, const void *q,
                             const void *k, const void *v, const float *lse, const float *delta,
-                            const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s,
-                            cudaStream_t st)
+                            cu_attn_docs docs, const attn_shape *s, cudaStream_t st)
 {
     const int smem_dq = dq_smem_bytes<D>(), smem_kv = dkdv_smem_bytes<D>();
     set_smem_limit(attn_bwd_dq_bf16_kernel<D>, smem_dq);
@@ -303,12 +327,12 @@ static void launch_bwd_bf16(float *dq, float *dk, float *dv, const void *dout, c
     dim3 gq((unsigned)((s->Tq + DQ_BR - 1) / DQ_BR), (unsigned)s->H, (unsigned)s->B);
     attn_bwd_dq_bf16_kernel<D><<<gq, BWD_THREADS, smem_dq, st>>>(
         dq, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, delta,
-        seg_q, seg_k, *s);
+        docs, *s);
     CU_CHECK_LAUNCH();
     dim3 gk((unsigned)((s->Tk + BWD_BKV - 1) / BWD_BKV), (unsigned)s->Hkv, (unsigned)s->B);
     attn_bwd_dkdv_bf16_kernel<D><<<gk, BWD_THREADS, smem_kv, st>>>(
         dk, dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, delta,
-        seg_q, seg_k, *s);
+        docs, *s);
     CU_CHECK_LAUNCH();
 }
 
@@ -366,29 +390,29 @@ void cu_attn_backward_delta(float *delta, const void *dout, const void *out, int
 
 void cu_attn_block_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
                             const void *k, const void *v, const float *lse, const float *delta,
-                            const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s,
-                            cu_dtype dt, cudaStream_t st)
+                            const cu_attn_docs *docs, const attn_shape *s, cu_dtype dt,
+                            cudaStream_t st)
 {
     cu_attn_check_shape(s);
     if (cu_attn_block_masked(s)) return;
+    const cu_attn_docs d = cu_attn_docs_of(docs);
     if (dt == CU_F32)
         cu_attn_f32_block_backward(dq, dk, dv, (const float *)dout, (const float *)q,
-                                   (const float *)k, (const float *)v, lse, delta, seg_q, seg_k,
-                                   s, st);
+                                   (const float *)k, (const float *)v, lse, delta, d, s, st);
     else if (s->D == 64)
-        launch_bwd_bf16<64>(dq, dk, dv, dout, q, k, v, lse, delta, seg_q, seg_k, s, st);
+        launch_bwd_bf16<64>(dq, dk, dv, dout, q, k, v, lse, delta, d, s, st);
     else
-        launch_bwd_bf16<128>(dq, dk, dv, dout, q, k, v, lse, delta, seg_q, seg_k, s, st);
+        launch_bwd_bf16<128>(dq, dk, dv, dout, q, k, v, lse, delta, d, s, st);
 }
 
 void cu_attn_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
                       const void *k, const void *v, const void *out, const float *lse,
-                      float *delta, const int32_t *seg_q, const int32_t *seg_k,
-                      const attn_shape *s, cu_dtype dt, cudaStream_t st)
+                      float *delta, const cu_attn_docs *docs, const attn_shape *s, cu_dtype dt,
+                      cudaStream_t st)
 {
     cu_attn_check_shape(s);
     if (s->Tq != s->Tk || s->q_start != s->k_start)
         die("cu_attn_backward: whole attention needs Tq == Tk and q_start == k_start");
     cu_attn_backward_delta(delta, dout, out, s->B, s->Tq, s->H, s->D, dt, st);
-    cu_attn_block_backward(dq, dk, dv, dout, q, k, v, lse, delta, seg_q, seg_k, s, dt, st);
+    cu_attn_block_backward(dq, dk, dv, dout, q, k, v, lse, delta, docs, s, dt, st);
 }

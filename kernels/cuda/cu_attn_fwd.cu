@@ -18,13 +18,16 @@
 // D = 128: 1 / 2; registers may cap it lower (see the -Xptxas=-v report).
 // No wgmma / TMA yet: this is the portable FA2 path (HMMA on Hopper too).
 //
-// Causal: a query tile loops only up to the causal horizon of its last row
-// (key_end), so tiles above the diagonal cost nothing; only tiles that
-// straddle the diagonal, hold rows/keys past the end, or have segment ids
-// test each element. The grid runs query tiles last-first (longest first).
+// Which keys: a query tile loops only over the keys its rows may see (the
+// rows' spans, cu_attn_tile.cuh): from the first row's document start to the
+// last row's causal horizon / document end, so key tiles past the diagonal
+// or wholly in other documents cost nothing. A warp whose rows all see the
+// whole key tile skips the mask; a warp whose rows see none of it skips the
+// tile (it still takes part in the CTA's loads and barriers). The grid runs
+// query tiles last-first (longest first under a causal mask).
 // Ring block form: all masking is on global indices (q_start, k_start), so a
 // key block entirely in the future is skipped on the host (launch-free) and
-// partially visible blocks fall out of the same horizon.
+// partially visible blocks fall out of the same spans.
 #include "cu_attn.h"
 #include "cu_attn_f32.h"
 #include "cu_attn_tile.cuh"
@@ -43,7 +46,7 @@ static constexpr int fwd_smem_bytes()
 template <int D, bool MERGE>
 __global__ void __launch_bounds__(FWD_THREADS)
     attn_fwd_bf16_kernel(float *out_acc, bf16 *out, float *lse, const bf16 *q, const bf16 *k,
-                         const bf16 *v, const int32_t *seg_q, const int32_t *seg_k, attn_shape s)
+                         const bf16 *v, cu_attn_docs docs, attn_shape s)
 {
     constexpr int SROW = D + 8, NB_S = FWD_BC / 8, NB_O = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -58,16 +61,23 @@ __global__ void __launch_bounds__(FWD_THREADS)
     const int hk = h / (s.H / s.Hkv);
     const int64_t i0 = qt * FWD_BR;
     const int64_t rows = s.Tq - i0 < FWD_BR ? s.Tq - i0 : FWD_BR;
-    const attn_mask m = make_mask(s, seg_q, seg_k, b);
+    const attn_mask m = make_mask(s, docs, b);
     const int64_t ldq = (int64_t)s.H * D, ldk = (int64_t)s.Hkv * D;
     const bf16 *Qg = q + ((b * s.Tq + i0) * s.H + h) * D;
     const bf16 *Kg = k + (b * s.Tk * s.Hkv + hk) * D;
     const bf16 *Vg = v + (b * s.Tk * s.Hkv + hk) * D;
-    const int64_t kend = key_end(m, i0, rows);
-    const int n_kt = (int)((kend + FWD_BC - 1) / FWD_BC);
+    const row_span keys = query_tile_span(m, i0, rows);  // keys of the whole tile
+    const int n_kt = (keys.hi - keys.lo + FWD_BC - 1) / FWD_BC;
     const float c = s.scale * CU_ATTN_LOG2E;
     const int wrow = warp * 16;  // this warp's first row in the tile
     const int64_t iw = i0 + wrow;
+    row_span sp[2];  // keys of the thread's rows g and g + 8
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int64_t i = iw + g + r * 8;
+        sp[r] = i < s.Tq ? query_span(m, i) : no_span();
+    }
+    const warp_spans ws = summarise_warp(sp, m.sq != NULL);
 
     float o[NB_O][4];
     zero_acc<NB_O>(o);
@@ -75,13 +85,13 @@ __global__ void __launch_bounds__(FWD_THREADS)
 
     if (n_kt > 0) {
         load_tile_async<D, FWD_BR, FWD_THREADS>(Qs, Qg, ldq, rows, tid);
-        load_tile_async<D, FWD_BC, FWD_THREADS>(Ks, Kg, ldk, s.Tk, tid);
-        load_tile_async<D, FWD_BC, FWD_THREADS>(Vs, Vg, ldk, s.Tk, tid);
+        load_tile_async<D, FWD_BC, FWD_THREADS>(Ks, Kg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
+        load_tile_async<D, FWD_BC, FWD_THREADS>(Vs, Vg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
         cp_async_commit();
     }
     for (int kt = 0; kt < n_kt; kt++) {
         const int stage = kt & 1;
-        const int64_t j0 = (int64_t)kt * FWD_BC;
+        const int64_t j0 = keys.lo + (int64_t)kt * FWD_BC;
         if (kt + 1 < n_kt) {  // prefetch the next key tile into the other stage
             const int64_t j1 = j0 + FWD_BC;
             load_tile_async<D, FWD_BC, FWD_THREADS>(Ks + (stage ^ 1) * FWD_BC * SROW,
@@ -94,60 +104,64 @@ __global__ void __launch_bounds__(FWD_THREADS)
             cp_async_wait<0>();
         }
         __syncthreads();
+        if (tid == 0) CU_ATTN_COUNT_TILE(0);
         const bf16 *Kst = Ks + stage * FWD_BC * SROW, *Vst = Vs + stage * FWD_BC * SROW;
 
-        float sacc[NB_S][4];
-        zero_acc<NB_S>(sacc);
-        warp_mma_smem_nt<NB_S, D>(sacc, Qs + wrow * SROW, SROW, Kst, SROW, lane);
+        if (!warp_sees_none(ws, j0, FWD_BC)) {
+            float sacc[NB_S][4];
+            zero_acc<NB_S>(sacc);
+            warp_mma_smem_nt<NB_S, D>(sacc, Qs + wrow * SROW, SROW, Kst, SROW, lane);
 
-        // Scores in log2 units, masked to -inf.
-        const bool need_mask = tile_needs_mask(m, iw, 16, j0, FWD_BC);
+            // Scores in log2 units, masked to -inf.
+            const bool need_mask = !warp_sees_all(ws, j0, FWD_BC);
 #pragma unroll
-        for (int n = 0; n < NB_S; n++)
+            for (int n = 0; n < NB_S; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = sacc[n][e] * c;
-                if (need_mask && !visible(m, iw + g + (e / 2) * 8, j0 + n * 8 + 2 * t + (e & 1)))
-                    x = -INFINITY;
-                sacc[n][e] = x;
+                for (int e = 0; e < 4; e++) {
+                    float x = sacc[n][e] * c;
+                    const int64_t j = j0 + n * 8 + 2 * t + (e & 1);
+                    if (need_mask && !span_visible(m, sp[e / 2], j, iw + g + (e / 2) * 8, j))
+                        x = -INFINITY;
+                    sacc[n][e] = x;
+                }
+
+            // Online softmax for the thread's two rows (g and g + 8); a row's 64
+            // scores are spread over the 4 lanes of a quad.
+            float mx[2] = {m_run[0], m_run[1]};
+#pragma unroll
+            for (int n = 0; n < NB_S; n++) {
+                mx[0] = fmaxf(mx[0], fmaxf(sacc[n][0], sacc[n][1]));
+                mx[1] = fmaxf(mx[1], fmaxf(sacc[n][2], sacc[n][3]));
             }
-
-        // Online softmax for the thread's two rows (g and g + 8); a row's 64
-        // scores are spread over the 4 lanes of a quad.
-        float mx[2] = {m_run[0], m_run[1]};
+            float mu[2], alpha[2], lsum[2] = {0.0f, 0.0f};
 #pragma unroll
-        for (int n = 0; n < NB_S; n++) {
-            mx[0] = fmaxf(mx[0], fmaxf(sacc[n][0], sacc[n][1]));
-            mx[1] = fmaxf(mx[1], fmaxf(sacc[n][2], sacc[n][3]));
-        }
-        float mu[2], alpha[2], lsum[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            mu[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // nothing visible yet: p = 0, no NaN
-            alpha[r] = fast_exp2(m_run[r] - mu[r]);
-            m_run[r] = mx[r];
-        }
-#pragma unroll
-        for (int n = 0; n < NB_S; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float p = fast_exp2(sacc[n][e] - mu[e / 2]);
-                sacc[n][e] = p;
-                lsum[e / 2] += p;
+            for (int r = 0; r < 2; r++) {
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+                mu[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // nothing visible yet: p = 0, no NaN
+                alpha[r] = fast_exp2(m_run[r] - mu[r]);
+                m_run[r] = mx[r];
             }
 #pragma unroll
-        for (int r = 0; r < 2; r++) l_run[r] = l_run[r] * alpha[r] + lsum[r];
+            for (int n = 0; n < NB_S; n++)
 #pragma unroll
-        for (int n = 0; n < NB_O; n++) {
-            o[n][0] *= alpha[0];
-            o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1];
-            o[n][3] *= alpha[1];
-        }
+                for (int e = 0; e < 4; e++) {
+                    float p = fast_exp2(sacc[n][e] - mu[e / 2]);
+                    sacc[n][e] = p;
+                    lsum[e / 2] += p;
+                }
+#pragma unroll
+            for (int r = 0; r < 2; r++) l_run[r] = l_run[r] * alpha[r] + lsum[r];
+#pragma unroll
+            for (int n = 0; n < NB_O; n++) {
+                o[n][0] *= alpha[0];
+                o[n][1] *= alpha[0];
+                o[n][2] *= alpha[1];
+                o[n][3] *= alpha[1];
+            }
 
-        warp_mma_reg_nn<NB_O, FWD_BC / 16>(o, sacc, Vst, SROW, lane);
+            warp_mma_reg_nn<NB_O, FWD_BC / 16>(o, sacc, Vst, SROW, lane);
+        }
         __syncthreads();  // every warp is done with this stage before it is refilled
     }
 
@@ -188,15 +202,14 @@ __global__ void __launch_bounds__(FWD_THREADS)
 
 template <int D, bool MERGE>
 static void launch_fwd_bf16(float *out_acc, void *out, float *lse, const void *q, const void *k,
-                            const void *v, const int32_t *seg_q, const int32_t *seg_k,
-                            const attn_shape *s, cudaStream_t st)
+                            const void *v, cu_attn_docs docs, const attn_shape *s,
+                            cudaStream_t st)
 {
     const int smem = fwd_smem_bytes<D>();
     set_smem_limit(attn_fwd_bf16_kernel<D, MERGE>, smem);
     dim3 grid((unsigned)((s->Tq + FWD_BR - 1) / FWD_BR), (unsigned)s->H, (unsigned)s->B);
     attn_fwd_bf16_kernel<D, MERGE><<<grid, FWD_THREADS, smem, st>>>(
-        out_acc, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, seg_q,
-        seg_k, *s);
+        out_acc, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, docs, *s);
     CU_CHECK_LAUNCH();
 }
 
@@ -206,14 +219,17 @@ static void launch_fwd_bf16(float *out_acc, void *out, float *lse, const void *q
 bool cu_attn_supported(const attn_shape *s)
 {
     return s && (s->D == 64 || s->D == 128) && s->H > 0 && s->Hkv > 0 && s->H % s->Hkv == 0 &&
-           s->B >= 0 && s->Tq >= 0 && s->Tk >= 0 && s->B <= 65535 && s->H <= 65535;
+           s->B >= 0 && s->Tq >= 0 && s->Tk >= 0 && s->B <= 65535 && s->H <= 65535 &&
+           s->Tq < INT_MAX / 2 && s->Tk < INT_MAX / 2;
 }
 
 void cu_attn_check_shape(const attn_shape *s)
 {
     if (!cu_attn_supported(s))
-        die("cu_attn: unsupported shape (D=%d H=%d Hkv=%d): D must be 64 or 128, H %% Hkv == 0",
-            s ? s->D : 0, s ? s->H : 0, s ? s->Hkv : 0);
+        die("cu_attn: unsupported shape (D=%d H=%d Hkv=%d Tq=%lld Tk=%lld): D must be 64 or 128, "
+            "H %% Hkv == 0, T < 2^30",
+            s ? s->D : 0, s ? s->H : 0, s ? s->Hkv : 0, s ? (long long)s->Tq : 0LL,
+            s ? (long long)s->Tk : 0LL);
 }
 
 // True when this key block shows no query row any key (nothing to do).
@@ -223,34 +239,42 @@ bool cu_attn_block_masked(const attn_shape *s)
            (s->causal && s->k_start > s->q_start + s->Tq - 1);
 }
 
+cu_attn_docs cu_attn_docs_of(const cu_attn_docs *d)
+{
+    cu_attn_docs none = {NULL, NULL, NULL};
+    return d && d->seg_q ? *d : none;
+}
+
 void cu_attn_forward(void *out, float *lse, const void *q, const void *k, const void *v,
-                     const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s,
-                     cu_dtype dt, cudaStream_t st)
+                     const cu_attn_docs *docs, const attn_shape *s, cu_dtype dt,
+                     cudaStream_t st)
 {
     cu_attn_check_shape(s);
     if (s->B == 0 || s->Tq == 0) return;
+    const cu_attn_docs d = cu_attn_docs_of(docs);
     if (dt == CU_F32) {
         cu_attn_f32_forward((float *)out, lse, false, (const float *)q, (const float *)k,
-                            (const float *)v, seg_q, seg_k, s, st);
+                            (const float *)v, d, s, st);
     } else if (s->D == 64) {
-        launch_fwd_bf16<64, false>(NULL, out, lse, q, k, v, seg_q, seg_k, s, st);
+        launch_fwd_bf16<64, false>(NULL, out, lse, q, k, v, d, s, st);
     } else {
-        launch_fwd_bf16<128, false>(NULL, out, lse, q, k, v, seg_q, seg_k, s, st);
+        launch_fwd_bf16<128, false>(NULL, out, lse, q, k, v, d, s, st);
     }
 }
 
 void cu_attn_block_forward(float *out_acc, float *lse_acc, const void *q, const void *k,
-                           const void *v, const int32_t *seg_q, const int32_t *seg_k,
-                           const attn_shape *s, cu_dtype dt, cudaStream_t st)
+                           const void *v, const cu_attn_docs *docs, const attn_shape *s,
+                           cu_dtype dt, cudaStream_t st)
 {
     cu_attn_check_shape(s);
     if (cu_attn_block_masked(s)) return;
+    const cu_attn_docs d = cu_attn_docs_of(docs);
     if (dt == CU_F32) {
         cu_attn_f32_forward(out_acc, lse_acc, true, (const float *)q, (const float *)k,
-                            (const float *)v, seg_q, seg_k, s, st);
+                            (const float *)v, d, s, st);
     } else if (s->D == 64) {
-        launch_fwd_bf16<64, true>(out_acc, NULL, lse_acc, q, k, v, seg_q, seg_k, s, st);
+        launch_fwd_bf16<64, true>(out_acc, NULL, lse_acc, q, k, v, d, s, st);
     } else {
-        launch_fwd_bf16<128, true>(out_acc, NULL, lse_acc, q, k, v, seg_q, seg_k, s, st);
+        launch_fwd_bf16<128, true>(out_acc, NULL, lse_acc, q, k, v, d, s, st);
     }
 }

@@ -14,7 +14,6 @@
 // returns its error; misuse it tolerates silently but that is always a bug
 // (waiting on a never-recorded event, using a destroyed stream) aborts with
 // "EMU FAIL".
-#define EMU_NO_ATTN
 #include <stdarg.h>
 
 #include <algorithm>
@@ -110,6 +109,10 @@ template <typename P> static void run_until(P pred)
     if (!g_srng_init) {
         const char *e = getenv("EMU_STREAM_SEED");
         g_srng.seed(e ? (unsigned)atoi(e) : 1u);
+        // EMU_COPY_AT_ISSUE=1: cp.async lands at issue (exposes write-after-read
+        // races on the double buffers); default at wait_group (missing waits).
+        const char *c = getenv("EMU_COPY_AT_ISSUE");
+        g_copy_at_issue = c && atoi(c) == 1;
         g_srng_init = true;
     }
     while (!pred()) {
@@ -608,6 +611,10 @@ static inline float __fsub_rn(float a, float b) { return a - b; }
 template <typename A> static inline A min(A a, A b) { return a < b ? a : b; }
 template <typename A> static inline A max(A a, A b) { return a > b ? a : b; }
 
+// Tile iterations of the attention kernels (cu_attn_tile.cuh's hook): 0
+// forward, 1 dQ, 2 dK/dV; read and reset by emu_attn_tiles.
+static uint64_t g_attn_tiles[3];
+#define CU_ATTN_COUNT_TILE(kernel) (g_attn_tiles[kernel]++)
 // Definitions get C linkage from the declarations of cu_ops.h / cu_attn.h.
 #include "cu_internal.inc"
 #include "cu_common.inc"
@@ -621,5 +628,42 @@ template <typename A> static inline A max(A a, A b) { return a > b ? a : b; }
 #include "cu_embedding.inc"
 #include "cu_attn_tile.inc"
 #include "cu_attn_f32.inc"
+#include "cu_attn_docs.inc"
 #include "cu_attn_fwd.inc"
 #include "cu_attn_bwd.inc"
+
+// ---------------------------------------------------------------- attention tile accounting
+extern "C" {
+void emu_attn_tiles(uint64_t out[3])
+{
+    drain_all();
+    for (int i = 0; i < 3; i++) out[i] = g_attn_tiles[i], g_attn_tiles[i] = 0;
+}
+
+// The tile iterations the bf16 kernels' loops make for shape s (all heads),
+// from the same span helpers and tile sizes, evaluated on the host over
+// bounds (host copy of cu_attn_docs.bounds, or NULL: no documents); what
+// emu_attn_tiles must count after cu_attn_forward + cu_attn_block_backward.
+void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[3])
+{
+    out[0] = out[1] = out[2] = 0;
+    if (cu_attn_block_masked(s)) return;
+    const cu_attn_docs d = {NULL, NULL, (int32_t *)bounds};  // spans only: no ids needed
+    const int64_t BQ = s->D == 128 ? dkdv_bq<128>() : dkdv_bq<64>();
+    for (int64_t b = 0; b < s->B; b++) {
+        const attn_mask m = make_mask(*s, d, b);
+        for (int64_t i0 = 0; i0 < s->Tq; i0 += FWD_BR) {
+            const row_span k = query_tile_span(m, i0, std::min<int64_t>(FWD_BR, s->Tq - i0));
+            out[0] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + FWD_BC - 1) / FWD_BC);
+        }
+        for (int64_t i0 = 0; i0 < s->Tq; i0 += DQ_BR) {
+            const row_span k = query_tile_span(m, i0, std::min<int64_t>(DQ_BR, s->Tq - i0));
+            out[1] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + DQ_BC - 1) / DQ_BC);
+        }
+        for (int64_t j0 = 0; j0 < s->Tk; j0 += BWD_BKV) {
+            const row_span q = key_tile_span(m, j0, std::min<int64_t>(BWD_BKV, s->Tk - j0));
+            out[2] += (uint64_t)s->H * (uint64_t)((q.hi - q.lo + BQ - 1) / BQ);
+        }
+    }
+}
+}  // extern "C"
