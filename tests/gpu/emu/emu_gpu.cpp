@@ -193,8 +193,29 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorSystemDriverMismatch: return "system has unsupported display driver / cuda driver combination";
     }
     return "unrecognized error code";
+}
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorSystemDriverMismatch: return "cudaErrorSystemDriverMismatch";
+    default: return "cudaErrorUnknown";
+    }
+}
+// EMU_DRIVER_VERSION (default 13000; 0: no driver installed).
+cudaError_t cudaDriverGetVersion(int *v)
+{
+    if (!v) return cudaErrorInvalidValue;
+    const char *e = getenv("EMU_DRIVER_VERSION");
+    *v = e ? atoi(e) : 13000;
+    return cudaSuccess;
 }
 static cudaError_t err(cudaError_t e)
 {
@@ -213,8 +234,14 @@ static int n_gpus()
     const char *e = getenv("EMU_GPU_COUNT");
     return e ? atoi(e) : 8;
 }
+// As the runtime: no device is cudaErrorNoDevice (n untouched); EMU_DEVICE_ERROR
+// (an error code) fakes a broken driver, e.g. 35 (too old: with
+// EMU_DRIVER_VERSION=0 it is what a machine without a driver returns) or 803.
 cudaError_t cudaGetDeviceCount(int *n)
 {
+    const char *e = getenv("EMU_DEVICE_ERROR");
+    if (e && atoi(e) != 0) return err((cudaError_t)atoi(e));
+    if (n_gpus() == 0) return err(cudaErrorNoDevice);
     *n = n_gpus();
     return cudaSuccess;
 }

@@ -75,3 +75,9 @@ set_tests_properties(gpuemu_attn PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH
 stretch_gpuemu_exe(gpuemu_attn_tiles ${EMU_DIR}/test_emu_attn_tiles.c)
 add_test(NAME gpuemu_attn_tiles COMMAND gpuemu_attn_tiles)
 set_tests_properties(gpuemu_attn_tiles PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 300)
+
+# Device errors (kernels/cuda/cu_common.cu cu_device_count): no device and
+# no driver installed skip (77); a driver too old or mismatched is an error
+# (exit 1, the driver's message), never "0 GPUs" / skipped.
+add_test(NAME gpuemu_device_errors COMMAND sh ${EMU_DIR}/test_device_errors.sh $<TARGET_FILE:gpuemu_attn>)
+set_tests_properties(gpuemu_device_errors PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 60)
