@@ -53,9 +53,16 @@ int64_t cu_attn_docs_ints(int64_t B, int64_t Tq, int64_t Tk);
 void cu_attn_docs_build(const cu_attn_docs *d, int64_t B, int64_t Tq, int64_t Tk,
                         cudaStream_t st);
 
-// True when the kernels support this shape (D in {64, 128}, H % Hkv == 0,
-// positions within int32).
+// True when the kernels support this shape on the current device: D in
+// {64, 128}, H % Hkv == 0, T < 2^30, and (bf16) the tiles for D fit the
+// device's shared memory per block (cu_attn_smem_limit; at D = 128 the dQ
+// kernel falls back to 32-query tiles where its 64-query ones do not fit,
+// e.g. sm_86 / sm_89: 99 KB).
 bool cu_attn_supported(const attn_shape *s);
+
+// The current device's opt-in shared memory per block
+// (cudaDevAttrMaxSharedMemoryPerBlockOptin), read once per device.
+int cu_attn_smem_limit(void);
 
 // Whole attention of queries over keys: out (dt) and lse written.
 void cu_attn_forward(void *out, float *lse, const void *q, const void *k, const void *v,

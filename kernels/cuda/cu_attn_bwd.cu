@@ -28,13 +28,17 @@
 //   dkdv  K, V 64 rows; Q, dO 2 stages x BQ rows (BQ = 64 at D = 64, 32 at
 //         D = 128, to keep dK + dV + S + dP within 255 registers); lse, delta
 //         2 x BQ floats. D = 64: 55 KB, D = 128: 69 KB.
-//   dq    Q, dO 64 rows; K, V 2 stages x 64 rows. D = 64: 54 KB, D = 128: 102 KB.
+//   dq    Q, dO BR rows; K, V 2 stages x 64 rows. BR = 64 (4 warps): D = 64:
+//         54 KB, D = 128: 102 KB. On GPUs that allow less per block (sm_86 /
+//         sm_89: 99 KB) D = 128 takes BR = 32 (2 warps): 85 KB. The choice is
+//         made from the device's opt-in limit (cu_attn_smem_limit), and
+//         cu_attn_supported refuses D where even that does not fit.
 #include "cu_attn.h"
 #include "cu_attn_f32.h"
 #include "cu_attn_tile.cuh"
 #include "die.h"
 
-enum { BWD_WARPS = 4, BWD_THREADS = BWD_WARPS * 32, BWD_BKV = 64, DQ_BR = 64, DQ_BC = 64 };
+enum { BWD_WARPS = 4, BWD_THREADS = BWD_WARPS * 32, BWD_BKV = 64, DQ_BC = 64 };
 
 template <int D>
 static constexpr __host__ __device__ int dkdv_bq()
@@ -49,10 +53,26 @@ static constexpr int dkdv_smem_bytes()
            4 * dkdv_bq<D>() * (int)sizeof(float);
 }
 
-template <int D>
+template <int D, int BR>
 static constexpr int dq_smem_bytes()
 {
-    return (2 * DQ_BR + 4 * DQ_BC) * (D + 8) * (int)sizeof(bf16);
+    return (2 * BR + 4 * DQ_BC) * (D + 8) * (int)sizeof(bf16);
+}
+
+// Query rows per dQ CTA for head dim D on the current device: 64 where its
+// shared memory fits (always at D = 64: 54 KB), else 32.
+static int dq_rows(int D)
+{
+    return D == 64 || dq_smem_bytes<128, 64>() <= cu_attn_smem_limit() ? 64 : 32;
+}
+
+int cu_attn_bwd_smem_bytes(int D)
+{
+    const int kv = D == 64 ? dkdv_smem_bytes<64>() : dkdv_smem_bytes<128>();
+    const int q = D == 64                ? dq_smem_bytes<64, 64>()
+                  : dq_rows(128) == 64 ? dq_smem_bytes<128, 64>()
+                                       : dq_smem_bytes<128, 32>();
+    return kv > q ? kv : q;
 }
 
 // The final lse in log2 units; a row that saw no key (-inf) gives +inf, so
@@ -202,17 +222,18 @@ __global__ void __launch_bounds__(BWD_THREADS)
 // ---------------------------------------------------------------------------
 // dQ
 
-template <int D>
-__global__ void __launch_bounds__(BWD_THREADS)
+// BR query rows per CTA, one warp per 16.
+template <int D, int BR>
+__global__ void __launch_bounds__(BR * 2)
     attn_bwd_dq_bf16_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k,
                             const bf16 *v, const float *lse, const float *delta,
                             cu_attn_docs docs, attn_shape s)
 {
-    constexpr int SROW = D + 8, NB_S = DQ_BC / 8, NB_D = D / 8;
+    constexpr int SROW = D + 8, NB_S = DQ_BC / 8, NB_D = D / 8, THREADS = BR * 2;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *Qs = (bf16 *)smem_raw;
-    bf16 *dOs = Qs + DQ_BR * SROW;
-    bf16 *Ks = dOs + DQ_BR * SROW;     // 2 stages
+    bf16 *dOs = Qs + BR * SROW;
+    bf16 *Ks = dOs + BR * SROW;     // 2 stages
     bf16 *Vs = Ks + 2 * DQ_BC * SROW;  // 2 stages
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
@@ -220,8 +241,8 @@ __global__ void __launch_bounds__(BWD_THREADS)
     const int h = blockIdx.y;
     const int64_t b = blockIdx.z;
     const int hk = h / (s.H / s.Hkv);
-    const int64_t i0 = qt * DQ_BR;
-    const int64_t rows = s.Tq - i0 < DQ_BR ? s.Tq - i0 : DQ_BR;
+    const int64_t i0 = qt * BR;
+    const int64_t rows = s.Tq - i0 < BR ? s.Tq - i0 : BR;
     const attn_mask m = make_mask(s, docs, b);
     const int64_t ldq = (int64_t)s.H * D, ldk = (int64_t)s.Hkv * D;
     const int64_t qoff = ((b * s.Tq + i0) * s.H + h) * D;
@@ -246,10 +267,10 @@ __global__ void __launch_bounds__(BWD_THREADS)
     }
     const warp_spans ws = summarise_warp(sp, m.sq != NULL);
 
-    load_tile_async<D, DQ_BR, BWD_THREADS>(Qs, q + qoff, ldq, rows, tid);
-    load_tile_async<D, DQ_BR, BWD_THREADS>(dOs, dout + qoff, ldq, rows, tid);
-    load_tile_async<D, DQ_BC, BWD_THREADS>(Ks, Kg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
-    load_tile_async<D, DQ_BC, BWD_THREADS>(Vs, Vg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
+    load_tile_async<D, BR, THREADS>(Qs, q + qoff, ldq, rows, tid);
+    load_tile_async<D, BR, THREADS>(dOs, dout + qoff, ldq, rows, tid);
+    load_tile_async<D, DQ_BC, THREADS>(Ks, Kg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
+    load_tile_async<D, DQ_BC, THREADS>(Vs, Vg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
     cp_async_commit();
 
     float dqa[NB_D][4];
@@ -259,9 +280,9 @@ __global__ void __launch_bounds__(BWD_THREADS)
         const int64_t j0 = keys.lo + (int64_t)kt * DQ_BC;
         if (kt + 1 < n_kt) {
             const int64_t j1 = j0 + DQ_BC;
-            load_tile_async<D, DQ_BC, BWD_THREADS>(Ks + (st ^ 1) * DQ_BC * SROW, Kg + j1 * ldk,
+            load_tile_async<D, DQ_BC, THREADS>(Ks + (st ^ 1) * DQ_BC * SROW, Kg + j1 * ldk,
                                                    ldk, s.Tk - j1, tid);
-            load_tile_async<D, DQ_BC, BWD_THREADS>(Vs + (st ^ 1) * DQ_BC * SROW, Vg + j1 * ldk,
+            load_tile_async<D, DQ_BC, THREADS>(Vs + (st ^ 1) * DQ_BC * SROW, Vg + j1 * ldk,
                                                    ldk, s.Tk - j1, tid);
             cp_async_commit();
             cp_async_wait<1>();
@@ -316,19 +337,33 @@ __global__ void __launch_bounds__(BWD_THREADS)
     }
 }
 
+template <int D, int BR>
+static void launch_dq_bf16(float *dq, const void *dout, const void *q, const void *k,
+                           const void *v, const float *lse, const float *delta, cu_attn_docs docs,
+                           const attn_shape *s, cudaStream_t st)
+{
+    const int smem = dq_smem_bytes<D, BR>();
+    set_smem_limit(attn_bwd_dq_bf16_kernel<D, BR>, smem);
+    dim3 grid((unsigned)((s->Tq + BR - 1) / BR), (unsigned)s->H, (unsigned)s->B);
+    attn_bwd_dq_bf16_kernel<D, BR><<<grid, BR * 2, smem, st>>>(
+        dq, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, delta,
+        docs, *s);
+    CU_CHECK_LAUNCH();
+}
+
 template <int D>
 static void launch_bwd_bf16(float *dq, float *dk, float *dv, const void *dout, const void *q,
                             const void *k, const void *v, const float *lse, const float *delta,
                             cu_attn_docs docs, const attn_shape *s, cudaStream_t st)
 {
-    const int smem_dq = dq_smem_bytes<D>(), smem_kv = dkdv_smem_bytes<D>();
-    set_smem_limit(attn_bwd_dq_bf16_kernel<D>, smem_dq);
+    if constexpr (D == 128) {
+        if (dq_rows(D) == 32) launch_dq_bf16<D, 32>(dq, dout, q, k, v, lse, delta, docs, s, st);
+        else launch_dq_bf16<D, 64>(dq, dout, q, k, v, lse, delta, docs, s, st);
+    } else {
+        launch_dq_bf16<D, 64>(dq, dout, q, k, v, lse, delta, docs, s, st);
+    }
+    const int smem_kv = dkdv_smem_bytes<D>();
     set_smem_limit(attn_bwd_dkdv_bf16_kernel<D>, smem_kv);
-    dim3 gq((unsigned)((s->Tq + DQ_BR - 1) / DQ_BR), (unsigned)s->H, (unsigned)s->B);
-    attn_bwd_dq_bf16_kernel<D><<<gq, BWD_THREADS, smem_dq, st>>>(
-        dq, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, delta,
-        docs, *s);
-    CU_CHECK_LAUNCH();
     dim3 gk((unsigned)((s->Tk + BWD_BKV - 1) / BWD_BKV), (unsigned)s->Hkv, (unsigned)s->B);
     attn_bwd_dkdv_bf16_kernel<D><<<gk, BWD_THREADS, smem_kv, st>>>(
         dk, dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, delta,

@@ -11,6 +11,9 @@ CU_EXTERN_C_BEGIN
 void cu_attn_check_shape(const attn_shape *s);
 // True when the (query block, key block) pair has nothing visible.
 bool cu_attn_block_masked(const attn_shape *s);
+// The most dynamic shared memory the bf16 backward kernels take for head dim
+// D on the current device (the dQ tile follows cu_attn_smem_limit).
+int cu_attn_bwd_smem_bytes(int D);
 // *d, or all NULL for NULL / no ids (what the kernels take by value).
 cu_attn_docs cu_attn_docs_of(const cu_attn_docs *d);
 

@@ -216,20 +216,49 @@ static void launch_fwd_bf16(float *out_acc, void *out, float *lse, const void *q
 // ---------------------------------------------------------------------------
 // Entry points
 
-bool cu_attn_supported(const attn_shape *s)
+int cu_attn_smem_limit(void)
+{
+    enum { MAX_DEVICES = 64 };
+    static int limit[MAX_DEVICES];  // 0: not read yet
+    int dev = 0;
+    CU_CHECK(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= MAX_DEVICES) die("cu_attn: device %d out of range", dev);
+    if (limit[dev] == 0)
+        CU_CHECK(cudaDeviceGetAttribute(&limit[dev], cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return limit[dev];
+}
+
+// The bf16 kernels' shared memory for head dim D fits the device.
+static bool smem_fits(int D)
+{
+    const int fwd = D == 64 ? fwd_smem_bytes<64>() : fwd_smem_bytes<128>();
+    const int bwd = cu_attn_bwd_smem_bytes(D);
+    return (fwd > bwd ? fwd : bwd) <= cu_attn_smem_limit();
+}
+
+static bool shape_ok(const attn_shape *s)
 {
     return s && (s->D == 64 || s->D == 128) && s->H > 0 && s->Hkv > 0 && s->H % s->Hkv == 0 &&
            s->B >= 0 && s->Tq >= 0 && s->Tk >= 0 && s->B <= 65535 && s->H <= 65535 &&
            s->Tq < INT_MAX / 2 && s->Tk < INT_MAX / 2;
 }
 
+bool cu_attn_supported(const attn_shape *s)
+{
+    return shape_ok(s) && smem_fits(s->D);
+}
+
 void cu_attn_check_shape(const attn_shape *s)
 {
-    if (!cu_attn_supported(s))
+    if (!shape_ok(s))
         die("cu_attn: unsupported shape (D=%d H=%d Hkv=%d Tq=%lld Tk=%lld): D must be 64 or 128, "
             "H %% Hkv == 0, T < 2^30",
             s ? s->D : 0, s ? s->H : 0, s ? s->Hkv : 0, s ? (long long)s->Tq : 0LL,
             s ? (long long)s->Tk : 0LL);
+    if (!smem_fits(s->D))
+        die("cu_attn: head dim %d needs more shared memory per block than this GPU allows (%d "
+            "bytes)",
+            s->D, cu_attn_smem_limit());
 }
 
 // True when this key block shows no query row any key (nothing to do).

@@ -21,7 +21,12 @@
 // where it also checks the tile counters: the tiles the kernels computed
 // equal the plan of their span helpers, and, for whole attention, the ratio
 // to the tiles that hold a visible element.
-//   gpu_test_gpu_attn [case-index [bf16|f32]]   exit 0 pass, 1 fail, 77 no GPU
+// Shared memory: a GPU whose opt-in limit per block is below the 64-query dQ
+// tile at D = 128 (104,448 B; sm_86 / sm_89 allow 101,376) runs the 32-query
+// one; cu_attn_supported must say yes exactly when the smallest tiles fit
+// (D = 64: 56,320 B, D = 128: 87,040 B). Emulator test gpuemu_attn_sm86
+// fakes that GPU (EMU_SMEM_OPTIN=101376).
+//   gpu_test_gpu_attn [case,case,... [bf16|f32]]   exit 0 pass, 1 fail, 77 no GPU
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -534,13 +539,33 @@ static void run_masked_block(int D, cu_dtype dt) {
     free(k2), free(v2);
 }
 
+// Whether index i is in the comma-separated list.
+static bool in_list(const char *list, int i) {
+    for (const char *p = list; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        if (v == i) return true;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return false;
+}
+
 int main(int argc, char **argv) {
     if (cu_device_count() == 0) {
         printf("no CUDA device: skipped\n");
         return 77;
     }
-    const int only = argc > 1 ? atoi(argv[1]) : -1;
+    const char *only = argc > 1 ? argv[1] : NULL;  // comma-separated case indices
     const char *only_dt = argc > 2 ? argv[2] : NULL;
+    const int limit = cu_attn_smem_limit();
+    for (int D = 64; D <= 128; D *= 2) {
+        const attn_shape sd = {.B = 1, .Tq = 1, .Tk = 1, .H = 1, .Hkv = 1, .D = D, .scale = 1};
+        const bool want = limit >= (D == 64 ? 56320 : 87040), got = cu_attn_supported(&sd);
+        if (want != got) n_fail++;
+        printf("shared memory per block %d B: D=%d supported %s (expected %s)  %s\n", limit, D,
+               got ? "yes" : "no", want ? "yes" : "no", want == got ? "ok" : "FAIL");
+    }
 #ifdef STRETCH_GPU_EMU
     const bool emu = true;
 #else
@@ -577,12 +602,19 @@ int main(int argc, char **argv) {
             if (only_dt && strcmp(only_dt, dts[di] == CU_BF16 ? "bf16" : "f32") != 0) continue;
             for (int i = 0; i < n_cases; i++) {
                 const int need = dts[di] == CU_BF16 ? EMU_BF16 : EMU_ALL;
-                if ((only >= 0 && i != only) || (emu && cases[i].emu < need)) continue;
+                if ((only && !in_list(only, i)) || (emu && cases[i].emu < need)) continue;
+                if (!cu_attn_supported(&(attn_shape){.B = 1, .Tq = 1, .Tk = 1, .H = 1, .Hkv = 1,
+                                                     .D = D, .scale = 1})) {
+                    printf("D=%d: not supported on this GPU, skipped\n", D);
+                    break;
+                }
                 tcase c = cases[i];
                 c.D = D;
                 run_case(&c, dts[di]);
             }
-            if (only < 0) run_masked_block(D, dts[di]);
+            if (!only && cu_attn_supported(&(attn_shape){.B = 1, .Tq = 1, .Tk = 1, .H = 1,
+                                                         .Hkv = 1, .D = D, .scale = 1}))
+                run_masked_block(D, dts[di]);
         }
     printf("%s: %d failure(s)\n", n_fail ? "FAIL" : "PASS", n_fail);
     return n_fail ? 1 : 0;

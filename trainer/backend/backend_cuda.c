@@ -213,9 +213,13 @@ static void cu_b_add(backend *b, void *y, const void *x, int64_t n) {
 }
 
 static void check_attn(const attn_shape *s) {
-    if (!cu_attn_supported(s))
+    if (s->D != 64 && s->D != 128)
         die_user("the cuda attention kernels support head_dim 64 and 128 (model.head_dim is %d)",
                  s->D);
+    if (!cu_attn_supported(s))
+        die_user("the cuda attention kernels at head_dim %d need more shared memory per block "
+                 "than this GPU allows (%d bytes)",
+                 s->D, cu_attn_smem_limit());
 }
 
 // The document bounds of the batch's segment ids (cu_attn_docs_build): built

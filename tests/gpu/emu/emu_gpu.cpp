@@ -43,7 +43,18 @@ extern "C" {
 #include "cu_ops.h"
 
 // ---------------------------------------------------------------- device model
-enum { EMU_SMS = 132, EMU_SMEM_OPTIN = 232448, EMU_SMEM_DEFAULT = 49152 };
+enum { EMU_SMS = 132, EMU_SMEM_DEFAULT = 49152 };
+// Opt-in shared memory per block: 232448 (sm_90); EMU_SMEM_OPTIN fakes
+// another GPU (101376: sm_86 / sm_89), enforced at every launch.
+static int smem_optin()
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("EMU_SMEM_OPTIN");
+        v = e ? atoi(e) : 232448;
+    }
+    return v;
+}
 static const size_t EMU_TOTAL_BYTES = (size_t)80 << 30;
 
 static void emu_fail(const char *fmt, ...)
@@ -152,7 +163,7 @@ static void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t st, std:
 {
     const unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (nt < 1 || nt > 1024 || grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.y > 65535 ||
-        grid.z > 65535 || smem > EMU_SMEM_OPTIN) {
+        grid.z > 65535 || smem > (size_t)smem_optin()) {
         g_last_error = cudaErrorInvalidConfiguration;
         return;
     }
@@ -265,14 +276,14 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d)
     case cudaDevAttrMultiProcessorCount: *v = EMU_SMS; break;
     case cudaDevAttrComputeCapabilityMajor: *v = 9; break;
     case cudaDevAttrComputeCapabilityMinor: *v = 0; break;
-    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = EMU_SMEM_OPTIN; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = smem_optin(); break;
     default: return err(cudaErrorInvalidValue);
     }
     return cudaSuccess;
 }
 cudaError_t emu_cudaFuncSetAttribute(cudaFuncAttribute a, int v)
 {
-    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > EMU_SMEM_OPTIN)
+    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > smem_optin())
         return err(cudaErrorInvalidValue);
     return cudaSuccess;
 }
@@ -683,8 +694,9 @@ void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t ou
             const row_span k = query_tile_span(m, i0, std::min<int64_t>(FWD_BR, s->Tq - i0));
             out[0] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + FWD_BC - 1) / FWD_BC);
         }
-        for (int64_t i0 = 0; i0 < s->Tq; i0 += DQ_BR) {
-            const row_span k = query_tile_span(m, i0, std::min<int64_t>(DQ_BR, s->Tq - i0));
+        const int64_t BR = dq_rows(s->D);  // the dQ launcher's choice for this device
+        for (int64_t i0 = 0; i0 < s->Tq; i0 += BR) {
+            const row_span k = query_tile_span(m, i0, std::min<int64_t>(BR, s->Tq - i0));
             out[1] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + DQ_BC - 1) / DQ_BC);
         }
         for (int64_t j0 = 0; j0 < s->Tk; j0 += BWD_BKV) {

@@ -81,3 +81,10 @@ set_tests_properties(gpuemu_attn_tiles PROPERTIES LABELS gpuemu ENVIRONMENT "${S
 # (exit 1, the driver's message), never "0 GPUs" / skipped.
 add_test(NAME gpuemu_device_errors COMMAND sh ${EMU_DIR}/test_device_errors.sh $<TARGET_FILE:gpuemu_attn>)
 set_tests_properties(gpuemu_device_errors PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 60)
+
+# The same on a faked sm_86 / sm_89 (101,376 B of shared memory per block, as
+# every emulated launch then enforces): the dQ kernel's 32-query fallback at
+# D = 128 (documents B2, merge of 3 blocks with documents).
+add_test(NAME gpuemu_attn_sm86 COMMAND gpuemu_attn 2,9 bf16)
+set_tests_properties(gpuemu_attn_sm86 PROPERTIES LABELS gpuemu
+  ENVIRONMENT "${STRETCH_TEST_ENV};EMU_SMEM_OPTIN=101376" TIMEOUT 300)
