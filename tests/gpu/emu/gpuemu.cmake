@@ -88,3 +88,10 @@ set_tests_properties(gpuemu_device_errors PROPERTIES LABELS gpuemu ENVIRONMENT "
 add_test(NAME gpuemu_attn_sm86 COMMAND gpuemu_attn 2,9 bf16)
 set_tests_properties(gpuemu_attn_sm86 PROPERTIES LABELS gpuemu
   ENVIRONMENT "${STRETCH_TEST_ENV};EMU_SMEM_OPTIN=101376" TIMEOUT 300)
+
+# tests/gpu/test_gpu_model.c on the emulated GPU: one training step of two
+# tiny Llamas (untied D64 GQA, tied D128) against the cpu backend, fp32 and
+# bf16, with and without recompute, plus AdamW and the push/pull round trip.
+stretch_gpuemu_exe(gpuemu_model ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_model.c)
+add_test(NAME gpuemu_model COMMAND gpuemu_model)
+set_tests_properties(gpuemu_model PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
