@@ -3,7 +3,8 @@
 //
 // Deterministic by construction: two kernels, no atomics. Each output
 // element is summed by one thread in a fixed order.
-//   dkdv  one CTA per (b, kv head, tile of 64 keys); 4 warps, 16 keys each.
+//   dkdv  one CTA per (b, kv head, tile of BKV keys); BKV / 16 warps, 16 keys
+//         each (BKV = 128 where its shared memory fits, else 64).
 //         dK, dV of the tile stay in registers while the CTA loops over the
 //         G query heads of the kv head and, for each, the queries that can
 //         see the keys (their spans, cu_attn_tile.cuh: from the diagonal or
@@ -25,9 +26,10 @@
 //
 // Tiles and shared memory per CTA (bf16 rows padded to D + 8; the same on
 // sm_80 and sm_90, both opt in above 48 KB):
-//   dkdv  K, V 64 rows; Q, dO 2 stages x BQ rows (BQ = 64 at D = 64, 32 at
+//   dkdv  K, V BKV rows; Q, dO 2 stages x BQ rows (BQ = 64 at D = 64, 32 at
 //         D = 128, to keep dK + dV + S + dP within 255 registers); lse, delta
-//         2 x BQ floats. D = 64: 55 KB, D = 128: 69 KB.
+//         2 x BQ floats. BKV 128: D = 64: 73 KB, D = 128: 103 KB; BKV 64:
+//         55 KB / 69 KB (sm_86 / sm_89 at D = 128).
 //   dq    Q, dO BR rows; K, V 2 stages x 64 rows. BR = 64 (4 warps): D = 64:
 //         54 KB, D = 128: 102 KB. On GPUs that allow less per block (sm_86 /
 //         sm_89: 99 KB) D = 128 takes BR = 32 (2 warps): 85 KB. The choice is
@@ -38,7 +40,7 @@
 #include "cu_attn_tile.cuh"
 #include "die.h"
 
-enum { BWD_WARPS = 4, BWD_THREADS = BWD_WARPS * 32, BWD_BKV = 64, DQ_BC = 64 };
+enum { DQ_BC = 64 };
 
 template <int D>
 static constexpr __host__ __device__ int dkdv_bq()
@@ -46,11 +48,20 @@ static constexpr __host__ __device__ int dkdv_bq()
     return D == 128 ? 32 : 64;
 }
 
-template <int D>
+template <int D, int BKV>
 static constexpr int dkdv_smem_bytes()
 {
-    return (2 * BWD_BKV + 4 * dkdv_bq<D>()) * (D + 8) * (int)sizeof(bf16) +
+    return (2 * BKV + 4 * dkdv_bq<D>()) * (D + 8) * (int)sizeof(bf16) +
            4 * dkdv_bq<D>() * (int)sizeof(float);
+}
+
+// Keys per dK/dV CTA on the current device: 128 (8 warps) where it fits,
+// else 64 (4 warps). At ~250 registers either is 8 warps per SM; 128 keys
+// halve the Q / dO loads per product.
+static int dkdv_rows(int D)
+{
+    const int big = D == 64 ? dkdv_smem_bytes<64, 128>() : dkdv_smem_bytes<128, 128>();
+    return big <= cu_attn_smem_limit() ? 128 : 64;
 }
 
 template <int D, int BR>
@@ -68,7 +79,10 @@ static int dq_rows(int D)
 
 int cu_attn_bwd_smem_bytes(int D)
 {
-    const int kv = D == 64 ? dkdv_smem_bytes<64>() : dkdv_smem_bytes<128>();
+    const int kv = D == 64    ? (dkdv_rows(64) == 128 ? dkdv_smem_bytes<64, 128>()
+                                                      : dkdv_smem_bytes<64, 64>())
+                   : dkdv_rows(128) == 128 ? dkdv_smem_bytes<128, 128>()
+                                           : dkdv_smem_bytes<128, 64>();
     const int q = D == 64                ? dq_smem_bytes<64, 64>()
                   : dq_rows(128) == 64 ? dq_smem_bytes<128, 64>()
                                        : dq_smem_bytes<128, 32>();
@@ -85,23 +99,24 @@ static __device__ __forceinline__ float lse_to_log2(float x)
 // ---------------------------------------------------------------------------
 // dK, dV
 
-template <int D>
-__global__ void __launch_bounds__(BWD_THREADS)
+// BKV keys per CTA, one warp per 16.
+template <int D, int BKV>
+__global__ void __launch_bounds__(BKV * 2)
     attn_bwd_dkdv_bf16_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q,
                               const bf16 *k, const bf16 *v, const float *lse, const float *delta,
                               cu_attn_docs docs, attn_shape s)
 {
-    constexpr int BQ = dkdv_bq<D>(), SROW = D + 8, NB_S = BQ / 8, NB_D = D / 8;
+    constexpr int BQ = dkdv_bq<D>(), SROW = D + 8, NB_S = BQ / 8, NB_D = D / 8, THREADS = BKV * 2;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *Ks = (bf16 *)smem_raw;
-    bf16 *Vs = Ks + BWD_BKV * SROW;
-    bf16 *Qs = Vs + BWD_BKV * SROW;  // 2 stages
+    bf16 *Vs = Ks + BKV * SROW;
+    bf16 *Qs = Vs + BKV * SROW;  // 2 stages
     bf16 *dOs = Qs + 2 * BQ * SROW;  // 2 stages
     float *lses = (float *)(dOs + 2 * BQ * SROW);  // 2 stages
     float *dels = lses + 2 * BQ;                   // 2 stages
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-    const int64_t j0 = (int64_t)blockIdx.x * BWD_BKV;
+    const int64_t j0 = (int64_t)blockIdx.x * BKV;
     const int hk = blockIdx.y, G = s.H / s.Hkv;
     const int64_t b = blockIdx.z;
     const attn_mask m = make_mask(s, docs, b);
@@ -112,7 +127,7 @@ __global__ void __launch_bounds__(BWD_THREADS)
 
     // Query tiles of BQ rows from the first query that sees a key of the
     // tile, for each of the G heads.
-    const int64_t cols = s.Tk - j0 < BWD_BKV ? s.Tk - j0 : BWD_BKV;
+    const int64_t cols = s.Tk - j0 < BKV ? s.Tk - j0 : BKV;
     const row_span qs = key_tile_span(m, j0, cols);
     if (qs.hi <= qs.lo) return;  // nothing sees these keys: dK, dV += 0
     const int64_t nq = (qs.hi - qs.lo + BQ - 1) / BQ, n_it = G * nq;
@@ -129,8 +144,8 @@ __global__ void __launch_bounds__(BWD_THREADS)
         const int h = hk * G + (int)(it / nq);
         const int64_t i0 = qs.lo + it % nq * BQ;
         const int64_t qoff = ((b * s.Tq + i0) * s.H + h) * D;
-        load_tile_async<D, BQ, BWD_THREADS>(Qs + st * BQ * SROW, q + qoff, ldq, s.Tq - i0, tid);
-        load_tile_async<D, BQ, BWD_THREADS>(dOs + st * BQ * SROW, dout + qoff, ldq, s.Tq - i0,
+        load_tile_async<D, BQ, THREADS>(Qs + st * BQ * SROW, q + qoff, ldq, s.Tq - i0, tid);
+        load_tile_async<D, BQ, THREADS>(dOs + st * BQ * SROW, dout + qoff, ldq, s.Tq - i0,
                                             tid);
         const int64_t roff = (b * s.H + h) * s.Tq + i0;
         if (tid < BQ) {
@@ -144,8 +159,8 @@ __global__ void __launch_bounds__(BWD_THREADS)
     };
 
     const int64_t kvoff = ((b * s.Tk + j0) * s.Hkv + hk) * D;
-    load_tile_async<D, BWD_BKV, BWD_THREADS>(Ks, k + kvoff, ldk, s.Tk - j0, tid);
-    load_tile_async<D, BWD_BKV, BWD_THREADS>(Vs, v + kvoff, ldk, s.Tk - j0, tid);
+    load_tile_async<D, BKV, THREADS>(Ks, k + kvoff, ldk, s.Tk - j0, tid);
+    load_tile_async<D, BKV, THREADS>(Vs, v + kvoff, ldk, s.Tk - j0, tid);
     load_q_side(0, 0);
     cp_async_commit();
 
@@ -351,6 +366,20 @@ static void launch_dq_bf16(float *dq, const void *dout, const void *q, const voi
     CU_CHECK_LAUNCH();
 }
 
+template <int D, int BKV>
+static void launch_dkdv_bf16(float *dk, float *dv, const void *dout, const void *q,
+                             const void *k, const void *v, const float *lse, const float *delta,
+                             cu_attn_docs docs, const attn_shape *s, cudaStream_t st)
+{
+    const int smem = dkdv_smem_bytes<D, BKV>();
+    set_smem_limit(attn_bwd_dkdv_bf16_kernel<D, BKV>, smem);
+    dim3 grid((unsigned)((s->Tk + BKV - 1) / BKV), (unsigned)s->Hkv, (unsigned)s->B);
+    attn_bwd_dkdv_bf16_kernel<D, BKV><<<grid, BKV * 2, smem, st>>>(
+        dk, dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, delta,
+        docs, *s);
+    CU_CHECK_LAUNCH();
+}
+
 template <int D>
 static void launch_bwd_bf16(float *dq, float *dk, float *dv, const void *dout, const void *q,
                             const void *k, const void *v, const float *lse, const float *delta,
@@ -362,13 +391,10 @@ static void launch_bwd_bf16(float *dq, float *dk, float *dv, const void *dout, c
     } else {
         launch_dq_bf16<D, 64>(dq, dout, q, k, v, lse, delta, docs, s, st);
     }
-    const int smem_kv = dkdv_smem_bytes<D>();
-    set_smem_limit(attn_bwd_dkdv_bf16_kernel<D>, smem_kv);
-    dim3 gk((unsigned)((s->Tk + BWD_BKV - 1) / BWD_BKV), (unsigned)s->Hkv, (unsigned)s->B);
-    attn_bwd_dkdv_bf16_kernel<D><<<gk, BWD_THREADS, smem_kv, st>>>(
-        dk, dv, (const bf16 *)dout, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, lse, delta,
-        docs, *s);
-    CU_CHECK_LAUNCH();
+    if (dkdv_rows(D) == 128)
+        launch_dkdv_bf16<D, 128>(dk, dv, dout, q, k, v, lse, delta, docs, s, st);
+    else
+        launch_dkdv_bf16<D, 64>(dk, dv, dout, q, k, v, lse, delta, docs, s, st);
 }
 
 // ---------------------------------------------------------------------------

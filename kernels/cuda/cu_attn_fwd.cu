@@ -1,21 +1,26 @@
 // cu_attn_fwd: FlashAttention-2 forward on tensor cores (bf16), and the
 // forward entry points of cu_attn.h (fp32 goes to cu_attn_f32.cu).
 //
-// Tiling. One CTA = 4 warps = one (sequence b, query head h, tile of
-// FWD_BR = 64 query rows); each warp owns 16 query rows end to end, so the
-// online softmax needs only shuffles inside a quad of lanes, never the CTA.
-// Key/value tiles of FWD_BC = 64 rows stream through shared memory with
-// cp.async, double buffered (tile t+1 loads while tile t computes).
+// Tiling. One CTA = BR / 16 warps = one (sequence b, query head h, tile of
+// BR query rows): BR = 128 (8 warps) at D = 128 where its shared memory fits
+// the device, else 64 (4 warps; see fwd_rows). Each warp owns 16 query
+// rows end to end, so the online softmax needs only shuffles inside a quad
+// of lanes, never the CTA. Key/value tiles of FWD_BC = 64 rows stream
+// through shared memory with cp.async, double buffered (tile t+1 loads
+// while tile t computes); 128 query rows per CTA halve the K/V traffic into
+// shared memory per product against 64.
 //   S = Q K^T        mma m16n8k16, Q (16 x D) and K from shared (ldmatrix)
-//   P = 2^(S c - m)  in registers (c = scale * log2 e), online max / sum
+//   P = 2^(S c - m)  in registers (c = scale * log2 e; one FFMA per score:
+//                    the running max m is kept in scaled units, the raw
+//                    scores' max times c is the scaled scores' max), online
+//                    max / sum
 //   O += P V         P straight from the S accumulators, V by ldmatrix.trans
 // Registers per thread: O 16 x D / 32 lanes (32 or 64 floats), S 32 floats.
 // Shared memory per CTA, bf16 with rows padded to D + 8 elements:
-//   Q 64 rows + K, V 2 stages x 64 rows = 320 rows:
-//   D = 64: 45 KB, D = 128: 85 KB (above the 48 KB default: opted in).
-// The same code and tiles on sm_80 and sm_90. Shared memory alone allows
-// (sm_80: 164 KB per SM, sm_90: 228 KB) at D = 64: 3 / 5 CTAs per SM, at
-// D = 128: 1 / 2; registers may cap it lower (see the -Xptxas=-v report).
+//   Q BR rows + K, V 2 stages x 64 rows:
+//   BR 128 (D = 128): 102 KB; BR 64: D = 64: 45 KB, D = 128: 85 KB.
+// The same code and tiles on sm_80 and sm_90; sm_86 / sm_89 (99 KB per
+// block) take BR 64 at D = 128.
 // No wgmma / TMA yet: this is the portable FA2 path (HMMA on Hopper too).
 //
 // Which keys: a query tile loops only over the keys its rows may see (the
@@ -33,25 +38,35 @@
 #include "cu_attn_tile.cuh"
 #include "die.h"
 
-enum { FWD_BR = 64, FWD_BC = 64, FWD_WARPS = 4, FWD_THREADS = FWD_WARPS * 32 };
+enum { FWD_BC = 64 };
 
-template <int D>
+template <int D, int BR>
 static constexpr int fwd_smem_bytes()
 {
-    return (FWD_BR + 4 * FWD_BC) * (D + 8) * (int)sizeof(bf16);
+    return (BR + 4 * FWD_BC) * (D + 8) * (int)sizeof(bf16);
+}
+
+// Query rows per forward CTA for head dim D on the current device. D = 128:
+// 128 where it fits (214 registers: 1 CTA of 8 warps per SM, as 2 CTAs of
+// 4 warps at 64 rows with 238; half the K/V loads per product). D = 64: 64
+// (168 registers: 3 CTAs of 4 warps per SM; 128 rows would take 142, so 1
+// CTA of 8 warps: fewer warps in flight). Register counts: ptxas, sm_90.
+static int fwd_rows(int D)
+{
+    return D == 128 && fwd_smem_bytes<128, 128>() <= cu_attn_smem_limit() ? 128 : 64;
 }
 
 // MERGE: (out_acc fp32, lse) hold a running result, merged by log-sum-exp.
 // !MERGE: out (bf16) and lse written; rows that see no key get 0 and -inf.
-template <int D, bool MERGE>
-__global__ void __launch_bounds__(FWD_THREADS)
+template <int D, int BR, bool MERGE>
+__global__ void __launch_bounds__(BR * 2)
     attn_fwd_bf16_kernel(float *out_acc, bf16 *out, float *lse, const bf16 *q, const bf16 *k,
                          const bf16 *v, cu_attn_docs docs, attn_shape s)
 {
-    constexpr int SROW = D + 8, NB_S = FWD_BC / 8, NB_O = D / 8;
+    constexpr int SROW = D + 8, NB_S = FWD_BC / 8, NB_O = D / 8, THREADS = BR * 2;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *Qs = (bf16 *)smem_raw;
-    bf16 *Ks = Qs + FWD_BR * SROW;      // 2 stages
+    bf16 *Ks = Qs + BR * SROW;      // 2 stages
     bf16 *Vs = Ks + 2 * FWD_BC * SROW;  // 2 stages
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
@@ -59,8 +74,8 @@ __global__ void __launch_bounds__(FWD_THREADS)
     const int h = blockIdx.y;
     const int64_t b = blockIdx.z;
     const int hk = h / (s.H / s.Hkv);
-    const int64_t i0 = qt * FWD_BR;
-    const int64_t rows = s.Tq - i0 < FWD_BR ? s.Tq - i0 : FWD_BR;
+    const int64_t i0 = qt * BR;
+    const int64_t rows = s.Tq - i0 < BR ? s.Tq - i0 : BR;
     const attn_mask m = make_mask(s, docs, b);
     const int64_t ldq = (int64_t)s.H * D, ldk = (int64_t)s.Hkv * D;
     const bf16 *Qg = q + ((b * s.Tq + i0) * s.H + h) * D;
@@ -84,9 +99,9 @@ __global__ void __launch_bounds__(FWD_THREADS)
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
 
     if (n_kt > 0) {
-        load_tile_async<D, FWD_BR, FWD_THREADS>(Qs, Qg, ldq, rows, tid);
-        load_tile_async<D, FWD_BC, FWD_THREADS>(Ks, Kg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
-        load_tile_async<D, FWD_BC, FWD_THREADS>(Vs, Vg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
+        load_tile_async<D, BR, THREADS>(Qs, Qg, ldq, rows, tid);
+        load_tile_async<D, FWD_BC, THREADS>(Ks, Kg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
+        load_tile_async<D, FWD_BC, THREADS>(Vs, Vg + keys.lo * ldk, ldk, s.Tk - keys.lo, tid);
         cp_async_commit();
     }
     for (int kt = 0; kt < n_kt; kt++) {
@@ -94,9 +109,9 @@ __global__ void __launch_bounds__(FWD_THREADS)
         const int64_t j0 = keys.lo + (int64_t)kt * FWD_BC;
         if (kt + 1 < n_kt) {  // prefetch the next key tile into the other stage
             const int64_t j1 = j0 + FWD_BC;
-            load_tile_async<D, FWD_BC, FWD_THREADS>(Ks + (stage ^ 1) * FWD_BC * SROW,
+            load_tile_async<D, FWD_BC, THREADS>(Ks + (stage ^ 1) * FWD_BC * SROW,
                                                     Kg + j1 * ldk, ldk, s.Tk - j1, tid);
-            load_tile_async<D, FWD_BC, FWD_THREADS>(Vs + (stage ^ 1) * FWD_BC * SROW,
+            load_tile_async<D, FWD_BC, THREADS>(Vs + (stage ^ 1) * FWD_BC * SROW,
                                                     Vg + j1 * ldk, ldk, s.Tk - j1, tid);
             cp_async_commit();
             cp_async_wait<1>();
@@ -112,22 +127,22 @@ __global__ void __launch_bounds__(FWD_THREADS)
             zero_acc<NB_S>(sacc);
             warp_mma_smem_nt<NB_S, D>(sacc, Qs + wrow * SROW, SROW, Kst, SROW, lane);
 
-            // Scores in log2 units, masked to -inf.
-            const bool need_mask = !warp_sees_all(ws, j0, FWD_BC);
+            // Raw scores, masked to -inf.
+            if (!warp_sees_all(ws, j0, FWD_BC)) {
 #pragma unroll
-            for (int n = 0; n < NB_S; n++)
+                for (int n = 0; n < NB_S; n++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float x = sacc[n][e] * c;
-                    const int64_t j = j0 + n * 8 + 2 * t + (e & 1);
-                    if (need_mask && !span_visible(m, sp[e / 2], j, iw + g + (e / 2) * 8, j))
-                        x = -INFINITY;
-                    sacc[n][e] = x;
-                }
+                    for (int e = 0; e < 4; e++) {
+                        const int64_t j = j0 + n * 8 + 2 * t + (e & 1);
+                        if (!span_visible(m, sp[e / 2], j, iw + g + (e / 2) * 8, j))
+                            sacc[n][e] = -INFINITY;
+                    }
+            }
 
             // Online softmax for the thread's two rows (g and g + 8); a row's 64
-            // scores are spread over the 4 lanes of a quad.
-            float mx[2] = {m_run[0], m_run[1]};
+            // scores are spread over the 4 lanes of a quad. The running max is
+            // in log2 units: max(raw) * c, as c > 0.
+            float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
             for (int n = 0; n < NB_S; n++) {
                 mx[0] = fmaxf(mx[0], fmaxf(sacc[n][0], sacc[n][1]));
@@ -138,15 +153,16 @@ __global__ void __launch_bounds__(FWD_THREADS)
             for (int r = 0; r < 2; r++) {
                 mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
                 mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-                mu[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // nothing visible yet: p = 0, no NaN
+                const float m_new = fmaxf(m_run[r], mx[r] * c);
+                mu[r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: p = 0, no NaN
                 alpha[r] = fast_exp2(m_run[r] - mu[r]);
-                m_run[r] = mx[r];
+                m_run[r] = m_new;
             }
 #pragma unroll
             for (int n = 0; n < NB_S; n++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
-                    float p = fast_exp2(sacc[n][e] - mu[e / 2]);
+                    const float p = fast_exp2(fmaf(sacc[n][e], c, -mu[e / 2]));  // one FFMA
                     sacc[n][e] = p;
                     lsum[e / 2] += p;
                 }
@@ -200,17 +216,31 @@ __global__ void __launch_bounds__(FWD_THREADS)
     }
 }
 
+template <int D, int BR, bool MERGE>
+static void launch_fwd_rows(float *out_acc, void *out, float *lse, const void *q, const void *k,
+                            const void *v, cu_attn_docs docs, const attn_shape *s,
+                            cudaStream_t st)
+{
+    const int smem = fwd_smem_bytes<D, BR>();
+    set_smem_limit(attn_fwd_bf16_kernel<D, BR, MERGE>, smem);
+    dim3 grid((unsigned)((s->Tq + BR - 1) / BR), (unsigned)s->H, (unsigned)s->B);
+    attn_fwd_bf16_kernel<D, BR, MERGE><<<grid, BR * 2, smem, st>>>(
+        out_acc, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, docs, *s);
+    CU_CHECK_LAUNCH();
+}
+
 template <int D, bool MERGE>
 static void launch_fwd_bf16(float *out_acc, void *out, float *lse, const void *q, const void *k,
                             const void *v, cu_attn_docs docs, const attn_shape *s,
                             cudaStream_t st)
 {
-    const int smem = fwd_smem_bytes<D>();
-    set_smem_limit(attn_fwd_bf16_kernel<D, MERGE>, smem);
-    dim3 grid((unsigned)((s->Tq + FWD_BR - 1) / FWD_BR), (unsigned)s->H, (unsigned)s->B);
-    attn_fwd_bf16_kernel<D, MERGE><<<grid, FWD_THREADS, smem, st>>>(
-        out_acc, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, docs, *s);
-    CU_CHECK_LAUNCH();
+    if constexpr (D == 128) {
+        if (fwd_rows(D) == 128) {
+            launch_fwd_rows<D, 128, MERGE>(out_acc, out, lse, q, k, v, docs, s, st);
+            return;
+        }
+    }
+    launch_fwd_rows<D, 64, MERGE>(out_acc, out, lse, q, k, v, docs, s, st);
 }
 
 // ---------------------------------------------------------------------------
@@ -231,7 +261,7 @@ int cu_attn_smem_limit(void)
 // The bf16 kernels' shared memory for head dim D fits the device.
 static bool smem_fits(int D)
 {
-    const int fwd = D == 64 ? fwd_smem_bytes<64>() : fwd_smem_bytes<128>();
+    const int fwd = D == 64 ? fwd_smem_bytes<64, 64>() : fwd_smem_bytes<128, 64>();
     const int bwd = cu_attn_bwd_smem_bytes(D);
     return (fwd > bwd ? fwd : bwd) <= cu_attn_smem_limit();
 }

@@ -41,6 +41,7 @@
 #ifdef STRETCH_GPU_EMU
 void emu_attn_tiles(uint64_t out[3]);
 void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[3]);
+void emu_attn_tile_shapes(int D, int rows[3], int cols[3]);
 #endif
 
 // ---------------------------------------------------------------------------
@@ -313,9 +314,9 @@ static cu_attn_docs build_docs(const int32_t *d_sq, const int32_t *d_sk, int64_t
 
 #ifdef STRETCH_GPU_EMU
 // Tile iterations the kernels made == what their span helpers plan (on the
-// host over the same bounds); for whole attention also the ratio to the
-// tiles that hold a visible element (fwd 64 x 64, counted from the
-// reference mask).
+// host over the same bounds); also the forward's ratio to the tiles of its
+// grid (rows x 64) that hold a visible element, counted from the reference
+// mask.
 static void check_tiles(const tcase *c, const attn_shape *s, const cu_attn_docs *d,
                         const int32_t *sq, const int32_t *sk) {
     uint64_t got[3], plan[3];
@@ -328,13 +329,15 @@ static void check_tiles(const tcase *c, const attn_shape *s, const cu_attn_docs 
     }
     emu_attn_plan_tiles(s, hb, plan);
     bool ok = got[0] == plan[0] && got[1] == plan[1] && got[2] == plan[2];
+    int rows[3], cols[3];
+    emu_attn_tile_shapes(s->D, rows, cols);
     uint64_t needed = 0;
     for (int64_t b = 0; b < s->B; b++)
-        for (int64_t i0 = 0; i0 < s->Tq; i0 += 64)
-            for (int64_t j0 = 0; j0 < s->Tk; j0 += 64) {
+        for (int64_t i0 = 0; i0 < s->Tq; i0 += rows[0])
+            for (int64_t j0 = 0; j0 < s->Tk; j0 += cols[0]) {
                 bool any = false;
-                for (int64_t i = i0; i < i0 + 64 && i < s->Tq && !any; i++)
-                    for (int64_t j = j0; j < j0 + 64 && j < s->Tk && !any; j++)
+                for (int64_t i = i0; i < i0 + rows[0] && i < s->Tq && !any; i++)
+                    for (int64_t j = j0; j < j0 + cols[0] && j < s->Tk && !any; j++)
                         any = ref_visible(s, sq, sk, b, i, j);
                 needed += any;
             }

@@ -678,6 +678,15 @@ void emu_attn_tiles(uint64_t out[3])
     for (int i = 0; i < 3; i++) out[i] = g_attn_tiles[i], g_attn_tiles[i] = 0;
 }
 
+// Each bf16 kernel's tile on the current device (rows of its CTA x columns
+// of its loop's tile): forward, dQ, dK/dV.
+void emu_attn_tile_shapes(int D, int rows[3], int cols[3])
+{
+    rows[0] = fwd_rows(D), cols[0] = FWD_BC;
+    rows[1] = dq_rows(D), cols[1] = DQ_BC;
+    rows[2] = dkdv_rows(D), cols[2] = D == 128 ? dkdv_bq<128>() : dkdv_bq<64>();
+}
+
 // The tile iterations the bf16 kernels' loops make for shape s (all heads),
 // from the same span helpers and tile sizes, evaluated on the host over
 // bounds (host copy of cu_attn_docs.bounds, or NULL: no documents); what
@@ -690,8 +699,9 @@ void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t ou
     const int64_t BQ = s->D == 128 ? dkdv_bq<128>() : dkdv_bq<64>();
     for (int64_t b = 0; b < s->B; b++) {
         const attn_mask m = make_mask(*s, d, b);
-        for (int64_t i0 = 0; i0 < s->Tq; i0 += FWD_BR) {
-            const row_span k = query_tile_span(m, i0, std::min<int64_t>(FWD_BR, s->Tq - i0));
+        const int64_t FR = fwd_rows(s->D);  // the forward launcher's choice
+        for (int64_t i0 = 0; i0 < s->Tq; i0 += FR) {
+            const row_span k = query_tile_span(m, i0, std::min<int64_t>(FR, s->Tq - i0));
             out[0] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + FWD_BC - 1) / FWD_BC);
         }
         const int64_t BR = dq_rows(s->D);  // the dQ launcher's choice for this device
@@ -699,8 +709,9 @@ void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t ou
             const row_span k = query_tile_span(m, i0, std::min<int64_t>(BR, s->Tq - i0));
             out[1] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + DQ_BC - 1) / DQ_BC);
         }
-        for (int64_t j0 = 0; j0 < s->Tk; j0 += BWD_BKV) {
-            const row_span q = key_tile_span(m, j0, std::min<int64_t>(BWD_BKV, s->Tk - j0));
+        const int64_t KR = dkdv_rows(s->D);  // the dK/dV launcher's choice
+        for (int64_t j0 = 0; j0 < s->Tk; j0 += KR) {
+            const row_span q = key_tile_span(m, j0, std::min<int64_t>(KR, s->Tk - j0));
             out[2] += (uint64_t)s->H * (uint64_t)((q.hi - q.lo + BQ - 1) / BQ);
         }
     }

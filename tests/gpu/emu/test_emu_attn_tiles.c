@@ -25,8 +25,7 @@
 #include "die.h"
 
 void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[3]);
-
-enum { BR = 64, BC = 64, BKV = 64 };  // forward / dQ tiles, dK/dV key tile
+void emu_attn_tile_shapes(int D, int rows[3], int cols[3]);
 
 static int failures;
 
@@ -83,28 +82,35 @@ static void run(const char *name, const int32_t *seg, int64_t T) {
         khi[j] = end;
     }
     for (int D = 64; D <= 128; D *= 2) {
-        const int BQ = D == 128 ? 32 : 64;  // cu_attn_bwd.cu's dK/dV query tile
+        int rows[3], cols[3];  // each kernel's tile: fwd 128 x 64, dQ 64 x 64, dK/dV 64 x BQ
+        emu_attn_tile_shapes(D, rows, cols);
         const attn_shape s = {.B = 1, .Tq = T, .Tk = T, .H = 1, .Hkv = 1, .D = D,
                               .scale = 1.0f / sqrtf((float)D), .causal = true};
-        uint64_t plan[3];
+        uint64_t plan[3], need[3], causal_only[3] = {0, 0, 0};
         emu_attn_plan_tiles(&s, bounds, plan);
-        const uint64_t need_q = needed_tiles(qlo, qhi, T, T, BR, BC);
-        const uint64_t need_kv = needed_tiles(klo, khi, T, T, BKV, BQ);
-        uint64_t causal_q = 0, causal_kv = 0;  // loops bounded by the causal horizon only
-        for (int64_t i0 = 0; i0 < T; i0 += BR) {
-            int64_t kend = i0 + BR < T ? i0 + BR : T;
-            causal_q += (uint64_t)((kend + BC - 1) / BC);
+        for (int kk = 0; kk < 3; kk++) {
+            const bool keys = kk == 2;  // dK/dV: rows are keys, columns queries
+            need[kk] = needed_tiles(keys ? klo : qlo, keys ? khi : qhi, T, T, rows[kk], cols[kk]);
+            // The loops bounded by the causal horizon only (before document bounds).
+            for (int64_t r0 = 0; r0 < T; r0 += rows[kk]) {
+                const int64_t end = r0 + rows[kk] < T ? r0 + rows[kk] : T;
+                causal_only[kk] += keys ? (uint64_t)((T - r0 / cols[kk] * cols[kk] + cols[kk] - 1) / cols[kk])
+                                        : (uint64_t)((end + cols[kk] - 1) / cols[kk]);
+            }
         }
-        for (int64_t j0 = 0; j0 < T; j0 += BKV) causal_kv += (uint64_t)((T - j0 / BQ * BQ + BQ - 1) / BQ);
-        const double r[3] = {(double)plan[0] / need_q, (double)plan[1] / need_q,
-                             (double)plan[2] / need_kv};
-        const bool ok = r[0] <= 1.05 && r[1] <= 1.05 && r[2] <= 1.05 && plan[0] > 0;
+        double r[3];
+        bool ok = plan[0] > 0;
+        for (int kk = 0; kk < 3; kk++) {
+            r[kk] = (double)plan[kk] / (double)need[kk];
+            ok &= r[kk] <= 1.05;
+        }
         failures += !ok;
-        printf("%-34s D=%-3d computed / needed: fwd %llu / %llu = %.3f, dq %.3f, dkdv %llu / %llu "
-               "= %.3f; causal-only loops: fwd %.1fx, dkdv %.1fx  %s\n",
-               name, D, (unsigned long long)plan[0], (unsigned long long)need_q, r[0], r[1],
-               (unsigned long long)plan[2], (unsigned long long)need_kv, r[2],
-               (double)causal_q / need_q, (double)causal_kv / need_kv, ok ? "ok" : "FAIL");
+        printf("%-30s D=%-3d computed / needed: fwd (%dx%d) %llu / %llu = %.3f, dq %.3f, dkdv "
+               "(%dx%d) %.3f; causal-only loops: fwd %.1fx, dq %.1fx, dkdv %.1fx  %s\n",
+               name, D, rows[0], cols[0], (unsigned long long)plan[0], (unsigned long long)need[0],
+               r[0], r[1], rows[2], cols[2], r[2], (double)causal_only[0] / need[0],
+               (double)causal_only[1] / need[1], (double)causal_only[2] / need[2],
+               ok ? "ok" : "FAIL");
     }
     free(qlo), free(qhi), free(klo), free(khi), free(bounds);
     CU_CHECK(cudaFree(d_seg));
