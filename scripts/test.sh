@@ -47,6 +47,19 @@ cmake --build build -j"$jobs"
 run_ctest build || status=1
 part "release build + ctest"
 
+# The emulated GPU (tests/gpu/emu: the CUDA host path and kernels on CPU
+# shims, label gpuemu) is configured only without nvcc; when the Release
+# build above compiled CUDA, its tests run from a second, CUDA-less build of
+# just their targets.
+if [ -f build/gpu_test_gpu_attn ]; then  # built only with CUDA
+  echo "== emulated GPU tests (build-emu, -DSTRETCH_CUDA=OFF)"
+  cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DSTRETCH_CUDA=OFF >/dev/null
+  cmake --build build-emu -j"$jobs" --target gpuemu_train gpuemu_ops_check gpuemu_attn \
+    gpuemu_attn_tiles gpuemu_model
+  run_ctest build-emu -L gpuemu || status=1
+  part "emulated GPU build + ctest -L gpuemu"
+fi
+
 echo "== ASan + UBSan build: unit, CLI and MPI tests"
 # -O1: the sanitizers need no -O0, and -O0 made this part the longest of the
 # suite (CI, 2 cores: 1063 s). Left to the Release part:

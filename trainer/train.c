@@ -680,7 +680,9 @@ static void setup(train_state *st, const train_args *a) {
                  mc.vocab_size, (long long)tok_vocab_size(st->tok));
     if (model_config_validate(&mc, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
     // The backend: rank i of a node takes GPU i (mod the GPUs visible).
-    int local_rank, local_size, n_gpus = backend_gpu_count();
+    // (Counted only for the cuda backend: a broken driver stops only GPU runs.)
+    int local_rank, local_size;
+    int n_gpus = c->train.backend == CFG_BACKEND_CUDA ? backend_gpu_count() : 0;
     dist_local_rank(&st->dist, &local_rank, &local_size);
     char why[512];
     st->bk = backend_create(c->train.backend == CFG_BACKEND_CUDA ? BACKEND_CUDA : BACKEND_CPU,

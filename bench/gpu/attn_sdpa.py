@@ -6,6 +6,13 @@ backward. Prints median time (CUDA events), TFLOP/s (causal counted as half;
 backward = 2.5x forward, the usual FlashAttention count) and the ratio
 stretch / sdpa (> 1: stretch is slower).
 
+Then packed 2K-token documents (segment ids; causal within each document):
+stretch (its document bounds rebuilt inside every call, as cheap as it is)
+against FlashAttention-2's varlen kernel (flash_attn_varlen_func, when the
+flash_attn package is installed) and SDPA with the explicit block-diagonal
+mask (memory-efficient backend, up to --mask-max tokens: the mask is T x T);
+TFLOP/s over the visible pairs only.
+
   python3 bench/gpu/attn_sdpa.py [--lib build/libstretch_attn_shim.so] [--seqs 4096,8192]
 """
 import argparse
@@ -15,7 +22,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stretch_attn import SDPA_GQA_MODE, StretchAttn, attn_flops, sdpa  # noqa: E402
+from stretch_attn import SDPA_GQA_MODE, StretchAttn, attn_flops, doc_mask, sdpa, sdpa_masked  # noqa: E402
+
+DOC = 2048
 
 
 def median_ms(fn, warmup=3, reps=10):
@@ -40,6 +49,8 @@ def main():
     ap.add_argument("--seqs", default="4096,8192,16384,32768")
     ap.add_argument("--dims", default="128,64")
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--packed-seqs", default="32768,131072")
+    ap.add_argument("--mask-max", type=int, default=16384)
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: skipped")
@@ -85,7 +96,59 @@ def main():
     for D, T, H, Hkv, sf, tf, sb, tb, ff, fb in rows:
         print(f"{D:>4} {T:>6} {H:>3}/{Hkv:<2} | {sf:8.3f} {ff / sf / 1e9:6.1f} {tf:8.3f} {ff / tf / 1e9:6.1f}"
               f" {sf / tf:6.2f} | {sb:8.3f} {fb / sb / 1e9:6.1f} {tb:8.3f} {fb / tb / 1e9:6.1f} {sb / tb:6.2f}")
+    packed(st, dev, args)
     return 0
+
+
+def packed(st, dev, args):
+    """Packed 2K-token documents: stretch vs FA2 varlen (if installed) vs SDPA with a mask."""
+    try:
+        from flash_attn import flash_attn_varlen_func
+    except ImportError:
+        flash_attn_varlen_func = None
+    print(f"\npacked {DOC}-token documents, causal, B=1: fwd / bwd ms (ratio = stretch / other);"
+          f" flash_attn varlen {'present' if flash_attn_varlen_func else 'not installed'}")
+    print(f"{'D':>4} {'T':>7} | {'stretch':>15} {'TF/s':>11} | {'fa2 varlen':>15} {'ratio':>11} |"
+          f" {'sdpa+mask':>15} {'ratio':>11}")
+    for D in [int(x) for x in args.dims.split(",")]:
+        H, Hkv = (32, 8) if D == 64 else (16, 4)
+        for T in [int(x) for x in args.packed_seqs.split(",")]:
+            B = 1
+            q, dout = (torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
+            k, v = (torch.randn(B, T, Hkv, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
+            seg = (torch.arange(T, device=dev, dtype=torch.int32) // DOC)[None].contiguous()
+            out, lse = st.forward_seg(q, k, v, seg, True)
+            dq = torch.zeros(B, T, H, D, device=dev)
+            dk, dv = torch.zeros(B, T, Hkv, D, device=dev), torch.zeros(B, T, Hkv, D, device=dev)
+            sf = median_ms(lambda: st.forward_seg(q, k, v, seg, True, out, lse), reps=args.reps)
+            sb = median_ms(lambda: st.backward_seg(dout, q, k, v, out, lse, seg, True, dq, dk, dv),
+                           reps=args.reps)
+            pairs = sum(n * (n + 1) / 2 for n in [DOC] * (T // DOC) + ([T % DOC] if T % DOC else []))
+            ff = 4.0 * H * D * pairs
+            line = f"{D:>4} {T:>7} | {sf:7.3f} {sb:7.3f} {ff / sf / 1e9:5.0f} {2.5 * ff / sb / 1e9:5.0f} |"
+            if flash_attn_varlen_func:
+                cu = torch.arange(0, T + DOC, DOC, device=dev, dtype=torch.int32).clamp_max(T).unique()
+                qv, kv_, vv = (x[0].clone().requires_grad_(True) for x in (q, k, v))
+                fwd = lambda: flash_attn_varlen_func(qv, kv_, vv, cu, cu, DOC, DOC, causal=True)
+                ft = median_ms(fwd, reps=args.reps)
+                o = fwd()
+                fb = median_ms(lambda: torch.autograd.grad(o, (qv, kv_, vv), dout[0], retain_graph=True),
+                               reps=args.reps)
+                line += f" {ft:7.3f} {fb:7.3f} {sf / ft:5.2f} {sb / fb:5.2f} |"
+            else:
+                line += f" {'-':>15} {'-':>11} |"
+            if T <= args.mask_max:
+                mask = doc_mask(seg, seg, 0, 0, True)
+                qr, kr, vr = (x.clone().requires_grad_(True) for x in (q, k, v))
+                mt = median_ms(lambda: sdpa_masked(qr, kr, vr, mask), reps=args.reps)
+                o = sdpa_masked(qr, kr, vr, mask)
+                mb = median_ms(lambda: torch.autograd.grad(o, (qr, kr, vr), dout, retain_graph=True),
+                               reps=args.reps)
+                line += f" {mt:7.3f} {mb:7.3f} {sf / mt:5.2f} {sb / mb:5.2f}"
+            else:
+                line += f" {'(mask too big)':>15}"
+            print(line)
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

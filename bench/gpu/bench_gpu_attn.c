@@ -1,9 +1,12 @@
 // bench_gpu_attn: times cu_attn_forward and cu_attn_backward (bf16, causal,
 // GQA, B = 1) at sequence 4K..32K for D = 128 (H 16 / Hkv 4) and D = 64
-// (H 32 / Hkv 8): median of REPS runs by CUDA events after WARMUP runs, and
-// TFLOP/s by the usual count (forward 4 B H T^2 D, backward 2.5x, causal
-// half; our deterministic backward does 1.4x the products that count
-// assumes). Random inputs, never zeros. Exits 77 without a GPU.
+// (H 32 / Hkv 8), one causal document and packed 2K-token documents
+// (segment ids t / 2048, document bounds built once outside the timing, as
+// the backend does per batch): median of REPS runs by CUDA events after
+// WARMUP runs, and TFLOP/s by the usual count over the visible pairs
+// (forward 4 H D per pair, backward 2.5x; our deterministic backward does
+// 1.4x the products that count assumes). Random inputs, never zeros. Exits
+// 77 without a GPU.
 //   bench_gpu_attn [max_T]
 #include <math.h>
 #include <stdint.h>
@@ -14,7 +17,7 @@
 #include "cu_attn.h"
 #include "die.h"
 
-enum { WARMUP = 3, REPS = 10 };
+enum { WARMUP = 3, REPS = 10, DOC = 2048 };
 
 static uint64_t rng = 0x1234567ull;
 static uint16_t rand_bf16(void) {  // uniform in [-1, 1) as bf16
@@ -44,14 +47,15 @@ typedef struct {
     void *out, *q, *k, *v, *dout;
     float *lse, *delta, *dq, *dk, *dv;
     attn_shape s;
+    const cu_attn_docs *docs;  // NULL: one document
 } bench_bufs;
 
 static void run(const bench_bufs *b, int backward) {
     if (backward)
         cu_attn_backward(b->dq, b->dk, b->dv, b->dout, b->q, b->k, b->v, b->out, b->lse, b->delta,
-                         NULL, NULL, &b->s, CU_BF16, 0);
+                         b->docs, &b->s, CU_BF16, 0);
     else
-        cu_attn_forward(b->out, b->lse, b->q, b->k, b->v, NULL, NULL, &b->s, CU_BF16, 0);
+        cu_attn_forward(b->out, b->lse, b->q, b->k, b->v, b->docs, &b->s, CU_BF16, 0);
 }
 
 static float median_ms(const bench_bufs *b, int backward) {
@@ -82,8 +86,8 @@ int main(int argc, char **argv) {
     struct cudaDeviceProp prop;
     CU_CHECK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s, bf16, causal, GQA, B=1; median of %d (CUDA events)\n", prop.name, REPS);
-    printf("%4s %6s %6s | %9s %7s | %9s %7s\n", "D", "T", "H/Hkv", "fwd ms", "TFLOP/s", "bwd ms",
-           "TFLOP/s");
+    printf("%4s %6s %6s %5s | %9s %7s | %9s %7s\n", "D", "T", "H/Hkv", "docs", "fwd ms", "TFLOP/s",
+           "bwd ms", "TFLOP/s");
     for (int D = 128; D >= 64; D /= 2) {
         const int H = D == 128 ? 16 : 32, Hkv = H / 4;
         for (int64_t T = 4096; T <= max_T; T *= 2) {
@@ -104,10 +108,27 @@ int main(int argc, char **argv) {
             CU_CHECK(cudaMemset(b.dq, 0, sizeof(float) * (size_t)nq));
             CU_CHECK(cudaMemset(b.dk, 0, sizeof(float) * (size_t)nk));
             CU_CHECK(cudaMemset(b.dv, 0, sizeof(float) * (size_t)nk));
-            float tf = median_ms(&b, 0), tb = median_ms(&b, 1);
-            double ff = 4.0 * H * (double)T * (double)T * D / 2.0, fb = 2.5 * ff;
-            printf("%4d %6lld %3d/%-2d | %9.3f %7.1f | %9.3f %7.1f\n", D, (long long)T, H, Hkv, tf,
-                   ff / tf / 1e9, tb, fb / tb / 1e9);
+            // Packed 2K-token documents: ids t / 2048 and their bounds.
+            int32_t *h_seg = xmalloc(sizeof(int32_t) * (size_t)T);
+            for (int64_t t = 0; t < T; t++) h_seg[t] = (int32_t)(t / DOC);
+            int32_t *d_seg = NULL, *d_bounds = NULL;
+            CU_CHECK(cudaMalloc((void **)&d_seg, sizeof(int32_t) * (size_t)T));
+            CU_CHECK(cudaMemcpy(d_seg, h_seg, sizeof(int32_t) * (size_t)T, cudaMemcpyHostToDevice));
+            CU_CHECK(cudaMalloc((void **)&d_bounds,
+                                sizeof(int32_t) * (size_t)cu_attn_docs_ints(1, T, T)));
+            cu_attn_docs docs = {.seg_q = d_seg, .seg_k = d_seg, .bounds = d_bounds};
+            cu_attn_docs_build(&docs, 1, T, T, 0);
+            for (int packed = 0; packed <= 1; packed++) {
+                b.docs = packed ? &docs : NULL;
+                const double len = packed ? DOC : (double)T, pairs = T / len * len * (len + 1) / 2;
+                float tf = median_ms(&b, 0), tb = median_ms(&b, 1);
+                double ff = 4.0 * H * pairs * D, fb = 2.5 * ff;
+                printf("%4d %6lld %3d/%-2d %5s | %9.3f %7.1f | %9.3f %7.1f\n", D, (long long)T, H,
+                       Hkv, packed ? "2K" : "1", tf, ff / tf / 1e9, tb, fb / tb / 1e9);
+            }
+            free(h_seg);
+            CU_CHECK(cudaFree(d_seg));
+            CU_CHECK(cudaFree(d_bounds));
             CU_CHECK(cudaFree(b.q));
             CU_CHECK(cudaFree(b.k));
             CU_CHECK(cudaFree(b.v));

@@ -1,7 +1,8 @@
 """ctypes binding of libstretch_attn_shim.so (bench/gpu/attn_shim.c) for torch tensors.
 
 Layouts are stretch's: q, out, dout (B, T, H, D) bf16; k, v (B, T, Hkv, D) bf16;
-lse, delta (B, H, T) fp32; dq, dk, dv fp32, accumulated (+=).
+lse, delta (B, H, T) fp32; dq, dk, dv fp32, accumulated (+=); seg (B, T) int32
+segment ids (packed documents: query i sees key j only if their ids agree).
 """
 import ctypes
 import os
@@ -24,6 +25,19 @@ class StretchAttn:
         self.lib.stretch_attn_fwd.restype = _I
         self.lib.stretch_attn_bwd.argtypes = [_P] * 10 + [_I64, _I64, _I, _I, _I, _I, _I, _P]
         self.lib.stretch_attn_bwd.restype = _I
+        self.lib.stretch_attn_docs_ints.argtypes = [_I64, _I64, _I64]
+        self.lib.stretch_attn_docs_ints.restype = _I64
+        self.lib.stretch_attn_fwd_seg.argtypes = [_P] * 7 + [_I64, _I64, _I, _I, _I, _I, _I, _P]
+        self.lib.stretch_attn_fwd_seg.restype = _I
+        self.lib.stretch_attn_bwd_seg.argtypes = [_P] * 12 + [_I64, _I64, _I, _I, _I, _I, _I, _P]
+        self.lib.stretch_attn_bwd_seg.restype = _I
+        blk = [_I64, _I64, _I64, _I, _I, _I, _I64, _I64, _I, _I, _P]
+        self.lib.stretch_attn_block_fwd.argtypes = [_P] * 8 + blk
+        self.lib.stretch_attn_block_fwd.restype = _I
+        self.lib.stretch_attn_block_bwd.argtypes = [_P] * 12 + blk
+        self.lib.stretch_attn_block_bwd.restype = _I
+        self.lib.stretch_attn_delta.argtypes = [_P] * 3 + [_I64, _I64, _I, _I, _I, _P]
+        self.lib.stretch_attn_delta.restype = None
 
     @staticmethod
     def _stream():
@@ -58,6 +72,108 @@ class StretchAttn:
         if rc != 0:
             raise ValueError("unsupported shape")
         return dq, dk, dv
+
+
+    def _bounds(self, B, Tq, Tk, dev):
+        n = self.lib.stretch_attn_docs_ints(B, Tq, Tk)
+        return torch.empty(n, device=dev, dtype=torch.int32)
+
+    @staticmethod
+    def _ptr(x):
+        return x.data_ptr() if x is not None else None
+
+    def forward_seg(self, q, k, v, seg, causal, out=None, lse=None):
+        """forward() with segment ids seg (B, T) int32 (None: one document)."""
+        B, T, H, D = q.shape
+        Hkv = k.shape[2]
+        out = torch.empty_like(q) if out is None else out
+        lse = torch.empty(B, H, T, device=q.device, dtype=torch.float32) if lse is None else lse
+        bounds = self._bounds(B, T, T, q.device) if seg is not None else None
+        rc = self.lib.stretch_attn_fwd_seg(out.data_ptr(), lse.data_ptr(), q.data_ptr(), k.data_ptr(),
+                                           v.data_ptr(), self._ptr(seg), self._ptr(bounds), B, T, H,
+                                           Hkv, D, int(causal), int(q.dtype == torch.bfloat16),
+                                           self._stream())
+        if rc != 0:
+            raise ValueError("unsupported shape")
+        return out, lse
+
+    def backward_seg(self, dout, q, k, v, out, lse, seg, causal, dq, dk, dv):
+        B, T, H, D = q.shape
+        Hkv = k.shape[2]
+        delta = torch.empty(B, H, T, device=q.device, dtype=torch.float32)
+        bounds = self._bounds(B, T, T, q.device) if seg is not None else None
+        rc = self.lib.stretch_attn_bwd_seg(dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), dout.data_ptr(),
+                                           q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
+                                           lse.data_ptr(), delta.data_ptr(), self._ptr(seg),
+                                           self._ptr(bounds), B, T, H, Hkv, D, int(causal),
+                                           int(q.dtype == torch.bfloat16), self._stream())
+        if rc != 0:
+            raise ValueError("unsupported shape")
+        return dq, dk, dv
+
+    def block_forward(self, out_acc, lse_acc, q, k, v, seg_q, seg_k, q_start, k_start, causal):
+        """Merges key block (k, v at global offset k_start) into the running fp32
+        (out_acc (B, Tq, H, D), lse_acc (B, H, Tq)) of queries at offset q_start."""
+        B, Tq, H, D = q.shape
+        Tk, Hkv = k.shape[1], k.shape[2]
+        bounds = self._bounds(B, Tq, Tk, q.device) if seg_q is not None else None
+        rc = self.lib.stretch_attn_block_fwd(out_acc.data_ptr(), lse_acc.data_ptr(), q.data_ptr(),
+                                             k.data_ptr(), v.data_ptr(), self._ptr(seg_q),
+                                             self._ptr(seg_k), self._ptr(bounds), B, Tq, Tk, H, Hkv,
+                                             D, q_start, k_start, int(causal),
+                                             int(q.dtype == torch.bfloat16), self._stream())
+        if rc != 0:
+            raise ValueError("unsupported shape")
+
+    def block_backward(self, dq, dk, dv, dout, q, k, v, lse, delta, seg_q, seg_k, q_start, k_start,
+                       causal):
+        """Backward of one key block given the final lse and delta (+= dq, dk, dv)."""
+        B, Tq, H, D = q.shape
+        Tk, Hkv = k.shape[1], k.shape[2]
+        bounds = self._bounds(B, Tq, Tk, q.device) if seg_q is not None else None
+        rc = self.lib.stretch_attn_block_bwd(dq.data_ptr(), dk.data_ptr(), dv.data_ptr(),
+                                             dout.data_ptr(), q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                                             lse.data_ptr(), delta.data_ptr(), self._ptr(seg_q),
+                                             self._ptr(seg_k), self._ptr(bounds), B, Tq, Tk, H, Hkv,
+                                             D, q_start, k_start, int(causal),
+                                             int(q.dtype == torch.bfloat16), self._stream())
+        if rc != 0:
+            raise ValueError("unsupported shape")
+
+    def delta(self, dout, out):
+        """rowsum(dout * out) as (B, H, T) fp32, from the final output."""
+        B, T, H, D = dout.shape
+        d = torch.empty(B, H, T, device=dout.device, dtype=torch.float32)
+        self.lib.stretch_attn_delta(d.data_ptr(), dout.data_ptr(), out.data_ptr(), B, T, H, D,
+                                    int(dout.dtype == torch.bfloat16), self._stream())
+        return d
+
+
+def doc_mask(seg_q, seg_k, q_start, k_start, causal):
+    """(B, Tq, Tk) bool: query i sees key j (same document, causal on global
+    positions), for SDPA's attn_mask and the references."""
+    Tq, Tk = seg_q.shape[1], seg_k.shape[1]
+    m = seg_q[:, :, None] == seg_k[:, None, :]
+    if causal:
+        i = torch.arange(Tq, device=seg_q.device)[:, None] + q_start
+        j = torch.arange(Tk, device=seg_q.device)[None, :] + k_start
+        m = m & (j <= i)[None]
+    return m
+
+
+def sdpa_masked(q, k, v, mask):
+    """torch SDPA (memory-efficient backend: flash takes no mask) with an
+    explicit boolean mask (B, T, T): the block-diagonal causal mask of packed
+    documents. GQA by repeating k and v."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    import torch.nn.functional as F
+
+    rep = q.shape[2] // k.shape[2]
+    qt = q.transpose(1, 2)
+    kt, vt = (x.transpose(1, 2).repeat_interleave(rep, 1) for x in (k, v))
+    with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+        o = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask[:, None])
+    return o.transpose(1, 2)
 
 
 SDPA_GQA_MODE = {"mode": None}  # "enable_gqa" or "repeat": how sdpa() ran GQA last

@@ -5,16 +5,23 @@
 // agreement mode). Head dims 64 and 128.
 //
 // Layouts as on the CPU: q, out, dout: (B, Tq, H, D); k, v: (B, Tk, Hkv, D);
-// lse, delta: (B, H, Tq) fp32; seg_q (B, Tq), seg_k (B, Tk) device int32 or NULL.
+// lse, delta: (B, H, Tq) fp32.
+//
+// Packed documents (segment ids): a cu_attn_docs names the ids and the
+// document bounds cu_attn_docs_build derives from them once per batch (per
+// (query block, key block) pair in ring attention). Every kernel then loops
+// only over the keys of each row's own document, skips tiles that lie wholly
+// across documents and takes the unmasked path inside a document (see
+// cu_attn_tile.cuh). NULL = no document masking.
 //
 // bf16 q, k, v, dout, out must be 16-byte aligned (cp.async tile loads);
 // cudaMalloc'd buffers and any whole-row offset into them are.
 // This implementation's backward is deterministic (no atomics at all: dQ has
 // its own kernel); see cu_attn_bwd.cu.
 //
-// Tested by tests/gpu/test_gpu_attn.c against the CPU reference and by
-// tests/gpu/attn_vs_sdpa.py, bench/gpu/attn_sdpa.py against
-// torch.nn.functional.scaled_dot_product_attention.
+// Tested by tests/gpu/test_gpu_attn.c against a float64 reference (on a GPU
+// and on the emulated GPU of tests/gpu/emu) and by tests/gpu/attn_vs_sdpa.py,
+// bench/gpu/attn_sdpa.py against torch.nn.functional.scaled_dot_product_attention.
 #pragma once
 
 #include <stdbool.h>
@@ -25,21 +32,50 @@
 
 CU_EXTERN_C_BEGIN
 
-// True when the kernels support this shape (D in {64, 128}, H % Hkv == 0).
+// Segment ids of a (query block, key block) pair: query row i sees key j
+// only if seg_q[i] == seg_k[j]. bounds: device scratch of
+// cu_attn_docs_ints(B, Tq, Tk) int32, filled by cu_attn_docs_build for these
+// ids and shape; NULL makes every kernel compare the ids element by element
+// (correct, never faster).
+typedef struct {
+    const int32_t *seg_q, *seg_k;  // (B, Tq), (B, Tk) device int32
+    int32_t *bounds;
+} cu_attn_docs;
+
+// int32 elements of cu_attn_docs.bounds for B sequences of Tq queries, Tk keys.
+int64_t cu_attn_docs_ints(int64_t B, int64_t Tq, int64_t Tk);
+
+// Fills d->bounds from d->seg_q, d->seg_k (enqueued on st): per query row
+// the keys of its document, per key row the queries of its document. Exact
+// when each sequence's ids are non-decreasing read as uint32 (documents in
+// order, padding -1 last: what data/loader.h packs); a sequence with ids in
+// any other order is flagged and masked by comparing ids instead.
+void cu_attn_docs_build(const cu_attn_docs *d, int64_t B, int64_t Tq, int64_t Tk,
+                        cudaStream_t st);
+
+// True when the kernels support this shape on the current device: D in
+// {64, 128}, H % Hkv == 0, T < 2^30, and (bf16) the tiles for D fit the
+// device's shared memory per block (cu_attn_smem_limit; at D = 128 the dQ
+// kernel falls back to 32-query tiles where its 64-query ones do not fit,
+// e.g. sm_86 / sm_89: 99 KB).
 bool cu_attn_supported(const attn_shape *s);
+
+// The current device's opt-in shared memory per block
+// (cudaDevAttrMaxSharedMemoryPerBlockOptin), read once per device.
+int cu_attn_smem_limit(void);
 
 // Whole attention of queries over keys: out (dt) and lse written.
 void cu_attn_forward(void *out, float *lse, const void *q, const void *k, const void *v,
-                     const int32_t *seg_q, const int32_t *seg_k, const attn_shape *s,
-                     cu_dtype dt, cudaStream_t st);
+                     const cu_attn_docs *docs, const attn_shape *s, cu_dtype dt,
+                     cudaStream_t st);
 
 // One key block merged into a running fp32 result (ring attention): on entry
 // out_acc (B, Tq, H, D) fp32 and lse_acc hold the result over the key blocks
 // so far (start: 0 and -INFINITY); on return over those plus this block.
 // Fully masked blocks cost only the launch.
 void cu_attn_block_forward(float *out_acc, float *lse_acc, const void *q, const void *k,
-                           const void *v, const int32_t *seg_q, const int32_t *seg_k,
-                           const attn_shape *s, cu_dtype dt, cudaStream_t st);
+                           const void *v, const cu_attn_docs *docs, const attn_shape *s,
+                           cu_dtype dt, cudaStream_t st);
 
 // delta[b,h,i] = sum_d dout * out, from the final output (dt); (B, H, T) fp32.
 void cu_attn_backward_delta(float *delta, const void *dout, const void *out, int64_t B,
@@ -50,14 +86,14 @@ void cu_attn_backward_delta(float *delta, const void *dout, const void *out, int
 // Deterministic: no atomics (dq has its own kernel, see cu_attn_bwd.cu).
 void cu_attn_block_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
                             const void *k, const void *v, const float *lse,
-                            const float *delta, const int32_t *seg_q, const int32_t *seg_k,
-                            const attn_shape *s, cu_dtype dt, cudaStream_t st);
+                            const float *delta, const cu_attn_docs *docs, const attn_shape *s,
+                            cu_dtype dt, cudaStream_t st);
 
 // Whole backward of cu_attn_forward: += into fp32 dq, dk, dv; delta is
 // caller scratch of (B, H, Tq) floats.
 void cu_attn_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
                       const void *k, const void *v, const void *out, const float *lse,
-                      float *delta, const int32_t *seg_q, const int32_t *seg_k,
-                      const attn_shape *s, cu_dtype dt, cudaStream_t st);
+                      float *delta, const cu_attn_docs *docs, const attn_shape *s, cu_dtype dt,
+                      cudaStream_t st);
 
 CU_EXTERN_C_END

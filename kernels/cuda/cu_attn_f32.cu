@@ -2,8 +2,8 @@
 // that must match the CPU reference to 1e-4. Simple on purpose: one warp per
 // output row, the D elements of a row spread over the 32 lanes (D / 32 each)
 // and dot products reduced by butterfly shuffles (every lane gets the same
-// sum). Keys are visited one by one with an online softmax; only the causal
-// horizon is visited. Deterministic (no atomics): every output row belongs
+// sum). Keys are visited one by one with an online softmax; only the row's
+// span is visited (causal horizon, document: cu_attn_tile.cuh). Deterministic (no atomics): every output row belongs
 // to one warp, and the dK, dV rows of a kv head loop its G query heads in
 // order. Not tuned: bf16 is the fast path.
 #include "cu_attn_f32.h"
@@ -38,7 +38,7 @@ static __device__ __forceinline__ float lse_log2(float x)
 template <int D, bool MERGE>
 __global__ void __launch_bounds__(F32_THREADS)
     attn_fwd_f32_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
-                        const int32_t *seg_q, const int32_t *seg_k, attn_shape s)
+                        cu_attn_docs docs, attn_shape s)
 {
     constexpr int E = D / 32;
     const int lane = threadIdx.x % 32;
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(F32_THREADS)
     if (row >= s.B * s.H * s.Tq) return;  // the whole warp
     const int64_t i = row % s.Tq, b = row / (s.Tq * s.H);
     const int h = (int)(row / s.Tq % s.H), hk = h / (s.H / s.Hkv);
-    const attn_mask m = make_mask(s, seg_q, seg_k, b);
+    const attn_mask m = make_mask(s, docs, b);
     const float c = s.scale * CU_ATTN_LOG2E;
     const int64_t ldk = (int64_t)s.Hkv * D;
     const float *kb = k + (b * s.Tk * s.Hkv + hk) * D, *vb = v + (b * s.Tk * s.Hkv + hk) * D;
@@ -59,8 +59,8 @@ __global__ void __launch_bounds__(F32_THREADS)
         o[e] = 0.0f;
     }
     float m_run = -INFINITY, l = 0.0f;
-    const int64_t kend = key_end(m, i, 1);
-    for (int64_t j = 0; j < kend; j++) {
+    const row_span keys = query_span(m, i);
+    for (int64_t j = keys.lo; j < keys.hi; j++) {
         if (m.sq && m.sq[i] != m.sk[j]) continue;
         const float x = warp_dot<E>(qv, kb + j * ldk, lane) * c;
         const float mn = fmaxf(m_run, x);
@@ -90,7 +90,7 @@ template <int D>
 __global__ void __launch_bounds__(F32_THREADS)
     attn_bwd_dq_f32_kernel(float *dq, const float *dout, const float *q, const float *k,
                            const float *v, const float *lse, const float *delta,
-                           const int32_t *seg_q, const int32_t *seg_k, attn_shape s)
+                           cu_attn_docs docs, attn_shape s)
 {
     constexpr int E = D / 32;
     const int lane = threadIdx.x % 32;
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(F32_THREADS)
     if (row >= s.B * s.H * s.Tq) return;
     const int64_t i = row % s.Tq, b = row / (s.Tq * s.H);
     const int h = (int)(row / s.Tq % s.H), hk = h / (s.H / s.Hkv);
-    const attn_mask m = make_mask(s, seg_q, seg_k, b);
+    const attn_mask m = make_mask(s, docs, b);
     const float c = s.scale * CU_ATTN_LOG2E;
     const int64_t ldk = (int64_t)s.Hkv * D;
     const float *kb = k + (b * s.Tk * s.Hkv + hk) * D, *vb = v + (b * s.Tk * s.Hkv + hk) * D;
@@ -114,8 +114,8 @@ __global__ void __launch_bounds__(F32_THREADS)
         dov[e] = dout[row_off + lane + 32 * e];
         acc[e] = 0.0f;
     }
-    const int64_t kend = key_end(m, i, 1);
-    for (int64_t j = 0; j < kend; j++) {
+    const row_span keys = query_span(m, i);
+    for (int64_t j = keys.lo; j < keys.hi; j++) {
         if (m.sq && m.sq[i] != m.sk[j]) continue;
         const float *kr = kb + j * ldk;
         const float p = exp2f(warp_dot<E>(qv, kr, lane) * c - lse2);
@@ -134,8 +134,7 @@ template <int D>
 __global__ void __launch_bounds__(F32_THREADS)
     attn_bwd_dkdv_f32_kernel(float *dk, float *dv, const float *dout, const float *q,
                              const float *k, const float *v, const float *lse,
-                             const float *delta, const int32_t *seg_q, const int32_t *seg_k,
-                             attn_shape s)
+                             const float *delta, cu_attn_docs docs, attn_shape s)
 {
     constexpr int E = D / 32;
     const int lane = threadIdx.x % 32;
@@ -143,7 +142,7 @@ __global__ void __launch_bounds__(F32_THREADS)
     if (row >= s.B * s.Hkv * s.Tk) return;
     const int64_t j = row % s.Tk, b = row / (s.Tk * s.Hkv);
     const int hk = (int)(row / s.Tk % s.Hkv), G = s.H / s.Hkv;
-    const attn_mask m = make_mask(s, seg_q, seg_k, b);
+    const attn_mask m = make_mask(s, docs, b);
     const float c = s.scale * CU_ATTN_LOG2E;
     const int64_t ldq = (int64_t)s.H * D;
     const int64_t kv_off = ((b * s.Tk + j) * s.Hkv + hk) * D;
@@ -155,12 +154,12 @@ __global__ void __launch_bounds__(F32_THREADS)
         vv[e] = v[kv_off + lane + 32 * e];
         dkv[e] = dvv[e] = 0.0f;
     }
-    const int64_t ibeg = query_begin(m, j);
+    const row_span queries = key_span(m, j);
     for (int gi = 0; gi < G; gi++) {
         const int h = hk * G + gi;
         const float *qb = q + (b * s.Tq * s.H + h) * D, *dob = dout + (b * s.Tq * s.H + h) * D;
         const float *lse_h = lse + (b * s.H + h) * s.Tq, *delta_h = delta + (b * s.H + h) * s.Tq;
-        for (int64_t i = ibeg; i < s.Tq; i++) {
+        for (int64_t i = queries.lo; i < queries.hi; i++) {
             if (m.sq && m.sq[i] != m.sk[j]) continue;
             const float lse2 = lse_log2(lse_h[i]);
             if (lse2 == INFINITY) continue;
@@ -190,14 +189,12 @@ __global__ void __launch_bounds__(F32_THREADS)
 static unsigned warp_grid(int64_t rows) { return (unsigned)((rows + F32_WARPS - 1) / F32_WARPS); }
 
 void cu_attn_f32_forward(float *out, float *lse, bool merge, const float *q, const float *k,
-                         const float *v, const int32_t *seg_q, const int32_t *seg_k,
-                         const attn_shape *s, cudaStream_t st)
+                         const float *v, cu_attn_docs docs, const attn_shape *s, cudaStream_t st)
 {
     const unsigned grid = warp_grid(s->B * s->H * s->Tq);
     if (grid == 0) return;
 #define LAUNCH(D, M)                                                                        \
-    attn_fwd_f32_kernel<D, M><<<grid, F32_THREADS, 0, st>>>(out, lse, q, k, v, seg_q, seg_k, \
-                                                             *s)
+    attn_fwd_f32_kernel<D, M><<<grid, F32_THREADS, 0, st>>>(out, lse, q, k, v, docs, *s)
     if (s->D == 64)
         merge ? LAUNCH(64, true) : LAUNCH(64, false);
     else
@@ -208,22 +205,22 @@ void cu_attn_f32_forward(float *out, float *lse, bool merge, const float *q, con
 
 void cu_attn_f32_block_backward(float *dq, float *dk, float *dv, const float *dout,
                                 const float *q, const float *k, const float *v, const float *lse,
-                                const float *delta, const int32_t *seg_q, const int32_t *seg_k,
-                                const attn_shape *s, cudaStream_t st)
+                                const float *delta, cu_attn_docs docs, const attn_shape *s,
+                                cudaStream_t st)
 {
     const unsigned gq = warp_grid(s->B * s->H * s->Tq), gk = warp_grid(s->B * s->Hkv * s->Tk);
     if (s->D == 64) {
         attn_bwd_dq_f32_kernel<64><<<gq, F32_THREADS, 0, st>>>(dq, dout, q, k, v, lse, delta,
-                                                                seg_q, seg_k, *s);
+                                                                docs, *s);
         CU_CHECK_LAUNCH();
         attn_bwd_dkdv_f32_kernel<64><<<gk, F32_THREADS, 0, st>>>(dk, dv, dout, q, k, v, lse,
-                                                                  delta, seg_q, seg_k, *s);
+                                                                  delta, docs, *s);
     } else {
         attn_bwd_dq_f32_kernel<128><<<gq, F32_THREADS, 0, st>>>(dq, dout, q, k, v, lse, delta,
-                                                                 seg_q, seg_k, *s);
+                                                                 docs, *s);
         CU_CHECK_LAUNCH();
         attn_bwd_dkdv_f32_kernel<128><<<gk, F32_THREADS, 0, st>>>(dk, dv, dout, q, k, v, lse,
-                                                                   delta, seg_q, seg_k, *s);
+                                                                   delta, docs, *s);
     }
     CU_CHECK_LAUNCH();
 }

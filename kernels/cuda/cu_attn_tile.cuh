@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -198,64 +199,173 @@ static __device__ __forceinline__ void zero_acc(float acc[NB][4])
 // ---------------------------------------------------------------------------
 // Masking, in block-local indices i (query) and j (key): visible iff both are
 // in range, k_start + j <= q_start + i when causal (diag = q_start - k_start),
-// and the segment ids agree when given (sq, sk: this sequence's rows).
+// and the segment ids agree when given.
+//
+// Every row's visible columns form one interval, its span: for query row i
+// the keys [lo, hi) = its causal horizon and the block's end, intersected
+// with its document's keys [q_lo[i], q_hi[i]) when cu_attn_docs_build could
+// derive them (ids in order); likewise for key row j the queries that see
+// it. Spans are non-decreasing in the row index (lo and hi both), so the
+// rows of a tile see at most [span(first).lo, span(last).hi): the loops of
+// every kernel run over that range only, which starts at a document
+// boundary and leaves out every tile lying wholly across documents. A warp
+// whose 16 rows all cover a whole tile skips the mask (the single-document
+// interior of the causal triangle); elsewhere the mask is two integer
+// compares per element. Only ids in another order (flagged by the build)
+// fall back to comparing ids element by element, over the causal range.
+
+// cu_attn_docs.bounds: unsorted[B], then q_lo, q_hi (B, Tq), k_lo, k_hi (B, Tk).
+static __host__ __device__ __forceinline__ int64_t docs_q_lo(int64_t B) { return B; }
+static __host__ __device__ __forceinline__ int64_t docs_q_hi(int64_t B, int64_t Tq)
+{
+    return B + B * Tq;
+}
+static __host__ __device__ __forceinline__ int64_t docs_k_lo(int64_t B, int64_t Tq)
+{
+    return B + 2 * B * Tq;
+}
+static __host__ __device__ __forceinline__ int64_t docs_k_hi(int64_t B, int64_t Tq, int64_t Tk)
+{
+    return B + 2 * B * Tq + B * Tk;
+}
 
 typedef struct {
     int64_t Tq, Tk, diag;
     bool causal;
-    const int32_t *sq, *sk;  // NULL: no document masking
+    const int32_t *q_lo, *q_hi, *k_lo, *k_hi;  // this sequence's document bounds, or NULL
+    const int32_t *sq, *sk;  // this sequence's ids when they must be compared, or NULL
 } attn_mask;
 
-static __device__ __forceinline__ attn_mask make_mask(const attn_shape &s, const int32_t *seg_q,
-                                                      const int32_t *seg_k, int64_t b)
+static __host__ __device__ __forceinline__ attn_mask make_mask(const attn_shape &s,
+                                                               const cu_attn_docs &d, int64_t b)
 {
     attn_mask m;
     m.Tq = s.Tq;
     m.Tk = s.Tk;
     m.diag = s.q_start - s.k_start;
     m.causal = s.causal;
-    m.sq = seg_q ? seg_q + b * s.Tq : NULL;
-    m.sk = seg_k ? seg_k + b * s.Tk : NULL;
+    m.q_lo = m.q_hi = m.k_lo = m.k_hi = m.sq = m.sk = NULL;
+    if (d.bounds && d.bounds[b] == 0) {
+        m.q_lo = d.bounds + docs_q_lo(s.B) + b * s.Tq;
+        m.q_hi = d.bounds + docs_q_hi(s.B, s.Tq) + b * s.Tq;
+        m.k_lo = d.bounds + docs_k_lo(s.B, s.Tq) + b * s.Tk;
+        m.k_hi = d.bounds + docs_k_hi(s.B, s.Tq, s.Tk) + b * s.Tk;
+    } else if (d.seg_q) {
+        m.sq = d.seg_q + b * s.Tq;
+        m.sk = d.seg_k + b * s.Tk;
+    }
     return m;
 }
 
-static __device__ __forceinline__ bool visible(const attn_mask &m, int64_t i, int64_t j)
+// Columns [lo, hi) of a row; empty when hi <= lo.
+typedef struct {
+    int lo, hi;
+} row_span;
+
+static __host__ __device__ __forceinline__ row_span make_span(int64_t lo, int64_t hi)
 {
-    if (i >= m.Tq || j >= m.Tk) return false;
-    if (m.causal && j - i > m.diag) return false;
-    if (m.sq && m.sq[i] != m.sk[j]) return false;
-    return true;
+    row_span r;
+    r.lo = (int)lo;
+    r.hi = (int)(hi > lo ? hi : lo);
+    return r;
 }
 
-// True when the tile [i0, i0 + rows) x [j0, j0 + cols) may hold an invisible
-// element (then the caller masks element by element).
-static __device__ __forceinline__ bool tile_needs_mask(const attn_mask &m, int64_t i0, int rows,
-                                                       int64_t j0, int cols)
+// Keys query row i (< Tq) may see.
+static __host__ __device__ __forceinline__ row_span query_span(const attn_mask &m, int64_t i)
 {
-    if (m.sq) return true;
-    if (i0 + rows > m.Tq || j0 + cols > m.Tk) return true;
-    return m.causal && (j0 + cols - 1) - i0 > m.diag;
-}
-
-// Number of keys [0, kend) that any of the query rows [i0, i0 + rows) can
-// see (the causal horizon of the last row).
-static __device__ __forceinline__ int64_t key_end(const attn_mask &m, int64_t i0, int64_t rows)
-{
-    int64_t kend = m.Tk;
-    if (m.causal) {
-        int64_t lim = i0 + rows + m.diag;  // last row sees keys j <= i0 + rows - 1 + diag
-        kend = lim < kend ? lim : kend;
+    int64_t lo = 0, hi = m.Tk;
+    if (m.causal && i + m.diag + 1 < hi) hi = i + m.diag + 1;
+    if (m.q_lo) {
+        lo = m.q_lo[i];
+        hi = m.q_hi[i] < hi ? m.q_hi[i] : hi;
     }
-    return kend > 0 ? kend : 0;
+    return make_span(lo, hi);
 }
 
-// First query row that can see key row j0 (causal), else 0.
-static __device__ __forceinline__ int64_t query_begin(const attn_mask &m, int64_t j0)
+// Queries that may see key row j (< Tk).
+static __host__ __device__ __forceinline__ row_span key_span(const attn_mask &m, int64_t j)
 {
-    if (!m.causal) return 0;
-    int64_t i = j0 - m.diag;
-    return i > 0 ? i : 0;
+    int64_t lo = 0, hi = m.Tq;
+    if (m.causal && j - m.diag > 0) lo = j - m.diag < m.Tq ? j - m.diag : m.Tq;
+    if (m.k_lo) {
+        lo = m.k_lo[j] > lo ? m.k_lo[j] : lo;
+        hi = m.k_hi[j] < hi ? m.k_hi[j] : hi;
+    }
+    return make_span(lo, hi);
 }
+
+// Keys any of the query rows [i0, i0 + rows) may see (spans are monotone),
+// and queries any of the key rows [j0, j0 + rows) may be seen by.
+static __host__ __device__ __forceinline__ row_span query_tile_span(const attn_mask &m, int64_t i0,
+                                                                    int64_t rows)
+{
+    return make_span(query_span(m, i0).lo, query_span(m, i0 + rows - 1).hi);
+}
+static __host__ __device__ __forceinline__ row_span key_tile_span(const attn_mask &m, int64_t j0,
+                                                                  int64_t rows)
+{
+    return make_span(key_span(m, j0).lo, key_span(m, j0 + rows - 1).hi);
+}
+
+// Whether element (row with span sp, column c) is visible; qi, kj index the
+// ids (query, key) when they must be compared.
+static __device__ __forceinline__ bool span_visible(const attn_mask &m, row_span sp, int64_t c,
+                                                    int64_t qi, int64_t kj)
+{
+    return sp.lo <= c && c < sp.hi && (!m.sq || m.sq[qi] == m.sk[kj]);
+}
+
+// A warp's 16 rows (two per lane: g and g + 8) summarised for a tile of
+// columns [c0, c0 + n): every row sees all of it iff full_lo <= c0 and
+// c0 + n <= full_hi (and no ids to compare); no row sees any of it if
+// c0 >= any_hi or c0 + n <= any_lo. Computed once per CTA: spans do not
+// depend on the tile.
+typedef struct {
+    int full_lo, full_hi, any_lo, any_hi;
+} warp_spans;
+
+static __device__ __forceinline__ warp_spans summarise_warp(const row_span sp[2], bool ids)
+{
+    warp_spans w;
+    w.full_lo = ids ? INT_MAX : INT_MIN;
+    w.full_hi = INT_MAX;
+    w.any_lo = INT_MAX;
+    w.any_hi = INT_MIN;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const bool empty = sp[r].hi <= sp[r].lo;
+        w.full_lo = max(w.full_lo, empty ? INT_MAX : sp[r].lo);
+        w.full_hi = min(w.full_hi, empty ? INT_MIN : sp[r].hi);
+        w.any_lo = min(w.any_lo, empty ? INT_MAX : sp[r].lo);
+        w.any_hi = max(w.any_hi, empty ? INT_MIN : sp[r].hi);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) {
+        w.full_lo = max(w.full_lo, __shfl_xor_sync(0xffffffffu, w.full_lo, o));
+        w.full_hi = min(w.full_hi, __shfl_xor_sync(0xffffffffu, w.full_hi, o));
+        w.any_lo = min(w.any_lo, __shfl_xor_sync(0xffffffffu, w.any_lo, o));
+        w.any_hi = max(w.any_hi, __shfl_xor_sync(0xffffffffu, w.any_hi, o));
+    }
+    return w;
+}
+
+static __device__ __forceinline__ bool warp_sees_none(const warp_spans &w, int64_t c0, int n)
+{
+    return c0 >= w.any_hi || c0 + n <= w.any_lo;
+}
+static __device__ __forceinline__ bool warp_sees_all(const warp_spans &w, int64_t c0, int n)
+{
+    return w.full_lo <= c0 && c0 + n <= w.full_hi;
+}
+
+// The empty span, for rows past the end of a block.
+static __device__ __forceinline__ row_span no_span(void) { return make_span(0, 0); }
+
+// Emulator builds count tile iterations (tests/gpu/emu): kernel 0 forward,
+// 1 dQ, 2 dK/dV. Nothing in a CUDA build.
+#ifndef CU_ATTN_COUNT_TILE
+#define CU_ATTN_COUNT_TILE(kernel) ((void)0)
+#endif
 
 // ---------------------------------------------------------------------------
 // Log-sum-exp merge of one row's partial (o_b, lse_b) into the running

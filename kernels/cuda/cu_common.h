@@ -49,8 +49,11 @@ void cu_check_fail(cudaError_t err, const char *expr, const char *file, int line
 // After a kernel launch: reports launch-configuration errors immediately.
 #define CU_CHECK_LAUNCH() CU_CHECK(cudaGetLastError())
 
-// Number of CUDA devices, 0 when there is no driver or no device (never dies:
-// tests and `stretch` use it to decide whether the GPU path can run).
+// Number of CUDA devices; 0 only when there is none (no device, or no NVIDIA
+// driver installed). Any other failure (a driver too old for the runtime, a
+// driver/library mismatch, an initialization error) dies with the driver's
+// message (exit 1): a broken GPU must not look like a machine without one
+// (the GPU tests would report "skipped").
 int cu_device_count(void);
 
 CU_EXTERN_C_END

@@ -1,5 +1,6 @@
-// gpu_check: // Shared by the GPU tests: a tiny Llama the cuda attention supports (head
-// dim 64), a packed batch, and per-tensor relative errors. Exit 77 = skipped.
+// gpu_check: shared by the GPU tests: a tiny Llama the cuda attention
+// supports (head dim 64 or 128, tied or untied embeddings), a packed batch,
+// and per-tensor relative errors. Exit 77 = skipped.
 #pragma once
 
 #include <math.h>
@@ -11,14 +12,17 @@
 
 enum { GB = 2, GT = 128, GVOCAB = 97 };
 
-static inline model_config gpu_tiny_config(void) {
-    model_config c = {.dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64,
+// dim 128, 2 layers: head_dim 64 (4 heads / 2 kv heads) or 128 (1 / 1).
+static inline model_config gpu_tiny_config_of(int head_dim, bool tied) {
+    model_config c = {.dim = 128, .n_layers = 2, .n_heads = 128 / head_dim,
+                      .n_kv_heads = head_dim == 64 ? 2 : 1, .head_dim = head_dim,
                       .ffn_dim = 192, .vocab_size = GVOCAB, .norm_eps = 1e-5f,
-                      .tie_embeddings = false, .rope_layout = ROPE_LAYOUT_HALF};
-    c.rope = rope_config_default(64);
+                      .tie_embeddings = tied, .rope_layout = ROPE_LAYOUT_HALF};
+    c.rope = rope_config_default(head_dim);
     c.rope.max_position_embeddings = GT;
     return c;
 }
+static inline model_config gpu_tiny_config(void) { return gpu_tiny_config_of(64, false); }
 
 typedef struct {
     int32_t tokens[GB * GT], targets[GB * GT], pos[GB * GT], seg[GB * GT];

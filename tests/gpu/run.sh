@@ -11,6 +11,12 @@ jobs="${JOBS:-$(nproc)}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$jobs"
 
+# The GPU tests skip (77) without a GPU; here that would be a silent pass.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "tests/gpu/run.sh: no GPU visible (nvidia-smi -L failed): nothing to test" >&2
+    exit 1
+fi
+
 status=0
 ctest --test-dir "$build" -L gpu --output-on-failure || status=1
 # The op harness (tests/ops) on the cuda columns alone (ctest ops_check runs

@@ -18,7 +18,7 @@
 
 enum {
     SCR_RMS, SCR_EMB, SCR_XENT, SCR_LOSSES, SCR_NORM, SCR_NORM_OUT, SCR_ROW, SCR_ROW32,
-    SCR_DQ, SCR_DK, SCR_DV, SCR_DELTA, SCR_ADAM_OFF, SCR_ADAM_MASK,
+    SCR_DQ, SCR_DK, SCR_DV, SCR_DELTA, SCR_DOCS, SCR_ADAM_OFF, SCR_ADAM_MASK,
     SCR_N_OWN,
     SCR_N = SCR_N_OWN + BACKEND_CUDA_USER_SLOTS
 };
@@ -40,6 +40,11 @@ typedef struct {
     int adam_n;
     float *h_losses;              // host copy of the per-token losses
     size_t h_losses_cap;
+    // The attention's document bounds (SCR_DOCS) are those of the ids at
+    // docs_seg for docs_B x docs_T; a write into those ids through this
+    // backend (to_dev, zero, free) drops them.
+    const int32_t *docs_seg;
+    int64_t docs_B, docs_T;
 } cuda_impl;
 
 static cuda_impl *impl_of(backend *b) { return b->impl; }
@@ -98,9 +103,18 @@ static void *cu_b_alloc(backend *b, size_t bytes) {
     return p;
 }
 
+// Forgets the attention's document bounds if [p, p + bytes) overlaps their ids.
+static void docs_touch(cuda_impl *c, const void *p, size_t bytes) {
+    const char *lo = (const char *)c->docs_seg;
+    if (!lo) return;
+    const char *hi = lo + sizeof(int32_t) * (size_t)(c->docs_B * c->docs_T);
+    if ((const char *)p < hi && (const char *)p + bytes > lo) c->docs_seg = NULL;
+}
+
 static void cu_b_free(backend *b, void *p) {
     if (!p) return;
     cuda_impl *c = impl_of(b);
+    docs_touch(c, p, 1);
     for (int i = 0; i < c->n_allocs; i++)
         if (c->allocs[i].p == p) {
             account(c, 0, c->allocs[i].bytes);
@@ -113,10 +127,12 @@ static void cu_b_free(backend *b, void *p) {
 }
 
 static void cu_b_zero(backend *b, void *p, size_t bytes) {
+    docs_touch(impl_of(b), p, bytes);
     CU_CHECK(cudaMemsetAsync(p, 0, bytes, stream_of(b)));
 }
 
 static void cu_b_to_dev(backend *b, void *dst, const void *src, size_t bytes) {
+    docs_touch(impl_of(b), dst, bytes);
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_of(b)));
     CU_CHECK(cudaStreamSynchronize(stream_of(b)));  // the host buffer may change on return
 }
@@ -197,15 +213,37 @@ static void cu_b_add(backend *b, void *y, const void *x, int64_t n) {
 }
 
 static void check_attn(const attn_shape *s) {
-    if (!cu_attn_supported(s))
+    if (s->D != 64 && s->D != 128)
         die_user("the cuda attention kernels support head_dim 64 and 128 (model.head_dim is %d)",
                  s->D);
+    if (!cu_attn_supported(s))
+        die_user("the cuda attention kernels at head_dim %d need more shared memory per block "
+                 "than this GPU allows (%d bytes)",
+                 s->D, cu_attn_smem_limit());
+}
+
+// The document bounds of the batch's segment ids (cu_attn_docs_build): built
+// by the first attention call after the ids were uploaded (to_dev) and used
+// by every layer's forward and backward until the next upload.
+static cu_attn_docs docs_of(backend *b, const int32_t *seg, const attn_shape *s) {
+    cuda_impl *c = impl_of(b);
+    cu_attn_docs d = {.seg_q = seg, .seg_k = seg, .bounds = NULL};
+    if (!seg) return d;
+    d.bounds = scratch(b, SCR_DOCS, sizeof(int32_t) * (size_t)cu_attn_docs_ints(s->B, s->Tq, s->Tk));
+    if (c->docs_seg != seg || c->docs_B != s->B || c->docs_T != s->Tq) {
+        cu_attn_docs_build(&d, s->B, s->Tq, s->Tk, c->st);
+        c->docs_seg = seg;
+        c->docs_B = s->B;
+        c->docs_T = s->Tq;
+    }
+    return d;
 }
 
 static void cu_b_attn_forward(backend *b, void *out, float *lse, const void *q, const void *k,
                               const void *v, const int32_t *seg, const attn_shape *s) {
     check_attn(s);
-    cu_attn_forward(out, lse, q, k, v, seg, seg, s, dt_of(b), stream_of(b));
+    cu_attn_docs d = docs_of(b, seg, s);
+    cu_attn_forward(out, lse, q, k, v, &d, s, dt_of(b), stream_of(b));
 }
 
 // The attention kernels accumulate fp32 dq, dk, dv: in bf16 mode into fp32
@@ -217,8 +255,9 @@ static void cu_b_attn_backward(backend *b, void *dq, void *dk, void *dv, const v
     cudaStream_t st = stream_of(b);
     const int64_t nq = s->B * s->Tq * s->H * s->D, nk = s->B * s->Tk * s->Hkv * s->D;
     float *delta = scratch(b, SCR_DELTA, sizeof(float) * (size_t)(s->B * s->H * s->Tq));
+    cu_attn_docs d = docs_of(b, seg, s);
     if (b->dt == BK_F32) {
-        cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta, seg, seg, s, CU_F32, st);
+        cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta, &d, s, CU_F32, st);
         return;
     }
     float *dq32 = scratch(b, SCR_DQ, sizeof(float) * (size_t)nq);
@@ -227,7 +266,7 @@ static void cu_b_attn_backward(backend *b, void *dq, void *dk, void *dv, const v
     CU_CHECK(cudaMemsetAsync(dq32, 0, sizeof(float) * (size_t)nq, st));
     CU_CHECK(cudaMemsetAsync(dk32, 0, sizeof(float) * (size_t)nk, st));
     CU_CHECK(cudaMemsetAsync(dv32, 0, sizeof(float) * (size_t)nk, st));
-    cu_attn_backward(dq32, dk32, dv32, dout, q, k, v, out, lse, delta, seg, seg, s, dt_of(b), st);
+    cu_attn_backward(dq32, dk32, dv32, dout, q, k, v, out, lse, delta, &d, s, dt_of(b), st);
     cu_axpy(dq, dt_of(b), 1.0f, dq32, CU_F32, nq, st);
     cu_axpy(dk, dt_of(b), 1.0f, dk32, CU_F32, nk, st);
     cu_axpy(dv, dt_of(b), 1.0f, dv32, CU_F32, nk, st);

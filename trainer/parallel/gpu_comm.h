@@ -1,17 +1,24 @@
 // gpu_comm: how cuda ranks talk. Two transports behind one interface, so
 // the GPU ring attention (ring_attn_cuda.c) and the gradient all-reduce have
 // one logic whichever carries the bytes:
-//   nccl: a communicator over the MPI world (ncclUniqueId broadcast over
-//         MPI), ncclSend/ncclRecv and ncclAllReduce on device buffers, on a
-//         comm stream of their own, ordered against the compute stream by
-//         events (transfers overlap the compute enqueued after them);
+//   nccl: communicators over the MPI world (ncclUniqueId broadcast over MPI):
+//         one for the ring / all-to-all transfers (ncclSend/ncclRecv) on a
+//         comm stream, one for the gradient all-reduce / reduce-scatter and
+//         the ZeRO parameter all-gather on a gradient stream, so a ring step
+//         never queues behind a gradient bucket. Each transfer records an
+//         event on its stream right after it is enqueued and the compute
+//         stream waits for exactly that event: compute enqueued in between
+//         overlaps the transfer, and waiting for one transfer never waits
+//         for a later one;
 //   mpi:  the same exchanges through host copies of the device buffers
 //         (dist.c), for ranks that share one GPU (NCCL refuses two ranks on
 //         one device); not overlapped.
 // No CUDA header here: backend_comm.c (the one dispatch point) includes it.
-// Defined in gpu_comm_cuda.c; tested by tests/gpu/test_gpu_comm.c (NCCL with
-// one rank: send/recv to itself, all-reduce) and tests/gpu/test_gpu_ring.sh
-// (2 ranks over the mpi transport == 1 rank).
+// Defined in gpu_comm_cuda.c; tested on a GPU by tests/gpu/test_gpu_ring.c
+// (+ .sh: 1 rank over nccl and 2 ranks over mpi against the cpu ring),
+// tests/gpu/test_gpu_shard.c (+ .sh: the gradient reduce-scatter and
+// all-gather) and tests/gpu/test_gpu_alltoall.c (+ .sh). Not run under the
+// emulated GPU (tests/gpu/emu has no NCCL shim).
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +37,7 @@ typedef struct gpu_comm gpu_comm;
 // One ring step in flight (several shifts may share it).
 typedef struct {
     bool nccl_pending;  // a transfer was enqueued on the comm stream
+    int ev;             // nccl: the comm's event slot recorded after its last shift
     dist_xfer mx;       // mpi: the host transfers
     int n_stage;        // mpi: host -> device copies to do after the wait
     struct {
@@ -49,7 +57,10 @@ const char *gpu_comm_name(const gpu_comm *c);
 // Ring shift on the sp ring (as dist_ring_shift), device buffers: sends
 // count elements of send to sp rank + 1, receives from sp rank - 1. The
 // compute enqueued before the call is complete before the bytes move; the
-// compute enqueued after gpu_comm_wait sees recv.
+// compute enqueued after gpu_comm_wait sees recv (and waits for nothing
+// enqueued on the comm stream after x's last shift). At most
+// GPU_COMM_XFERS transfers are in flight (shifted, not yet waited for).
+enum { GPU_COMM_XFERS = 8 };
 void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int64_t count,
                     dist_dtype type, int tag);
 void gpu_comm_wait(gpu_comm *c, gpu_xfer *x);

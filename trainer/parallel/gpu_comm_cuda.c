@@ -26,10 +26,13 @@ struct gpu_comm {
     backend *bk;
     dist_ctx *d;
     cudaStream_t compute;     // the backend's stream
-    // nccl
-    ncclComm_t comm;          // over the world
-    cudaStream_t comm_st;
-    cudaEvent_t ev_compute, ev_comm;
+    // nccl: ring / all-to-all transfers on comm_st over comm; gradients and
+    // the ZeRO all-gather on grad_st over grad_comm (both over the world)
+    ncclComm_t comm, grad_comm;
+    cudaStream_t comm_st, grad_st;
+    cudaEvent_t ev_compute, ev_comm, ev_grad;
+    cudaEvent_t ev_xfer[GPU_COMM_XFERS];  // one per transfer in flight
+    bool xfer_busy[GPU_COMM_XFERS];
     // mpi: pinned host staging per tag (ring) and for the gradients
     void *h_send[N_TAGS], *h_recv[N_TAGS];
     size_t h_cap_send[N_TAGS], h_cap_recv[N_TAGS];
@@ -68,16 +71,35 @@ static ncclDataType_t nccl_type(dist_dtype t) {
 static void nccl_abort_hook(void *ctx) {
     gpu_comm *c = ctx;
     ncclCommAbort(c->comm);
+    ncclCommAbort(c->grad_comm);
 }
 
 static int nccl_poll_hook(void *ctx, char *msg, size_t msglen) {
     gpu_comm *c = ctx;
-    ncclResult_t async = ncclSuccess;
-    ncclResult_t r = ncclCommGetAsyncError(c->comm, &async);
-    if (r != ncclSuccess) async = r;
-    if (async == ncclSuccess) return 0;  // (blocking communicators: never ncclInProgress)
-    snprintf(msg, msglen, "NCCL asynchronous error: %s", ncclGetErrorString(async));
-    return 1;
+    ncclComm_t comms[2] = {c->comm, c->grad_comm};
+    for (int i = 0; i < 2; i++) {
+        ncclResult_t async = ncclSuccess;
+        ncclResult_t r = ncclCommGetAsyncError(comms[i], &async);
+        if (r != ncclSuccess) async = r;
+        if (async == ncclSuccess) continue;  // (blocking communicators: never ncclInProgress)
+        snprintf(msg, msglen, "NCCL asynchronous error (%s communicator): %s",
+                 i == 0 ? "ring" : "gradient", ncclGetErrorString(async));
+        return 1;
+    }
+    return 0;
+}
+
+// A communicator over the world (every rank calls this in the same order).
+// Two of them run concurrently (ring on comm_st, gradients on grad_st); every
+// rank enqueues on both in the same program order, which NCCL needs for
+// concurrent communicators not to wait on each other.
+static ncclComm_t world_comm(dist_ctx *d) {
+    ncclUniqueId id;
+    ncclComm_t comm;
+    if (d->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    dist_bcast_bytes(d, &id, sizeof id, 0);
+    NCCL_CHECK(ncclCommInitRank(&comm, d->size, id, d->rank));
+    return comm;
 }
 
 gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t errlen) {
@@ -101,13 +123,15 @@ gpu_comm *gpu_comm_create(backend *bk, dist_ctx *d, int kind, char *err, size_t 
         int v = 0;  // NCCL_VERSION_CODE form: major * 10000 + minor * 100 + patch (2.9 on)
         NCCL_CHECK(ncclGetVersion(&v));
         snprintf(c->name, sizeof c->name, "nccl %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
-        ncclUniqueId id;
-        if (d->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-        dist_bcast_bytes(d, &id, sizeof id, 0);
-        NCCL_CHECK(ncclCommInitRank(&c->comm, d->size, id, d->rank));
+        c->comm = world_comm(d);
+        c->grad_comm = world_comm(d);
         CU_CHECK(cudaStreamCreateWithFlags(&c->comm_st, cudaStreamNonBlocking));
+        CU_CHECK(cudaStreamCreateWithFlags(&c->grad_st, cudaStreamNonBlocking));
         CU_CHECK(cudaEventCreateWithFlags(&c->ev_compute, cudaEventDisableTiming));
         CU_CHECK(cudaEventCreateWithFlags(&c->ev_comm, cudaEventDisableTiming));
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_grad, cudaEventDisableTiming));
+        for (int i = 0; i < GPU_COMM_XFERS; i++)
+            CU_CHECK(cudaEventCreateWithFlags(&c->ev_xfer[i], cudaEventDisableTiming));
         dist_abort_register(nccl_abort_hook, nccl_poll_hook, c);
     }
     return c;
@@ -118,11 +142,16 @@ void gpu_comm_free(gpu_comm *c) {
     CU_CHECK(cudaStreamSynchronize(c->compute));
     if (c->kind == GPU_COMM_NCCL) {
         CU_CHECK(cudaStreamSynchronize(c->comm_st));
+        CU_CHECK(cudaStreamSynchronize(c->grad_st));
         dist_abort_unregister(c);
         NCCL_CHECK(ncclCommDestroy(c->comm));
+        NCCL_CHECK(ncclCommDestroy(c->grad_comm));
         CU_CHECK(cudaEventDestroy(c->ev_compute));
         CU_CHECK(cudaEventDestroy(c->ev_comm));
+        CU_CHECK(cudaEventDestroy(c->ev_grad));
+        for (int i = 0; i < GPU_COMM_XFERS; i++) CU_CHECK(cudaEventDestroy(c->ev_xfer[i]));
         CU_CHECK(cudaStreamDestroy(c->comm_st));
+        CU_CHECK(cudaStreamDestroy(c->grad_st));
     }
     for (int i = 0; i < N_TAGS; i++) {
         if (c->h_send[i]) CU_CHECK(cudaFreeHost(c->h_send[i]));
@@ -138,16 +167,18 @@ const char *gpu_comm_name(const gpu_comm *c) { return c->name; }
 dist_ctx *gpu_comm_dist(gpu_comm *c) { return c->d; }
 backend *gpu_comm_backend(gpu_comm *c) { return c->bk; }
 
-// The comm stream waits for everything enqueued on the compute stream so far.
-static void comm_after_compute(gpu_comm *c) {
+// Stream st (comm or grad) waits for everything enqueued on the compute
+// stream so far.
+static void after_compute(gpu_comm *c, cudaStream_t st) {
     CU_CHECK(cudaEventRecord(c->ev_compute, c->compute));
-    CU_CHECK(cudaStreamWaitEvent(c->comm_st, c->ev_compute, 0));
+    CU_CHECK(cudaStreamWaitEvent(st, c->ev_compute, 0));
 }
 
-// The compute stream waits for everything enqueued on the comm stream so far.
-static void compute_after_comm(gpu_comm *c) {
-    CU_CHECK(cudaEventRecord(c->ev_comm, c->comm_st));
-    CU_CHECK(cudaStreamWaitEvent(c->compute, c->ev_comm, 0));
+// The compute stream waits for everything enqueued on st so far (ev: an
+// event of st's own, recorded now).
+static void compute_after(gpu_comm *c, cudaStream_t st, cudaEvent_t ev) {
+    CU_CHECK(cudaEventRecord(ev, st));
+    CU_CHECK(cudaStreamWaitEvent(c->compute, ev, 0));
 }
 
 // ---------------------------------------------------------------------------
@@ -170,12 +201,22 @@ void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int6
         // World ranks of the sp neighbours (rank = dp_rank * sp + sp_rank).
         int base = d->dp_rank * d->sp;
         int next = base + (d->sp_rank + 1) % d->sp, prev = base + (d->sp_rank + d->sp - 1) % d->sp;
-        comm_after_compute(c);
+        after_compute(c, c->comm_st);
         NCCL_CHECK(ncclGroupStart());
         NCCL_CHECK(ncclSend(send, (size_t)count, nccl_type(type), next, c->comm, c->comm_st));
         NCCL_CHECK(ncclRecv(recv, (size_t)count, nccl_type(type), prev, c->comm, c->comm_st));
         NCCL_CHECK(ncclGroupEnd());
-        x->nccl_pending = true;
+        if (!x->nccl_pending) {  // a free event for this transfer
+            int e = 0;
+            while (e < GPU_COMM_XFERS && c->xfer_busy[e]) e++;
+            if (e == GPU_COMM_XFERS) die("gpu_comm: more than %d transfers in flight", GPU_COMM_XFERS);
+            c->xfer_busy[e] = true;
+            x->ev = e;
+            x->nccl_pending = true;
+        }
+        // Recorded now: it covers this transfer (and x's earlier shifts), not
+        // what the comm stream gets later.
+        CU_CHECK(cudaEventRecord(c->ev_xfer[x->ev], c->comm_st));
         return;
     }
     CHECK(tag >= 0 && tag < N_TAGS && x->n_stage < DIST_XFER_MAX);
@@ -193,7 +234,10 @@ void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int6
 
 void gpu_comm_wait(gpu_comm *c, gpu_xfer *x) {
     if (c->kind == GPU_COMM_NCCL) {
-        if (x->nccl_pending) compute_after_comm(c);
+        if (x->nccl_pending) {
+            CU_CHECK(cudaStreamWaitEvent(c->compute, c->ev_xfer[x->ev], 0));
+            c->xfer_busy[x->ev] = false;  // re-recording it later leaves this wait as it is
+        }
         x->nccl_pending = false;
         return;
     }
@@ -222,7 +266,7 @@ void gpu_comm_alltoall(gpu_comm *c, void *recv, const void *send, int64_t count,
     if (c->kind == GPU_COMM_NCCL) {
         // World ranks of the u group: ((dp_rank * ring + ring_rank) * ulysses + j).
         int base = (d->dp_rank * d->ring + d->ring_rank) * U;
-        comm_after_compute(c);
+        after_compute(c, c->comm_st);
         NCCL_CHECK(ncclGroupStart());
         for (int j = 0; j < U; j++) {
             NCCL_CHECK(ncclSend((const char *)send + (size_t)j * bytes, (size_t)count,
@@ -231,7 +275,7 @@ void gpu_comm_alltoall(gpu_comm *c, void *recv, const void *send, int64_t count,
                                 base + j, c->comm, c->comm_st));
         }
         NCCL_CHECK(ncclGroupEnd());
-        compute_after_comm(c);
+        compute_after(c, c->comm_st, c->ev_comm);
         d->sent_bytes += (int64_t)(U - 1) * (int64_t)bytes;
         return;
     }
@@ -276,7 +320,7 @@ static void reduce_scatter_bucket(gpu_comm *c, int64_t b0, int64_t len) {
         if (b > b0 + len) b = b0 + len;
         if (b > a)
             NCCL_CHECK(ncclReduce(c->grads + a, c->grads + a, (size_t)(b - a), ncclFloat32, ncclSum,
-                                  r, c->comm, c->comm_st));
+                                  r, c->grad_comm, c->grad_st));
     }
     NCCL_CHECK(ncclGroupEnd());
 }
@@ -284,7 +328,7 @@ static void reduce_scatter_bucket(gpu_comm *c, int64_t b0, int64_t len) {
 // Starts buckets lying wholly inside [lo, n), last first (the order on every rank).
 static void start_buckets(gpu_comm *c, int64_t lo) {
     if (c->next == 0 || bucket_lo(c->next - 1) < lo) return;
-    comm_after_compute(c);  // one event for every bucket this call starts
+    after_compute(c, c->grad_st);  // one event for every bucket this call starts
     while (c->next > 0 && bucket_lo(c->next - 1) >= lo) {
         int64_t i = --c->next, b0 = bucket_lo(i);
         int64_t len = (b0 + DIST_BUCKET_FLOATS < c->n ? b0 + DIST_BUCKET_FLOATS : c->n) - b0;
@@ -292,7 +336,7 @@ static void start_buckets(gpu_comm *c, int64_t lo) {
             reduce_scatter_bucket(c, b0, len);
         else
             NCCL_CHECK(ncclAllReduce(c->grads + b0, c->grads + b0, (size_t)len, ncclFloat32,
-                                     ncclSum, c->comm, c->comm_st));
+                                     ncclSum, c->grad_comm, c->grad_st));
     }
 }
 
@@ -303,7 +347,7 @@ void gpu_comm_grad_ready(gpu_comm *c, int64_t lo) {
 void gpu_comm_grad_end(gpu_comm *c) {
     if (c->kind == GPU_COMM_NCCL) {
         start_buckets(c, 0);
-        compute_after_comm(c);
+        compute_after(c, c->grad_st, c->ev_grad);
         return;
     }
     // mpi: one host round trip after backward (no overlap).
@@ -332,7 +376,7 @@ void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int
     if (c->d->size == 1) return;
     size_t esz = (size_t)elem_bytes;
     if (c->kind == GPU_COMM_NCCL) {
-        comm_after_compute(c);
+        after_compute(c, c->grad_st);
         NCCL_CHECK(ncclGroupStart());
         for (int r = 0; r < c->d->size; r++) {
             int64_t a, b;
@@ -340,11 +384,11 @@ void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int
             if (b > a) {
                 char *p = (char *)buf + (size_t)a * esz;
                 NCCL_CHECK(ncclBroadcast(p, p, (size_t)(b - a), esz == 2 ? ncclBfloat16 : ncclFloat32,
-                                         r, c->comm, c->comm_st));
+                                         r, c->grad_comm, c->grad_st));
             }
         }
         NCCL_CHECK(ncclGroupEnd());
-        compute_after_comm(c);
+        compute_after(c, c->grad_st, c->ev_grad);
         return;
     }
     size_t bytes = esz * (size_t)n;

@@ -36,6 +36,8 @@ typedef struct {
     float *dkbuf[3], *dvbuf[3];  // (B, TL, Hkv, D) fp32
     float *acc;                  // (B, TL, H, D) fp32: out, then dq
     float *lse, *delta, *ninf;   // (2B, H, Tc) pair layout; ninf: all -INFINITY
+    int32_t *docs;               // document bounds of the pair in hand (cu_attn_docs_build)
+    size_t cap_docs;             // int32 elements
 } ring_gpu;
 
 static size_t dts(const ring_gpu *r) { return bk_dtype_size(r->bk->dt); }
@@ -67,6 +69,11 @@ static void reserve(ring_gpu *r, int64_t B, int64_t TL, int H, int Hkv, int D, b
     if (n_q > r->cap_q) {
         regrow(r, (void **)&r->acc, n_q * sizeof(float));
         r->cap_q = n_q;
+    }
+    size_t n_docs = (size_t)cu_attn_docs_ints(1, TL / 2, TL / 2);
+    if (n_docs > r->cap_docs) {
+        regrow(r, (void **)&r->docs, n_docs * sizeof(int32_t));
+        r->cap_docs = n_docs;
     }
     if (n_lse > r->cap_lse) {
         regrow(r, (void **)&r->lse, n_lse * sizeof(float));
@@ -151,16 +158,23 @@ static void for_each_pair(ring_gpu *r, const kv_block *kv, const shape5 *s, cons
                 const char *q = (const char *)a->q + (size_t)(q_row * qw) * dts(r);
                 const char *k = (const char *)kv->k + (size_t)(k_row * kw) * dts(r);
                 const char *v = (const char *)kv->v + (size_t)(k_row * kw) * dts(r);
-                const int32_t *sq = a->seg ? a->seg + q_row : NULL;
-                const int32_t *sk = kv->seg ? kv->seg + k_row : NULL;
+                // The pair's document bounds: one small kernel before its
+                // attention kernels on the same stream (the buffer is reused).
+                cu_attn_docs docs = {.seg_q = a->seg ? a->seg + q_row : NULL,
+                                     .seg_k = kv->seg ? kv->seg + k_row : NULL, .bounds = r->docs};
+                const cu_attn_docs *dp = NULL;
+                if (docs.seg_q && docs.seg_k) {
+                    cu_attn_docs_build(&docs, 1, Tc, Tc, r->st);
+                    dp = &docs;
+                }
                 if (!backward) {
-                    cu_attn_block_forward(r->acc + q_row * qw, r->lse + p, q, k, v, sq, sk, &sh,
+                    cu_attn_block_forward(r->acc + q_row * qw, r->lse + p, q, k, v, dp, &sh,
                                           cdt(r), r->st);
                 } else {
                     const char *dout = (const char *)a->dout + (size_t)(q_row * qw) * dts(r);
                     cu_attn_block_backward(r->acc + q_row * qw, a->dk + k_row * kw,
                                            a->dv + k_row * kw, dout, q, k, v, r->lse + p,
-                                           r->delta + p, sq, sk, &sh, cdt(r), r->st);
+                                           r->delta + p, dp, &sh, cdt(r), r->st);
                 }
             }
 }

@@ -1,25 +1,23 @@
-// SIMT emulator for the cu_attn kernels: one ucontext fiber per CUDA thread,
+// SIMT emulator for the kernels of kernels/cuda: one fiber per CUDA thread (started
+// by makecontext, switched by _setjmp / _longjmp: no signal-mask system call
+// per switch, which made swapcontext the emulator's main cost),
 // warp collectives (shfl, ldmatrix, mma, syncwarp) and __syncthreads as
 // cooperative barriers, cp.async groups with two completion modes
 // (at issue: exposes write-after-read races; at wait: exposes missing waits).
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <setjmp.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include <functional>
 #include <random>
 #include <vector>
-
-#ifndef EMU_NO_ATTN
-extern "C" {
-#include "attn.h"
-}
-#endif
 
 #define __global__
 #define __device__
@@ -128,24 +126,32 @@ struct Copy {
     int n, src_n;
 };
 struct Fiber {
-    ucontext_t ctx;
+    ucontext_t ctx;  // the first entry
+    jmp_buf jb;      // where it yielded
+    bool started;
     dim3 tix;
     int lin;  // linear thread index in the block (warp = lin / 32)
     bool done;
     std::vector<std::vector<Copy>> groups;  // committed
     std::vector<Copy> open;                 // not yet committed
 };
+// Lane exchanges (shuffles, ldmatrix, mma) cost ONE warp barrier each:
+// every buffer has two slots, picked by the parity of the barrier generation
+// at the write; a slot written at generation g is read only between the end
+// of barrier g and the reader's next arrival, and written again only at
+// generation g + 2, after every lane has left barrier g + 1.
 struct WarpState {
     int arrive = 0, gen = 0;
-    const void *ptr[32];
-    uint32_t u[32][6];
-    float f[32];
-    double d[32];
+    const void *ptr[2][32];
+    uint32_t u[2][32][6];
+    uint64_t x[2][32];
+    int mma_gen = -1;  // generation whose mma operands are in A, B
+    float A[16][16], B[16][8];
 };
 static Fiber *g_fib;
 static int g_nthreads;
 static Fiber *g_cur;
-static ucontext_t g_sched;
+static jmp_buf g_sched;
 static WarpState g_warp[32];
 static int g_cta_arrive, g_cta_gen;
 static bool g_copy_at_issue;
@@ -155,7 +161,10 @@ static std::mt19937 g_rng(1);
 dim3 blockIdx, gridDim, blockDim;
 #define threadIdx (g_cur->tix)
 
-static void yield_() { swapcontext(&g_cur->ctx, &g_sched); }
+static void yield_()
+{
+    if (!_setjmp(g_cur->jb)) _longjmp(g_sched, 1);
+}
 
 static void do_copy(const Copy &c)
 {
@@ -170,64 +179,95 @@ static void flush_group(std::vector<Copy> &g)
 
 static int lane_id() { return g_cur->lin % 32; }
 static WarpState &my_warp() { return g_warp[g_cur->lin / 32]; }
+
+// Runnable fibers: the scheduler picks only among these; a fiber waiting at
+// a barrier leaves the set until the barrier's last arrival puts it back
+// (waiting fibers never spin).
+static std::vector<int> g_runnable, g_run_pos;  // fiber -> index in g_runnable, -1: blocked
+static std::vector<int> g_warp_waiters[32], g_cta_waiters;
+static int g_live;  // fibers of the block that have not exited
+static void make_runnable(int i)
+{
+    g_run_pos[(size_t)i] = (int)g_runnable.size();
+    g_runnable.push_back(i);
+}
+static void make_blocked(int i)
+{
+    const int k = g_run_pos[(size_t)i], last = g_runnable.back();
+    g_runnable[(size_t)k] = last;
+    g_run_pos[(size_t)last] = k;
+    g_runnable.pop_back();
+    g_run_pos[(size_t)i] = -1;
+}
+static void wait_here(std::vector<int> &waiters)
+{
+    waiters.push_back(g_cur->lin);
+    make_blocked(g_cur->lin);
+    yield_();
+}
+static void release(std::vector<int> &waiters)
+{
+    for (int i : waiters) make_runnable(i);
+    waiters.clear();
+}
 static void wbar()
 {
     WarpState &w = my_warp();
-    int g = w.gen;
     if (++w.arrive == 32) {
         w.arrive = 0;
         w.gen++;
+        release(g_warp_waiters[g_cur->lin / 32]);
         return;
     }
-    long spins = 0;
-    while (w.gen == g) {
-        int wi = g_cur->lin / 32;
-        for (int l = 0; l < 32; l++)
-            if (wi * 32 + l < g_nthreads && g_fib[wi * 32 + l].done)
-                fail("warp collective with an exited lane");
-        if (++spins > 100000000) fail("warp deadlock");
-        yield_();
-    }
+    wait_here(g_warp_waiters[g_cur->lin / 32]);
 }
 static void __syncwarp() { wbar(); }
+static void cta_release()
+{
+    g_cta_arrive = 0;
+    g_cta_gen++;
+    release(g_cta_waiters);
+}
 static void __syncthreads()
 {
-    int g = g_cta_gen;
-    g_cta_arrive++;
-    long spins = 0;
-    while (g_cta_gen == g) {
-        int live = 0;
-        for (int i = 0; i < g_nthreads; i++) live += !g_fib[i].done;
-        if (g_cta_arrive == live) {
-            g_cta_arrive = 0;
-            g_cta_gen++;
-            break;
-        }
-        if (++spins > 100000000) fail("cta deadlock");
-        yield_();
+    if (++g_cta_arrive == g_live) {
+        cta_release();
+        return;
     }
+    wait_here(g_cta_waiters);
 }
-static float __shfl_xor_sync(unsigned mask, float v, int o)
+// Called by the scheduler when fiber i has exited.
+static void fiber_exited(int i)
 {
+    make_blocked(i);
+    g_live--;
+    if (g_warp[i / 32].arrive > 0) fail("warp collective with an exited lane");
+    if (g_cta_arrive > 0 && g_cta_arrive == g_live) cta_release();  // exited threads do not count
+}
+template <typename T>
+static T shfl_xor(unsigned mask, T v, int o)
+{
+    static_assert(sizeof(T) <= 8, "one slot");
     if (mask != 0xffffffffu) fail("mask");
     WarpState &w = my_warp();
-    int l = lane_id();
-    w.f[l] = v;
+    const int l = lane_id(), sl = w.gen & 1;
+    memcpy(&w.x[sl][l], &v, sizeof v);
     wbar();
-    float r = w.f[l ^ o];
-    wbar();
+    T r;
+    memcpy(&r, &w.x[sl][l ^ o], sizeof r);
     return r;
 }
-static double __shfl_xor_sync(unsigned mask, double v, int o)
+static float __shfl_xor_sync(unsigned mask, float v, int o) { return shfl_xor(mask, v, o); }
+static int __shfl_xor_sync(unsigned mask, int v, int o) { return shfl_xor(mask, v, o); }
+static double __shfl_xor_sync(unsigned mask, double v, int o) { return shfl_xor(mask, v, o); }
+// Fibers of one block run one at a time and blocks one after another: a
+// plain read-modify-write is atomic here.
+static int atomicOr(int *p, int v)
 {
-    if (mask != 0xffffffffu) fail("mask");
-    WarpState &w = my_warp();
-    int l = lane_id();
-    w.d[l] = v;
-    wbar();
-    double r = w.d[l ^ o];
-    wbar();
-    return r;
+    check_global(p, 4, 4);
+    int old = *p;
+    *p = old | v;
+    return old;
 }
 
 // ---------------------------------------------------------------- PTX wrappers
@@ -281,22 +321,22 @@ static void ldmatrix_impl(uint32_t r[4], const void *p, bool trans)
 {
     check_smem(p, 16, 16);
     WarpState &w = my_warp();
-    int l = lane_id();
-    w.ptr[l] = p;
+    const int l = lane_id(), sl = w.gen & 1;
+    w.ptr[sl][l] = p;
     wbar();
+    const void *const *ptr = w.ptr[sl];
     for (int i = 0; i < 4; i++) {
         uint16_t lo, hi;
         if (!trans) {
-            const void *row = w.ptr[8 * i + l / 4];
+            const void *row = ptr[8 * i + l / 4];
             lo = smem_bf(row, 2 * (l % 4));
             hi = smem_bf(row, 2 * (l % 4) + 1);
         } else {
-            lo = smem_bf(w.ptr[8 * i + 2 * (l % 4)], l / 4);
-            hi = smem_bf(w.ptr[8 * i + 2 * (l % 4) + 1], l / 4);
+            lo = smem_bf(ptr[8 * i + 2 * (l % 4)], l / 4);
+            hi = smem_bf(ptr[8 * i + 2 * (l % 4) + 1], l / 4);
         }
         r[i] = (uint32_t)lo | ((uint32_t)hi << 16);
     }
-    wbar();
 }
 static inline void ldmatrix_x4(uint32_t r[4], const void *p) { ldmatrix_impl(r, p, false); }
 static inline void ldmatrix_x4_trans(uint32_t r[4], const void *p) { ldmatrix_impl(r, p, true); }
@@ -307,35 +347,38 @@ static inline void ldmatrix_x4_trans(uint32_t r[4], const void *p) { ldmatrix_im
 static inline void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
 {
     WarpState &w = my_warp();
-    int l = lane_id();
-    w.u[l][0] = a[0];
-    w.u[l][1] = a[1];
-    w.u[l][2] = a[2];
-    w.u[l][3] = a[3];
-    w.u[l][4] = b0;
-    w.u[l][5] = b1;
+    const int l = lane_id(), sl = w.gen & 1, gen = w.gen;
+    uint32_t *mine = w.u[sl][l];
+    mine[0] = a[0];
+    mine[1] = a[1];
+    mine[2] = a[2];
+    mine[3] = a[3];
+    mine[4] = b0;
+    mine[5] = b1;
     wbar();
-    float A[16][16], B[16][8];
-    for (int L = 0; L < 32; L++) {
-        int g = L / 4, t = L % 4;
-        for (int e = 0; e < 2; e++) {
-            int sh = 16 * e;
-            A[g][2 * t + e] = bf2f((uint16_t)(w.u[L][0] >> sh));
-            A[g + 8][2 * t + e] = bf2f((uint16_t)(w.u[L][1] >> sh));
-            A[g][8 + 2 * t + e] = bf2f((uint16_t)(w.u[L][2] >> sh));
-            A[g + 8][8 + 2 * t + e] = bf2f((uint16_t)(w.u[L][3] >> sh));
-            B[2 * t + e][g] = bf2f((uint16_t)(w.u[L][4] >> sh));
-            B[8 + 2 * t + e][g] = bf2f((uint16_t)(w.u[L][5] >> sh));
+    if (w.mma_gen != gen) {  // the first lane out unpacks the operands for all
+        w.mma_gen = gen;
+        for (int L = 0; L < 32; L++) {
+            const uint32_t *u = w.u[sl][L];
+            int g = L / 4, t = L % 4;
+            for (int e = 0; e < 2; e++) {
+                int sh = 16 * e;
+                w.A[g][2 * t + e] = bf2f((uint16_t)(u[0] >> sh));
+                w.A[g + 8][2 * t + e] = bf2f((uint16_t)(u[1] >> sh));
+                w.A[g][8 + 2 * t + e] = bf2f((uint16_t)(u[2] >> sh));
+                w.A[g + 8][8 + 2 * t + e] = bf2f((uint16_t)(u[3] >> sh));
+                w.B[2 * t + e][g] = bf2f((uint16_t)(u[4] >> sh));
+                w.B[8 + 2 * t + e][g] = bf2f((uint16_t)(u[5] >> sh));
+            }
         }
     }
     int g = l / 4, t = l % 4;
     for (int e = 0; e < 4; e++) {
         int row = g + (e / 2) * 8, col = 2 * t + (e & 1);
         float acc = c[e];
-        for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+        for (int k = 0; k < 16; k++) acc += w.A[row][k] * w.B[k][col];
         c[e] = acc;
     }
-    wbar();
 }
 static inline uint32_t pack_bf16x2(float lo, float hi)
 {
@@ -348,18 +391,23 @@ static inline float fast_exp2(float x)
 }
 
 // ---------------------------------------------------------------- kernels
-#ifndef EMU_NO_ATTN  // run_ops.sh: the cu_ops kernels only
-#include "tile_body.inc"
-#include "fwd_body.inc"
-#include "bwd_body.inc"
-#include "delta_body.inc"
-#include "f32_body.inc"
-#endif
-
 // ---------------------------------------------------------------- launcher
-static void trampoline() { g_body(); g_cur->done = true; swapcontext(&g_cur->ctx, &g_sched); }
+static void trampoline()
+{
+    g_body();
+    g_cur->done = true;
+    _longjmp(g_sched, 1);  // never returns: uc_link is unused
+}
 
 static bool g_random_sched = true;
+static uint32_t sched_rand()  // xorshift32: the pick of the next fiber
+{
+    static uint32_t x = 2463534242u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
 static void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel)
 {
     const int nthreads = (int)(block.x * block.y * block.z);
@@ -391,6 +439,7 @@ static void launch(dim3 grid, dim3 block, size_t smem, const std::function<void(
         for (int i = 0; i < nthreads; i++) {
             Fiber &f = fib[(size_t)i];
             f.done = false;
+            f.started = false;
             f.groups.clear();
             f.open.clear();
             f.tix = {(unsigned)i % block.x, (unsigned)i / block.x, 0};
@@ -401,19 +450,24 @@ static void launch(dim3 grid, dim3 block, size_t smem, const std::function<void(
             f.ctx.uc_link = NULL;
             makecontext(&f.ctx, trampoline, 0);
         }
-        int live = nthreads, rr = 0;
-        while (live > 0) {
-            int i;
-            if (g_random_sched) {
-                i = (int)(g_rng() % (unsigned)nthreads);
-                if (fib[(size_t)i].done) continue;
-            } else {
-                i = rr++ % nthreads;
-                if (fib[(size_t)i].done) continue;
-            }
+        g_live = nthreads;
+        g_runnable.clear();
+        g_run_pos.assign((size_t)nthreads, -1);
+        for (int i = 0; i < nthreads; i++) make_runnable(i);
+        for (auto &w : g_warp_waiters) w.clear();
+        g_cta_waiters.clear();
+        unsigned rr = 0;
+        while (g_live > 0) {
+            if (g_runnable.empty()) fail("deadlock: every live thread waits at a barrier");
+            const size_t n = g_runnable.size();
+            const int i = g_runnable[g_random_sched ? sched_rand() % n : rr++ % n];
             g_cur = &fib[(size_t)i];
-            swapcontext(&g_sched, &g_cur->ctx);
-            if (g_cur->done) live--;
+            if (!_setjmp(g_sched)) {
+                if (g_cur->started) _longjmp(g_cur->jb, 1);
+                g_cur->started = true;
+                setcontext(&g_cur->ctx);
+            }
+            if (g_cur->done) fiber_exited(i);
         }
     }
 }

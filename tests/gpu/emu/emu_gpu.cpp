@@ -14,7 +14,6 @@
 // returns its error; misuse it tolerates silently but that is always a bug
 // (waiting on a never-recorded event, using a destroyed stream) aborts with
 // "EMU FAIL".
-#define EMU_NO_ATTN
 #include <stdarg.h>
 
 #include <algorithm>
@@ -44,7 +43,18 @@ extern "C" {
 #include "cu_ops.h"
 
 // ---------------------------------------------------------------- device model
-enum { EMU_SMS = 132, EMU_SMEM_OPTIN = 232448, EMU_SMEM_DEFAULT = 49152 };
+enum { EMU_SMS = 132, EMU_SMEM_DEFAULT = 49152 };
+// Opt-in shared memory per block: 232448 (sm_90); EMU_SMEM_OPTIN fakes
+// another GPU (101376: sm_86 / sm_89), enforced at every launch.
+static int smem_optin()
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("EMU_SMEM_OPTIN");
+        v = e ? atoi(e) : 232448;
+    }
+    return v;
+}
 static const size_t EMU_TOTAL_BYTES = (size_t)80 << 30;
 
 static void emu_fail(const char *fmt, ...)
@@ -110,6 +120,10 @@ template <typename P> static void run_until(P pred)
     if (!g_srng_init) {
         const char *e = getenv("EMU_STREAM_SEED");
         g_srng.seed(e ? (unsigned)atoi(e) : 1u);
+        // EMU_COPY_AT_ISSUE=1: cp.async lands at issue (exposes write-after-read
+        // races on the double buffers); default at wait_group (missing waits).
+        const char *c = getenv("EMU_COPY_AT_ISSUE");
+        g_copy_at_issue = c && atoi(c) == 1;
         g_srng_init = true;
     }
     while (!pred()) {
@@ -149,7 +163,7 @@ static void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t st, std:
 {
     const unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (nt < 1 || nt > 1024 || grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.y > 65535 ||
-        grid.z > 65535 || smem > EMU_SMEM_OPTIN) {
+        grid.z > 65535 || smem > (size_t)smem_optin()) {
         g_last_error = cudaErrorInvalidConfiguration;
         return;
     }
@@ -190,8 +204,29 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorSystemDriverMismatch: return "system has unsupported display driver / cuda driver combination";
     }
     return "unrecognized error code";
+}
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorSystemDriverMismatch: return "cudaErrorSystemDriverMismatch";
+    default: return "cudaErrorUnknown";
+    }
+}
+// EMU_DRIVER_VERSION (default 13000; 0: no driver installed).
+cudaError_t cudaDriverGetVersion(int *v)
+{
+    if (!v) return cudaErrorInvalidValue;
+    const char *e = getenv("EMU_DRIVER_VERSION");
+    *v = e ? atoi(e) : 13000;
+    return cudaSuccess;
 }
 static cudaError_t err(cudaError_t e)
 {
@@ -210,8 +245,14 @@ static int n_gpus()
     const char *e = getenv("EMU_GPU_COUNT");
     return e ? atoi(e) : 8;
 }
+// As the runtime: no device is cudaErrorNoDevice (n untouched); EMU_DEVICE_ERROR
+// (an error code) fakes a broken driver, e.g. 35 (too old: with
+// EMU_DRIVER_VERSION=0 it is what a machine without a driver returns) or 803.
 cudaError_t cudaGetDeviceCount(int *n)
 {
+    const char *e = getenv("EMU_DEVICE_ERROR");
+    if (e && atoi(e) != 0) return err((cudaError_t)atoi(e));
+    if (n_gpus() == 0) return err(cudaErrorNoDevice);
     *n = n_gpus();
     return cudaSuccess;
 }
@@ -235,14 +276,14 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d)
     case cudaDevAttrMultiProcessorCount: *v = EMU_SMS; break;
     case cudaDevAttrComputeCapabilityMajor: *v = 9; break;
     case cudaDevAttrComputeCapabilityMinor: *v = 0; break;
-    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = EMU_SMEM_OPTIN; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = smem_optin(); break;
     default: return err(cudaErrorInvalidValue);
     }
     return cudaSuccess;
 }
 cudaError_t emu_cudaFuncSetAttribute(cudaFuncAttribute a, int v)
 {
-    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > EMU_SMEM_OPTIN)
+    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > smem_optin())
         return err(cudaErrorInvalidValue);
     return cudaSuccess;
 }
@@ -608,6 +649,10 @@ static inline float __fsub_rn(float a, float b) { return a - b; }
 template <typename A> static inline A min(A a, A b) { return a < b ? a : b; }
 template <typename A> static inline A max(A a, A b) { return a > b ? a : b; }
 
+// Tile iterations of the attention kernels (cu_attn_tile.cuh's hook): 0
+// forward, 1 dQ, 2 dK/dV; read and reset by emu_attn_tiles.
+static uint64_t g_attn_tiles[3];
+#define CU_ATTN_COUNT_TILE(kernel) (g_attn_tiles[kernel]++)
 // Definitions get C linkage from the declarations of cu_ops.h / cu_attn.h.
 #include "cu_internal.inc"
 #include "cu_common.inc"
@@ -621,5 +666,54 @@ template <typename A> static inline A max(A a, A b) { return a > b ? a : b; }
 #include "cu_embedding.inc"
 #include "cu_attn_tile.inc"
 #include "cu_attn_f32.inc"
+#include "cu_attn_docs.inc"
 #include "cu_attn_fwd.inc"
 #include "cu_attn_bwd.inc"
+
+// ---------------------------------------------------------------- attention tile accounting
+extern "C" {
+void emu_attn_tiles(uint64_t out[3])
+{
+    drain_all();
+    for (int i = 0; i < 3; i++) out[i] = g_attn_tiles[i], g_attn_tiles[i] = 0;
+}
+
+// Each bf16 kernel's tile on the current device (rows of its CTA x columns
+// of its loop's tile): forward, dQ, dK/dV.
+void emu_attn_tile_shapes(int D, int rows[3], int cols[3])
+{
+    rows[0] = fwd_rows(D), cols[0] = FWD_BC;
+    rows[1] = dq_rows(D), cols[1] = DQ_BC;
+    rows[2] = dkdv_rows(D), cols[2] = D == 128 ? dkdv_bq<128>() : dkdv_bq<64>();
+}
+
+// The tile iterations the bf16 kernels' loops make for shape s (all heads),
+// from the same span helpers and tile sizes, evaluated on the host over
+// bounds (host copy of cu_attn_docs.bounds, or NULL: no documents); what
+// emu_attn_tiles must count after cu_attn_forward + cu_attn_block_backward.
+void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[3])
+{
+    out[0] = out[1] = out[2] = 0;
+    if (cu_attn_block_masked(s)) return;
+    const cu_attn_docs d = {NULL, NULL, (int32_t *)bounds};  // spans only: no ids needed
+    const int64_t BQ = s->D == 128 ? dkdv_bq<128>() : dkdv_bq<64>();
+    for (int64_t b = 0; b < s->B; b++) {
+        const attn_mask m = make_mask(*s, d, b);
+        const int64_t FR = fwd_rows(s->D);  // the forward launcher's choice
+        for (int64_t i0 = 0; i0 < s->Tq; i0 += FR) {
+            const row_span k = query_tile_span(m, i0, std::min<int64_t>(FR, s->Tq - i0));
+            out[0] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + FWD_BC - 1) / FWD_BC);
+        }
+        const int64_t BR = dq_rows(s->D);  // the dQ launcher's choice for this device
+        for (int64_t i0 = 0; i0 < s->Tq; i0 += BR) {
+            const row_span k = query_tile_span(m, i0, std::min<int64_t>(BR, s->Tq - i0));
+            out[1] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + DQ_BC - 1) / DQ_BC);
+        }
+        const int64_t KR = dkdv_rows(s->D);  // the dK/dV launcher's choice
+        for (int64_t j0 = 0; j0 < s->Tk; j0 += KR) {
+            const row_span q = key_tile_span(m, j0, std::min<int64_t>(KR, s->Tk - j0));
+            out[2] += (uint64_t)s->H * (uint64_t)((q.hi - q.lo + BQ - 1) / BQ);
+        }
+    }
+}
+}  // extern "C"

@@ -9,7 +9,7 @@ set(EMU_DIR ${CMAKE_SOURCE_DIR}/tests/gpu/emu)
 set(EMU_GEN ${CMAKE_BINARY_DIR}/gpuemu)
 file(GLOB EMU_CU CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cu ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cuh)
 set(EMU_INCS)
-foreach(f internal attn_tile attn_f32 common matmul rope rmsnorm swiglu elementwise adamw xent embedding attn_fwd attn_bwd)
+foreach(f internal attn_tile attn_f32 common matmul rope rmsnorm swiglu elementwise adamw xent embedding attn_docs attn_fwd attn_bwd)
   list(APPEND EMU_INCS ${EMU_GEN}/cu_${f}.inc)
 endforeach()
 add_custom_command(OUTPUT ${EMU_INCS}
@@ -22,7 +22,7 @@ add_library(stretch_gpuemu OBJECT ${EMU_DIR}/emu_gpu.cpp ${EMU_INCS})
 target_include_directories(stretch_gpuemu PRIVATE ${EMU_DIR} ${EMU_SHIM_INCS} ${EMU_GEN})
 target_link_libraries(stretch_gpuemu PRIVATE stretch_kernels_cpu stretch_common)
 # -w: the kernels are warning-clean under nvcc (CI); the emulator's stand-ins are not.
-target_compile_options(stretch_gpuemu PRIVATE -std=c++17 -O1 -w -fno-strict-aliasing -ffp-contract=off)
+target_compile_options(stretch_gpuemu PRIVATE -std=c++17 -O1 -w -fno-strict-aliasing -ffp-contract=off -U_FORTIFY_SOURCE)
 
 # The backend layer again, with the cuda entry of backend.c and backend_cuda.c.
 file(GLOB EMU_BACKEND_SRCS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/trainer/backend/*.c)
@@ -60,3 +60,38 @@ foreach(op cast add swiglu rope matmul embedding adamw cu_axpy)
   add_test(NAME gpuemu_ops_${op} COMMAND gpuemu_ops_check -b cuda -o ${op})
   set_tests_properties(gpuemu_ops_${op} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
 endforeach()
+
+# tests/gpu/test_gpu_attn.c on the emulated GPU: its cases marked emu (small
+# shapes, every kernel path: documents crossing tile edges, padding, ids out
+# of order, ragged T, GQA, block and merge forms, D 64 and 128, bf16 and
+# fp32) against the float64 reference, plus the tile counters.
+stretch_gpuemu_exe(gpuemu_attn ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_attn.c)
+target_compile_definitions(gpuemu_attn PRIVATE STRETCH_GPU_EMU=1)
+add_test(NAME gpuemu_attn COMMAND gpuemu_attn)
+set_tests_properties(gpuemu_attn PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
+
+# Tiles computed / tiles needed on long packed batches (128K tokens of 2K-token
+# documents, ...): the real document-bounds kernel, the kernels' loop plan.
+stretch_gpuemu_exe(gpuemu_attn_tiles ${EMU_DIR}/test_emu_attn_tiles.c)
+add_test(NAME gpuemu_attn_tiles COMMAND gpuemu_attn_tiles)
+set_tests_properties(gpuemu_attn_tiles PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 300)
+
+# Device errors (kernels/cuda/cu_common.cu cu_device_count): no device and
+# no driver installed skip (77); a driver too old or mismatched is an error
+# (exit 1, the driver's message), never "0 GPUs" / skipped.
+add_test(NAME gpuemu_device_errors COMMAND sh ${EMU_DIR}/test_device_errors.sh $<TARGET_FILE:gpuemu_attn>)
+set_tests_properties(gpuemu_device_errors PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 60)
+
+# The same on a faked sm_86 / sm_89 (101,376 B of shared memory per block, as
+# every emulated launch then enforces): the dQ kernel's 32-query fallback at
+# D = 128 (documents B2, merge of 3 blocks with documents).
+add_test(NAME gpuemu_attn_sm86 COMMAND gpuemu_attn 2,9 bf16)
+set_tests_properties(gpuemu_attn_sm86 PROPERTIES LABELS gpuemu
+  ENVIRONMENT "${STRETCH_TEST_ENV};EMU_SMEM_OPTIN=101376" TIMEOUT 300)
+
+# tests/gpu/test_gpu_model.c on the emulated GPU: one training step of two
+# tiny Llamas (untied D64 GQA, tied D128) against the cpu backend, fp32 and
+# bf16, with and without recompute, plus AdamW and the push/pull round trip.
+stretch_gpuemu_exe(gpuemu_model ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_model.c)
+add_test(NAME gpuemu_model COMMAND gpuemu_model)
+set_tests_properties(gpuemu_model PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)

@@ -27,6 +27,6 @@ prep "$out/tile.cuh.tmp" > "$out/cu_attn_tile.inc"
 rm -f "$out/tile.cuh.tmp"
 # cu_attn_f32.cu has its own warp_sum (another translation unit on nvcc).
 prep "$src/cu_attn_f32.cu" | sed 's/\bwarp_sum\b/f32_warp_sum/g' > "$out/cu_attn_f32.inc"
-for f in common matmul rope rmsnorm swiglu elementwise adamw xent embedding attn_fwd attn_bwd; do
+for f in common matmul rope rmsnorm swiglu elementwise adamw xent embedding attn_docs attn_fwd attn_bwd; do
     prep "$src/cu_$f.cu" > "$out/cu_$f.inc"
 done

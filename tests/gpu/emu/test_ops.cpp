@@ -1,5 +1,4 @@
 // Emulated cu_ops kernels (see run_ops.sh) against the CPU ops of kernels/cpu.
-#define EMU_NO_ATTN
 #include <stdarg.h>
 
 #include <string>
