@@ -105,7 +105,8 @@ static void prepare_corpus(train_state *st) {
         fflush(stdout);
         rc = fsutil_mkdirs(dir, "train.out_dir", err, sizeof err);
         if (rc == 0)
-            rc = corpus_make_shards(c->data.corpus, st->tok, st->train_shards[0], st->train_shards[1],
+            rc = corpus_make_shards(c->data.corpus, st->tok, c->data.tokenizer ? c->data.tokenizer : "byte",
+                                    st->train_shards[0], st->train_shards[1],
                                     50, err, sizeof err);
     }
     if (dist_any(&st->dist, rc != 0)) {
