@@ -49,6 +49,15 @@ mkdir keep
 "$STRETCH" train est.yaml --dry-run --estimate --train.out_dir keep --stages.0.steps 2 > /dev/null
 [ -z "$(ls -A keep)" ] || fail "the dry run wrote in out_dir: $(ls -A keep)"
 
+# a corpus the run would tokenize into out_dir/data: made for the estimate, removed after it
+if [ -d /usr/share/games/fortunes ]; then
+  sed 's/train: \[text.shard\]/corpus: fortunes/' est.yaml > corpus.yaml
+  mkdir cdir
+  "$STRETCH" train corpus.yaml --dry-run --estimate --train.out_dir cdir > corpus.log
+  grep -q "^estimate total: 36 steps" corpus.log || fail "corpus estimate: $(tail -2 corpus.log)"
+  [ -z "$(ls -A cdir)" ] || fail "the corpus estimate left files in out_dir: $(ls -A cdir)"
+fi
+
 # --- against the real run's tokens/s, within 3x. Timing on a shared 2-core
 # machine is noisy (another process's burst slows a step 10x): each try runs
 # the estimate and then the run, and compares the estimate (the median of its
