@@ -723,6 +723,36 @@ static void setup(train_state *st, const train_args *a) {
     }
 }
 
+// Resume: the exact state of an earlier run of this run file. Rank 0
+// picks and verifies the checkpoint and broadcasts its choice, so the
+// ranks never end up on different steps (one rank's read error fails
+// the run on every rank). 1: resumed from ckpt, 0: a fresh start.
+static int resume(train_state *st, const train_args *a, char *ckpt, size_t ckpt_len) {
+    char err[1024];
+    int found = 0;
+    ckpt[0] = '\0';
+    if (strcmp(a->resume, "auto") == 0) {
+        if (st->is_root) {
+            found = train_ckpt_find(st, ckpt, ckpt_len, err, sizeof err);
+            if (found < 0) snprintf(ckpt, ckpt_len, "%s", err);
+        }
+        dist_bcast_bytes(&st->dist, &found, sizeof found, 0);
+        dist_bcast_bytes(&st->dist, ckpt, ckpt_len, 0);
+        if (found < 0) dist_exit_user_error(&st->dist, ckpt);
+    } else if (strcmp(a->resume, "never") != 0) {
+        snprintf(ckpt, ckpt_len, "%s", a->resume);
+        found = 1;
+    }
+    if (found == 1) {
+        int bad = train_ckpt_load(st, ckpt, err, sizeof err) != 0;
+        if (dist_any(&st->dist, bad)) {
+            if (!bad) snprintf(err, sizeof err, "resume from %.900s failed on another rank", ckpt);
+            dist_exit_user_error(&st->dist, err);
+        }
+    }
+    return found;
+}
+
 // The dry run's corpus directory (prepare_corpus), and out_dir when this
 // dry run made it: left as they were found. Rank 0.
 static void dry_run_cleanup(const train_state *st) {
@@ -750,6 +780,11 @@ static int dry_run_estimate(train_state *st, const train_args *a, int *argc, cha
     atexit(dry_run_atexit);
     setup(st, a);
     if (train_zero_check(&st->cfg, false, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+    // The checkpoint the run would resume from: its changes checked, the estimate from its step.
+    char ckpt[1200];
+    if (resume(st, a, ckpt, sizeof ckpt) == 1 && st->is_root)
+        printf("would resume from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
+               st->cfg.n_stages, (long long)st->step);
     train_preflight(st);
     if (st->is_root) {
         print_plan(&st->cfg, &st->curr);
@@ -803,34 +838,11 @@ int train_main(int argc, char **argv) {
     setup(st, &a);
     const cfg_run *c = &st->cfg;
 
-    // Resume: the exact state of an earlier run of this run file. Rank 0
-    // picks and verifies the checkpoint and broadcasts its choice, so the
-    // ranks never end up on different steps (one rank's read error fails
-    // the run on every rank).
     char ckpt[1200] = "";
-    int found = 0;
-    if (strcmp(a.resume, "auto") == 0) {
-        if (st->is_root) {
-            found = train_ckpt_find(st, ckpt, sizeof ckpt, err, sizeof err);
-            if (found < 0) snprintf(ckpt, sizeof ckpt, "%s", err);
-        }
-        dist_bcast_bytes(&st->dist, &found, sizeof found, 0);
-        dist_bcast_bytes(&st->dist, ckpt, sizeof ckpt, 0);
-        if (found < 0) dist_exit_user_error(&st->dist, ckpt);
-    } else if (strcmp(a.resume, "never") != 0) {
-        snprintf(ckpt, sizeof ckpt, "%s", a.resume);
-        found = 1;
-    }
-    if (found == 1) {
-        int bad = train_ckpt_load(st, ckpt, err, sizeof err) != 0;
-        if (dist_any(&st->dist, bad)) {
-            if (!bad) snprintf(err, sizeof err, "resume from %.900s failed on another rank", ckpt);
-            dist_exit_user_error(&st->dist, err);
-        }
-        if (st->is_root)
-            printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
-                   c->n_stages, (long long)st->step);
-    }
+    int found = resume(st, &a, ckpt, sizeof ckpt);
+    if (found == 1 && st->is_root)
+        printf("resumed from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
+               c->n_stages, (long long)st->step);
     int n_len = c->eval.passkey_lengths.n;
     if (st->is_root) train_warn_config(&st->curr, stderr);  // once the run is sure to go ahead
     if (st->is_root) {

@@ -155,12 +155,20 @@ void train_estimate(train_state *st) {
         fflush(stdout);
     }
     double total = 0, total_max = 0;
-    int64_t total_steps = 0, total_tokens = 0, left = c->train.max_steps > 0 ? c->train.max_steps : INT64_MAX;
-    for (int s = 0; s < c->n_stages; s++) {
+    // From the checkpoint the run would resume from (step 0 when none).
+    int64_t total_steps = 0, total_tokens = 0;
+    int64_t left = c->train.max_steps > 0 ? c->train.max_steps - st->step : INT64_MAX;
+    if (left < 0) left = 0;
+    int first = st->stage;
+    const int64_t done_in_stage = st->stage_step, extended = st->stage_extra_steps;
+    for (int s = first; s < c->n_stages; s++) {
         const curr_plan *plan = curr_stage_plan(&st->curr, s);
         stage_times m = measure_stage(st, s);
-        int64_t steps = plan->steps < left ? plan->steps : left;
-        int64_t extra = steps == plan->steps ? gate_extra_steps(st, s) : 0;
+        int64_t budget = plan->steps - (s == first ? done_in_stage : 0);
+        if (budget < 0) budget = 0;
+        int64_t steps = budget < left ? budget : left;
+        int64_t extra = steps == budget ? gate_extra_steps(st, s) - (s == first ? extended : 0) : 0;
+        if (extra < 0) extra = 0;
         if (extra > left - steps) extra = left - steps;
         left -= steps;
         double end_s, gate_s;
@@ -169,7 +177,8 @@ void train_estimate(train_state *st) {
         total += train_s + eval_s;
         // every extension: its steps and another gate check
         int64_t chunks = 0;
-        for (int64_t x = 0, ch; (ch = curr_gate_extension(&st->curr, s, x)) > 0 && x + ch <= extra; x += ch) chunks++;
+        int64_t x0 = s == first ? extended : 0;
+        for (int64_t x = x0, ch; (ch = curr_gate_extension(&st->curr, s, x)) > 0 && x + ch <= x0 + extra; x += ch) chunks++;
         total_max += train_s + eval_s + (double)extra * m.step_s + (double)chunks * gate_s;
         total_steps += steps;
         total_tokens += steps * plan->batch_tokens;
@@ -187,8 +196,12 @@ void train_estimate(train_state *st) {
         char a[32], b[32];
         fmt_duration(a, sizeof a, total);
         fmt_duration(b, sizeof b, total_max);
-        printf("estimate total: %lld steps, %lld tokens, ETA %s (at most %s with every gate extended "
-               "to its max_extra_tokens); start-up, checkpoints and eval.tasks not included\n",
+        char from[96] = "";
+        if (st->step > 0)
+            snprintf(from, sizeof from, " from step %lld (stage %d, its step %lld)", (long long)st->step,
+                     st->stage, (long long)st->stage_step);
+        printf("estimate total%s: %lld steps, %lld tokens, ETA %s (at most %s with every gate extended "
+               "to its max_extra_tokens); start-up, checkpoints and eval.tasks not included\n", from,
                (long long)total_steps, (long long)total_tokens, a, b);
         fflush(stdout);
     }

@@ -28,7 +28,7 @@ expect_exit 2 "$STRETCH" train est.yaml --dry-run --estimate --stages.1.data '[n
 
 # --- the table: the run file's steps and tokens
 "$STRETCH" train est.yaml --dry-run --estimate "${GATE[@]}" > est.log
-row() { grep -E "^  $1 +$2 +$3 " est.log || fail "no estimate row for stage $1: $(cat est.log)"; }
+row() { grep -E "^  $1 +$2 +$3 " "${4:-est.log}" || fail "no estimate row for stage $1: $(cat "${4:-est.log}")"; }
 r0=$(row 0 short 64); r1=$(row 1 long 128)
 # columns: stage name seq_len s/step tokens/s steps +gate tokens train eval
 read -r _ _ _ s0 tps0 n0 g0 tok0 _ _ <<<"$r0"
@@ -85,6 +85,20 @@ for try in 1 2 3 4 5; do
   [ $good -eq 1 ] && { ok=1; break; }
 done
 [ $ok -eq 1 ] || fail "the estimated tokens/s is not within 3x of the run's in five tries"
+
+# --- from the checkpoint the run would resume from: its changes checked, the rest estimated
+"$STRETCH" train est.yaml --train.out_dir rs --max-steps 30 --eval.passkey_trials 0 > /dev/null 2>&1
+before=$(cd rs && ls -l --time-style=+%s.%N && md5sum metrics.jsonl latest heartbeat.json)
+"$STRETCH" train est.yaml --train.out_dir rs --dry-run --estimate > rs.log 2> rs.err
+grep -q "^would resume from rs/ckpt-00000030.h5: stage 1 (2 of 2), step 30" rs.log || fail "no resume line: $(cat rs.log)"
+grep -qE "^  0 " rs.log && fail "a finished stage estimated: $(cat rs.log)"
+row 1 long 128 rs.log | awk '{exit !($6 == 6 && $8 == 3072)}' || fail "resumed stage 1 row: $(cat rs.log)"
+grep -q "^estimate total from step 30 (stage 1, its step 6): 6 steps, 3072 tokens, ETA " rs.log ||
+  fail "resumed total: $(tail -1 rs.log)"
+[ "$(cd rs && ls -l --time-style=+%s.%N && md5sum metrics.jsonl latest heartbeat.json)" = "$before" ] ||
+  fail "the dry run changed the run directory"
+expect_exit 2 "$STRETCH" train est.yaml --train.out_dir rs --dry-run --estimate --stages.0.seq_len 32
+echo "$ERR" | has "stages.0.seq_len: 64 -> 32 cannot change on resume" || fail "resume refusal in the dry run: $ERR"
 
 # --- two ranks (dp 2): every rank steps, rank 0 prints once
 set +e
