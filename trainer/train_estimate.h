@@ -7,7 +7,8 @@
 // passkey table, the gate) is timed from one forward per length. Rank 0
 // prints per stage the seconds per step, tokens/s, the steps (and the
 // gate's extra steps at most), the stage's training and evaluation time,
-// then the whole run's ETA (and its upper bound with every gate extended
+// then the whole run's ETA (from the step of the checkpoint the run would
+// resume from: finished stages left out) (and its upper bound with every gate extended
 // to its max_extra_tokens). The weights stepped here are thrown away:
 // nothing is written in train.out_dir. eval.tasks are not timed.
 //
