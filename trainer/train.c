@@ -88,14 +88,23 @@ static void prepare_corpus(train_state *st) {
     // in a directory of out_dir that it removes (rank 0 chooses: every rank
     // must read the same files).
     if (st->dry_run) {
-        char probe[1100];
-        snprintf(probe, sizeof probe, "%s/%.100s-train.shard", dir, c->data.corpus);
-        if (st->is_root && access(probe, R_OK) != 0) {
+        char train[1100], val[1100];
+        snprintf(train, sizeof train, "%s/%.100s-train.shard", dir, c->data.corpus);
+        snprintf(val, sizeof val, "%s/%.100s-val.shard", dir, c->data.corpus);
+        if (st->is_root && (access(train, R_OK) != 0 || access(val, R_OK) != 0)) {
             snprintf(dir, sizeof dir, "%.500s/.estimate-XXXXXX", c->train.out_dir);
-            if (!mkdtemp(dir)) die_user("train.out_dir: cannot make %s: %s", dir, strerror(errno));
-            snprintf(st->dry_corpus_dir, sizeof st->dry_corpus_dir, "%s", dir);
+            if (mkdtemp(dir)) {
+                snprintf(st->dry_corpus_dir, sizeof st->dry_corpus_dir, "%s", dir);
+            } else {
+                snprintf(err, sizeof err, "train.out_dir: cannot make %.400s: %.80s", dir, strerror(errno));
+                dir[0] = '\0';
+            }
         }
         dist_bcast_bytes(&st->dist, dir, sizeof dir, 0);
+        if (!dir[0]) {
+            dist_bcast_bytes(&st->dist, err, sizeof err, 0);
+            dist_exit_user_error(&st->dist, err);
+        }
     }
     snprintf(st->train_shards[0], sizeof st->train_shards[0], "%s/%.100s-train.shard", dir, c->data.corpus);
     snprintf(st->train_shards[1], sizeof st->train_shards[1], "%s/%.100s-val.shard", dir, c->data.corpus);
