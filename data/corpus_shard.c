@@ -28,7 +28,7 @@ static int add_document(void *ctx, int64_t index, const char *source, const char
     return rc;
 }
 
-int corpus_make_shards(const char *name, const tok_tokenizer *tok, const char *train_path,
+int corpus_make_shards(const char *name, const tok_tokenizer *tok, const char *tok_name, const char *train_path,
                        const char *val_path, int val_every, char *err, size_t errlen) {
     corpus_unit unit;
     if (!strcmp(name, "fortunes")) unit = CORPUS_ENTRY;
@@ -38,9 +38,9 @@ int corpus_make_shards(const char *name, const tok_tokenizer *tok, const char *t
         return -1;
     }
     shard_sink s = {.tok = tok, .val_every = val_every, .err = err, .errlen = errlen};
-    s.train = shard_writer_open(train_path, tok_vocab_size(tok), err, errlen);
+    s.train = shard_writer_open_tok(train_path, tok_vocab_size(tok), tok_fingerprint(tok), tok_name, err, errlen);
     if (!s.train) return -1;
-    s.val = shard_writer_open(val_path, tok_vocab_size(tok), err, errlen);
+    s.val = shard_writer_open_tok(val_path, tok_vocab_size(tok), tok_fingerprint(tok), tok_name, err, errlen);
     if (!s.val) {
         shard_writer_abort(s.train);
         return -1;

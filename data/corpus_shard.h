@@ -12,6 +12,7 @@
 
 // Known corpus names: "fortunes" (documents = fortunes) and "fortunes-files"
 // (documents = whole files, for long-context rows). Returns 0, or -1 with a
-// one-line message (unknown name, missing package, write failure).
-int corpus_make_shards(const char *name, const tok_tokenizer *tok, const char *train_path,
+// one-line message (unknown name, missing package, write failure). tok_name:
+// the tokenizer as given, recorded in the shards with its fingerprint.
+int corpus_make_shards(const char *name, const tok_tokenizer *tok, const char *tok_name, const char *train_path,
                        const char *val_path, int val_every, char *err, size_t errlen);

@@ -156,11 +156,13 @@ int shard_open(shard *s, const char *path, char *err, size_t errlen) {
         goto out;
     }
     const uint32_t version = get_u32(h + H_VERSION);
-    if (version != SHARD_VERSION) {
-        rc = errmsg(err, errlen, "%s: unsupported shard version %u (this build reads version %d)",
+    if (version != 1 && version != SHARD_VERSION) {
+        rc = errmsg(err, errlen, "%s: unsupported shard version %u (this build reads versions 1 to %d)",
                   path, version, SHARD_VERSION);
         goto out;
     }
+    // version 2: the tokenizer record between the header and the tokens
+    const uint64_t want_tokens_at = version == 1 ? SHARD_HEADER_BYTES : SHARD_HEADER_BYTES + SHARD_TOK_RECORD_BYTES;
     const uint32_t tb = get_u32(h + H_TOKEN_BYTES);
     const uint64_t vocab = get_u64(h + H_VOCAB);
     const uint64_t n_tokens = get_u64(h + H_N_TOKENS);
@@ -181,9 +183,9 @@ int shard_open(shard *s, const char *path, char *err, size_t errlen) {
                   "(uint16 iff vocab_size <= 65536)", path, tb, (unsigned long long)vocab);
         goto out;
     }
-    if (tokens_at != SHARD_HEADER_BYTES) {
-        rc = errmsg(err, errlen, "%s: token array at byte %llu, expected %d", path,
-                  (unsigned long long)tokens_at, SHARD_HEADER_BYTES);
+    if (tokens_at != want_tokens_at || size < tokens_at) {
+        rc = errmsg(err, errlen, "%s: token array at byte %llu, expected %llu", path,
+                  (unsigned long long)tokens_at, (unsigned long long)want_tokens_at);
         goto out;
     }
     // Bound the counts by the file size before any arithmetic can overflow.
@@ -193,7 +195,7 @@ int shard_open(shard *s, const char *path, char *err, size_t errlen) {
                   (unsigned long long)n_docs, (unsigned long long)size);
         goto out;
     }
-    const uint64_t want_offsets_at = align8(SHARD_HEADER_BYTES + n_tokens * tb);
+    const uint64_t want_offsets_at = align8(tokens_at + n_tokens * tb);
     if (offsets_at != want_offsets_at) {
         rc = errmsg(err, errlen, "%s: offset array at byte %llu, expected %llu for %llu tokens",
                   path, (unsigned long long)offsets_at, (unsigned long long)want_offsets_at,
@@ -229,6 +231,12 @@ int shard_open(shard *s, const char *path, char *err, size_t errlen) {
     s->n_docs = (int64_t)n_docs;
     s->offsets = offsets;
     s->tokens = h + tokens_at;
+    s->tokens_at = (int64_t)tokens_at;
+    if (version >= 2) {  // the name NUL-padded; a full 56 bytes has no NUL
+        s->tok_fingerprint = get_u64(h + SHARD_HEADER_BYTES);
+        memcpy(s->tok_name, h + SHARD_HEADER_BYTES + 8, SHARD_TOK_NAME_BYTES);
+        s->tok_name[SHARD_TOK_NAME_BYTES] = '\0';
+    }
     s->payload_crc = get_u32(h + H_PAYLOAD_CRC);
     s->map = map;
     s->map_bytes = (size_t)size;
@@ -251,7 +259,7 @@ int shard_verify(const shard *s, char *err, size_t errlen) {
     if (crc != s->payload_crc)
         return errmsg(err, errlen, "%s: corrupt data: payload checksum 0x%08x, stored 0x%08x",
                     s->path, crc, s->payload_crc);
-    const size_t tokens_end = SHARD_HEADER_BYTES + (size_t)s->n_tokens * s->token_bytes;
+    const size_t tokens_end = (size_t)s->tokens_at + (size_t)s->n_tokens * s->token_bytes;
     for (size_t i = tokens_end; i < (size_t)align8(tokens_end); i++)
         if (base[i] != 0) return errmsg(err, errlen, "%s: non-zero padding at byte %zu", s->path, i);
     for (int64_t i = 0; i < s->n_tokens; i++) {
@@ -293,6 +301,7 @@ struct shard_writer {
     int64_t n_tokens;
     int64_t n_docs;
     int64_t doc_start;  // first token of the document in progress
+    uint64_t tokens_at; // the header, then the tokenizer record
     uint32_t crc;       // CRC-32 of the payload bytes written so far
 };
 
@@ -309,6 +318,11 @@ static int write_offset(shard_writer *w, uint64_t off, char *err, size_t errlen)
 
 shard_writer *shard_writer_open(const char *path, int64_t vocab_size, char *err,
                                 size_t errlen) {
+    return shard_writer_open_tok(path, vocab_size, 0, "", err, errlen);
+}
+
+shard_writer *shard_writer_open_tok(const char *path, int64_t vocab_size, uint64_t tok_fingerprint,
+                                    const char *tok_name, char *err, size_t errlen) {
     if (vocab_size < 1 || vocab_size > SHARD_MAX_VOCAB) {
         errmsg(err, errlen, "%s: invalid vocab_size %lld (must be 1..%d)", path,
              (long long)vocab_size, SHARD_MAX_VOCAB);
@@ -343,6 +357,15 @@ shard_writer *shard_writer_open(const char *path, int64_t vocab_size, char *err,
     }
     const unsigned char zeros[SHARD_HEADER_BYTES] = {0};
     if (write_bytes(w->f, zeros, sizeof zeros, w->path, err, errlen) != 0) goto bad;
+    // The tokenizer record: fingerprint, then the name's last 55 bytes at most, NUL-padded.
+    unsigned char rec[SHARD_TOK_RECORD_BYTES] = {0};
+    put_u64(rec, tok_fingerprint);
+    size_t n = strlen(tok_name);
+    const char *tail = n > SHARD_TOK_NAME_BYTES - 1 ? tok_name + n - (SHARD_TOK_NAME_BYTES - 1) : tok_name;
+    memcpy(rec + 8, tail, strlen(tail));
+    if (write_bytes(w->f, rec, sizeof rec, w->path, err, errlen) != 0) goto bad;
+    w->crc = shard_crc32(0, rec, sizeof rec);
+    w->tokens_at = SHARD_HEADER_BYTES + SHARD_TOK_RECORD_BYTES;
     if (write_offset(w, 0, err, errlen) != 0) goto bad;
     free(offs_tmpl);
     return w;
@@ -396,7 +419,7 @@ int64_t shard_writer_n_docs(const shard_writer *w) { return w->n_docs; }
 // Padding, offsets and header; the shard under tmp_path is then complete.
 static int finish(shard_writer *w, char *err, size_t errlen) {
     if (w->n_tokens > w->doc_start && shard_writer_end_doc(w, err, errlen) != 0) return -1;
-    const uint64_t tokens_end = SHARD_HEADER_BYTES + (uint64_t)w->n_tokens * w->token_bytes;
+    const uint64_t tokens_end = w->tokens_at + (uint64_t)w->n_tokens * w->token_bytes;
     const uint64_t offsets_at = align8(tokens_end);
     const unsigned char zeros[8] = {0};
     if (write_bytes(w->f, zeros, offsets_at - tokens_end, w->path, err, errlen) != 0) return -1;
@@ -423,7 +446,7 @@ static int finish(shard_writer *w, char *err, size_t errlen) {
     put_u64(h + H_VOCAB, (uint64_t)w->vocab_size);
     put_u64(h + H_N_TOKENS, (uint64_t)w->n_tokens);
     put_u64(h + H_N_DOCS, (uint64_t)w->n_docs);
-    put_u64(h + H_TOKENS_AT, SHARD_HEADER_BYTES);
+    put_u64(h + H_TOKENS_AT, w->tokens_at);
     put_u64(h + H_OFFSETS_AT, offsets_at);
     put_u32(h + H_PAYLOAD_CRC, w->crc);
     put_u32(h + H_HEADER_CRC, shard_crc32(0, h, H_HEADER_CRC));

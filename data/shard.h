@@ -2,12 +2,16 @@
 // tokenized documents), a streaming writer and a validating mmap reader.
 //
 // Layout (little-endian; docs/shard-format.md gives it byte by byte):
-//   [0, 64)                 header: magic "STRSHARD", version 1, token width
+//   [0, 64)                 header: magic "STRSHARD", version 2, token width
 //                           (2 = uint16 when vocab_size <= 65536, else 4 =
 //                           uint32), vocab_size, n_tokens, n_docs, the byte
 //                           offsets of the two arrays, CRC-32 of the payload,
 //                           CRC-32 of the header's first 60 bytes
-//   [64, ...)               tokens: n_tokens ids, uint16 or uint32
+//   [64, 128)               (version 2) the tokenizer record: its fingerprint
+//                           (uint64, tok_fingerprint; 0 = not recorded) and
+//                           its name as given (56 bytes, NUL-padded)
+//   [tokens_at, ...)        tokens: n_tokens ids, uint16 or uint32 (tokens_at
+//                           = 64 in version 1, 128 in version 2)
 //   zero padding to a multiple of 8 bytes
 //   [offsets_at, end)       offsets: n_docs + 1 uint64; document d is tokens
 //                           [offsets[d], offsets[d+1]); offsets[0] = 0,
@@ -33,8 +37,10 @@
 #include <stdint.h>
 
 #define SHARD_MAGIC "STRSHARD"
-#define SHARD_VERSION 1
+#define SHARD_VERSION 2         // writes 2; reads 1 (no tokenizer record) and 2
 #define SHARD_HEADER_BYTES 64
+#define SHARD_TOK_RECORD_BYTES 64  // version 2, after the header: fingerprint (8), name (56)
+#define SHARD_TOK_NAME_BYTES 56
 #define SHARD_MAX_VOCAB 2147483647  // ids are int32 in memory
 
 // CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320), chainable: start with
@@ -52,6 +58,9 @@ typedef struct {
     int64_t n_docs;
     const uint64_t *offsets;  // (n_docs + 1) first token of each document
     const void *tokens;       // (n_tokens) uint16 or uint32
+    int64_t tokens_at;        // byte offset of tokens: 64 (version 1) or 128 (version 2)
+    uint64_t tok_fingerprint; // tok_fingerprint of the tokenizer that made it; 0 = not recorded
+    char tok_name[SHARD_TOK_NAME_BYTES + 1];  // that tokenizer as given ("byte", a file name); "" = none
     uint32_t payload_crc;     // stored CRC-32 of bytes [64, end)
     void *map;                // the whole file, read-only
     size_t map_bytes;
@@ -76,9 +85,13 @@ void shard_read(int32_t *out, const shard *s, int64_t start, int64_t n);
 typedef struct shard_writer shard_writer;
 
 // Starts "<path>.tmp". token width from vocab_size (1..SHARD_MAX_VOCAB).
-// NULL with a message in err on failure.
+// NULL with a message in err on failure. No tokenizer recorded (fingerprint 0).
 shard_writer *shard_writer_open(const char *path, int64_t vocab_size, char *err,
                                 size_t errlen);
+// The same, recording the tokenizer: its fingerprint (tok_fingerprint) and
+// its name as given (the last 55 bytes of it kept).
+shard_writer *shard_writer_open_tok(const char *path, int64_t vocab_size, uint64_t tok_fingerprint,
+                                    const char *tok_name, char *err, size_t errlen);
 
 // tokens: (n) appended to the current document (a document may arrive in
 // pieces). Every id must be in [0, vocab_size).

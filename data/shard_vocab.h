@@ -6,8 +6,14 @@
 //   data.train: text.shard was tokenized with a 259-token vocabulary (the
 //   byte tokenizer); the run uses tokenizer 'bpe.json' (1201 tokens):
 //   re-tokenize it with stretch tokenize --tokenizer bpe.json
-// The header has no room for more than the size (format version 1), so two
-// tokenizers of the same size are not told apart.
+// Shards of format version 2 also record the tokenizer's fingerprint
+// (tok_fingerprint) and name: a tokenizer of the same size but other tokens
+// or merges is refused too:
+//   data.train: a.shard was tokenized with tokenizer 'a.json' (fingerprint
+//   ...); the run uses tokenizer 'b.json' (fingerprint ...): the same
+//   vocabulary size (1201), other tokens or merges: re-tokenize it ...
+// Version 1 shards (and shards written without a tokenizer) record the size
+// only.
 //
 // Tested by tests/cli/test_ux_tok.sh.
 #pragma once

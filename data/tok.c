@@ -78,6 +78,15 @@ int64_t tok_vocab_size(const tok_tokenizer *t) {
     return t->bpe ? tok_bpe_vocab_size(t->bpe) : TOK_BYTE_VOCAB;
 }
 
+uint64_t tok_fingerprint(const tok_tokenizer *t) {
+    // the byte tokenizer: one fixed value (FNV-1a of "stretch byte 259")
+    uint64_t h = 0xcbf29ce484222325ull;
+    if (t->bpe) h = tok_bpe_fingerprint(t->bpe);
+    else
+        for (const char *c = "stretch byte 259"; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    return h ? h : 1;  // 0 means "not recorded" in a shard
+}
+
 int32_t tok_bos_id(const tok_tokenizer *t) { return t->bos; }
 int32_t tok_eos_id(const tok_tokenizer *t) { return t->eos; }
 int32_t tok_pad_id(const tok_tokenizer *t) { return t->pad; }

@@ -53,6 +53,10 @@ void tok_free(tok_tokenizer *t);
 
 // Number of ids: every id produced is in [0, tok_vocab_size).
 int64_t tok_vocab_size(const tok_tokenizer *t);
+// What decides the ids of a text, hashed (tok_bpe_fingerprint; one fixed
+// value for "byte"); never 0. Shards record it (shard.h). Special ids
+// (bos/eos/pad) are not part of it: shards hold documents without them.
+uint64_t tok_fingerprint(const tok_tokenizer *t);
 int32_t tok_bos_id(const tok_tokenizer *t);  // -1 if none
 int32_t tok_eos_id(const tok_tokenizer *t);
 int32_t tok_pad_id(const tok_tokenizer *t);

@@ -731,3 +731,39 @@ int64_t tok_bpe_encode(tok_ids *out, tok_bpe_state *st, const tok_bpe *bpe,
     }
     return done;
 }
+
+// FNV-1a, 64-bit, over n bytes.
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t tok_bpe_fingerprint(const tok_bpe *bpe) {
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, "stretch bpe", 11);
+    h = fnv1a(h, &bpe->n_ids, sizeof bpe->n_ids);
+    for (int32_t id = 0; id < bpe->n_ids; id++) {  // every id's bytes, vocabulary or added
+        const uint8_t *bytes;
+        bool special;
+        int64_t n = tok_bpe_token_bytes(&bytes, &special, bpe, id);
+        uint8_t flags = (uint8_t)((n >= 0) | (special ? 2 : 0));
+        h = fnv1a(h, &flags, 1);
+        if (n > 0) h = fnv1a(h, bytes, (size_t)n);
+        h = fnv1a(h, &n, sizeof n);
+    }
+    // The merges, whatever their slots in the table: a sum of one hash each.
+    uint64_t merges = 0;
+    for (uint64_t i = 0; i <= bpe->mmask; i++) {
+        if (bpe->mkey[i] == UINT64_MAX) continue;
+        int32_t m[3] = {bpe->mrank[i], bpe->mnew[i], 0};
+        uint64_t k = fnv1a(0xcbf29ce484222325ull, &bpe->mkey[i], sizeof bpe->mkey[i]);
+        merges += fnv1a(k, m, sizeof m);
+    }
+    h = fnv1a(h, &merges, sizeof merges);
+    for (int i = 0; i < bpe->n_pre; i++) {
+        int32_t step[2] = {(int32_t)bpe->pre[i].kind, bpe->pre[i].max_digits};
+        h = fnv1a(h, step, sizeof step);
+    }
+    int32_t rest[3] = {bpe->unk_id, bpe->fuse_unk, bpe->ignore_merges};
+    return fnv1a(h, rest, sizeof rest);
+}

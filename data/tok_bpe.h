@@ -68,6 +68,11 @@ tok_bpe *tok_bpe_from_lists(const char *const *tokens, int32_t n_tokens,
                             char *err, size_t errlen);
 
 void tok_bpe_free(tok_bpe *bpe);
+// A 64-bit hash of everything that decides the ids of a text: every id's
+// bytes (and whether it is special), the merges with their ranks, the
+// pre-tokenizer steps, the unknown-byte handling. Two tokenizers with the
+// same vocabulary size but other tokens or merges differ.
+uint64_t tok_bpe_fingerprint(const tok_bpe *bpe);
 
 // Largest id + 1 (over the vocabulary and the added tokens).
 int64_t tok_bpe_vocab_size(const tok_bpe *bpe);

@@ -29,6 +29,7 @@
 #include "run_config_check.h"
 #include "run_config_echo.h"
 #include "train_args.h"
+#include "train_estimate.h"
 #include "train_batch.h"
 #include "train_ckpt.h"
 #include "train_outdir.h"
@@ -83,6 +84,28 @@ static void prepare_corpus(train_state *st) {
     if (!c->data.corpus) return;
     char dir[600], err[512];
     snprintf(dir, sizeof dir, "%.500s/data", c->train.out_dir);
+    // A dry run reuses the run's shards when they exist, else makes its own
+    // in a directory of out_dir that it removes (rank 0 chooses: every rank
+    // must read the same files).
+    if (st->dry_run) {
+        char train[1100], val[1100];
+        snprintf(train, sizeof train, "%s/%.100s-train.shard", dir, c->data.corpus);
+        snprintf(val, sizeof val, "%s/%.100s-val.shard", dir, c->data.corpus);
+        if (st->is_root && (access(train, R_OK) != 0 || access(val, R_OK) != 0)) {
+            snprintf(dir, sizeof dir, "%.500s/.estimate-XXXXXX", c->train.out_dir);
+            if (mkdtemp(dir)) {
+                snprintf(st->dry_corpus_dir, sizeof st->dry_corpus_dir, "%s", dir);
+            } else {
+                snprintf(err, sizeof err, "train.out_dir: cannot make %.400s: %.80s", dir, strerror(errno));
+                dir[0] = '\0';
+            }
+        }
+        dist_bcast_bytes(&st->dist, dir, sizeof dir, 0);
+        if (!dir[0]) {
+            dist_bcast_bytes(&st->dist, err, sizeof err, 0);
+            dist_exit_user_error(&st->dist, err);
+        }
+    }
     snprintf(st->train_shards[0], sizeof st->train_shards[0], "%s/%.100s-train.shard", dir, c->data.corpus);
     snprintf(st->train_shards[1], sizeof st->train_shards[1], "%s/%.100s-val.shard", dir, c->data.corpus);
     int rc = 0;
@@ -91,7 +114,8 @@ static void prepare_corpus(train_state *st) {
         fflush(stdout);
         rc = fsutil_mkdirs(dir, "train.out_dir", err, sizeof err);
         if (rc == 0)
-            rc = corpus_make_shards(c->data.corpus, st->tok, st->train_shards[0], st->train_shards[1],
+            rc = corpus_make_shards(c->data.corpus, st->tok, c->data.tokenizer ? c->data.tokenizer : "byte",
+                                    st->train_shards[0], st->train_shards[1],
                                     50, err, sizeof err);
     }
     if (dist_any(&st->dist, rc != 0)) {
@@ -167,12 +191,9 @@ void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int
     curr_rope_table(t, &st->curr, stage, seq_len);
 }
 
-// Passkey accuracy at length L with the model's current RoPE, averaged over
-// eval.passkey_depths; depth j uses samples seeded from seed + stride * j.
-// by_depth (n_depths), if not NULL, gets each depth's accuracy. `key` names
-// the setting blamed when samples cannot be made.
-static double passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed, uint64_t stride,
-                           double *by_depth, const char *key) {
+// See train.h.
+double train_passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed, uint64_t stride,
+                          double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
     passkey_config pk = train_passkey_config(st);
     train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
@@ -202,7 +223,7 @@ static void eval_passkey_all(train_state *st, int stage, const char *when, doubl
         rope_table t;
         train_stage_rope_table(&t, st, stage, L);
         model_set_rope(st->m, &t);
-        double acc = passkey_mean(st, L, c->eval.passkey_trials, st->eval_seed, 1000003ull,
+        double acc = train_passkey_mean(st, L, c->eval.passkey_trials, st->eval_seed, 1000003ull,
                                   by_depth, "eval.passkey_lengths");
         if (acc_out) acc_out[i] = acc;
         if (st->is_root) {
@@ -377,7 +398,7 @@ static bool gate_check(train_state *st, const curr_plan *plan) {
         int trials = st->cfg.eval.passkey_trials > 0 ? st->cfg.eval.passkey_trials : 10;
         char key[64];
         snprintf(key, sizeof key, "stages.%d.gate.passkey_acc", st->stage);
-        acc = passkey_mean(st, plan->seq_len, trials, st->eval_seed + 7777ull, 7777ull, NULL, key);
+        acc = train_passkey_mean(st, plan->seq_len, trials, st->eval_seed + 7777ull, 7777ull, NULL, key);
     }
     if (curr_gate_needs_val_loss(&st->curr, st->stage)) {
         vl = eval_val_loss(st, plan);
@@ -656,10 +677,12 @@ static void setup(train_state *st, const train_args *a) {
     if (train_shards_check(c, st->tok, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
     if (train_tasks_check(st, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
 
+    struct stat sb;
+    st->dry_made_out_dir = st->dry_run && stat(c->train.out_dir, &sb) != 0;
     if (st->is_root && fsutil_mkdirs(c->train.out_dir, "train.out_dir", err, sizeof err) != 0) die_user("%s", err);
     dist_barrier(&st->dist);
-    train_outdir_claim(st);
-    if (st->is_root) {
+    if (!st->dry_run) train_outdir_claim(st);  // a dry run writes nothing there
+    if (st->is_root && !st->dry_run) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
         if (metrics_open(&st->met, path, c->train.log_format == CFG_LOG_PLAIN, err, sizeof err) != 0)
@@ -716,6 +739,82 @@ static void setup(train_state *st, const train_args *a) {
     }
 }
 
+// Resume: the exact state of an earlier run of this run file. Rank 0
+// picks and verifies the checkpoint and broadcasts its choice, so the
+// ranks never end up on different steps (one rank's read error fails
+// the run on every rank). 1: resumed from ckpt, 0: a fresh start.
+static int resume(train_state *st, const train_args *a, char *ckpt, size_t ckpt_len) {
+    char err[1024];
+    int found = 0;
+    ckpt[0] = '\0';
+    if (strcmp(a->resume, "auto") == 0) {
+        if (st->is_root) {
+            found = train_ckpt_find(st, ckpt, ckpt_len, err, sizeof err);
+            if (found < 0) snprintf(ckpt, ckpt_len, "%s", err);
+        }
+        dist_bcast_bytes(&st->dist, &found, sizeof found, 0);
+        dist_bcast_bytes(&st->dist, ckpt, ckpt_len, 0);
+        if (found < 0) dist_exit_user_error(&st->dist, ckpt);
+    } else if (strcmp(a->resume, "never") != 0) {
+        snprintf(ckpt, ckpt_len, "%s", a->resume);
+        found = 1;
+    }
+    // Rank 0 reads the checkpoint; its verdict and its data reach every rank
+    // (train_ckpt.h): the same error line everywhere, or the same state.
+    if (found == 1 && train_ckpt_load(st, ckpt, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+    return found;
+}
+
+// The dry run's corpus directory (prepare_corpus), and out_dir when this
+// dry run made it: left as they were found. Rank 0.
+static void dry_run_cleanup(const train_state *st) {
+    if (!st->is_root || !st->cfg.train.out_dir) return;
+    if (st->dry_corpus_dir[0]) {
+        for (int i = 0; i < 2; i++) unlink(st->train_shards[i]);
+        rmdir(st->dry_corpus_dir);
+    }
+    if (st->dry_made_out_dir) rmdir(st->cfg.train.out_dir);  // only if empty
+}
+
+// Also when a check refuses the dry run (exit 2 from anywhere).
+static const train_state *dry_state;
+static void dry_run_atexit(void) {
+    if (dry_state) dry_run_cleanup(dry_state);
+}
+
+// --dry-run --estimate: the start of a real run on every rank (set-up,
+// preflight), the plan, then measured steps (train_estimate.h).
+static int dry_run_estimate(train_state *st, const train_args *a, int *argc, char ***argv) {
+    char err[1024];
+    dist_init(&st->dist, argc, argv);
+    st->dry_run = true;
+    dry_state = st;
+    atexit(dry_run_atexit);
+    setup(st, a);
+    if (train_zero_check(&st->cfg, false, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+    // The checkpoint the run would resume from: its changes checked, the estimate from its step.
+    char ckpt[1200];
+    if (resume(st, a, ckpt, sizeof ckpt) == 1 && st->is_root)
+        printf("would resume from %s: stage %d (%d of %d), step %lld\n", ckpt, st->stage, st->stage + 1,
+               st->cfg.n_stages, (long long)st->step);
+    train_preflight(st);
+    if (st->is_root) {
+        print_plan(&st->cfg, &st->curr);
+        fflush(stdout);
+    }
+    train_estimate(st);
+    dry_run_cleanup(st);
+    dry_state = NULL;
+    train_step_free(st);
+    model_free(st->m);
+    backend_comm_free(st->comm);
+    backend_free(st->bk);
+    tok_free(st->tok);
+    cfg_free(&st->cfg);
+    dist_finalize(&st->dist);
+    return 0;
+}
+
 int train_main(int argc, char **argv) {
     train_args a;
     char err[1024];
@@ -732,6 +831,11 @@ int train_main(int argc, char **argv) {
     // stops the run at its first step boundary instead of killing it.
     train_stop_install_handlers();
     train_state *st = xcalloc(1, sizeof *st);
+    if (a.dry_run && a.estimate) {
+        int status = dry_run_estimate(st, &a, &argc, &argv);
+        free(st);
+        return status;
+    }
     if (a.dry_run) {
         dist_init_serial(&st->dist);
         load_config(st, &a);
@@ -746,32 +850,13 @@ int train_main(int argc, char **argv) {
     setup(st, &a);
     const cfg_run *c = &st->cfg;
 
-    // Resume: the exact state of an earlier run of this run file. Rank 0
-    // picks and verifies the checkpoint and broadcasts its choice, so the
-    // ranks never end up on different steps (one rank's read error fails
-    // the run on every rank).
     char ckpt[1200] = "";
-    int found = 0;
     double resume_t0 = metrics_now();
     int64_t bytes_before = ckpt_bytes_read();  // model.init's read is not the resume's
-    if (strcmp(a.resume, "auto") == 0) {
-        if (st->is_root) {
-            found = train_ckpt_find(st, ckpt, sizeof ckpt, err, sizeof err);
-            if (found < 0) snprintf(ckpt, sizeof ckpt, "%s", err);
-        }
-        dist_bcast_bytes(&st->dist, &found, sizeof found, 0);
-        dist_bcast_bytes(&st->dist, ckpt, sizeof ckpt, 0);
-        if (found < 0) dist_exit_user_error(&st->dist, ckpt);
-    } else if (strcmp(a.resume, "never") != 0) {
-        snprintf(ckpt, sizeof ckpt, "%s", a.resume);
-        found = 1;
-    }
-    // Rank 0 reads the checkpoint; its verdict and its data reach every rank
-    // (train_ckpt.h): the same error line everywhere, or the same state.
+    int found = resume(st, &a, ckpt, sizeof ckpt);
     int64_t *bytes_read = xcalloc((size_t)st->dist.size, sizeof *bytes_read);
     double resume_s = 0;
     if (found == 1) {
-        if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
         resume_s = metrics_now() - resume_t0;
         bytes_read[st->dist.rank] = ckpt_bytes_read() - bytes_before;
         dist_allreduce_sum_int64(&st->dist, bytes_read, st->dist.size);

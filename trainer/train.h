@@ -68,12 +68,21 @@ typedef struct train_state {
     train_guard guard;         // skipped non-finite steps (train_guard.h)
     train_history hist;        // earlier sessions (metrics.jsonl); last loss / val loss kept current
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
+    bool dry_run;              // --dry-run --estimate: set up and step, write nothing in out_dir
+    char dry_corpus_dir[1024]; // corpus shards made for the dry run, removed after it ("" = none)
+    bool dry_made_out_dir;     // the dry run made train.out_dir (removed after it when empty)
 } train_state;
 
 // What train_preflight.c shares with the loop (train.c): the passkey
 // samples, a stage's shard list and the loader settings of its rows.
 passkey_config train_passkey_config(const train_state *st);
 int train_stage_shards(const train_state *st, const curr_plan *plan, const char **paths, int cap);
+// Passkey accuracy at length L with the model's current RoPE, averaged over
+// eval.passkey_depths; depth j uses samples seeded from seed + stride * j.
+// by_depth (n_depths) or NULL. `key` names the setting blamed on error.
+// Collective. (train.c; the estimate times it, train_estimate.c.)
+double train_passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed, uint64_t stride,
+                          double *by_depth, const char *key);
 data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
                               double passkey_ratio, double copy_ratio, int64_t pose_len,
                               int64_t passkey_pack_min, uint64_t seed, bool shuffle, bool tasks);

@@ -11,6 +11,7 @@
 void train_usage(FILE *out) {
     fprintf(out,
             "usage: stretch train RUN.yaml [--resume auto|never|PATH] [--max-steps N]\n"
+            "                              [--dry-run [--estimate]]\n"
             "                              [--SECTION.KEY VALUE ...]\n"
             "\n"
             "Trains the curriculum of RUN.yaml.\n"
@@ -22,6 +23,12 @@ void train_usage(FILE *out) {
             "  --dry-run        validate the run file and print the curriculum: per stage the\n"
             "                   length, steps, tokens and RoPE (factor, attention factor), and\n"
             "                   the memory estimate of a training step per rank\n"
+            "  --estimate       with --dry-run: also set the run up as it would start (every\n"
+            "                   rank, the backend, the preflight of every shard and out_dir)\n"
+            "                   and time a few real steps of every stage, then print per\n"
+            "                   stage s/step, tokens/s, steps, training and eval time, and\n"
+            "                   the run's ETA (from the checkpoint --resume would take);\n"
+            "                   nothing is written in train.out_dir\n"
             "Every option and key also takes --KEY=VALUE.\n"
             "\n"
             "SIGUSR1 or SIGTERM (Slurm preemption): checkpoint at the next step boundary,\n"
@@ -33,7 +40,7 @@ void train_usage(FILE *out) {
     cfg_print_help(out);
 }
 
-static const char *const OPTIONS[] = {"--resume", "--max-steps", "--backend", "--dry-run", "--help"};
+static const char *const OPTIONS[] = {"--resume", "--max-steps", "--backend", "--dry-run", "--estimate", "--help"};
 #define N_OPTIONS ((int)(sizeof OPTIONS / sizeof OPTIONS[0]))
 
 static int add_override(train_args *a, const char *key, const char *value, char *err, size_t errlen) {
@@ -53,6 +60,10 @@ int train_parse_args(train_args *a, int argc, char **argv, char *err, size_t err
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return 1;
         if (!strcmp(arg, "--dry-run")) {
             a->dry_run = true;
+            continue;
+        }
+        if (!strcmp(arg, "--estimate")) {
+            a->estimate = true;
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {
@@ -83,6 +94,8 @@ int train_parse_args(train_args *a, int argc, char **argv, char *err, size_t err
             return -1;
         }
     }
+    if (a->estimate && !a->dry_run)
+        return errmsg(err, errlen, "train: --estimate times steps of a dry run; use it with --dry-run");
     if (!a->run_file) return errmsg(err, errlen, "train: missing the run file (usage: stretch train RUN.yaml)");
     return 0;
 }

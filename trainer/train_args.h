@@ -16,6 +16,7 @@ typedef struct {
     const char *resume;  // "auto", "never" or a checkpoint path
     int64_t max_steps;   // -1: train.max_steps of the run file
     bool dry_run;        // validate and print the curriculum, train nothing
+    bool estimate;       // with dry_run: set up, preflight, time steps (train_estimate.h)
     int n_overrides;
     const char *keys[TRAIN_MAX_OVERRIDES], *values[TRAIN_MAX_OVERRIDES];
 } train_args;

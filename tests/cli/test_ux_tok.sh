@@ -52,4 +52,39 @@ if [ -d /usr/share/games/fortunes ]; then
     fail "stale corpus shards: $ERR"
   one_line
 fi
+
+# --- the tokenizer's fingerprint (shards of format version 2): the same
+# vocabulary size, other tokens. other.json is bpe_tiny with the ids of two
+# tokens swapped (1201 tokens still); a shard tokenized with one is refused
+# by a run and an evaluation with the other.
+mkdir other
+python3 - "$BPE" other/tokenizer.json <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+v = t["model"]["vocab"]
+a, b = [k for k, i in v.items() if i in (301, 302)]
+v[a], v[b] = v[b], v[a]
+json.dump(t, open(sys.argv[2], "w"), ensure_ascii=False)
+PY
+OTHER=$PWD/other/tokenizer.json
+"$STRETCH" tokenize --tokenizer "$OTHER" --out other.shard /usr/share/common-licenses/GPL-3 > /dev/null
+cmp -s bpe.shard other.shard && fail "the two tokenizers made the same shard: the test tells nothing"
+write_tiny_run f bpe.shard
+expect_exit 2 "$STRETCH" train f.yaml "${Q[@]}" --data.tokenizer "$OTHER" --data.passkey_ratio 0
+echo "$ERR" | has -F "data.train: bpe.shard was tokenized with tokenizer '$BPE' (fingerprint " || fail "fingerprint: $ERR"
+echo "$ERR" | has -F "the run uses tokenizer '$OTHER' (fingerprint " || fail "fingerprint, the run's: $ERR"
+echo "$ERR" | has -F "the same vocabulary size (1201), other tokens or merges" || fail "fingerprint, why: $ERR"
+one_line
+[ -e f/metrics.jsonl ] && grep -q '"event":"step"' f/metrics.jsonl && fail "trained on another tokenizer's shards"
+# the shard's own tokenizer trains
+"$STRETCH" train f.yaml "${Q[@]}" --data.tokenizer "$BPE" --data.passkey_ratio 0 > f.log
+grep -q "^done: 3 steps" f.log || fail "matching BPE run: $(tail -2 f.log)"
+# eval: --data of the other tokenizer, and --tokenizer other than the checkpoint's
+expect_exit 2 "$STRETCH" eval ppl --ckpt "$(latest_ckpt f)" --data other.shard --lengths 64 --out e3
+echo "$ERR" | has -F -- "--data: other.shard was tokenized with tokenizer '$OTHER' (fingerprint " || fail "eval --data fingerprint: $ERR"
+one_line
+expect_exit 2 "$STRETCH" eval ppl --ckpt "$(latest_ckpt f)" --tokenizer "$OTHER" --data other.shard --lengths 64 --out e4
+echo "$ERR" | has -F "was trained with tokenizer '$BPE'; --tokenizer '$OTHER' has the same vocabulary size (1201) but other tokens or merges" ||
+  fail "eval --tokenizer fingerprint: $ERR"
+one_line
 echo "test_ux_tok: all passed"

@@ -116,10 +116,14 @@ static docs make_docs(int64_t n_docs, int64_t max_len, int64_t base, uint64_t se
     return d;
 }
 
+// The tokenizer record round_trip writes.
+#define TEST_TOK_FP 0x0123456789abcdefull
+#define TEST_TOK_NAME "tests/tok/tokenizer.json"
+
 // Writes docs to path; document 2 arrives in three pieces.
 static void write_docs(const char *path, const docs *d, int64_t vocab) {
     char err[512];
-    shard_writer *w = shard_writer_open(path, vocab, err, sizeof err);
+    shard_writer *w = shard_writer_open_tok(path, vocab, TEST_TOK_FP, TEST_TOK_NAME, err, sizeof err);
     assert_non_null(w);
     int32_t buf[1000];
     for (int64_t g = 0; g < d->n_docs; g++) {
@@ -167,13 +171,16 @@ static void round_trip(const fixture *f, int64_t vocab, int want_bytes) {
     size_t size;
     uint8_t *b = read_all(path, &size);
     assert_memory_equal(b, "STRSHARD", 8);
-    assert_int_equal(le32(b + 8), 1);
+    assert_int_equal(le32(b + 8), 2);
     assert_int_equal(le32(b + 12), want_bytes);
     assert_int_equal(le64(b + 16), vocab);
     assert_int_equal(le64(b + 24), n_tokens);
     assert_int_equal(le64(b + 32), d.n_docs);
-    assert_int_equal(le64(b + 40), 64);
-    const uint64_t offsets_at = (64 + (uint64_t)n_tokens * want_bytes + 7) / 8 * 8;
+    assert_int_equal(le64(b + 40), 128);
+    assert_true(le64(b + 64) == TEST_TOK_FP);  // the tokenizer record: fingerprint, name
+    assert_string_equal((const char *)b + 72, TEST_TOK_NAME);
+    for (size_t i = 72 + strlen(TEST_TOK_NAME); i < 128; i++) assert_int_equal(b[i], 0);
+    const uint64_t offsets_at = (128 + (uint64_t)n_tokens * want_bytes + 7) / 8 * 8;
     assert_int_equal(le64(b + 48), offsets_at);
     assert_int_equal(size, offsets_at + 8 * (d.n_docs + 1));
     assert_true(le32(b + 56) == shard_crc32(0, b + 64, size - 64));
@@ -185,8 +192,8 @@ static void round_trip(const fixture *f, int64_t vocab, int want_bytes) {
     }
     for (int64_t i = 0, g = 0, j = 0; i < n_tokens; i++, j++) {
         while (j == d.len[g]) g++, j = 0;
-        const uint64_t id = want_bytes == 2 ? (uint64_t)(b[64 + 2 * i] | b[65 + 2 * i] << 8)
-                                            : (uint64_t)le32(b + 64 + 4 * i);
+        const uint64_t id = want_bytes == 2 ? (uint64_t)(b[128 + 2 * i] | b[129 + 2 * i] << 8)
+                                            : (uint64_t)le32(b + 128 + 4 * i);
         assert_int_equal(id, doc_token(g, j) % vocab);
     }
     free(b);
@@ -198,6 +205,8 @@ static void round_trip(const fixture *f, int64_t vocab, int want_bytes) {
     assert_int_equal(s.vocab_size, vocab);
     assert_int_equal(s.n_tokens, n_tokens);
     assert_int_equal(s.n_docs, d.n_docs);
+    assert_true(s.tok_fingerprint == TEST_TOK_FP);
+    assert_string_equal(s.tok_name, TEST_TOK_NAME);
     assert_int_equal(shard_verify(&s, err, sizeof err), 0);
     int32_t got[300];
     for (int64_t g = 0; g < d.n_docs; g++) {
@@ -210,6 +219,67 @@ static void round_trip(const fixture *f, int64_t vocab, int want_bytes) {
 }
 
 static void test_shard_round_trip_u16(void **state) { round_trip(*state, 1000, 2); }
+
+static void put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+// A version-1 shard (no tokenizer record, tokens at byte 64), made by hand
+// from a version-2 one as docs/shard-format.md describes both: read, no
+// fingerprint, the same documents.
+static void test_shard_reads_version_1(void **state) {
+    const fixture *f = *state;
+    char path[256], v1[256], err[512];
+    path_in(path, sizeof path, f, "v2.shard");
+    path_in(v1, sizeof v1, f, "v1.shard");
+    docs d = make_docs(20, 100, 0, 5);
+    write_docs(path, &d, 1000);
+    size_t size;
+    uint8_t *b = read_all(path, &size);
+    size_t n1 = size - 64;
+    uint8_t *o = xmalloc(n1);
+    memcpy(o, b, 64);
+    memcpy(o + 64, b + 128, size - 128);  // tokens, padding, offsets, shifted by 64 bytes
+    // 64 + n_tokens * 2 is a multiple of 8 exactly when 128 + n_tokens * 2 is: the padding stays.
+    put_le32(o + 8, 1);
+    put_le64(o + 40, 64);
+    put_le64(o + 48, le64(b + 48) - 64);
+    put_le32(o + 56, shard_crc32(0, o + 64, n1 - 64));
+    put_le32(o + 60, shard_crc32(0, o, 60));
+    FILE *fp = fopen(v1, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(o, 1, n1, fp), n1);
+    fclose(fp);
+    shard a, s;
+    assert_int_equal(shard_open(&a, path, err, sizeof err), 0);
+    assert_int_equal(shard_open(&s, v1, err, sizeof err), 0);
+    assert_int_equal(shard_verify(&s, err, sizeof err), 0);
+    assert_true(s.tok_fingerprint == 0);
+    assert_string_equal(s.tok_name, "");
+    assert_int_equal(s.tokens_at, 64);
+    assert_int_equal(s.n_tokens, a.n_tokens);
+    assert_int_equal(s.n_docs, a.n_docs);
+    int32_t x[100], y[100];
+    for (int64_t g = 0; g < s.n_docs; g++) {
+        assert_int_equal(shard_doc_len(&s, g), shard_doc_len(&a, g));
+        shard_read(x, &s, (int64_t)s.offsets[g], shard_doc_len(&s, g));
+        shard_read(y, &a, (int64_t)a.offsets[g], shard_doc_len(&a, g));
+        assert_memory_equal(x, y, sizeof(int32_t) * (size_t)shard_doc_len(&s, g));
+    }
+    shard_close(&s);
+    // a version-1 header with a version-2 token offset is refused
+    put_le64(o + 40, 128);
+    put_le32(o + 60, shard_crc32(0, o, 60));
+    fp = fopen(v1, "wb");
+    assert_int_equal(fwrite(o, 1, n1, fp), n1);
+    fclose(fp);
+    assert_int_equal(shard_open(&s, v1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "token array at byte 128, expected 64"));
+    shard_close(&a);
+    free(o);
+    free(b);
+    free(d.len);
+}
 static void test_shard_round_trip_u32(void **state) { round_trip(*state, 100000, 4); }
 
 static void test_shard_width_boundary(void **state) {
@@ -316,10 +386,10 @@ static void test_shard_rejects_bad_files(void **state) {
     }
 
     memcpy(b, good, n);
-    put_le32(b + 8, 2);  // version 2 with a consistent checksum
+    put_le32(b + 8, 3);  // version 3 with a consistent checksum
     put_le32(b + 60, shard_crc32(0, b, 60));
     write_all(path, b, n);
-    expect_rejected(path, "unsupported shard version 2");
+    expect_rejected(path, "unsupported shard version 3");
 
     memcpy(b, good, n);
     put_le32(b + 12, 2);  // uint16 tokens although vocab_size is 70000
@@ -1089,6 +1159,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_vectors),
         cmocka_unit_test_setup_teardown(test_shard_round_trip_u16, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shard_reads_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_round_trip_u32, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_width_boundary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_empty, setup, teardown),

@@ -460,6 +460,24 @@ static void test_bpe_from_lists(void **state) {
         fixture_path(path, sizeof(path), FIXTURES[k], "tokenizer.json");
         cJSON *json = read_json(path);
         tok_tokenizer *t = from_lists(json, GGUF_PRE[k]);
+        // The same ids, the same fingerprint: shards made with the
+        // tokenizer.json fit a run on the GGUF (shard.h), and no other fixture's.
+        char err[512];
+        tok_tokenizer *hf = tok_load(path, err, sizeof err);
+        assert_non_null(hf);
+        assert_true(tok_fingerprint(hf) == tok_fingerprint(t));
+        for (int j = 0; j < k; j++) {
+            char other[512];
+            fixture_path(other, sizeof(other), FIXTURES[j], "tokenizer.json");
+            tok_tokenizer *o = tok_load(other, err, sizeof err);
+            assert_non_null(o);
+            assert_true(tok_fingerprint(o) != tok_fingerprint(t));
+            tok_free(o);
+        }
+        tok_tokenizer *byte = tok_byte_new();
+        assert_true(tok_fingerprint(byte) != tok_fingerprint(t));
+        tok_free(byte);
+        tok_free(hf);
         fixture_path(path, sizeof(path), FIXTURES[k], "expected.json");
         cJSON *expected = read_json(path);
         check_cases(t, FIXTURES[k], cJSON_GetObjectItem(expected, "cases"), NULL);

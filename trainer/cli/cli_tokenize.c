@@ -188,7 +188,7 @@ int cli_tokenize(int argc, char **argv) {
         free(inputs);
         return 2;
     }
-    shard_writer *w = shard_writer_open(out, tok_vocab_size(tok), err, sizeof err);
+    shard_writer *w = shard_writer_open_tok(out, tok_vocab_size(tok), tok_fingerprint(tok), spec, err, sizeof err);
     int rc = w ? 0 : -1;
     tok_encoder *enc = tok_encoder_new(tok);
     for (int i = 0; rc == 0 && i < n_inputs; i++)

@@ -110,6 +110,21 @@ int eval_ckpt_open(eval_ckpt *c, const char *path, const char *tokenizer, char *
             eval_ckpt_close(c);
             return -1;
         }
+        // The same size, another vocabulary: the run's tokenizer says so, when it still loads.
+        if (tokenizer && !imported) {
+            const char *run_spec = c->cfg.data.tokenizer ? c->cfg.data.tokenizer : "byte";
+            tok_tokenizer *run_tok = tok_load(run_spec, msg, sizeof msg);
+            bool other = run_tok && tok_vocab_size(run_tok) == tok_vocab_size(c->tok) &&
+                         tok_fingerprint(run_tok) != tok_fingerprint(c->tok);
+            tok_free(run_tok);
+            if (other) {
+                snprintf(err, errlen, "checkpoint %s was trained with tokenizer '%s'; --tokenizer '%s' has "
+                         "the same vocabulary size (%lld) but other tokens or merges", path, run_spec,
+                         tokenizer, (long long)tok_vocab_size(c->tok));
+                eval_ckpt_close(c);
+                return -1;
+            }
+        }
         if (c->mc.vocab_size == 0) c->mc.vocab_size = (int)tok_vocab_size(c->tok);
         if (c->mc.vocab_size < tok_vocab_size(c->tok)) {
             snprintf(err, errlen, "checkpoint %s: model.vocab_size (%d) is smaller than the tokenizer's "
