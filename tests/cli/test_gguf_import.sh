@@ -45,7 +45,7 @@ grep -q "lm_head" inspect.log && fail "tied model has an lm_head"
 # (AutoTokenizer.from_pretrained(dir, gguf_file=...), checked by bench/gguf_parity.py).
 printf 'Hello world! 123 café 日本' > text.txt
 "$STRETCH" tokenize --tokenizer "$GGUF" --out text.shard text.txt > /dev/null
-got=$(od -An -tu2 -j64 -N24 -v text.shard | tr -s ' \n' ' ' | sed 's/^ //;s/ $//')
+got=$(od -An -tu2 -j128 -N24 -v text.shard | tr -s ' \n' ' ' | sed 's/^ //;s/ $//')
 want="19556 905 17 216 33 34 35 37366 17097 241 115 40993"
 [ "$got" = "$want" ] || fail "token ids: got '$got', want '$want'"
 

@@ -267,6 +267,32 @@ cudaError_t cudaGetDevice(int *d)
     *d = g_device;
     return cudaSuccess;
 }
+cudaError_t cudaRuntimeGetVersion(int *v)
+{
+    if (!v) return err(cudaErrorInvalidValue);
+    *v = 12040;  // what the shim stands in for: CUDA 12.4
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d)
+{
+    if (!p) return err(cudaErrorInvalidValue);
+    if (d < 0 || d >= n_gpus()) return err(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "emulated sm_90");
+    size_t free_b = 0;
+    cudaMemGetInfo(&free_b, &p->totalGlobalMem);
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = EMU_SMS;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceGetPCIBusId(char *bus_id, int len, int d)
+{
+    if (!bus_id || len < 13) return err(cudaErrorInvalidValue);
+    if (d < 0 || d >= n_gpus()) return err(cudaErrorInvalidDevice);
+    snprintf(bus_id, (size_t)len, "00000000:%02X:00.0", 0x18 + d);  // the real form: domain:bus:device.function
+    return cudaSuccess;
+}
 cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d)
 {
     if (d < 0 || d >= n_gpus()) return err(cudaErrorInvalidDevice);
