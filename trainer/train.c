@@ -20,7 +20,7 @@
 
 #include "adamw.h"
 #include "corpus_shard.h"
-#include "train_ppl.h"
+#include "matmul.h"
 #include "die.h"
 #include "fsutil.h"
 #include "eval.h"
@@ -36,6 +36,7 @@
 #include "shard_vocab.h"
 #include "train_guard.h"
 #include "train_heartbeat.h"
+#include "train_ppl.h"
 #include "train_preflight.h"
 #include "train_report.h"
 #include "train_shards.h"
@@ -812,12 +813,14 @@ int train_main(int argc, char **argv) {
     train_preflight(st);
     if (st->is_root) {
         char *text = cfg_echo(c);
+        char blas[128];
+        matmul_blas_describe(blas, sizeof blas);
         printf("stretch train %s: %d rank(s) = dp %d x sp %d (ring %d x ulysses %d), %.2fM "
-               "parameters, %d stages, backend %s (%s, comm %s)\n",
+               "parameters, %d stages, backend %s (%s, comm %s), %s\n",
                a.run_file, st->dist.size, st->dist.dp, st->dist.sp, st->dist.ring,
                st->dist.ulysses, st->m->n_params / 1e6, c->n_stages,
                backend_kind_name(st->bk->kind), st->bk->dt == BK_BF16 ? "bf16" : "fp32",
-               backend_comm_name(st->comm));
+               backend_comm_name(st->comm), blas);
         char path[1100];
         snprintf(path, sizeof path, "%s/config.yaml", c->train.out_dir);
         FILE *f = fopen(path, "w");

@@ -154,7 +154,8 @@ void train_ppl_summary(const train_state *st) {
         for (int i = 0; i < nl; i++) {
             const double nll = p->nll[s * nl + i];
             if (isnan(nll)) printf(" %8s", "-");
-            else printf(" %8.3f", exp(nll));
+            else if (exp(nll) < 1e4) printf(" %8.3f", exp(nll));
+            else printf(" %8.2e", exp(nll));  // a model that lost its language
         }
         printf("\n");
     }
