@@ -9,7 +9,7 @@ pkgs=(
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
   libopenblas-openmp-dev libyaml-dev libcjson-dev libcmocka-dev
-  fortunes
+  fortunes bible-kjv-text
   slurm-wlm munge
   python3-pip python3-numpy
   clang libclang-rt-14-dev

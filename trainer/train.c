@@ -20,6 +20,7 @@
 
 #include "adamw.h"
 #include "corpus_shard.h"
+#include "matmul.h"
 #include "die.h"
 #include "fsutil.h"
 #include "eval.h"
@@ -37,6 +38,7 @@
 #include "shard_vocab.h"
 #include "train_guard.h"
 #include "train_heartbeat.h"
+#include "train_ppl.h"
 #include "train_preflight.h"
 #include "train_report.h"
 #include "train_shards.h"
@@ -82,6 +84,8 @@ passkey_config train_passkey_config(const train_state *st) {
 static void prepare_corpus(train_state *st) {
     const cfg_run *c = &st->cfg;
     if (!c->data.corpus) return;
+    if (!corpus_known(c->data.corpus))
+        die_user("data.corpus: unknown corpus '%s' (known: %s)", c->data.corpus, CORPUS_NAMES);
     char dir[600], err[512];
     snprintf(dir, sizeof dir, "%.500s/data", c->train.out_dir);
     // A dry run reuses the run's shards when they exist, else makes its own
@@ -177,6 +181,10 @@ static int64_t model_capacity(const train_state *st) {
     }
     for (int i = 0; i < c->eval.task_lengths.n; i++) {
         int64_t n = local_len(c->eval.task_lengths.v[i], st->dist.sp);
+        if (n > cap) cap = n;
+    }
+    for (int i = 0; i < c->eval.ppl_lengths.n; i++) {
+        int64_t n = local_len(c->eval.ppl_lengths.v[i], st->dist.sp);
         if (n > cap) cap = n;
     }
     return cap;
@@ -877,7 +885,8 @@ int train_main(int argc, char **argv) {
     if (st->is_root) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->train.out_dir);
-        train_history_read(&st->hist, path, c->eval.passkey_lengths.v, n_len);
+        train_history_read(&st->hist, path, c->eval.passkey_lengths.v, n_len, c->eval.ppl_lengths.v,
+                           c->eval.ppl_lengths.n);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "event", found == 1 ? "resume" : "run_start");
         cJSON_AddNumberToObject(o, "step", (double)st->step);
@@ -894,16 +903,19 @@ int train_main(int argc, char **argv) {
         train_heartbeat_write(c->train.out_dir, "running", st->step, st->stage, st->tokens_seen);
     }
     free(bytes_read);
+    train_ppl_open(st);  // held-out text (tokenized once), checked before any compute
     // Every check the run file and the data allow, before the first step.
     train_preflight(st);
     if (st->is_root) {
         char *text = cfg_echo(c);
+        char blas[128];
+        matmul_blas_describe(blas, sizeof blas);
         printf("stretch train %s: %d rank(s) = dp %d x sp %d (ring %d x ulysses %d), %.2fM "
-               "parameters, %d stages, backend %s (%s, comm %s)\n",
+               "parameters, %d stages, backend %s (%s, comm %s), %s\n",
                a.run_file, st->dist.size, st->dist.dp, st->dist.sp, st->dist.ring,
                st->dist.ulysses, st->m->n_params / 1e6, c->n_stages,
                backend_kind_name(st->bk->kind), st->bk->dt == BK_BF16 ? "bf16" : "fp32",
-               backend_comm_name(st->comm));
+               backend_comm_name(st->comm), blas);
         char path[1100];
         snprintf(path, sizeof path, "%s/config.yaml", c->train.out_dir);
         FILE *f = fopen(path, "w");
@@ -955,6 +967,7 @@ int train_main(int argc, char **argv) {
             char when[96];
             snprintf(when, sizeof when, "after stage %d '%s'", st->stage, plan.name);
             eval_passkey_all(st, st->stage, when, acc + st->stage * n_len);
+            train_ppl_eval(st, st->stage, when);
             train_tasks_eval_all(st, st->stage, when);
             if (st->is_root) {
                 cJSON *o = cJSON_CreateObject();
@@ -982,6 +995,7 @@ int train_main(int argc, char **argv) {
     if (status == TRAIN_EXIT_REQUEUE || status == 130) train_stop_write_marker(st, status);
     train_watchdog_stop();
     if (finished) print_summary(st, acc, c->n_stages);
+    if (finished) train_ppl_summary(st);
     if (st->gate_failed && st->is_root) {
         fflush(stdout);
         fprintf(stderr, "stretch: stage %d's gate was not met within its max_extra_tokens; "
@@ -994,6 +1008,7 @@ int train_main(int argc, char **argv) {
         metrics_close(&st->met);
     }
     train_history_free(&st->hist);
+    train_ppl_close(st);
     free(acc);
     train_step_free(st);
     model_free(st->m);

@@ -41,6 +41,8 @@
 // step, or an asynchronous NCCL error): MPI_Abort(97) from train_watchdog.c.
 #define TRAIN_EXIT_WATCHDOG 97
 
+typedef struct train_ppl train_ppl;  // held-out perplexity of a run (train_ppl.h)
+
 // Everything a run carries from step to step; what a checkpoint saves.
 typedef struct train_state {
     cfg_run cfg;
@@ -67,6 +69,7 @@ typedef struct train_state {
     metrics met;
     train_guard guard;         // skipped non-finite steps (train_guard.h)
     train_history hist;        // earlier sessions (metrics.jsonl); last loss / val loss kept current
+    train_ppl *ppl;            // eval.ppl_lengths' held-out text and results; NULL = none
     bool is_root;              // world rank 0: prints, writes metrics and checkpoints
     bool dry_run;              // --dry-run --estimate: set up and step, write nothing in out_dir
     char dry_corpus_dir[1024]; // corpus shards made for the dry run, removed after it ("" = none)

@@ -15,10 +15,15 @@ static double num(const cJSON *o, const char *key) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-void train_history_read(train_history *h, const char *path, const int64_t *lengths, int n_lengths) {
+void train_history_read(train_history *h, const char *path, const int64_t *lengths, int n_lengths,
+                        const int64_t *ppl_lengths, int n_ppl_lengths) {
     memset(h, 0, sizeof *h);
     h->n_lengths = n_lengths;
     h->acc = xcalloc((size_t)CFG_MAX_STAGES * (size_t)(n_lengths > 0 ? n_lengths : 1), sizeof(double));
+    h->n_ppl_lengths = n_ppl_lengths;
+    const size_t n_nll = (size_t)CFG_MAX_STAGES * (size_t)(n_ppl_lengths > 0 ? n_ppl_lengths : 1);
+    h->nll = xmalloc(sizeof(double) * n_nll);
+    for (size_t i = 0; i < n_nll; i++) h->nll[i] = NAN;
     h->last_loss = h->last_val_loss = NAN;
     FILE *f = fopen(path, "r");
     if (!f) return;
@@ -45,6 +50,11 @@ void train_history_read(train_history *h, const char *path, const int64_t *lengt
             double L = num(o, "length");
             for (int i = 0; i < n_lengths; i++)
                 if ((double)lengths[i] == L) h->acc[(int)stage * n_lengths + i] = num(o, "accuracy");
+        } else if (!strcmp(e, "eval_ppl") && stage_ok && cJSON_IsString(when) &&
+                   !strncmp(when->valuestring, "after stage", 11)) {
+            double L = num(o, "length");
+            for (int i = 0; i < n_ppl_lengths; i++)
+                if ((double)ppl_lengths[i] == L) h->nll[(int)stage * n_ppl_lengths + i] = num(o, "nll");
         }
         cJSON_Delete(o);
     }
@@ -54,5 +64,6 @@ void train_history_read(train_history *h, const char *path, const int64_t *lengt
 
 void train_history_free(train_history *h) {
     free(h->acc);
-    h->acc = NULL;
+    free(h->nll);
+    h->acc = h->nll = NULL;
 }

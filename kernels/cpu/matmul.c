@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "die.h"
@@ -36,4 +37,9 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blas_int(OC), blas_int(C),
                     blas_int(N), 1.0f, dout, blas_int(OC), inp, blas_int(C), 1.0f, dweight,
                     blas_int(C));
+}
+
+void matmul_blas_describe(char *buf, size_t n) {
+    const int threads = openblas_get_num_threads();
+    snprintf(buf, n, "OpenBLAS %s, %d thread%s", openblas_get_corename(), threads, threads == 1 ? "" : "s");
 }

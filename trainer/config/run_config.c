@@ -243,6 +243,16 @@ static const cfg_key KEYS[] = {
     RUN("eval.task_threshold", DOUBLE, RES, eval.task_threshold, NULL, "0.856",
         "effective length of the task table: the longest length whose average accuracy (and "
         "every shorter one's) reaches this (RULER: 0.856)"),
+    RUN("eval.ppl_lengths", INTS, RES, eval.ppl_lengths, NULL, "[]",
+        "context lengths of the perplexity curve on held-out text printed after every stage "
+        "(eval.ppl_corpus, eval.ppl_data); [] = none"),
+    RUN("eval.ppl_corpus", STRING, NUL | RES, eval.ppl_corpus, NULL, "null",
+        "a packaged corpus held out for the perplexity curve (kjv: the King James Bible, Debian "
+        "bible-kjv-text), tokenized into train.out_dir/data; null = none"),
+    RUN("eval.ppl_data", STRINGS, RES, eval.ppl_data, NULL, "[]",
+        "token shards of held-out text for the perplexity curve (with eval.ppl_corpus: both)"),
+    RUN("eval.ppl_tokens", INT64, RES, eval.ppl_tokens, NULL, "32768",
+        "predictions scored per length: ceil(ppl_tokens / length) windows, evenly spaced over the text"),
 
     STG("name", STRING, NUL | RES, name, NULL, "null",
         "label in logs and metrics (unique, <= 63 chars); null = stage<i>"),

@@ -158,6 +158,10 @@ typedef struct {
     int task_trials;           // per (task, length, depth)
     cfg_ints task_lengths;     // empty = passkey_lengths
     double task_threshold;     // effective length: the average accuracy to beat
+    cfg_ints ppl_lengths;      // perplexity vs length after every stage; [] = none
+    char *ppl_corpus;          // packaged held-out text (data/corpus_shard.h); NULL = none
+    cfg_strings ppl_data;      // held-out token shards
+    int64_t ppl_tokens;        // predictions scored per length
 } cfg_eval;
 
 // A stage's rope section as the user wrote it; curr_load (schedules/

@@ -147,6 +147,15 @@ static int check_sections(const cfg_run *cfg, char *err, size_t errlen) {
                 i, (long long)e->task_lengths.v[i]);
     REQUIRE(in_unit(e->task_threshold), "eval.task_threshold", "eval.task_threshold (%g) must be in [0, 1]",
             e->task_threshold);
+    for (int i = 0; i < e->ppl_lengths.n; i++)
+        REQUIRE(e->ppl_lengths.v[i] > 0, "eval.ppl_lengths", "eval.ppl_lengths: item %d (%lld) must be > 0",
+                i, (long long)e->ppl_lengths.v[i]);
+    if (check_strings(cfg, &e->ppl_data, "eval.ppl_data", err, errlen)) return -1;
+    REQUIRE(!e->ppl_corpus || e->ppl_corpus[0], "eval.ppl_corpus", "eval.ppl_corpus must be a name or null");
+    REQUIRE(e->ppl_lengths.n == 0 || e->ppl_corpus || e->ppl_data.n > 0, "eval.ppl_lengths",
+            "eval.ppl_lengths needs held-out text: set eval.ppl_corpus (e.g. kjv) or eval.ppl_data");
+    REQUIRE(e->ppl_tokens >= 1, "eval.ppl_tokens", "eval.ppl_tokens (%lld) must be >= 1",
+            (long long)e->ppl_tokens);
     const cfg_task_mix *tm = &cfg->data.task_mix;
     const double mix[] = {tm->niah_single, tm->niah_single_uuid, tm->niah_multikey, tm->niah_multivalue,
                           tm->niah_multiquery, tm->vt, tm->cwe, tm->fwe};
