@@ -73,6 +73,10 @@ echo "== ASan + UBSan build: unit, CLI and MPI tests"
 #  - cli_test_faults: a tmpfs filled up, ulimit -f, killed ranks (610 s under
 #    ASan on 2 cores); the write-error paths it reaches run here in
 #    test_fsutil (ENOSPC / EFBIG mid-write) and test_ckpt;
+#  - cli_test_zero: every shard mode on 1-4 ranks (630 s under ASan on 2
+#    loaded cores, the long pole); the shard math runs here in mpi_shard_*,
+#    the sharded checkpoint write and read in cli_test_resume_reads (4
+#    ranks, shard parameters);
 #  - test_gguf_fuzz (mutation loop): fuzz_gguf covers it under ASan + UBSan;
 #  - layers: compile probes, nothing runs.
 # fast_unwind_on_malloc=0: full stacks, so that OpenMPI's leaks match their
@@ -86,7 +90,7 @@ LSAN_OPTIONS=suppressions=$SRC/tests/sanitize/lsan.supp:print_suppressions=0:fas
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$SRC/tests/sanitize/ubsan.supp \
 OMPI_MCA_mca_base_component_disable_dlclose=1 \
   run_ctest build-asan -L 'unit|cli|mpi' \
-    -E '^(mpi_(rank_death|grid_error)_|cli_test_(watchdog|slurm|slurm_policy|sp8|ulysses|faults)$|test_gguf_fuzz$|layers$)' ||
+    -E '^(mpi_(rank_death|grid_error)_|cli_test_(watchdog|slurm|slurm_policy|sp8|ulysses|faults|zero)$|test_gguf_fuzz$|layers$)' ||
   status=1
 part "asan+ubsan build + unit/cli/mpi"
 
