@@ -277,10 +277,15 @@ static void task_row(data_loader *L, int t, int32_t *tok, int32_t *tgt, int32_t 
     }
 }
 
-static void next_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
+// The draw that picks a row's kind (1.0, never drawn, when nothing is mixed in).
+static double mix_draw(data_loader *L) {
     double tasks = 0;
     for (int t = 0; t < TASK_COUNT; t++) tasks += L->cfg.task_mix[t];
-    const double u = L->cfg.passkey_ratio > 0 || L->cfg.copy_ratio > 0 || tasks > 0 ? rng_uniform(&L->cur.mix_rng) : 1.0;
+    return L->cfg.passkey_ratio > 0 || L->cfg.copy_ratio > 0 || tasks > 0 ? rng_uniform(&L->cur.mix_rng) : 1.0;
+}
+
+// A row of the kind that u in [0, 1) picks.
+static void next_row(data_loader *L, double u, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
     double edge = L->cfg.passkey_ratio + L->cfg.copy_ratio;
     int task = -1;
     for (int t = 0; t < TASK_COUNT && task < 0 && u >= edge; t++)
@@ -304,6 +309,9 @@ void data_next_batch(data_loader *L, data_batch *b) {
     const int64_t first = (int64_t)L->cfg.dp_rank * L->rows_local;
     b->n_targets = 0;
     b->n_targets_global = 0;
+    // One kind for the whole batch: a step of answer-only passkey rows is not
+    // averaged in with the thousands of next-token targets of text rows.
+    const double batch_u = L->cfg.mix_per_batch ? mix_draw(L) : 0.0;
     for (int64_t r = 0; r < L->cfg.batch_rows; r++) {
         const int mine = r >= first && r < first + L->rows_local;
         const int64_t at = (r - first) * T;
@@ -311,7 +319,7 @@ void data_next_batch(data_loader *L, data_batch *b) {
         int32_t *tgt = mine ? b->targets + at : L->scratch + T;
         int32_t *pos = mine ? b->pos + at : L->scratch + 2 * T;
         int32_t *seg = mine ? b->seg + at : L->scratch + 3 * T;
-        next_row(L, tok, tgt, pos, seg);
+        next_row(L, L->cfg.mix_per_batch ? batch_u : mix_draw(L), tok, tgt, pos, seg);
         int64_t n = 0;
         for (int64_t i = 0; i < T; i++) n += tgt[i] >= 0;
         b->n_targets_global += n;

@@ -81,6 +81,8 @@ typedef struct {
                             // after passkey_ratio and copy_ratio; random depth; with
                             // passkey_pack_min > 0 a row packs samples like passkey rows
     task_env task;          // used when a task_mix entry is > 0 (not real-text tasks: no haystack)
+    int mix_per_batch;      // 1: the kind of row (passkey, copy, task, text) is drawn once per
+                            // batch and holds for all its rows; 0: drawn for every row
 } data_config;
 
 // Where the data stream stands; a checkpoint stores it (data_cursor_to_words).

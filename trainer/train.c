@@ -145,7 +145,8 @@ data_config train_data_config(const train_state *st, int64_t seq_len, int64_t ro
                       .bos_id = -1, .eos_id = tok_eos_id(st->tok), .pad_id = tok_pad_id(st->tok),
                       .passkey_ratio = passkey_ratio, .copy_ratio = copy_ratio, .pose_len = pose_len,
                       .passkey_pack_min = passkey_pack_min,
-                      .passkey = train_passkey_config(st)};
+                      .passkey = train_passkey_config(st),
+                      .mix_per_batch = st->cfg.data.mix_unit == CFG_MIX_BATCH};
     if (dc.pad_id < 0) dc.pad_id = 0;
     train_tasks_loader(&dc, st, tasks);
     return dc;

@@ -714,7 +714,7 @@ static void test_echo_round_trip_example(void **state) {
     assert_non_null(strstr(text, "    rope:\n      type: yarn\n"));
     // keys three deep nest: data: / task_mix: / niah_single:
     assert_non_null(strstr(text, "  passkey_compact: false\n  task_mix:\n    niah_single: 0.0\n"));
-    assert_non_null(strstr(text, "    fwe: 0.0\n  corpus: null\noptimizer:\n"));
+    assert_non_null(strstr(text, "    fwe: 0.0\n  mix_unit: row\n  corpus: null\noptimizer:\n"));
     free(text);
     free(text2);
     cfg_free(&a);

@@ -1003,6 +1003,56 @@ static void test_passkey_mix(void **state) {
     free_dataset(&ds);
 }
 
+// mix_per_batch: every batch is all passkey rows or all text rows, passkey
+// batches at the ratio; the stream resumes from a cursor mid-run; dp ranks
+// agree on each batch's kind (each rank's rows are its slice of one batch).
+static void test_passkey_mix_per_batch(void **state) {
+    dataset ds;
+    make_dataset(&ds, *state, 150);
+    const int64_t T = 200, B = 4;
+    const int steps = 80;
+    data_config c = base_config(DATA_PACK, T, B);
+    enable_passkey(&c, 0.5);
+    c.mix_per_batch = 1;
+    data_loader *L = open_loader(&ds, &c);
+    stream s = run_batches(L, steps);
+    int passkey_batches = 0;
+    for (int i = 0; i < steps; i++) {
+        int synthetic = 0;
+        for (int64_t r = 0; r < B; r++) synthetic += s.tok[(i * B + r) * T] < 256;
+        assert_true(synthetic == 0 || synthetic == B);
+        passkey_batches += synthetic == B;
+    }
+    // 80 batches at p = 0.5: mean 40, sd 4.5.
+    assert_true(passkey_batches > 22 && passkey_batches < 58);
+    // Resume mid-run: the same batches again.
+    data_cursor snap;
+    data_get_cursor(&snap, L);
+    stream first = run_batches(L, 6);
+    char err[512];
+    assert_int_equal(data_set_cursor(L, &snap, err, sizeof err), 0);
+    stream again = run_batches(L, 6);
+    assert_streams_equal(&first, &again);
+    // Two dp ranks: rank k's rows are rows [2k, 2k + 2) of the 1-rank batches.
+    data_config c2 = c;
+    c2.dp_size = 2;
+    for (int rank = 0; rank < 2; rank++) {
+        c2.dp_rank = rank;
+        data_loader *R = open_loader(&ds, &c2);
+        stream part = run_batches(R, steps);
+        for (int i = 0; i < steps; i++)
+            assert_memory_equal(part.tok + (int64_t)i * 2 * T, s.tok + ((int64_t)i * B + 2 * rank) * T,
+                                (size_t)(2 * T) * sizeof(int32_t));
+        free_stream(&part);
+        data_loader_free(R);
+    }
+    free_stream(&first);
+    free_stream(&again);
+    free_stream(&s);
+    data_loader_free(L);
+    free_dataset(&ds);
+}
+
 // ---------------------------------------------------------------------------
 // Configuration errors
 
@@ -1174,6 +1224,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cursor_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dp_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passkey_mix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passkey_mix_per_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pose_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passkey_pack, setup, teardown),

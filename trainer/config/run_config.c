@@ -22,6 +22,7 @@ static const char *const rope_type_names[] = {"default", "linear", "dynamic", "y
                                                "longrope", "llama3", NULL};
 static const char *const rope_layout_names[] = {"half", "interleaved", NULL};
 static const char *const packing_names[] = {"pack", "whole", NULL};
+static const char *const mix_unit_names[] = {"row", "batch", NULL};
 static const char *const schedule_names[] = {"cosine", "constant", NULL};
 static const char *const backend_names[] = {"cpu", "cuda", NULL};
 static const char *const locking_names[] = {"auto", "on", "off", NULL};
@@ -38,6 +39,8 @@ _Static_assert(sizeof(cfg_packing) == sizeof(int), "cfg_packing must be int-size
 _Static_assert(sizeof(cfg_schedule) == sizeof(int), "cfg_schedule must be int-sized");
 _Static_assert(ROPE_TYPE_LLAMA3 == 5 && ROPE_LAYOUT_INTERLEAVED == 1,
                "rope_type_names / rope_layout_names follow the enum order");
+_Static_assert(CFG_MIX_BATCH == 1 && sizeof(cfg_mix_unit) == sizeof(int),
+               "mix_unit_names follows the enum order; enums are int-sized");
 _Static_assert(CFG_PACKING_WHOLE == 1 && CFG_SCHEDULE_CONSTANT == 1,
                "packing_names / schedule_names follow the enum order");
 _Static_assert(sizeof(cfg_backend) == sizeof(int) && sizeof(cfg_dtype) == sizeof(int) &&
@@ -136,6 +139,10 @@ static const cfg_key KEYS[] = {
         "fraction (0..1) of training sequences that are cwe samples (data/task.h, docs/eval.md)"),
     RUN("data.task_mix.fwe", DOUBLE, 0, data.task_mix.fwe, NULL, "0.0",
         "fraction (0..1) of training sequences that are fwe samples (data/task.h, docs/eval.md)"),
+    RUN("data.mix_unit", ENUM, 0, data.mix_unit, mix_unit_names, "row",
+        "what draws a training row's kind (passkey, copy, task or text) from the ratios: row = "
+        "each row; batch = once per optimizer step for all its rows, so the few answer targets "
+        "of answer-only passkey rows are not averaged in with the many of text rows"),
     RUN("data.corpus", STRING, NUL, data.corpus, NULL, "null",
         "name of a packaged text corpus to train on (tokenized on the fly); null = none"),
 

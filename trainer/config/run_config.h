@@ -82,6 +82,9 @@ typedef struct {
     double niah_single, niah_single_uuid, niah_multikey, niah_multivalue, niah_multiquery, vt, cwe, fwe;
 } cfg_task_mix;
 
+// data.mix_unit: the passkey / copy / task / text mix draws per row or per batch.
+typedef enum { CFG_MIX_ROW, CFG_MIX_BATCH } cfg_mix_unit;
+
 typedef struct {
     char *tokenizer;       // "byte" or a path to a tokenizer.json
     cfg_strings train;     // token shard paths
@@ -93,6 +96,7 @@ typedef struct {
     bool passkey_answer_only;  // passkey (and task) training rows: loss on the answer only
     cfg_task_mix task_mix;     // fractions of task rows
     char *corpus;          // a packaged corpus name; NULL = none
+    cfg_mix_unit mix_unit; // what draws a row's kind: each row, or each batch once
 } cfg_data;
 
 typedef struct {
