@@ -68,15 +68,16 @@ void train_ppl_open(train_state *st) {
     if (p->corpus_shard[0]) paths[n] = p->corpus_shard, keys[n++] = "eval.ppl_corpus";
     char err[1024], why[768];
     const char *spec = c->data.tokenizer ? c->data.tokenizer : "byte";
-    for (int i = 0; i < n; i++)
-        if (shard_vocab_check(paths[i], st->tok, spec, keys[i], "the run uses", err, sizeof err) != 0)
-            dist_exit_user_error(&st->dist, err);
-    if (eval_text_open(&p->text, paths, n, why, sizeof why) != 0) {
+    int bad = 0;
+    for (int i = 0; i < n && !bad; i++)
+        bad = shard_vocab_check(paths[i], st->tok, spec, keys[i], "the run uses", err, sizeof err) != 0;
+    if (!bad && eval_text_open(&p->text, paths, n, why, sizeof why) != 0) {
         snprintf(err, sizeof err, "eval.ppl_data: %s", why);
-        dist_exit_user_error(&st->dist, err);
+        bad = 1;
     }
-    free(paths);
+    free(paths);  // before any exit: LeakSanitizer reports what an exit path drops
     free(keys);
+    if (bad) dist_exit_user_error(&st->dist, err);
     p->n_lengths = e->ppl_lengths.n;
     p->windows = xcalloc((size_t)p->n_lengths, sizeof(eval_window *));
     p->n_windows = xcalloc((size_t)p->n_lengths, sizeof(int64_t));
