@@ -749,28 +749,23 @@ static void setup(train_state *st, const train_args *a) {
 }
 
 // Resume: the exact state of an earlier run of this run file. Rank 0
-// picks and verifies the checkpoint and broadcasts its choice, so the
+// picks and reads the checkpoint (once) and broadcasts it, so the
 // ranks never end up on different steps (one rank's read error fails
 // the run on every rank). 1: resumed from ckpt, 0: a fresh start.
 static int resume(train_state *st, const train_args *a, char *ckpt, size_t ckpt_len) {
     char err[1024];
     int found = 0;
     ckpt[0] = '\0';
+    // Rank 0 reads the checkpoint; its verdict and its data reach every rank
+    // (train_ckpt.h): the same error line everywhere, or the same state.
     if (strcmp(a->resume, "auto") == 0) {
-        if (st->is_root) {
-            found = train_ckpt_find(st, ckpt, ckpt_len, err, sizeof err);
-            if (found < 0) snprintf(ckpt, ckpt_len, "%s", err);
-        }
-        dist_bcast_bytes(&st->dist, &found, sizeof found, 0);
-        dist_bcast_bytes(&st->dist, ckpt, ckpt_len, 0);
-        if (found < 0) dist_exit_user_error(&st->dist, ckpt);
+        found = train_ckpt_resume_auto(st, ckpt, ckpt_len, err, sizeof err);
+        if (found < 0) dist_exit_user_error(&st->dist, err);
     } else if (strcmp(a->resume, "never") != 0) {
         snprintf(ckpt, ckpt_len, "%s", a->resume);
         found = 1;
+        if (train_ckpt_load(st, ckpt, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
     }
-    // Rank 0 reads the checkpoint; its verdict and its data reach every rank
-    // (train_ckpt.h): the same error line everywhere, or the same state.
-    if (found == 1 && train_ckpt_load(st, ckpt, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
     return found;
 }
 

@@ -263,11 +263,6 @@ int train_ckpt_save(train_state *st, char *err, size_t errlen) {
     return 0;
 }
 
-int train_ckpt_find(const train_state *st, char *path, size_t pathlen, char *err, size_t errlen) {
-    return ckpt_dir_find_resumable(st->cfg.train.out_dir, path, pathlen,
-                                   st->is_root ? stderr : NULL, err, errlen);
-}
-
 // The checkpoint's run config must agree with ours in every key that cannot
 // change on resume at its position (train_resume.h); rank 0 shows the rest.
 static int check_config(ckpt_reader *r, const train_state *st, int64_t stage, int64_t stage_step, char *err,
@@ -287,7 +282,7 @@ static int check_config(ckpt_reader *r, const train_state *st, int64_t stage, in
     rc = train_resume_check(&saved, cfg, (int)stage, stage_step, ckpt_path(r), st->is_root ? stdout : NULL, err,
                             errlen);
     cfg_free(&saved);
-    return rc;
+    return rc == 0 ? 0 : CKPT_DIR_REFUSED;
 }
 
 // What a resume restores besides the tensors: read by rank 0, broadcast.
@@ -298,7 +293,9 @@ typedef struct {
 
 // Rank 0's part of a resume: every attribute and dataset of path, checked
 // (Fletcher32 on every chunk read); the parameters into the model's host
-// buffer, the moments into adam_m / adam_v (n_params each).
+// buffer, the moments into adam_m / adam_v (n_params each). -1: the file is
+// unreadable or corrupt; CKPT_DIR_REFUSED: it is sound but not this run's
+// (config, parameter count, stage), so an older one would not do either.
 static int read_state(train_state *st, const char *path, resume_scalars *sc, float *adam_m,
                       float *adam_v, char *err, size_t errlen) {
     ckpt_reader *r = ckpt_open(path, err, errlen);
@@ -312,7 +309,7 @@ static int read_state(train_state *st, const char *path, resume_scalars *sc, flo
     if (rc == 0 && n_params != m->n_params) {
         snprintf(err, errlen, "checkpoint %s holds %lld parameters, the model has %lld", path,
                  (long long)n_params, (long long)m->n_params);
-        rc = -1;
+        rc = CKPT_DIR_REFUSED;
     }
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "step", &sc->step, err, errlen);
     if (rc == 0) rc = ckpt_get_attr_int64(r, "/", "stage_extra_steps", &sc->stage_extra_steps, err, errlen);
@@ -330,52 +327,69 @@ static int read_state(train_state *st, const char *path, resume_scalars *sc, flo
     if (rc == 0 && (sc->stage < 0 || sc->stage >= st->cfg.n_stages)) {
         snprintf(err, errlen, "checkpoint %s is at stage %lld, the run file has %d stages", path,
                  (long long)sc->stage, st->cfg.n_stages);
-        rc = -1;
+        rc = CKPT_DIR_REFUSED;
     }
     ckpt_close(r);
     return rc;
 }
 
-// Rank 0 reads the file once; the others receive it: the parameters whole,
-// the moments whole or each rank's slice (parallel.shard), the scalars. A
-// read error on rank 0 reaches every rank as the same line (no rank waits in
-// a broadcast that never comes). Reading on one rank rather than one per
-// node keeps the filesystem's load at one copy of the file whatever the
-// node count; the broadcast runs over the interconnect (docs/slurm.md).
-int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen) {
-    model *m = st->m;
-    bool whole = st->shard.mode == SHARD_NONE;  // every rank holds all n_params moments
-    size_t full_bytes = sizeof(float) * (size_t)m->n_params;
-    float *full_m = st->adam_m, *full_v = st->adam_v;
-    if (!whole) {
-        full_m = st->is_root ? xmalloc(full_bytes) : NULL;
-        full_v = st->is_root ? xmalloc(full_bytes) : NULL;
-    }
+// A resume's buffers on rank 0: the moments whole (sharded runs scatter
+// them after the read).
+typedef struct {
+    train_state *st;
     resume_scalars sc;
-    memset(&sc, 0, sizeof sc);
-    int rc = st->is_root ? read_state(st, path, &sc, full_m, full_v, err, errlen) : 0;
+    float *full_m, *full_v;
+} resume_read;
+
+static void resume_read_init(resume_read *rr, train_state *st) {
+    memset(rr, 0, sizeof *rr);
+    rr->st = st;
+    rr->full_m = st->adam_m;
+    rr->full_v = st->adam_v;
+    if (st->shard.mode != SHARD_NONE && st->is_root) {
+        size_t full_bytes = sizeof(float) * (size_t)st->m->n_params;
+        rr->full_m = xmalloc(full_bytes);
+        rr->full_v = xmalloc(full_bytes);
+    }
+}
+
+static void resume_read_free(resume_read *rr) {
+    if (rr->full_m != rr->st->adam_m) free(rr->full_m);
+    if (rr->full_v != rr->st->adam_v) free(rr->full_v);
+}
+
+static int try_read(const char *path, void *ctx, char *err, size_t errlen) {
+    resume_read *rr = ctx;
+    return read_state(rr->st, path, &rr->sc, rr->full_m, rr->full_v, err, errlen);
+}
+
+// Rank 0 has read (root_ok) or failed with root_err; the verdict, then the
+// state reach every rank: parameters whole, moments whole or each rank's
+// slice (parallel.shard), the scalars. A read error on rank 0 reaches every
+// rank as the same line (no rank waits in a broadcast that never comes).
+static int distribute(resume_read *rr, bool root_ok, const char *root_err, char *err, size_t errlen) {
+    train_state *st = rr->st;
+    model *m = st->m;
     char verdict[1024];
-    snprintf(verdict, sizeof verdict, "%s", rc == 0 ? "" : err);
+    snprintf(verdict, sizeof verdict, "%s", root_ok ? "" : root_err);
     dist_bcast_bytes(&st->dist, verdict, sizeof verdict, 0);
     if (verdict[0]) {
-        if (!whole) {
-            free(full_m);
-            free(full_v);
-        }
+        resume_read_free(rr);
         snprintf(err, errlen, "%s", verdict);
         return -1;
     }
+    const size_t full_bytes = sizeof(float) * (size_t)m->n_params;
+    resume_scalars sc = rr->sc;
     dist_bcast_bytes(&st->dist, &sc, sizeof sc, 0);
     dist_bcast_large(&st->dist, m->params, full_bytes, 0);
-    if (whole) {
+    if (st->shard.mode == SHARD_NONE) {
         dist_bcast_large(&st->dist, st->adam_m, full_bytes, 0);
         dist_bcast_large(&st->dist, st->adam_v, full_bytes, 0);
     } else {
-        dist_shard_scatter_root(&st->dist, st->adam_m, full_m, st->shard.n, st->shard.shard, 0);
-        dist_shard_scatter_root(&st->dist, st->adam_v, full_v, st->shard.n, st->shard.shard, 0);
-        free(full_m);
-        free(full_v);
+        dist_shard_scatter_root(&st->dist, st->adam_m, rr->full_m, st->shard.n, st->shard.shard, 0);
+        dist_shard_scatter_root(&st->dist, st->adam_v, rr->full_v, st->shard.n, st->shard.shard, 0);
     }
+    resume_read_free(rr);
     st->step = sc.step;
     st->stage = (int)sc.stage;
     st->stage_step = sc.stage_step;
@@ -390,6 +404,37 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     model_push_params(m);
     moments_to_dev(st);
     return 0;
+}
+
+// Rank 0 reads the file once; the others receive it. Reading on one rank
+// rather than one per node keeps the filesystem's load at one copy of the
+// file whatever the node count; the broadcast runs over the interconnect
+// (docs/slurm.md).
+int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen) {
+    resume_read rr;
+    resume_read_init(&rr, st);
+    char rerr[1024] = "";
+    bool ok = !st->is_root || read_state(st, path, &rr.sc, rr.full_m, rr.full_v, rerr, sizeof rerr) == 0;
+    return distribute(&rr, ok, rerr, err, errlen);
+}
+
+int train_ckpt_resume_auto(train_state *st, char *path, size_t pathlen, char *err, size_t errlen) {
+    resume_read rr;
+    resume_read_init(&rr, st);
+    char rerr[1024] = "";
+    int found = 0;
+    if (st->is_root) {
+        found = ckpt_dir_try_resumable(st->cfg.train.out_dir, try_read, &rr, path, pathlen, stderr, rerr,
+                                       sizeof rerr);
+        if (found == 0) rerr[0] = '\0';
+    }
+    dist_bcast_bytes(&st->dist, &found, sizeof found, 0);
+    if (found == 0) {
+        resume_read_free(&rr);
+        return 0;
+    }
+    if (found == 1) dist_bcast_bytes(&st->dist, path, pathlen, 0);
+    return distribute(&rr, found == 1, rerr, err, errlen) == 0 ? 1 : -1;
 }
 
 int train_ckpt_load_weights(train_state *st, const char *path, char *err, size_t errlen) {

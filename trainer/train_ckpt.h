@@ -23,15 +23,20 @@ typedef struct train_state train_state;
 // pointer, keep_last retention). Collective: rank 0 writes, all ranks wait.
 int train_ckpt_save(train_state *st, char *err, size_t errlen);
 
-// Newest good checkpoint of the run directory into path: 1 found, 0 none,
-// -1 with a message (checkpoints exist but none is readable).
-int train_ckpt_find(const train_state *st, char *path, size_t pathlen, char *err, size_t errlen);
-
 // Collective. Restores the full state from path, read on rank 0 only;
 // refuses a checkpoint whose run config differs in a key that cannot change
 // on resume (the message lists them). -1 on EVERY rank with rank 0's line
 // in err when rank 0 cannot read or accept the file.
 int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen);
+
+// Collective. --resume auto: the newest good checkpoint of out_dir (its
+// latest, else older ones, newest first; each file skipped is named in a
+// warning), read once on rank 0: the load is the check (Fletcher32 on every
+// chunk read), so a file is never verified and then read again. path gets
+// the file taken. 1 resumed, 0 no checkpoint (a fresh start), -1 on every
+// rank with rank 0's line in err: none usable, or a sound one refused (the
+// run config differs in a key that cannot change; then no fallback).
+int train_ckpt_resume_auto(train_state *st, char *path, size_t pathlen, char *err, size_t errlen);
 
 // Collective. Only the parameters (model.init: start from a trained model),
 // read on rank 0 and broadcast; the shapes must match the model config.

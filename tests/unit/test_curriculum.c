@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "ckpt_model.h"
 #include "curriculum.h"
 #include "die.h"
@@ -138,7 +139,7 @@ static void check_consumers(train_state *st, int s, const char *label, const cha
     st->step = 10 * (s + 1);
     if (train_ckpt_save(st, err, sizeof err) != 0) fail_msg("%s: save: %s", label, err);
     char path[1200];
-    assert_int_equal(train_ckpt_find(st, path, sizeof path, err, sizeof err), 1);
+    assert_int_equal(ckpt_dir_find_resumable(st->cfg.train.out_dir, path, sizeof path, NULL, err, sizeof err), 1);
     ckpt_reader *r = ckpt_open(path, err, sizeof err);
     assert_non_null(r);
     memset(&got, 0, sizeof got);

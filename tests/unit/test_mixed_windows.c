@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "ckpt_model.h"
 #include "curriculum.h"
 #include "die.h"
@@ -297,7 +298,7 @@ static void test_yarn_stage(void **state) {
     st->stage = 1, st->stage_step = 1, st->step = 3;
     if (train_ckpt_save(st, err, sizeof err)) fail_msg("save: %s", err);
     char ck[1200];
-    assert_int_equal(train_ckpt_find(st, ck, sizeof ck, err, sizeof err), 1);
+    assert_int_equal(ckpt_dir_find_resumable(st->cfg.train.out_dir, ck, sizeof ck, NULL, err, sizeof err), 1);
     ckpt_reader *rd = ckpt_open(ck, err, sizeof err);
     assert_non_null(rd);
     float got[PAIRS];

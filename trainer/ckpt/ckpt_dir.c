@@ -223,8 +223,8 @@ int ckpt_dir_resolve(const char *path, char *out, size_t out_len, char *err, siz
     return rc;
 }
 
-int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FILE *warn,
-                            char *err, size_t errlen) {
+int ckpt_dir_try_resumable(const char *dir, ckpt_dir_try_fn try_fn, void *ctx, char *out_path,
+                           size_t out_len, FILE *warn, char *err, size_t errlen) {
     entry *files;
     int n = list_dir(dir, "", &files, err, errlen);
     if (n < 0) return -1;
@@ -247,21 +247,23 @@ int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FIL
         if (have_latest != 1 || files[i].step < latest_step) cand[n_cand++] = files[i];
     free(files);
 
-    char verr[1024];
-    for (int i = 0; i < n_cand; i++) {
+    char verr[1024] = "";
+    for (int i = 0; i < n_cand && rc == 0; i++) {
         char *path = join(dir, cand[i].name);
         tried++;
-        if (ckpt_verify(path, verr, sizeof verr) == 0) {
-            if ((size_t)snprintf(out_path, out_len, "%s", path) >= out_len) {
-                errmsg(err, errlen, "checkpoint path %s is too long", path);
-                rc = -1;
-            } else
+        if ((size_t)snprintf(out_path, out_len, "%s", path) >= out_len) {
+            errmsg(err, errlen, "checkpoint path %s is too long", path);
+            rc = -1;
+        } else {
+            int t = try_fn(path, ctx, verr, sizeof verr);
+            if (t == 0)
                 rc = 1;
-            free(path);
-            break;
+            else if (t == CKPT_DIR_REFUSED) {  // a usable file this run cannot take: no fallback
+                errmsg(err, errlen, "%s", verr);
+                rc = -1;
+            } else if (warn)
+                fprintf(warn, "stretch: warning: skipping %s: %s\n", path, verr);
         }
-        if (warn)
-            fprintf(warn, "stretch: warning: skipping %s: %s\n", path, verr);
         free(path);
     }
     free(cand);
@@ -273,4 +275,14 @@ int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FIL
         rc = -1;
     }
     return rc;
+}
+
+static int try_verify(const char *path, void *ctx, char *err, size_t errlen) {
+    (void)ctx;
+    return ckpt_verify(path, err, errlen);
+}
+
+int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FILE *warn,
+                            char *err, size_t errlen) {
+    return ckpt_dir_try_resumable(dir, try_verify, NULL, out_path, out_len, warn, err, errlen);
 }

@@ -41,6 +41,18 @@ int ckpt_dir_publish(const char *dir, const char *filename, int keep_last, char 
 int ckpt_dir_find_resumable(const char *dir, char *out_path, size_t out_len, FILE *warn,
                             char *err, size_t errlen);
 
+// The same search with the check done by try_fn(path, ctx, err, errlen): 0
+// takes path; CKPT_DIR_REFUSED stops the search with try_fn's message (a
+// sound file this run cannot use, e.g. another model: older files would be
+// refused alike); any other value skips path with a warning. A resume passes
+// its own loader, so each file is read once (read and check in one pass)
+// rather than verified and then read again. The return values are
+// ckpt_dir_find_resumable's; out_path is the path taken.
+#define CKPT_DIR_REFUSED (-2)
+typedef int (*ckpt_dir_try_fn)(const char *path, void *ctx, char *err, size_t errlen);
+int ckpt_dir_try_resumable(const char *dir, ckpt_dir_try_fn try_fn, void *ctx, char *out_path,
+                           size_t out_len, FILE *warn, char *err, size_t errlen);
+
 // The checkpoint file a user names wherever a command takes a checkpoint
 // path (inspect, eval, export, search, model.init): a run directory (a
 // train.out_dir) stands for the checkpoint its "latest" file names (the
