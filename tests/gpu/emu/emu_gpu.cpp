@@ -378,9 +378,10 @@ cudaError_t cudaFreeHost(void *p)
     free(p);
     return cudaSuccess;
 }
-static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+// dst_n / src_n: the bytes each side spans (they differ for 2-D copies of unequal pitch).
+static cudaError_t check_copy2(void *dst, size_t dst_n, const void *src, size_t src_n, cudaMemcpyKind k)
 {
-    bool dd = is_dev(dst, n), sd = is_dev(src, n);
+    bool dd = is_dev(dst, dst_n), sd = is_dev(src, src_n);
     switch (k) {
     case cudaMemcpyHostToDevice: if (!dd || sd) return cudaErrorInvalidValue; break;
     case cudaMemcpyDeviceToHost: if (dd || !sd) return cudaErrorInvalidValue; break;
@@ -390,6 +391,10 @@ static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKi
     default: return cudaErrorInvalidMemcpyDirection;
     }
     return cudaSuccess;
+}
+static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+{
+    return check_copy2(dst, n, src, n, k);
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t st)
 {
@@ -411,11 +416,9 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
 {
     if (width > dpitch || width > spitch) return err(cudaErrorInvalidPitchValue);
     if (width == 0 || height == 0) return cudaSuccess;
-    cudaError_t e = check_copy(dst, src, (height - 1) * dpitch + width, k);
+    cudaError_t e = check_copy2(dst, (height - 1) * dpitch + width, src, (height - 1) * spitch + width, k);
     if (!e) e = check_copy(dst, src, 0, k);
     if (e) return err(e);
-    if (k != cudaMemcpyDefault && k != cudaMemcpyHostToDevice && !is_dev(src, (height - 1) * spitch + width))
-        return err(cudaErrorInvalidValue);
     enqueue(st, [=] {
         for (size_t r = 0; r < height; r++)
             memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);

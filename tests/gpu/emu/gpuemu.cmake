@@ -95,3 +95,12 @@ set_tests_properties(gpuemu_attn_sm86 PROPERTIES LABELS gpuemu
 stretch_gpuemu_exe(gpuemu_model ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_model.c)
 add_test(NAME gpuemu_model COMMAND gpuemu_model)
 set_tests_properties(gpuemu_model PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
+
+# The layout steps of the GPU Ulysses attention (trainer/parallel/
+# ulysses_layout_cuda.c: pack / unpack between sequence and head layout, the
+# gradients' replica sums, the segment ids), U ranks simulated in one
+# process, against the layout written out index by index.
+stretch_gpuemu_exe(gpuemu_ulysses_layout ${EMU_DIR}/test_emu_ulysses_layout.c
+  ${CMAKE_SOURCE_DIR}/trainer/parallel/ulysses_layout_cuda.c)
+add_test(NAME gpuemu_ulysses_layout COMMAND gpuemu_ulysses_layout)
+set_tests_properties(gpuemu_ulysses_layout PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 120)
