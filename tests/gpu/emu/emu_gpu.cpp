@@ -15,11 +15,13 @@
 // (waiting on a never-recorded event, using a destroyed stream) aborts with
 // "EMU FAIL".
 #include <stdarg.h>
+#include <time.h>
 
 #include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "emu.cpp"
@@ -69,9 +71,22 @@ static void emu_fail(const char *fmt, ...)
 }
 
 // ---------------------------------------------------------------- streams
+// An operation that completes later than it starts (an emulated NCCL
+// kernel: it posts its messages when it starts and completes when the
+// peers' messages arrived). It starts only when start_ok() (its turn on its
+// communicator) and holds its stream until poll() returns true.
+struct EmuAsyncOp {
+    virtual ~EmuAsyncOp() {}
+    virtual bool start_ok() = 0;
+    virtual void start() = 0;
+    virtual bool poll() = 0;
+    virtual std::string waiting_for() = 0;  // for the timeout's message
+};
 struct CUstream_st {
     std::deque<std::function<void()>> q;
     std::deque<std::vector<std::pair<CUstream_st *, uint64_t>>> deps;  // per queued op
+    std::deque<std::shared_ptr<EmuAsyncOp>> async;                      // per queued op (or null)
+    std::shared_ptr<EmuAsyncOp> inflight;                                // started, not complete
     uint64_t enq = 0, done = 0;
     bool blocking = true, destroyed = false;
 };
@@ -93,7 +108,7 @@ static CUstream_st *sof(cudaStream_t st)
     if (s->destroyed) emu_fail("a stream used after cudaStreamDestroy");
     return s;
 }
-static void enqueue(cudaStream_t st, std::function<void()> fn)
+static void enqueue(cudaStream_t st, std::function<void()> fn, std::shared_ptr<EmuAsyncOp> a = nullptr)
 {
     CUstream_st *s = sof(st);
     std::vector<std::pair<CUstream_st *, uint64_t>> d;
@@ -105,14 +120,50 @@ static void enqueue(cudaStream_t st, std::function<void()> fn)
     }
     s->q.push_back(std::move(fn));
     s->deps.push_back(std::move(d));
+    s->async.push_back(std::move(a));
     s->enq++;
 }
 static bool ready(CUstream_st *s)
 {
-    if (s->q.empty()) return false;
+    if (s->inflight || s->q.empty()) return false;
     for (auto &d : s->deps.front())
         if (d.first->done < d.second) return false;
-    return true;
+    return !s->async.front() || s->async.front()->start_ok();
+}
+// Completes the started asynchronous operations that can complete; true if any did.
+static bool poll_inflight()
+{
+    bool any = false;
+    for (auto *s : g_streams)
+        if (s->inflight && s->inflight->poll()) {
+            s->inflight.reset();
+            s->done++;
+            any = true;
+        }
+    return any;
+}
+static void emu_nccl_check_no_open_group();  // emu_nccl.cpp
+static double emu_now()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+// How long the host may wait on messages of other ranks (EMU_NCCL_TIMEOUT_S,
+// default 300): on a GPU a missing peer operation hangs; here it fails.
+static double emu_wait_limit_s()
+{
+    const char *e = getenv("EMU_NCCL_TIMEOUT_S");
+    return e ? atof(e) : 300.0;
+}
+static void emu_wait_timeout()
+{
+    std::string what;
+    for (auto *s : g_streams)
+        if (s->inflight) what += "\n  " + s->inflight->waiting_for();
+    emu_fail("the host waited %.0f s for messages of other ranks that never came (a peer never "
+             "issued the matching NCCL call, or issued it in another order):%s",
+             emu_wait_limit_s(), what.c_str());
 }
 // Runs ready work of all streams in a seeded random order until pred().
 template <typename P> static void run_until(P pred)
@@ -126,15 +177,40 @@ template <typename P> static void run_until(P pred)
         g_copy_at_issue = c && atoi(c) == 1;
         g_srng_init = true;
     }
+    emu_nccl_check_no_open_group();
+    int idle = 0;
+    double t_idle = 0;
     while (!pred()) {
+        if (poll_inflight()) {
+            idle = 0;
+            continue;
+        }
         std::vector<CUstream_st *> r;
-        for (auto *s : g_streams)
+        bool waiting = false;
+        for (auto *s : g_streams) {
             if (ready(s)) r.push_back(s);
-        if (r.empty()) emu_fail("deadlock: queued work waits on work that can never run");
+            waiting |= s->inflight != nullptr;
+        }
+        if (r.empty()) {
+            if (!waiting) emu_fail("deadlock: queued work waits on work that can never run");
+            // Only messages from other ranks can move this rank on: let them run.
+            if (idle++ == 0) t_idle = emu_now();
+            if (idle > 64) usleep(idle > 4096 ? 1000 : 50);
+            if (idle % 256 == 0 && emu_now() - t_idle > emu_wait_limit_s()) emu_wait_timeout();
+            continue;
+        }
+        idle = 0;
         CUstream_st *s = r[g_srng() % r.size()];
         auto fn = std::move(s->q.front());
+        auto a = std::move(s->async.front());
         s->q.pop_front();
         s->deps.pop_front();
+        s->async.pop_front();
+        if (a) {  // posts its messages; completes in poll_inflight
+            a->start();
+            s->inflight = std::move(a);
+            continue;
+        }
         fn();
         s->done++;
     }
@@ -746,3 +822,6 @@ void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t ou
     }
 }
 }  // extern "C"
+
+// ---------------------------------------------------------------- NCCL over MPI
+#include "emu_nccl.cpp"
