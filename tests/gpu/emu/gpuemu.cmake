@@ -128,3 +128,12 @@ foreach(t alltoall ring shard)
     ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
   set_tests_properties(gpuemu_${t} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
 endforeach()
+
+# tests/gpu/test_gpu_ulysses.c on emulated GPUs (tests/gpu/emu/test_emu_ulysses.sh):
+# the GPU ulysses attention (ulysses_cuda.c) and ring x ulysses over the NCCL
+# shim and the host-staged mpi transport, against the 1-rank model.
+stretch_gpuemu_exe(gpuemu_ulysses ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_ulysses.c)
+target_compile_definitions(gpuemu_ulysses PRIVATE STRETCH_GPU_EMU=1)
+add_test(NAME gpuemu_ulysses COMMAND bash ${EMU_DIR}/test_emu_ulysses.sh $<TARGET_FILE:gpuemu_ulysses>
+  ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+set_tests_properties(gpuemu_ulysses PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 900)

@@ -1,0 +1,140 @@
+// The GPU Ulysses attention and the ring x ulysses hybrid (ulysses_cuda.c,
+// through backend_comm's attention hook as train.c gets it) against one rank.
+//   usage: gpu_test_gpu_ulysses [nccl|mpi|auto] [RING]
+//   The world is ring RING (default 1) x ulysses (ranks / RING). Rank 0 runs
+//   the tiny model on the whole batch on its GPU (the 1-rank reference);
+//   every rank then runs it on its rows (zigzag_layout_init_sp: ring-local
+//   zig-zag chunks split over the u ranks) with the GPU attention hook and
+//   the bucketed gradient all-reduce of gpu_comm. Loss and every gradient
+//   tensor (worst per-tensor relative L2) must match the reference: fp32
+//   1e-5, bf16 3e-2 (bf16 activations, block merges in another order).
+//   Model: dim 128, head dim 64, 2 query heads and 1 kv head (GQA: with
+//   ulysses 2 the kv head is replicated on both u ranks and their dK/dV
+//   are summed), then (real GPU only) 2 kv heads (one per u rank). Batch:
+//   2 sequences of 128 packed documents (37 + 11 b, 29, ... tokens) that
+//   cross every chunk boundary of 2 and 4 ranks.
+// tests/gpu/test_gpu_ulysses.sh runs it on a GPU machine (ranks sharing the
+// GPU over mpi; over nccl when there are GPUs for every rank);
+// tests/gpu/emu/test_emu_ulysses.sh on emulated GPUs. Exit 77 without a GPU.
+#include "backend.h"
+#include "backend_comm.h"
+#include "dist.h"
+#include "gpu_check.h"
+#include "gpu_comm.h"
+#include "zigzag.h"
+
+static int failures = 0;
+static int rank_ = 0;
+#define EXPECT(cond, ...)                                        \
+    do {                                                         \
+        if (!(cond)) {                                           \
+            printf("rank %d FAIL: ", rank_);                     \
+            printf(__VA_ARGS__);                                 \
+            printf("\n");                                        \
+            failures++;                                          \
+        }                                                        \
+    } while (0)
+
+static void grad_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
+
+static void model_check(backend *bk, dist_ctx *d, int kind, int n_kv_heads, const gpu_batch *x) {
+    const bool bf16 = bk->dt == BK_BF16;
+    model_config cfg = gpu_tiny_config_of(64, false);
+    cfg.n_kv_heads = n_kv_heads;
+    char err[256];
+    backend_comm *c = backend_comm_create(bk, d, kind, err, sizeof err);
+    if (!c) dist_exit_user_error(d, err);
+
+    // Reference on rank 0: the whole batch, no hook.
+    model *ref = NULL;
+    double ref_loss = 0;
+    if (d->rank == 0) {
+        ref = model_create_on(&cfg, GB * GT, false, bk);
+        model_init_weights(ref, 11);
+        model_zero_grads(ref);
+        ref_loss = model_forward_backward(ref, &x->b, 1.0f / (float)x->n_targets);
+        model_pull_grads(ref);
+    }
+
+    zigzag_layout z;
+    zigzag_layout_init_sp(&z, GT, d->sp, d->ulysses, d->sp_rank);
+    const int64_t TL = z.T_local, n = GB * TL;
+    int32_t *tok = malloc(sizeof(int32_t) * n), *tgt = malloc(sizeof(int32_t) * n);
+    int32_t *pos = malloc(sizeof(int32_t) * n), *seg = malloc(sizeof(int32_t) * n);
+    zigzag_shard_batch(tok, tgt, pos, seg, x->tokens, x->targets, x->pos, x->seg, GB, &z, 0);
+    model *m = model_create_on(&cfg, n, true, bk);
+    model_init_weights(m, 11);
+    model_attention att = backend_comm_ring_attention(c);
+    model_set_attention(m, &att);
+    model_batch mb = {.B = GB, .T = TL, .tokens = tok, .targets = tgt, .pos = pos, .seg = seg};
+    model_zero_grads(m);
+    backend_comm_grad_begin(c, m->dgrads, m->n_params);
+    m->grad_hook = (model_grad_hook){.ready = grad_ready, .ctx = c};
+    double loss = model_forward_backward(m, &mb, 1.0f / (float)x->n_targets);
+    m->grad_hook = (model_grad_hook){0};
+    backend_comm_grad_end(c);
+    dist_allreduce_sum_double(d, &loss, 1);
+    model_pull_grads(m);
+
+    if (d->rank == 0) {
+        int which;
+        double rel = gpu_worst_rel_l2(m, m->grads, ref->grads, &which);
+        double lrel = fabs(loss - ref_loss) / fabs(ref_loss);
+        const double tol = bf16 ? 3e-2 : 1e-5;
+        printf("%s ring %d x ulysses %d over %s, %d heads / %d kv heads: loss %.6f vs %.6f "
+               "(rel %.2e), worst gradient rel L2 %.2e (%s)\n",
+               bf16 ? "bf16" : "fp32", d->ring, d->ulysses, backend_comm_name(c), cfg.n_heads,
+               cfg.n_kv_heads, loss / x->n_targets, ref_loss / x->n_targets, lrel, rel,
+               which >= 0 ? m->tensors[which].name : "-");
+        fflush(stdout);
+        EXPECT(lrel < tol, "loss rel error %.3e", lrel);
+        EXPECT(rel < tol, "gradient rel error %.3e", rel);
+        model_free(ref);
+    }
+    model_free(m);
+    backend_comm_free(c);
+    free(tok); free(tgt); free(pos); free(seg);
+}
+
+int main(int argc, char **argv) {
+    dist_ctx d;
+    dist_init(&d, &argc, &argv);
+    rank_ = d.rank;
+    if (backend_gpu_count() == 0) {
+        if (d.rank == 0) printf("no GPU visible: skipped\n");
+        dist_finalize(&d);
+        return 77;
+    }
+    int kind = 0;
+    if (argc > 1 && !strcmp(argv[1], "nccl")) kind = GPU_COMM_NCCL;
+    if (argc > 1 && !strcmp(argv[1], "mpi")) kind = GPU_COMM_MPI;
+    int ring = argc > 2 ? atoi(argv[2]) : 1;
+    char err[256];
+    if (ring < 1 || d.size % ring != 0) {
+        snprintf(err, sizeof err, "ring %d does not divide %d ranks", ring, d.size);
+        dist_exit_user_error(&d, err);
+    }
+    if (dist_init_grid3(&d, 1, ring, d.size / ring, err, sizeof err) != 0) dist_exit_user_error(&d, err);
+    gpu_batch x;
+    gpu_make_batch(&x, 777u);
+#ifdef STRETCH_GPU_EMU
+    const int n_kv_cases = 1;  // the emulator is slow: the replicated case only
+#else
+    const int n_kv_cases = 2;
+#endif
+    for (int kv = 1; kv <= n_kv_cases; kv++)
+        for (int dt = 0; dt < 2; dt++) {
+            int lr, ls;
+            dist_local_rank(&d, &lr, &ls);
+            backend *bk = backend_create(BACKEND_CUDA, dt ? BK_BF16 : BK_F32,
+                                         lr % backend_gpu_count(), err, sizeof err);
+            if (!bk) dist_exit_user_error(&d, err);
+            model_check(bk, &d, kind, kv, &x);
+            backend_free(bk);
+        }
+    int64_t f = failures;
+    dist_allreduce_sum_int64(&d, &f, 1);
+    if (d.rank == 0) printf(f ? "%lld failure(s)\n" : "all passed\n", (long long)f);
+    dist_finalize(&d);
+    return f ? 1 : 0;
+}
