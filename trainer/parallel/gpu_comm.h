@@ -17,8 +17,9 @@
 // Defined in gpu_comm_cuda.c; tested on a GPU by tests/gpu/test_gpu_ring.c
 // (+ .sh: 1 rank over nccl and 2 ranks over mpi against the cpu ring),
 // tests/gpu/test_gpu_shard.c (+ .sh: the gradient reduce-scatter and
-// all-gather) and tests/gpu/test_gpu_alltoall.c (+ .sh). Not run under the
-// emulated GPU (tests/gpu/emu has no NCCL shim).
+// all-gather), tests/gpu/test_gpu_alltoall.c (+ .sh) and
+// tests/gpu/test_gpu_ulysses.c (+ .sh); the same programs run on emulated
+// GPUs over tests/gpu/emu's NCCL shim (ctest label gpuemu).
 #pragma once
 
 #include <stdbool.h>
