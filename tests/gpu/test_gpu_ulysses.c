@@ -8,9 +8,10 @@
 //   the bucketed gradient all-reduce of gpu_comm. Loss and every gradient
 //   tensor (worst per-tensor relative L2) must match the reference: fp32
 //   1e-5, bf16 3e-2 (bf16 activations, block merges in another order).
-//   Model: dim 128, head dim 64, 2 query heads and 1 kv head (GQA: with
-//   ulysses 2 the kv head is replicated on both u ranks and their dK/dV
-//   are summed), then (real GPU only) 2 kv heads (one per u rank). Batch:
+//   Model: head dim 64, max(2, ulysses) query heads (dim 64 x heads) and 1
+//   kv head (GQA: the kv head is replicated on every u rank and their dK/dV
+//   are summed), then (real GPU only) 2 kv heads (ulysses 2: one per u
+//   rank; ulysses 4: each replicated on 2 u ranks). Batch:
 //   2 sequences of 128 packed documents (37 + 11 b, 29, ... tokens) that
 //   cross every chunk boundary of 2 and 4 ranks.
 // tests/gpu/test_gpu_ulysses.sh runs it on a GPU machine (ranks sharing the
@@ -40,6 +41,8 @@ static void grad_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo)
 static void model_check(backend *bk, dist_ctx *d, int kind, int n_kv_heads, const gpu_batch *x) {
     const bool bf16 = bk->dt == BK_BF16;
     model_config cfg = gpu_tiny_config_of(64, false);
+    cfg.n_heads = d->ulysses > 2 ? d->ulysses : 2;  // ulysses must divide the heads
+    cfg.dim = cfg.n_heads * cfg.head_dim;
     cfg.n_kv_heads = n_kv_heads;
     char err[256];
     backend_comm *c = backend_comm_create(bk, d, kind, err, sizeof err);
