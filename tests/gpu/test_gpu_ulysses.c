@@ -1,7 +1,9 @@
 // The GPU Ulysses attention and the ring x ulysses hybrid (ulysses_cuda.c,
 // through backend_comm's attention hook as train.c gets it) against one rank.
-//   usage: gpu_test_gpu_ulysses [nccl|mpi|auto] [RING]
-//   The world is ring RING (default 1) x ulysses (ranks / RING). Rank 0 runs
+//   usage: gpu_test_gpu_ulysses [nccl|mpi|auto] [RING] [T]
+//   The world is ring RING (default 1) x ulysses (ranks / RING); sequences
+//   of T tokens (default 128; one that is not a multiple of 2 x ring x
+//   ulysses is padded by zigzag_shard_batch, padding its own document). Rank 0 runs
 //   the tiny model on the whole batch on its GPU (the 1-rank reference);
 //   every rank then runs it on its rows (zigzag_layout_init_sp: ring-local
 //   zig-zag chunks split over the u ranks) with the GPU attention hook and
@@ -52,15 +54,16 @@ static void model_check(backend *bk, dist_ctx *d, int kind, int n_kv_heads, cons
     model *ref = NULL;
     double ref_loss = 0;
     if (d->rank == 0) {
-        ref = model_create_on(&cfg, GB * GT, false, bk);
+        ref = model_create_on(&cfg, GB * x->b.T, false, bk);
         model_init_weights(ref, 11);
         model_zero_grads(ref);
         ref_loss = model_forward_backward(ref, &x->b, 1.0f / (float)x->n_targets);
         model_pull_grads(ref);
     }
 
+    const int64_t T = x->b.T;
     zigzag_layout z;
-    zigzag_layout_init_sp(&z, GT, d->sp, d->ulysses, d->sp_rank);
+    zigzag_layout_init_sp(&z, T, d->sp, d->ulysses, d->sp_rank);
     const int64_t TL = z.T_local, n = GB * TL;
     int32_t *tok = malloc(sizeof(int32_t) * n), *tgt = malloc(sizeof(int32_t) * n);
     int32_t *pos = malloc(sizeof(int32_t) * n), *seg = malloc(sizeof(int32_t) * n);
@@ -84,10 +87,10 @@ static void model_check(backend *bk, dist_ctx *d, int kind, int n_kv_heads, cons
         double rel = gpu_worst_rel_l2(m, m->grads, ref->grads, &which);
         double lrel = fabs(loss - ref_loss) / fabs(ref_loss);
         const double tol = bf16 ? 3e-2 : 1e-5;
-        printf("%s ring %d x ulysses %d over %s, %d heads / %d kv heads: loss %.6f vs %.6f "
-               "(rel %.2e), worst gradient rel L2 %.2e (%s)\n",
+        printf("%s ring %d x ulysses %d over %s, %d heads / %d kv heads, T %lld (padded %lld): "
+               "loss %.6f vs %.6f (rel %.2e), worst gradient rel L2 %.2e (%s)\n",
                bf16 ? "bf16" : "fp32", d->ring, d->ulysses, backend_comm_name(c), cfg.n_heads,
-               cfg.n_kv_heads, loss / x->n_targets, ref_loss / x->n_targets, lrel, rel,
+               cfg.n_kv_heads, (long long)T, (long long)z.T_pad, loss / x->n_targets, ref_loss / x->n_targets, lrel, rel,
                which >= 0 ? m->tensors[which].name : "-");
         fflush(stdout);
         EXPECT(lrel < tol, "loss rel error %.3e", lrel);
@@ -97,6 +100,24 @@ static void model_check(backend *bk, dist_ctx *d, int kind, int n_kv_heads, cons
     model_free(m);
     backend_comm_free(c);
     free(tok); free(tgt); free(pos); free(seg);
+}
+
+// The first T tokens of every sequence of x (T <= GT: a length that needs
+// padding to a multiple of 2 x ring x ulysses); the last one predicts nothing.
+static void cut_batch(gpu_batch *y, const gpu_batch *x, int64_t T) {
+    *y = *x;
+    y->n_targets = 0;
+    for (int64_t b = 0; b < GB; b++)
+        for (int64_t t = 0; t < T; t++) {
+            int64_t i = b * T + t, j = b * GT + t;
+            y->tokens[i] = x->tokens[j];
+            y->pos[i] = x->pos[j];
+            y->seg[i] = x->seg[j];
+            y->targets[i] = t == T - 1 ? -1 : x->targets[j];
+            y->n_targets += y->targets[i] >= 0;
+        }
+    y->b = (model_batch){.B = GB, .T = T, .tokens = y->tokens, .targets = y->targets,
+                         .pos = y->pos, .seg = y->seg};
 }
 
 int main(int argc, char **argv) {
@@ -118,8 +139,14 @@ int main(int argc, char **argv) {
         dist_exit_user_error(&d, err);
     }
     if (dist_init_grid3(&d, 1, ring, d.size / ring, err, sizeof err) != 0) dist_exit_user_error(&d, err);
-    gpu_batch x;
-    gpu_make_batch(&x, 777u);
+    int64_t T = argc > 3 ? atoll(argv[3]) : GT;
+    if (T < 2 || T > GT) {
+        snprintf(err, sizeof err, "T %lld is not in [2, %d]", (long long)T, GT);
+        dist_exit_user_error(&d, err);
+    }
+    static gpu_batch whole, x;
+    gpu_make_batch(&whole, 777u);
+    cut_batch(&x, &whole, T);
 #ifdef STRETCH_GPU_EMU
     const int n_kv_cases = 1;  // the emulator is slow: the replicated case only
 #else
