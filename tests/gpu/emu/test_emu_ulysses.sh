@@ -3,8 +3,9 @@
 # 1-rank model, 4 ranks each: ulysses 4 (the kv head replicated 4 ways)
 # and ring 2 x ulysses 2 over the NCCL shim, and ring 2 x ulysses 2 with the
 # ranks sharing one emulated GPU over the host-staged mpi transport
-# (EMU_GPU_COUNT=1, transport auto) on sequences of 122 tokens (padded). Ulysses 2 with kv heads split one per
-# rank: the layout test gpuemu_ulysses_layout and the GPU run.
+# (EMU_GPU_COUNT=1, transport auto) on sequences of 122 tokens (padded).
+# Ulysses 2 with kv heads split one per rank: the layout test
+# gpuemu_ulysses_layout and the GPU run.
 # usage: test_emu_ulysses.sh PROGRAM MPIEXEC [NP_FLAG]
 set -u
 prog=$1 mpiexec=${2:-mpirun} npflag=${3:--n}
