@@ -454,9 +454,10 @@ cudaError_t cudaFreeHost(void *p)
     free(p);
     return cudaSuccess;
 }
-static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+// dn / sn: the bytes the copy spans at dst / src.
+static cudaError_t check_copy(void *dst, size_t dn, const void *src, size_t sn, cudaMemcpyKind k)
 {
-    bool dd = is_dev(dst, n), sd = is_dev(src, n);
+    bool dd = is_dev(dst, dn), sd = is_dev(src, sn);
     switch (k) {
     case cudaMemcpyHostToDevice: if (!dd || sd) return cudaErrorInvalidValue; break;
     case cudaMemcpyDeviceToHost: if (dd || !sd) return cudaErrorInvalidValue; break;
@@ -470,7 +471,7 @@ static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKi
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t st)
 {
     if (n == 0) return cudaSuccess;
-    cudaError_t e = check_copy(dst, src, n, k);
+    cudaError_t e = check_copy(dst, n, src, n, k);
     if (e) return err(e);
     enqueue(st, [=] { memmove(dst, src, n); });
     return cudaSuccess;
@@ -487,11 +488,11 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
 {
     if (width > dpitch || width > spitch) return err(cudaErrorInvalidPitchValue);
     if (width == 0 || height == 0) return cudaSuccess;
-    cudaError_t e = check_copy(dst, src, (height - 1) * dpitch + width, k);
-    if (!e) e = check_copy(dst, src, 0, k);
+    // Each side spans its own pitch (an emulator bug had checked src with
+    // dpitch: a legal copy from a packed source into a wider-pitched
+    // destination was refused).
+    cudaError_t e = check_copy(dst, (height - 1) * dpitch + width, src, (height - 1) * spitch + width, k);
     if (e) return err(e);
-    if (k != cudaMemcpyDefault && k != cudaMemcpyHostToDevice && !is_dev(src, (height - 1) * spitch + width))
-        return err(cudaErrorInvalidValue);
     enqueue(st, [=] {
         for (size_t r = 0; r < height; r++)
             memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
