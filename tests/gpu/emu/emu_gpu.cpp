@@ -130,7 +130,7 @@ static bool ready(CUstream_st *s)
         if (d.first->done < d.second) return false;
     return !s->async.front() || s->async.front()->start_ok();
 }
-// Completes the started asynchronous operations that can complete; true if any did.
+// Completes the started asynchronous operations whose messages are all in; true if any did.
 static bool poll_inflight()
 {
     bool any = false;
@@ -181,17 +181,36 @@ template <typename P> static void run_until(P pred)
     int idle = 0;
     double t_idle = 0;
     while (!pred()) {
-        if (poll_inflight()) {
+        std::vector<CUstream_st *> r;
+        bool waiting = false;
+        CUstream_st *async_ready = nullptr;
+        for (auto *s : g_streams) {
+            if (ready(s)) {
+                r.push_back(s);
+                if (s->async.front() && !async_ready) async_ready = s;
+            }
+            waiting |= s->inflight != nullptr;
+        }
+        // Asynchronous operations (NCCL) start as soon as they may and
+        // complete as late as they may - only when nothing else can run: a
+        // producer not ordered before one misses its snapshot, a consumer
+        // not ordered after one reads the old bytes, deterministically.
+        if (async_ready) {
+            CUstream_st *s = async_ready;
+            auto a = std::move(s->async.front());
+            s->q.pop_front();
+            s->deps.pop_front();
+            s->async.pop_front();
+            a->start();
+            s->inflight = std::move(a);
             idle = 0;
             continue;
         }
-        std::vector<CUstream_st *> r;
-        bool waiting = false;
-        for (auto *s : g_streams) {
-            if (ready(s)) r.push_back(s);
-            waiting |= s->inflight != nullptr;
-        }
         if (r.empty()) {
+            if (poll_inflight()) {
+                idle = 0;
+                continue;
+            }
             if (!waiting) emu_fail("deadlock: queued work waits on work that can never run");
             // Only messages from other ranks can move this rank on: let them run.
             if (idle++ == 0) t_idle = emu_now();
@@ -202,15 +221,9 @@ template <typename P> static void run_until(P pred)
         idle = 0;
         CUstream_st *s = r[g_srng() % r.size()];
         auto fn = std::move(s->q.front());
-        auto a = std::move(s->async.front());
         s->q.pop_front();
         s->deps.pop_front();
         s->async.pop_front();
-        if (a) {  // posts its messages; completes in poll_inflight
-            a->start();
-            s->inflight = std::move(a);
-            continue;
-        }
         fn();
         s->done++;
     }

@@ -130,3 +130,10 @@ foreach(mode sp resume)
     $<TARGET_FILE:gpuemu_stretch> ${CMAKE_SOURCE_DIR} ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
   set_tests_properties(gpuemu_stretch_${mode} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
 endforeach()
+
+# The NCCL shim itself: its calls against host values, stale reads without
+# an event, and the misuses it stops (test_emu_nccl.c / .sh).
+stretch_gpuemu_exe(gpuemu_nccl_check ${EMU_DIR}/test_emu_nccl.c)
+add_test(NAME gpuemu_nccl COMMAND bash ${EMU_DIR}/test_emu_nccl.sh $<TARGET_FILE:gpuemu_nccl_check>
+  ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+set_tests_properties(gpuemu_nccl PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 300)
