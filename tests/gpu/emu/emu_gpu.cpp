@@ -266,7 +266,7 @@ struct Alloc {
 };
 static std::map<uintptr_t, Alloc> g_dev;  // device pointer -> mapping
 static std::map<uintptr_t, size_t> g_pinned;
-static size_t g_dev_bytes;
+static size_t g_dev_bytes, g_dev_peak;
 
 static bool is_dev(const void *p, size_t n)
 {
@@ -279,6 +279,8 @@ static bool is_dev(const void *p, size_t n)
 extern "C" {
 
 size_t emu_cuda_bytes_allocated(void) { return g_dev_bytes; }
+size_t emu_cuda_peak_bytes(void) { return g_dev_peak; }
+void emu_cuda_reset_peak(void) { g_dev_peak = g_dev_bytes; }
 
 const char *cudaGetErrorString(cudaError_t e)
 {
@@ -433,6 +435,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     g_dev[(uintptr_t)d] = Alloc{m, np * ps, bytes};
     g_regions.push_back({d, bytes});
     g_dev_bytes += bytes;
+    g_dev_peak = std::max(g_dev_peak, g_dev_bytes);
     *p = d;
     return cudaSuccess;
 }
