@@ -130,7 +130,7 @@ static bool ready(CUstream_st *s)
         if (d.first->done < d.second) return false;
     return !s->async.front() || s->async.front()->start_ok();
 }
-// Completes the started asynchronous operations that can complete; true if any did.
+// Completes the started asynchronous operations whose messages are all in; true if any did.
 static bool poll_inflight()
 {
     bool any = false;
@@ -181,17 +181,36 @@ template <typename P> static void run_until(P pred)
     int idle = 0;
     double t_idle = 0;
     while (!pred()) {
-        if (poll_inflight()) {
+        std::vector<CUstream_st *> r;
+        bool waiting = false;
+        CUstream_st *async_ready = nullptr;
+        for (auto *s : g_streams) {
+            if (ready(s)) {
+                r.push_back(s);
+                if (s->async.front() && !async_ready) async_ready = s;
+            }
+            waiting |= s->inflight != nullptr;
+        }
+        // Asynchronous operations (NCCL) start as soon as they may and
+        // complete as late as they may - only when nothing else can run: a
+        // producer not ordered before one misses its snapshot, a consumer
+        // not ordered after one reads the old bytes, deterministically.
+        if (async_ready) {
+            CUstream_st *s = async_ready;
+            auto a = std::move(s->async.front());
+            s->q.pop_front();
+            s->deps.pop_front();
+            s->async.pop_front();
+            a->start();
+            s->inflight = std::move(a);
             idle = 0;
             continue;
         }
-        std::vector<CUstream_st *> r;
-        bool waiting = false;
-        for (auto *s : g_streams) {
-            if (ready(s)) r.push_back(s);
-            waiting |= s->inflight != nullptr;
-        }
         if (r.empty()) {
+            if (poll_inflight()) {
+                idle = 0;
+                continue;
+            }
             if (!waiting) emu_fail("deadlock: queued work waits on work that can never run");
             // Only messages from other ranks can move this rank on: let them run.
             if (idle++ == 0) t_idle = emu_now();
@@ -202,15 +221,9 @@ template <typename P> static void run_until(P pred)
         idle = 0;
         CUstream_st *s = r[g_srng() % r.size()];
         auto fn = std::move(s->q.front());
-        auto a = std::move(s->async.front());
         s->q.pop_front();
         s->deps.pop_front();
         s->async.pop_front();
-        if (a) {  // posts its messages; completes in poll_inflight
-            a->start();
-            s->inflight = std::move(a);
-            continue;
-        }
         fn();
         s->done++;
     }
@@ -253,7 +266,7 @@ struct Alloc {
 };
 static std::map<uintptr_t, Alloc> g_dev;  // device pointer -> mapping
 static std::map<uintptr_t, size_t> g_pinned;
-static size_t g_dev_bytes;
+static size_t g_dev_bytes, g_dev_peak;
 
 static bool is_dev(const void *p, size_t n)
 {
@@ -266,6 +279,8 @@ static bool is_dev(const void *p, size_t n)
 extern "C" {
 
 size_t emu_cuda_bytes_allocated(void) { return g_dev_bytes; }
+size_t emu_cuda_peak_bytes(void) { return g_dev_peak; }
+void emu_cuda_reset_peak(void) { g_dev_peak = g_dev_bytes; }
 
 const char *cudaGetErrorString(cudaError_t e)
 {
@@ -420,6 +435,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     g_dev[(uintptr_t)d] = Alloc{m, np * ps, bytes};
     g_regions.push_back({d, bytes});
     g_dev_bytes += bytes;
+    g_dev_peak = std::max(g_dev_peak, g_dev_bytes);
     *p = d;
     return cudaSuccess;
 }
@@ -454,10 +470,10 @@ cudaError_t cudaFreeHost(void *p)
     free(p);
     return cudaSuccess;
 }
-// dst_n / src_n: the bytes each side spans (they differ for 2-D copies of unequal pitch).
-static cudaError_t check_copy2(void *dst, size_t dst_n, const void *src, size_t src_n, cudaMemcpyKind k)
+// dn / sn: the bytes the copy spans at dst / src.
+static cudaError_t check_copy(void *dst, size_t dn, const void *src, size_t sn, cudaMemcpyKind k)
 {
-    bool dd = is_dev(dst, dst_n), sd = is_dev(src, src_n);
+    bool dd = is_dev(dst, dn), sd = is_dev(src, sn);
     switch (k) {
     case cudaMemcpyHostToDevice: if (!dd || sd) return cudaErrorInvalidValue; break;
     case cudaMemcpyDeviceToHost: if (dd || !sd) return cudaErrorInvalidValue; break;
@@ -468,14 +484,10 @@ static cudaError_t check_copy2(void *dst, size_t dst_n, const void *src, size_t 
     }
     return cudaSuccess;
 }
-static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
-{
-    return check_copy2(dst, n, src, n, k);
-}
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t st)
 {
     if (n == 0) return cudaSuccess;
-    cudaError_t e = check_copy(dst, src, n, k);
+    cudaError_t e = check_copy(dst, n, src, n, k);
     if (e) return err(e);
     enqueue(st, [=] { memmove(dst, src, n); });
     return cudaSuccess;
@@ -492,8 +504,10 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
 {
     if (width > dpitch || width > spitch) return err(cudaErrorInvalidPitchValue);
     if (width == 0 || height == 0) return cudaSuccess;
-    cudaError_t e = check_copy2(dst, (height - 1) * dpitch + width, src, (height - 1) * spitch + width, k);
-    if (!e) e = check_copy(dst, src, 0, k);
+    // Each side spans its own pitch (an emulator bug had checked src with
+    // dpitch: a legal copy from a packed source into a wider-pitched
+    // destination was refused).
+    cudaError_t e = check_copy(dst, (height - 1) * dpitch + width, src, (height - 1) * spitch + width, k);
     if (e) return err(e);
     enqueue(st, [=] {
         for (size_t r = 0; r < height; r++)

@@ -137,3 +137,20 @@ target_compile_definitions(gpuemu_ulysses PRIVATE STRETCH_GPU_EMU=1)
 add_test(NAME gpuemu_ulysses COMMAND bash ${EMU_DIR}/test_emu_ulysses.sh $<TARGET_FILE:gpuemu_ulysses>
   ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
 set_tests_properties(gpuemu_ulysses PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 900)
+
+# The whole program on the emulated GPU: `gpuemu_stretch train --backend
+# cuda` runs trainer/, the cuda backend, gpu_comm (NCCL shim or host-staged
+# MPI) and the GPU ring attention, one emulated GPU per rank.
+stretch_gpuemu_exe(gpuemu_stretch ${CMAKE_SOURCE_DIR}/trainer/cli/main.c)
+foreach(mode sp resume)
+  add_test(NAME gpuemu_stretch_${mode} COMMAND bash ${EMU_DIR}/test_emu_stretch.sh ${mode}
+    $<TARGET_FILE:gpuemu_stretch> ${CMAKE_SOURCE_DIR} ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+  set_tests_properties(gpuemu_stretch_${mode} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
+endforeach()
+
+# The NCCL shim itself: its calls against host values, stale reads without
+# an event, and the misuses it stops (test_emu_nccl.c / .sh).
+stretch_gpuemu_exe(gpuemu_nccl_check ${EMU_DIR}/test_emu_nccl.c)
+add_test(NAME gpuemu_nccl COMMAND bash ${EMU_DIR}/test_emu_nccl.sh $<TARGET_FILE:gpuemu_nccl_check>
+  ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+set_tests_properties(gpuemu_nccl PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 300)
