@@ -7,10 +7,13 @@
 # max |b|) against the reference run, to 1e-4.
 #   sp:     2 ranks sp 2 over the NCCL shim, and 2 ranks sharing one
 #           emulated GPU over the host-staged MPI transport, vs 1 rank.
+#   ulysses: `--parallel.ulysses 2` (2 ranks) and ring 2 x ulysses 2 (4
+#           ranks) over the NCCL shim, a GQA model whose one kv head is
+#           replicated on the u ranks, vs 1 rank.
 #   resume: a checkpoint of step 2 written on the emulated GPU resumes on
 #           the cpu backend, and one written on the cpu resumes on the
 #           emulated GPU; both runs to step 4 vs the cpu backend's run.
-# usage: test_emu_stretch.sh sp|resume GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
+# usage: test_emu_stretch.sh sp|resume|ulysses GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
 mode=$1; STRETCH=$2; SRC=$3; MPIEXEC=${4:-mpirun}; NP=${5:--n}
 source "$SRC/tests/cli/lib.sh"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
@@ -20,9 +23,9 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 "$STRETCH" tokenize --out text.shard /usr/share/common-licenses/GPL-3 >/dev/null
 
-run_file() {  # $1 = out_dir, $2 = backend
+run_file() {  # $1 = out_dir, $2 = backend, [$3 = the model line]
   cat > "$1.yaml" <<YAML
-model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}
+${3:-model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96\}}
 data: {tokenizer: byte, train: [text.shard], passkey_ratio: 0}
 optimizer: {lr: 3.0e-3, warmup_steps: 2}
 train: {seed: 7, out_dir: $1, log_every: 1, ckpt_every: 2, keep_last: 0, backend: $2, dtype: fp32}
@@ -70,5 +73,23 @@ resume)
   $CMP y1 c1 1e-4 || fail "cpu -> emulated GPU resume differs from the cpu run"
   echo "gpuemu_stretch_resume: checkpoints cross between the emulated GPU and the cpu"
   ;;
-*) fail "usage: test_emu_stretch.sh sp|resume ..." ;;
+ulysses)
+  # 2 query heads, 1 kv head (head dim 64): ulysses 2 replicates the kv head
+  # on both u ranks and sums its dK/dV.
+  gqa='model: {dim: 128, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_dim: 96}'
+  run_file u1 cuda "$gqa"
+  timed u1.log "$STRETCH" train u1.yaml
+  run_file u2 cuda "$gqa"
+  timed u2.log "${MPIRUN[@]}" "$STRETCH" train u2.yaml --parallel.ulysses 2 --parallel.transport nccl
+  has "backend cuda (fp32, comm nccl 2.21.5)" < u2.log || fail "ulysses 2: not over the NCCL shim"
+  has "ring 1 x ulysses 2" < u2.log || fail "ulysses 2: not on a ulysses grid"
+  $CMP u2 u1 1e-4 || fail "ulysses 2 over nccl differs from 1 rank"
+  run_file h4 cuda "$gqa"
+  timed h4.log "$MPIEXEC" "$NP" 4 --oversubscribe --bind-to none "$STRETCH" train h4.yaml \
+    --parallel.ring 2 --parallel.ulysses 2 --parallel.transport nccl
+  has "ring 2 x ulysses 2" < h4.log || fail "hybrid: not on a ring 2 x ulysses 2 grid"
+  $CMP h4 u1 1e-4 || fail "ring 2 x ulysses 2 over nccl differs from 1 rank"
+  echo "gpuemu_stretch_ulysses: ulysses 2 and ring 2 x ulysses 2 over nccl match 1 rank"
+  ;;
+*) fail "usage: test_emu_stretch.sh sp|resume|ulysses ..." ;;
 esac
