@@ -17,8 +17,10 @@
 // Defined in gpu_comm_cuda.c; tested on a GPU by tests/gpu/test_gpu_ring.c
 // (+ .sh: 1 rank over nccl and 2 ranks over mpi against the cpu ring),
 // tests/gpu/test_gpu_shard.c (+ .sh: the gradient reduce-scatter and
-// all-gather) and tests/gpu/test_gpu_alltoall.c (+ .sh). Not run under the
-// emulated GPU (tests/gpu/emu has no NCCL shim).
+// all-gather) and tests/gpu/test_gpu_alltoall.c (+ .sh). The same programs
+// run in CI on emulated GPUs, over an NCCL shim (NCCL over MPI) and over
+// host-staged MPI: gpuemu_ring / _shard / _alltoall, and the trainer in
+// gpuemu_stretch_* (tests/gpu/emu/README.md).
 #pragma once
 
 #include <stdbool.h>
