@@ -18,8 +18,10 @@
 // (+ .sh: 1 rank over nccl and 2 ranks over mpi against the cpu ring),
 // tests/gpu/test_gpu_shard.c (+ .sh: the gradient reduce-scatter and
 // all-gather), tests/gpu/test_gpu_alltoall.c (+ .sh) and
-// tests/gpu/test_gpu_ulysses.c (+ .sh); the same programs run on emulated
-// GPUs over tests/gpu/emu's NCCL shim (ctest label gpuemu).
+// tests/gpu/test_gpu_ulysses.c (+ .sh). The same programs run in CI on
+// emulated GPUs, over an NCCL shim (NCCL over MPI) and over host-staged
+// MPI: gpuemu_ring / _shard / _alltoall / _ulysses, and the trainer in
+// gpuemu_stretch_* (tests/gpu/emu/README.md).
 #pragma once
 
 #include <stdbool.h>

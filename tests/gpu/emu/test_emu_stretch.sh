@@ -6,7 +6,8 @@
 # step (relative) and every parameter tensor after the steps (max |a - b| /
 # max |b|) against the reference run, to 1e-4.
 #   sp:     2 ranks sp 2 over the NCCL shim, and 2 ranks sharing one
-#           emulated GPU over the host-staged MPI transport, vs 1 rank.
+#           emulated GPU over the host-staged MPI transport, vs 1 rank;
+#           an asynchronous NCCL error stops the run through the watchdog.
 #   ulysses: `--parallel.ulysses 2` (2 ranks) and ring 2 x ulysses 2 (4
 #           ranks) over the NCCL shim, a GQA model whose one kv head is
 #           replicated on the u ranks, vs 1 rank.
@@ -53,6 +54,17 @@ sp)
   timed m2.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m2.yaml --parallel.sp 2
   has "backend cuda (fp32, comm mpi)" < m2.log || fail "sp 2 sharing a GPU: not over mpi"
   $CMP m2 r1 1e-4 || fail "sp 2 over host-staged mpi differs from 1 rank"
+  # An asynchronous NCCL failure (ncclCommGetAsyncError, faked by
+  # EMU_NCCL_ASYNC_ERROR=6: ncclRemoteError) ends the run through the
+  # watchdog's poll hook (dist_abort.h): exit 97, the NCCL message.
+  run_file w1 cuda
+  set +e
+  EMU_NCCL_ASYNC_ERROR=6 "$STRETCH" train w1.yaml --train.watchdog_minutes 5 > w1.log 2>&1; rc=$?
+  set -e
+  [ $rc -eq 97 ] || { tail -5 w1.log; fail "an NCCL async error: exit $rc, want 97"; }
+  has "NCCL asynchronous error (ring communicator): remote process exited or there was a network error" < w1.log \
+    || fail "an NCCL async error: no message"
+  echo "an asynchronous NCCL error: the watchdog aborts (exit 97)"
   echo "gpuemu_stretch_sp: 2 ranks sp 2 over nccl and over mpi match 1 rank"
   ;;
 resume)
