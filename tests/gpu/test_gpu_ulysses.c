@@ -1,9 +1,10 @@
 // The GPU Ulysses attention and the ring x ulysses hybrid (ulysses_cuda.c,
 // through backend_comm's attention hook as train.c gets it) against one rank.
-//   usage: gpu_test_gpu_ulysses [nccl|mpi|auto] [RING] [T]
+//   usage: gpu_test_gpu_ulysses [nccl|mpi|auto] [RING] [CUT]
 //   The world is ring RING (default 1) x ulysses (ranks / RING); sequences
-//   of T tokens (default 128; one that is not a multiple of 2 x ring x
-//   ulysses is padded by zigzag_shard_batch, padding its own document). Rank 0 runs
+//   of T = GT - CUT tokens (GT 128, 48 under the emulator; CUT default 0; a
+//   T that is not a multiple of 2 x ring x ulysses is padded by
+//   zigzag_shard_batch, the padding its own document). Rank 0 runs
 //   the tiny model on the whole batch on its GPU (the 1-rank reference);
 //   every rank then runs it on its rows (zigzag_layout_init_sp: ring-local
 //   zig-zag chunks split over the u ranks) with the GPU attention hook and
@@ -14,8 +15,8 @@
 //   kv head (GQA: the kv head is replicated on every u rank and their dK/dV
 //   are summed), then (real GPU only) 2 kv heads (ulysses 2: one per u
 //   rank; ulysses 4: each replicated on 2 u ranks). Batch:
-//   2 sequences of 128 packed documents (37 + 11 b, 29, ... tokens) that
-//   cross every chunk boundary of 2 and 4 ranks.
+//   2 sequences of packed documents (gpu_check.h) that cross every chunk
+//   boundary of 2 and 4 ranks.
 // tests/gpu/test_gpu_ulysses.sh runs it on a GPU machine (ranks sharing the
 // GPU over mpi; over nccl when there are GPUs for every rank);
 // tests/gpu/emu/test_emu_ulysses.sh on emulated GPUs. Exit 77 without a GPU.
@@ -139,9 +140,9 @@ int main(int argc, char **argv) {
         dist_exit_user_error(&d, err);
     }
     if (dist_init_grid3(&d, 1, ring, d.size / ring, err, sizeof err) != 0) dist_exit_user_error(&d, err);
-    int64_t T = argc > 3 ? atoll(argv[3]) : GT;
+    int64_t T = GT - (argc > 3 ? atoll(argv[3]) : 0);
     if (T < 2 || T > GT) {
-        snprintf(err, sizeof err, "T %lld is not in [2, %d]", (long long)T, GT);
+        snprintf(err, sizeof err, "CUT %s leaves T %lld outside [2, %d]", argv[3], (long long)T, GT);
         dist_exit_user_error(&d, err);
     }
     static gpu_batch whole, x;

@@ -12,7 +12,7 @@ prog=$1 mpiexec=${2:-mpirun} npflag=${3:--n}
 [ $rc -ne 0 ] && { echo "FAIL: 1 rank over nccl (rc $rc)"; exit 1; }
 "$mpiexec" $npflag 2 --oversubscribe --bind-to none "$prog" mpi 1 || { echo "FAIL: ulysses 2 over mpi"; exit 1; }
 "$mpiexec" $npflag 4 --oversubscribe --bind-to none "$prog" mpi 2 || { echo "FAIL: ring 2 x ulysses 2 over mpi"; exit 1; }
-"$mpiexec" $npflag 4 --oversubscribe --bind-to none "$prog" mpi 2 122 || { echo "FAIL: ring 2 x ulysses 2 over mpi, T 122"; exit 1; }
+"$mpiexec" $npflag 4 --oversubscribe --bind-to none "$prog" mpi 2 6 || { echo "FAIL: ring 2 x ulysses 2 over mpi, T 122"; exit 1; }
 "$mpiexec" $npflag 4 --oversubscribe --bind-to none "$prog" mpi 1 || { echo "FAIL: ulysses 4 over mpi"; exit 1; }
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 if [ "${gpus:-0}" -ge 2 ]; then
