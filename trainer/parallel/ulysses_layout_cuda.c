@@ -32,10 +32,22 @@ int64_t ulysses_layout_block(const ulysses_layout *l, int heads) {
     return l->B * l->TL * W * l->D;
 }
 
+// cudaMemcpy2D refuses a pitch above the device's maxPitch (2^31 - 1 on
+// current GPUs); a ring-local sequence of 1M tokens x 8 heads x 128 x bf16
+// is 2 GiB. Such rows (one per sequence: few) go as 1-D copies each.
+#define PITCH_MAX ((size_t)1 << 30)
+
 // dst (height rows of dpitch bytes) <- src (rows of spitch bytes), width bytes a row.
 static void copy2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
                    int64_t height, void *stream) {
     if (height == 0 || width == 0) return;
+    if (height == 1 || dpitch > PITCH_MAX || spitch > PITCH_MAX) {
+        for (int64_t r = 0; r < height; r++)
+            CU_CHECK(cudaMemcpyAsync((char *)dst + (size_t)r * dpitch,
+                                     (const char *)src + (size_t)r * spitch, width,
+                                     cudaMemcpyDeviceToDevice, (cudaStream_t)stream));
+        return;
+    }
     CU_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, (size_t)height,
                                cudaMemcpyDeviceToDevice, (cudaStream_t)stream));
 }
