@@ -14,7 +14,9 @@
 // head-layout gradients are rounded to it once before they travel, one
 // rounding more than the 1-rank path (within the bf16 tolerances of the
 // tests). Segment ids are all-gathered by an all-to-all of U copies.
-// Tested by tests/gpu/test_gpu_ulysses.c (+ .sh) against the 1-rank model.
+// Tested by tests/gpu/test_gpu_ulysses.c (+ .sh) against the 1-rank model,
+// on emulated GPUs by gpuemu_ulysses and gpuemu_stretch_ulysses (the whole
+// trainer), its layout steps by gpuemu_ulysses_layout (tests/gpu/emu).
 #include <stdlib.h>
 
 #include <cuda_runtime_api.h>
@@ -63,13 +65,19 @@ static void reserve(uly_gpu *u, const ulysses_layout *l, bool backward) {
     if (nq > u->cap_q) {
         regrow(u, &u->qh, nq);
         regrow(u, &u->oh, nq);
-        if (u->doh) regrow(u, &u->doh, nq), regrow(u, &u->dqh, nq);
+        if (u->doh) {
+            regrow(u, &u->doh, nq);
+            regrow(u, &u->dqh, nq);
+        }
         u->cap_q = nq;
     }
     if (nkv > u->cap_kv) {
         regrow(u, &u->kh, nkv);
         regrow(u, &u->vh, nkv);
-        if (u->dkh) regrow(u, &u->dkh, nkv), regrow(u, &u->dvh, nkv);
+        if (u->dkh) {
+            regrow(u, &u->dkh, nkv);
+            regrow(u, &u->dvh, nkv);
+        }
         u->cap_kv = nkv;
     }
     if (nbuf > u->cap_buf) {
