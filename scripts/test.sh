@@ -56,6 +56,7 @@ if [ -f build/gpu_test_gpu_attn ]; then  # built only with CUDA
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DSTRETCH_CUDA=OFF >/dev/null
   cmake --build build-emu -j"$jobs" --target gpuemu_train gpuemu_ops_check gpuemu_attn \
     gpuemu_attn_tiles gpuemu_model
+  cmake --build build-emu -j"$jobs" --target gpuemu_ulysses_layout gpuemu_ulysses gpuemu_stretch  # cuda ulysses
   run_ctest build-emu -L gpuemu || status=1
   part "emulated GPU build + ctest -L gpuemu"
 fi

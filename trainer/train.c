@@ -670,14 +670,11 @@ static void setup(train_state *st, const train_args *a) {
                         err, sizeof err) != 0)
         dist_exit_user_error(&st->dist, err);
     st->is_root = st->dist.rank == 0;
-    if (c->parallel.ulysses > 1) {  // heads to split; the cuda side is not wired yet
+    if (c->parallel.ulysses > 1) {  // heads to split (cpu and cuda alike)
         model_config hc;
         cfg_model_config(&hc, c);
         if (ulysses_check_heads(c->parallel.ulysses, hc.n_heads, hc.n_kv_heads, err, sizeof err) != 0)
             dist_exit_user_error(&st->dist, err);
-        if (c->train.backend == CFG_BACKEND_CUDA)
-            dist_exit_user_error(&st->dist, "parallel.ulysses > 1 runs on train.backend cpu only "
-                                 "(the cuda all-to-all exists, its attention is not wired)");
     }
     if (train_step_check(st, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
 

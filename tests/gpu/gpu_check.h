@@ -10,7 +10,14 @@
 
 #include "model.h"
 
-enum { GB = 2, GT = 128, GVOCAB = 97 };
+// Under the CPU emulator (tests/gpu/emu, STRETCH_GPU_EMU) the sequences are
+// shorter, with documents still crossing every zig-zag chunk boundary of 2
+// and 4 ranks: the fp32 attention kernels cost seconds per call there.
+#ifdef STRETCH_GPU_EMU
+enum { GB = 2, GT = 48, GVOCAB = 97, GDOC0 = 13, GDOC_B = 5, GDOC = 9 };
+#else
+enum { GB = 2, GT = 128, GVOCAB = 97, GDOC0 = 37, GDOC_B = 11, GDOC = 29 };
+#endif
 
 // dim 128, 2 layers: head_dim 64 (4 heads / 2 kv heads) or 128 (1 / 1).
 static inline model_config gpu_tiny_config_of(int head_dim, bool tied) {
@@ -30,18 +37,19 @@ typedef struct {
     model_batch b;
 } gpu_batch;
 
-// Sequence b packs documents of lengths 37 + 11 b, 29, ... (crossing every
-// zig-zag chunk boundary of 2 and 4 ranks); tokens from a seeded LCG.
+// Sequence b packs documents of lengths 37 + 11 b, 29, ... (emulator: 13 +
+// 5 b, 9, ...), crossing every zig-zag chunk boundary of 2 and 4 ranks;
+// tokens from a seeded LCG.
 static inline void gpu_make_batch(gpu_batch *x, uint32_t seed) {
     x->n_targets = 0;
     uint32_t s = seed;
     for (int b = 0; b < GB; b++) {
-        int doc = 0, start = 0, len = 37 + 11 * b;
+        int doc = 0, start = 0, len = GDOC0 + GDOC_B * b;
         for (int t = 0; t < GT; t++) {
             if (t - start == len) {
                 doc++;
                 start = t;
-                len = 29;
+                len = GDOC;
             }
             int n = b * GT + t;
             s = s * 1664525u + 1013904223u;

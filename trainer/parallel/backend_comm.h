@@ -49,6 +49,6 @@ void backend_comm_grad_begin_scatter(backend_comm *c, float *grads, int64_t n, i
 void backend_comm_param_gather(backend_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes);
 
 // The sequence-parallel attention hook for the model (sp > 1): ring
-// attention, or ulysses / ring x ulysses when the grid has ulysses > 1 (cpu
-// only for now; train.c refuses cuda with parallel.ulysses > 1).
+// attention, or ulysses / ring x ulysses when the grid has ulysses > 1
+// (cpu: ulysses.c; cuda: ulysses_cuda.c).
 model_attention backend_comm_ring_attention(backend_comm *c);

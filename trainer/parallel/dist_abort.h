@@ -8,7 +8,8 @@
 //
 // Tested by tests/cli/test_watchdog.sh (a rank frozen with SIGSTOP under
 // mpirun: the job ends with status 97 within the limit); the NCCL hooks are
-// compiled in CUDA builds only and not exercised without a GPU.
+// compiled in CUDA builds and run on the emulated GPU by gpuemu_stretch_sp
+// (tests/gpu/emu: a faked ncclCommGetAsyncError ends the run, exit 97).
 #pragma once
 
 #include <stddef.h>

@@ -17,8 +17,11 @@
 // Defined in gpu_comm_cuda.c; tested on a GPU by tests/gpu/test_gpu_ring.c
 // (+ .sh: 1 rank over nccl and 2 ranks over mpi against the cpu ring),
 // tests/gpu/test_gpu_shard.c (+ .sh: the gradient reduce-scatter and
-// all-gather) and tests/gpu/test_gpu_alltoall.c (+ .sh). Not run under the
-// emulated GPU (tests/gpu/emu has no NCCL shim).
+// all-gather), tests/gpu/test_gpu_alltoall.c (+ .sh) and
+// tests/gpu/test_gpu_ulysses.c (+ .sh). The same programs run in CI on
+// emulated GPUs, over an NCCL shim (NCCL over MPI) and over host-staged
+// MPI: gpuemu_ring / _shard / _alltoall / _ulysses, and the trainer in
+// gpuemu_stretch_* (tests/gpu/emu/README.md).
 #pragma once
 
 #include <stdbool.h>
@@ -54,8 +57,9 @@ void gpu_comm_free(gpu_comm *c);
 // "mpi", or "nccl X.Y.Z" with the version of the NCCL library loaded (ncclGetVersion).
 const char *gpu_comm_name(const gpu_comm *c);
 
-// Ring shift on the sp ring (as dist_ring_shift), device buffers: sends
-// count elements of send to sp rank + 1, receives from sp rank - 1. The
+// Ring shift on the ring group (dist.h: ring, ring_rank; the sp ranks when
+// ulysses == 1), device buffers: sends count elements of send to ring rank
+// + 1, receives from ring rank - 1 (as dist_ring_shift on dist_ring_view). The
 // compute enqueued before the call is complete before the bytes move; the
 // compute enqueued after gpu_comm_wait sees recv (and waits for nothing
 // enqueued on the comm stream after x's last shift). At most
@@ -71,8 +75,7 @@ void gpu_comm_wait(gpu_comm *c, gpu_xfer *x);
 // the comm stream, ordered after the compute enqueued before the call and
 // before the compute enqueued after it; mpi: staged through pinned host
 // copies and MPI_Alltoall. Bytes to other ranks are added to d->sent_bytes.
-// Compiled in CUDA builds; the GPU ulysses attention that would call it is
-// not written yet (train.c refuses cuda with parallel.ulysses > 1).
+// Used by the GPU ulysses attention (ulysses_cuda.c).
 void gpu_comm_alltoall(gpu_comm *c, void *recv, const void *send, int64_t count,
                        dist_dtype type);
 
@@ -87,8 +90,12 @@ void gpu_comm_grad_begin_scatter(gpu_comm *c, float *grads, int64_t n, int64_t s
 // Every rank's slice of buf (n elements of elem_bytes 4 or 2) to all, in place.
 void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes);  // the compute stream then sees the sums
 
-// Ring attention on the GPU over this comm (ring_attn_cuda.c), as a model hook.
+// Ring attention on the GPU over this comm's ring groups (ring_attn_cuda.c),
+// as a model hook.
 model_attention gpu_ring_attention(gpu_comm *c);
+// Ulysses / ring x ulysses attention on the GPU (ulysses_cuda.c; the
+// algorithm of ulysses.h), as a model hook; needs ulysses_check_heads.
+model_attention gpu_ulysses_attention(gpu_comm *c);
 dist_ctx *gpu_comm_dist(gpu_comm *c);
 backend *gpu_comm_backend(gpu_comm *c);
 

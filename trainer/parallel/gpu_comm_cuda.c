@@ -198,9 +198,11 @@ void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int6
     dist_ctx *d = c->d;
     size_t bytes = (size_t)count * elem_size(type);
     if (c->kind == GPU_COMM_NCCL) {
-        // World ranks of the sp neighbours (rank = dp_rank * sp + sp_rank).
-        int base = d->dp_rank * d->sp;
-        int next = base + (d->sp_rank + 1) % d->sp, prev = base + (d->sp_rank + d->sp - 1) % d->sp;
+        // World ranks of the ring neighbours: (dp_rank * ring + ring_rank) *
+        // ulysses + u_rank (ulysses == 1: dp_rank * sp + sp_rank).
+        const int R = d->ring, U = d->ulysses;
+        int next = (d->dp_rank * R + (d->ring_rank + 1) % R) * U + d->u_rank;
+        int prev = (d->dp_rank * R + (d->ring_rank + R - 1) % R) * U + d->u_rank;
         after_compute(c, c->comm_st);
         NCCL_CHECK(ncclGroupStart());
         NCCL_CHECK(ncclSend(send, (size_t)count, nccl_type(type), next, c->comm, c->comm_st));
@@ -225,7 +227,10 @@ void gpu_comm_shift(gpu_comm *c, gpu_xfer *x, void *recv, const void *send, int6
     // The send data is final, and recv no longer read, once the stream drains.
     CU_CHECK(cudaMemcpyAsync(hs, send, bytes, cudaMemcpyDeviceToHost, c->compute));
     CU_CHECK(cudaStreamSynchronize(c->compute));
-    dist_ring_shift(&x->mx, d, hr, hs, count, type, tag);
+    dist_ctx ring_d;  // the ring group as dist_ring_shift's "sp ring"
+    dist_ring_view(&ring_d, d);
+    dist_ring_shift(&x->mx, &ring_d, hr, hs, count, type, tag);
+    d->sent_bytes += ring_d.sent_bytes;
     x->stage[x->n_stage].dev = recv;
     x->stage[x->n_stage].host = hr;
     x->stage[x->n_stage].bytes = bytes;
@@ -416,8 +421,7 @@ static void ops_param_gather(void *impl, void *buf, int64_t n, int64_t shard, in
     gpu_comm_param_gather(impl, buf, n, shard, elem_bytes);
 }
 static model_attention ops_ring_attention(void *impl) {
-    // train.c and cli_eval refuse cuda with ulysses > 1 before getting here.
-    CHECK(gpu_comm_dist(impl)->ulysses == 1);
+    if (gpu_comm_dist(impl)->ulysses > 1) return gpu_ulysses_attention(impl);
     return gpu_ring_attention(impl);
 }
 

@@ -1,6 +1,6 @@
 // ring_attn_cuda: ring attention on the GPU, the logic of ring_attn.c step
 // for step (zig-zag chunks, causally empty pairs skipped, K/V double-buffered
-// around the sp ring while the pairs in hand compute, dK/dV accumulators
+// around the ring while the pairs in hand compute, dK/dV accumulators
 // travelling one step behind, fp32 accumulators) over cu_attn's block
 // kernels, with the bytes carried by gpu_comm (NCCL on its comm stream, or
 // MPI through host copies). See ring_attn.h for the algorithm, gpu_comm.h
@@ -10,6 +10,10 @@
 // the K/V in flight are in the activation dtype (bf16 halves the bytes on
 // the wire); out and dq accumulate in fp32 scratch and are cast once at the
 // end; the LSE re-layout (B, H, TL) <-> (2B, H, Tc) is 2-D device copies.
+//
+// The ring is the grid's ring group (dist.h: ring, ring_rank; the sp ranks
+// when ulysses == 1). Inside the ring x ulysses hybrid, ulysses_cuda.c
+// calls this on the head subset of its u rank (T = the ring-local rows).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +110,7 @@ static void lse_relayout(ring_gpu *r, float *dst, const float *src, int64_t B, i
 }
 
 typedef struct {
-    int src;             // sp rank owning these rows
+    int src;             // ring rank owning these rows
     const void *k, *v;   // (B, TL, Hkv, D) dt
     const int32_t *seg;  // (B, TL) or NULL
 } kv_block;
@@ -126,8 +130,8 @@ static void shift_kv(ring_gpu *r, gpu_xfer *x, const kv_block *cur, int slot, co
 }
 
 static kv_block arrived_kv(const ring_gpu *r, const kv_block *prev, int slot) {
-    int sp = r->d->sp;
-    return (kv_block){.src = (prev->src + sp - 1) % sp, .k = r->kbuf[slot], .v = r->vbuf[slot],
+    int ring = r->d->ring;
+    return (kv_block){.src = (prev->src + ring - 1) % ring, .k = r->kbuf[slot], .v = r->vbuf[slot],
                       .seg = prev->seg ? r->sbuf[slot] : NULL};
 }
 
@@ -142,13 +146,13 @@ typedef struct {
 static void for_each_pair(ring_gpu *r, const kv_block *kv, const shape5 *s, const pair_args *a,
                           bool backward) {
     const int64_t Tc = s->TL / 2, qw = (int64_t)s->H * s->D, kw = (int64_t)s->Hkv * s->D;
-    const int sp = r->d->sp, me = r->d->sp_rank;
+    const int ring = r->d->ring, me = r->d->ring_rank;
     const float scale = 1.0f / sqrtf((float)s->D);
     for (int64_t b = 0; b < s->B; b++)
         for (int qc = 0; qc < 2; qc++)
             for (int kc = 0; kc < 2; kc++) {
-                int64_t q_start = zigzag_chunk_index(sp, me, qc) * Tc;
-                int64_t k_start = zigzag_chunk_index(sp, kv->src, kc) * Tc;
+                int64_t q_start = zigzag_chunk_index(ring, me, qc) * Tc;
+                int64_t k_start = zigzag_chunk_index(ring, kv->src, kc) * Tc;
                 if (k_start > q_start + Tc - 1) continue;  // causal: nothing visible
                 attn_shape sh = {.B = 1, .Tq = Tc, .Tk = Tc, .H = s->H, .Hkv = s->Hkv, .D = s->D,
                                  .q_start = q_start, .k_start = k_start, .scale = scale,
@@ -183,7 +187,7 @@ static void ring_forward(void *ctx, void *out, float *lse, const void *q, const 
                          const void *v, const int32_t *seg, int64_t B, int64_t T, int H, int Hkv,
                          int D) {
     ring_gpu *r = ctx;
-    if (r->d->sp == 1) {  // the whole sequence is here: the plain kernel
+    if (r->d->ring == 1) {  // the whole sequence is here: the plain kernel
         attn_shape whole = {.B = B, .Tq = T, .Tk = T, .H = H, .Hkv = Hkv, .D = D,
                             .scale = 1.0f / sqrtf((float)D), .causal = true};
         r->bk->op->attn_forward(r->bk, out, lse, q, k, v, seg, &whole);
@@ -197,13 +201,13 @@ static void ring_forward(void *ctx, void *out, float *lse, const void *q, const 
     CU_CHECK(cudaMemcpyAsync(r->lse, r->ninf, sizeof(float) * (size_t)n_lse,
                              cudaMemcpyDeviceToDevice, r->st));
     pair_args a = {.q = q, .seg = seg};
-    kv_block cur = {.src = r->d->sp_rank, .k = k, .v = v, .seg = seg};
-    for (int step = 0; step < r->d->sp; step++) {
+    kv_block cur = {.src = r->d->ring_rank, .k = k, .v = v, .seg = seg};
+    for (int step = 0; step < r->d->ring; step++) {
         gpu_xfer x = {0};
         int slot = step % 2;
-        if (step + 1 < r->d->sp) shift_kv(r, &x, &cur, slot, &s);
+        if (step + 1 < r->d->ring) shift_kv(r, &x, &cur, slot, &s);
         for_each_pair(r, &cur, &s, &a, false);
-        if (step + 1 < r->d->sp) {
+        if (step + 1 < r->d->ring) {
             gpu_comm_wait(r->comm, &x);
             cur = arrived_kv(r, &cur, slot);
         }
@@ -217,7 +221,7 @@ static void ring_backward(void *ctx, void *dq, void *dk, void *dv, const void *d
                           const float *lse, const int32_t *seg, int64_t B, int64_t T, int H,
                           int Hkv, int D) {
     ring_gpu *r = ctx;
-    if (r->d->sp == 1) {
+    if (r->d->ring == 1) {
         attn_shape whole = {.B = B, .Tq = T, .Tk = T, .H = H, .Hkv = Hkv, .D = D,
                             .scale = 1.0f / sqrtf((float)D), .causal = true};
         r->bk->op->attn_backward(r->bk, dq, dk, dv, dout, q, k, v, out, lse, seg, &whole);
@@ -241,10 +245,10 @@ static void ring_backward(void *ctx, void *dq, void *dk, void *dv, const void *d
     int blk = 0, inbox = 1;
     gpu_xfer kvx = {0}, accx = {0};
     pair_args a = {.q = q, .dout = dout, .seg = seg};
-    kv_block cur = {.src = r->d->sp_rank, .k = k, .v = v, .seg = seg};
-    for (int step = 0; step < r->d->sp; step++) {
+    kv_block cur = {.src = r->d->ring_rank, .k = k, .v = v, .seg = seg};
+    for (int step = 0; step < r->d->ring; step++) {
         int slot = step % 2;
-        if (step + 1 < r->d->sp) shift_kv(r, &kvx, &cur, slot, &s);
+        if (step + 1 < r->d->ring) shift_kv(r, &kvx, &cur, slot, &s);
         CU_CHECK(cudaMemsetAsync(r->dkbuf[blk], 0, sizeof(float) * (size_t)n_kv, r->st));
         CU_CHECK(cudaMemsetAsync(r->dvbuf[blk], 0, sizeof(float) * (size_t)n_kv, r->st));
         a.dk = r->dkbuf[blk];
@@ -264,7 +268,7 @@ static void ring_backward(void *ctx, void *dq, void *dk, void *dv, const void *d
         gpu_comm_shift(r->comm, &accx, r->dvbuf[free1], r->dvbuf[send], n_kv, DIST_F32, TAG_DV);
         inbox = free1;
         blk = free2;
-        if (step + 1 < r->d->sp) {
+        if (step + 1 < r->d->ring) {
             gpu_comm_wait(r->comm, &kvx);
             cur = arrived_kv(r, &cur, slot);
         }

@@ -15,11 +15,13 @@
 // (waiting on a never-recorded event, using a destroyed stream) aborts with
 // "EMU FAIL".
 #include <stdarg.h>
+#include <time.h>
 
 #include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "emu.cpp"
@@ -69,9 +71,22 @@ static void emu_fail(const char *fmt, ...)
 }
 
 // ---------------------------------------------------------------- streams
+// An operation that completes later than it starts (an emulated NCCL
+// kernel: it posts its messages when it starts and completes when the
+// peers' messages arrived). It starts only when start_ok() (its turn on its
+// communicator) and holds its stream until poll() returns true.
+struct EmuAsyncOp {
+    virtual ~EmuAsyncOp() {}
+    virtual bool start_ok() = 0;
+    virtual void start() = 0;
+    virtual bool poll() = 0;
+    virtual std::string waiting_for() = 0;  // for the timeout's message
+};
 struct CUstream_st {
     std::deque<std::function<void()>> q;
     std::deque<std::vector<std::pair<CUstream_st *, uint64_t>>> deps;  // per queued op
+    std::deque<std::shared_ptr<EmuAsyncOp>> async;                      // per queued op (or null)
+    std::shared_ptr<EmuAsyncOp> inflight;                                // started, not complete
     uint64_t enq = 0, done = 0;
     bool blocking = true, destroyed = false;
 };
@@ -93,7 +108,7 @@ static CUstream_st *sof(cudaStream_t st)
     if (s->destroyed) emu_fail("a stream used after cudaStreamDestroy");
     return s;
 }
-static void enqueue(cudaStream_t st, std::function<void()> fn)
+static void enqueue(cudaStream_t st, std::function<void()> fn, std::shared_ptr<EmuAsyncOp> a = nullptr)
 {
     CUstream_st *s = sof(st);
     std::vector<std::pair<CUstream_st *, uint64_t>> d;
@@ -105,14 +120,50 @@ static void enqueue(cudaStream_t st, std::function<void()> fn)
     }
     s->q.push_back(std::move(fn));
     s->deps.push_back(std::move(d));
+    s->async.push_back(std::move(a));
     s->enq++;
 }
 static bool ready(CUstream_st *s)
 {
-    if (s->q.empty()) return false;
+    if (s->inflight || s->q.empty()) return false;
     for (auto &d : s->deps.front())
         if (d.first->done < d.second) return false;
-    return true;
+    return !s->async.front() || s->async.front()->start_ok();
+}
+// Completes the started asynchronous operations whose messages are all in; true if any did.
+static bool poll_inflight()
+{
+    bool any = false;
+    for (auto *s : g_streams)
+        if (s->inflight && s->inflight->poll()) {
+            s->inflight.reset();
+            s->done++;
+            any = true;
+        }
+    return any;
+}
+static void emu_nccl_check_no_open_group();  // emu_nccl.cpp
+static double emu_now()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+// How long the host may wait on messages of other ranks (EMU_NCCL_TIMEOUT_S,
+// default 300): on a GPU a missing peer operation hangs; here it fails.
+static double emu_wait_limit_s()
+{
+    const char *e = getenv("EMU_NCCL_TIMEOUT_S");
+    return e ? atof(e) : 300.0;
+}
+static void emu_wait_timeout()
+{
+    std::string what;
+    for (auto *s : g_streams)
+        if (s->inflight) what += "\n  " + s->inflight->waiting_for();
+    emu_fail("the host waited %.0f s for messages of other ranks that never came (a peer never "
+             "issued the matching NCCL call, or issued it in another order):%s",
+             emu_wait_limit_s(), what.c_str());
 }
 // Runs ready work of all streams in a seeded random order until pred().
 template <typename P> static void run_until(P pred)
@@ -126,15 +177,53 @@ template <typename P> static void run_until(P pred)
         g_copy_at_issue = c && atoi(c) == 1;
         g_srng_init = true;
     }
+    emu_nccl_check_no_open_group();
+    int idle = 0;
+    double t_idle = 0;
     while (!pred()) {
         std::vector<CUstream_st *> r;
-        for (auto *s : g_streams)
-            if (ready(s)) r.push_back(s);
-        if (r.empty()) emu_fail("deadlock: queued work waits on work that can never run");
+        bool waiting = false;
+        CUstream_st *async_ready = nullptr;
+        for (auto *s : g_streams) {
+            if (ready(s)) {
+                r.push_back(s);
+                if (s->async.front() && !async_ready) async_ready = s;
+            }
+            waiting |= s->inflight != nullptr;
+        }
+        // Asynchronous operations (NCCL) start as soon as they may and
+        // complete as late as they may - only when nothing else can run: a
+        // producer not ordered before one misses its snapshot, a consumer
+        // not ordered after one reads the old bytes, deterministically.
+        if (async_ready) {
+            CUstream_st *s = async_ready;
+            auto a = std::move(s->async.front());
+            s->q.pop_front();
+            s->deps.pop_front();
+            s->async.pop_front();
+            a->start();
+            s->inflight = std::move(a);
+            idle = 0;
+            continue;
+        }
+        if (r.empty()) {
+            if (poll_inflight()) {
+                idle = 0;
+                continue;
+            }
+            if (!waiting) emu_fail("deadlock: queued work waits on work that can never run");
+            // Only messages from other ranks can move this rank on: let them run.
+            if (idle++ == 0) t_idle = emu_now();
+            if (idle > 64) usleep(idle > 4096 ? 1000 : 50);
+            if (idle % 256 == 0 && emu_now() - t_idle > emu_wait_limit_s()) emu_wait_timeout();
+            continue;
+        }
+        idle = 0;
         CUstream_st *s = r[g_srng() % r.size()];
         auto fn = std::move(s->q.front());
         s->q.pop_front();
         s->deps.pop_front();
+        s->async.pop_front();
         fn();
         s->done++;
     }
@@ -177,7 +266,7 @@ struct Alloc {
 };
 static std::map<uintptr_t, Alloc> g_dev;  // device pointer -> mapping
 static std::map<uintptr_t, size_t> g_pinned;
-static size_t g_dev_bytes;
+static size_t g_dev_bytes, g_dev_peak;
 
 static bool is_dev(const void *p, size_t n)
 {
@@ -190,6 +279,8 @@ static bool is_dev(const void *p, size_t n)
 extern "C" {
 
 size_t emu_cuda_bytes_allocated(void) { return g_dev_bytes; }
+size_t emu_cuda_peak_bytes(void) { return g_dev_peak; }
+void emu_cuda_reset_peak(void) { g_dev_peak = g_dev_bytes; }
 
 const char *cudaGetErrorString(cudaError_t e)
 {
@@ -344,6 +435,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     g_dev[(uintptr_t)d] = Alloc{m, np * ps, bytes};
     g_regions.push_back({d, bytes});
     g_dev_bytes += bytes;
+    g_dev_peak = std::max(g_dev_peak, g_dev_bytes);
     *p = d;
     return cudaSuccess;
 }
@@ -378,9 +470,10 @@ cudaError_t cudaFreeHost(void *p)
     free(p);
     return cudaSuccess;
 }
-static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+// dn / sn: the bytes the copy spans at dst / src.
+static cudaError_t check_copy(void *dst, size_t dn, const void *src, size_t sn, cudaMemcpyKind k)
 {
-    bool dd = is_dev(dst, n), sd = is_dev(src, n);
+    bool dd = is_dev(dst, dn), sd = is_dev(src, sn);
     switch (k) {
     case cudaMemcpyHostToDevice: if (!dd || sd) return cudaErrorInvalidValue; break;
     case cudaMemcpyDeviceToHost: if (dd || !sd) return cudaErrorInvalidValue; break;
@@ -394,7 +487,7 @@ static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKi
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t st)
 {
     if (n == 0) return cudaSuccess;
-    cudaError_t e = check_copy(dst, src, n, k);
+    cudaError_t e = check_copy(dst, n, src, n, k);
     if (e) return err(e);
     enqueue(st, [=] { memmove(dst, src, n); });
     return cudaSuccess;
@@ -411,11 +504,11 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
 {
     if (width > dpitch || width > spitch) return err(cudaErrorInvalidPitchValue);
     if (width == 0 || height == 0) return cudaSuccess;
-    cudaError_t e = check_copy(dst, src, (height - 1) * dpitch + width, k);
-    if (!e) e = check_copy(dst, src, 0, k);
+    // Each side spans its own pitch (an emulator bug had checked src with
+    // dpitch: a legal copy from a packed source into a wider-pitched
+    // destination was refused).
+    cudaError_t e = check_copy(dst, (height - 1) * dpitch + width, src, (height - 1) * spitch + width, k);
     if (e) return err(e);
-    if (k != cudaMemcpyDefault && k != cudaMemcpyHostToDevice && !is_dev(src, (height - 1) * spitch + width))
-        return err(cudaErrorInvalidValue);
     enqueue(st, [=] {
         for (size_t r = 0; r < height; r++)
             memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
@@ -743,3 +836,6 @@ void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t ou
     }
 }
 }  // extern "C"
+
+// ---------------------------------------------------------------- NCCL over MPI
+#include "emu_nccl.cpp"

@@ -19,8 +19,9 @@ add_custom_command(OUTPUT ${EMU_INCS}
 set(EMU_SHIM_INCS ${EMU_DIR}/shim ${CMAKE_SOURCE_DIR}/kernels/cuda)
 
 add_library(stretch_gpuemu OBJECT ${EMU_DIR}/emu_gpu.cpp ${EMU_INCS})
+set_source_files_properties(${EMU_DIR}/emu_gpu.cpp PROPERTIES OBJECT_DEPENDS "${EMU_DIR}/emu.cpp;${EMU_DIR}/emu_nccl.cpp")
 target_include_directories(stretch_gpuemu PRIVATE ${EMU_DIR} ${EMU_SHIM_INCS} ${EMU_GEN})
-target_link_libraries(stretch_gpuemu PRIVATE stretch_kernels_cpu stretch_common)
+target_link_libraries(stretch_gpuemu PRIVATE stretch_kernels_cpu stretch_common MPI::MPI_C)
 # -w: the kernels are warning-clean under nvcc (CI); the emulator's stand-ins are not.
 target_compile_options(stretch_gpuemu PRIVATE -std=c++17 -O1 -w -fno-strict-aliasing -ffp-contract=off -U_FORTIFY_SOURCE)
 
@@ -31,11 +32,22 @@ target_include_directories(stretch_backend_emu PRIVATE ${CMAKE_SOURCE_DIR}/train
 target_compile_definitions(stretch_backend_emu PRIVATE STRETCH_HAVE_CUDA=1)
 target_link_libraries(stretch_backend_emu PRIVATE stretch_kernels_cpu stretch_common)
 
+# The parallel layer again, with gpu_comm_cuda.c (NCCL and host-staged MPI
+# transports), ring_attn_cuda.c and backend_comm.c's cuda entry, on the
+# NCCL shim (emu_nccl.cpp: NCCL over MPI between the emulated GPUs' ranks).
+file(GLOB EMU_PARALLEL_SRCS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/trainer/parallel/*.c)
+add_library(stretch_parallel_emu OBJECT ${EMU_PARALLEL_SRCS})
+target_include_directories(stretch_parallel_emu PRIVATE ${CMAKE_SOURCE_DIR}/trainer/parallel ${EMU_SHIM_INCS})
+target_compile_definitions(stretch_parallel_emu PRIVATE STRETCH_HAVE_CUDA=1)
+target_link_libraries(stretch_parallel_emu PRIVATE stretch_model stretch_common MPI::MPI_C)
+
 # Emulated-GPU programs: the emulated objects come first on the link line, so
-# their definitions (backend_create with the cuda entry, ...) win over the
-# plain stretch_backend archive, whose objects are then never pulled in.
+# their definitions (backend_create with the cuda entry, backend_comm_create
+# with gpu_comm, ...) win over the plain stretch_backend / stretch_parallel
+# archives, whose objects are then never pulled in.
 function(stretch_gpuemu_exe name)
-  add_executable(${name} ${ARGN} $<TARGET_OBJECTS:stretch_backend_emu> $<TARGET_OBJECTS:stretch_gpuemu>)
+  add_executable(${name} ${ARGN} $<TARGET_OBJECTS:stretch_backend_emu> $<TARGET_OBJECTS:stretch_parallel_emu>
+    $<TARGET_OBJECTS:stretch_gpuemu>)
   target_include_directories(${name} PRIVATE ${EMU_SHIM_INCS})
   target_link_libraries(${name} PRIVATE stretch_core)
   set_target_properties(${name} PROPERTIES LINKER_LANGUAGE CXX)
@@ -95,3 +107,50 @@ set_tests_properties(gpuemu_attn_sm86 PROPERTIES LABELS gpuemu
 stretch_gpuemu_exe(gpuemu_model ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_model.c)
 add_test(NAME gpuemu_model COMMAND gpuemu_model)
 set_tests_properties(gpuemu_model PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
+
+# The layout steps of the GPU Ulysses attention (trainer/parallel/
+# ulysses_layout_cuda.c: pack / unpack between sequence and head layout, the
+# gradients' replica sums, the segment ids), U ranks simulated in one
+# process, against the layout written out index by index.
+stretch_gpuemu_exe(gpuemu_ulysses_layout ${EMU_DIR}/test_emu_ulysses_layout.c)
+add_test(NAME gpuemu_ulysses_layout COMMAND gpuemu_ulysses_layout)
+set_tests_properties(gpuemu_ulysses_layout PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 120)
+
+# The GPU comm on emulated GPUs, one per MPI rank, over the NCCL shim and
+# over the host-staged MPI transport (tests/gpu/emu/test_emu_comm.sh):
+# the ulysses all-to-all (send/recv groups), the ring and bucketed gradient
+# all-reduce against one rank (tests/gpu/test_gpu_ring.c), and ZeRO's
+# grouped reduce / broadcast (tests/gpu/test_gpu_shard.c).
+foreach(t alltoall ring shard)
+  stretch_gpuemu_exe(gpuemu_${t} ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_${t}.c)
+  target_compile_definitions(gpuemu_${t} PRIVATE STRETCH_GPU_EMU=1)
+  add_test(NAME gpuemu_${t} COMMAND bash ${EMU_DIR}/test_emu_comm.sh $<TARGET_FILE:gpuemu_${t}>
+    ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+  set_tests_properties(gpuemu_${t} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
+endforeach()
+
+# tests/gpu/test_gpu_ulysses.c on emulated GPUs (tests/gpu/emu/test_emu_ulysses.sh):
+# the GPU ulysses attention (ulysses_cuda.c) and ring x ulysses over the NCCL
+# shim and the host-staged mpi transport, against the 1-rank model.
+stretch_gpuemu_exe(gpuemu_ulysses ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_ulysses.c)
+target_compile_definitions(gpuemu_ulysses PRIVATE STRETCH_GPU_EMU=1)
+add_test(NAME gpuemu_ulysses COMMAND bash ${EMU_DIR}/test_emu_ulysses.sh $<TARGET_FILE:gpuemu_ulysses>
+  ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+set_tests_properties(gpuemu_ulysses PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 900)
+
+# The whole program on the emulated GPU: `gpuemu_stretch train --backend
+# cuda` runs trainer/, the cuda backend, gpu_comm (NCCL shim or host-staged
+# MPI) and the GPU ring attention, one emulated GPU per rank.
+stretch_gpuemu_exe(gpuemu_stretch ${CMAKE_SOURCE_DIR}/trainer/cli/main.c)
+foreach(mode sp resume ulysses)
+  add_test(NAME gpuemu_stretch_${mode} COMMAND bash ${EMU_DIR}/test_emu_stretch.sh ${mode}
+    $<TARGET_FILE:gpuemu_stretch> ${CMAKE_SOURCE_DIR} ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+  set_tests_properties(gpuemu_stretch_${mode} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
+endforeach()
+
+# The NCCL shim itself: its calls against host values, stale reads without
+# an event, and the misuses it stops (test_emu_nccl.c / .sh).
+stretch_gpuemu_exe(gpuemu_nccl_check ${EMU_DIR}/test_emu_nccl.c)
+add_test(NAME gpuemu_nccl COMMAND bash ${EMU_DIR}/test_emu_nccl.sh $<TARGET_FILE:gpuemu_nccl_check>
+  ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+set_tests_properties(gpuemu_nccl PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 300)

@@ -20,6 +20,8 @@
 
 #include "adamw.h"
 #include "backend.h"
+#include "cu_attn.h"
+#include "cu_ops.h"
 #include "model.h"
 
 enum { B = 1, T = 40, V = 37, STEPS = 3 };
@@ -115,6 +117,8 @@ static void check(const char *name, model_config cfg, bk_dtype dt, const batch *
     char err[256];
     backend *bk = backend_create(BACKEND_CUDA, dt, 0, err, sizeof err);
     if (!bk) { printf("FAIL: %s\n", err); failures++; free(p0); model_free(ref); return; }
+    emu_cuda_reset_peak();  // from here: the model, its moments and the backend's scratch
+    const size_t before = emu_cuda_bytes_allocated();
     model *g = model_create_on(&cfg, B * T, false, bk);
     memcpy(g->params, p0, bytes);
     model_push_params(g);
@@ -138,6 +142,24 @@ static void check(const char *name, model_config cfg, bk_dtype dt, const batch *
     printf("%s: backend accounts %zu bytes, emulated cudaMalloc holds %zu (+32 MiB cuBLAS)\n",
            name, now, emu);
     EXPECT(now == emu, "%s: memory accounting %zu != emulated allocations %zu", name, now, emu);
+    // The plan `stretch train --dry-run` prints (model_mem_plan) is the
+    // peak of the emulated allocations of a training step, but for the
+    // small scratch it leaves out (model.c): document bounds, embedding
+    // backward (sort arrays + CUB storage), rmsnorm dw partials, grad-norm
+    // partials, AdamW tables - sized here by the backend's own functions.
+    model_mem mm;
+    model_mem_plan(&mm, &cfg, B * T, false, dt, true);
+    const size_t used = emu_cuda_peak_bytes() - before;
+    const size_t unplanned = sizeof(int32_t) * (size_t)cu_attn_docs_ints(B, T, T) +
+                             cu_embedding_scratch_bytes(B * T, V) +
+                             cu_rmsnorm_scratch_bytes(B * T, cfg.dim) +
+                             cu_grad_norm_scratch_bytes(g->n_params) + sizeof(double) +
+                             sizeof(int64_t) * (size_t)(g->n_tensors + 1) + (size_t)g->n_tensors;
+    printf("%s: memory plan %zu bytes (params %zu grads %zu moments %zu work %zu activations %zu "
+           "scratch %zu) + unplanned scratch %zu; emulated peak %zu\n", name, mm.total, mm.params,
+           mm.grads, mm.moments, mm.work, mm.activations, mm.scratch, unplanned, used);
+    EXPECT(mm.total + unplanned == used, "%s: memory plan %zu + %zu != emulated peak %zu", name,
+           mm.total, unplanned, used);
     model_free(g);
     backend_free(bk);
     EXPECT(emu_cuda_bytes_allocated() == 0, "%s: %zu device bytes leaked", name,

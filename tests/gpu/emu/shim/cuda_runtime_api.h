@@ -107,6 +107,8 @@ cudaError_t emu_cudaFuncSetAttribute(cudaFuncAttribute a, int v);
 // Emulator controls (tests only): the number of device bytes held by
 // cudaMalloc, and a check that every stream drained.
 size_t emu_cuda_bytes_allocated(void);
+size_t emu_cuda_peak_bytes(void);  // the most held since the last reset
+void emu_cuda_reset_peak(void);
 
 #ifdef __cplusplus
 }

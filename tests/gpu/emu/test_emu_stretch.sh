@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `stretch train --backend cuda` end to end on emulated GPUs (gpuemu_stretch:
+# trainer, cuda backend, gpu_comm, GPU ring attention, one emulated GPU per
+# rank), a tiny Llama (dim 64, head dim 64, 2 layers), fp32, 4 AdamW steps
+# of 2 rows x 32 tokens. Checked with compare_runs.py: the loss of every
+# step (relative) and every parameter tensor after the steps (max |a - b| /
+# max |b|) against the reference run, to 1e-4.
+#   sp:     2 ranks sp 2 over the NCCL shim, and 2 ranks sharing one
+#           emulated GPU over the host-staged MPI transport, vs 1 rank;
+#           an asynchronous NCCL error stops the run through the watchdog.
+#   ulysses: `--parallel.ulysses 2` (2 ranks) and ring 2 x ulysses 2 (4
+#           ranks) over the NCCL shim, a GQA model whose one kv head is
+#           replicated on the u ranks, vs 1 rank.
+#   resume: a checkpoint of step 2 written on the emulated GPU resumes on
+#           the cpu backend, and one written on the cpu resumes on the
+#           emulated GPU; both runs to step 4 vs the cpu backend's run.
+# usage: test_emu_stretch.sh sp|resume|ulysses GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
+mode=$1; STRETCH=$2; SRC=$3; MPIEXEC=${4:-mpirun}; NP=${5:--n}
+source "$SRC/tests/cli/lib.sh"
+export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
+MPIRUN=("$MPIEXEC" "$NP" 2 --oversubscribe --bind-to none)
+CMP="python3 $SRC/tests/gpu/emu/compare_runs.py"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+cd "$T"
+"$STRETCH" tokenize --out text.shard /usr/share/common-licenses/GPL-3 >/dev/null
+
+run_file() {  # $1 = out_dir, $2 = backend, [$3 = the model line]
+  cat > "$1.yaml" <<YAML
+${3:-model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96\}}
+data: {tokenizer: byte, train: [text.shard], passkey_ratio: 0}
+optimizer: {lr: 3.0e-3, warmup_steps: 2}
+train: {seed: 7, out_dir: $1, log_every: 1, ckpt_every: 2, keep_last: 0, backend: $2, dtype: fp32}
+eval: {passkey_trials: 0}
+stages:
+  - {name: s, seq_len: 32, steps: 4, batch_tokens: 64}
+YAML
+}
+timed() {  # $1 = log, then the command
+  local log=$1 t0=$SECONDS; shift
+  "$@" > "$log" 2>&1 || { tail -20 "$log"; fail "$* failed"; }
+  echo "  ($((SECONDS - t0)) s: $*)"
+}
+
+case $mode in
+sp)
+  run_file r1 cuda
+  timed r1.log "$STRETCH" train r1.yaml
+  has "backend cuda (fp32, comm nccl" < r1.log || fail "1 rank: not on the emulated GPU"
+  run_file n2 cuda
+  timed n2.log "${MPIRUN[@]}" "$STRETCH" train n2.yaml --parallel.sp 2 --parallel.transport nccl
+  has "backend cuda (fp32, comm nccl 2.21.5)" < n2.log || fail "sp 2: not over the NCCL shim"
+  $CMP n2 r1 1e-4 || fail "sp 2 over nccl differs from 1 rank"
+  run_file m2 cuda
+  timed m2.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m2.yaml --parallel.sp 2
+  has "backend cuda (fp32, comm mpi)" < m2.log || fail "sp 2 sharing a GPU: not over mpi"
+  $CMP m2 r1 1e-4 || fail "sp 2 over host-staged mpi differs from 1 rank"
+  # An asynchronous NCCL failure (ncclCommGetAsyncError, faked by
+  # EMU_NCCL_ASYNC_ERROR=6: ncclRemoteError) ends the run through the
+  # watchdog's poll hook (dist_abort.h): exit 97, the NCCL message.
+  run_file w1 cuda
+  set +e
+  EMU_NCCL_ASYNC_ERROR=6 "$STRETCH" train w1.yaml --train.watchdog_minutes 5 > w1.log 2>&1; rc=$?
+  set -e
+  [ $rc -eq 97 ] || { tail -5 w1.log; fail "an NCCL async error: exit $rc, want 97"; }
+  has "NCCL asynchronous error (ring communicator): remote process exited or there was a network error" < w1.log \
+    || fail "an NCCL async error: no message"
+  echo "an asynchronous NCCL error: the watchdog aborts (exit 97)"
+  echo "gpuemu_stretch_sp: 2 ranks sp 2 over nccl and over mpi match 1 rank"
+  ;;
+resume)
+  run_file c1 cpu
+  timed c1.log "$STRETCH" train c1.yaml
+  # emulated GPU -> cpu
+  run_file x1 cuda
+  timed x1a.log "$STRETCH" train x1.yaml --max-steps 2
+  timed x1b.log "$STRETCH" train x1.yaml --backend cpu
+  has "resumed from x1/ckpt-00000002.h5" < x1b.log || fail "x1 did not resume"
+  has "train.backend: cuda -> cpu" < x1b.log || fail "x1 did not resume on the cpu"
+  $CMP x1 c1 1e-4 || fail "emulated GPU -> cpu resume differs from the cpu run"
+  # cpu -> emulated GPU
+  run_file y1 cpu
+  timed y1a.log "$STRETCH" train y1.yaml --max-steps 2
+  timed y1b.log "$STRETCH" train y1.yaml --backend cuda
+  has "train.backend: cpu -> cuda" < y1b.log || fail "y1 did not resume on the emulated GPU"
+  $CMP y1 c1 1e-4 || fail "cpu -> emulated GPU resume differs from the cpu run"
+  echo "gpuemu_stretch_resume: checkpoints cross between the emulated GPU and the cpu"
+  ;;
+ulysses)
+  # 2 query heads, 1 kv head (head dim 64): ulysses 2 replicates the kv head
+  # on both u ranks and sums its dK/dV.
+  gqa='model: {dim: 128, n_layers: 2, n_heads: 2, n_kv_heads: 1, ffn_dim: 96}'
+  run_file u1 cuda "$gqa"
+  timed u1.log "$STRETCH" train u1.yaml
+  run_file u2 cuda "$gqa"
+  timed u2.log "${MPIRUN[@]}" "$STRETCH" train u2.yaml --parallel.ulysses 2 --parallel.transport nccl
+  has "backend cuda (fp32, comm nccl 2.21.5)" < u2.log || fail "ulysses 2: not over the NCCL shim"
+  has "ring 1 x ulysses 2" < u2.log || fail "ulysses 2: not on a ulysses grid"
+  $CMP u2 u1 1e-4 || fail "ulysses 2 over nccl differs from 1 rank"
+  run_file h4 cuda "$gqa"
+  timed h4.log "$MPIEXEC" "$NP" 4 --oversubscribe --bind-to none "$STRETCH" train h4.yaml \
+    --parallel.ring 2 --parallel.ulysses 2 --parallel.transport nccl
+  has "ring 2 x ulysses 2" < h4.log || fail "hybrid: not on a ring 2 x ulysses 2 grid"
+  $CMP h4 u1 1e-4 || fail "ring 2 x ulysses 2 over nccl differs from 1 rank"
+  echo "gpuemu_stretch_ulysses: ulysses 2 and ring 2 x ulysses 2 over nccl match 1 rank"
+  ;;
+*) fail "usage: test_emu_stretch.sh sp|resume|ulysses ..." ;;
+esac
