@@ -4,9 +4,9 @@
 # host-staged mpi transport with the ranks sharing one emulated GPU
 # (EMU_GPU_COUNT=1). Each run checks itself against the
 # 1-rank computation (see the program's header).
-# usage: test_emu_comm.sh PROGRAM MPIEXEC [NP_FLAG]
+# usage: test_emu_comm.sh PROGRAM MPIEXEC [NP_FLAG [no1]]  (no1: skip the 1-rank run)
 set -u
-prog=$1 mpiexec=${2:-mpirun} npflag=${3:--n}
+prog=$1 mpiexec=${2:-mpirun} npflag=${3:--n} one=${4:-}
 run() {
     local what=$1; shift
     local t0=$SECONDS
@@ -14,7 +14,7 @@ run() {
     [ $rc -ne 0 ] && { echo "FAIL: $what (rc $rc)"; exit 1; }
     echo "-- $what: passed in $((SECONDS - t0)) s"
 }
-run "1 rank over nccl" "$prog" nccl
+[ "$one" = no1 ] || run "1 rank over nccl" "$prog" nccl
 run "2 ranks over nccl" "$mpiexec" $npflag 2 --oversubscribe --bind-to none "$prog" nccl
 run "2 ranks sharing one GPU over mpi" \
     env EMU_GPU_COUNT=1 "$mpiexec" $npflag 2 --oversubscribe --bind-to none "$prog" mpi

@@ -6,7 +6,8 @@
 # step (relative) and every parameter tensor after the steps (max |a - b| /
 # max |b|) against the reference run, to 1e-4.
 #   sp:     2 ranks sp 2 over the NCCL shim, and 2 ranks sharing one
-#           emulated GPU over the host-staged MPI transport, vs 1 rank;
+#           emulated GPU over the host-staged MPI transport, and 2 ranks
+#           dp 2 with ZeRO-2 (shard gradients) over the NCCL shim, vs 1 rank;
 #           an asynchronous NCCL error stops the run through the watchdog.
 #   ulysses: `--parallel.ulysses 2` (2 ranks) and ring 2 x ulysses 2 (4
 #           ranks) over the NCCL shim, a GQA model whose one kv head is
@@ -54,6 +55,13 @@ sp)
   timed m2.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m2.yaml --parallel.sp 2
   has "backend cuda (fp32, comm mpi)" < m2.log || fail "sp 2 sharing a GPU: not over mpi"
   $CMP m2 r1 1e-4 || fail "sp 2 over host-staged mpi differs from 1 rank"
+  # Data parallel with ZeRO-2 over the NCCL shim: the bucketed gradient
+  # reduce-scatter (grouped ncclReduce), the parameter all-gather (grouped
+  # ncclBroadcast) and the sharded checkpoint, through the trainer.
+  run_file z2 cuda
+  timed z2.log "${MPIRUN[@]}" "$STRETCH" train z2.yaml --parallel.dp 2 --parallel.shard gradients
+  has "shard gradients over 2 ranks" < z2.log || fail "dp 2: not sharded"
+  $CMP z2 r1 1e-4 || fail "dp 2 with shard gradients over nccl differs from 1 rank"
   # An asynchronous NCCL failure (ncclCommGetAsyncError, faked by
   # EMU_NCCL_ASYNC_ERROR=6: ncclRemoteError) ends the run through the
   # watchdog's poll hook (dist_abort.h): exit 97, the NCCL message.
@@ -65,7 +73,7 @@ sp)
   has "NCCL asynchronous error (ring communicator): remote process exited or there was a network error" < w1.log \
     || fail "an NCCL async error: no message"
   echo "an asynchronous NCCL error: the watchdog aborts (exit 97)"
-  echo "gpuemu_stretch_sp: 2 ranks sp 2 over nccl and over mpi match 1 rank"
+  echo "gpuemu_stretch_sp: 2 ranks sp 2 over nccl and over mpi, dp 2 + ZeRO-2 over nccl match 1 rank"
   ;;
 resume)
   run_file c1 cpu
