@@ -83,8 +83,10 @@ echo "== ASan + UBSan build: unit, CLI and MPI tests"
 # fast_unwind_on_malloc=0: full stacks, so that OpenMPI's leaks match their
 # suppressions; OpenMPI keeps its plugins loaded (disable_dlclose) so their
 # frames have names.
+# No emulated GPU here (STRETCH_GPU_EMU=OFF): its tests run in the part
+# above, and its one-translation-unit emulator is the slowest compile.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DSTRETCH_SANITIZE=ON \
-  -DSTRETCH_CUDA=OFF >/dev/null
+  -DSTRETCH_CUDA=OFF -DSTRETCH_GPU_EMU=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$SRC/tests/sanitize/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0 \
