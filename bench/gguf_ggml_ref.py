@@ -30,7 +30,9 @@ what ggml does to the numbers beyond plain arithmetic:
     powf(base, -2/n_rot), theta_k = fl(theta_{k-1} * theta_scale) from
     theta_0 = pos (k roundings: at position 8K the angle of a slow pair is
     off by ~1e-3 rad), divided by the rope_freqs factor, YaRN's
-    interpolation/extrapolation mix and cos/sin times mscale in f32.
+    interpolation/extrapolation mix (with the FMA GCC contracts it to, on
+    x86-64 with FMA: found by comparing RoPE's output with llama.cpp's for
+    the fused and unfused forms) and cos/sin times mscale in f32.
     llama's rope is ggml's normal mode: it rotates (x[2i], x[2i+1]) of the
     GGUF's (permuted) q/k rows.
 
@@ -118,23 +120,24 @@ ROUNDING = {"F32": None, "F16": _f16, "BF16": _bf16, "Q8_0": _q8_0}
 
 # -- RoPE --
 
-def _yarn_ramp(m, n):
-    """1 - clamp((i - low) / max(0.001, high - low)) per pair i, ggml's corr dims (betas 32 / 1)."""
+def _yarn_ramp(m, n, dtype):
+    """1 - clamp((i - low) / max(0.001, high - low)) per pair i in dtype, ggml's corr dims (betas 32 / 1:
+    the llama architecture ignores the GGUF keys)."""
     def corr_dim(beta):
         return m.n_rot * math.log(m.n_ctx_orig / (beta * 2 * math.pi)) / (2 * math.log(m.base))
     low = max(0.0, math.floor(corr_dim(32.0)))
     high = min(m.n_rot - 1.0, math.ceil(corr_dim(1.0)))
-    y = (np.arange(n) - low) / max(0.001, high - low)
-    return 1.0 - np.clip(y, 0.0, 1.0)
+    y = (np.arange(n, dtype=dtype) - dtype(low)) / dtype(max(0.001, high - low))
+    return (dtype(1) - np.clip(y, dtype(0), dtype(1))).astype(dtype)
 
 
 def rope_tables(m, T, ggml):
     """cos, sin of shape (T, n_rot/2) for positions 0..T-1, mscale included."""
     n = m.n_rot // 2
     ff = np.ones(n) if m.freq_factors is None else m.freq_factors.astype(np.float64)
-    ramp = _yarn_ramp(m, n) * m.ext_factor if m.ext_factor else np.zeros(n)
     mscale = m.attn_factor * ((1.0 + 0.1 * math.log(1.0 / m.freq_scale)) if m.ext_factor else 1.0)
     if not ggml:
+        ramp = _yarn_ramp(m, n, np.float64) * m.ext_factor
         extrap = np.arange(T)[:, None] * (m.base ** (-2.0 * np.arange(n) / m.n_rot))[None] / ff
         theta = m.freq_scale * extrap * (1 - ramp) + extrap * ramp
         return np.cos(theta) * mscale, np.sin(theta) * mscale
@@ -147,8 +150,15 @@ def rope_tables(m, T, ggml):
         t = t * scale  # float32: the cumulative product ggml's rope cache uses
     extrap = theta / ff.astype(np.float32)
     interp = f(m.freq_scale) * extrap
-    r = ramp.astype(np.float32)
-    mixed = interp * (f(1) - r) + extrap * r if m.ext_factor else interp
+    if m.ext_factor:
+        # interp * (1 - mix) + extrap * mix, the first product fused (FMA) as this build's compiler
+        # contracts it: one rounding of interp * (1 - mix) + fl(extrap * mix); float64 holds the exact
+        # product of two floats, so the float64 sum rounded to f32 is the FMA (bar double-rounding ties)
+        mix = _yarn_ramp(m, n, np.float32) * f(m.ext_factor)
+        mixed = (interp.astype(np.float64) * (f(1) - mix).astype(np.float64)
+                 + (extrap * mix).astype(np.float64)).astype(np.float32)
+    else:
+        mixed = interp
     ms = f(mscale)
     return (np.cos(mixed.astype(np.float64)).astype(np.float32) * ms,
             np.sin(mixed.astype(np.float64)).astype(np.float32) * ms)
@@ -165,43 +175,62 @@ def _rope(x, cos, sin):
     return out
 
 
-def forward(m, ids, ggml=True, dtype=np.float64, chunk=1024):
-    """Logits (T, V) as float64. ggml: the rounding rules above; dtype: the arithmetic between them."""
-    ids = np.asarray(ids)
-    T, H, Hkv, D = len(ids), m.H, m.Hkv, m.D
-    w = {k: v.astype(dtype, copy=False) for k, v in m.w.items()}
+class Forward:
+    """One model's forward pieces: ggml selects the rounding rules, dtype the arithmetic between them."""
 
-    def mm(x, name):
-        rnd = ROUNDING[m.types[name]] if ggml else None
-        xin = rnd(x).astype(dtype) if rnd else x
-        return xin @ w[name].T
+    def __init__(self, m, T, ggml=True, dtype=np.float64, chunk=1024):
+        self.m, self.T, self.ggml, self.dtype, self.chunk = m, T, ggml, dtype, chunk
+        self.w = {k: v.astype(dtype, copy=False) for k, v in m.w.items()}
+        self.cos, self.sin = (t.astype(dtype) for t in rope_tables(m, T, ggml))
 
-    def rms(x, g):
-        return (x / np.sqrt((x * x).mean(-1, keepdims=True) + dtype(m.eps))) * w[g]
+    def mm(self, x, name):
+        rnd = ROUNDING[self.m.types[name]] if self.ggml else None
+        return (rnd(x).astype(self.dtype) if rnd else x) @ self.w[name].T
 
-    cos, sin = (t.astype(dtype) for t in rope_tables(m, T, ggml))
-    h = w["token_embd.weight"][ids]
-    scale = dtype(1.0 / math.sqrt(D))
-    for l in range(m.L):
-        p = f"blk.{l}."
-        x = rms(h, p + "attn_norm.weight")
-        q = _rope(mm(x, p + "attn_q.weight").reshape(T, H, D), cos, sin)
-        k = _rope(mm(x, p + "attn_k.weight").reshape(T, Hkv, D), cos, sin)
-        v = mm(x, p + "attn_v.weight").reshape(T, Hkv, D)
-        o = np.empty((T, H, D), dtype)
+    def rms(self, x, g):
+        return (x / np.sqrt((x * x).mean(-1, keepdims=True) + self.dtype(self.m.eps))) * self.w[g]
+
+    def embed(self, ids):
+        return self.w["token_embd.weight"][np.asarray(ids)]
+
+    def layer(self, l, h):
+        """The residual stream after block l, from h (T, C) before it."""
+        m, T, p = self.m, self.T, f"blk.{l}."
+        H, Hkv, D = m.H, m.Hkv, m.D
+        h = np.asarray(h, self.dtype)
+        x = self.rms(h, p + "attn_norm.weight")
+        q = _rope(self.mm(x, p + "attn_q.weight").reshape(T, H, D), self.cos, self.sin)
+        k = _rope(self.mm(x, p + "attn_k.weight").reshape(T, Hkv, D), self.cos, self.sin)
+        v = self.mm(x, p + "attn_v.weight").reshape(T, Hkv, D)
+        o = np.empty((T, H, D), self.dtype)
+        scale = self.dtype(1.0 / math.sqrt(D))
         for hh in range(H):
             kh, vh = k[:, hh * Hkv // H], v[:, hh * Hkv // H]
-            for t0 in range(0, T, chunk):  # query blocks: bounded memory at long T
-                t1 = min(T, t0 + chunk)
+            for t0 in range(0, T, self.chunk):  # query blocks: bounded memory at long T
+                t1 = min(T, t0 + self.chunk)
                 s = (q[t0:t1, hh] @ kh[:t1].T) * scale
                 s[np.arange(t1 - t0)[:, None] + t0 < np.arange(t1)[None]] = -np.inf
                 s = np.exp(s - s.max(-1, keepdims=True))
                 o[t0:t1, hh] = (s @ vh[:t1]) / s.sum(-1, keepdims=True)
-        h = h + mm(o.reshape(T, H * D), p + "attn_output.weight")
-        x = rms(h, p + "ffn_norm.weight")
-        g = mm(x, p + "ffn_gate.weight")
-        h = h + mm(g / (1 + np.exp(-g)) * mm(x, p + "ffn_up.weight"), p + "ffn_down.weight")
-    return mm(rms(h, "output_norm.weight"), "output.weight").astype(np.float64)
+        h = h + self.mm(o.reshape(T, H * D), p + "attn_output.weight")
+        x = self.rms(h, p + "ffn_norm.weight")
+        g = self.mm(x, p + "ffn_gate.weight")
+        return h + self.mm(g / (1 + np.exp(-g)) * self.mm(x, p + "ffn_up.weight"), p + "ffn_down.weight")
+
+    def head(self, x_normed):
+        """Logits from the output-normed hidden states."""
+        return self.mm(np.asarray(x_normed, self.dtype), "output.weight")
+
+    def __call__(self, ids):
+        h = self.embed(ids)
+        for l in range(self.m.L):
+            h = self.layer(l, h)
+        return self.head(self.rms(h, "output_norm.weight")).astype(np.float64)
+
+
+def forward(m, ids, ggml=True, dtype=np.float64):
+    """Logits (T, V) as float64."""
+    return Forward(m, len(ids), ggml, dtype)(ids)
 
 
 def main():

@@ -84,20 +84,136 @@ def stretch_logits(bench, ckpt, stage, ids_path, out, tmp):
     return np.fromfile(out, dtype=np.float32)
 
 
-def llamacpp_logits(path, ids, threads, ubatch):
-    from llama_cpp import Llama
+OPS = (  # (check, input tensor, output tensor, weight) as llama.cpp's llama graph names them
+    ("attn_q", "attn_norm", "Qcur", "attn_q"), ("attn_k", "attn_norm", "Kcur", "attn_k"),
+    ("attn_v", "attn_norm", "Vcur", "attn_v"), ("attn_output", "kqv_out", "attn_out", "attn_output"),
+    ("ffn_gate", "ffn_norm", "ffn_gate", "ffn_gate"), ("ffn_up", "ffn_norm", "ffn_up", "ffn_up"),
+    ("ffn_down", "ffn_swiglu", "ffn_out", "ffn_down"))
+CAPTURED = {"attn_norm", "Qcur", "Kcur", "Vcur", "kqv_out", "attn_out", "ffn_norm", "ffn_gate", "ffn_up",
+            "ffn_swiglu", "ffn_out"}
+
+
+def llamacpp_run(path, ids, threads, ubatch, op_layers):
+    """llama.cpp's logits (T, V) and tensors of its graph read through the scheduler's eval callback
+    (CPU, KV cache F32, no flash attention): "embd", "l_out-N", "result_norm" and, for the blocks in
+    op_layers, every matmul's input and output (CAPTURED; a name the graph gives twice gets "#k" for its
+    k-th repeat: "Qcur-N#2" is Q after RoPE). Each -> (T * rows per token, row length) float32."""
+    import ctypes
+    import llama_cpp as lc
+    base = ctypes.CDLL(os.path.join(os.path.dirname(lc.__file__), "lib", "libggml-base.so"))
+    base.ggml_get_name.restype, base.ggml_get_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    base.ggml_nelements.restype, base.ggml_nelements.argtypes = ctypes.c_int64, [ctypes.c_void_p]
+    base.ggml_nrows.restype, base.ggml_nrows.argtypes = ctypes.c_int64, [ctypes.c_void_p]
+    base.ggml_get_data_f32.restype = ctypes.POINTER(ctypes.c_float)
+    base.ggml_get_data_f32.argtypes = [ctypes.c_void_p]
+    parts, seen = {}, {}
+
+    def wanted(name):
+        if name in ("embd", "result_norm", "result_output"):
+            return True
+        op, _, layer = name.rpartition("-")
+        return op == "l_out" or (op in CAPTURED and layer.isdigit() and int(layer) in op_layers)
+
+    def on_tensor(t, ask, _):
+        name = base.ggml_get_name(t).decode()
+        if ask:
+            return wanted(name)
+        if name == "embd":  # the first tensor of every micro-batch
+            seen.clear()
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        n, rows = base.ggml_nelements(t), base.ggml_nrows(t)
+        a = np.ctypeslib.as_array(base.ggml_get_data_f32(t), shape=(n,)).reshape(rows, n // rows).copy()
+        parts.setdefault(name if k == 0 else f"{name}#{k}", []).append(a)  # one part per micro-batch
+        return True
+
     T = len(ids)
-    llm = Llama(model_path=path, n_ctx=T, n_batch=T, n_ubatch=ubatch, logits_all=True, n_threads=threads,
-                type_k=0, type_v=0, flash_attn=False, verbose=False)  # type 0 = GGML_TYPE_F32 cache
-    llm.eval(ids)
-    out = np.array(llm.scores[:T], dtype=np.float32)
-    meta = dict(llm.metadata)
-    llm.close()
-    return out, meta
+    quiet = lc.llama_log_callback(lambda level, text, user: None)
+    lc.llama_log_set(quiet, None)
+    lc.llama_backend_init()
+    mp = lc.llama_model_default_params()
+    model = lc.llama_model_load_from_file(path.encode(), mp)
+    cp = lc.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch = T, T, ubatch
+    cp.n_threads = cp.n_threads_batch = threads
+    cp.type_k = cp.type_v = 0  # GGML_TYPE_F32 KV cache
+    cp.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    callback = lc.ggml_backend_sched_eval_callback(on_tensor)  # kept alive until the context is freed
+    cp.cb_eval = callback
+    ctx = lc.llama_init_from_model(model, cp)
+    batch = lc.llama_batch_init(T, 0, 1)
+    for i, tok in enumerate(ids):
+        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = int(tok), i, 1, 1
+        batch.seq_id[i][0] = 0
+    batch.n_tokens = T
+    if lc.llama_decode(ctx, batch) != 0:
+        sys.exit(f"llama_decode failed on {path}")
+    V = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
+    logits = np.ctypeslib.as_array(lc.llama_get_logits(ctx), shape=(T * V,)).reshape(T, V).copy()
+    lc.llama_batch_free(batch)
+    lc.llama_free(ctx)
+    lc.llama_model_free(model)
+    del callback, quiet
+    return logits, {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def per_op(m, cap, op_layers, fw):
+    """Every matmul of the blocks in op_layers, and the head, fed llama.cpp's own input; RoPE of Q and K
+    fed llama.cpp's own Q and K. Returns {check: (max d_g, max d_x, worst d_g / tol, tol there)} with d_g
+    = max|cpp_out - G64(cpp_in)| / max|cpp_out|, d_x the same without the rules (X64), tol = MARGIN
+    max|G32(cpp_in) - G64(cpp_in)| / max|cpp_out|."""
+    g64, g32, x64 = fw
+    res = {}
+
+    def add(check, y, a, ax, a32):
+        s = float(np.abs(y).max())
+        dg, dx, tol = rel(a, y, s), rel(ax, y, s), MARGIN * rel(a32, a, s)
+        old = res.get(check, (0.0, 0.0, 0.0, 0.0))
+        ratio = dg / tol if tol > 0 else (0.0 if dg == 0 else np.inf)
+        res[check] = (max(old[0], dg), max(old[1], dx), max(old[2], ratio), tol if ratio >= old[2] else old[3])
+
+    for l in op_layers:
+        for check, src, dst, w in OPS:
+            x, y, name = cap[f"{src}-{l}"], cap[f"{dst}-{l}"], f"blk.{l}.{w}.weight"
+            add(check, y, g64.mm(x, name), x64.mm(x, name), g32.mm(x, name))
+        for check, src, heads in (("rope_q", "Qcur", m.H), ("rope_k", "Kcur", m.Hkv)):
+            x, y = cap[f"{src}-{l}"].reshape(-1, heads, m.D), cap[f"{src}-{l}#2"].reshape(-1, heads, m.D)
+            add(check, y, gr_rope(g64, x), gr_rope(x64, x), gr_rope(g32, x))
+    add("head", cap["result_output"], g64.head(cap["result_norm"]), x64.head(cap["result_norm"]),
+        g32.head(cap["result_norm"]))
+    return res
+
+
+def gr_rope(f, x):
+    import gguf_ggml_ref as gr
+    return gr._rope(np.asarray(x, f.dtype), f.cos, f.sin)
+
+
+def per_layer(gr, m, ids, cap):
+    """Each block (and the head) fed llama.cpp's own input: no compounding across layers. Per block:
+    max|cpp_out - G64(cpp_in)| / max|cpp_out|, the same for X64 (no rounding rules), and the tolerance
+    MARGIN |G32(cpp_in) - G64(cpp_in)| / max|cpp_out|. Returns rows (name, d_g, d_x, tol)."""
+    T = len(ids)
+    g64, g32, x64 = (gr.Forward(m, T, ggml, dt) for ggml, dt in ((True, np.float64), (True, np.float32),
+                                                                (False, np.float64)))
+    rows = [("embed", rel(g64.embed(ids), cap["embd"], 1.0), 0.0, 0.0)]
+    prev = cap["embd"]
+    for l in range(m.L):
+        out = cap[f"l_out-{l}"]
+        s = float(np.abs(out).max())
+        a = g64.layer(l, prev)
+        rows.append((f"blk.{l}", rel(a, out, s), rel(x64.layer(l, prev), out, s),
+                     MARGIN * rel(g32.layer(l, prev), a, s)))
+        prev = out
+    return rows, (g64, g32, x64)
 
 
 def rel(a, b, scale):
     return float(np.abs(a - b).max()) / scale
+
+
+def rms(a, b, scale):
+    return float(np.sqrt(np.mean((a - b) ** 2))) / scale
 
 
 def text_ids(stretch, tokenizer, n, tmp):
@@ -125,6 +241,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--text-tokenizer", help="tokenize the text with this (a GGUF file); default: bytes")
     ap.add_argument("--ubatch", type=int, default=0, help="llama.cpp micro-batch (default: --len, one batch)")
+    ap.add_argument("--op-layers", help="blocks whose every matmul is checked (default: all up to 2048 "
+                    "tokens, else the first, middle and last)")
     ap.add_argument("--no-control", action="store_true", help="skip the stage-0 RoPE control run")
     a = ap.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -144,6 +262,7 @@ def main():
         sh([stretch, "train", yaml], cwd=tmp)
         ckpt = os.path.join(out, open(os.path.join(out, "latest")).read().strip())
     ids = text_ids(stretch, a.text_tokenizer, a.len, tmp)
+    op_layers = [int(x) for x in a.op_layers.split(",")] if a.op_layers else None
     ids_path = os.path.join(tmp, "ids.bin")
     np.array(ids, dtype=np.int32).tofile(ids_path)
     print(f"checkpoint {ckpt}, {a.len} tokens; checks: |cpp-G64| <= {MARGIN:g} |G32-G64|, "
@@ -167,15 +286,18 @@ def main():
             sh([stretch, "import", "--gguf", g, "--out", imp])
             deq = stretch_logits(bench, imp, None, ids_path, os.path.join(tmp, "deq.bin"), tmp).reshape(a.len, V)
             m = gr.Model(g)
+            if op_layers is None:
+                op_layers = list(range(m.L)) if a.len <= 2048 else sorted({0, m.L // 2, m.L - 1})
             G64 = gr.forward(m, ids, ggml=True, dtype=np.float64)
             G32 = gr.forward(m, ids, ggml=True, dtype=np.float32)
             X64 = gr.forward(m, ids, ggml=False, dtype=np.float64)
             X32 = gr.forward(m, ids, ggml=False, dtype=np.float32)
-            del m
             tol_cpp, tol_deq = MARGIN * rel(G32, G64, scale), MARGIN * rel(X32, X64, scale)
             print(f"stage {stage} {typ:5s}: tolerances stated before llama.cpp runs: |cpp-G64| {tol_cpp:.2e}, "
                   f"|deq-X64| {tol_deq:.2e}", flush=True)
-            cpp, meta = llamacpp_logits(g, ids, a.threads, a.ubatch or a.len)
+            cpp, cap = llamacpp_run(g, ids, a.threads, a.ubatch or a.len, op_layers)
+            meta = {k: v.contents() for k, v in __import__("gguf").GGUFReader(g).fields.items()
+                    if k.startswith("llama.rope")}
             d_cpp, d_deq = rel(cpp, G64, scale), rel(deq, X64, scale)
             ok = d_cpp <= tol_cpp and d_deq <= tol_deq
             all_ok &= ok
@@ -185,7 +307,25 @@ def main():
                   f"{'ok' if ok else 'EXCEEDED'}; ggml rounding |G64-X64| {rel(G64, X64, scale):.2e}; "
                   f"|cpp-deq| {rel(cpp, deq, scale):.2e}; |cpp-ref| {rel(cpp, ref, scale):.2e}; "
                   f"quantization |deq-ref| {rel(deq, ref, scale):.2e}; argmax agreement "
-                  f"{float((cpp.argmax(1) == ref.argmax(1)).mean()):.4f}; max|ref| {scale:.3f}", flush=True)
+                  f"{float((cpp.argmax(1) == ref.argmax(1)).mean()):.4f}; max|ref| {scale:.3f}; "
+                  f"rms: cpp-G64 {rms(cpp, G64, scale):.2e}, G32-G64 {rms(G32, G64, scale):.2e}, "
+                  f"cpp-X64 {rms(cpp, X64, scale):.2e}", flush=True)
+            rows, fw = per_layer(gr, m, ids, cap)
+            bad = [r[0] for r in rows if r[1] > r[3]]
+            worst = max(rows, key=lambda r: r[1] / r[3] if r[3] > 0 else (np.inf if r[1] > 0 else 0.0))
+            print(f"stage {stage} {typ:5s} each block fed llama.cpp's input: max|cpp-G64| "
+                  f"{max(r[1] for r in rows):.2e}, without the rules max|cpp-X64| {max(r[2] for r in rows):.2e}; "
+                  f"closest to its tolerance: {worst[0]} {worst[1]:.2e} (tol {worst[3]:.2e}); "
+                  f"{'ok' if not bad else 'EXCEEDED in ' + ', '.join(bad)}", flush=True)
+            ops = per_op(m, cap, op_layers, fw)
+            del m, fw, cap
+            for check, (dg, dx, ratio, tol) in ops.items():
+                ok = ratio <= 1.0
+                bad += [] if ok else [check]
+                print(f"stage {stage} {typ:5s} {check:11s} fed llama.cpp's input ({len(op_layers)} blocks): "
+                      f"max|cpp-G64| {dg:.2e}, without the rules max|cpp-X64| {dx:.2e}; worst |cpp-G64| / tol "
+                      f"{ratio:.2f} (tol there {tol:.2e}) {'ok' if ok else 'EXCEEDED'}", flush=True)
+            all_ok &= not bad
     print("all within tolerance" if all_ok else "TOLERANCE EXCEEDED")
     return 0 if all_ok else 1
 
