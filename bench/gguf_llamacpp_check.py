@@ -328,6 +328,13 @@ def main():
                 print(f"stage {stage} {typ:5s} {check:11s} fed llama.cpp's input ({len(op_layers)} blocks): "
                       f"max|cpp-G64| {dg:.2e}, without the rules max|cpp-X64| {dx:.2e}; worst |cpp-G64| / tol "
                       f"{ratio:.2f} (tol there {tol:.2e}) {'ok' if ok else 'EXCEEDED'}", flush=True)
+            mm = [v for k, v in ops.items() if not k.startswith("rope")]
+            rp = [v for k, v in ops.items() if k.startswith("rope")]
+            print(f"stage {stage} {typ:5s} summary, each op fed llama.cpp's input: matmuls max|cpp-G64| "
+                  f"{max(v[0] for v in mm):.1e} (without the rules {min(v[1] for v in mm):.1e}.."
+                  f"{max(v[1] for v in mm):.1e}), RoPE {max(v[0] for v in rp):.1e} (exact angles "
+                  f"{max(v[1] for v in rp):.1e}); worst |cpp-G64| / tol {max(v[2] for v in ops.values()):.2f}",
+                  flush=True)
             all_ok &= not bad
     print("all within tolerance" if all_ok else "TOLERANCE EXCEEDED")
     return 0 if all_ok else 1
