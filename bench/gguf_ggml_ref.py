@@ -221,16 +221,16 @@ class Forward:
         """Logits from the output-normed hidden states."""
         return self.mm(np.asarray(x_normed, self.dtype), "output.weight")
 
-    def __call__(self, ids):
+    def __call__(self, ids, first=0):
         h = self.embed(ids)
         for l in range(self.m.L):
             h = self.layer(l, h)
-        return self.head(self.rms(h, "output_norm.weight")).astype(np.float64)
+        return self.head(self.rms(h[first:], "output_norm.weight")).astype(np.float64)
 
 
-def forward(m, ids, ggml=True, dtype=np.float64):
-    """Logits (T, V) as float64."""
-    return Forward(m, len(ids), ggml, dtype)(ids)
+def forward(m, ids, ggml=True, dtype=np.float64, first=0):
+    """Logits (T - first, V) as float64 of positions first..T-1."""
+    return Forward(m, len(ids), ggml, dtype)(ids, first)
 
 
 def main():

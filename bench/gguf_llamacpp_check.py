@@ -76,12 +76,16 @@ def sh(cmd, **kw):
     return r.stdout
 
 
-def stretch_logits(bench, ckpt, stage, ids_path, out, tmp):
+def stretch_logits(bench, ckpt, stage, ids_path, out, T, first):
+    """(T - first, V) float32: bench_logits' logits of positions first..T-1."""
     cmd = [bench, "--ckpt", ckpt, "--tokens", ids_path, "--out", out]
     if stage is not None:
         cmd += ["--stage", str(stage)]
     sh(cmd)
-    return np.fromfile(out, dtype=np.float32)
+    n = os.path.getsize(out) // 4
+    x = np.array(np.memmap(out, dtype=np.float32, mode="r", shape=(T, n // T))[first:])
+    os.remove(out)
+    return x
 
 
 OPS = (  # (check, input tensor, output tensor, weight) as llama.cpp's llama graph names them
@@ -93,11 +97,12 @@ CAPTURED = {"attn_norm", "Qcur", "Kcur", "Vcur", "kqv_out", "attn_out", "ffn_nor
             "ffn_swiglu", "ffn_out"}
 
 
-def llamacpp_run(path, ids, threads, ubatch, op_layers):
+def llamacpp_run(path, ids, threads, ubatch, op_layers, first=0):
     """llama.cpp's logits (T, V) and tensors of its graph read through the scheduler's eval callback
     (CPU, KV cache F32, no flash attention): "embd", "l_out-N", "result_norm" and, for the blocks in
     op_layers, every matmul's input and output (CAPTURED; a name the graph gives twice gets "#k" for its
-    k-th repeat: "Qcur-N#2" is Q after RoPE). Each -> (T * rows per token, row length) float32."""
+    k-th repeat: "Qcur-N#2" is Q after RoPE). Each -> (T * rows per token, row length) float32.
+    Logits of positions first..T-1 only (the last block's FFN and the head then see those rows only)."""
     import ctypes
     import llama_cpp as lc
     base = ctypes.CDLL(os.path.join(os.path.dirname(lc.__file__), "lib", "libggml-base.so"))
@@ -143,13 +148,13 @@ def llamacpp_run(path, ids, threads, ubatch, op_layers):
     ctx = lc.llama_init_from_model(model, cp)
     batch = lc.llama_batch_init(T, 0, 1)
     for i, tok in enumerate(ids):
-        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = int(tok), i, 1, 1
+        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = int(tok), i, 1, int(i >= first)
         batch.seq_id[i][0] = 0
     batch.n_tokens = T
     if lc.llama_decode(ctx, batch) != 0:
         sys.exit(f"llama_decode failed on {path}")
     V = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
-    logits = np.ctypeslib.as_array(lc.llama_get_logits(ctx), shape=(T * V,)).reshape(T, V).copy()
+    logits = np.ctypeslib.as_array(lc.llama_get_logits(ctx), shape=((T - first) * V,)).reshape(-1, V).copy()
     lc.llama_batch_free(batch)
     lc.llama_free(ctx)
     lc.llama_model_free(model)
@@ -241,6 +246,8 @@ def main():
     ap.add_argument("--ubatch", type=int, default=0, help="llama.cpp micro-batch (default: --len, one batch)")
     ap.add_argument("--op-layers", help="blocks whose every matmul is checked (default: all up to 2048 "
                     "tokens, else the first, middle and last)")
+    ap.add_argument("--first", type=int, default=0, help="compare the logits of positions FIRST.. only "
+                    "(long runs: T x V logits do not fit in memory); implies --no-blocks when > 0")
     ap.add_argument("--no-blocks", action="store_true", help="skip the per-block check (3 forwards)")
     ap.add_argument("--no-control", action="store_true", help="skip the stage-0 RoPE control run")
     a = ap.parse_args()
@@ -261,6 +268,8 @@ def main():
         sh([stretch, "train", yaml], cwd=tmp)
         ckpt = os.path.join(out, open(os.path.join(out, "latest")).read().strip())
     ids = text_ids(stretch, a.text_tokenizer, a.len, tmp)
+    first = a.first
+    a.no_blocks |= first > 0  # llama.cpp's last block then computes its FFN for the output rows only
     op_layers = [int(x) for x in a.op_layers.split(",")] if a.op_layers else None
     ids_path = os.path.join(tmp, "ids.bin")
     np.array(ids, dtype=np.int32).tofile(ids_path)
@@ -268,33 +277,32 @@ def main():
           f"|deq-X64| <= {MARGIN:g} |X32-X64| (all / max|ref|)", flush=True)
     all_ok = True
     for stage in [int(s) for s in a.stages.split(",")]:
-        ref = stretch_logits(bench, ckpt, stage, ids_path, os.path.join(tmp, "ref.bin"), tmp)
-        V = ref.size // a.len
-        ref = ref.reshape(a.len, V)
+        ref = stretch_logits(bench, ckpt, stage, ids_path, os.path.join(tmp, "ref.bin"), a.len, first)
         scale = float(np.abs(ref).max())
         # control: how far the logits move with another stage's RoPE (stage 0: unscaled), so that the
         # agreement below is known to depend on the exported RoPE being the right one
         if stage != 0 and not a.no_control:
-            other = stretch_logits(bench, ckpt, 0, ids_path, os.path.join(tmp, "other.bin"), tmp).reshape(a.len, V)
-            print(f"stage {stage}: control: stretch with stage 0's RoPE differs by {rel(other, ref, scale):.2e} "
-                  f"(positions < 128: {rel(other[:128], ref[:128], scale):.2e})", flush=True)
+            other = stretch_logits(bench, ckpt, 0, ids_path, os.path.join(tmp, "other.bin"), a.len, first)
+            print(f"stage {stage}: control: stretch with stage 0's RoPE differs by {rel(other, ref, scale):.2e}"
+                  + (f" (positions < 128: {rel(other[:128], ref[:128], scale):.2e})" if first == 0 else ""),
+                  flush=True)
         for typ in a.types.split(","):
             g = os.path.join(tmp, f"s{stage}_{typ}.gguf")
             sh([stretch, "export", "--ckpt", ckpt, "--format", "gguf", "--stage", str(stage), "--type", typ, "--out", g])
             imp = os.path.join(tmp, f"s{stage}_{typ}.h5")
             sh([stretch, "import", "--gguf", g, "--out", imp])
-            deq = stretch_logits(bench, imp, None, ids_path, os.path.join(tmp, "deq.bin"), tmp).reshape(a.len, V)
+            deq = stretch_logits(bench, imp, None, ids_path, os.path.join(tmp, "deq.bin"), a.len, first)
             m = gr.Model(g)
             if op_layers is None:
                 op_layers = list(range(m.L)) if a.len <= 2048 else sorted({0, m.L // 2, m.L - 1})
-            G64 = gr.forward(m, ids, ggml=True, dtype=np.float64)
-            G32 = gr.forward(m, ids, ggml=True, dtype=np.float32)
-            X64 = gr.forward(m, ids, ggml=False, dtype=np.float64)
-            X32 = gr.forward(m, ids, ggml=False, dtype=np.float32)
+            G64 = gr.forward(m, ids, ggml=True, dtype=np.float64, first=first)
+            G32 = gr.forward(m, ids, ggml=True, dtype=np.float32, first=first)
+            X64 = gr.forward(m, ids, ggml=False, dtype=np.float64, first=first)
+            X32 = gr.forward(m, ids, ggml=False, dtype=np.float32, first=first)
             tol_cpp, tol_deq = MARGIN * rel(G32, G64, scale), MARGIN * rel(X32, X64, scale)
             print(f"stage {stage} {typ:5s}: tolerances stated before llama.cpp runs: |cpp-G64| {tol_cpp:.2e}, "
                   f"|deq-X64| {tol_deq:.2e}", flush=True)
-            cpp, cap = llamacpp_run(g, ids, a.threads, a.ubatch or a.len, op_layers)
+            cpp, cap = llamacpp_run(g, ids, a.threads, a.ubatch or a.len, op_layers, first)
             meta = {k: v.contents() for k, v in __import__("gguf").GGUFReader(g).fields.items()
                     if k.startswith("llama.rope")}
             d_cpp, d_deq = rel(cpp, G64, scale), rel(deq, X64, scale)
