@@ -42,7 +42,19 @@ amplification, as cpp - G64 does. |G64 - X64| is what ggml's own rounding
 does: with |X64 - deq| ~ f32 noise it accounts for |cpp - deq|. Printed too:
 |cpp - deq| and |cpp - ref| (the export's quantization included), argmax
 agreement with ref, and as a control how much stretch's logits move when the
-checkpoint runs with stage 0's (unscaled) RoPE. Exit 1 if a check fails.
+checkpoint runs with stage 0's (unscaled) RoPE.
+
+Then llama.cpp's own tensors, read through its scheduler eval callback: every
+matmul (attn_q/k/v/output, ffn_gate/up/down, the head) and RoPE of Q and K in
+the blocks --op-layers, fed llama.cpp's own input, against G64 / X64 of that
+input, and each block fed llama.cpp's residual stream (no compounding across
+layers); same rule, |cpp - G64(in)| <= 4 |G32(in) - G64(in)|. Exit 1 if a
+check fails.
+
+Long runs (SmolLM2 beyond 8192 tokens): --first 8192 keeps the logits of the
+positions beyond the original context only (T x V does not fit in memory),
+--no-forward skips the reference's end-to-end forwards (hours on 2 cores), so
+llama.cpp's ops and cpp against stretch are what is checked there.
 """
 import argparse
 import os
