@@ -264,6 +264,8 @@ def main():
                     "(long runs: T x V logits do not fit in memory); implies --no-blocks when > 0")
     ap.add_argument("--no-forward", action="store_true", help="skip the reference's end-to-end forwards "
                     "(4 numpy forwards: hours at 8K tokens on 2 cores); implies --no-blocks")
+    ap.add_argument("--ops-only", action="store_true", help="llama.cpp and its op checks only (no stretch "
+                    "forward, no end-to-end reference); implies --no-forward")
     ap.add_argument("--no-blocks", action="store_true", help="skip the per-block check (3 forwards)")
     ap.add_argument("--no-control", action="store_true", help="skip the stage-0 RoPE control run")
     a = ap.parse_args()
@@ -285,6 +287,7 @@ def main():
         ckpt = os.path.join(out, open(os.path.join(out, "latest")).read().strip())
     ids = text_ids(stretch, a.text_tokenizer, a.len, tmp)
     first = a.first
+    a.no_forward |= a.ops_only
     a.no_blocks |= first > 0 or a.no_forward  # llama.cpp's last block then computes its FFN for the output rows only
     op_layers = [int(x) for x in a.op_layers.split(",")] if a.op_layers else None
     ids_path = os.path.join(tmp, "ids.bin")
@@ -293,11 +296,14 @@ def main():
           f"|deq-X64| <= {MARGIN:g} |X32-X64| (all / max|ref|)", flush=True)
     all_ok = True
     for stage in [int(s) for s in a.stages.split(",")]:
-        ref = stretch_logits(bench, ckpt, stage, ids_path, os.path.join(tmp, "ref.bin"), a.len, first)
-        scale = float(np.abs(ref).max())
+        if a.ops_only:
+            ref = scale = None
+        else:
+            ref = stretch_logits(bench, ckpt, stage, ids_path, os.path.join(tmp, "ref.bin"), a.len, first)
+            scale = float(np.abs(ref).max())
         # control: how far the logits move with another stage's RoPE (stage 0: unscaled), so that the
         # agreement below is known to depend on the exported RoPE being the right one
-        if stage != 0 and not a.no_control:
+        if stage != 0 and not a.no_control and not a.ops_only:
             other = stretch_logits(bench, ckpt, 0, ids_path, os.path.join(tmp, "other.bin"), a.len, first)
             print(f"stage {stage}: control: stretch with stage 0's RoPE differs by {rel(other, ref, scale):.2e}"
                   + (f" (positions < 128: {rel(other[:128], ref[:128], scale):.2e})" if first == 0 else ""),
@@ -306,17 +312,22 @@ def main():
             g = os.path.join(tmp, f"s{stage}_{typ}.gguf")
             sh([stretch, "export", "--ckpt", ckpt, "--format", "gguf", "--stage", str(stage), "--type", typ, "--out", g])
             imp = os.path.join(tmp, f"s{stage}_{typ}.h5")
-            sh([stretch, "import", "--gguf", g, "--out", imp])
-            deq = stretch_logits(bench, imp, None, ids_path, os.path.join(tmp, "deq.bin"), a.len, first)
+            if not a.ops_only:
+                sh([stretch, "import", "--gguf", g, "--out", imp])
+                deq = stretch_logits(bench, imp, None, ids_path, os.path.join(tmp, "deq.bin"), a.len, first)
             m = gr.Model(g)
             if op_layers is None:
                 op_layers = list(range(m.L)) if a.len <= 2048 else sorted({0, m.L // 2, m.L - 1})
             if a.no_forward:  # long runs: only llama.cpp's own ops are checked, and cpp against stretch
                 cpp, cap = llamacpp_run(g, ids, a.threads, a.ubatch or a.len, op_layers, first)
-                print(f"stage {stage} {typ:5s}: |cpp-deq| {rel(cpp, deq, scale):.2e}; |cpp-ref| "
-                      f"{rel(cpp, ref, scale):.2e}; quantization |deq-ref| {rel(deq, ref, scale):.2e}; argmax "
-                      f"agreement {float((cpp.argmax(1) == ref.argmax(1)).mean()):.4f}; max|ref| {scale:.3f}",
-                      flush=True)
+                if a.ops_only:
+                    print(f"stage {stage} {typ:5s}: llama.cpp ran {len(ids)} tokens, max|logit| "
+                          f"{float(np.abs(cpp).max()):.3f} at positions {first}..", flush=True)
+                else:
+                    print(f"stage {stage} {typ:5s}: |cpp-deq| {rel(cpp, deq, scale):.2e}; |cpp-ref| "
+                          f"{rel(cpp, ref, scale):.2e}; quantization |deq-ref| {rel(deq, ref, scale):.2e}; "
+                          f"argmax agreement {float((cpp.argmax(1) == ref.argmax(1)).mean()):.4f}; "
+                          f"max|ref| {scale:.3f}", flush=True)
             else:
                 G64 = gr.forward(m, ids, ggml=True, dtype=np.float64, first=first)
                 G32 = gr.forward(m, ids, ggml=True, dtype=np.float32, first=first)
