@@ -209,9 +209,10 @@ def gr_rope(f, x):
 
 
 def per_layer(m, ids, cap, fw):
-    """Each block (and the head) fed llama.cpp's own input: no compounding across layers. Per block:
+    """Each block fed llama.cpp's own residual stream: no compounding across layers. Per block:
     max|cpp_out - G64(cpp_in)| / max|cpp_out|, the same for X64 (no rounding rules), and the tolerance
-    MARGIN |G32(cpp_in) - G64(cpp_in)| / max|cpp_out|. Returns rows (name, d_g, d_x, tol)."""
+    MARGIN |G32(cpp_in) - G64(cpp_in)| / max|cpp_out|; the embedding lookup must be exact (dequantized
+    rows). Returns rows (name, d_g, d_x, tol)."""
     g64, g32, x64 = fw
     rows = [("embed", rel(g64.embed(ids), cap["embd"], 1.0), 0.0, 0.0)]
     prev = cap["embd"]
