@@ -89,3 +89,15 @@ static inline double gpu_worst_rel_l2(const model *m, const float *a, const floa
     }
     return worst;
 }
+
+// A failed check of a multi-rank test: printed with the rank and counted in
+// the including file's own `failures` and `rank_` (static ints there).
+#define GPU_EXPECT(cond, ...)                                    \
+    do {                                                         \
+        if (!(cond)) {                                           \
+            printf("rank %d FAIL: ", rank_);                     \
+            printf(__VA_ARGS__);                                 \
+            printf("\n");                                        \
+            failures++;                                          \
+        }                                                        \
+    } while (0)

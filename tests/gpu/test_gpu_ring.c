@@ -17,15 +17,6 @@
 #include "zigzag.h"
 
 static int failures = 0;
-#define EXPECT(cond, ...)                                        \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            printf("rank %d FAIL: ", rank_);                     \
-            printf(__VA_ARGS__);                                 \
-            printf("\n");                                        \
-            failures++;                                          \
-        }                                                        \
-    } while (0)
 static int rank_ = 0;
 
 static void self_checks(backend *bk, gpu_comm *c, dist_ctx *d) {
@@ -41,7 +32,7 @@ static void self_checks(backend *bk, gpu_comm *c, dist_ctx *d) {
     gpu_comm_shift(c, &x, recv, send, n, DIST_F32, 1);
     gpu_comm_wait(c, &x);
     bk->op->to_host(bk, back, recv, sizeof(float) * n);
-    EXPECT(!memcmp(back, h, sizeof(float) * n), "ring shift to itself changed the block");
+    GPU_EXPECT(!memcmp(back, h, sizeof(float) * n), "ring shift to itself changed the block");
     bk->op->free(bk, send);
     bk->op->free(bk, recv);
     free(h);
@@ -58,7 +49,7 @@ static void self_checks(backend *bk, gpu_comm *c, dist_ctx *d) {
     gpu_comm_grad_end(c);
     bk->op->to_host(bk, out, dg, sizeof(float) * g);
     for (int64_t i = 0; i < g; i++) hg[i] *= (float)d->size;
-    EXPECT(!memcmp(out, hg, sizeof(float) * g), "all-reduce over one rank changed the gradients");
+    GPU_EXPECT(!memcmp(out, hg, sizeof(float) * g), "all-reduce over one rank changed the gradients");
     bk->op->free(bk, dg);
     free(hg);
     free(out);
@@ -112,8 +103,8 @@ static void model_check(backend *bk, gpu_comm *c, dist_ctx *d, const gpu_batch *
         printf("%s sp %d over %s: loss %.6f vs %.6f (rel %.2e), worst gradient rel L2 %.2e (%s)\n",
                bf16 ? "bf16" : "fp32", d->sp, gpu_comm_name(c), loss / x->n_targets,
                ref_loss / x->n_targets, lrel, rel, which >= 0 ? m->tensors[which].name : "-");
-    EXPECT(lrel < tol, "loss rel error %.3e", lrel);
-    EXPECT(rel < tol, "gradient rel error %.3e", rel);
+    GPU_EXPECT(lrel < tol, "loss rel error %.3e", lrel);
+    GPU_EXPECT(rel < tol, "gradient rel error %.3e", rel);
     model_free(m);
     model_free(ref);
     free(tok); free(tgt); free(pos); free(seg);

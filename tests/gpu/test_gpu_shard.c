@@ -24,15 +24,6 @@ enum { STEPS = 2, MICRO_MAX = 0 };
 enum { STEPS = 5, MICRO_MAX = 1 };
 #endif
 static int failures = 0, rank_ = 0;
-#define EXPECT(cond, ...)                                        \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            printf("rank %d FAIL: ", rank_);                     \
-            printf(__VA_ARGS__);                                 \
-            printf("\n");                                        \
-            failures++;                                          \
-        }                                                        \
-    } while (0)
 
 static const adamw_hparams HP = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
                                  .weight_decay = 0.1f};
@@ -129,7 +120,7 @@ int main(int argc, char **argv) {
                 memcpy(none_loss, loss, sizeof loss);
                 double e = max_rel(got, ref, n), le = 0;
                 for (int s = 0; s < STEPS; s++) le = fmax(le, fabs(loss[s] - ref_loss[s]) / ref_loss[s]);
-                EXPECT(e < 1e-4 && le < 1e-4, "shard none (micro %d) vs cpu: params %.3g loss %.3g", micro, e, le);
+                GPU_EXPECT(e < 1e-4 && le < 1e-4, "shard none (micro %d) vs cpu: params %.3g loss %.3g", micro, e, le);
                 continue;
             }
             double e = max_rel(got, none, n), le = 0;
@@ -139,7 +130,7 @@ int main(int argc, char **argv) {
                 printf("%d rank(s) over %s, shard %s, micro %d: params %.2e loss %.2e vs shard none\n",
                        d.size, transport == GPU_COMM_MPI ? "mpi" : "nccl", shard_mode_name((shard_mode)mode),
                        micro, e, le);
-            EXPECT(e <= tol && le <= tol, "shard %s micro %d: params %.3g loss %.3g vs none",
+            GPU_EXPECT(e <= tol && le <= tol, "shard %s micro %d: params %.3g loss %.3g vs none",
                    shard_mode_name((shard_mode)mode), micro, e, le);
         }
     }

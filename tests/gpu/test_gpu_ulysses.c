@@ -29,15 +29,6 @@
 
 static int failures = 0;
 static int rank_ = 0;
-#define EXPECT(cond, ...)                                        \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            printf("rank %d FAIL: ", rank_);                     \
-            printf(__VA_ARGS__);                                 \
-            printf("\n");                                        \
-            failures++;                                          \
-        }                                                        \
-    } while (0)
 
 static void grad_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
 
@@ -94,8 +85,8 @@ static void model_check(backend *bk, dist_ctx *d, int kind, int n_kv_heads, cons
                cfg.n_kv_heads, (long long)T, (long long)z.T_pad, loss / x->n_targets, ref_loss / x->n_targets, lrel, rel,
                which >= 0 ? m->tensors[which].name : "-");
         fflush(stdout);
-        EXPECT(lrel < tol, "loss rel error %.3e", lrel);
-        EXPECT(rel < tol, "gradient rel error %.3e", rel);
+        GPU_EXPECT(lrel < tol, "loss rel error %.3e", lrel);
+        GPU_EXPECT(rel < tol, "gradient rel error %.3e", rel);
         model_free(ref);
     }
     model_free(m);
