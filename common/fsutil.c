@@ -112,3 +112,25 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len, char *er
     }
     return fsutil_atomic_commit(&a, err, errlen);
 }
+
+int fsutil_read_all(const char *path, void **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return FSUTIL_READ_OPEN;
+    size_t cap = 1 << 16, n = 0;
+    char *b = xmalloc(cap);
+    for (;;) {
+        if (n == cap) b = xrealloc(b, cap *= 2);
+        const size_t got = fread(b + n, 1, cap - n, f);
+        if (got == 0) break;
+        n += got;
+    }
+    const int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return FSUTIL_READ_IO;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}

@@ -40,3 +40,10 @@ void fsutil_atomic_abort(fsutil_atomic *a);
 
 // The whole file in one call: len bytes of data become path, atomically.
 int fsutil_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
+// The whole file at path in a new buffer (*buf, *len bytes; the caller frees
+// it). 0; FSUTIL_READ_OPEN when fopen failed (errno says why: the caller
+// names the file and where it should come from); FSUTIL_READ_IO on a read
+// error.
+enum { FSUTIL_READ_OPEN = -1, FSUTIL_READ_IO = -2 };
+int fsutil_read_all(const char *path, void **buf, size_t *len);

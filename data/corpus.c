@@ -9,6 +9,7 @@
 
 #include "die.h"
 #include "errmsg.h"
+#include "fsutil.h"
 
 // The package's fortune files (fortunes + fortunes-min), sorted, without
 // "ascii-art".
@@ -46,26 +47,11 @@ size_t corpus_clean(char *text, size_t len) {
 }
 
 static int read_file(char **buf, size_t *len, const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    const int rc = fsutil_read_all(path, (void **)buf, len);
+    if (rc == FSUTIL_READ_OPEN)
         return errmsg(err, errlen, "%s: cannot open: %s (the demo corpus comes from the Debian "
                     "package 'fortunes': apt-get install fortunes)", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = xmalloc(cap);
-    for (;;) {
-        if (n == cap) b = xrealloc(b, cap *= 2);
-        const size_t got = fread(b + n, 1, cap - n, f);
-        if (got == 0) break;
-        n += got;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return errmsg(err, errlen, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
+    if (rc != 0) return errmsg(err, errlen, "%s: read error", path);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "die.h"
 #include "errmsg.h"
+#include "fsutil.h"
 #include "lzw.h"
 
 enum { KJV_HEADER = 0x5c, KJV_MAX_BLOCK = 1 << 24 };
@@ -19,26 +20,11 @@ static uint32_t be32(const uint8_t *p) {
 }
 
 static int read_all(uint8_t **buf, size_t *len, const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    const int rc = fsutil_read_all(path, (void **)buf, len);
+    if (rc == FSUTIL_READ_OPEN)
         return errmsg(err, errlen, "%s: cannot open: %s (the King James Bible comes from the Debian "
                       "package 'bible-kjv-text': apt-get install bible-kjv-text)", path, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *b = xmalloc(cap);
-    for (;;) {
-        if (n == cap) b = xrealloc(b, cap *= 2);
-        const size_t got = fread(b + n, 1, cap - n, f);
-        if (got == 0) break;
-        n += got;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return errmsg(err, errlen, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
+    if (rc != 0) return errmsg(err, errlen, "%s: read error", path);
     return 0;
 }
 

@@ -196,6 +196,17 @@ static int64_t model_capacity(const train_state *st) {
 
 // The RoPE table of a stage, for sequences of length seq_len (dynamic NTK
 // and LongRoPE select on it; other types ignore it): the curriculum's.
+cJSON *train_eval_event(const train_state *st, const char *event, const char *when, int stage,
+                        int64_t length) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", event);
+    cJSON_AddStringToObject(o, "when", when);
+    cJSON_AddNumberToObject(o, "step", (double)st->step);
+    cJSON_AddNumberToObject(o, "stage", stage);
+    cJSON_AddNumberToObject(o, "length", (double)length);
+    return o;
+}
+
 void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int64_t seq_len) {
     curr_rope_table(t, &st->curr, stage, seq_len);
 }
@@ -238,12 +249,7 @@ static void eval_passkey_all(train_state *st, int stage, const char *when, doubl
         if (st->is_root) {
             cJSON *depths = cJSON_CreateDoubleArray(by_depth, c->eval.passkey_depths.n);
             printf("  passkey @ %6lld tokens (%s): %5.1f%%\n", (long long)L, when, 100 * acc);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "event", "eval_passkey");
-            cJSON_AddStringToObject(o, "when", when);
-            cJSON_AddNumberToObject(o, "step", (double)st->step);
-            cJSON_AddNumberToObject(o, "stage", stage);
-            cJSON_AddNumberToObject(o, "length", (double)L);
+            cJSON *o = train_eval_event(st, "eval_passkey", when, stage, L);
             cJSON_AddNumberToObject(o, "accuracy", acc);
             cJSON_AddItemToObject(o, "accuracy_by_depth", depths);
             metrics_write(&st->met, o);

@@ -95,5 +95,11 @@ data_config train_data_config(const train_state *st, int64_t seq_len, int64_t ro
 // eval.passkey_lengths entry when evaluating).
 void train_stage_rope_table(rope_table *t, const train_state *st, int stage, int64_t seq_len);
 
+// A metrics.jsonl evaluation event (eval_passkey, eval_ppl, eval_tasks: the
+// fields they share, docs/metrics.md); the caller adds its results and
+// writes it.
+cJSON *train_eval_event(const train_state *st, const char *event, const char *when, int stage,
+                        int64_t length);
+
 // `stretch train` entry point; argv[0] is "train". Returns the exit status.
 int train_main(int argc, char **argv);

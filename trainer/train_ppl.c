@@ -120,12 +120,7 @@ void train_ppl_eval(train_state *st, int stage, const char *when) {
         if (!st->is_root) continue;
         printf("  ppl @ %6lld tokens (%s): %8.3f  (nll %.4f, %lld windows)\n", (long long)T, when, exp(nll),
                nll, (long long)p->n_windows[i]);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "event", "eval_ppl");
-        cJSON_AddStringToObject(o, "when", when);
-        cJSON_AddNumberToObject(o, "step", (double)st->step);
-        cJSON_AddNumberToObject(o, "stage", stage);
-        cJSON_AddNumberToObject(o, "length", (double)T);
+        cJSON *o = train_eval_event(st, "eval_ppl", when, stage, T);
         cJSON_AddNumberToObject(o, "windows", (double)p->n_windows[i]);
         cJSON_AddNumberToObject(o, "predictions", sums[1]);
         cJSON_AddNumberToObject(o, "nll", nll);

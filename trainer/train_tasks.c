@@ -152,12 +152,8 @@ void train_tasks_eval_all(train_state *st, int stage, const char *when) {
         printf("  tasks (%s): ", when);
         eval_report_tasks_table(stdout, &g);
         for (int i = 0; i < nl; i++) {
-            cJSON *o = cJSON_CreateObject(), *acc = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "event", "eval_tasks");
-            cJSON_AddStringToObject(o, "when", when);
-            cJSON_AddNumberToObject(o, "step", (double)st->step);
-            cJSON_AddNumberToObject(o, "stage", stage);
-            cJSON_AddNumberToObject(o, "length", (double)e->task_lengths.v[i]);
+            cJSON *o = train_eval_event(st, "eval_tasks", when, stage, e->task_lengths.v[i]);
+            cJSON *acc = cJSON_CreateObject();
             for (int t = 0; t < nt; t++) cJSON_AddNumberToObject(acc, TASK_DEFS[tasks[t]].name, eval_task_acc(&g, t, i));
             cJSON_AddItemToObject(o, "accuracy", acc);
             cJSON_AddNumberToObject(o, "average", eval_task_avg(&g, i));

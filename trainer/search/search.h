@@ -1,6 +1,6 @@
 // search: the LongRoPE evolutionary search of per-pair RoPE rescale factors
-// lambda_i and the threshold n_hat (Ding et al. 2024, section 3 of
-// ../shared/ROPE.md), independent of how a candidate is scored.
+// lambda_i and the threshold n_hat (Ding et al. 2024; docs/rope.md),
+// independent of how a candidate is scored.
 //
 // A candidate is the rope_type longrope config of the model with
 // long_factor = lambda, short_factor = 1 and n_hat: pair i's frequency is
