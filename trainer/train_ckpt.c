@@ -346,11 +346,16 @@ static void resume_read_init(resume_read *rr, train_state *st) {
     rr->st = st;
     rr->full_m = st->adam_m;
     rr->full_v = st->adam_v;
-    if (st->shard.mode != SHARD_NONE && st->is_root) {
-        size_t full_bytes = sizeof(float) * (size_t)st->m->n_params;
-        rr->full_m = xmalloc(full_bytes);
-        rr->full_v = xmalloc(full_bytes);
-    }
+}
+
+// Rank 0, just before its first read: a sharded run's whole-moment buffers
+// (2 x n_params floats: never allocated when there is nothing to read).
+static void resume_read_buffers(resume_read *rr) {
+    train_state *st = rr->st;
+    if (st->shard.mode == SHARD_NONE || rr->full_m != st->adam_m) return;
+    const size_t full_bytes = sizeof(float) * (size_t)st->m->n_params;
+    rr->full_m = xmalloc(full_bytes);
+    rr->full_v = xmalloc(full_bytes);
 }
 
 static void resume_read_free(resume_read *rr) {
@@ -360,6 +365,7 @@ static void resume_read_free(resume_read *rr) {
 
 static int try_read(const char *path, void *ctx, char *err, size_t errlen) {
     resume_read *rr = ctx;
+    resume_read_buffers(rr);
     return read_state(rr->st, path, &rr->sc, rr->full_m, rr->full_v, err, errlen);
 }
 
@@ -414,7 +420,7 @@ int train_ckpt_load(train_state *st, const char *path, char *err, size_t errlen)
     resume_read rr;
     resume_read_init(&rr, st);
     char rerr[1024] = "";
-    bool ok = !st->is_root || read_state(st, path, &rr.sc, rr.full_m, rr.full_v, rerr, sizeof rerr) == 0;
+    bool ok = !st->is_root || try_read(path, &rr, rerr, sizeof rerr) == 0;
     return distribute(&rr, ok, rerr, err, errlen);
 }
 
