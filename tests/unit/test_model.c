@@ -332,6 +332,33 @@ static void test_recompute_same_gradients(void **state) {
     model_free(b);
 }
 
+// Activation offload (model_opts): the residual checkpoints through two
+// backend slots and host memory give the very gradients of keeping them all
+// (on the cpu the copies are immediate, so a slot overwritten while still
+// needed shows at once). 5 layers: checkpoints 0..3 go to the host and come
+// back, 4 and 5 stay; two calls, so the slots are reused across calls.
+static void test_offload_activations_same_gradients(void **state) {
+    (void)state;
+    model_config cfg = tiny_config(ROPE_TYPE_DEFAULT);
+    cfg.n_layers = 5;
+    tiny_batch tb;
+    make_batch(&tb, cfg.vocab_size);
+    model_opts o = {.recompute = true, .offload_activations = true};
+    model *a = model_create(&cfg, 24, true), *b = model_create_opts(&cfg, 24, &o, backend_cpu());
+    model_init_weights(a, 7);
+    model_init_weights(b, 7);
+    model_zero_grads(a);
+    model_zero_grads(b);
+    for (int call = 0; call < 2; call++) {
+        double la = model_forward_backward(a, &tb.b, 0.1f);
+        double lb = model_forward_backward(b, &tb.b, 0.1f);
+        assert_true(la == lb);
+        assert_memory_equal(a->grads, b->grads, sizeof(float) * a->n_params);
+    }
+    model_free(a);
+    model_free(b);
+}
+
 static void test_layout_names(void **state) {
     (void)state;
     model_config cfg = tiny_config(ROPE_TYPE_DEFAULT);
@@ -387,6 +414,12 @@ static void *count_alloc(backend *b, size_t bytes) {
     return calloc(bytes ? bytes : 1, 1);
 }
 
+static size_t counted_host;
+static void *count_host_alloc(backend *b, size_t bytes) {
+    counted_host += bytes;
+    return calloc(bytes ? bytes : 1, 1);
+}
+
 static void test_memory_plan_is_the_allocation(void **state) {
     (void)state;
     backend_ops ops = *backend_cpu()->op;
@@ -401,6 +434,20 @@ static void test_memory_plan_is_the_allocation(void **state) {
         assert_int_equal(counted, mm.params + mm.grads + mm.work + mm.activations);
         model_free(m);
     }
+    // Activation offload: two of the L + 1 residual checkpoints through the
+    // backend, L - 1 in host memory (host_alloc).
+    counted_host = 0;
+    ops.host_alloc = count_host_alloc;
+    counted = 0;
+    model_opts o = {.recompute = true, .offload_activations = true};
+    model *m = model_create_opts(&cfg, 24, &o, &counting);
+    model_mem pm;
+    model_mem_plan(&pm, &cfg, 24, true, BK_F32, true);
+    const size_t resid = sizeof(float) * 24 * (size_t)cfg.dim;
+    assert_int_equal(counted, pm.params + pm.grads + pm.work + pm.activations -
+                                  (size_t)(cfg.n_layers - 1) * resid);
+    assert_int_equal(counted_host, (size_t)(cfg.n_layers - 1) * resid);
+    model_free(m);
     // The 135M Llama (SmolLM-135M shape) at 128K tokens in one step on one
     // 80 GB GPU: bf16 activations, per-layer recomputation.
     model_config big = {.dim = 576, .n_layers = 30, .n_heads = 9, .n_kv_heads = 3, .head_dim = 64,
@@ -422,6 +469,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_mixed_windows),
         cmocka_unit_test(test_gradient_check_detects_error),
         cmocka_unit_test(test_recompute_same_gradients),
+        cmocka_unit_test(test_offload_activations_same_gradients),
         cmocka_unit_test(test_overfit_one_batch),
         cmocka_unit_test(test_memory_plan_is_the_allocation),
     };

@@ -59,3 +59,7 @@ void backend_mem_stats(backend *b, size_t *now, size_t *peak) {
     *now = *peak = 0;
     if (b->kind == BACKEND_CUDA && cuda_impl) cuda_impl->mem_stats(b, now, peak);
 }
+
+size_t backend_host_bytes(backend *b) {
+    return b->kind == BACKEND_CUDA && cuda_impl ? cuda_impl->host_bytes(b) : 0;
+}

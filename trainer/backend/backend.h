@@ -112,7 +112,24 @@ typedef struct {
     void (*adamw)(backend *b, float *param, float *m, float *v, const float *grad, void *work,
                   const param_tensor *tensors, int n_tensors, const adamw_hparams *hp,
                   int64_t step, float grad_scale);
+
+    // -- offload (parallel.offload, docs/distributed.md) ---------------------
+    // Host memory the copies below read and write: pinned on cuda (so the
+    // copies are asynchronous DMA), plain on the cpu. Zeroed.
+    void *(*host_alloc)(backend *b, size_t bytes);
+    void (*host_free)(backend *b, void *p);
+    // Copies bytes between host_alloc memory and backend memory (either way)
+    // on the backend's copy stream, after everything enqueued so far on the
+    // compute stream; event ev (0 <= ev < BK_COPY_EVENTS) marks its end. The
+    // cpu copies at once.
+    void (*copy_async)(backend *b, void *dst, const void *src, size_t bytes, int ev);
+    void (*copy_wait)(backend *b, int ev);  // the compute stream waits for event ev
+    void (*copy_sync)(backend *b, int ev);  // the host waits for event ev
 } backend_ops;
+
+// Events of copy_async: one per residual checkpoint of a model's layers or
+// per gradient chunk of the offloaded optimizer, reused step after step.
+enum { BK_COPY_EVENTS = 4096 };
 
 struct backend {
     backend_kind kind;
@@ -149,3 +166,5 @@ int backend_gpu_describe(int device, char *desc, size_t desc_len, char *bus_id, 
 // Bytes the backend holds now and at most so far (its own allocations and
 // scratch; cpu: 0). For the peak-memory report of a training step.
 void backend_mem_stats(backend *b, size_t *now, size_t *peak);
+// Bytes of host_alloc memory the backend holds now (cuda: pinned; cpu: 0).
+size_t backend_host_bytes(backend *b);

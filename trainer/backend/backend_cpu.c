@@ -129,6 +129,15 @@ static void cpu_adamw(backend *b, float *param, float *m, float *v, const float 
     CHECK(work == NULL || work == param);
 }
 
+// Offload on the cpu: plain host memory and immediate copies (the model's
+// offload path runs on this backend in tests/unit/test_model.c; a run
+// refuses parallel.offload on the cpu: there is nothing to move).
+static void cpu_copy_async(backend *b, void *dst, const void *src, size_t bytes, int ev) {
+    CHECK(ev >= 0 && ev < BK_COPY_EVENTS);
+    cpu_copy(b, dst, src, bytes);
+}
+static void cpu_copy_event(backend *b, int ev) { CHECK(ev >= 0 && ev < BK_COPY_EVENTS); }
+
 static const backend_ops cpu_ops = {
     .alloc = cpu_alloc, .free = cpu_free, .zero = cpu_zero, .to_dev = cpu_copy,
     .to_host = cpu_copy, .cast = cpu_cast, .sync = cpu_sync,
@@ -139,7 +148,8 @@ static const backend_ops cpu_ops = {
     .swiglu_forward = cpu_swiglu_forward, .swiglu_backward = cpu_swiglu_backward,
     .add = cpu_add, .attn_forward = cpu_attn_forward, .attn_backward = cpu_attn_backward,
     .xent = cpu_xent, .logits_row = cpu_logits_row, .grad_norm_sq = cpu_grad_norm_sq,
-    .adamw = cpu_adamw,
+    .adamw = cpu_adamw, .host_alloc = cpu_alloc, .host_free = cpu_free,
+    .copy_async = cpu_copy_async, .copy_wait = cpu_copy_event, .copy_sync = cpu_copy_event,
 };
 
 backend *backend_cpu(void) {

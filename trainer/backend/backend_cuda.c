@@ -2,7 +2,9 @@
 // backend_cuda.h.
 //
 // One compute stream and one cuBLAS handle per backend; every op enqueues on
-// it. Scratch the kernels need (rmsnorm and embedding reductions, xent logits
+// it. Offload copies (copy_async) run on a second, copy stream, ordered after
+// the compute stream by an event and marked done by one event per copy slot,
+// so they overlap the compute that follows them. Scratch the kernels need (rmsnorm and embedding reductions, xent logits
 // chunk, fp32 attention gradients) is grow-only per purpose: allocated on
 // the first step, reused after, and counted in backend_mem_stats.
 #include <stdio.h>
@@ -45,6 +47,14 @@ typedef struct {
     // backend (to_dev, zero, free) drops them.
     const int32_t *docs_seg;
     int64_t docs_B, docs_T;
+    // offload: the copy stream, the compute point each copy starts after,
+    // the copies' events (created on first use), pinned host memory held
+    cudaStream_t copy_st;
+    cudaEvent_t ev_compute;
+    cudaEvent_t *ev_copy;
+    size_t host_now;
+    alloc_rec *host;              // live host_alloc blocks
+    int n_host, cap_host;
 } cuda_impl;
 
 static cuda_impl *impl_of(backend *b) { return b->impl; }
@@ -342,6 +352,70 @@ static void cu_b_adamw(backend *b, float *param, float *m, float *v, const float
                     stream_of(b));
 }
 
+// ---------------------------------------------------------------------------
+// Offload: pinned host memory and the copy stream
+
+static void *cu_b_host_alloc(backend *b, size_t bytes) {
+    cuda_impl *c = impl_of(b);
+    void *p = NULL;
+    cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess)
+        die("out of pinned host memory: cudaMallocHost of %.3f GB failed (%s); this backend "
+            "holds %.3f GB pinned (parallel.offload needs it: see --dry-run)",
+            bytes / 1e9, cudaGetErrorString(e), c->host_now / 1e9);
+    memset(p, 0, bytes);
+    if (c->n_host == c->cap_host) {
+        c->cap_host = c->cap_host ? 2 * c->cap_host : 16;
+        c->host = xrealloc(c->host, sizeof *c->host * (size_t)c->cap_host);
+    }
+    c->host[c->n_host++] = (alloc_rec){p, bytes};
+    c->host_now += bytes;
+    return p;
+}
+
+static void cu_b_host_free(backend *b, void *p) {
+    if (!p) return;
+    cuda_impl *c = impl_of(b);
+    for (int i = 0; i < c->n_host; i++)
+        if (c->host[i].p == p) {
+            c->host_now -= c->host[i].bytes;
+            c->host[i] = c->host[--c->n_host];
+            CU_CHECK(cudaFreeHost(p));  // synchronizes: no copy still reads it
+            return;
+        }
+    die("backend_cuda: host_free of a pointer it did not allocate");
+}
+
+static cudaEvent_t copy_event(cuda_impl *c, int ev) {
+    CHECK(ev >= 0 && ev < BK_COPY_EVENTS);
+    if (!c->copy_st) {
+        CU_CHECK(cudaStreamCreateWithFlags(&c->copy_st, cudaStreamNonBlocking));
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_compute, cudaEventDisableTiming));
+        c->ev_copy = xcalloc(BK_COPY_EVENTS, sizeof *c->ev_copy);
+    }
+    if (!c->ev_copy[ev]) CU_CHECK(cudaEventCreateWithFlags(&c->ev_copy[ev], cudaEventDisableTiming));
+    return c->ev_copy[ev];
+}
+
+static void cu_b_copy_async(backend *b, void *dst, const void *src, size_t bytes, int ev) {
+    cuda_impl *c = impl_of(b);
+    cudaEvent_t e = copy_event(c, ev);
+    docs_touch(c, dst, bytes);
+    CU_CHECK(cudaEventRecord(c->ev_compute, c->st));
+    CU_CHECK(cudaStreamWaitEvent(c->copy_st, c->ev_compute, 0));
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->copy_st));
+    CU_CHECK(cudaEventRecord(e, c->copy_st));
+}
+
+static void cu_b_copy_wait(backend *b, int ev) {
+    cuda_impl *c = impl_of(b);
+    CU_CHECK(cudaStreamWaitEvent(c->st, copy_event(c, ev), 0));
+}
+
+static void cu_b_copy_sync(backend *b, int ev) {
+    CU_CHECK(cudaEventSynchronize(copy_event(impl_of(b), ev)));
+}
+
 static const backend_ops cuda_ops = {
     .alloc = cu_b_alloc, .free = cu_b_free, .zero = cu_b_zero, .to_dev = cu_b_to_dev,
     .to_host = cu_b_to_host, .cast = cu_b_cast, .sync = cu_b_sync,
@@ -352,7 +426,8 @@ static const backend_ops cuda_ops = {
     .swiglu_forward = cu_b_swiglu_forward, .swiglu_backward = cu_b_swiglu_backward,
     .add = cu_b_add, .attn_forward = cu_b_attn_forward, .attn_backward = cu_b_attn_backward,
     .xent = cu_b_xent, .logits_row = cu_b_logits_row, .grad_norm_sq = cu_b_grad_norm_sq,
-    .adamw = cu_b_adamw,
+    .adamw = cu_b_adamw, .host_alloc = cu_b_host_alloc, .host_free = cu_b_host_free,
+    .copy_async = cu_b_copy_async, .copy_wait = cu_b_copy_wait, .copy_sync = cu_b_copy_sync,
 };
 
 // ---------------------------------------------------------------------------
@@ -388,9 +463,19 @@ static void cuda_free(backend *b) {
     for (int i = 0; i < SCR_N; i++)
         if (c->scratch[i].p) CU_CHECK(cudaFree(c->scratch[i].p));
     for (int i = 0; i < c->n_allocs; i++) CU_CHECK(cudaFree(c->allocs[i].p));
+    for (int i = 0; i < c->n_host; i++) CU_CHECK(cudaFreeHost(c->host[i].p));
+    if (c->copy_st) {
+        CU_CHECK(cudaStreamSynchronize(c->copy_st));
+        for (int i = 0; i < BK_COPY_EVENTS; i++)
+            if (c->ev_copy[i]) CU_CHECK(cudaEventDestroy(c->ev_copy[i]));
+        CU_CHECK(cudaEventDestroy(c->ev_compute));
+        CU_CHECK(cudaStreamDestroy(c->copy_st));
+        free(c->ev_copy);
+    }
     cu_blas_free(c->blas);
     CU_CHECK(cudaStreamDestroy(c->st));
     free(c->allocs);
+    free(c->host);
     free(c->h_losses);
     free(c);
     free(b);
@@ -419,9 +504,11 @@ static int cuda_describe(int device, char *desc, size_t desc_len, char *bus_id, 
     return 0;
 }
 
+static size_t cuda_host_bytes(backend *b) { return impl_of(b)->host_now; }
+
 const backend_impl backend_cuda_impl = {.gpu_count = cuda_gpu_count, .create = cuda_create,
                                         .free = cuda_free, .mem_stats = cuda_mem_stats,
-                                        .describe = cuda_describe};
+                                        .describe = cuda_describe, .host_bytes = cuda_host_bytes};
 
 void *backend_cuda_stream(backend *b) { return (void *)impl_of(b)->st; }
 int backend_cuda_device(backend *b) { return impl_of(b)->device; }

@@ -17,6 +17,7 @@ typedef struct {
     void (*free)(backend *b);
     void (*mem_stats)(backend *b, size_t *now, size_t *peak);
     int (*describe)(int device, char *desc, size_t desc_len, char *bus_id, size_t bus_len);
+    size_t (*host_bytes)(backend *b);  // pinned host memory held (host_alloc)
 } backend_impl;
 
 extern const backend_impl backend_cuda_impl;  // defined only in CUDA builds

@@ -9,7 +9,9 @@
 // Per layer:  x -> rmsnorm -> q,k,v -> rope(q,k) -> attention -> o_proj -> +x
 //               -> rmsnorm -> gate,up -> swiglu -> down_proj -> + (residual)
 // With recompute, only each layer's input is kept; backward re-runs the
-// layer's forward into one set of buffers before differentiating it.
+// layer's forward into one set of buffers before differentiating it. With
+// activation offload those inputs live in host memory but for two backend
+// slots (resid_slot): layer l reads slot l % 2 and writes slot (l + 1) % 2.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,9 @@ typedef struct {
 } layer_acts;
 
 struct model_acts {
-    void *resid;         // (L+1, N, C): input of each layer, then the last output
+    void *resid;         // (L+1, N, C): input of each layer, then the last output;
+                         // offloaded: (2, N, C), the slots of resid_slot()
+    void *resid_host;    // offloaded: (L-1, N, C), checkpoints 0 .. L-2 (host_alloc)
     layer_acts *layer;   // (L) or (1) with recompute
     int n_sets;
     void *final_ln;      // (N, C) final norm output
@@ -89,10 +93,10 @@ static void layer_plan(layer_acts *a, const model_config *c, int64_t N, size_t d
 
 // a == NULL: count only (layer sets are visited n_sets times).
 static void acts_plan(struct model_acts *a, const model_config *c, int64_t N, bool recompute,
-                      size_t dts, bool device, buf_visit visit, void *ctx) {
+                      bool offload, size_t dts, bool device, buf_visit visit, void *ctx) {
     const int64_t C = c->dim, D = head_dim(c), F = c->ffn_dim;
     int n_sets = recompute ? 1 : c->n_layers;
-    BUF(a, resid, dts * (size_t)(c->n_layers + 1) * N * C);
+    BUF(a, resid, dts * (size_t)(offload ? 2 : c->n_layers + 1) * N * C);
     for (int l = 0; l < n_sets; l++) layer_plan(a ? &a->layer[l] : NULL, c, N, dts, visit, ctx);
     BUF(a, final_ln, dts * N * C);
     BUF(a, final_rstd, sizeof(float) * N);
@@ -141,7 +145,7 @@ void model_mem_plan(model_mem *out, const model_config *cfg, int64_t max_tokens,
     out->grads = sizeof(float) * (size_t)n_params;
     out->moments = 2 * sizeof(float) * (size_t)n_params;
     out->work = dt == BK_F32 ? 0 : bk_dtype_size(dt) * (size_t)n_params;
-    acts_plan(NULL, &c, N, recompute, bk_dtype_size(dt), device, visit_count, &out->activations);
+    acts_plan(NULL, &c, N, recompute, false, bk_dtype_size(dt), device, visit_count, &out->activations);
     if (device) {
         // backend_cuda's scratch: delta of the attention backward, and in
         // bf16 mode its fp32 dq, dk, dv (fp32 mode writes the gradients
@@ -166,6 +170,19 @@ model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute)
 }
 
 model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompute, backend *bk) {
+    model_opts o = {.recompute = recompute};
+    return model_create_opts(cfg, max_tokens, &o, bk);
+}
+
+// Bytes of the host residual checkpoints under activation offload.
+static size_t resid_host_bytes(const model *m) {
+    int64_t n = m->cfg.n_layers - 1;
+    return bk_dtype_size(m->bk->dt) * (size_t)(n > 0 ? n : 0) * (size_t)(m->max_tokens * m->cfg.dim);
+}
+
+model *model_create_opts(const model_config *cfg, int64_t max_tokens, const model_opts *o,
+                         backend *bk) {
+    const bool recompute = o->recompute;
     char err[256];
     if (model_config_validate(cfg, err, sizeof err) != 0) die("invalid model config: %s", err);
     CHECK(max_tokens > 0);
@@ -179,18 +196,24 @@ model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompu
     model_views_init(&m->p, m->params, &m->cfg);
     model_views_init(&m->g, m->grads, &m->cfg);
     size_t bytes = sizeof(float) * (size_t)m->n_params;
-    m->dparams = bk->host_memory ? m->params : bk->op->alloc(bk, bytes);
+    // A host master (offloaded optimizer) needs no fp32 copy on a bf16 device.
+    m->host_master = o->host_master && !bk->host_memory;
+    bool dmaster = !bk->host_memory && !(m->host_master && bk->dt != BK_F32);
+    m->dparams = bk->host_memory ? m->params : dmaster ? bk->op->alloc(bk, bytes) : NULL;
     m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, bytes);
     m->work = bk->dt == BK_F32 ? (void *)m->dparams
                                : bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)m->n_params);
     m->recompute = recompute;
+    CHECK(recompute || !o->offload_activations);  // the checkpoints are what is offloaded
+    m->offload_acts = o->offload_activations;
     m->max_tokens = max_tokens;
 
     struct model_acts *a = xcalloc(1, sizeof *a);
     a->n_sets = recompute ? 1 : m->cfg.n_layers;
     a->layer = xcalloc((size_t)a->n_sets, sizeof *a->layer);
-    acts_plan(a, &m->cfg, max_tokens, recompute, bk_dtype_size(bk->dt), !bk->host_memory,
-              visit_alloc, bk);
+    acts_plan(a, &m->cfg, max_tokens, recompute, m->offload_acts, bk_dtype_size(bk->dt),
+              !bk->host_memory, visit_alloc, bk);
+    if (m->offload_acts) a->resid_host = bk->op->host_alloc(bk, resid_host_bytes(m));
     m->acts = a;
     rope_table_init(&m->rope, &m->cfg.rope, 0);
     return m;
@@ -200,12 +223,13 @@ void model_free(model *m) {
     if (!m) return;
     backend *bk = m->bk;
     struct model_acts *a = m->acts;
-    acts_plan(a, &m->cfg, m->max_tokens, m->recompute, bk_dtype_size(bk->dt), !bk->host_memory,
-              visit_free, bk);
+    acts_plan(a, &m->cfg, m->max_tokens, m->recompute, m->offload_acts, bk_dtype_size(bk->dt),
+              !bk->host_memory, visit_free, bk);
+    if (a->resid_host) bk->op->host_free(bk, a->resid_host);
     free(a->layer);
     free(a);
     if ((void *)m->work != (void *)m->dparams) bk->op->free(bk, m->work);
-    if (m->dparams != m->params) bk->op->free(bk, m->dparams);
+    if (m->dparams && m->dparams != m->params) bk->op->free(bk, m->dparams);
     if (m->dgrads != m->grads) bk->op->free(bk, m->dgrads);
     model_views_free(&m->p);
     model_views_free(&m->g);
@@ -215,12 +239,15 @@ void model_free(model *m) {
 
 void model_push_params(model *m) {
     backend *bk = m->bk;
-    bk->op->to_dev(bk, m->dparams, m->params, sizeof(float) * (size_t)m->n_params);
-    if ((void *)m->work != (void *)m->dparams)
-        bk->op->cast(bk, m->work, bk->dt, m->dparams, BK_F32, m->n_params);
+    // No device master: the fp32 weights pass through the gradient buffer
+    // (zeroed by every step before use) to be cast, as AdamW's copy is.
+    float *f32 = m->dparams ? m->dparams : m->dgrads;
+    bk->op->to_dev(bk, f32, m->params, sizeof(float) * (size_t)m->n_params);
+    if ((void *)m->work != (void *)f32) bk->op->cast(bk, m->work, bk->dt, f32, BK_F32, m->n_params);
 }
 
 void model_pull_params(model *m) {
+    if (m->host_master) return;  // params is the master
     m->bk->op->to_host(m->bk, m->params, m->dparams, sizeof(float) * (size_t)m->n_params);
 }
 
@@ -415,6 +442,42 @@ static void unit_done(model *m, int u) {
     }
 }
 
+// Residual checkpoint j (the input of layer j; j = L: the last output) in
+// backend memory. Offloaded, it lives in slot j % 2 while it is in use.
+static void *resid_at(const model *m, int j, int64_t N) {
+    int64_t row = m->offload_acts ? (int64_t)(j % 2) : j;
+    return ROW(m, m->acts->resid, row * N * m->cfg.dim);
+}
+
+static void *resid_host_at(const model *m, int j, int64_t N) {
+    return (char *)m->acts->resid_host + bk_dtype_size(m->bk->dt) * (size_t)((int64_t)j * N * m->cfg.dim);
+}
+
+// Offload: checkpoint j is about to be written into its slot, which held
+// checkpoint j - 2: wait for that one's copy to the host.
+static void resid_slot_free(model *m, int j) {
+    if (m->offload_acts && j >= 2 && j - 2 <= m->cfg.n_layers - 2) m->bk->op->copy_wait(m->bk, j - 2);
+}
+
+// Offload: checkpoint j was just written; checkpoints 0 .. L-2 go to the
+// host (L - 1 and L stay in their slots for the start of the backward).
+static void resid_offload(model *m, int j, int64_t N) {
+    if (!m->offload_acts || j > m->cfg.n_layers - 2) return;
+    size_t bytes = bk_dtype_size(m->bk->dt) * (size_t)(N * m->cfg.dim);
+    m->bk->op->copy_async(m->bk, resid_host_at(m, j, N), resid_at(m, j, N), bytes, j);
+}
+
+// Offload, backward: layer j + 1 is about to run; fetch checkpoint j - 1
+// into the slot of checkpoint j + 1 (last read by what is enqueued), and
+// make the compute wait for checkpoint j (fetched one layer earlier).
+static void resid_prefetch(model *m, int j, int64_t N) {
+    if (!m->offload_acts) return;
+    backend *bk = m->bk;
+    size_t bytes = bk_dtype_size(bk->dt) * (size_t)(N * m->cfg.dim);
+    if (j <= m->cfg.n_layers - 2) bk->op->copy_wait(bk, j);
+    if (j >= 1) bk->op->copy_async(bk, resid_at(m, j - 1, N), resid_host_at(m, j - 1, N), bytes, j - 1);
+}
+
 // Embeddings through the final norm; leaves final_ln filled (and, under a
 // param hook, the head unit needed: the caller releases it).
 static void forward_trunk(model *m, const model_batch *b) {
@@ -429,16 +492,18 @@ static void forward_trunk(model *m, const model_batch *b) {
     a->T = b->T;
     stage_batch(m, b);
     unit_need(m, 0, 1);
-    TIMED(m, other, bk->op->embedding_forward(bk, a->resid, a->cur_tokens, W(m, m->p.embed), N, C, c->vocab_size));
+    TIMED(m, other, bk->op->embedding_forward(bk, resid_at(m, 0, N), a->cur_tokens, W(m, m->p.embed), N, C, c->vocab_size));
+    resid_offload(m, 0, N);
     unit_done(m, 0);
     for (int l = 0; l < c->n_layers; l++) {
         unit_need(m, 1 + l, 2 + l);
-        layer_forward(m, l, acts_of_layer(m, l), ROW(m, a->resid, (l + 1) * N * C),
-                      ROW(m, a->resid, l * N * C), b);
+        resid_slot_free(m, l + 1);
+        layer_forward(m, l, acts_of_layer(m, l), resid_at(m, l + 1, N), resid_at(m, l, N), b);
+        resid_offload(m, l + 1, N);
         unit_done(m, 1 + l);
     }
     unit_need(m, c->n_layers + 1, -1);
-    TIMED(m, other, bk->op->rmsnorm_forward(bk, a->final_ln, a->final_rstd, ROW(m, a->resid, c->n_layers * N * C),
+    TIMED(m, other, bk->op->rmsnorm_forward(bk, a->final_ln, a->final_rstd, resid_at(m, c->n_layers, N),
                                             W(m, m->p.final_norm), N, C, c->norm_eps));
 }
 
@@ -540,7 +605,7 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
     TIMED(m, matmul, loss = bk->op->xent(bk, NULL, a->dln, G(m, m->g.lm_head), a->final_ln, W(m, m->p.lm_head),
                                          a->cur_targets, N, C, c->vocab_size, grad_scale));
     bk->op->zero(bk, a->dresid, dts * N * C);
-    const void *last = ROW(m, a->resid, c->n_layers * N * C);
+    const void *last = resid_at(m, c->n_layers, N);
     TIMED(m, other, bk->op->rmsnorm_backward(bk, a->dresid, G(m, m->g.final_norm), a->dln, last, W(m, m->p.final_norm),
                                              a->final_rstd, N, C));
     unit_done(m, c->n_layers + 1);
@@ -548,7 +613,8 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
     // Tensor order in the flat buffer: embed, layer 0 .. L-1 (9 each), final norm, lm_head.
     grads_ready(m, m->tensors[1 + 9 * c->n_layers].offset);
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        const void *in = ROW(m, a->resid, l * N * C);
+        resid_prefetch(m, l, N);
+        const void *in = resid_at(m, l, N);
         layer_acts *la = acts_of_layer(m, l);
         unit_need(m, 1 + l, l > 0 ? l : -1);
         if (m->recompute) {

@@ -138,6 +138,8 @@ struct model {
     void *work;              // weights in bk->dt for the ops (== dparams when fp32)
     rope_table rope;         // the current stage's frequencies
     bool recompute;          // keep only layer inputs; recompute the rest in backward
+    bool offload_acts;       // those layer inputs live in host memory (model_opts)
+    bool host_master;        // the fp32 master is params (host); no dparams on a bf16 device
     int64_t max_tokens;      // capacity of the activation buffers (B*T)
     model_timers timers;     // wall time by op family, accumulated over calls
     model_attention attention;  // all NULL: single-rank attention
@@ -151,6 +153,22 @@ struct model {
 model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute);
 // The same on a given backend (not owned by the model).
 model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompute, backend *bk);
+
+// parallel.offload (docs/distributed.md):
+//  offload_activations (needs recompute): of the L + 1 residual checkpoints
+//    (L, N, C) the backend holds two (the layer computing and the next one),
+//    the other L - 1 go to host memory (backend host_alloc) on the copy
+//    stream as the forward produces them and come back one layer ahead of
+//    the backward. Bit-identical to keeping them (the same kernels).
+//  host_master: the optimizer runs on the host (zero_offload.h): params is
+//    the fp32 master, dparams is not allocated on a bf16 backend (NULL; on
+//    fp32 it is the working copy, work), model_pull_params is a no-op and
+//    model_push_params stages the fp32 weights through dgrads to cast them.
+typedef struct {
+    bool recompute, offload_activations, host_master;
+} model_opts;
+model *model_create_opts(const model_config *cfg, int64_t max_tokens, const model_opts *o,
+                         backend *bk);
 void model_free(model *m);
 
 // Host params -> backend master copy and working copy; backend -> host.
