@@ -22,6 +22,7 @@
 #include "corpus_shard.h"
 #include "matmul.h"
 #include "die.h"
+#include "host_mem.h"
 #include "fsutil.h"
 #include "eval.h"
 #include "model_sp_attn.h"
@@ -719,6 +720,16 @@ static void setup(train_state *st, const train_args *a) {
     int local_rank, local_size;
     int n_gpus = c->train.backend == CFG_BACKEND_CUDA ? backend_gpu_count() : 0;
     dist_local_rank(&st->dist, &local_rank, &local_size);
+    // Offload pins host memory: refused on every rank, before anything is
+    // allocated, when a node's ranks together need more than it has.
+    bool host_short = train_offload_host_check(c, &mc, model_capacity(st), local_size,
+                                               host_mem_available(), err, sizeof err) != 0;
+    if (dist_any(&st->dist, host_short)) {
+        if (!host_short)
+            snprintf(err, sizeof err, "parallel.offload: another node has less host memory "
+                                      "available than the offload needs (its rank says how much)");
+        dist_exit_user_error(&st->dist, err);
+    }
     char why[512];
     st->bk = backend_create(c->train.backend == CFG_BACKEND_CUDA ? BACKEND_CUDA : BACKEND_CPU,
                             run_dtype(c), n_gpus > 0 ? local_rank % n_gpus : 0, why, sizeof why);
@@ -739,7 +750,8 @@ static void setup(train_state *st, const train_args *a) {
     dist_warn_gpu_numa(&st->dist, bus_id);  // cores on another socket than the GPU
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
-    st->m = model_create_on(&mc, model_capacity(st), c->train.recompute, st->bk);
+    model_opts mo = train_model_opts(c);
+    st->m = model_create_opts(&mc, model_capacity(st), &mo, st->bk);
     train_step_setup(st);
     model_init_weights(st->m, (uint64_t)c->train.seed);
     if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)

@@ -54,7 +54,9 @@ typedef struct train_state {
     backend_comm *comm;        // gradient all-reduce and ring attention on that backend
     shard_layout shard;        // this rank's slice of the training state (parallel.shard)
     float *adam_m, *adam_v;    // (shard_len) AdamW moments of the slice, host (checkpoints)
-    float *dadam_m, *dadam_v;  // the backend's moments (== adam_m, adam_v on the cpu)
+    float *dadam_m, *dadam_v;  // the backend's moments (== adam_m, adam_v on the cpu and
+                               // when offloaded: pinned host memory then)
+    struct zero_offload *offload;  // parallel.offload optimizer (zero_offload.h), or NULL
     int64_t step;              // optimizer steps taken, over all stages
     int stage;                 // current stage index
     int64_t stage_step;        // steps taken in the current stage

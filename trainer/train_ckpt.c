@@ -176,6 +176,7 @@ static int write_file(train_state *st, const char *path, const float *params, co
 static void moments_to_host(train_state *st) {
     backend *bk = st->m->bk;
     size_t bytes = sizeof(float) * (size_t)shard_len(&st->shard);
+    if (st->dadam_m == st->adam_m) return;  // one buffer (cpu, or offloaded to the host)
     bk->op->to_host(bk, st->adam_m, st->dadam_m, bytes);
     bk->op->to_host(bk, st->adam_v, st->dadam_v, bytes);
 }
@@ -183,6 +184,7 @@ static void moments_to_host(train_state *st) {
 static void moments_to_dev(train_state *st) {
     backend *bk = st->m->bk;
     size_t bytes = sizeof(float) * (size_t)shard_len(&st->shard);
+    if (st->dadam_m == st->adam_m) return;
     bk->op->to_dev(bk, st->dadam_m, st->adam_m, bytes);
     bk->op->to_dev(bk, st->dadam_v, st->adam_v, bytes);
 }

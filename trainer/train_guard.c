@@ -50,8 +50,10 @@ int train_guard_state_finite(train_state *st, char *err, size_t errlen) {
     const int64_t slice = shard_len(&st->shard);
     size_t bytes = sizeof(float) * (size_t)slice;
     model_pull_params(m);
-    bk->op->to_host(bk, st->adam_m, st->dadam_m, bytes);
-    bk->op->to_host(bk, st->adam_v, st->dadam_v, bytes);
+    if (st->dadam_m != st->adam_m) {  // else one buffer (cpu, or offloaded to the host)
+        bk->op->to_host(bk, st->adam_m, st->dadam_m, bytes);
+        bk->op->to_host(bk, st->adam_v, st->dadam_v, bytes);
+    }
     char what[256] = "";
     bool bad = first_nonfinite(m, m->params, "", what, sizeof what);
     if (st->shard.mode == SHARD_NONE) {

@@ -7,6 +7,13 @@
 #include "die.h"
 #include "run_config_check.h"
 #include "train.h"
+#include "zero_offload.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_max_threads(void) { return 1; }
+#endif
 
 int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_len) {
     if (micro_batch_tokens <= 0 || row_len <= 0) return rows;
@@ -19,6 +26,19 @@ static int offload_flags(cfg_offload o) {
     return o == CFG_OFFLOAD_OPTIMIZER ? ZERO_OFFLOAD_OPTIMIZER
            : o == CFG_OFFLOAD_ACTIVATIONS ? ZERO_OFFLOAD_ACTIVATIONS
            : o == CFG_OFFLOAD_BOTH ? ZERO_OFFLOAD_OPTIMIZER | ZERO_OFFLOAD_ACTIVATIONS : 0;
+}
+
+static bk_dtype run_dtype_of(const cfg_run *c) {
+    bool cuda = c->train.backend == CFG_BACKEND_CUDA;
+    return c->train.dtype == CFG_DTYPE_AUTO ? (cuda ? BK_BF16 : BK_F32)
+           : c->train.dtype == CFG_DTYPE_BF16 ? BK_BF16 : BK_F32;
+}
+
+model_opts train_model_opts(const cfg_run *c) {
+    int off = offload_flags(c->parallel.offload);
+    return (model_opts){.recompute = c->train.recompute,
+                        .offload_activations = (off & ZERO_OFFLOAD_ACTIVATIONS) != 0,
+                        .host_master = (off & ZERO_OFFLOAD_OPTIMIZER) != 0};
 }
 
 static const char *offload_name(cfg_offload o) {
@@ -45,12 +65,24 @@ int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen) 
                               "(--dry-run plans all four)");
         return -1;
     }
-    if (p->offload != CFG_OFFLOAD_NONE) {
-        snprintf(err, errlen, "parallel.offload: %s is not implemented in this build (--dry-run "
-                              "plans it; docs/distributed.md); use none", offload_name(p->offload));
-        return -1;
-    }
     return 0;
+}
+
+int train_offload_host_check(const cfg_run *c, const model_config *mc, int64_t n_tokens,
+                             int ranks_on_node, int64_t mem_available, char *err, size_t errlen) {
+    int off = offload_flags(c->parallel.offload);
+    if (!off || mem_available < 0) return 0;  // nothing pinned, or no /proc/meminfo to ask
+    zero_mem z;
+    zero_mem_plan(&z, mc, n_tokens, c->train.recompute, run_dtype_of(c), true,
+                  (shard_mode)c->parallel.shard, off, c->parallel.dp * cfg_parallel_sp(c));
+    double need = (double)z.host_total * ranks_on_node;
+    if (need <= (double)mem_available) return 0;
+    snprintf(err, errlen, "parallel.offload: %s needs %.2f GB of pinned host memory per rank (%d "
+                          "rank(s) on this node: %.2f GB) but the node has %.2f GB available "
+                          "(MemAvailable); offload less, use more nodes or a larger parallel.sp",
+             offload_name(c->parallel.offload), z.host_total / 1e9, ranks_on_node, need / 1e9,
+             mem_available / 1e9);
+    return -1;
 }
 
 int train_step_check(const train_state *st, char *err, size_t errlen) {
@@ -59,8 +91,7 @@ int train_step_check(const train_state *st, char *err, size_t errlen) {
 
 void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens) {
     bool cuda = c->train.backend == CFG_BACKEND_CUDA;
-    bk_dtype dt = c->train.dtype == CFG_DTYPE_AUTO ? (cuda ? BK_BF16 : BK_F32)
-                  : c->train.dtype == CFG_DTYPE_BF16 ? BK_BF16 : BK_F32;
+    bk_dtype dt = run_dtype_of(c);
     zero_mem z;
     int off = offload_flags(c->parallel.offload);
     zero_mem_plan(&z, mc, n_tokens, c->train.recompute, dt, cuda, (shard_mode)c->parallel.shard, off,
@@ -73,6 +104,21 @@ void train_step_setup(train_state *st) {
     shard_layout_init(&st->shard, (shard_mode)st->cfg.parallel.shard, st->dist.size, st->dist.rank,
                       m->tensors, m->n_tensors, m->n_params);
     size_t n = (size_t)shard_len(&st->shard), bytes = sizeof(float) * (n ? n : 1);
+    st->offload = NULL;
+    if (m->host_master) {  // parallel.offload optimizer: moments pinned, AdamW on the host
+        st->adam_m = st->bk->op->host_alloc(st->bk, bytes);
+        st->adam_v = st->bk->op->host_alloc(st->bk, bytes);
+        st->dadam_m = st->adam_m;
+        st->dadam_v = st->adam_v;
+        st->offload = xcalloc(1, sizeof *st->offload);
+        zero_offload_init(st->offload, st->bk, &st->shard);
+        if (st->is_root)
+            printf("offload optimizer: fp32 master, AdamW moments and the gradient slice in "
+                   "pinned host memory (%.3f GB), AdamW on %d host threads\n",
+                   (sizeof(float) * (double)m->n_params + 3.0 * (double)bytes) / 1e9,
+                   omp_get_max_threads());
+        return;
+    }
     st->adam_m = xcalloc(n ? n : 1, sizeof(float));
     st->adam_v = xcalloc(n ? n : 1, sizeof(float));
     st->dadam_m = st->bk->host_memory ? st->adam_m : st->bk->op->alloc(st->bk, bytes);
@@ -83,9 +129,24 @@ void train_step_setup(train_state *st) {
                (long long)m->n_params);
 }
 
-void train_step_params_full(train_state *st) { shard_params_full(&st->shard, &st->dist, st->m); }
+void train_step_params_full(train_state *st) {
+    shard_params_full(&st->shard, &st->dist, st->m);
+    // The host master of an offloaded sharded optimizer: each rank updated
+    // its slice only (the device weights are whole, gathered every step).
+    if (st->offload && st->shard.mode != SHARD_NONE && st->shard.world > 1)
+        dist_shard_allgather(&st->dist, st->m->params, st->shard.n, st->shard.shard, DIST_F32);
+}
 
 void train_step_free(train_state *st) {
+    if (st->offload) {
+        zero_offload_free(st->offload);
+        free(st->offload);
+        st->offload = NULL;
+        st->bk->op->host_free(st->bk, st->adam_m);
+        st->bk->op->host_free(st->bk, st->adam_v);
+        shard_layout_free(&st->shard);
+        return;
+    }
     if (st->dadam_m != st->adam_m) st->bk->op->free(st->bk, st->dadam_m);
     if (st->dadam_v != st->adam_v) st->bk->op->free(st->bk, st->dadam_v);
     free(st->adam_m);
@@ -98,7 +159,8 @@ double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_
     const cfg_optimizer *o = &st->cfg.optimizer;
     shard_step_ctx c = {.m = st->m, .comm = st->comm, .d = &st->dist, .s = &st->shard,
                         .adam_m = st->dadam_m, .adam_v = st->dadam_v,
-                        .micro_rows = train_micro_rows(st->cfg.train.micro_batch_tokens, mb->B, mb->T)};
+                        .micro_rows = train_micro_rows(st->cfg.train.micro_batch_tokens, mb->B, mb->T),
+                        .offload = st->offload};
     adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
                         .eps = (float)o->eps, .weight_decay = (float)o->weight_decay};
     double loss = shard_step(&c, mb, n_targets_global, &hp, o->grad_clip, st->adam_step + 1,

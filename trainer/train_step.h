@@ -27,6 +27,13 @@ int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_l
 // answer on every rank; called before anything is allocated.
 int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen);
 int train_step_check(const train_state *st, char *err, size_t errlen);
+// Offload: -1 with one line in err when the pinned host memory the plan
+// needs (zero_mem_plan's host_total, per rank, times the ranks of this
+// node) exceeds mem_available bytes (MemAvailable; < 0: unknown, no check).
+int train_offload_host_check(const cfg_run *c, const model_config *mc, int64_t n_tokens,
+                             int ranks_on_node, int64_t mem_available, char *err, size_t errlen);
+// The model's options of a run (train.recompute, parallel.offload).
+model_opts train_model_opts(const cfg_run *c);
 
 // --dry-run: the per-rank plan of the run's shard / offload mode.
 void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens);

@@ -38,30 +38,47 @@ static void *count_alloc(backend *b, size_t bytes) {
     return calloc(bytes ? bytes : 1, 1);
 }
 
+static size_t counted_host;
+static void *count_host_alloc(backend *b, size_t bytes) {
+    counted_host += bytes;
+    return calloc(bytes ? bytes : 1, 1);
+}
+
 static void test_plan_is_the_allocation(void **state) {
     (void)state;
     backend_ops ops = *backend_cpu()->op;
     ops.alloc = count_alloc;
+    ops.host_alloc = count_host_alloc;
     backend counting = {.kind = BACKEND_CPU, .dt = BK_F32, .host_memory = false, .op = &ops};
     model_config cfg = tiny_config();
+    static const cfg_offload offloads[] = {CFG_OFFLOAD_NONE, CFG_OFFLOAD_OPTIMIZER,
+                                           CFG_OFFLOAD_ACTIVATIONS, CFG_OFFLOAD_BOTH};
+    for (int off = 0; off < 4; off++)
     for (int mode = SHARD_NONE; mode <= SHARD_GRADIENTS; mode++) {
         for (int world = 1; world <= 4; world += 3) {
             for (int rank = 0; rank < world; rank++) {
-                counted = 0;
+                counted = counted_host = 0;
                 train_state *st = calloc(1, sizeof *st);
                 st->cfg.parallel.shard = (cfg_shard)mode;
+                st->cfg.parallel.offload = offloads[off];
+                st->cfg.train.recompute = true;
                 st->dist.size = world;
                 st->dist.rank = rank;
                 st->bk = &counting;
-                st->m = model_create_on(&cfg, 24, true, &counting);
+                model_opts mo = train_model_opts(&st->cfg);
+                st->m = model_create_opts(&cfg, 24, &mo, &counting);
                 train_step_setup(st);
                 zero_mem z;
-                zero_mem_plan(&z, &cfg, 24, true, BK_F32, true, (shard_mode)mode, 0, world);
+                zero_mem_plan(&z, &cfg, 24, true, BK_F32, true, (shard_mode)mode, off, world);
                 assert_true(z.built);
                 // The plan is per rank at its largest (rank 0's slice is
-                // never shorter than another's); the last rank may own less.
-                size_t slack = 2 * sizeof(float) * (size_t)(z.shard - shard_len(&st->shard));
-                assert_int_equal(counted + slack, z.device_total - z.scratch);
+                // never shorter than another's); the last rank may own less:
+                // two moments on the device, or two moments and the
+                // gradient slice on the host when the optimizer is offloaded.
+                size_t short_by = sizeof(float) * (size_t)(z.shard - shard_len(&st->shard));
+                bool host_opt = offloads[off] == CFG_OFFLOAD_OPTIMIZER || offloads[off] == CFG_OFFLOAD_BOTH;
+                assert_int_equal(counted + (host_opt ? 0 : 2 * short_by), z.device_total - z.scratch);
+                assert_int_equal(counted_host + (host_opt ? 3 * short_by : 0), z.host_total);
                 train_step_free(st);
                 model_free(st->m);
                 free(st);
@@ -99,9 +116,22 @@ static void test_formulas(void **state) {
     assert_int_equal(off.host_moments, 8 * s);
     assert_int_equal(off.host_grads, 4 * s);
     const size_t resid = 2 * 24 * C;  // one residual checkpoint, bf16
-    assert_int_equal(off.host_activations, 3 * resid);
-    assert_int_equal(off.activations, none.activations - 3 * resid + 2 * resid);
+    // L + 1 = 3 checkpoints: two slots on the device, L - 1 = 1 on the host
+    assert_int_equal(off.host_activations, 1 * resid);
+    assert_int_equal(off.activations, none.activations - 1 * resid);
+    assert_false(off.built);  // offload with ZeRO-3 on cuda: a design
     assert_int_equal(off.device_total, off.grads + off.work + off.gather + off.activations + off.scratch);
+    zero_mem_plan(&off, &cfg, 24, true, BK_BF16, true, SHARD_GRADIENTS, ZERO_OFFLOAD_OPTIMIZER, 4);
+    assert_true(off.built);
+    assert_int_equal(off.params + off.moments, 0);
+    assert_int_equal(off.host_params, 4 * n);
+    assert_int_equal(off.host_moments, 8 * s);
+    assert_int_equal(off.host_grads, 4 * s);
+    assert_int_equal(off.work, 2 * n);
+    zero_mem_plan(&off, &cfg, 24, true, BK_F32, true, SHARD_NONE, ZERO_OFFLOAD_OPTIMIZER, 1);
+    assert_int_equal(off.work, 4 * n);  // fp32: the working weights are the device's fp32 copy
+    zero_mem_plan(&off, &cfg, 24, true, BK_F32, false, SHARD_NONE, ZERO_OFFLOAD_ACTIVATIONS, 1);
+    assert_false(off.built);  // offload on the cpu backend: refused
 }
 
 static model_config llama(int64_t dim, int layers, int heads, int kv, int64_t ffn, int vocab) {

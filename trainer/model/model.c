@@ -191,13 +191,15 @@ model *model_create_opts(const model_config *cfg, int64_t max_tokens, const mode
     m->cfg.head_dim = (int)head_dim(cfg);
     m->bk = bk;
     m->tensors = model_param_layout(&m->cfg, &m->n_tensors, &m->n_params);
-    m->params = xcalloc((size_t)m->n_params, sizeof(float));
+    // A host master (offloaded optimizer) is pinned: the backend's host memory.
+    m->host_master = o->host_master && !bk->host_memory;
+    m->params = m->host_master ? bk->op->host_alloc(bk, sizeof(float) * (size_t)m->n_params)
+                               : xcalloc((size_t)m->n_params, sizeof(float));
     m->grads = xcalloc((size_t)m->n_params, sizeof(float));
     model_views_init(&m->p, m->params, &m->cfg);
     model_views_init(&m->g, m->grads, &m->cfg);
     size_t bytes = sizeof(float) * (size_t)m->n_params;
-    // A host master (offloaded optimizer) needs no fp32 copy on a bf16 device.
-    m->host_master = o->host_master && !bk->host_memory;
+    // A host master needs no fp32 copy on a bf16 device.
     bool dmaster = !bk->host_memory && !(m->host_master && bk->dt != BK_F32);
     m->dparams = bk->host_memory ? m->params : dmaster ? bk->op->alloc(bk, bytes) : NULL;
     m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, bytes);
@@ -233,7 +235,9 @@ void model_free(model *m) {
     if (m->dgrads != m->grads) bk->op->free(bk, m->dgrads);
     model_views_free(&m->p);
     model_views_free(&m->g);
-    free(m->tensors); free(m->params); free(m->grads);
+    if (m->host_master) bk->op->host_free(bk, m->params);
+    else free(m->params);
+    free(m->tensors); free(m->grads);
     free(m);
 }
 

@@ -33,7 +33,8 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
     const size_t b = dt == BK_F32 ? 0 : bk_dtype_size(dt);
     out->n_params = n;
     out->shard = s;
-    out->built = offload == 0 && (mode != SHARD_PARAMETERS || !device);  // ZeRO-3: cpu only
+    // ZeRO-3: cpu only; offload: cuda only, not with ZeRO-3 (yet)
+    out->built = (mode != SHARD_PARAMETERS || !device) && (offload == 0 || device);
     out->params = mm.params;
     out->grads = mm.grads;
     out->moments = 2 * sizeof(float) * (size_t)s;
@@ -49,8 +50,9 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
         out->gather = 2 * ub * (size_t)u;
     }
     if (offload & ZERO_OFFLOAD_OPTIMIZER) {
-        // The fp32 master (the slice under ZeRO-3, else all) and the moments
-        // live on the host; a host copy of the gradient slice feeds AdamW.
+        // The fp32 master (the slice under ZeRO-3, else all: the model's
+        // host params, pinned) and the moments live on the host; a pinned
+        // copy of the gradient slice feeds AdamW and stages the upload.
         out->host_params = out->params;
         out->host_moments = out->moments;
         out->host_grads = sizeof(float) * (size_t)s;
@@ -59,10 +61,12 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
         if (b == 0) out->work = mode == SHARD_PARAMETERS ? sizeof(float) * (size_t)s : mm.params;
     }
     if ((offload & ZERO_OFFLOAD_ACTIVATIONS) && recompute) {
+        // Of the L + 1 residual checkpoints the device keeps two slots, the
+        // host the other L - 1 (model_opts).
         size_t per = (dt == BK_F32 ? 4 : b) * (size_t)max_tokens * (size_t)c.dim;
-        size_t all = per * (size_t)(c.n_layers + 1);
-        out->host_activations = all;
-        out->activations = out->activations - all + 2 * per;
+        size_t host = per * (size_t)(c.n_layers > 1 ? c.n_layers - 1 : 0);
+        out->host_activations = host;
+        out->activations -= host;
     }
     out->device_total = out->params + out->grads + out->moments + out->work + out->gather +
                         out->activations + out->scratch;

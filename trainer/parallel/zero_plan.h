@@ -22,12 +22,15 @@
 // On the cpu backend `gradients` also keeps only 4s + the buckets in flight
 // of its gradients resident; the plan counts the allocation (4n), an upper
 // bound there.
-// offload optimizer (design): the fp32 master slice and the moments move to
-// pinned host memory, plus a host copy of the gradient slice; the device
-// keeps the work copy and the gradients.
-// offload activations (design): of the per-layer residual checkpoints kept
-// for recomputation ((L + 1) x tokens x C x b), the device keeps two (the
-// layer being recomputed and the next one prefetched), the host all.
+// offload optimizer (built on cuda, shard none / optimizer / gradients;
+// zero_offload.h): the fp32 master (the model's host params, 4n; 4s under
+// ZeRO-3) and the moments (8s) move to pinned host memory, plus a pinned
+// copy of the gradient slice (4s); the device keeps the working copy (b*n,
+// or 4n of fp32 weights when b = 0) and the gradients.
+// offload activations (built on cuda, needs recompute): of the per-layer
+// residual checkpoints kept for recomputation ((L + 1) x tokens x C x b),
+// the device keeps two slots (the layer computing and the one prefetched),
+// the host the other L - 1.
 #pragma once
 
 #include <stdbool.h>

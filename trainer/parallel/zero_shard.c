@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "zero_offload.h"
 #include "zero_pages.h"
 
 const char *shard_mode_name(shard_mode m) {
@@ -162,14 +163,17 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     size_t esz = bk_dtype_size(bk->dt);
     if (work == (void *)m->dparams) work = m->dparams + s->lo;
     else if (work) work = (char *)work + (size_t)s->lo * esz;
-    if (s->mode == SHARD_NONE)  // the model's own table: exactly the unsharded update
+    if (c->offload)  // on the host (zero_offload.h)
+        zero_offload_adamw(c->offload, m, s, c->adam_m, c->adam_v, hp, adam_step, clip);
+    else if (s->mode == SHARD_NONE)  // the model's own table: exactly the unsharded update
         bk->op->adamw(bk, m->dparams, c->adam_m, c->adam_v, m->dgrads, m->work, m->tensors,
                       m->n_tensors, hp, adam_step, clip);
     else if (s->n_tensors > 0)  // a rank past the end of a tiny buffer owns nothing
         bk->op->adamw(bk, m->dparams + s->lo, c->adam_m, c->adam_v, m->dgrads + s->lo, work,
                       s->tensors, s->n_tensors, hp, adam_step, clip);
     if (s->mode != SHARD_NONE && s->mode != SHARD_PARAMETERS) {
-        backend_comm_param_gather(c->comm, m->dparams, m->n_params, s->shard, 4);
+        if (m->dparams)  // none on a bf16 device when AdamW runs on the host
+            backend_comm_param_gather(c->comm, m->dparams, m->n_params, s->shard, 4);
         if (m->work && m->work != (void *)m->dparams)
             backend_comm_param_gather(c->comm, m->work, m->n_params, s->shard, (int)esz);
     }

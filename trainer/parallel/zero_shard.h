@@ -78,6 +78,8 @@ typedef struct {
     const shard_layout *s;
     float *adam_m, *adam_v;  // the backend's moments of the slice (shard_len floats)
     int64_t micro_rows;      // rows per forward/backward (gradient accumulation); 0 = all
+    struct zero_offload *offload;  // AdamW on the host (zero_offload.h: adam_m / adam_v
+                                   // are host memory then), or NULL
 } shard_step_ctx;
 
 // Zeroes the gradients; runs forward + backward over mb in micro-batches of
