@@ -104,7 +104,17 @@ void train_step_setup(train_state *st) {
     shard_layout_init(&st->shard, (shard_mode)st->cfg.parallel.shard, st->dist.size, st->dist.rank,
                       m->tensors, m->n_tensors, m->n_params);
     size_t n = (size_t)shard_len(&st->shard), bytes = sizeof(float) * (n ? n : 1);
+    if (st->is_root && st->shard.mode != SHARD_NONE)
+        printf("shard %s over %d ranks: each holds the AdamW state of %lld of %lld parameters\n",
+               shard_mode_name(st->shard.mode), st->shard.world, (long long)st->shard.shard,
+               (long long)m->n_params);
     st->offload = NULL;
+    if (m->offload_acts && st->is_root)
+        printf("offload activations: 2 of %d residual checkpoints on the device, %d in pinned host "
+               "memory (%.3f GB), prefetched one layer ahead of the backward\n",
+               m->cfg.n_layers + 1, m->cfg.n_layers - 1,
+               (double)bk_dtype_size(st->bk->dt) * (double)(m->cfg.n_layers > 1 ? m->cfg.n_layers - 1 : 0) *
+                   (double)m->max_tokens * m->cfg.dim / 1e9);
     if (m->host_master) {  // parallel.offload optimizer: moments pinned, AdamW on the host
         st->adam_m = st->bk->op->host_alloc(st->bk, bytes);
         st->adam_v = st->bk->op->host_alloc(st->bk, bytes);
@@ -114,7 +124,7 @@ void train_step_setup(train_state *st) {
         zero_offload_init(st->offload, st->bk, &st->shard);
         if (st->is_root)
             printf("offload optimizer: fp32 master, AdamW moments and the gradient slice in "
-                   "pinned host memory (%.3f GB), AdamW on %d host threads\n",
+                   "pinned host memory (%.3f GB), AdamW on %d host thread(s)\n",
                    (sizeof(float) * (double)m->n_params + 3.0 * (double)bytes) / 1e9,
                    omp_get_max_threads());
         return;
@@ -123,10 +133,6 @@ void train_step_setup(train_state *st) {
     st->adam_v = xcalloc(n ? n : 1, sizeof(float));
     st->dadam_m = st->bk->host_memory ? st->adam_m : st->bk->op->alloc(st->bk, bytes);
     st->dadam_v = st->bk->host_memory ? st->adam_v : st->bk->op->alloc(st->bk, bytes);
-    if (st->is_root && st->shard.mode != SHARD_NONE)
-        printf("shard %s over %d ranks: each holds the AdamW state of %lld of %lld parameters\n",
-               shard_mode_name(st->shard.mode), st->shard.world, (long long)st->shard.shard,
-               (long long)m->n_params);
 }
 
 void train_step_params_full(train_state *st) {

@@ -86,6 +86,7 @@ struct CUstream_st {
     std::deque<std::function<void()>> q;
     std::deque<std::vector<std::pair<CUstream_st *, uint64_t>>> deps;  // per queued op
     std::deque<std::shared_ptr<EmuAsyncOp>> async;                      // per queued op (or null)
+    std::deque<bool> copy;                                              // per queued op: a memcpy
     std::shared_ptr<EmuAsyncOp> inflight;                                // started, not complete
     uint64_t enq = 0, done = 0;
     bool blocking = true, destroyed = false;
@@ -99,6 +100,7 @@ static CUstream_st g_legacy;  // stream 0
 static std::vector<CUstream_st *> g_streams{&g_legacy};
 static std::mt19937 g_srng;
 static bool g_srng_init;
+static int g_copy_order;  // EMU_COPY_ORDER: 1 late, -1 early, 0 random
 static cudaError_t g_last_error = cudaSuccess;
 static int g_device;
 
@@ -108,7 +110,8 @@ static CUstream_st *sof(cudaStream_t st)
     if (s->destroyed) emu_fail("a stream used after cudaStreamDestroy");
     return s;
 }
-static void enqueue(cudaStream_t st, std::function<void()> fn, std::shared_ptr<EmuAsyncOp> a = nullptr)
+static void enqueue(cudaStream_t st, std::function<void()> fn, std::shared_ptr<EmuAsyncOp> a = nullptr,
+                    bool copy = false)
 {
     CUstream_st *s = sof(st);
     std::vector<std::pair<CUstream_st *, uint64_t>> d;
@@ -121,6 +124,7 @@ static void enqueue(cudaStream_t st, std::function<void()> fn, std::shared_ptr<E
     s->q.push_back(std::move(fn));
     s->deps.push_back(std::move(d));
     s->async.push_back(std::move(a));
+    s->copy.push_back(copy);
     s->enq++;
 }
 static bool ready(CUstream_st *s)
@@ -175,6 +179,8 @@ template <typename P> static void run_until(P pred)
         // races on the double buffers); default at wait_group (missing waits).
         const char *c = getenv("EMU_COPY_AT_ISSUE");
         g_copy_at_issue = c && atoi(c) == 1;
+        const char *o = getenv("EMU_COPY_ORDER");
+        g_copy_order = !o ? 0 : !strcmp(o, "late") ? 1 : !strcmp(o, "early") ? -1 : 0;
         g_srng_init = true;
     }
     emu_nccl_check_no_open_group();
@@ -201,6 +207,7 @@ template <typename P> static void run_until(P pred)
             s->q.pop_front();
             s->deps.pop_front();
             s->async.pop_front();
+            s->copy.pop_front();
             a->start();
             s->inflight = std::move(a);
             idle = 0;
@@ -219,11 +226,22 @@ template <typename P> static void run_until(P pred)
             continue;
         }
         idle = 0;
+        // EMU_COPY_ORDER=late: memory copies run only when nothing else can
+        // (a consumer of a copy not ordered after it reads the old bytes, a
+        // copy not ordered before the next writer of its source reads the
+        // new ones); early: before anything else. Default: no preference.
+        if (g_copy_order != 0) {
+            std::vector<CUstream_st *> pick;
+            for (auto *o : r)
+                if (o->copy.front() == (g_copy_order > 0 ? false : true)) pick.push_back(o);
+            if (!pick.empty()) r.swap(pick);
+        }
         CUstream_st *s = r[g_srng() % r.size()];
         auto fn = std::move(s->q.front());
         s->q.pop_front();
         s->deps.pop_front();
         s->async.pop_front();
+        s->copy.pop_front();
         fn();
         s->done++;
     }
@@ -489,7 +507,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (n == 0) return cudaSuccess;
     cudaError_t e = check_copy(dst, n, src, n, k);
     if (e) return err(e);
-    enqueue(st, [=] { memmove(dst, src, n); });
+    enqueue(st, [=] { memmove(dst, src, n); }, nullptr, k != cudaMemcpyDeviceToDevice);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k)

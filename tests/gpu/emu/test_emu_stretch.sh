@@ -15,7 +15,22 @@
 #   resume: a checkpoint of step 2 written on the emulated GPU resumes on
 #           the cpu backend, and one written on the cpu resumes on the
 #           emulated GPU; both runs to step 4 vs the cpu backend's run.
-# usage: test_emu_stretch.sh sp|resume|ulysses GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
+#   offload, offload_resume, offload_dp (parallel.offload, 3 layers,
+#           recompute): BITWISE equal to the same run without offload (the
+#           same kernels; the host AdamW is the CUDA kernel's expression, and
+#           the emulator compiles both without FMA contraction, as the real
+#           build does: docs/distributed.md). EMU_COPY_ORDER=late runs every
+#           host<->device copy as late as the events allow, so a missing wait
+#           on a copy reads stale data and fails the comparison.
+#           offload: activations (fp32), optimizer (fp32: the upload straight
+#           into the working weights), both (bf16: the upload cast on the
+#           device), vs 1 rank without; and more pinned memory than the node
+#           has: exit 2 on both ranks, one line, before allocation.
+#           offload_resume: a checkpoint of step 2 written with offload both
+#           resumes without offload, and one written without resumes with it.
+#           offload_dp: 2 ranks dp 2, offload optimizer, and shard gradients +
+#           offload both (sharded checkpoint), vs dp 2 without offload.
+# usage: test_emu_stretch.sh MODE GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
 mode=$1; STRETCH=$2; SRC=$3; MPIEXEC=${4:-mpirun}; NP=${5:--n}
 source "$SRC/tests/cli/lib.sh"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
@@ -25,12 +40,12 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 "$STRETCH" tokenize --out text.shard /usr/share/common-licenses/GPL-3 >/dev/null
 
-run_file() {  # $1 = out_dir, $2 = backend, [$3 = the model line]
+run_file() {  # $1 = out_dir, $2 = backend, [$3 = the model line, $4 = dtype, $5 = more train keys]
   cat > "$1.yaml" <<YAML
 ${3:-model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96\}}
 data: {tokenizer: byte, train: [text.shard], passkey_ratio: 0}
 optimizer: {lr: 3.0e-3, warmup_steps: 2}
-train: {seed: 7, out_dir: $1, log_every: 1, ckpt_every: 2, keep_last: 0, backend: $2, dtype: fp32}
+train: {seed: 7, out_dir: $1, log_every: 1, ckpt_every: 2, keep_last: 0, backend: $2, dtype: ${4:-fp32}${5:-}}
 eval: {passkey_trials: 0}
 stages:
   - {name: s, seq_len: 32, steps: 4, batch_tokens: 64}
@@ -111,5 +126,67 @@ ulysses)
   $CMP h4 u1 1e-4 || fail "ring 2 x ulysses 2 over nccl differs from 1 rank"
   echo "gpuemu_stretch_ulysses: ulysses 2 and ring 2 x ulysses 2 over nccl match 1 rank"
   ;;
-*) fail "usage: test_emu_stretch.sh sp|resume|ulysses ..." ;;
+offload)
+  export EMU_COPY_ORDER=late
+  m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
+  run_file r1 cuda "$m3" fp32 ", recompute: true"
+  timed r1.log "$STRETCH" train r1.yaml
+  run_file a1 cuda "$m3" fp32 ", recompute: true"
+  timed a1.log "$STRETCH" train a1.yaml --parallel.offload activations
+  has "offload activations: 2 of 4 residual checkpoints on the device" < a1.log || fail "a1: not offloaded"
+  $CMP a1 r1 0 || fail "offload activations differs from no offload"
+  run_file o1 cuda "$m3" fp32 ", recompute: true"
+  timed o1.log "$STRETCH" train o1.yaml --parallel.offload optimizer
+  has "offload optimizer: fp32 master, AdamW moments" < o1.log || fail "o1: not offloaded"
+  $CMP o1 r1 0 || fail "offload optimizer (fp32) differs from no offload"
+  run_file rb cuda "$m3" bf16 ", recompute: true"
+  timed rb.log "$STRETCH" train rb.yaml
+  run_file bb cuda "$m3" bf16 ", recompute: true"
+  timed bb.log "$STRETCH" train bb.yaml --parallel.offload both
+  $CMP bb rb 0 || fail "offload both (bf16) differs from no offload"
+  # 32 layers of 4096 at 16M tokens: terabytes of pinned checkpoints.
+  run_file big cuda 'model: {dim: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 8, ffn_dim: 11008}' bf16 ", recompute: true"
+  sed -i 's/seq_len: 32, steps: 4, batch_tokens: 64/seq_len: 16777216, steps: 1, batch_tokens: 16777216/' big.yaml
+  set +e
+  "${MPIRUN[@]}" "$STRETCH" train big.yaml --parallel.sp 2 --parallel.offload both > big.log 2>&1; rc=$?
+  set -e
+  [ $rc -eq 2 ] || { tail -5 big.log; fail "offload beyond the host's memory: exit $rc, want 2"; }
+  [ "$(grep -c 'stretch: error: parallel.offload: both needs .* GB of pinned host memory per rank (2 rank(s) on this node: .* GB) but the node has .* GB available (MemAvailable)' big.log)" -eq 2 ] \
+    || { cat big.log; fail "offload beyond the host's memory: not one line per rank"; }
+  ! grep -q "out of\|cudaMalloc" big.log || fail "offload beyond the host's memory: allocated first"
+  echo "gpuemu_stretch_offload: offload activations / optimizer / both == no offload, bitwise; too little host memory: exit 2"
+  ;;
+offload_resume)
+  export EMU_COPY_ORDER=late
+  m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
+  run_file r1 cuda "$m3" bf16 ", recompute: true"
+  timed r1.log "$STRETCH" train r1.yaml
+  run_file x1 cuda "$m3" bf16 ", recompute: true"
+  timed x1a.log "$STRETCH" train x1.yaml --max-steps 2 --parallel.offload both
+  timed x1b.log "$STRETCH" train x1.yaml
+  has "resumed from x1/ckpt-00000002.h5" < x1b.log || fail "x1 did not resume"
+  $CMP x1 r1 0 || fail "offload -> no offload resume differs from the plain run"
+  run_file y1 cuda "$m3" bf16 ", recompute: true"
+  timed y1a.log "$STRETCH" train y1.yaml --max-steps 2
+  timed y1b.log "$STRETCH" train y1.yaml --parallel.offload both
+  has "resumed from y1/ckpt-00000002.h5" < y1b.log || fail "y1 did not resume"
+  $CMP y1 r1 0 || fail "no offload -> offload resume differs from the plain run"
+  echo "gpuemu_stretch_offload_resume: checkpoints cross between offload both and none, bitwise"
+  ;;
+offload_dp)
+  export EMU_COPY_ORDER=late
+  m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
+  run_file d2 cuda "$m3" bf16 ", recompute: true"
+  timed d2.log "${MPIRUN[@]}" "$STRETCH" train d2.yaml --parallel.dp 2 --parallel.transport nccl
+  run_file o2 cuda "$m3" bf16 ", recompute: true"
+  timed o2.log "${MPIRUN[@]}" "$STRETCH" train o2.yaml --parallel.dp 2 --parallel.transport nccl --parallel.offload optimizer
+  $CMP o2 d2 0 || fail "dp 2 offload optimizer differs from dp 2 without"
+  run_file z2 cuda "$m3" bf16 ", recompute: true"
+  timed z2.log "${MPIRUN[@]}" "$STRETCH" train z2.yaml --parallel.dp 2 --parallel.transport nccl \
+    --parallel.shard gradients --parallel.offload both
+  has "shard gradients over 2 ranks" < z2.log || fail "z2: not sharded"
+  $CMP z2 d2 0 || fail "dp 2 shard gradients + offload both differs from dp 2 without"
+  echo "gpuemu_stretch_offload_dp: dp 2 with offload (unsharded, and ZeRO-2) == dp 2 without, bitwise"
+  ;;
+*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|offload|offload_resume|offload_dp ..." ;;
 esac
