@@ -5,7 +5,8 @@
 // buffers are aligned); the tensor of each element, for its decay flag, comes
 // from a binary search of the device offsets (a few hundred entries, cached).
 // The total length is offsets[n_tensors], read on the device, so the host
-// never synchronizes. Per-element arithmetic is the CPU op's, in float.
+// never synchronizes. Per-element arithmetic is the CPU op's, in float, to
+// the bit (adam_one).
 //
 // Norm: G blocks (G from n only) each sum squares in double into scratch,
 // then one block sums the G partials in a fixed tree: deterministic.
@@ -31,15 +32,20 @@ __device__ __forceinline__ int tensor_of(const int64_t *offsets, int n_tensors, 
     return lo;
 }
 
+// The CPU op's expression (kernels/cpu/adamw.c) rounding for rounding: the
+// _rn intrinsics keep nvcc from contracting a multiply and an add into one
+// FMA (the host compiler, in ISO C mode, does not contract), so the host
+// AdamW of parallel.offload optimizer gives these very bits. Division and
+// sqrtf are IEEE (no --use_fast_math).
 __device__ __forceinline__ float adam_one(float *p, float *m, float *v, float g, float decay,
                                           const adam_args &a) {
-    g *= a.grad_scale;
-    const float mi = a.b1 * *m + (1.0f - a.b1) * g;
-    const float vi = a.b2 * *v + (1.0f - a.b2) * g * g;
+    g = __fmul_rn(g, a.grad_scale);
+    const float mi = __fadd_rn(__fmul_rn(a.b1, *m), __fmul_rn(1.0f - a.b1, g));
+    const float vi = __fadd_rn(__fmul_rn(a.b2, *v), __fmul_rn(__fmul_rn(1.0f - a.b2, g), g));
     *m = mi;
     *v = vi;
     const float mhat = mi / a.bc1, vhat = vi / a.bc2;
-    *p = *p * decay - a.lr * mhat / (sqrtf(vhat) + a.eps);
+    *p = __fsub_rn(__fmul_rn(*p, decay), __fmul_rn(a.lr, mhat) / __fadd_rn(sqrtf(vhat), a.eps));
     return *p;
 }
 
