@@ -134,6 +134,37 @@ static void test_formulas(void **state) {
     assert_false(off.built);  // offload on the cpu backend: refused
 }
 
+// The pinned-memory refusal: the plan's host total per rank times the ranks
+// of a node against MemAvailable (one line naming the numbers); no offload,
+// or an unknown MemAvailable (-1), is never refused.
+static void test_host_check(void **state) {
+    (void)state;
+    model_config cfg = tiny_config();
+    cfg_run c;
+    memset(&c, 0, sizeof c);
+    c.train.backend = CFG_BACKEND_CUDA;
+    c.train.dtype = CFG_DTYPE_BF16;
+    c.train.recompute = true;
+    c.parallel.dp = 1;
+    c.parallel.sp = 1;
+    c.parallel.ring = 1;
+    c.parallel.ulysses = 1;
+    c.parallel.offload = CFG_OFFLOAD_BOTH;
+    zero_mem z;
+    zero_mem_plan(&z, &cfg, 24, true, BK_BF16, true, SHARD_NONE,
+                  ZERO_OFFLOAD_OPTIMIZER | ZERO_OFFLOAD_ACTIVATIONS, 1);
+    char err[512] = "";
+    const int64_t need = (int64_t)z.host_total;
+    assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, 4 * need, err, sizeof err), 0);
+    assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, 4 * need - 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "parallel.offload: both needs"));
+    assert_non_null(strstr(err, "(4 rank(s) on this node"));
+    assert_non_null(strstr(err, "MemAvailable"));
+    assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, -1, err, sizeof err), 0);
+    c.parallel.offload = CFG_OFFLOAD_NONE;
+    assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, 0, err, sizeof err), 0);
+}
+
 static model_config llama(int64_t dim, int layers, int heads, int kv, int64_t ffn, int vocab) {
     model_config c = {.dim = (int)dim, .n_layers = layers, .n_heads = heads, .n_kv_heads = kv,
                       .head_dim = (int)(dim / heads), .ffn_dim = (int)ffn, .vocab_size = vocab,
@@ -172,6 +203,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_is_the_allocation),
         cmocka_unit_test(test_formulas),
+        cmocka_unit_test(test_host_check),
         cmocka_unit_test(test_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
