@@ -20,11 +20,13 @@ void zero_offload_init(zero_offload *o, backend *bk, const shard_layout *s) {
     int64_t n = shard_len(s);
     o->h_grad = bk->op->host_alloc(bk, sizeof(float) * (size_t)(n > 0 ? n : 1));
     o->chunk_tensor = xcalloc((size_t)s->n_tensors + 1, sizeof(int));
-    int64_t run = 0;
+    int64_t run = 0, chunk = n / 8;
+    if (chunk < ZERO_OFFLOAD_CHUNK_MIN) chunk = ZERO_OFFLOAD_CHUNK_MIN;
+    if (chunk > ZERO_OFFLOAD_CHUNK_MAX) chunk = ZERO_OFFLOAD_CHUNK_MAX;
     for (int i = 0; i < s->n_tensors; i++) {
         if (run == 0) o->chunk_tensor[o->n_chunks++] = i;
         run += tensor_len(&s->tensors[i]);
-        if (run >= ZERO_OFFLOAD_CHUNK) run = 0;
+        if (run >= chunk) run = 0;
     }
     o->chunk_tensor[o->n_chunks] = s->n_tensors;
     CHECK(o->n_chunks <= BK_COPY_EVENTS / 4);
@@ -44,20 +46,30 @@ static void chunk_range(const zero_offload *o, const shard_layout *s, int k, int
     *b = last->offset + tensor_len(last);
 }
 
+void zero_offload_begin(zero_offload *o) { o->next_down = o->n_chunks; }
+
+void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, int64_t lo) {
+    // The copy stream starts each copy after what the compute stream holds:
+    // the backward that finished these gradients (and, from adamw, the
+    // reduction). The backward finishes them from the top of the buffer down.
+    while (o->next_down > 0) {
+        int64_t a, b;
+        chunk_range(o, s, o->next_down - 1, &a, &b);
+        if (s->lo + a < lo) return;
+        o->next_down--;
+        o->bk->op->copy_async(o->bk, o->h_grad + a, m->dgrads + s->lo + a,
+                              sizeof(float) * (size_t)(b - a), EV_DOWN + o->next_down);
+    }
+}
+
 void zero_offload_adamw(zero_offload *o, model *m, const shard_layout *s, float *adam_m,
                         float *adam_v, const adamw_hparams *hp, int64_t step, float grad_scale) {
     backend *bk = o->bk, *cpu = backend_cpu();
     CHECK(m->host_master && bk == m->bk);
     const size_t esz = bk_dtype_size(bk->dt);
     float *master = m->params + s->lo, *dgrad = m->dgrads + s->lo;
-    // Every chunk's gradients down, in order, behind the backward and the
-    // reduction (the copy stream starts after what the compute stream holds).
-    for (int k = 0; k < o->n_chunks; k++) {
-        int64_t a, b;
-        chunk_range(o, s, k, &a, &b);
-        bk->op->copy_async(bk, o->h_grad + a, dgrad + a, sizeof(float) * (size_t)(b - a), EV_DOWN + k);
-    }
-    for (int k = 0; k < o->n_chunks; k++) {
+    zero_offload_grads_ready(o, m, s, 0);  // the chunks not queued during the backward
+    for (int k = o->n_chunks - 1; k >= 0; k--) {  // in the order they went down
         int64_t a, b;
         chunk_range(o, s, k, &a, &b);
         const int t0 = o->chunk_tensor[k], nt = o->chunk_tensor[k + 1] - t0;

@@ -5,13 +5,18 @@
 // (train_step_setup), and one pinned buffer of the slice's length carries the
 // gradients down and the updated weights back up:
 //
-//   copy stream:  D2H grad chunk 0 | D2H chunk 1 | ... | H2D chunk 0 | ...
-//   host:                  AdamW chunk 0 | AdamW chunk 1 | ...
-//   compute:                       wait H2D k, cast to the working dtype
+//   compute:      backward ... layer l ... layer 0, reduction
+//   copy stream:  D2H grad chunk K-1 | ... | D2H chunk 0 | H2D chunk K-1 | ...
+//   host:                        AdamW chunk K-1 | AdamW chunk K-2 | ...
+//   compute:                              wait H2D k, cast to the working dtype
 //
-// Chunks are runs of whole tensors of the slice (>= ZERO_OFFLOAD_CHUNK
-// floats), each with its own events: chunk k's AdamW starts as soon as its
-// gradients are down, while the next chunks' copies run. AdamW is the cpu
+// Chunks are runs of whole tensors of the slice (see
+// ZERO_OFFLOAD_CHUNK_*), each with its own events: chunk k's AdamW starts as soon as its
+// gradients are down, while the next chunks' copies run. On one rank (no
+// reduction) a chunk's copy is queued from the model's grad-ready hook as
+// soon as the backward has finished its gradients, so the copies overlap the
+// rest of the backward; with several ranks they are queued after the
+// reduction (the reduction's per-bucket completion is not chained to them). AdamW is the cpu
 // backend's (kernels/cpu/adamw.c, OpenMP + simd), the very expression of the
 // CUDA kernel (kernels/cuda/cu_adamw.cu), so an offloaded step gives the
 // same bits as a device step (tests/gpu/emu/test_emu_stretch.sh offload).
@@ -26,17 +31,26 @@
 #include "model.h"
 #include "zero_shard.h"
 
-enum { ZERO_OFFLOAD_CHUNK = 1 << 22 };  // floats per chunk, at least (16 MB)
+// Floats per chunk, at least: an eighth of the slice, within [MIN, MAX]
+// (16 MB copies on a big model; a few chunks even on a test's tiny one).
+enum { ZERO_OFFLOAD_CHUNK_MIN = 1 << 16, ZERO_OFFLOAD_CHUNK_MAX = 1 << 22 };
 
 typedef struct zero_offload {
     backend *bk;
     float *h_grad;     // (shard_len) pinned: the gradient slice, then the upload staging
     int n_chunks;
     int *chunk_tensor; // (n_chunks + 1) first tensor of s->tensors in each chunk
+    int next_down;     // chunks [next_down, n_chunks) have their copy down queued
 } zero_offload;
 
 void zero_offload_init(zero_offload *o, backend *bk, const shard_layout *s);
 void zero_offload_free(zero_offload *o);
+
+// A step begins: no gradient chunk queued yet.
+void zero_offload_begin(zero_offload *o);
+// The gradients m->dgrads[lo, n) are final (the backward's grad-ready hook,
+// one rank only): queue the copy down of the chunks lying wholly above lo.
+void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, int64_t lo);
 
 // AdamW of this rank's slice [s->lo, s->hi) on the host: m->dgrads down,
 // m->params updated with adam_m / adam_v (host, the slice), the slice of

@@ -49,6 +49,19 @@ void shard_layout_free(shard_layout *s) {
 
 static void grad_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
 
+// One rank with the optimizer offloaded: no reduction, so a finished
+// gradient chunk can start down at once (zero_offload.h).
+typedef struct {
+    zero_offload *o;
+    model *m;
+    const shard_layout *s;
+} offload_hook;
+
+static void grad_ready_offload(void *ctx, int64_t lo) {
+    offload_hook *h = ctx;
+    zero_offload_grads_ready(h->o, h->m, h->s, lo);
+}
+
 // The part of [lo, hi) outside this rank's slice, released.
 static void release_others(const shard_layout *s, float *buf, int64_t lo, int64_t hi) {
     int64_t a = s->lo > lo ? s->lo : lo, b = s->hi < hi ? s->hi : hi;
@@ -127,6 +140,10 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
         backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
     else
         backend_comm_grad_begin(c->comm, m->dgrads, m->n_params);
+    if (c->offload) zero_offload_begin(c->offload);
+    offload_hook oh = {.o = c->offload, .m = m, .s = s};
+    model_grad_hook last_hook = {.ready = grad_ready, .ctx = c->comm};
+    if (c->offload && c->d->size == 1) last_hook = (model_grad_hook){.ready = grad_ready_offload, .ctx = &oh};
     double loss = 0;
     if (n_targets_global > 0) {
         int64_t step_rows = c->micro_rows > 0 && c->micro_rows < mb->B ? c->micro_rows : mb->B;
@@ -140,7 +157,7 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             // Only the last micro-batch finalizes gradients: the reduction
             // starts from its backward, once per step.
             bool last = r0 + rows == mb->B;
-            if (last) m->grad_hook = (model_grad_hook){.ready = grad_ready, .ctx = c->comm};
+            if (last) m->grad_hook = last_hook;
             loss += model_forward_backward(m, &sub, scale);
         }
     }

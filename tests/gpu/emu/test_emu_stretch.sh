@@ -24,8 +24,10 @@
 #           on a copy reads stale data and fails the comparison.
 #           offload: activations (fp32), optimizer (fp32: the upload straight
 #           into the working weights), both (bf16: the upload cast on the
-#           device), vs 1 rank without; and more pinned memory than the node
-#           has: exit 2 on both ranks, one line, before allocation.
+#           device; EMU_COPY_ORDER=early: copies as soon as allowed, so a
+#           gradient chunk queued down before the backward finished it fails),
+#           vs 1 rank without; and more pinned memory than the node has: exit
+#           2 on both ranks, one line, before allocation.
 #           offload_resume: a checkpoint of step 2 written with offload both
 #           resumes without offload, and one written without resumes with it.
 #           offload_dp: 2 ranks dp 2, offload optimizer, and shard gradients +
@@ -142,7 +144,9 @@ offload)
   run_file rb cuda "$m3" bf16 ", recompute: true"
   timed rb.log "$STRETCH" train rb.yaml
   run_file bb cuda "$m3" bf16 ", recompute: true"
-  timed bb.log "$STRETCH" train bb.yaml --parallel.offload both
+  # early: copies run as soon as their events allow, so a gradient chunk
+  # queued down before the backward finished it reads partial sums.
+  timed bb.log env EMU_COPY_ORDER=early "$STRETCH" train bb.yaml --parallel.offload both
   $CMP bb rb 0 || fail "offload both (bf16) differs from no offload"
   # 32 layers of 4096 at 16M tokens: terabytes of pinned checkpoints.
   run_file big cuda 'model: {dim: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 8, ffn_dim: 11008}' bf16 ", recompute: true"
