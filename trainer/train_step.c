@@ -59,6 +59,12 @@ int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen) 
         return -1;
     }
     if (!training) return 0;
+    if (p->offload != CFG_OFFLOAD_NONE && p->shard == CFG_SHARD_PARAMETERS) {
+        snprintf(err, errlen, "parallel.offload: %s with parallel.shard: parameters (ZeRO-3) is "
+                              "not built (--dry-run plans it); offload with shard none, "
+                              "optimizer or gradients", offload_name(p->offload));
+        return -1;
+    }
     if (p->shard == CFG_SHARD_PARAMETERS && c->train.backend == CFG_BACKEND_CUDA) {
         snprintf(err, errlen, "parallel.shard: parameters (ZeRO-3) runs on train.backend cpu only "
                               "in this build; on cuda use none, optimizer or gradients "

@@ -11,7 +11,7 @@
 // With recompute, only each layer's input is kept; backward re-runs the
 // layer's forward into one set of buffers before differentiating it. With
 // activation offload those inputs live in host memory but for two backend
-// slots (resid_slot): layer l reads slot l % 2 and writes slot (l + 1) % 2.
+// slots (resid_at): layer l reads slot l % 2 and writes slot (l + 1) % 2.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +39,7 @@ typedef struct {
 
 struct model_acts {
     void *resid;         // (L+1, N, C): input of each layer, then the last output;
-                         // offloaded: (2, N, C), the slots of resid_slot()
+                         // offloaded: (2, N, C), the two slots of resid_at()
     void *resid_host;    // offloaded: (L-1, N, C), checkpoints 0 .. L-2 (host_alloc)
     layer_acts *layer;   // (L) or (1) with recompute
     int n_sets;

@@ -158,6 +158,11 @@ offload)
   [ "$(grep -c 'stretch: error: parallel.offload: both needs .* GB of pinned host memory per rank (2 rank(s) on this node: .* GB) but the node has .* GB available (MemAvailable)' big.log)" -eq 2 ] \
     || { cat big.log; fail "offload beyond the host's memory: not one line per rank"; }
   ! grep -q "out of\|cudaMalloc" big.log || fail "offload beyond the host's memory: allocated first"
+  set +e
+  "$STRETCH" train r1.yaml --parallel.shard parameters --parallel.offload optimizer > z3.log 2>&1; rc=$?
+  set -e
+  [ $rc -eq 2 ] && has "stretch: error: parallel.offload: optimizer with parallel.shard: parameters (ZeRO-3) is not built" < z3.log \
+    || { cat z3.log; fail "offload with ZeRO-3: exit $rc, want 2 and one line"; }
   echo "gpuemu_stretch_offload: offload activations / optimizer / both == no offload, bitwise; too little host memory: exit 2"
   ;;
 offload_resume)
