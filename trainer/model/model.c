@@ -166,6 +166,11 @@ model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute)
 }
 
 model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompute, backend *bk) {
+    return model_create_resident(cfg, max_tokens, recompute, bk, 0, INT64_MAX);
+}
+
+model *model_create_resident(const model_config *cfg, int64_t max_tokens, bool recompute,
+                             backend *bk, int64_t lo, int64_t hi) {
     char err[256];
     if (model_config_validate(cfg, err, sizeof err) != 0) die("invalid model config: %s", err);
     CHECK(max_tokens > 0);
@@ -179,10 +184,15 @@ model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompu
     model_views_init(&m->p, m->params, &m->cfg);
     model_views_init(&m->g, m->grads, &m->cfg);
     size_t bytes = sizeof(float) * (size_t)m->n_params;
-    m->dparams = bk->host_memory ? m->params : bk->op->alloc(bk, bytes);
+    if (bk->host_memory || hi > m->n_params) hi = m->n_params;
+    if (bk->host_memory || lo > hi) lo = bk->host_memory ? 0 : hi;
+    m->dlo = lo;
+    m->dhi = hi;
+    const size_t resident = (size_t)(hi > lo ? hi - lo : 1);  // a rank past the end owns nothing
+    m->dparams = bk->host_memory ? m->params : bk->op->alloc(bk, sizeof(float) * resident);
     m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, bytes);
     m->work = bk->dt == BK_F32 ? (void *)m->dparams
-                               : bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)m->n_params);
+                               : bk->op->alloc(bk, bk_dtype_size(bk->dt) * resident);
     m->recompute = recompute;
     m->max_tokens = max_tokens;
 
@@ -215,13 +225,40 @@ void model_free(model *m) {
 
 void model_push_params(model *m) {
     backend *bk = m->bk;
-    bk->op->to_dev(bk, m->dparams, m->params, sizeof(float) * (size_t)m->n_params);
+    const int64_t n = m->dhi - m->dlo;
+    bk->op->to_dev(bk, m->dparams, m->params + m->dlo, sizeof(float) * (size_t)n);
     if ((void *)m->work != (void *)m->dparams)
-        bk->op->cast(bk, m->work, bk->dt, m->dparams, BK_F32, m->n_params);
+        bk->op->cast(bk, m->work, bk->dt, m->dparams, BK_F32, n);
 }
 
 void model_pull_params(model *m) {
-    m->bk->op->to_host(m->bk, m->params, m->dparams, sizeof(float) * (size_t)m->n_params);
+    m->bk->op->to_host(m->bk, m->params + m->dlo, m->dparams,
+                       sizeof(float) * (size_t)(m->dhi - m->dlo));
+}
+
+void model_set_resident(model *m, int64_t lo, int64_t hi) {
+    backend *bk = m->bk;
+    CHECK(lo >= 0 && lo <= hi && hi <= m->n_params);
+    if (bk->host_memory || (lo == m->dlo && hi == m->dhi)) return;
+    model_pull_params(m);
+    if ((void *)m->work != (void *)m->dparams) bk->op->free(bk, m->work);
+    bk->op->free(bk, m->dparams);
+    m->dlo = lo;
+    m->dhi = hi;
+    const size_t n = (size_t)(hi > lo ? hi - lo : 1);  // a rank past the end of a tiny buffer
+    m->dparams = bk->op->alloc(bk, sizeof(float) * n);
+    m->work = bk->dt == BK_F32 ? (void *)m->dparams : bk->op->alloc(bk, bk_dtype_size(bk->dt) * n);
+    model_push_params(m);
+}
+
+float *model_dparam_at(const model *m, int64_t i) {
+    CHECK(i >= m->dlo && i <= m->dhi);
+    return m->dparams + (i - m->dlo);
+}
+
+void *model_work_at(const model *m, int64_t i) {
+    CHECK(i >= m->dlo && i <= m->dhi);
+    return (char *)m->work + (size_t)(i - m->dlo) * bk_dtype_size(m->bk->dt);
 }
 
 void model_pull_grads(model *m) {
@@ -284,17 +321,28 @@ static double now_s(void) {
 }
 
 // Runs stmt and adds its wall time to m->timers.field (on an asynchronous
-// backend: the time to enqueue).
-#define TIMED(m, field, stmt)                    \
-    do {                                         \
-        double t0_ = now_s();                    \
-        stmt;                                    \
-        (m)->timers.field += now_s() - t0_;      \
+// backend: the time to enqueue); then lets a prefetch progress (ZeRO-3).
+#define TIMED(m, field, stmt)                                               \
+    do {                                                                    \
+        double t0_ = now_s();                                               \
+        stmt;                                                               \
+        (m)->timers.field += now_s() - t0_;                                 \
+        if ((m)->param_hook.progress) (m)->param_hook.progress((m)->param_hook.ctx); \
     } while (0)
 
-// The working-dtype weight / the backend gradient of a tensor, from its host
-// view into params / grads (the same offset in every flat buffer).
-#define W(m, view) ((void *)((char *)(m)->work + ((view) - (m)->params) * (ptrdiff_t)bk_dtype_size((m)->bk->dt)))
+// The working-dtype weight of a tensor from its host view into params (the
+// same offset in every flat buffer): in a gathered unit (ZeRO-3), else in
+// the resident working weights.
+static const void *weight_of(const model *m, const float *view) {
+    const int64_t off = view - m->params;
+    const size_t dts = bk_dtype_size(m->bk->dt);
+    for (int i = 0; i < 2; i++)
+        if (m->unit[i].base && off >= m->unit[i].lo && off < m->unit[i].hi)
+            return (const char *)m->unit[i].base + (size_t)(off - m->unit[i].lo) * dts;
+    return model_work_at(m, off);
+}
+#define W(m, view) weight_of((m), (view))
+// The backend gradient of a tensor (the gradients stay whole).
 #define G(m, view) ((m)->dgrads + ((view) - (m)->grads))
 // Row offset n of an activation buffer.
 #define ROW(m, buf, n) ((void *)((char *)(buf) + (size_t)(n) * bk_dtype_size((m)->bk->dt)))
@@ -381,7 +429,7 @@ static void stage_batch(model *m, const model_batch *b) {
 // ZeRO-3 units of the flat buffer (model_param_hook): 0 = embedding,
 // 1 + l = layer l, L + 1 = final norm (+ LM head when untied; tied, the
 // head also needs unit 0 again).
-static void unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
+void model_unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
     const int L = m->cfg.n_layers;
     if (u < 0 || u > L + 1) {
         *lo = *hi = 0;
@@ -395,24 +443,29 @@ static void unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
 static void unit_need(model *m, int u, int next) {
     if (!m->param_hook.need) return;
     int64_t lo, hi, nlo, nhi;
-    unit_range(m, u, &lo, &hi);
-    unit_range(m, next, &nlo, &nhi);
-    m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
+    model_unit_range(m, u, &lo, &hi);
+    model_unit_range(m, next, &nlo, &nhi);
+    m->unit[0].base = m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
+    m->unit[0].lo = lo;
+    m->unit[0].hi = hi;
     if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {  // the tied LM head
-        unit_range(m, 0, &lo, &hi);
-        m->param_hook.need(m->param_hook.ctx, lo, hi, 0, 0);
+        model_unit_range(m, 0, &lo, &hi);
+        m->unit[1].base = m->param_hook.need(m->param_hook.ctx, lo, hi, 0, 0);
+        m->unit[1].lo = lo;
+        m->unit[1].hi = hi;
     }
 }
 
 static void unit_done(model *m, int u) {
     if (!m->param_hook.need) return;
     int64_t lo, hi;
-    unit_range(m, u, &lo, &hi);
+    model_unit_range(m, u, &lo, &hi);
     m->param_hook.done(m->param_hook.ctx, lo, hi);
     if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {
-        unit_range(m, 0, &lo, &hi);
+        model_unit_range(m, 0, &lo, &hi);
         m->param_hook.done(m->param_hook.ctx, lo, hi);
     }
+    memset(m->unit, 0, sizeof m->unit);
 }
 
 // Embeddings through the final norm; leaves final_ln filled (and, under a

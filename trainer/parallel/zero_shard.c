@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "die.h"
 #include "zero_pages.h"
@@ -59,17 +60,58 @@ static void release_others(const shard_layout *s, float *buf, int64_t lo, int64_
     zero_pages_release(buf + b, sizeof(float) * (size_t)(hi - b));
 }
 
+// A device backend keeps the weights on the device: the host params are
+// brought up to date (this rank's slice pulled, the others' gathered on the
+// host) and the device made whole (model_set_resident), or the reverse.
 void shard_params_full(const shard_layout *s, dist_ctx *d, model *m) {
-    if (s->mode == SHARD_PARAMETERS) dist_shard_allgather(d, m->params, s->n, s->shard, DIST_F32);
+    if (s->mode != SHARD_PARAMETERS) return;
+    if (!m->bk->host_memory) model_pull_params(m);
+    dist_shard_allgather(d, m->params, s->n, s->shard, DIST_F32);
+    model_set_resident(m, 0, s->n);
 }
 
 void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m) {
-    if (s->mode == SHARD_PARAMETERS)
-        dist_shard_gather_root(d, m->params, m->params + s->lo, s->n, s->shard, 0);
+    if (s->mode != SHARD_PARAMETERS) return;
+    if (!m->bk->host_memory) model_pull_params(m);
+    dist_shard_gather_root(d, m->params, m->params + s->lo, s->n, s->shard, 0);
 }
 
 void shard_params_release(const shard_layout *s, model *m) {
-    if (s->mode == SHARD_PARAMETERS) release_others(s, m->params, 0, s->n);
+    if (s->mode != SHARD_PARAMETERS) return;
+    if (m->bk->host_memory) release_others(s, m->params, 0, s->n);
+    else model_set_resident(m, s->lo, s->hi);
+}
+
+void zero3_units_init(zero3_units *u, const shard_layout *s, model *m) {
+    memset(u, 0, sizeof *u);
+    backend *bk = m->bk;
+    if (s->mode != SHARD_PARAMETERS || bk->host_memory) return;
+    model_set_resident(m, s->lo, s->hi);
+    for (int i = 0; i <= m->cfg.n_layers + 1; i++) {
+        int64_t lo, hi;
+        model_unit_range(m, i, &lo, &hi);
+        if (hi - lo > u->cap) u->cap = hi - lo;
+    }
+    for (int i = 0; i < 2; i++) u->buf[i] = bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)u->cap);
+}
+
+void zero3_units_free(zero3_units *u, backend *bk) {
+    for (int i = 0; i < 2; i++)
+        if (u->buf[i]) bk->op->free(bk, u->buf[i]);
+    memset(u, 0, sizeof *u);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// STRETCH_ZERO3_PROGRESS=0 leaves the cpu prefetch to MPI alone (no
+// MPI_Test between ops): the bench (bench/zero_overlap.sh) measures both.
+static bool zero3_progress_on(void) {
+    const char *v = getenv("STRETCH_ZERO3_PROGRESS");
+    return !v || strcmp(v, "0") != 0;
 }
 
 // ZeRO-3's model_param_hook: one unit gathered, the next one in flight.
@@ -77,25 +119,97 @@ typedef struct {
     const shard_layout *s;
     dist_ctx *d;
     model *m;
-    dist_range_gather next;  // the prefetch (lo == hi: none)
+    zero3_stats *stats;
+    bool progress;           // cpu: MPI_Test the prefetch between ops
+    dist_range_gather next;  // cpu: the prefetch in place (lo == hi: none)
+    // device: the unit buffers; what each holds and whether a unit computes from it
+    backend_comm *comm;
+    const zero3_units *units;
+    int64_t held_lo[2], held_hi[2];
+    bool busy[2];
 } zero3_hook;
 
-static void zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
+static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
     zero3_hook *z = ctx;
+    const double bytes = sizeof(float) * (double)(hi - lo);
     bool prefetched = z->next.lo == lo && z->next.hi == hi && hi > lo;
+    double t0 = now_s();
     dist_range_gather_end(&z->next);  // ours, or one not needed after all
     if (!prefetched) {
         dist_range_gather g;
         dist_range_gather_begin(&g, z->d, z->m->params, z->s->n, lo, hi, z->s->shard);
         dist_range_gather_end(&g);
     }
+    if (z->stats && hi > lo) {
+        zero3_stats *st = z->stats;
+        if (prefetched) {
+            st->prefetched++;
+            st->prefetched_bytes += bytes;
+            st->wait_s += now_s() - t0;
+        } else {
+            st->on_the_spot++;
+            st->on_the_spot_bytes += bytes;
+            st->on_the_spot_s += now_s() - t0;
+        }
+    }
     if (next_hi > next_lo)  // overlaps this unit's compute
         dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, next_lo, next_hi, z->s->shard);
+    return NULL;  // in place
+}
+
+static void zero3_progress(void *ctx) {
+    zero3_hook *z = ctx;
+    if (!z->progress || z->next.lo == z->next.hi) return;
+    dist_range_gather_test(&z->next);
+    if (z->stats) z->stats->tests++;
 }
 
 static void zero3_done(void *ctx, int64_t lo, int64_t hi) {
     zero3_hook *z = ctx;
     release_others(z->s, z->m->params, lo, hi);
+}
+
+// The device path: unit buffer i gathers [lo, hi) on the comm's parameter
+// stream, after the compute enqueued so far (its last unit's readers).
+static void dev_gather(zero3_hook *z, int i, int64_t lo, int64_t hi) {
+    const backend *bk = z->m->bk;
+    CHECK(hi - lo <= z->units->cap);
+    backend_comm_unit_gather(z->comm, i, z->units->buf[i], z->m->work, z->s->n, z->s->shard, lo, hi,
+                             (int)bk_dtype_size(bk->dt));
+    z->held_lo[i] = lo;
+    z->held_hi[i] = hi;
+}
+
+static int dev_free_buffer(const zero3_hook *z) {
+    for (int i = 0; i < 2; i++)
+        if (!z->busy[i]) return i;
+    die("ZeRO-3: more than two units in use at once");
+}
+
+static const void *zero3_need_dev(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
+    zero3_hook *z = ctx;
+    if (hi <= lo) return NULL;
+    int i = -1;
+    for (int k = 0; k < 2; k++)
+        if (!z->busy[k] && z->held_lo[k] == lo && z->held_hi[k] == hi) i = k;  // prefetched
+    if (i < 0) {
+        i = dev_free_buffer(z);
+        dev_gather(z, i, lo, hi);
+    }
+    backend_comm_unit_wait(z->comm, i);  // the compute stream waits for this gather only
+    z->busy[i] = true;
+    if (next_hi > next_lo) dev_gather(z, dev_free_buffer(z), next_lo, next_hi);
+    return z->units->buf[i];
+}
+
+static void zero3_done_dev(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    for (int k = 0; k < 2; k++)
+        if (z->busy[k] && z->held_lo[k] == lo && z->held_hi[k] == hi) {
+            z->busy[k] = false;  // reused by the next gather, which waits for its readers
+            z->held_lo[k] = z->held_hi[k] = 0;
+            return;
+        }
 }
 
 double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
@@ -114,13 +228,18 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     } else {
         model_zero_grads(m);
     }
-    zero3_hook z3 = {.s = s, .d = c->d, .m = m};
+    zero3_hook z3 = {.s = s, .d = c->d, .m = m, .stats = c->stats, .comm = c->comm,
+                     .units = c->units, .progress = zero3_progress_on()};
     if (s->mode == SHARD_PARAMETERS) {
         // Only the slice stays (weights made whole for a checkpoint or an
         // evaluation since the last step, or loaded whole, are given back).
         shard_params_release(s, m);
-        CHECK(bk->host_memory);  // train_zero_check refuses ZeRO-3 on cuda
-        m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done, .ctx = &z3};
+        if (bk->host_memory)
+            m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done,
+                                               .progress = zero3_progress, .ctx = &z3};
+        else if (s->world > 1)
+            m->param_hook = (model_param_hook){.need = zero3_need_dev, .done = zero3_done_dev,
+                                               .ctx = &z3};
     }
     if (s->mode >= SHARD_GRADIENTS)
         backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
@@ -158,15 +277,16 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
         if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
     }
     float clip = adamw_clip_factor(norm, grad_clip);
-    void *work = m->work;
     size_t esz = bk_dtype_size(bk->dt);
-    if (work == (void *)m->dparams) work = m->dparams + s->lo;
-    else if (work) work = (char *)work + (size_t)s->lo * esz;
+    // The slice of the master and working weights (ZeRO-3 on a device: all
+    // that is resident); work is the master itself when fp32.
+    float *param = model_dparam_at(m, s->lo);
+    void *work = (void *)m->work == (void *)m->dparams ? (void *)param : model_work_at(m, s->lo);
     if (s->mode == SHARD_NONE)  // the model's own table: exactly the unsharded update
         bk->op->adamw(bk, m->dparams, c->adam_m, c->adam_v, m->dgrads, m->work, m->tensors,
                       m->n_tensors, hp, adam_step, clip);
     else if (s->n_tensors > 0)  // a rank past the end of a tiny buffer owns nothing
-        bk->op->adamw(bk, m->dparams + s->lo, c->adam_m, c->adam_v, m->dgrads + s->lo, work,
+        bk->op->adamw(bk, param, c->adam_m, c->adam_v, m->dgrads + s->lo, work,
                       s->tensors, s->n_tensors, hp, adam_step, clip);
     if (s->mode != SHARD_NONE && s->mode != SHARD_PARAMETERS) {
         backend_comm_param_gather(c->comm, m->dparams, m->n_params, s->shard, 4);
