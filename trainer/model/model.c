@@ -183,14 +183,13 @@ model *model_create_resident(const model_config *cfg, int64_t max_tokens, bool r
     m->grads = xcalloc((size_t)m->n_params, sizeof(float));
     model_views_init(&m->p, m->params, &m->cfg);
     model_views_init(&m->g, m->grads, &m->cfg);
-    size_t bytes = sizeof(float) * (size_t)m->n_params;
     if (bk->host_memory || hi > m->n_params) hi = m->n_params;
     if (bk->host_memory || lo > hi) lo = bk->host_memory ? 0 : hi;
-    m->dlo = lo;
-    m->dhi = hi;
+    m->dlo = m->glo = lo;
+    m->dhi = m->ghi = hi;
     const size_t resident = (size_t)(hi > lo ? hi - lo : 1);  // a rank past the end owns nothing
     m->dparams = bk->host_memory ? m->params : bk->op->alloc(bk, sizeof(float) * resident);
-    m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, bytes);
+    m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, sizeof(float) * resident);
     m->work = bk->dt == BK_F32 ? (void *)m->dparams
                                : bk->op->alloc(bk, bk_dtype_size(bk->dt) * resident);
     m->recompute = recompute;
@@ -256,13 +255,18 @@ float *model_dparam_at(const model *m, int64_t i) {
     return m->dparams + (i - m->dlo);
 }
 
+float *model_dgrad_at(const model *m, int64_t i) {
+    CHECK(i >= m->glo && i <= m->ghi);
+    return m->dgrads + (i - m->glo);
+}
+
 void *model_work_at(const model *m, int64_t i) {
     CHECK(i >= m->dlo && i <= m->dhi);
     return (char *)m->work + (size_t)(i - m->dlo) * bk_dtype_size(m->bk->dt);
 }
 
 void model_pull_grads(model *m) {
-    m->bk->op->to_host(m->bk, m->grads, m->dgrads, sizeof(float) * (size_t)m->n_params);
+    m->bk->op->to_host(m->bk, m->grads + m->glo, m->dgrads, sizeof(float) * (size_t)(m->ghi - m->glo));
 }
 
 // ---------------------------------------------------------------------------
@@ -308,7 +312,7 @@ void model_set_rope(model *m, const rope_table *rope) { m->rope = *rope; }
 void model_set_attention(model *m, const model_attention *attention) { m->attention = *attention; }
 
 void model_zero_grads(model *m) {
-    m->bk->op->zero(m->bk, m->dgrads, sizeof(float) * (size_t)m->n_params);
+    m->bk->op->zero(m->bk, m->dgrads, sizeof(float) * (size_t)(m->ghi - m->glo));
 }
 
 // ---------------------------------------------------------------------------
@@ -342,8 +346,16 @@ static const void *weight_of(const model *m, const float *view) {
     return model_work_at(m, off);
 }
 #define W(m, view) weight_of((m), (view))
-// The backend gradient of a tensor (the gradients stay whole).
-#define G(m, view) ((m)->dgrads + ((view) - (m)->grads))
+// The backend gradient of a tensor: in its unit's gradient buffer (ZeRO-3
+// on a device), else in the resident gradients.
+static float *grad_of(const model *m, const float *view) {
+    const int64_t off = view - m->grads;
+    for (int i = 0; i < 2; i++)
+        if (m->gunit[i].base && off >= m->gunit[i].lo && off < m->gunit[i].hi)
+            return m->gunit[i].base + (off - m->gunit[i].lo);
+    return model_dgrad_at(m, off);
+}
+#define G(m, view) grad_of((m), (view))
 // Row offset n of an activation buffer.
 #define ROW(m, buf, n) ((void *)((char *)(buf) + (size_t)(n) * bk_dtype_size((m)->bk->dt)))
 
@@ -574,6 +586,22 @@ static void layer_backward(model *m, int l, layer_acts *a, const void *in, const
     TIMED(m, other, op->rmsnorm_backward(bk, dres, G(m, dw->input_norm), s->dln, in, W(m, w->input_norm), a->rstd1, N, C));  // d in
 }
 
+// Unit u's gradients into buffer slot (param_hook.grad_need), and done.
+static void grads_need(model *m, int u, int slot) {
+    if (!m->param_hook.grad_need) return;
+    int64_t lo, hi;
+    model_unit_range(m, u, &lo, &hi);
+    m->gunit[slot].base = m->param_hook.grad_need(m->param_hook.ctx, lo, hi);
+    m->gunit[slot].lo = lo;
+    m->gunit[slot].hi = hi;
+}
+
+static void grads_done(model *m, int slot) {
+    if (!m->param_hook.grad_need) return;
+    m->param_hook.grad_done(m->param_hook.ctx, m->gunit[slot].lo, m->gunit[slot].hi);
+    memset(&m->gunit[slot], 0, sizeof m->gunit[slot]);
+}
+
 static void grads_ready(model *m, int64_t lo) {
     // With tied embeddings the LM head's gradient is the embedding's (offset
     // 0), which is final only after the embedding backward: nothing is early.
@@ -589,6 +617,8 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
 
     forward_trunk(m, b);
     bk->op->zero(bk, a->dln, dts * N * C);
+    grads_need(m, c->n_layers + 1, 0);  // the head: final norm (+ LM head when untied)
+    if (c->tie_embeddings) grads_need(m, 0, 1);  // the tied head's, final after the embedding
     double loss;
     TIMED(m, matmul, loss = bk->op->xent(bk, NULL, a->dln, G(m, m->g.lm_head), a->final_ln, W(m, m->p.lm_head),
                                          a->cur_targets, N, C, c->vocab_size, grad_scale));
@@ -597,6 +627,7 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
     TIMED(m, other, bk->op->rmsnorm_backward(bk, a->dresid, G(m, m->g.final_norm), a->dln, last, W(m, m->p.final_norm),
                                              a->final_rstd, N, C));
     unit_done(m, c->n_layers + 1);
+    grads_done(m, 0);
 
     // Tensor order in the flat buffer: embed, layer 0 .. L-1 (9 each), final norm, lm_head.
     grads_ready(m, m->tensors[1 + 9 * c->n_layers].offset);
@@ -609,10 +640,14 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
             // so write it to dln (scratch, cleared before use in layer_backward).
             layer_forward(m, l, la, a->dln, in, b);
         }
+        grads_need(m, 1 + l, 0);
         layer_backward(m, l, la, in, b);
         unit_done(m, 1 + l);
+        grads_done(m, 0);
         grads_ready(m, m->tensors[1 + 9 * l].offset);
     }
+    if (!c->tie_embeddings) grads_need(m, 0, 1);
     TIMED(m, other, bk->op->embedding_backward(bk, G(m, m->g.embed), a->dresid, a->cur_tokens, N, C, c->vocab_size));
+    grads_done(m, 1);
     return loss;
 }

@@ -124,14 +124,22 @@ typedef struct {
 // when they are in place in m->work (the cpu path). progress(), if set, is
 // called between the ops of a unit (an MPI library that progresses
 // non-blocking collectives only inside MPI calls gets them there).
-// The range [lo, hi) of unit u (0 .. n_layers + 1; others: empty).
-void model_unit_range(const model *m, int u, int64_t *lo, int64_t *hi);
+// grad_need(), if set, gives the fp32 buffer (hi - lo floats, zero) that a
+// unit's weight gradients accumulate into in backward, and grad_done() is
+// called once they are final for this pass (the device path reduce-scatters
+// the buffer into the rank's slice there); a tied head's gradient unit is
+// the embedding, final after the embedding backward. NULL: in m->dgrads.
 typedef struct {
     const void *(*need)(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi);
     void (*done)(void *ctx, int64_t lo, int64_t hi);
     void (*progress)(void *ctx);
+    float *(*grad_need)(void *ctx, int64_t lo, int64_t hi);
+    void (*grad_done)(void *ctx, int64_t lo, int64_t hi);
     void *ctx;
 } model_param_hook;
+
+// The range [lo, hi) of unit u (0 .. n_layers + 1; others: empty).
+void model_unit_range(const model *m, int u, int64_t *lo, int64_t *hi);
 
 struct model {
     model_config cfg;
@@ -144,10 +152,12 @@ struct model {
     backend *bk;             // where the ops run (backend_cpu() unless model_create_on)
     float *dparams, *dgrads; // the backend's fp32 master params / grads (cpu: params, grads)
     void *work;              // weights in bk->dt for the ops (== dparams when fp32)
-    // dparams and work hold the elements [dlo, dhi) of the flat buffer: all
-    // of it, but for ZeRO-3 on a device backend (model_set_resident).
-    int64_t dlo, dhi;
+    // dparams and work hold the elements [dlo, dhi) of the flat buffer, and
+    // dgrads [glo, ghi): all of it, but for ZeRO-3 on a device backend
+    // (model_create_resident, model_set_resident).
+    int64_t dlo, dhi, glo, ghi;
     struct { int64_t lo, hi; const void *base; } unit[2];  // gathered units (param_hook)
+    struct { int64_t lo, hi; float *base; } gunit[2];      // their gradient buffers
     rope_table rope;         // the current stage's frequencies
     bool recompute;          // keep only layer inputs; recompute the rest in backward
     int64_t max_tokens;      // capacity of the activation buffers (B*T)
@@ -163,9 +173,10 @@ struct model {
 model *model_create(const model_config *cfg, int64_t max_tokens, bool recompute);
 // The same on a given backend (not owned by the model).
 model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompute, backend *bk);
-// The same with only the elements [lo, hi) of the weights resident on a
-// device backend (ZeRO-3: the rank's slice; model_set_resident); host
-// params and device gradients stay whole. Host-memory backends: all.
+// The same with only the elements [lo, hi) of the weights and gradients
+// resident on a device backend (ZeRO-3: the rank's slice; the weights can
+// change range later, model_set_resident); host params and grads stay
+// whole. Host-memory backends: all.
 model *model_create_resident(const model_config *cfg, int64_t max_tokens, bool recompute,
                              backend *bk, int64_t lo, int64_t hi);
 void model_free(model *m);
@@ -182,9 +193,10 @@ void model_pull_grads(model *m);
 // from there. No-op on host-memory backends (their buffers stay whole).
 void model_set_resident(model *m, int64_t lo, int64_t hi);
 // The backend's fp32 master weight / working weight of flat element i
-// (inside [dlo, dhi)).
+// (inside [dlo, dhi)); its fp32 gradient (inside [glo, ghi)).
 float *model_dparam_at(const model *m, int64_t i);
 void *model_work_at(const model *m, int64_t i);
+float *model_dgrad_at(const model *m, int64_t i);
 
 // The memory of a training step, from the same buffer plan model_create_on
 // allocates (plus AdamW moments and the backend's scratch), in bytes.

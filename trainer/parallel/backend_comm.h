@@ -38,6 +38,12 @@ typedef struct {
     void (*unit_gather)(void *impl, int slot, void *dst, const void *slice, int64_t n,
                         int64_t shard, int64_t lo, int64_t hi, int elem_bytes);
     void (*unit_wait)(void *impl, int slot);
+    // A unit's fp32 gradients (buf: elements [lo, hi)) summed over the
+    // ranks, each owner's part in place in its buf, asynchronously;
+    // unit_reduce_wait orders the compute after the reduction of that slot.
+    void (*unit_reduce)(void *impl, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                        int64_t hi);
+    void (*unit_reduce_wait)(void *impl, int slot);
     model_attention (*ring_attention)(void *impl);
 } backend_comm_ops;
 
@@ -57,6 +63,9 @@ void backend_comm_param_gather(backend_comm *c, void *buf, int64_t n, int64_t sh
 void backend_comm_unit_gather(backend_comm *c, int slot, void *dst, const void *slice, int64_t n,
                               int64_t shard, int64_t lo, int64_t hi, int elem_bytes);
 void backend_comm_unit_wait(backend_comm *c, int slot);
+void backend_comm_unit_reduce(backend_comm *c, int slot, float *buf, int64_t n, int64_t shard,
+                              int64_t lo, int64_t hi);
+void backend_comm_unit_reduce_wait(backend_comm *c, int slot);
 
 // The sequence-parallel attention hook for the model (sp > 1): ring
 // attention, or ulysses / ring x ulysses when the grid has ulysses > 1

@@ -101,6 +101,15 @@ enum { GPU_COMM_UNIT_SLOTS = 2 };
 void gpu_comm_unit_gather(gpu_comm *c, int slot, void *dst, const void *slice, int64_t n,
                           int64_t shard, int64_t lo, int64_t hi, int elem_bytes);
 void gpu_comm_unit_wait(gpu_comm *c, int slot);
+// ZeRO-3: a unit's fp32 gradients (buf, the elements [lo, hi) of the flat
+// buffer) summed over the ranks, each rank receiving the sum of its slice's
+// part in place in buf (grouped ncclReduce per owner on the parameter
+// stream, after the compute enqueued so far, an event in grad slot `slot`);
+// gpu_comm_unit_reduce_wait orders the compute after it. mpi: through the
+// host, complete on return.
+void gpu_comm_unit_reduce(gpu_comm *c, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                          int64_t hi);
+void gpu_comm_unit_reduce_wait(gpu_comm *c, int slot);
 
 // Ring attention on the GPU over this comm's ring groups (ring_attn_cuda.c),
 // as a model hook.

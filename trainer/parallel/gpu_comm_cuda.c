@@ -36,7 +36,7 @@ struct gpu_comm {
     // event per unit buffer
     ncclComm_t param_comm;
     cudaStream_t param_st;
-    cudaEvent_t ev_unit[GPU_COMM_UNIT_SLOTS];
+    cudaEvent_t ev_unit[GPU_COMM_UNIT_SLOTS], ev_ugrad[GPU_COMM_UNIT_SLOTS];
     void *h_unit;  // mpi: the unit's host staging
     size_t h_unit_cap;
     cudaEvent_t ev_xfer[GPU_COMM_XFERS];  // one per transfer in flight
@@ -160,7 +160,10 @@ void gpu_comm_free(gpu_comm *c) {
             CU_CHECK(cudaStreamSynchronize(c->param_st));
             NCCL_CHECK(ncclCommDestroy(c->param_comm));
             CU_CHECK(cudaStreamDestroy(c->param_st));
-            for (int i = 0; i < GPU_COMM_UNIT_SLOTS; i++) CU_CHECK(cudaEventDestroy(c->ev_unit[i]));
+            for (int i = 0; i < GPU_COMM_UNIT_SLOTS; i++) {
+                CU_CHECK(cudaEventDestroy(c->ev_unit[i]));
+                CU_CHECK(cudaEventDestroy(c->ev_ugrad[i]));
+            }
         }
         CU_CHECK(cudaEventDestroy(c->ev_compute));
         CU_CHECK(cudaEventDestroy(c->ev_comm));
@@ -420,6 +423,18 @@ void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int
     c->bk->op->to_dev(c->bk, buf, c->h_grads, bytes);
 }
 
+// The parameter communicator, stream and events, made by every rank's first
+// unit gather (collective, in the same program order everywhere).
+static void param_comm_init(gpu_comm *c) {
+    if (c->param_comm) return;
+    c->param_comm = world_comm(c->d);
+    CU_CHECK(cudaStreamCreateWithFlags(&c->param_st, cudaStreamNonBlocking));
+    for (int i = 0; i < GPU_COMM_UNIT_SLOTS; i++) {
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_unit[i], cudaEventDisableTiming));
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_ugrad[i], cudaEventDisableTiming));
+    }
+}
+
 // ZeRO-3: a unit of the working weights from the ranks' slices. The slices
 // are contiguous over the whole buffer, so a unit's boundaries fall inside
 // them anywhere and the ranks own unequal parts of it: one grouped
@@ -431,12 +446,7 @@ void gpu_comm_unit_gather(gpu_comm *c, int slot, void *dst, const void *slice, i
     dist_ctx *d = c->d;
     const size_t esz = (size_t)elem_bytes;
     if (c->kind == GPU_COMM_NCCL) {
-        if (!c->param_comm) {  // every rank's first gather: collective, in the same order
-            c->param_comm = world_comm(d);
-            CU_CHECK(cudaStreamCreateWithFlags(&c->param_st, cudaStreamNonBlocking));
-            for (int i = 0; i < GPU_COMM_UNIT_SLOTS; i++)
-                CU_CHECK(cudaEventCreateWithFlags(&c->ev_unit[i], cudaEventDisableTiming));
-        }
+        param_comm_init(c);
         after_compute(c, c->param_st);  // dst's last readers (and the slice's last update)
         NCCL_CHECK(ncclGroupStart());
         for (int r = 0; r < d->size; r++) {
@@ -480,6 +490,41 @@ void gpu_comm_unit_wait(gpu_comm *c, int slot) {
         CU_CHECK(cudaStreamWaitEvent(c->compute, c->ev_unit[slot], 0));
 }
 
+// The gradient side: as reduce_scatter_bucket, over one unit's buffer.
+void gpu_comm_unit_reduce(gpu_comm *c, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                          int64_t hi) {
+    CHECK(slot >= 0 && slot < GPU_COMM_UNIT_SLOTS && lo <= hi);
+    dist_ctx *d = c->d;
+    if (c->kind == GPU_COMM_NCCL) {
+        param_comm_init(c);
+        after_compute(c, c->param_st);  // the unit's backward has written buf
+        NCCL_CHECK(ncclGroupStart());
+        for (int r = 0; r < d->size; r++) {
+            int64_t a, b;
+            slice_of(n, shard, r, &a, &b);
+            if (a < lo) a = lo;
+            if (b > hi) b = hi;
+            if (b > a)
+                NCCL_CHECK(ncclReduce(buf + (a - lo), buf + (a - lo), (size_t)(b - a), ncclFloat32,
+                                      ncclSum, r, c->param_comm, c->param_st));
+        }
+        NCCL_CHECK(ncclGroupEnd());
+        CU_CHECK(cudaEventRecord(c->ev_ugrad[slot], c->param_st));
+        return;
+    }
+    // mpi: the unit through the host, all-reduced (the owner keeps its part).
+    const size_t bytes = sizeof(float) * (size_t)(hi - lo);
+    float *h = grow_pinned(&c->h_unit, &c->h_unit_cap, bytes ? bytes : 1);
+    c->bk->op->to_host(c->bk, h, buf, bytes);
+    dist_allreduce_grads(d, h, hi - lo);
+    c->bk->op->to_dev(c->bk, buf, h, bytes);
+}
+
+void gpu_comm_unit_reduce_wait(gpu_comm *c, int slot) {
+    if (c->kind == GPU_COMM_NCCL && c->param_comm)
+        CU_CHECK(cudaStreamWaitEvent(c->compute, c->ev_ugrad[slot], 0));
+}
+
 // ---------------------------------------------------------------------------
 // As the cuda backend's backend_comm (backend_comm.h).
 
@@ -502,6 +547,11 @@ static void ops_unit_gather(void *impl, int slot, void *dst, const void *slice, 
     gpu_comm_unit_gather(impl, slot, dst, slice, n, shard, lo, hi, elem_bytes);
 }
 static void ops_unit_wait(void *impl, int slot) { gpu_comm_unit_wait(impl, slot); }
+static void ops_unit_reduce(void *impl, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                            int64_t hi) {
+    gpu_comm_unit_reduce(impl, slot, buf, n, shard, lo, hi);
+}
+static void ops_unit_reduce_wait(void *impl, int slot) { gpu_comm_unit_reduce_wait(impl, slot); }
 static model_attention ops_ring_attention(void *impl) {
     if (gpu_comm_dist(impl)->ulysses > 1) return gpu_ulysses_attention(impl);
     return gpu_ring_attention(impl);
@@ -512,5 +562,6 @@ const backend_comm_ops gpu_comm_ops = {
     .grad_ready = ops_grad_ready, .grad_end = ops_grad_end,
     .grad_begin_scatter = ops_grad_begin_scatter, .param_gather = ops_param_gather,
     .unit_gather = ops_unit_gather, .unit_wait = ops_unit_wait,
+    .unit_reduce = ops_unit_reduce, .unit_reduce_wait = ops_unit_reduce_wait,
     .ring_attention = ops_ring_attention,
 };

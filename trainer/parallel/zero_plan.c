@@ -48,8 +48,9 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
         size_t ub = dt == BK_F32 ? 4 : b;  // gathered weights in the compute dtype
         out->params = sizeof(float) * (size_t)s;
         // cpu: the resident set (the slice + one unit before its
-        // reduce-scatter); a device keeps ZeRO-2's whole gradient buffer.
-        out->grads = device ? mm.grads : sizeof(float) * (size_t)(s + u);
+        // reduce-scatter); a device: the slice + two unit buffers (one
+        // written by a unit's backward, one in its reduce-scatter).
+        out->grads = sizeof(float) * (size_t)(s + (device ? 2 : 1) * u);
         out->work = b * (size_t)s;
         out->gather = 2 * ub * (size_t)u;
     }

@@ -85,19 +85,25 @@ void shard_params_release(const shard_layout *s, model *m) {
 void zero3_units_init(zero3_units *u, const shard_layout *s, model *m) {
     memset(u, 0, sizeof *u);
     backend *bk = m->bk;
-    if (s->mode != SHARD_PARAMETERS || bk->host_memory) return;
+    if (s->mode != SHARD_PARAMETERS || bk->host_memory || s->world == 1) return;
     model_set_resident(m, s->lo, s->hi);
+    CHECK(m->glo == s->lo && m->ghi == s->hi);  // the gradients: made so by model_create_resident
     for (int i = 0; i <= m->cfg.n_layers + 1; i++) {
         int64_t lo, hi;
         model_unit_range(m, i, &lo, &hi);
         if (hi - lo > u->cap) u->cap = hi - lo;
     }
-    for (int i = 0; i < 2; i++) u->buf[i] = bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)u->cap);
+    for (int i = 0; i < 2; i++) {
+        u->buf[i] = bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)u->cap);
+        u->grad[i] = bk->op->alloc(bk, sizeof(float) * (size_t)u->cap);  // zeroed
+    }
 }
 
 void zero3_units_free(zero3_units *u, backend *bk) {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (u->buf[i]) bk->op->free(bk, u->buf[i]);
+        if (u->grad[i]) bk->op->free(bk, u->grad[i]);
+    }
     memset(u, 0, sizeof *u);
 }
 
@@ -127,6 +133,10 @@ typedef struct {
     const zero3_units *units;
     int64_t held_lo[2], held_hi[2];
     bool busy[2];
+    // device: the gradient buffers: free (zero), written by a unit's
+    // backward, or in their reduce-scatter
+    enum { GRAD_FREE, GRAD_WRITING, GRAD_REDUCING } gstate[2];
+    int64_t glo[2], ghi[2];
 } zero3_hook;
 
 static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
@@ -202,6 +212,43 @@ static const void *zero3_need_dev(void *ctx, int64_t lo, int64_t hi, int64_t nex
     return z->units->buf[i];
 }
 
+// Gradient buffer i's reduce-scatter done: this rank's part added to its
+// slice of the gradients, the buffer zeroed for its next unit.
+static void grad_finish(zero3_hook *z, int i) {
+    if (z->gstate[i] != GRAD_REDUCING) return;
+    backend *bk = z->m->bk;
+    backend_comm_unit_reduce_wait(z->comm, i);
+    int64_t a = z->s->lo > z->glo[i] ? z->s->lo : z->glo[i];
+    int64_t b = z->s->hi < z->ghi[i] ? z->s->hi : z->ghi[i];
+    if (b > a) bk->op->add_f32(bk, model_dgrad_at(z->m, a), z->units->grad[i] + (a - z->glo[i]), b - a);
+    bk->op->zero(bk, z->units->grad[i], sizeof(float) * (size_t)(z->ghi[i] - z->glo[i]));
+    z->gstate[i] = GRAD_FREE;
+}
+
+static float *zero3_grad_need(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    CHECK(hi - lo <= z->units->cap);
+    int i = z->gstate[0] == GRAD_FREE ? 0 : z->gstate[1] == GRAD_FREE ? 1
+          : z->gstate[0] == GRAD_REDUCING ? 0 : 1;  // the older reduction is the one to wait for
+    if (z->gstate[i] == GRAD_WRITING) die("ZeRO-3: more than two gradient units in use at once");
+    grad_finish(z, i);
+    z->gstate[i] = GRAD_WRITING;
+    z->glo[i] = lo;
+    z->ghi[i] = hi;
+    return z->units->grad[i];
+}
+
+static void zero3_grad_done(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    for (int i = 0; i < 2; i++)
+        if (z->gstate[i] == GRAD_WRITING && z->glo[i] == lo && z->ghi[i] == hi) {
+            backend_comm_unit_reduce(z->comm, i, z->units->grad[i], z->s->n, z->s->shard, lo, hi);
+            z->gstate[i] = GRAD_REDUCING;
+            return;
+        }
+    die("ZeRO-3: gradients of a unit not in use");
+}
+
 static void zero3_done_dev(void *ctx, int64_t lo, int64_t hi) {
     zero3_hook *z = ctx;
     for (int k = 0; k < 2; k++)
@@ -228,6 +275,8 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     } else {
         model_zero_grads(m);
     }
+    // ZeRO-3 on a device: weights and gradients by unit (zero3_units).
+    const bool device3 = s->mode == SHARD_PARAMETERS && !bk->host_memory && s->world > 1;
     zero3_hook z3 = {.s = s, .d = c->d, .m = m, .stats = c->stats, .comm = c->comm,
                      .units = c->units, .progress = zero3_progress_on()};
     if (s->mode == SHARD_PARAMETERS) {
@@ -237,13 +286,15 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
         if (bk->host_memory)
             m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done,
                                                .progress = zero3_progress, .ctx = &z3};
-        else if (s->world > 1)
+        else if (device3)
             m->param_hook = (model_param_hook){.need = zero3_need_dev, .done = zero3_done_dev,
-                                               .ctx = &z3};
+                                               .grad_need = zero3_grad_need,
+                                               .grad_done = zero3_grad_done, .ctx = &z3};
     }
-    if (s->mode >= SHARD_GRADIENTS)
+    // (device ZeRO-3: each unit's gradients are reduce-scattered by its grad_done)
+    if (s->mode >= SHARD_GRADIENTS && !device3)
         backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
-    else
+    else if (!device3)
         backend_comm_grad_begin(c->comm, m->dgrads, m->n_params);
     double loss = 0;
     if (n_targets_global > 0) {
@@ -258,17 +309,18 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             // Only the last micro-batch finalizes gradients: the reduction
             // starts from its backward, once per step.
             bool last = r0 + rows == mb->B;
-            if (last) m->grad_hook = (model_grad_hook){.ready = grad_ready, .ctx = c->comm};
+            if (last && !device3) m->grad_hook = (model_grad_hook){.ready = grad_ready, .ctx = c->comm};
             loss += model_forward_backward(m, &sub, scale);
+            for (int i = 0; i < 2; i++) grad_finish(&z3, i);  // this micro-batch's sums in the slice
         }
     }
     m->grad_hook = (model_grad_hook){0};
     m->param_hook = (model_param_hook){0};
     dist_range_gather_end(&z3.next);
-    backend_comm_grad_end(c->comm);
+    if (!device3) backend_comm_grad_end(c->comm);
     dist_allreduce_sum_double(c->d, &loss, 1);
     // The global norm: this rank's slice, summed over the slices.
-    double sq = bk->op->grad_norm_sq(bk, m->dgrads + s->lo, shard_len(s));
+    double sq = bk->op->grad_norm_sq(bk, model_dgrad_at(m, s->lo), shard_len(s));
     if (s->mode != SHARD_NONE) dist_allreduce_sum_double(c->d, &sq, 1);
     double norm = sqrt(sq);
     *grad_norm = norm;
@@ -286,7 +338,7 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
         bk->op->adamw(bk, m->dparams, c->adam_m, c->adam_v, m->dgrads, m->work, m->tensors,
                       m->n_tensors, hp, adam_step, clip);
     else if (s->n_tensors > 0)  // a rank past the end of a tiny buffer owns nothing
-        bk->op->adamw(bk, param, c->adam_m, c->adam_v, m->dgrads + s->lo, work,
+        bk->op->adamw(bk, param, c->adam_m, c->adam_v, model_dgrad_at(m, s->lo), work,
                       s->tensors, s->n_tensors, hp, adam_step, clip);
     if (s->mode != SHARD_NONE && s->mode != SHARD_PARAMETERS) {
         backend_comm_param_gather(c->comm, m->dparams, m->n_params, s->shard, 4);

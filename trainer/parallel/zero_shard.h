@@ -29,7 +29,15 @@
 //               of two unit-sized buffers (zero3_units), the next unit into
 //               the other while this one computes; the compute stream waits
 //               on the gather's event; a buffer is reused once its unit is
-//               done. The gradients stay whole on the device, as ZeRO-2's.
+//               done. Gradients: the device holds the slice only; a unit's
+//               backward accumulates into one of two unit-sized fp32
+//               buffers, reduce-scattered (grouped ncclReduce per owner)
+//               when the unit is done, while the next unit computes into
+//               the other; the owned part is added to the slice before the
+//               buffer is reused. So gradients are reduced once per
+//               micro-batch (once per step without accumulation, the same
+//               bits as `none`; with accumulation, the same sum in another
+//               order).
 // On the cpu backend `gradients` and `parameters` also give back the pages
 // of the gradient buckets a rank does not own once they are reduce-scattered
 // (and zero the gradients that way), so the resident set holds the owned
@@ -82,11 +90,14 @@ void shard_params_release(const shard_layout *s, model *m);
 void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m);
 
 // ZeRO-3 on a device backend: the two unit buffers the gathers fill, each
-// the largest unit (model_unit_range) in the working dtype. zero3_units_init
-// also shrinks the model's device weights to the rank's slice; no-op
-// (nothing allocated) in other modes and on host-memory backends.
+// the largest unit (model_unit_range) in the working dtype, and the two fp32
+// gradient buffers of the same size. zero3_units_init also shrinks the
+// model's device weights to the rank's slice (a no-op when the model was
+// made so, train_step_model_create); nothing in other modes, on
+// host-memory backends and on one rank.
 typedef struct {
     void *buf[2];
+    float *grad[2];
     int64_t cap;  // elements each
 } zero3_units;
 void zero3_units_init(zero3_units *u, const shard_layout *s, model *m);
