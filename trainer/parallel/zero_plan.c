@@ -53,6 +53,10 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
         out->grads = sizeof(float) * (size_t)(s + (device ? 2 : 1) * u);
         out->work = b * (size_t)s;
         out->gather = 2 * ub * (size_t)u;
+        if (device && W == 1) {  // one rank holds everything: no unit buffers
+            out->grads = sizeof(float) * (size_t)s;
+            out->gather = 0;
+        }
     }
     if (offload & ZERO_OFFLOAD_OPTIMIZER) {
         // The fp32 master (the slice under ZeRO-3, else all) and the moments

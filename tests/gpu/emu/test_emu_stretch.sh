@@ -15,7 +15,16 @@
 #   resume: a checkpoint of step 2 written on the emulated GPU resumes on
 #           the cpu backend, and one written on the cpu resumes on the
 #           emulated GPU; both runs to step 4 vs the cpu backend's run.
-# usage: test_emu_stretch.sh sp|resume|ulysses GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
+#   zero3:  `--parallel.shard parameters` (ZeRO-3: weights gathered per unit
+#           into device buffers, gradients reduce-scattered per unit) over
+#           the NCCL shim, 2 ranks: sp 2 with tied embeddings (fp32) and dp 2
+#           (bf16), each against `shard none` on the same grid: losses,
+#           parameters and AdamW moments bit-identical (tolerance 0).
+#   zero3_resume: a dp 2 ZeRO-3 checkpoint (bf16) resumes on 1 rank
+#           unsharded, bit-identical to the same hand-over from dp 2
+#           unsharded; and dp 2 ZeRO-3 over the host-staged MPI transport
+#           (2 ranks sharing one emulated GPU) == dp 2 unsharded.
+# usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
 mode=$1; STRETCH=$2; SRC=$3; MPIEXEC=${4:-mpirun}; NP=${5:--n}
 source "$SRC/tests/cli/lib.sh"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
@@ -25,12 +34,12 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 "$STRETCH" tokenize --out text.shard /usr/share/common-licenses/GPL-3 >/dev/null
 
-run_file() {  # $1 = out_dir, $2 = backend, [$3 = the model line]
+run_file() {  # $1 = out_dir, $2 = backend, [$3 = the model line], [$4 = dtype]
   cat > "$1.yaml" <<YAML
 ${3:-model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96\}}
 data: {tokenizer: byte, train: [text.shard], passkey_ratio: 0}
 optimizer: {lr: 3.0e-3, warmup_steps: 2}
-train: {seed: 7, out_dir: $1, log_every: 1, ckpt_every: 2, keep_last: 0, backend: $2, dtype: fp32}
+train: {seed: 7, out_dir: $1, log_every: 1, ckpt_every: 2, keep_last: 0, backend: $2, dtype: ${4:-fp32}}
 eval: {passkey_trials: 0}
 stages:
   - {name: s, seq_len: 32, steps: 4, batch_tokens: 64}
@@ -111,5 +120,44 @@ ulysses)
   $CMP h4 u1 1e-4 || fail "ring 2 x ulysses 2 over nccl differs from 1 rank"
   echo "gpuemu_stretch_ulysses: ulysses 2 and ring 2 x ulysses 2 over nccl match 1 rank"
   ;;
-*) fail "usage: test_emu_stretch.sh sp|resume|ulysses ..." ;;
+zero3)
+  # A tied head gathers the embedding again as a unit of its own, and its
+  # gradient unit (the embedding's) stays open from the head to the
+  # embedding backward.
+  tied='model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96, tie_embeddings: true}'
+  run_file s0 cuda "$tied"
+  timed s0.log "${MPIRUN[@]}" "$STRETCH" train s0.yaml --parallel.sp 2 --parallel.transport nccl
+  run_file s3 cuda "$tied"
+  timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl
+  has "shard parameters over 2 ranks" < s3.log || fail "sp 2: not sharded"
+  $CMP s3 s0 0 --moments || fail "sp 2 tied: ZeRO-3 differs from shard none"
+  run_file d0 cuda "" bf16
+  timed d0.log "${MPIRUN[@]}" "$STRETCH" train d0.yaml --parallel.dp 2 --parallel.transport nccl
+  run_file d3 cuda "" bf16
+  timed d3.log "${MPIRUN[@]}" "$STRETCH" train d3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl
+  has "backend cuda (bf16, comm nccl 2.21.5)" < d3.log || fail "dp 2: not bf16 over the NCCL shim"
+  $CMP d3 d0 0 --moments || fail "dp 2 bf16: ZeRO-3 differs from shard none"
+  echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied) and dp 2 (bf16) over nccl == shard none, bitwise"
+  ;;
+zero3_resume)
+  run_file h0 cuda "" bf16
+  timed h0.log "${MPIRUN[@]}" "$STRETCH" train h0.yaml --parallel.dp 2 --parallel.transport nccl --max-steps 2
+  run_file h3 cuda "" bf16
+  timed h3.log "${MPIRUN[@]}" "$STRETCH" train h3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl --max-steps 2
+  $CMP h3 h0 0 --moments || fail "the ZeRO-3 checkpoint of step 2 differs from the unsharded one"
+  timed h0b.log "$STRETCH" train h0.yaml
+  timed h3b.log "$STRETCH" train h3.yaml
+  has "resumed from h3/ckpt-00000002.h5" < h3b.log || fail "h3 did not resume"
+  $CMP h3 h0 0 --moments || fail "ZeRO-3 dp 2 -> 1 rank unsharded differs from the unsharded hand-over"
+  echo "a dp 2 ZeRO-3 checkpoint resumes on 1 rank unsharded, bit-identical to the unsharded hand-over"
+  # Ranks sharing a GPU: the unit gathers and reductions staged through the host.
+  run_file m0 cuda
+  timed m0.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m0.yaml --parallel.dp 2
+  run_file m3 cuda
+  timed m3.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m3.yaml --parallel.dp 2 --parallel.shard parameters
+  has "backend cuda (fp32, comm mpi)" < m3.log || fail "dp 2 sharing a GPU: not over mpi"
+  $CMP m3 m0 0 --moments || fail "dp 2 over host-staged mpi: ZeRO-3 differs from shard none"
+  echo "gpuemu_stretch_zero3_resume: ZeRO-3 -> 1 rank unsharded, and ZeRO-3 over host-staged mpi == unsharded"
+  ;;
+*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume ..." ;;
 esac
