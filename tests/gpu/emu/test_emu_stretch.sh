@@ -20,11 +20,13 @@
 #           the NCCL shim, 2 ranks: sp 2 with tied embeddings (fp32) and dp 2
 #           (bf16), each against `shard none` on the same grid: losses,
 #           parameters and AdamW moments bit-identical (tolerance 0).
+#           One checkpoint per run (the last step's).
 #   zero3_resume: a dp 2 ZeRO-3 checkpoint (bf16) resumes on 1 rank
 #           unsharded, bit-identical to the same hand-over from dp 2
-#           unsharded; and dp 2 ZeRO-3 over the host-staged MPI transport
-#           (2 ranks sharing one emulated GPU) == dp 2 unsharded.
-# usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
+#           unsharded.
+#   zero3_mpi: dp 2 ZeRO-3 over the host-staged MPI transport (2 ranks
+#           sharing one emulated GPU) == dp 2 unsharded, bitwise.
+# usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume|zero3_mpi GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
 mode=$1; STRETCH=$2; SRC=$3; MPIEXEC=${4:-mpirun}; NP=${5:--n}
 source "$SRC/tests/cli/lib.sh"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
@@ -126,15 +128,15 @@ zero3)
   # embedding backward.
   tied='model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96, tie_embeddings: true}'
   run_file s0 cuda "$tied"
-  timed s0.log "${MPIRUN[@]}" "$STRETCH" train s0.yaml --parallel.sp 2 --parallel.transport nccl
+  timed s0.log "${MPIRUN[@]}" "$STRETCH" train s0.yaml --parallel.sp 2 --parallel.transport nccl --train.ckpt_every 4
   run_file s3 cuda "$tied"
-  timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl
+  timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4
   has "shard parameters over 2 ranks" < s3.log || fail "sp 2: not sharded"
   $CMP s3 s0 0 --moments || fail "sp 2 tied: ZeRO-3 differs from shard none"
   run_file d0 cuda "" bf16
-  timed d0.log "${MPIRUN[@]}" "$STRETCH" train d0.yaml --parallel.dp 2 --parallel.transport nccl
+  timed d0.log "${MPIRUN[@]}" "$STRETCH" train d0.yaml --parallel.dp 2 --parallel.transport nccl --train.ckpt_every 4
   run_file d3 cuda "" bf16
-  timed d3.log "${MPIRUN[@]}" "$STRETCH" train d3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl
+  timed d3.log "${MPIRUN[@]}" "$STRETCH" train d3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4
   has "backend cuda (bf16, comm nccl 2.21.5)" < d3.log || fail "dp 2: not bf16 over the NCCL shim"
   $CMP d3 d0 0 --moments || fail "dp 2 bf16: ZeRO-3 differs from shard none"
   echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied) and dp 2 (bf16) over nccl == shard none, bitwise"
@@ -149,15 +151,17 @@ zero3_resume)
   timed h3b.log "$STRETCH" train h3.yaml
   has "resumed from h3/ckpt-00000002.h5" < h3b.log || fail "h3 did not resume"
   $CMP h3 h0 0 --moments || fail "ZeRO-3 dp 2 -> 1 rank unsharded differs from the unsharded hand-over"
-  echo "a dp 2 ZeRO-3 checkpoint resumes on 1 rank unsharded, bit-identical to the unsharded hand-over"
+  echo "gpuemu_stretch_zero3_resume: a dp 2 ZeRO-3 checkpoint resumes on 1 rank unsharded, bit-identical to the unsharded hand-over"
+  ;;
+zero3_mpi)
   # Ranks sharing a GPU: the unit gathers and reductions staged through the host.
   run_file m0 cuda
-  timed m0.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m0.yaml --parallel.dp 2
+  timed m0.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m0.yaml --parallel.dp 2 --train.ckpt_every 4
   run_file m3 cuda
-  timed m3.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m3.yaml --parallel.dp 2 --parallel.shard parameters
+  timed m3.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m3.yaml --parallel.dp 2 --parallel.shard parameters --train.ckpt_every 4
   has "backend cuda (fp32, comm mpi)" < m3.log || fail "dp 2 sharing a GPU: not over mpi"
   $CMP m3 m0 0 --moments || fail "dp 2 over host-staged mpi: ZeRO-3 differs from shard none"
-  echo "gpuemu_stretch_zero3_resume: ZeRO-3 -> 1 rank unsharded, and ZeRO-3 over host-staged mpi == unsharded"
+  echo "gpuemu_stretch_zero3_mpi: ZeRO-3 over host-staged mpi == unsharded, bitwise"
   ;;
-*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume ..." ;;
+*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume|zero3_mpi ..." ;;
 esac
