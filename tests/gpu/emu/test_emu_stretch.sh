@@ -18,8 +18,9 @@
 #   zero3:  `--parallel.shard parameters` (ZeRO-3: weights gathered per unit
 #           into device buffers, gradients reduce-scattered per unit) over
 #           the NCCL shim, 2 ranks: sp 2 with tied embeddings (fp32) and dp 2
-#           (bf16), each against `shard none` on the same grid: losses,
-#           parameters and AdamW moments bit-identical (tolerance 0).
+#           (bf16, a validation loss every 2 steps), each against `shard
+#           none` on the same grid: losses, parameters, AdamW moments and
+#           validation losses bit-identical (tolerance 0).
 #           One checkpoint per run (the last step's).
 #   zero3_resume: a dp 2 ZeRO-3 checkpoint (bf16) resumes on 1 rank
 #           unsharded, bit-identical to the same hand-over from dp 2
@@ -133,13 +134,22 @@ zero3)
   timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4
   has "shard parameters over 2 ranks" < s3.log || fail "sp 2: not sharded"
   $CMP s3 s0 0 --moments || fail "sp 2 tied: ZeRO-3 differs from shard none"
-  run_file d0 cuda "" bf16
-  timed d0.log "${MPIRUN[@]}" "$STRETCH" train d0.yaml --parallel.dp 2 --parallel.transport nccl --train.ckpt_every 4
-  run_file d3 cuda "" bf16
-  timed d3.log "${MPIRUN[@]}" "$STRETCH" train d3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4
+  # dp 2, bf16, a validation loss every 2 steps: the evaluation makes the
+  # weights whole on the device, the next step shrinks them to the slice.
+  for r in d0 d3; do
+    run_file $r cuda "" bf16
+    sed -i -e 's/train: \[text.shard\]/train: [text.shard], val: [text.shard]/' \
+      -e 's/ckpt_every: 2,/ckpt_every: 4, eval_every: 2,/' -e 's/passkey_trials: 0/passkey_trials: 0, val_tokens: 128/' $r.yaml
+  done
+  timed d0.log "${MPIRUN[@]}" "$STRETCH" train d0.yaml --parallel.dp 2 --parallel.transport nccl
+  timed d3.log "${MPIRUN[@]}" "$STRETCH" train d3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl
   has "backend cuda (bf16, comm nccl 2.21.5)" < d3.log || fail "dp 2: not bf16 over the NCCL shim"
   $CMP d3 d0 0 --moments || fail "dp 2 bf16: ZeRO-3 differs from shard none"
-  echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied) and dp 2 (bf16) over nccl == shard none, bitwise"
+  vals() { grep '"event":"eval_val"' "$1/metrics.jsonl" | grep -o '"val_loss":[^,}]*'; }
+  v0=$(vals d0); v3=$(vals d3)
+  [ "$(echo "$v0" | wc -l)" -eq 2 ] && [ "$v0" = "$v3" ] || fail "validation losses under ZeRO-3: $v3, unsharded: $v0"
+  echo "validation losses (steps 2, 4) identical:" $v3
+  echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied) and dp 2 (bf16, with evaluations) over nccl == shard none, bitwise"
   ;;
 zero3_resume)
   run_file h0 cuda "" bf16
