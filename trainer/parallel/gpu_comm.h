@@ -21,7 +21,8 @@
 // tests/gpu/test_gpu_ulysses.c (+ .sh). The same programs run in CI on
 // emulated GPUs, over an NCCL shim (NCCL over MPI) and over host-staged
 // MPI: gpuemu_ring / _shard / _alltoall / _ulysses, and the trainer in
-// gpuemu_stretch_* (tests/gpu/emu/README.md).
+// gpuemu_stretch_* (tests/gpu/emu/README.md; the ZeRO-3 unit gathers and
+// reductions in gpuemu_stretch_zero3, _zero3_resume, _zero3_mpi).
 #pragma once
 
 #include <stdbool.h>
