@@ -17,17 +17,18 @@
 #           emulated GPU; both runs to step 4 vs the cpu backend's run.
 #   zero3:  `--parallel.shard parameters` (ZeRO-3: weights gathered per unit
 #           into device buffers, gradients reduce-scattered per unit) over
-#           the NCCL shim, 2 ranks: sp 2 with tied embeddings (fp32) and dp 2
-#           (bf16, a validation loss every 2 steps), each against `shard
-#           none` on the same grid: losses, parameters, AdamW moments and
-#           validation losses bit-identical (tolerance 0).
+#           the NCCL shim, 2 ranks sp 2 with tied embeddings (fp32), against
+#           `shard none` on the same grid: losses, parameters and AdamW
+#           moments bit-identical (tolerance 0).
+#   zero3_dp: the same on dp 2 in bf16 with a validation loss every 2
+#           steps (the validation losses identical too).
 #           One checkpoint per run (the last step's).
 #   zero3_resume: a dp 2 ZeRO-3 checkpoint (bf16) resumes on 1 rank
 #           unsharded, bit-identical to the same hand-over from dp 2
 #           unsharded.
 #   zero3_mpi: dp 2 ZeRO-3 over the host-staged MPI transport (2 ranks
 #           sharing one emulated GPU) == dp 2 unsharded, bitwise.
-# usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume|zero3_mpi GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
+# usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_dp|zero3_resume|zero3_mpi GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
 mode=$1; STRETCH=$2; SRC=$3; MPIEXEC=${4:-mpirun}; NP=${5:--n}
 source "$SRC/tests/cli/lib.sh"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
@@ -134,6 +135,9 @@ zero3)
   timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4
   has "shard parameters over 2 ranks" < s3.log || fail "sp 2: not sharded"
   $CMP s3 s0 0 --moments || fail "sp 2 tied: ZeRO-3 differs from shard none"
+  echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied embeddings) over nccl == shard none, bitwise"
+  ;;
+zero3_dp)
   # dp 2, bf16, a validation loss every 2 steps: the evaluation makes the
   # weights whole on the device, the next step shrinks them to the slice.
   for r in d0 d3; do
@@ -149,7 +153,7 @@ zero3)
   v0=$(vals d0); v3=$(vals d3)
   [ "$(echo "$v0" | wc -l)" -eq 2 ] && [ "$v0" = "$v3" ] || fail "validation losses under ZeRO-3: $v3, unsharded: $v0"
   echo "validation losses (steps 2, 4) identical:" $v3
-  echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied) and dp 2 (bf16, with evaluations) over nccl == shard none, bitwise"
+  echo "gpuemu_stretch_zero3_dp: ZeRO-3 on dp 2 (bf16, with evaluations) over nccl == shard none, bitwise"
   ;;
 zero3_resume)
   run_file h0 cuda "" bf16
@@ -173,5 +177,5 @@ zero3_mpi)
   $CMP m3 m0 0 --moments || fail "dp 2 over host-staged mpi: ZeRO-3 differs from shard none"
   echo "gpuemu_stretch_zero3_mpi: ZeRO-3 over host-staged mpi == unsharded, bitwise"
   ;;
-*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_resume|zero3_mpi ..." ;;
+*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_dp|zero3_resume|zero3_mpi ..." ;;
 esac
