@@ -5,10 +5,13 @@
 # ranks (dp 4), a few steps; each step event of metrics.jsonl carries rank
 # 0's gather timers (train_step.h: train_zero3_log):
 #   zero3_wait_s         blocked waiting for prefetched gathers (exposed)
+#   zero3_prefetched_s   prefetched gathers from their start until an
+#                        MPI_Test saw them complete (else the wait's end)
 #   zero3_on_the_spot_s  the gathers that cannot be prefetched (the first
 #                        unit of each pass), whole: their cost per byte is
 #                        what a gather costs when nothing hides it
-#   hidden = 1 - wait / (prefetched bytes x on-the-spot seconds per byte)
+#   hidden1 = 1 - wait / (prefetched bytes x on-the-spot seconds per byte)
+#   hidden2 = 1 - wait / zero3_prefetched_s
 # Run twice: with MPI_Test between the ops (the default) and without
 # (STRETCH_ZERO3_PROGRESS=0), because an MPI library without an
 # asynchronous progress thread moves a non-blocking collective only inside
@@ -51,19 +54,20 @@ def load(run):
     rows = [json.loads(l) for l in open(run + "/metrics.jsonl")]
     return [r for r in rows if r.get("event") == "step" and "zero3_wait_s" in r][1:]  # step 1: warm-up
 print("4 ranks dp 4, dim 512, 6 layers, 512 tokens x 2 rows per rank, fp32 cpu; rank 0, steps 2..%s" % sys.argv[1])
-print("%-22s %9s %9s %10s %10s %9s %8s %8s" % ("", "step s", "wait s", "spot s", "spot MB/s", "pref MB", "tests", "hidden"))
+print("%-22s %8s %8s %9s %8s %9s %8s %6s %8s %8s" % ("", "step s", "wait s", "flight s", "spot s",
+      "spot MB/s", "pref MB", "tests", "hidden1", "hidden2"))
 for run, name in (("prog", "MPI_Test between ops"), ("noprog", "no MPI_Test")):
     s = load(run)
     n = len(s)
-    wait = sum(r["zero3_wait_s"] for r in s) / n
-    spot = sum(r["zero3_on_the_spot_s"] for r in s) / n
-    spot_b = sum(r["zero3_on_the_spot_bytes"] for r in s) / n
-    pref_b = sum(r["zero3_prefetched_bytes"] for r in s) / n
-    tests = sum(r["zero3_mpi_tests"] for r in s) / n
-    tok = sum(r["tokens_per_s"] for r in s) / n
+    avg = lambda k: sum(r[k] for r in s) / n
+    wait, flight, spot = avg("zero3_wait_s"), avg("zero3_prefetched_s"), avg("zero3_on_the_spot_s")
+    spot_b, pref_b = avg("zero3_on_the_spot_bytes"), avg("zero3_prefetched_bytes")
     would = pref_b * spot / spot_b
-    print("%-22s %9.3f %9.4f %10.4f %10.1f %9.1f %8.0f %7.1f%%" % (
-        name, 4096 / tok, wait, spot, spot_b / spot / 1e6, pref_b / 1e6, tests, 100 * (1 - wait / would)))
-print("wait: per step, blocked on prefetched gathers; spot: per step, the gathers done on the spot;")
-print("hidden: 1 - wait / (prefetched bytes at the on-the-spot rate)")
+    print("%-22s %8.3f %8.4f %9.4f %8.4f %9.1f %8.1f %6.0f %7.1f%% %7.1f%%" % (
+        name, 4096 / avg("tokens_per_s"), wait, flight, spot, spot_b / spot / 1e6, pref_b / 1e6,
+        avg("zero3_mpi_tests"), 100 * (1 - wait / would), 100 * (1 - wait / flight)))
+print("per step: wait = blocked on prefetched gathers; flight = prefetched gathers from start to")
+print("seen complete (by an MPI_Test, else at the wait's end); spot = the gathers done on the spot.")
+print("hidden1 = 1 - wait / (prefetched bytes at the on-the-spot rate); hidden2 = 1 - wait / flight")
+print("(meaningful with MPI_Test only: without it a gather is seen complete only inside the wait)")
 PY

@@ -127,6 +127,7 @@ void train_zero3_log(train_state *st, struct cJSON *o) {
     cJSON_AddNumberToObject(o, "zero3_prefetched", (double)z->prefetched);
     cJSON_AddNumberToObject(o, "zero3_prefetched_bytes", z->prefetched_bytes);
     cJSON_AddNumberToObject(o, "zero3_wait_s", z->wait_s);
+    cJSON_AddNumberToObject(o, "zero3_prefetched_s", z->prefetched_s);
     cJSON_AddNumberToObject(o, "zero3_on_the_spot", (double)z->on_the_spot);
     cJSON_AddNumberToObject(o, "zero3_on_the_spot_bytes", z->on_the_spot_bytes);
     cJSON_AddNumberToObject(o, "zero3_on_the_spot_s", z->on_the_spot_s);

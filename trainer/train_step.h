@@ -47,10 +47,12 @@ void train_step_params_full(train_state *st);
 
 // shard parameters on the cpu: this rank's gather times since the last call
 // added to a step event (metrics.jsonl) and zeroed: zero3_prefetched,
-// zero3_wait_s, zero3_on_the_spot, zero3_on_the_spot_s, their bytes, and
-// zero3_hidden, the share of the prefetched gathers' time hidden behind
-// compute (1 - wait / what they would take on the spot, at the on-the-spot
-// gathers' rate). Nothing in other modes.
+// zero3_wait_s, zero3_prefetched_s (start to the first MPI_Test that saw
+// it complete, or the wait's end), zero3_on_the_spot, zero3_on_the_spot_s,
+// their bytes, zero3_mpi_tests, and zero3_hidden, the share of the
+// prefetched gathers' time hidden behind compute (1 - wait / what they
+// would take on the spot, at the on-the-spot gathers' rate). Nothing in
+// other modes.
 struct cJSON;
 void train_zero3_log(train_state *st, struct cJSON *step_event);
 

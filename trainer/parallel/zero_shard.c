@@ -128,6 +128,7 @@ typedef struct {
     zero3_stats *stats;
     bool progress;           // cpu: MPI_Test the prefetch between ops
     dist_range_gather next;  // cpu: the prefetch in place (lo == hi: none)
+    double next_t0, next_t1; // cpu: when it started, when a test saw it complete (0: not yet)
     // device: the unit buffers; what each holds and whether a unit computes from it
     backend_comm *comm;
     const zero3_units *units;
@@ -153,24 +154,29 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
     if (z->stats && hi > lo) {
         zero3_stats *st = z->stats;
         if (prefetched) {
+            double t1 = now_s();
             st->prefetched++;
             st->prefetched_bytes += bytes;
-            st->wait_s += now_s() - t0;
+            st->wait_s += t1 - t0;
+            st->prefetched_s += (z->next_t1 > 0 ? z->next_t1 : t1) - z->next_t0;
         } else {
             st->on_the_spot++;
             st->on_the_spot_bytes += bytes;
             st->on_the_spot_s += now_s() - t0;
         }
     }
-    if (next_hi > next_lo)  // overlaps this unit's compute
+    if (next_hi > next_lo) {  // overlaps this unit's compute
+        z->next_t0 = now_s();
+        z->next_t1 = 0;
         dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, next_lo, next_hi, z->s->shard);
+    }
     return NULL;  // in place
 }
 
 static void zero3_progress(void *ctx) {
     zero3_hook *z = ctx;
-    if (!z->progress || z->next.lo == z->next.hi) return;
-    dist_range_gather_test(&z->next);
+    if (!z->progress || z->next.lo == z->next.hi || z->next_t1 > 0) return;
+    if (dist_range_gather_test(&z->next)) z->next_t1 = now_s();
     if (z->stats) z->stats->tests++;
 }
 

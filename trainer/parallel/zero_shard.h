@@ -112,6 +112,7 @@ typedef struct {
     int64_t prefetched, on_the_spot;          // gathers of each kind
     double prefetched_bytes, on_the_spot_bytes;
     double wait_s;                            // blocked on prefetched gathers
+    double prefetched_s;                      // prefetched gathers, start to seen complete
     double on_the_spot_s;                     // the on-the-spot gathers, whole
     int64_t tests;                            // MPI_Test calls between ops
 } zero3_stats;
