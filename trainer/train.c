@@ -377,6 +377,7 @@ static void log_step(train_state *st, const curr_plan *plan, double loss, double
         cJSON_AddBoolToObject(o, "skipped", st->guard.consecutive > 0);
         cJSON_AddNumberToObject(o, "skipped_total", (double)st->guard.total);
     }
+    train_zero3_log(st, o);
     metrics_write(&st->met, o);
     metrics_progress p = {.stage = plan->name, .stage_index = st->stage, .n_stages = st->cfg.n_stages,
                           .step = st->step, .stage_step = st->stage_step, .stage_steps = plan->steps,
@@ -750,8 +751,7 @@ static void setup(train_state *st, const train_args *a) {
     dist_warn_gpu_numa(&st->dist, bus_id);  // cores on another socket than the GPU
     st->comm = backend_comm_create(st->bk, &st->dist, (int)c->parallel.transport, err, sizeof err);
     if (!st->comm) dist_exit_user_error(&st->dist, err);
-    model_opts mo = train_model_opts(c);
-    st->m = model_create_opts(&mc, model_capacity(st), &mo, st->bk);
+    st->m = train_step_model_create(st, &mc, model_capacity(st));
     train_step_setup(st);
     model_init_weights(st->m, (uint64_t)c->train.seed);
     if (c->model.init && train_ckpt_load_weights(st, c->model.init, err, sizeof err) != 0)

@@ -53,6 +53,8 @@ typedef struct train_state {
     backend *bk;               // where the model computes (train.backend)
     backend_comm *comm;        // gradient all-reduce and ring attention on that backend
     shard_layout shard;        // this rank's slice of the training state (parallel.shard)
+    zero3_units units;         // shard parameters on a device: the unit buffers
+    zero3_stats zero3;         // shard parameters on the cpu: gather waits since the last log
     float *adam_m, *adam_v;    // (shard_len) AdamW moments of the slice, host (checkpoints)
     float *dadam_m, *dadam_v;  // the backend's moments (== adam_m, adam_v on the cpu and
                                // when offloaded: pinned host memory then)

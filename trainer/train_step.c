@@ -3,7 +3,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cJSON.h"
 #include "die.h"
 #include "run_config_check.h"
 #include "train.h"
@@ -65,12 +67,6 @@ int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen) 
                               "optimizer or gradients", offload_name(p->offload));
         return -1;
     }
-    if (p->shard == CFG_SHARD_PARAMETERS && c->train.backend == CFG_BACKEND_CUDA) {
-        snprintf(err, errlen, "parallel.shard: parameters (ZeRO-3) runs on train.backend cpu only "
-                              "in this build; on cuda use none, optimizer or gradients "
-                              "(--dry-run plans all four)");
-        return -1;
-    }
     return 0;
 }
 
@@ -105,10 +101,29 @@ void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_t
     zero_mem_print(stdout, &z, (shard_mode)c->parallel.shard, off);
 }
 
+model *train_step_model_create(const train_state *st, const model_config *mc, int64_t max_tokens) {
+    int n_tensors;
+    int64_t n;
+    model_tensor *t = model_param_layout(mc, &n_tensors, &n);
+    shard_layout s;
+    shard_layout_init(&s, (shard_mode)st->cfg.parallel.shard, st->dist.size, st->dist.rank, t,
+                      n_tensors, n);
+    model_opts o = train_model_opts(&st->cfg);
+    if (s.mode == SHARD_PARAMETERS) {  // ZeRO-3: the device holds the slice only
+        o.resident_lo = s.lo;
+        o.resident_hi = s.hi;
+    }
+    model *m = model_create_opts(mc, max_tokens, &o, st->bk);
+    shard_layout_free(&s);
+    free(t);
+    return m;
+}
+
 void train_step_setup(train_state *st) {
     model *m = st->m;
     shard_layout_init(&st->shard, (shard_mode)st->cfg.parallel.shard, st->dist.size, st->dist.rank,
                       m->tensors, m->n_tensors, m->n_params);
+    zero3_units_init(&st->units, &st->shard, m);
     size_t n = (size_t)shard_len(&st->shard), bytes = sizeof(float) * (n ? n : 1);
     if (st->is_root && st->shard.mode != SHARD_NONE)
         printf("shard %s over %d ranks: each holds the AdamW state of %lld of %lld parameters\n",
@@ -150,6 +165,7 @@ void train_step_params_full(train_state *st) {
 }
 
 void train_step_free(train_state *st) {
+    zero3_units_free(&st->units, st->bk);
     if (st->offload) {
         zero_offload_free(st->offload);
         free(st->offload);
@@ -171,6 +187,7 @@ double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_
     const cfg_optimizer *o = &st->cfg.optimizer;
     shard_step_ctx c = {.m = st->m, .comm = st->comm, .d = &st->dist, .s = &st->shard,
                         .adam_m = st->dadam_m, .adam_v = st->dadam_v,
+                        .units = &st->units, .stats = &st->zero3,
                         .micro_rows = train_micro_rows(st->cfg.train.micro_batch_tokens, mb->B, mb->T),
                         .offload = st->offload};
     adamw_hparams hp = {.lr = (float)lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2,
@@ -179,4 +196,22 @@ double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_
                              grad_norm, skipped);
     if (!*skipped) st->adam_step++;  // a skipped step leaves AdamW's bias correction alone
     return loss;
+}
+
+void train_zero3_log(train_state *st, struct cJSON *o) {
+    zero3_stats *z = &st->zero3;
+    if (st->shard.mode != SHARD_PARAMETERS || !st->bk->host_memory || z->prefetched == 0) return;
+    cJSON_AddNumberToObject(o, "zero3_prefetched", (double)z->prefetched);
+    cJSON_AddNumberToObject(o, "zero3_prefetched_bytes", z->prefetched_bytes);
+    cJSON_AddNumberToObject(o, "zero3_wait_s", z->wait_s);
+    cJSON_AddNumberToObject(o, "zero3_prefetched_s", z->prefetched_s);
+    cJSON_AddNumberToObject(o, "zero3_on_the_spot", (double)z->on_the_spot);
+    cJSON_AddNumberToObject(o, "zero3_on_the_spot_bytes", z->on_the_spot_bytes);
+    cJSON_AddNumberToObject(o, "zero3_on_the_spot_s", z->on_the_spot_s);
+    cJSON_AddNumberToObject(o, "zero3_mpi_tests", (double)z->tests);
+    if (z->on_the_spot_s > 0 && z->on_the_spot_bytes > 0) {
+        double would = z->prefetched_bytes * z->on_the_spot_s / z->on_the_spot_bytes;
+        cJSON_AddNumberToObject(o, "zero3_hidden", 1.0 - z->wait_s / would);
+    }
+    memset(z, 0, sizeof *z);
 }

@@ -22,10 +22,10 @@ int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_l
 
 // Refuses shard / offload settings that cannot work (offload activations
 // without train.recompute, offload on the cpu backend) and, when
-// `training`, what this build cannot train yet (shard parameters on cuda,
-// offload with shard parameters), with one line in err. The same answer on
-// every rank; called before anything is allocated. (The host memory an
-// offload pins: train_offload_host_check.)
+// `training`, what this build cannot train yet (offload with shard
+// parameters), with one line in err. The same answer on every rank; called
+// before anything is allocated. (The host memory an offload pins:
+// train_offload_host_check.)
 int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen);
 int train_step_check(const train_state *st, char *err, size_t errlen);
 // Offload: -1 with one line in err when the pinned host memory the plan
@@ -39,13 +39,30 @@ model_opts train_model_opts(const cfg_run *c);
 // --dry-run: the per-rank plan of the run's shard / offload mode.
 void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens);
 
-// The shard layout and the moments (host and backend, shard-length) of a run
-// whose model exists; what train_state holds for the step.
+// The run's model on st->bk: under shard parameters on a device backend
+// only the rank's slice of the weights is allocated there (the plan's
+// params and work), the rest never.
+model *train_step_model_create(const train_state *st, const model_config *mc, int64_t max_tokens);
+
+// The shard layout, the moments (host and backend, shard-length) and ZeRO-3's
+// unit buffers of a run whose model exists; what train_state holds for the
+// step.
 void train_step_setup(train_state *st);
 void train_step_free(train_state *st);
 // Every weight resident on every rank (shard parameters: before a checkpoint
 // or an evaluation; the next step gives the others' parts back). Collective.
 void train_step_params_full(train_state *st);
+
+// shard parameters on the cpu: this rank's gather times since the last call
+// added to a step event (metrics.jsonl) and zeroed: zero3_prefetched,
+// zero3_wait_s, zero3_prefetched_s (start to the first MPI_Test that saw
+// it complete, or the wait's end), zero3_on_the_spot, zero3_on_the_spot_s,
+// their bytes, zero3_mpi_tests, and zero3_hidden, the share of the
+// prefetched gathers' time hidden behind compute (1 - wait / what they
+// would take on the spot, at the on-the-spot gathers' rate). Nothing in
+// other modes.
+struct cJSON;
+void train_zero3_log(train_state *st, struct cJSON *step_event);
 
 // Forward, backward (micro-batches), reduction, clipping, AdamW, gather.
 // Returns the mean loss of the step; *grad_norm the norm before clipping.

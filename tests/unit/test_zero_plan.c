@@ -1,9 +1,10 @@
 // zero_plan (trainer/parallel/zero_plan.h): the --dry-run memory plan per
 // shard / offload mode.
-//  - built modes (none, optimizer, gradients): the plan is the allocation to
-//    the byte: a backend that counts what model_create_on and
-//    train_step_setup allocate (device-style: everything through the
-//    backend) agrees with zero_mem_plan on 1 and 4 ranks, on every rank;
+//  - built modes (none, optimizer, gradients, parameters): the plan is the
+//    allocation to the byte: a backend that counts what
+//    train_step_model_create and train_step_setup hold (device-style:
+//    everything through the backend, frees subtracted) agrees with
+//    zero_mem_plan on 1 and 4 ranks, on every rank;
 //  - the formulas of docs/distributed.md, by hand, for ZeRO-3 and offload;
 //  - the targets: Llama-2-7B dp 2 x sp 8 at 128K with shard
 //    parameters <= 40 GB, Llama-3.1-8B at 128K on 8 ranks <= 70 GB, 135M at
@@ -32,10 +33,22 @@ static model_config tiny_config(void) {
     return c;
 }
 
+// Bytes held through the counting backend (each block's size in a header).
 static size_t counted;
+enum { HEADER = 16 };
 static void *count_alloc(backend *b, size_t bytes) {
+    (void)b;
     counted += bytes;
-    return calloc(bytes ? bytes : 1, 1);
+    char *p = calloc(bytes + HEADER, 1);
+    *(size_t *)p = bytes;
+    return p + HEADER;
+}
+static void count_free(backend *b, void *p) {
+    (void)b;
+    if (!p) return;
+    char *h = (char *)p - HEADER;
+    counted -= *(size_t *)h;
+    free(h);
 }
 
 static size_t counted_host;
@@ -48,13 +61,15 @@ static void test_plan_is_the_allocation(void **state) {
     (void)state;
     backend_ops ops = *backend_cpu()->op;
     ops.alloc = count_alloc;
+    ops.free = count_free;
     ops.host_alloc = count_host_alloc;
     backend counting = {.kind = BACKEND_CPU, .dt = BK_F32, .host_memory = false, .op = &ops};
     model_config cfg = tiny_config();
     static const cfg_offload offloads[] = {CFG_OFFLOAD_NONE, CFG_OFFLOAD_OPTIMIZER,
                                            CFG_OFFLOAD_ACTIVATIONS, CFG_OFFLOAD_BOTH};
     for (int off = 0; off < 4; off++)
-    for (int mode = SHARD_NONE; mode <= SHARD_GRADIENTS; mode++) {
+    for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode++) {
+        if (off != 0 && mode == SHARD_PARAMETERS) continue;  // refused: not built (test_formulas)
         for (int world = 1; world <= 4; world += 3) {
             for (int rank = 0; rank < world; rank++) {
                 counted = counted_host = 0;
@@ -65,22 +80,27 @@ static void test_plan_is_the_allocation(void **state) {
                 st->dist.size = world;
                 st->dist.rank = rank;
                 st->bk = &counting;
-                model_opts mo = train_model_opts(&st->cfg);
-                st->m = model_create_opts(&cfg, 24, &mo, &counting);
+                st->m = train_step_model_create(st, &cfg, 24);
                 train_step_setup(st);
                 zero_mem z;
                 zero_mem_plan(&z, &cfg, 24, true, BK_F32, true, (shard_mode)mode, off, world);
                 assert_true(z.built);
                 // The plan is per rank at its largest (rank 0's slice is
                 // never shorter than another's); the last rank may own less:
-                // two moments on the device, or two moments and the
-                // gradient slice on the host when the optimizer is offloaded.
+                // the moments (on the host with the gradient slice when the
+                // optimizer is offloaded), and under ZeRO-3 the master
+                // weights and the gradients (fp32: the working weights are
+                // the master).
                 size_t short_by = sizeof(float) * (size_t)(z.shard - shard_len(&st->shard));
                 bool host_opt = offloads[off] == CFG_OFFLOAD_OPTIMIZER || offloads[off] == CFG_OFFLOAD_BOTH;
-                assert_int_equal(counted + (host_opt ? 0 : 2 * short_by), z.device_total - z.scratch);
+                size_t dev_slack = host_opt ? 0 : (mode == SHARD_PARAMETERS ? 4 : 2) * short_by;
+                assert_int_equal(counted + dev_slack, z.device_total - z.scratch);
                 assert_int_equal(counted_host + (host_opt ? 3 * short_by : 0), z.host_total);
+                if (mode == SHARD_PARAMETERS && world > 1)  // the slice and two units, not the whole
+                    assert_true(z.params == sizeof(float) * (size_t)z.shard && z.gather > 0);
                 train_step_free(st);
                 model_free(st->m);
+                assert_int_equal(counted, 0);  // everything given back
                 free(st);
             }
         }
@@ -99,12 +119,12 @@ static void test_formulas(void **state) {
     zero_mem none, z3, off;
     zero_mem_plan(&none, &cfg, 24, true, BK_BF16, true, SHARD_NONE, 0, 4);
     zero_mem_plan(&z3, &cfg, 24, true, BK_BF16, true, SHARD_PARAMETERS, 0, 4);
-    assert_false(z3.built);
+    assert_true(z3.built);
     assert_int_equal(none.params, 4 * n);
     assert_int_equal(none.moments, 8 * n);
     assert_int_equal(none.work, 2 * n);
     assert_int_equal(z3.params, 4 * s);
-    assert_int_equal(z3.grads, 4 * (s + unit));
+    assert_int_equal(z3.grads, 4 * (s + 2 * unit));  // the slice + two unit buffers
     assert_int_equal(z3.moments, 8 * s);
     assert_int_equal(z3.work, 2 * s);
     assert_int_equal(z3.gather, 2 * 2 * unit);

@@ -106,6 +106,7 @@ typedef struct {
 
     // -- optimizer (fp32) ----------------------------------------------------
     double (*grad_norm_sq)(backend *b, const float *g, int64_t n);
+    void (*add_f32)(backend *b, float *y, const float *x, int64_t n);  // y += x (ZeRO-3's reduced units)
     // AdamW over every tensor of the flat buffers; tensors with decay get
     // hp->weight_decay, the others 0. work (b->dt), if not NULL and not
     // param itself, receives the updated weights (the bf16 working copy).

@@ -83,6 +83,11 @@ static void cpu_swiglu_backward(backend *b, void *dgate, void *dup, const void *
     swiglu_backward(dgate, dup, dout, gate, up, n);
 }
 
+static void cpu_add_f32(backend *b, float *y, const float *x, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
 static void cpu_add(backend *b, void *yv, const void *xv, int64_t n) {
     float *y = yv;
     const float *x = xv;
@@ -148,7 +153,7 @@ static const backend_ops cpu_ops = {
     .swiglu_forward = cpu_swiglu_forward, .swiglu_backward = cpu_swiglu_backward,
     .add = cpu_add, .attn_forward = cpu_attn_forward, .attn_backward = cpu_attn_backward,
     .xent = cpu_xent, .logits_row = cpu_logits_row, .grad_norm_sq = cpu_grad_norm_sq,
-    .adamw = cpu_adamw, .host_alloc = cpu_alloc, .host_free = cpu_free,
+    .add_f32 = cpu_add_f32, .adamw = cpu_adamw, .host_alloc = cpu_alloc, .host_free = cpu_free,
     .copy_async = cpu_copy_async, .copy_wait = cpu_copy_event, .copy_sync = cpu_copy_event,
 };
 

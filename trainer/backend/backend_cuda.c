@@ -317,6 +317,10 @@ static void cu_b_logits_row(backend *b, float *logits_host, const void *h, const
 // ---------------------------------------------------------------------------
 // Optimizer
 
+static void cu_b_add_f32(backend *b, float *y, const float *x, int64_t n) {
+    cu_axpy(y, CU_F32, 1.0f, x, CU_F32, n, stream_of(b));
+}
+
 static double cu_b_grad_norm_sq(backend *b, const float *g, int64_t n) {
     void *s = scratch(b, SCR_NORM, cu_grad_norm_scratch_bytes(n));
     double *out = scratch(b, SCR_NORM_OUT, sizeof(double)), host = 0;
@@ -426,6 +430,7 @@ static const backend_ops cuda_ops = {
     .swiglu_forward = cu_b_swiglu_forward, .swiglu_backward = cu_b_swiglu_backward,
     .add = cu_b_add, .attn_forward = cu_b_attn_forward, .attn_backward = cu_b_attn_backward,
     .xent = cu_b_xent, .logits_row = cu_b_logits_row, .grad_norm_sq = cu_b_grad_norm_sq,
+    .add_f32 = cu_b_add_f32,
     .adamw = cu_b_adamw, .host_alloc = cu_b_host_alloc, .host_free = cu_b_host_free,
     .copy_async = cu_b_copy_async, .copy_wait = cu_b_copy_wait, .copy_sync = cu_b_copy_sync,
 };

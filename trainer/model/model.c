@@ -183,6 +183,7 @@ static size_t resid_host_bytes(const model *m) {
 model *model_create_opts(const model_config *cfg, int64_t max_tokens, const model_opts *o,
                          backend *bk) {
     const bool recompute = o->recompute;
+    int64_t lo = o->resident_lo, hi = o->resident_hi > 0 ? o->resident_hi : INT64_MAX;
     char err[256];
     if (model_config_validate(cfg, err, sizeof err) != 0) die("invalid model config: %s", err);
     CHECK(max_tokens > 0);
@@ -198,13 +199,18 @@ model *model_create_opts(const model_config *cfg, int64_t max_tokens, const mode
     m->grads = xcalloc((size_t)m->n_params, sizeof(float));
     model_views_init(&m->p, m->params, &m->cfg);
     model_views_init(&m->g, m->grads, &m->cfg);
-    size_t bytes = sizeof(float) * (size_t)m->n_params;
+    if (bk->host_memory || hi > m->n_params) hi = m->n_params;
+    if (bk->host_memory || lo > hi) lo = bk->host_memory ? 0 : hi;
+    CHECK(!m->host_master || (lo == 0 && hi == m->n_params));  // no offload under ZeRO-3
+    m->dlo = m->glo = lo;
+    m->dhi = m->ghi = hi;
+    const size_t resident = (size_t)(hi > lo ? hi - lo : 1);  // a rank past the end owns nothing
     // A host master needs no fp32 copy on a bf16 device.
     bool dmaster = !bk->host_memory && !(m->host_master && bk->dt != BK_F32);
-    m->dparams = bk->host_memory ? m->params : dmaster ? bk->op->alloc(bk, bytes) : NULL;
-    m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, bytes);
+    m->dparams = bk->host_memory ? m->params : dmaster ? bk->op->alloc(bk, sizeof(float) * resident) : NULL;
+    m->dgrads = bk->host_memory ? m->grads : bk->op->alloc(bk, sizeof(float) * resident);
     m->work = bk->dt == BK_F32 ? (void *)m->dparams
-                               : bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)m->n_params);
+                               : bk->op->alloc(bk, bk_dtype_size(bk->dt) * resident);
     m->recompute = recompute;
     CHECK(recompute || !o->offload_activations);  // the checkpoints are what is offloaded
     m->offload_acts = o->offload_activations;
@@ -243,20 +249,53 @@ void model_free(model *m) {
 
 void model_push_params(model *m) {
     backend *bk = m->bk;
-    // No device master: the fp32 weights pass through the gradient buffer
-    // (zeroed by every step before use) to be cast, as AdamW's copy is.
+    const int64_t n = m->dhi - m->dlo;
+    // No device master (offloaded optimizer, bf16): the fp32 weights pass
+    // through the gradient buffer (zeroed by every step before use) to be
+    // cast, as AdamW's copy is.
     float *f32 = m->dparams ? m->dparams : m->dgrads;
-    bk->op->to_dev(bk, f32, m->params, sizeof(float) * (size_t)m->n_params);
-    if ((void *)m->work != (void *)f32) bk->op->cast(bk, m->work, bk->dt, f32, BK_F32, m->n_params);
+    bk->op->to_dev(bk, f32, m->params + m->dlo, sizeof(float) * (size_t)n);
+    if ((void *)m->work != (void *)f32) bk->op->cast(bk, m->work, bk->dt, f32, BK_F32, n);
 }
 
 void model_pull_params(model *m) {
     if (m->host_master) return;  // params is the master
-    m->bk->op->to_host(m->bk, m->params, m->dparams, sizeof(float) * (size_t)m->n_params);
+    m->bk->op->to_host(m->bk, m->params + m->dlo, m->dparams,
+                       sizeof(float) * (size_t)(m->dhi - m->dlo));
+}
+
+void model_set_resident(model *m, int64_t lo, int64_t hi) {
+    backend *bk = m->bk;
+    CHECK(lo >= 0 && lo <= hi && hi <= m->n_params && !m->host_master);
+    if (bk->host_memory || (lo == m->dlo && hi == m->dhi)) return;
+    model_pull_params(m);
+    if ((void *)m->work != (void *)m->dparams) bk->op->free(bk, m->work);
+    bk->op->free(bk, m->dparams);
+    m->dlo = lo;
+    m->dhi = hi;
+    const size_t n = (size_t)(hi > lo ? hi - lo : 1);  // a rank past the end of a tiny buffer
+    m->dparams = bk->op->alloc(bk, sizeof(float) * n);
+    m->work = bk->dt == BK_F32 ? (void *)m->dparams : bk->op->alloc(bk, bk_dtype_size(bk->dt) * n);
+    model_push_params(m);
+}
+
+float *model_dparam_at(const model *m, int64_t i) {
+    CHECK(m->dparams && i >= m->dlo && i <= m->dhi);
+    return m->dparams + (i - m->dlo);
+}
+
+float *model_dgrad_at(const model *m, int64_t i) {
+    CHECK(i >= m->glo && i <= m->ghi);
+    return m->dgrads + (i - m->glo);
+}
+
+void *model_work_at(const model *m, int64_t i) {
+    CHECK(i >= m->dlo && i <= m->dhi);
+    return (char *)m->work + (size_t)(i - m->dlo) * bk_dtype_size(m->bk->dt);
 }
 
 void model_pull_grads(model *m) {
-    m->bk->op->to_host(m->bk, m->grads, m->dgrads, sizeof(float) * (size_t)m->n_params);
+    m->bk->op->to_host(m->bk, m->grads + m->glo, m->dgrads, sizeof(float) * (size_t)(m->ghi - m->glo));
 }
 
 // ---------------------------------------------------------------------------
@@ -302,7 +341,7 @@ void model_set_rope(model *m, const rope_table *rope) { m->rope = *rope; }
 void model_set_attention(model *m, const model_attention *attention) { m->attention = *attention; }
 
 void model_zero_grads(model *m) {
-    m->bk->op->zero(m->bk, m->dgrads, sizeof(float) * (size_t)m->n_params);
+    m->bk->op->zero(m->bk, m->dgrads, sizeof(float) * (size_t)(m->ghi - m->glo));
 }
 
 // ---------------------------------------------------------------------------
@@ -315,18 +354,37 @@ static double now_s(void) {
 }
 
 // Runs stmt and adds its wall time to m->timers.field (on an asynchronous
-// backend: the time to enqueue).
-#define TIMED(m, field, stmt)                    \
-    do {                                         \
-        double t0_ = now_s();                    \
-        stmt;                                    \
-        (m)->timers.field += now_s() - t0_;      \
+// backend: the time to enqueue); then lets a prefetch progress (ZeRO-3).
+#define TIMED(m, field, stmt)                                               \
+    do {                                                                    \
+        double t0_ = now_s();                                               \
+        stmt;                                                               \
+        (m)->timers.field += now_s() - t0_;                                 \
+        if ((m)->param_hook.progress) (m)->param_hook.progress((m)->param_hook.ctx); \
     } while (0)
 
-// The working-dtype weight / the backend gradient of a tensor, from its host
-// view into params / grads (the same offset in every flat buffer).
-#define W(m, view) ((void *)((char *)(m)->work + ((view) - (m)->params) * (ptrdiff_t)bk_dtype_size((m)->bk->dt)))
-#define G(m, view) ((m)->dgrads + ((view) - (m)->grads))
+// The working-dtype weight of a tensor from its host view into params (the
+// same offset in every flat buffer): in a gathered unit (ZeRO-3), else in
+// the resident working weights.
+static const void *weight_of(const model *m, const float *view) {
+    const int64_t off = view - m->params;
+    const size_t dts = bk_dtype_size(m->bk->dt);
+    for (int i = 0; i < 2; i++)
+        if (m->unit[i].base && off >= m->unit[i].lo && off < m->unit[i].hi)
+            return (const char *)m->unit[i].base + (size_t)(off - m->unit[i].lo) * dts;
+    return model_work_at(m, off);
+}
+#define W(m, view) weight_of((m), (view))
+// The backend gradient of a tensor: in its unit's gradient buffer (ZeRO-3
+// on a device), else in the resident gradients.
+static float *grad_of(const model *m, const float *view) {
+    const int64_t off = view - m->grads;
+    for (int i = 0; i < 2; i++)
+        if (m->gunit[i].base && off >= m->gunit[i].lo && off < m->gunit[i].hi)
+            return m->gunit[i].base + (off - m->gunit[i].lo);
+    return model_dgrad_at(m, off);
+}
+#define G(m, view) grad_of((m), (view))
 // Row offset n of an activation buffer.
 #define ROW(m, buf, n) ((void *)((char *)(buf) + (size_t)(n) * bk_dtype_size((m)->bk->dt)))
 
@@ -412,7 +470,7 @@ static void stage_batch(model *m, const model_batch *b) {
 // ZeRO-3 units of the flat buffer (model_param_hook): 0 = embedding,
 // 1 + l = layer l, L + 1 = final norm (+ LM head when untied; tied, the
 // head also needs unit 0 again).
-static void unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
+void model_unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
     const int L = m->cfg.n_layers;
     if (u < 0 || u > L + 1) {
         *lo = *hi = 0;
@@ -426,24 +484,29 @@ static void unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
 static void unit_need(model *m, int u, int next) {
     if (!m->param_hook.need) return;
     int64_t lo, hi, nlo, nhi;
-    unit_range(m, u, &lo, &hi);
-    unit_range(m, next, &nlo, &nhi);
-    m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
+    model_unit_range(m, u, &lo, &hi);
+    model_unit_range(m, next, &nlo, &nhi);
+    m->unit[0].base = m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
+    m->unit[0].lo = lo;
+    m->unit[0].hi = hi;
     if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {  // the tied LM head
-        unit_range(m, 0, &lo, &hi);
-        m->param_hook.need(m->param_hook.ctx, lo, hi, 0, 0);
+        model_unit_range(m, 0, &lo, &hi);
+        m->unit[1].base = m->param_hook.need(m->param_hook.ctx, lo, hi, 0, 0);
+        m->unit[1].lo = lo;
+        m->unit[1].hi = hi;
     }
 }
 
 static void unit_done(model *m, int u) {
     if (!m->param_hook.need) return;
     int64_t lo, hi;
-    unit_range(m, u, &lo, &hi);
+    model_unit_range(m, u, &lo, &hi);
     m->param_hook.done(m->param_hook.ctx, lo, hi);
     if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {
-        unit_range(m, 0, &lo, &hi);
+        model_unit_range(m, 0, &lo, &hi);
         m->param_hook.done(m->param_hook.ctx, lo, hi);
     }
+    memset(m->unit, 0, sizeof m->unit);
 }
 
 // Residual checkpoint j (the input of layer j; j = L: the last output) in
@@ -590,6 +653,22 @@ static void layer_backward(model *m, int l, layer_acts *a, const void *in, const
     TIMED(m, other, op->rmsnorm_backward(bk, dres, G(m, dw->input_norm), s->dln, in, W(m, w->input_norm), a->rstd1, N, C));  // d in
 }
 
+// Unit u's gradients into buffer slot (param_hook.grad_need), and done.
+static void grads_need(model *m, int u, int slot) {
+    if (!m->param_hook.grad_need) return;
+    int64_t lo, hi;
+    model_unit_range(m, u, &lo, &hi);
+    m->gunit[slot].base = m->param_hook.grad_need(m->param_hook.ctx, lo, hi);
+    m->gunit[slot].lo = lo;
+    m->gunit[slot].hi = hi;
+}
+
+static void grads_done(model *m, int slot) {
+    if (!m->param_hook.grad_need) return;
+    m->param_hook.grad_done(m->param_hook.ctx, m->gunit[slot].lo, m->gunit[slot].hi);
+    memset(&m->gunit[slot], 0, sizeof m->gunit[slot]);
+}
+
 static void grads_ready(model *m, int64_t lo) {
     // With tied embeddings the LM head's gradient is the embedding's (offset
     // 0), which is final only after the embedding backward: nothing is early.
@@ -605,6 +684,8 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
 
     forward_trunk(m, b);
     bk->op->zero(bk, a->dln, dts * N * C);
+    grads_need(m, c->n_layers + 1, 0);  // the head: final norm (+ LM head when untied)
+    if (c->tie_embeddings) grads_need(m, 0, 1);  // the tied head's, final after the embedding
     double loss;
     TIMED(m, matmul, loss = bk->op->xent(bk, NULL, a->dln, G(m, m->g.lm_head), a->final_ln, W(m, m->p.lm_head),
                                          a->cur_targets, N, C, c->vocab_size, grad_scale));
@@ -613,6 +694,7 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
     TIMED(m, other, bk->op->rmsnorm_backward(bk, a->dresid, G(m, m->g.final_norm), a->dln, last, W(m, m->p.final_norm),
                                              a->final_rstd, N, C));
     unit_done(m, c->n_layers + 1);
+    grads_done(m, 0);
 
     // Tensor order in the flat buffer: embed, layer 0 .. L-1 (9 each), final norm, lm_head.
     grads_ready(m, m->tensors[1 + 9 * c->n_layers].offset);
@@ -626,10 +708,14 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
             // so write it to dln (scratch, cleared before use in layer_backward).
             layer_forward(m, l, la, a->dln, in, b);
         }
+        grads_need(m, 1 + l, 0);
         layer_backward(m, l, la, in, b);
         unit_done(m, 1 + l);
+        grads_done(m, 0);
         grads_ready(m, m->tensors[1 + 9 * l].offset);
     }
+    if (!c->tie_embeddings) grads_need(m, 0, 1);
     TIMED(m, other, bk->op->embedding_backward(bk, G(m, m->g.embed), a->dresid, a->cur_tokens, N, C, c->vocab_size));
+    grads_done(m, 1);
     return loss;
 }

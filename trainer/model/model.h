@@ -119,11 +119,27 @@ typedef struct {
 // memory may be released). Units in the order of use: forward embedding,
 // layers 0 .. L-1, head; backward head, layers L-1 .. 0 (recompute and
 // backward of a layer under one need). NULL need: all weights resident.
+// need() returns where the unit's working weights (bk->dt) now are: a
+// buffer of hi - lo elements (the device path gathers into one), or NULL
+// when they are in place in m->work (the cpu path). progress(), if set, is
+// called between the ops of a unit (an MPI library that progresses
+// non-blocking collectives only inside MPI calls gets them there).
+// grad_need(), if set, gives the fp32 buffer (hi - lo floats, zero) that a
+// unit's weight gradients accumulate into in backward, and grad_done() is
+// called once they are final for this pass (the device path reduce-scatters
+// the buffer into the rank's slice there); a tied head's gradient unit is
+// the embedding, final after the embedding backward. NULL: in m->dgrads.
 typedef struct {
-    void (*need)(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi);
+    const void *(*need)(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi);
     void (*done)(void *ctx, int64_t lo, int64_t hi);
+    void (*progress)(void *ctx);
+    float *(*grad_need)(void *ctx, int64_t lo, int64_t hi);
+    void (*grad_done)(void *ctx, int64_t lo, int64_t hi);
     void *ctx;
 } model_param_hook;
+
+// The range [lo, hi) of unit u (0 .. n_layers + 1; others: empty).
+void model_unit_range(const model *m, int u, int64_t *lo, int64_t *hi);
 
 struct model {
     model_config cfg;
@@ -136,6 +152,12 @@ struct model {
     backend *bk;             // where the ops run (backend_cpu() unless model_create_on)
     float *dparams, *dgrads; // the backend's fp32 master params / grads (cpu: params, grads)
     void *work;              // weights in bk->dt for the ops (== dparams when fp32)
+    // dparams and work hold the elements [dlo, dhi) of the flat buffer, and
+    // dgrads [glo, ghi): all of it, but for ZeRO-3 on a device backend
+    // (model_opts.resident_lo / hi, model_set_resident).
+    int64_t dlo, dhi, glo, ghi;
+    struct { int64_t lo, hi; const void *base; } unit[2];  // gathered units (param_hook)
+    struct { int64_t lo, hi; float *base; } gunit[2];      // their gradient buffers
     rope_table rope;         // the current stage's frequencies
     bool recompute;          // keep only layer inputs; recompute the rest in backward
     bool offload_acts;       // those layer inputs live in host memory (model_opts)
@@ -164,17 +186,35 @@ model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompu
 //    the fp32 master, dparams is not allocated on a bf16 backend (NULL; on
 //    fp32 it is the working copy, work), model_pull_params is a no-op and
 //    model_push_params stages the fp32 weights through dgrads to cast them.
+//  resident_lo, resident_hi: only the elements [lo, hi) of the weights and
+//    gradients are resident on a device backend (ZeRO-3: the rank's slice;
+//    the weights can change range later, model_set_resident); host params
+//    and grads stay whole. Host-memory backends: all. {0, 0} = all.
+//    Not with host_master.
 typedef struct {
     bool recompute, offload_activations, host_master;
+    int64_t resident_lo, resident_hi;
 } model_opts;
 model *model_create_opts(const model_config *cfg, int64_t max_tokens, const model_opts *o,
                          backend *bk);
 void model_free(model *m);
 
-// Host params -> backend master copy and working copy; backend -> host.
+// Host params -> backend master copy and working copy; backend -> host
+// (the resident range [dlo, dhi) only; the rest of params is left alone).
 void model_push_params(model *m);
 void model_pull_params(model *m);
 void model_pull_grads(model *m);
+
+// ZeRO-3 on a device backend: the backend's fp32 master and working weights
+// shrink to (or grow back from) the elements [lo, hi) of the flat buffer.
+// The resident part goes to the host params first, the new range comes
+// from there. No-op on host-memory backends (their buffers stay whole).
+void model_set_resident(model *m, int64_t lo, int64_t hi);
+// The backend's fp32 master weight / working weight of flat element i
+// (inside [dlo, dhi)); its fp32 gradient (inside [glo, ghi)).
+float *model_dparam_at(const model *m, int64_t i);
+void *model_work_at(const model *m, int64_t i);
+float *model_dgrad_at(const model *m, int64_t i);
 
 // The memory of a training step, from the same buffer plan model_create_on
 // allocates (plus AdamW moments and the backend's scratch), in bytes.

@@ -111,4 +111,16 @@ void backend_comm_grad_begin_scatter(backend_comm *c, float *grads, int64_t n, i
 void backend_comm_param_gather(backend_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes) {
     c->ops->param_gather(c->impl, buf, n, shard, elem_bytes);
 }
+void backend_comm_unit_gather(backend_comm *c, int slot, void *dst, const void *slice, int64_t n,
+                              int64_t shard, int64_t lo, int64_t hi, int elem_bytes) {
+    CHECK(c->ops->unit_gather);  // device backends only
+    c->ops->unit_gather(c->impl, slot, dst, slice, n, shard, lo, hi, elem_bytes);
+}
+void backend_comm_unit_wait(backend_comm *c, int slot) { c->ops->unit_wait(c->impl, slot); }
+void backend_comm_unit_reduce(backend_comm *c, int slot, float *buf, int64_t n, int64_t shard,
+                              int64_t lo, int64_t hi) {
+    CHECK(c->ops->unit_reduce);  // device backends only
+    c->ops->unit_reduce(c->impl, slot, buf, n, shard, lo, hi);
+}
+void backend_comm_unit_reduce_wait(backend_comm *c, int slot) { c->ops->unit_reduce_wait(c->impl, slot); }
 model_attention backend_comm_ring_attention(backend_comm *c) { return c->ops->ring_attention(c->impl); }

@@ -31,6 +31,19 @@ typedef struct {
     // Every rank's slice of buf (n elements of elem_bytes, 4 = fp32, 2 = bf16)
     // to every rank, in place; returns when buf is whole.
     void (*param_gather)(void *impl, void *buf, int64_t n, int64_t shard, int elem_bytes);
+    // ZeRO-3 on a device: the elements [lo, hi) of a buffer sharded as
+    // above (this rank's slice at `slice`) gathered into dst, asynchronously;
+    // unit_wait orders the compute after the gather of that slot (0 or 1).
+    // NULL on the cpu, whose ZeRO-3 gathers in place (zero_shard.c, dist.h).
+    void (*unit_gather)(void *impl, int slot, void *dst, const void *slice, int64_t n,
+                        int64_t shard, int64_t lo, int64_t hi, int elem_bytes);
+    void (*unit_wait)(void *impl, int slot);
+    // A unit's fp32 gradients (buf: elements [lo, hi)) summed over the
+    // ranks, each owner's part in place in its buf, asynchronously;
+    // unit_reduce_wait orders the compute after the reduction of that slot.
+    void (*unit_reduce)(void *impl, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                        int64_t hi);
+    void (*unit_reduce_wait)(void *impl, int slot);
     model_attention (*ring_attention)(void *impl);
 } backend_comm_ops;
 
@@ -47,6 +60,12 @@ void backend_comm_grad_ready(backend_comm *c, int64_t lo);
 void backend_comm_grad_end(backend_comm *c);
 void backend_comm_grad_begin_scatter(backend_comm *c, float *grads, int64_t n, int64_t shard);
 void backend_comm_param_gather(backend_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes);
+void backend_comm_unit_gather(backend_comm *c, int slot, void *dst, const void *slice, int64_t n,
+                              int64_t shard, int64_t lo, int64_t hi, int elem_bytes);
+void backend_comm_unit_wait(backend_comm *c, int slot);
+void backend_comm_unit_reduce(backend_comm *c, int slot, float *buf, int64_t n, int64_t shard,
+                              int64_t lo, int64_t hi);
+void backend_comm_unit_reduce_wait(backend_comm *c, int slot);
 
 // The sequence-parallel attention hook for the model (sp > 1): ring
 // attention, or ulysses / ring x ulysses when the grid has ulysses > 1

@@ -363,6 +363,31 @@ void dist_range_gather_end(dist_range_gather *g) {
     g->lo = g->hi = 0;
 }
 
+bool dist_range_gather_test(dist_range_gather *g) {
+    if (!g->counts || g->req == MPI_REQUEST_NULL) return true;
+    int flag = 0;
+    MPI_CHECK(MPI_Test(&g->req, &flag, MPI_STATUS_IGNORE));  // a complete request becomes NULL
+    return flag != 0;
+}
+
+void dist_range_gather_bytes(dist_ctx *d, void *unit, int64_t n, int64_t shard, int64_t lo,
+                             int64_t hi, size_t elem_bytes) {
+    if (!d->mpi || d->size == 1 || hi <= lo) return;
+    int *counts = xcalloc((size_t)d->size * 2, sizeof(int)), *displs = counts + d->size;
+    for (int r = 0; r < d->size; r++) {
+        int64_t a, b;
+        own_range(d, n, shard, r, &a, &b);
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b < a) a = b = lo;
+        counts[r] = mpi_count((b - a) * (int64_t)elem_bytes, "unit gather");
+        displs[r] = mpi_count((a - lo) * (int64_t)elem_bytes, "unit gather offset");
+    }
+    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, unit, counts, displs, MPI_BYTE,
+                             d->world));
+    free(counts);
+}
+
 void dist_shard_allgather(dist_ctx *d, void *buf, int64_t n, int64_t shard, dist_dtype type) {
     if (!d->mpi || d->size == 1) return;
     int *counts = xcalloc((size_t)d->size * 2, sizeof(int)), *displs = counts + d->size;

@@ -168,6 +168,15 @@ typedef struct {
 void dist_range_gather_begin(dist_range_gather *g, dist_ctx *d, float *buf, int64_t n, int64_t lo,
                              int64_t hi, int64_t shard);
 void dist_range_gather_end(dist_range_gather *g);
+// Drives the gather in flight (MPI_Test): an MPI library without a progress
+// thread moves a non-blocking collective only inside MPI calls. True when
+// it is complete (or none is in flight); _end is still needed.
+bool dist_range_gather_test(dist_range_gather *g);
+// The same range of a buffer of elem_bytes elements, blocking, into unit
+// (hi - lo elements; this rank's part already in place at its offset
+// there): the host-staged path of the GPU ZeRO-3 (gpu_comm_cuda.c).
+void dist_range_gather_bytes(dist_ctx *d, void *unit, int64_t n, int64_t shard, int64_t lo,
+                             int64_t hi, size_t elem_bytes);
 
 // The owned slices back to everyone: rank r's buf[r * shard, min(.., n))
 // to every rank, in place (MPI_Allgatherv), count elements of type in all.

@@ -21,7 +21,8 @@
 // tests/gpu/test_gpu_ulysses.c (+ .sh). The same programs run in CI on
 // emulated GPUs, over an NCCL shim (NCCL over MPI) and over host-staged
 // MPI: gpuemu_ring / _shard / _alltoall / _ulysses, and the trainer in
-// gpuemu_stretch_* (tests/gpu/emu/README.md).
+// gpuemu_stretch_* (tests/gpu/emu/README.md; the ZeRO-3 unit gathers and
+// reductions in gpuemu_stretch_zero3, _zero3_resume, _zero3_mpi).
 #pragma once
 
 #include <stdbool.h>
@@ -89,6 +90,27 @@ void gpu_comm_grad_end(gpu_comm *c);
 void gpu_comm_grad_begin_scatter(gpu_comm *c, float *grads, int64_t n, int64_t shard);
 // Every rank's slice of buf (n elements of elem_bytes 4 or 2) to all, in place.
 void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes);  // the compute stream then sees the sums
+// ZeRO-3: the elements [lo, hi) of a flat buffer of n elements (elem_bytes
+// 4 or 2), sharded in slices of shard (this rank's slice at `slice`), into
+// dst (hi - lo elements). nccl: one grouped ncclBroadcast per owning rank on
+// a parameter communicator and stream of its own, after the compute
+// enqueued so far (so dst's previous readers are done), an event recorded
+// after it in slot `slot` (< GPU_COMM_UNIT_SLOTS); gpu_comm_unit_wait makes
+// the compute stream wait for exactly that event. mpi: staged through the
+// host, complete on return.
+enum { GPU_COMM_UNIT_SLOTS = 2 };
+void gpu_comm_unit_gather(gpu_comm *c, int slot, void *dst, const void *slice, int64_t n,
+                          int64_t shard, int64_t lo, int64_t hi, int elem_bytes);
+void gpu_comm_unit_wait(gpu_comm *c, int slot);
+// ZeRO-3: a unit's fp32 gradients (buf, the elements [lo, hi) of the flat
+// buffer) summed over the ranks, each rank receiving the sum of its slice's
+// part in place in buf (grouped ncclReduce per owner on the parameter
+// stream, after the compute enqueued so far, an event in grad slot `slot`);
+// gpu_comm_unit_reduce_wait orders the compute after it. mpi: through the
+// host, complete on return.
+void gpu_comm_unit_reduce(gpu_comm *c, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                          int64_t hi);
+void gpu_comm_unit_reduce_wait(gpu_comm *c, int slot);
 
 // Ring attention on the GPU over this comm's ring groups (ring_attn_cuda.c),
 // as a model hook.

@@ -31,6 +31,14 @@ struct gpu_comm {
     ncclComm_t comm, grad_comm;
     cudaStream_t comm_st, grad_st;
     cudaEvent_t ev_compute, ev_comm, ev_grad;
+    // ZeRO-3's unit gathers on a communicator and stream of their own
+    // (created by the first gather: runs without ZeRO-3 pay nothing), one
+    // event per unit buffer
+    ncclComm_t param_comm;
+    cudaStream_t param_st;
+    cudaEvent_t ev_unit[GPU_COMM_UNIT_SLOTS], ev_ugrad[GPU_COMM_UNIT_SLOTS];
+    void *h_unit;  // mpi: the unit's host staging
+    size_t h_unit_cap;
     cudaEvent_t ev_xfer[GPU_COMM_XFERS];  // one per transfer in flight
     bool xfer_busy[GPU_COMM_XFERS];
     // mpi: pinned host staging per tag (ring) and for the gradients
@@ -72,18 +80,20 @@ static void nccl_abort_hook(void *ctx) {
     gpu_comm *c = ctx;
     ncclCommAbort(c->comm);
     ncclCommAbort(c->grad_comm);
+    if (c->param_comm) ncclCommAbort(c->param_comm);
 }
 
 static int nccl_poll_hook(void *ctx, char *msg, size_t msglen) {
     gpu_comm *c = ctx;
-    ncclComm_t comms[2] = {c->comm, c->grad_comm};
-    for (int i = 0; i < 2; i++) {
+    ncclComm_t comms[3] = {c->comm, c->grad_comm, c->param_comm};
+    static const char *const names[3] = {"ring", "gradient", "parameter"};
+    for (int i = 0; i < 3 && comms[i]; i++) {
         ncclResult_t async = ncclSuccess;
         ncclResult_t r = ncclCommGetAsyncError(comms[i], &async);
         if (r != ncclSuccess) async = r;
         if (async == ncclSuccess) continue;  // (blocking communicators: never ncclInProgress)
-        snprintf(msg, msglen, "NCCL asynchronous error (%s communicator): %s",
-                 i == 0 ? "ring" : "gradient", ncclGetErrorString(async));
+        snprintf(msg, msglen, "NCCL asynchronous error (%s communicator): %s", names[i],
+                 ncclGetErrorString(async));
         return 1;
     }
     return 0;
@@ -146,6 +156,15 @@ void gpu_comm_free(gpu_comm *c) {
         dist_abort_unregister(c);
         NCCL_CHECK(ncclCommDestroy(c->comm));
         NCCL_CHECK(ncclCommDestroy(c->grad_comm));
+        if (c->param_comm) {
+            CU_CHECK(cudaStreamSynchronize(c->param_st));
+            NCCL_CHECK(ncclCommDestroy(c->param_comm));
+            CU_CHECK(cudaStreamDestroy(c->param_st));
+            for (int i = 0; i < GPU_COMM_UNIT_SLOTS; i++) {
+                CU_CHECK(cudaEventDestroy(c->ev_unit[i]));
+                CU_CHECK(cudaEventDestroy(c->ev_ugrad[i]));
+            }
+        }
         CU_CHECK(cudaEventDestroy(c->ev_compute));
         CU_CHECK(cudaEventDestroy(c->ev_comm));
         CU_CHECK(cudaEventDestroy(c->ev_grad));
@@ -160,6 +179,7 @@ void gpu_comm_free(gpu_comm *c) {
     if (c->h_grads) CU_CHECK(cudaFreeHost(c->h_grads));
     if (c->h_a2a_send) CU_CHECK(cudaFreeHost(c->h_a2a_send));
     if (c->h_a2a_recv) CU_CHECK(cudaFreeHost(c->h_a2a_recv));
+    if (c->h_unit) CU_CHECK(cudaFreeHost(c->h_unit));
     free(c);
 }
 
@@ -403,6 +423,108 @@ void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int
     c->bk->op->to_dev(c->bk, buf, c->h_grads, bytes);
 }
 
+// The parameter communicator, stream and events, made by every rank's first
+// unit gather (collective, in the same program order everywhere).
+static void param_comm_init(gpu_comm *c) {
+    if (c->param_comm) return;
+    c->param_comm = world_comm(c->d);
+    CU_CHECK(cudaStreamCreateWithFlags(&c->param_st, cudaStreamNonBlocking));
+    for (int i = 0; i < GPU_COMM_UNIT_SLOTS; i++) {
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_unit[i], cudaEventDisableTiming));
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_ugrad[i], cudaEventDisableTiming));
+    }
+}
+
+// ZeRO-3: a unit of the working weights from the ranks' slices. The slices
+// are contiguous over the whole buffer, so a unit's boundaries fall inside
+// them anywhere and the ranks own unequal parts of it: one grouped
+// ncclBroadcast per owner (its part from its slice to everyone's dst),
+// which NCCL runs as one all-gather of unequal parts.
+void gpu_comm_unit_gather(gpu_comm *c, int slot, void *dst, const void *slice, int64_t n,
+                          int64_t shard, int64_t lo, int64_t hi, int elem_bytes) {
+    CHECK(slot >= 0 && slot < GPU_COMM_UNIT_SLOTS && lo <= hi && elem_bytes >= 2);
+    dist_ctx *d = c->d;
+    const size_t esz = (size_t)elem_bytes;
+    if (c->kind == GPU_COMM_NCCL) {
+        param_comm_init(c);
+        after_compute(c, c->param_st);  // dst's last readers (and the slice's last update)
+        NCCL_CHECK(ncclGroupStart());
+        for (int r = 0; r < d->size; r++) {
+            int64_t a, b;
+            slice_of(n, shard, r, &a, &b);
+            const int64_t own = a;
+            if (a < lo) a = lo;
+            if (b > hi) b = hi;
+            if (b <= a) continue;
+            char *recv = (char *)dst + (size_t)(a - lo) * esz;
+            const void *send = r == d->rank ? (const char *)slice + (size_t)(a - own) * esz : recv;
+            NCCL_CHECK(ncclBroadcast(send, recv, (size_t)(b - a), esz == 2 ? ncclBfloat16 : ncclFloat32,
+                                     r, c->param_comm, c->param_st));
+            if (r == d->rank) d->sent_bytes += (int64_t)(d->size - 1) * (b - a) * (int64_t)esz;
+        }
+        NCCL_CHECK(ncclGroupEnd());
+        CU_CHECK(cudaEventRecord(c->ev_unit[slot], c->param_st));
+        return;
+    }
+    // mpi: this rank's part to the host, an MPI all-gather of the parts,
+    // the unit back to the device.
+    const size_t bytes = esz * (size_t)(hi - lo);
+    void *h = grow_pinned(&c->h_unit, &c->h_unit_cap, bytes ? bytes : 1);
+    int64_t a, b;
+    slice_of(n, shard, d->rank, &a, &b);
+    const int64_t own = a;
+    if (a < lo) a = lo;
+    if (b > hi) b = hi;
+    if (b > a)
+        CU_CHECK(cudaMemcpyAsync((char *)h + (size_t)(a - lo) * esz,
+                                 (const char *)slice + (size_t)(a - own) * esz, (size_t)(b - a) * esz,
+                                 cudaMemcpyDeviceToHost, c->compute));
+    CU_CHECK(cudaStreamSynchronize(c->compute));
+    dist_range_gather_bytes(d, h, n, shard, lo, hi, esz);
+    CU_CHECK(cudaMemcpyAsync(dst, h, bytes, cudaMemcpyHostToDevice, c->compute));
+    CU_CHECK(cudaStreamSynchronize(c->compute));  // h is reused by the next gather
+}
+
+void gpu_comm_unit_wait(gpu_comm *c, int slot) {
+    if (c->kind == GPU_COMM_NCCL && c->param_comm)
+        CU_CHECK(cudaStreamWaitEvent(c->compute, c->ev_unit[slot], 0));
+}
+
+// The gradient side: as reduce_scatter_bucket, over one unit's buffer.
+void gpu_comm_unit_reduce(gpu_comm *c, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                          int64_t hi) {
+    CHECK(slot >= 0 && slot < GPU_COMM_UNIT_SLOTS && lo <= hi);
+    dist_ctx *d = c->d;
+    if (c->kind == GPU_COMM_NCCL) {
+        param_comm_init(c);
+        after_compute(c, c->param_st);  // the unit's backward has written buf
+        NCCL_CHECK(ncclGroupStart());
+        for (int r = 0; r < d->size; r++) {
+            int64_t a, b;
+            slice_of(n, shard, r, &a, &b);
+            if (a < lo) a = lo;
+            if (b > hi) b = hi;
+            if (b > a)
+                NCCL_CHECK(ncclReduce(buf + (a - lo), buf + (a - lo), (size_t)(b - a), ncclFloat32,
+                                      ncclSum, r, c->param_comm, c->param_st));
+        }
+        NCCL_CHECK(ncclGroupEnd());
+        CU_CHECK(cudaEventRecord(c->ev_ugrad[slot], c->param_st));
+        return;
+    }
+    // mpi: the unit through the host, all-reduced (the owner keeps its part).
+    const size_t bytes = sizeof(float) * (size_t)(hi - lo);
+    float *h = grow_pinned(&c->h_unit, &c->h_unit_cap, bytes ? bytes : 1);
+    c->bk->op->to_host(c->bk, h, buf, bytes);
+    dist_allreduce_grads(d, h, hi - lo);
+    c->bk->op->to_dev(c->bk, buf, h, bytes);
+}
+
+void gpu_comm_unit_reduce_wait(gpu_comm *c, int slot) {
+    if (c->kind == GPU_COMM_NCCL && c->param_comm)
+        CU_CHECK(cudaStreamWaitEvent(c->compute, c->ev_ugrad[slot], 0));
+}
+
 // ---------------------------------------------------------------------------
 // As the cuda backend's backend_comm (backend_comm.h).
 
@@ -420,6 +542,16 @@ static void ops_grad_begin_scatter(void *impl, float *grads, int64_t n, int64_t 
 static void ops_param_gather(void *impl, void *buf, int64_t n, int64_t shard, int elem_bytes) {
     gpu_comm_param_gather(impl, buf, n, shard, elem_bytes);
 }
+static void ops_unit_gather(void *impl, int slot, void *dst, const void *slice, int64_t n,
+                            int64_t shard, int64_t lo, int64_t hi, int elem_bytes) {
+    gpu_comm_unit_gather(impl, slot, dst, slice, n, shard, lo, hi, elem_bytes);
+}
+static void ops_unit_wait(void *impl, int slot) { gpu_comm_unit_wait(impl, slot); }
+static void ops_unit_reduce(void *impl, int slot, float *buf, int64_t n, int64_t shard, int64_t lo,
+                            int64_t hi) {
+    gpu_comm_unit_reduce(impl, slot, buf, n, shard, lo, hi);
+}
+static void ops_unit_reduce_wait(void *impl, int slot) { gpu_comm_unit_reduce_wait(impl, slot); }
 static model_attention ops_ring_attention(void *impl) {
     if (gpu_comm_dist(impl)->ulysses > 1) return gpu_ulysses_attention(impl);
     return gpu_ring_attention(impl);
@@ -429,5 +561,7 @@ const backend_comm_ops gpu_comm_ops = {
     .create = ops_create, .free = ops_free, .name = ops_name, .grad_begin = ops_grad_begin,
     .grad_ready = ops_grad_ready, .grad_end = ops_grad_end,
     .grad_begin_scatter = ops_grad_begin_scatter, .param_gather = ops_param_gather,
+    .unit_gather = ops_unit_gather, .unit_wait = ops_unit_wait,
+    .unit_reduce = ops_unit_reduce, .unit_reduce_wait = ops_unit_reduce_wait,
     .ring_attention = ops_ring_attention,
 };

@@ -4,20 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Floats of the largest unit ZeRO-3 gathers at once: one decoder layer, or
-// the embedding or LM head matrix.
+// Floats of the largest unit ZeRO-3 gathers at once (model_unit_range): the
+// embedding, one decoder layer, or the final norm + LM head (tied: the
+// final norm alone; the head gathers the embedding as a unit of its own).
 static int64_t largest_unit(const model_config *cfg) {
     int n_tensors;
     int64_t n;
     model_tensor *t = model_param_layout(cfg, &n_tensors, &n);
-    int64_t layer = 0, unit = 0;
+    int64_t embed = 0, layer = 0, head = 0;
     for (int i = 0; i < n_tensors; i++) {
         int64_t sz = t[i].shape[0] * t[i].shape[1];
         if (!strncmp(t[i].name, "model.layers.0.", 15)) layer += sz;
-        else if (strncmp(t[i].name, "model.layers.", 13) != 0 && sz > unit) unit = sz;
+        else if (!strcmp(t[i].name, "model.embed_tokens.weight")) embed += sz;
+        else if (strncmp(t[i].name, "model.layers.", 13) != 0) head += sz;
     }
     free(t);
-    return layer > unit ? layer : unit;
+    int64_t u = embed > layer ? embed : layer;
+    return head > u ? head : u;
 }
 
 void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, bool recompute,
@@ -33,8 +36,8 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
     const size_t b = dt == BK_F32 ? 0 : bk_dtype_size(dt);
     out->n_params = n;
     out->shard = s;
-    // ZeRO-3: cpu only; offload: cuda only, not with ZeRO-3 (yet)
-    out->built = (mode != SHARD_PARAMETERS || !device) && (offload == 0 || device);
+    // offload: a device's only, not with ZeRO-3 (yet)
+    out->built = offload == 0 || (device && mode != SHARD_PARAMETERS);
     out->params = mm.params;
     out->grads = mm.grads;
     out->moments = 2 * sizeof(float) * (size_t)s;
@@ -45,9 +48,16 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
         int64_t u = largest_unit(&c);
         size_t ub = dt == BK_F32 ? 4 : b;  // gathered weights in the compute dtype
         out->params = sizeof(float) * (size_t)s;
-        out->grads = sizeof(float) * (size_t)(s + u);
+        // cpu: the resident set (the slice + one unit before its
+        // reduce-scatter); a device: the slice + two unit buffers (one
+        // written by a unit's backward, one in its reduce-scatter).
+        out->grads = sizeof(float) * (size_t)(s + (device ? 2 : 1) * u);
         out->work = b * (size_t)s;
         out->gather = 2 * ub * (size_t)u;
+        if (device && W == 1) {  // one rank holds everything: no unit buffers
+            out->grads = sizeof(float) * (size_t)s;
+            out->gather = 0;
+        }
     }
     if (offload & ZERO_OFFLOAD_OPTIMIZER) {
         // The fp32 master (the slice under ZeRO-3, else all: the model's

@@ -11,14 +11,17 @@
 //   gradients   params 4n  grads 4n  moments 8s  work b*n          (built:
 //               the backward accumulates into the model's whole gradient
 //               buffer; only the reduction is a reduce-scatter)
-//   parameters  params 4s  grads 4s + 4u  moments 8s  work b*s + 2*b*u
-//               (u = the largest unit gathered at once, a decoder layer or
-//               the embedding / LM head matrix; two in flight for the
-//               prefetch, one unit of fp32 gradients before its
-//               reduce-scatter). Built on the cpu backend, where it is the
-//               resident set (the flat buffers stay whole in address space,
-//               zero_pages.h; measured by bench/bench_zero_rss.c); a design
-//               on cuda.
+//   parameters  params 4s  grads 4s + 4u (cpu) / 4s + 8u (cuda)  moments 8s
+//               work b*s  gathered 2*b'*u
+//               (u = the largest unit gathered at once: the embedding, a
+//               decoder layer, or the final norm + LM head; b' = b, or 4
+//               when fp32; two unit buffers: one computing, one prefetched).
+//               cpu: the resident set (the flat buffers stay whole in
+//               address space, zero_pages.h; one unit of fp32 gradients
+//               before its reduce-scatter; measured by
+//               bench/bench_zero_rss.c). cuda: the allocation (the slice of
+//               the master and working weights and of the gradients, two
+//               unit buffers of weights and two of fp32 gradients).
 // On the cpu backend `gradients` also keeps only 4s + the buckets in flight
 // of its gradients resident; the plan counts the allocation (4n), an upper
 // bound there.

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "die.h"
 #include "zero_offload.h"
@@ -73,17 +74,64 @@ static void release_others(const shard_layout *s, float *buf, int64_t lo, int64_
     zero_pages_release(buf + b, sizeof(float) * (size_t)(hi - b));
 }
 
+// A device backend keeps the weights on the device: the host params are
+// brought up to date (this rank's slice pulled, the others' gathered on the
+// host) and the device made whole (model_set_resident), or the reverse.
 void shard_params_full(const shard_layout *s, dist_ctx *d, model *m) {
-    if (s->mode == SHARD_PARAMETERS) dist_shard_allgather(d, m->params, s->n, s->shard, DIST_F32);
+    if (s->mode != SHARD_PARAMETERS) return;
+    if (!m->bk->host_memory) model_pull_params(m);
+    dist_shard_allgather(d, m->params, s->n, s->shard, DIST_F32);
+    model_set_resident(m, 0, s->n);
 }
 
 void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m) {
-    if (s->mode == SHARD_PARAMETERS)
-        dist_shard_gather_root(d, m->params, m->params + s->lo, s->n, s->shard, 0);
+    if (s->mode != SHARD_PARAMETERS) return;
+    if (!m->bk->host_memory) model_pull_params(m);
+    dist_shard_gather_root(d, m->params, m->params + s->lo, s->n, s->shard, 0);
 }
 
 void shard_params_release(const shard_layout *s, model *m) {
-    if (s->mode == SHARD_PARAMETERS) release_others(s, m->params, 0, s->n);
+    if (s->mode != SHARD_PARAMETERS) return;
+    if (m->bk->host_memory) release_others(s, m->params, 0, s->n);
+    else model_set_resident(m, s->lo, s->hi);
+}
+
+void zero3_units_init(zero3_units *u, const shard_layout *s, model *m) {
+    memset(u, 0, sizeof *u);
+    backend *bk = m->bk;
+    if (s->mode != SHARD_PARAMETERS || bk->host_memory || s->world == 1) return;
+    model_set_resident(m, s->lo, s->hi);
+    CHECK(m->glo == s->lo && m->ghi == s->hi);  // the gradients: made so by model_opts.resident_lo / hi
+    for (int i = 0; i <= m->cfg.n_layers + 1; i++) {
+        int64_t lo, hi;
+        model_unit_range(m, i, &lo, &hi);
+        if (hi - lo > u->cap) u->cap = hi - lo;
+    }
+    for (int i = 0; i < 2; i++) {
+        u->buf[i] = bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)u->cap);
+        u->grad[i] = bk->op->alloc(bk, sizeof(float) * (size_t)u->cap);  // zeroed
+    }
+}
+
+void zero3_units_free(zero3_units *u, backend *bk) {
+    for (int i = 0; i < 2; i++) {
+        if (u->buf[i]) bk->op->free(bk, u->buf[i]);
+        if (u->grad[i]) bk->op->free(bk, u->grad[i]);
+    }
+    memset(u, 0, sizeof *u);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// STRETCH_ZERO3_PROGRESS=0 leaves the cpu prefetch to MPI alone (no
+// MPI_Test between ops): the bench (bench/zero_overlap.sh) measures both.
+static bool zero3_progress_on(void) {
+    const char *v = getenv("STRETCH_ZERO3_PROGRESS");
+    return !v || strcmp(v, "0") != 0;
 }
 
 // ZeRO-3's model_param_hook: one unit gathered, the next one in flight.
@@ -91,25 +139,144 @@ typedef struct {
     const shard_layout *s;
     dist_ctx *d;
     model *m;
-    dist_range_gather next;  // the prefetch (lo == hi: none)
+    zero3_stats *stats;
+    bool progress;           // cpu: MPI_Test the prefetch between ops
+    dist_range_gather next;  // cpu: the prefetch in place (lo == hi: none)
+    double next_t0, next_t1; // cpu: when it started, when a test saw it complete (0: not yet)
+    // device: the unit buffers; what each holds and whether a unit computes from it
+    backend_comm *comm;
+    const zero3_units *units;
+    int64_t held_lo[2], held_hi[2];
+    bool busy[2];
+    // device: the gradient buffers: free (zero), written by a unit's
+    // backward, or in their reduce-scatter
+    enum { GRAD_FREE, GRAD_WRITING, GRAD_REDUCING } gstate[2];
+    int64_t glo[2], ghi[2];
 } zero3_hook;
 
-static void zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
+static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
     zero3_hook *z = ctx;
+    const double bytes = sizeof(float) * (double)(hi - lo);
     bool prefetched = z->next.lo == lo && z->next.hi == hi && hi > lo;
+    double t0 = now_s();
     dist_range_gather_end(&z->next);  // ours, or one not needed after all
     if (!prefetched) {
         dist_range_gather g;
         dist_range_gather_begin(&g, z->d, z->m->params, z->s->n, lo, hi, z->s->shard);
         dist_range_gather_end(&g);
     }
-    if (next_hi > next_lo)  // overlaps this unit's compute
+    if (z->stats && hi > lo) {
+        zero3_stats *st = z->stats;
+        if (prefetched) {
+            double t1 = now_s();
+            st->prefetched++;
+            st->prefetched_bytes += bytes;
+            st->wait_s += t1 - t0;
+            st->prefetched_s += (z->next_t1 > 0 ? z->next_t1 : t1) - z->next_t0;
+        } else {
+            st->on_the_spot++;
+            st->on_the_spot_bytes += bytes;
+            st->on_the_spot_s += now_s() - t0;
+        }
+    }
+    if (next_hi > next_lo) {  // overlaps this unit's compute
+        z->next_t0 = now_s();
+        z->next_t1 = 0;
         dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, next_lo, next_hi, z->s->shard);
+    }
+    return NULL;  // in place
+}
+
+static void zero3_progress(void *ctx) {
+    zero3_hook *z = ctx;
+    if (!z->progress || z->next.lo == z->next.hi || z->next_t1 > 0) return;
+    if (dist_range_gather_test(&z->next)) z->next_t1 = now_s();
+    if (z->stats) z->stats->tests++;
 }
 
 static void zero3_done(void *ctx, int64_t lo, int64_t hi) {
     zero3_hook *z = ctx;
     release_others(z->s, z->m->params, lo, hi);
+}
+
+// The device path: unit buffer i gathers [lo, hi) on the comm's parameter
+// stream, after the compute enqueued so far (its last unit's readers).
+static void dev_gather(zero3_hook *z, int i, int64_t lo, int64_t hi) {
+    const backend *bk = z->m->bk;
+    CHECK(hi - lo <= z->units->cap);
+    backend_comm_unit_gather(z->comm, i, z->units->buf[i], z->m->work, z->s->n, z->s->shard, lo, hi,
+                             (int)bk_dtype_size(bk->dt));
+    z->held_lo[i] = lo;
+    z->held_hi[i] = hi;
+}
+
+static int dev_free_buffer(const zero3_hook *z) {
+    for (int i = 0; i < 2; i++)
+        if (!z->busy[i]) return i;
+    die("ZeRO-3: more than two units in use at once");
+}
+
+static const void *zero3_need_dev(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
+    zero3_hook *z = ctx;
+    if (hi <= lo) return NULL;
+    int i = -1;
+    for (int k = 0; k < 2; k++)
+        if (!z->busy[k] && z->held_lo[k] == lo && z->held_hi[k] == hi) i = k;  // prefetched
+    if (i < 0) {
+        i = dev_free_buffer(z);
+        dev_gather(z, i, lo, hi);
+    }
+    backend_comm_unit_wait(z->comm, i);  // the compute stream waits for this gather only
+    z->busy[i] = true;
+    if (next_hi > next_lo) dev_gather(z, dev_free_buffer(z), next_lo, next_hi);
+    return z->units->buf[i];
+}
+
+// Gradient buffer i's reduce-scatter done: this rank's part added to its
+// slice of the gradients, the buffer zeroed for its next unit.
+static void grad_finish(zero3_hook *z, int i) {
+    if (z->gstate[i] != GRAD_REDUCING) return;
+    backend *bk = z->m->bk;
+    backend_comm_unit_reduce_wait(z->comm, i);
+    int64_t a = z->s->lo > z->glo[i] ? z->s->lo : z->glo[i];
+    int64_t b = z->s->hi < z->ghi[i] ? z->s->hi : z->ghi[i];
+    if (b > a) bk->op->add_f32(bk, model_dgrad_at(z->m, a), z->units->grad[i] + (a - z->glo[i]), b - a);
+    bk->op->zero(bk, z->units->grad[i], sizeof(float) * (size_t)(z->ghi[i] - z->glo[i]));
+    z->gstate[i] = GRAD_FREE;
+}
+
+static float *zero3_grad_need(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    CHECK(hi - lo <= z->units->cap);
+    int i = z->gstate[0] == GRAD_FREE ? 0 : z->gstate[1] == GRAD_FREE ? 1
+          : z->gstate[0] == GRAD_REDUCING ? 0 : 1;  // the older reduction is the one to wait for
+    if (z->gstate[i] == GRAD_WRITING) die("ZeRO-3: more than two gradient units in use at once");
+    grad_finish(z, i);
+    z->gstate[i] = GRAD_WRITING;
+    z->glo[i] = lo;
+    z->ghi[i] = hi;
+    return z->units->grad[i];
+}
+
+static void zero3_grad_done(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    for (int i = 0; i < 2; i++)
+        if (z->gstate[i] == GRAD_WRITING && z->glo[i] == lo && z->ghi[i] == hi) {
+            backend_comm_unit_reduce(z->comm, i, z->units->grad[i], z->s->n, z->s->shard, lo, hi);
+            z->gstate[i] = GRAD_REDUCING;
+            return;
+        }
+    die("ZeRO-3: gradients of a unit not in use");
+}
+
+static void zero3_done_dev(void *ctx, int64_t lo, int64_t hi) {
+    zero3_hook *z = ctx;
+    for (int k = 0; k < 2; k++)
+        if (z->busy[k] && z->held_lo[k] == lo && z->held_hi[k] == hi) {
+            z->busy[k] = false;  // reused by the next gather, which waits for its readers
+            z->held_lo[k] = z->held_hi[k] = 0;
+            return;
+        }
 }
 
 double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
@@ -128,17 +295,26 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     } else {
         model_zero_grads(m);
     }
-    zero3_hook z3 = {.s = s, .d = c->d, .m = m};
+    // ZeRO-3 on a device: weights and gradients by unit (zero3_units).
+    const bool device3 = s->mode == SHARD_PARAMETERS && !bk->host_memory && s->world > 1;
+    zero3_hook z3 = {.s = s, .d = c->d, .m = m, .stats = c->stats, .comm = c->comm,
+                     .units = c->units, .progress = zero3_progress_on()};
     if (s->mode == SHARD_PARAMETERS) {
         // Only the slice stays (weights made whole for a checkpoint or an
         // evaluation since the last step, or loaded whole, are given back).
         shard_params_release(s, m);
-        CHECK(bk->host_memory);  // train_zero_check refuses ZeRO-3 on cuda
-        m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done, .ctx = &z3};
+        if (bk->host_memory)
+            m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done,
+                                               .progress = zero3_progress, .ctx = &z3};
+        else if (device3)
+            m->param_hook = (model_param_hook){.need = zero3_need_dev, .done = zero3_done_dev,
+                                               .grad_need = zero3_grad_need,
+                                               .grad_done = zero3_grad_done, .ctx = &z3};
     }
-    if (s->mode >= SHARD_GRADIENTS)
+    // (device ZeRO-3: each unit's gradients are reduce-scattered by its grad_done)
+    if (s->mode >= SHARD_GRADIENTS && !device3)
         backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
-    else
+    else if (!device3)
         backend_comm_grad_begin(c->comm, m->dgrads, m->n_params);
     if (c->offload) zero_offload_begin(c->offload);
     offload_hook oh = {.o = c->offload, .m = m, .s = s};
@@ -157,17 +333,18 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             // Only the last micro-batch finalizes gradients: the reduction
             // starts from its backward, once per step.
             bool last = r0 + rows == mb->B;
-            if (last) m->grad_hook = last_hook;
+            if (last && !device3) m->grad_hook = last_hook;
             loss += model_forward_backward(m, &sub, scale);
+            for (int i = 0; i < 2; i++) grad_finish(&z3, i);  // this micro-batch's sums in the slice
         }
     }
     m->grad_hook = (model_grad_hook){0};
     m->param_hook = (model_param_hook){0};
     dist_range_gather_end(&z3.next);
-    backend_comm_grad_end(c->comm);
+    if (!device3) backend_comm_grad_end(c->comm);
     dist_allreduce_sum_double(c->d, &loss, 1);
     // The global norm: this rank's slice, summed over the slices.
-    double sq = bk->op->grad_norm_sq(bk, m->dgrads + s->lo, shard_len(s));
+    double sq = bk->op->grad_norm_sq(bk, model_dgrad_at(m, s->lo), shard_len(s));
     if (s->mode != SHARD_NONE) dist_allreduce_sum_double(c->d, &sq, 1);
     double norm = sqrt(sq);
     *grad_norm = norm;
@@ -176,18 +353,20 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
         if (*skipped) return n_targets_global > 0 ? loss / (double)n_targets_global : 0.0;
     }
     float clip = adamw_clip_factor(norm, grad_clip);
-    void *work = m->work;
     size_t esz = bk_dtype_size(bk->dt);
-    if (work == (void *)m->dparams) work = m->dparams + s->lo;
-    else if (work) work = (char *)work + (size_t)s->lo * esz;
-    if (c->offload)  // on the host (zero_offload.h)
+    if (c->offload) {  // on the host (zero_offload.h)
         zero_offload_adamw(c->offload, m, s, c->adam_m, c->adam_v, hp, adam_step, clip);
-    else if (s->mode == SHARD_NONE)  // the model's own table: exactly the unsharded update
+    } else if (s->mode == SHARD_NONE) {  // the model's own table: exactly the unsharded update
         bk->op->adamw(bk, m->dparams, c->adam_m, c->adam_v, m->dgrads, m->work, m->tensors,
                       m->n_tensors, hp, adam_step, clip);
-    else if (s->n_tensors > 0)  // a rank past the end of a tiny buffer owns nothing
-        bk->op->adamw(bk, m->dparams + s->lo, c->adam_m, c->adam_v, m->dgrads + s->lo, work,
+    } else if (s->n_tensors > 0) {  // a rank past the end of a tiny buffer owns nothing
+        // The slice of the master and working weights (ZeRO-3 on a device:
+        // all that is resident); work is the master itself when fp32.
+        float *param = model_dparam_at(m, s->lo);
+        void *work = (void *)m->work == (void *)m->dparams ? (void *)param : model_work_at(m, s->lo);
+        bk->op->adamw(bk, param, c->adam_m, c->adam_v, model_dgrad_at(m, s->lo), work,
                       s->tensors, s->n_tensors, hp, adam_step, clip);
+    }
     if (s->mode != SHARD_NONE && s->mode != SHARD_PARAMETERS) {
         if (m->dparams)  // none on a bf16 device when AdamW runs on the host
             backend_comm_param_gather(c->comm, m->dparams, m->n_params, s->shard, 4);

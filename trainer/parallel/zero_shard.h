@@ -12,13 +12,32 @@
 //   gradients   ZeRO-2: gradients reduce-scattered per bucket from the
 //               model's grad-ready hook (each rank receives only the sum of
 //               its slice), then as optimizer;
-//   parameters  ZeRO-3 (cpu backend): between steps a rank holds only its
-//               slice of the weights; each unit (embedding, decoder layer,
-//               head) is all-gathered just before its forward and again for
-//               its recompute + backward (model_param_hook), the next unit's
-//               gather started before this one computes, and released after
-//               (zero_pages.h); gradients as in `gradients`; no gather
+//   parameters  ZeRO-3: between steps a rank holds only its slice of the
+//               weights; each unit (embedding, decoder layer, head; a tied
+//               head gathers the embedding again) is all-gathered just
+//               before its forward and again for its recompute + backward
+//               (model_param_hook), the next unit's gather started before
+//               this one computes; gradients as in `gradients`; no gather
 //               after AdamW.
+//               cpu: in place in the whole-size host buffer (MPI_Iallgatherv,
+//               driven by MPI_Test between the ops), released after use
+//               (zero_pages.h).
+//               device (cuda): the fp32 master and the working weights on
+//               the device are the slice only (model_set_resident); a unit
+//               is gathered (backend_comm_unit_gather: grouped ncclBroadcast
+//               per owner on a parameter stream, an event after it) into one
+//               of two unit-sized buffers (zero3_units), the next unit into
+//               the other while this one computes; the compute stream waits
+//               on the gather's event; a buffer is reused once its unit is
+//               done. Gradients: the device holds the slice only; a unit's
+//               backward accumulates into one of two unit-sized fp32
+//               buffers, reduce-scattered (grouped ncclReduce per owner)
+//               when the unit is done, while the next unit computes into
+//               the other; the owned part is added to the slice before the
+//               buffer is reused. So gradients are reduced once per
+//               micro-batch (once per step without accumulation, the same
+//               bits as `none`; with accumulation, the same sum in another
+//               order).
 // On the cpu backend `gradients` and `parameters` also give back the pages
 // of the gradient buckets a rank does not own once they are reduce-scattered
 // (and zero the gradients that way), so the resident set holds the owned
@@ -70,6 +89,34 @@ void shard_params_release(const shard_layout *s, model *m);
 // ZeRO-3: every weight resident on rank 0 only (a checkpoint write).
 void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m);
 
+// ZeRO-3 on a device backend: the two unit buffers the gathers fill, each
+// the largest unit (model_unit_range) in the working dtype, and the two fp32
+// gradient buffers of the same size. zero3_units_init also shrinks the
+// model's device weights to the rank's slice (a no-op when the model was
+// made so, train_step_model_create); nothing in other modes, on
+// host-memory backends and on one rank.
+typedef struct {
+    void *buf[2];
+    float *grad[2];
+    int64_t cap;  // elements each
+} zero3_units;
+void zero3_units_init(zero3_units *u, const shard_layout *s, model *m);
+void zero3_units_free(zero3_units *u, backend *bk);
+
+// Where ZeRO-3's gather time goes (accumulated; zero them to start a window).
+// A gather started one unit ahead (prefetched) costs the step only the time
+// spent waiting for it; the others (the first unit of a pass, the tied
+// head's embedding) are gathered on the spot. cpu backend: host wall time
+// (a device backend's gathers are asynchronous: not counted there).
+typedef struct {
+    int64_t prefetched, on_the_spot;          // gathers of each kind
+    double prefetched_bytes, on_the_spot_bytes;
+    double wait_s;                            // blocked on prefetched gathers
+    double prefetched_s;                      // prefetched gathers, start to seen complete
+    double on_the_spot_s;                     // the on-the-spot gathers, whole
+    int64_t tests;                            // MPI_Test calls between ops
+} zero3_stats;
+
 // One optimizer step of a model on its rank's rows, sharded as s says.
 typedef struct {
     model *m;
@@ -78,6 +125,8 @@ typedef struct {
     const shard_layout *s;
     float *adam_m, *adam_v;  // the backend's moments of the slice (shard_len floats)
     int64_t micro_rows;      // rows per forward/backward (gradient accumulation); 0 = all
+    const zero3_units *units;  // ZeRO-3 on a device backend
+    zero3_stats *stats;        // ZeRO-3 on the cpu: accumulated here (NULL: not kept)
     struct zero_offload *offload;  // AdamW on the host (zero_offload.h: adam_m / adam_v
                                    // are host memory then), or NULL
 } shard_step_ctx;

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Compares two stretch training runs (tests/gpu/emu/test_emu_stretch.sh).
 
-  compare_runs.py RUN_DIR REF_DIR TOL [STEP]
+  compare_runs.py RUN_DIR REF_DIR TOL [STEP] [--moments]
 
 The loss of every step row of metrics.jsonl (relative to REF's), and every
-/params tensor of the checkpoint of step STEP (default: each run's latest):
+/params tensor of the checkpoint of step STEP (default: each run's latest;
+with --moments also every /optim/m and /optim/v tensor, the AdamW moments):
 max |a - b| / max |b| per tensor. Fails (exit 1) beyond TOL; TOL 0 means
 bitwise. The checkpoints are read with h5dump (hdf5-tools), no h5py needed.
 """
@@ -32,21 +33,23 @@ def ckpt(run, step):
     return os.path.join(run, "ckpt-%08d.h5" % step)
 
 
-def params(path):
+def params(path, group="/params"):
     # h5dump -m %a: hexadecimal floats, exact.
-    txt = subprocess.run(["h5dump", "-g", "/params", "-y", "-w", "0", "-m", "%a", path],
+    txt = subprocess.run(["h5dump", "-g", group, "-y", "-w", "0", "-m", "%a", path],
                          check=True, capture_output=True, text=True).stdout
     out = {}
     for m in re.finditer(r'DATASET "([^"]+)" \{.*?DATA \{(.*?)\}', txt, re.S):
-        out[m.group(1)] = [float.fromhex(v) for v in m.group(2).replace(",", " ").split()]
+        out[group + "/" + m.group(1)] = [float.fromhex(v) for v in m.group(2).replace(",", " ").split()]
     if not out:
-        sys.exit("compare_runs: no /params tensors in %s" % path)
+        sys.exit("compare_runs: no %s tensors in %s" % (group, path))
     return out
 
 
 def main():
-    run, ref, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    step = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    args = [a for a in sys.argv[1:] if a != "--moments"]
+    groups = ["/params"] + (["/optim/m", "/optim/v"] if "--moments" in sys.argv else [])
+    run, ref, tol = args[0], args[1], float(args[2])
+    step = int(args[3]) if len(args) > 3 else None
     bad = 0
     la, lb = losses(run), losses(ref)
     common = sorted(set(la) & set(lb))
@@ -59,7 +62,10 @@ def main():
         if r > tol:
             print("FAIL: step %d loss %.9g vs %.9g (rel %.2e > %g)" % (s, la[s], lb[s], r, tol))
             bad += 1
-    pa, pb = params(ckpt(run, step)), params(ckpt(ref, step))
+    pa, pb = {}, {}
+    for g in groups:
+        pa.update(params(ckpt(run, step), g))
+        pb.update(params(ckpt(ref, step), g))
     if set(pa) != set(pb):
         print("FAIL: the checkpoints hold different tensors")
         return 1
@@ -70,9 +76,9 @@ def main():
         d = max(abs(x - y) for x, y in zip(a, b)) / scale
         if d > worst:
             worst, which = d, name
-    print("%s vs %s: loss rel %.2e over steps %s; params worst max-rel %.2e (%s)"
+    print("%s vs %s: loss rel %.2e over steps %s; %s worst max-rel %.2e (%s)"
           % (run, ref, worst_l, ",".join(str(s) for s in common if step is None or s <= step),
-             worst, which))
+             " + ".join(g[1:] for g in groups), worst, which))
     if worst > tol:
         print("FAIL: params differ beyond %g" % tol)
         bad += 1

@@ -15,6 +15,19 @@
 #   resume: a checkpoint of step 2 written on the emulated GPU resumes on
 #           the cpu backend, and one written on the cpu resumes on the
 #           emulated GPU; both runs to step 4 vs the cpu backend's run.
+#   zero3:  `--parallel.shard parameters` (ZeRO-3: weights gathered per unit
+#           into device buffers, gradients reduce-scattered per unit) over
+#           the NCCL shim, 2 ranks sp 2 with tied embeddings (fp32), against
+#           `shard none` on the same grid: losses, parameters and AdamW
+#           moments bit-identical (tolerance 0).
+#   zero3_dp: the same on dp 2 in bf16 with a validation loss every 2
+#           steps (the validation losses identical too).
+#           One checkpoint per run (the last step's).
+#   zero3_resume: a dp 2 ZeRO-3 checkpoint (bf16) resumes on 1 rank
+#           unsharded, bit-identical to the same hand-over from dp 2
+#           unsharded.
+#   zero3_mpi: dp 2 ZeRO-3 over the host-staged MPI transport (2 ranks
+#           sharing one emulated GPU) == dp 2 unsharded, bitwise.
 #   offload, offload_resume, offload_dp (parallel.offload, 3 layers,
 #           recompute): BITWISE equal to the same run without offload (the
 #           same kernels; the host AdamW is the CUDA kernel's expression, and
@@ -128,6 +141,59 @@ ulysses)
   $CMP h4 u1 1e-4 || fail "ring 2 x ulysses 2 over nccl differs from 1 rank"
   echo "gpuemu_stretch_ulysses: ulysses 2 and ring 2 x ulysses 2 over nccl match 1 rank"
   ;;
+zero3)
+  # A tied head gathers the embedding again as a unit of its own, and its
+  # gradient unit (the embedding's) stays open from the head to the
+  # embedding backward.
+  tied='model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96, tie_embeddings: true}'
+  run_file s0 cuda "$tied"
+  timed s0.log "${MPIRUN[@]}" "$STRETCH" train s0.yaml --parallel.sp 2 --parallel.transport nccl --train.ckpt_every 4
+  run_file s3 cuda "$tied"
+  timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4
+  has "shard parameters over 2 ranks" < s3.log || fail "sp 2: not sharded"
+  $CMP s3 s0 0 --moments || fail "sp 2 tied: ZeRO-3 differs from shard none"
+  echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied embeddings) over nccl == shard none, bitwise"
+  ;;
+zero3_dp)
+  # dp 2, bf16, a validation loss every 2 steps: the evaluation makes the
+  # weights whole on the device, the next step shrinks them to the slice.
+  for r in d0 d3; do
+    run_file $r cuda "" bf16
+    sed -i -e 's/train: \[text.shard\]/train: [text.shard], val: [text.shard]/' \
+      -e 's/ckpt_every: 2,/ckpt_every: 4, eval_every: 2,/' -e 's/passkey_trials: 0/passkey_trials: 0, val_tokens: 128/' $r.yaml
+  done
+  timed d0.log "${MPIRUN[@]}" "$STRETCH" train d0.yaml --parallel.dp 2 --parallel.transport nccl
+  timed d3.log "${MPIRUN[@]}" "$STRETCH" train d3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl
+  has "backend cuda (bf16, comm nccl 2.21.5)" < d3.log || fail "dp 2: not bf16 over the NCCL shim"
+  $CMP d3 d0 0 --moments || fail "dp 2 bf16: ZeRO-3 differs from shard none"
+  vals() { grep '"event":"eval_val"' "$1/metrics.jsonl" | grep -o '"val_loss":[^,}]*'; }
+  v0=$(vals d0); v3=$(vals d3)
+  [ "$(echo "$v0" | wc -l)" -eq 2 ] && [ "$v0" = "$v3" ] || fail "validation losses under ZeRO-3: $v3, unsharded: $v0"
+  echo "validation losses (steps 2, 4) identical:" $v3
+  echo "gpuemu_stretch_zero3_dp: ZeRO-3 on dp 2 (bf16, with evaluations) over nccl == shard none, bitwise"
+  ;;
+zero3_resume)
+  run_file h0 cuda "" bf16
+  timed h0.log "${MPIRUN[@]}" "$STRETCH" train h0.yaml --parallel.dp 2 --parallel.transport nccl --max-steps 2
+  run_file h3 cuda "" bf16
+  timed h3.log "${MPIRUN[@]}" "$STRETCH" train h3.yaml --parallel.dp 2 --parallel.shard parameters --parallel.transport nccl --max-steps 2
+  $CMP h3 h0 0 --moments || fail "the ZeRO-3 checkpoint of step 2 differs from the unsharded one"
+  timed h0b.log "$STRETCH" train h0.yaml
+  timed h3b.log "$STRETCH" train h3.yaml
+  has "resumed from h3/ckpt-00000002.h5" < h3b.log || fail "h3 did not resume"
+  $CMP h3 h0 0 --moments || fail "ZeRO-3 dp 2 -> 1 rank unsharded differs from the unsharded hand-over"
+  echo "gpuemu_stretch_zero3_resume: a dp 2 ZeRO-3 checkpoint resumes on 1 rank unsharded, bit-identical to the unsharded hand-over"
+  ;;
+zero3_mpi)
+  # Ranks sharing a GPU: the unit gathers and reductions staged through the host.
+  run_file m0 cuda
+  timed m0.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m0.yaml --parallel.dp 2 --train.ckpt_every 4
+  run_file m3 cuda
+  timed m3.log env EMU_GPU_COUNT=1 "${MPIRUN[@]}" "$STRETCH" train m3.yaml --parallel.dp 2 --parallel.shard parameters --train.ckpt_every 4
+  has "backend cuda (fp32, comm mpi)" < m3.log || fail "dp 2 sharing a GPU: not over mpi"
+  $CMP m3 m0 0 --moments || fail "dp 2 over host-staged mpi: ZeRO-3 differs from shard none"
+  echo "gpuemu_stretch_zero3_mpi: ZeRO-3 over host-staged mpi == unsharded, bitwise"
+  ;;
 offload)
   export EMU_COPY_ORDER=late
   m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
@@ -197,5 +263,5 @@ offload_dp)
   $CMP z2 d2 0 || fail "dp 2 shard gradients + offload both differs from dp 2 without"
   echo "gpuemu_stretch_offload_dp: dp 2 with offload (unsharded, and ZeRO-2) == dp 2 without, bitwise"
   ;;
-*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|offload|offload_resume|offload_dp ..." ;;
+*) fail "usage: test_emu_stretch.sh sp|resume|ulysses|zero3|zero3_dp|zero3_resume|zero3_mpi|offload|offload_resume|offload_dp ..." ;;
 esac
