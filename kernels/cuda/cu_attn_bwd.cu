@@ -101,13 +101,13 @@ static __host__ __device__ __forceinline__ row_span key_tile_queries(const attn_
 // tile it points into, if that is not aligned: that keeps the key tiles of
 // every query tile consecutive, see first_key_tile).
 typedef struct {
-    int64_t lo, hi;
+    int lo, hi;
 } tile_range;
 static __host__ __device__ __forceinline__ tile_range query_tiles_of(row_span sp, int BQ)
 {
     tile_range r;
     r.lo = sp.lo / BQ;
-    r.hi = ((int64_t)sp.hi + BQ - 1) / BQ;
+    r.hi = (sp.hi + BQ - 1) / BQ;  // spans end below 2^30
     return r;
 }
 
@@ -115,12 +115,16 @@ static __host__ __device__ __forceinline__ tile_range query_tiles_of(row_span sp
 // Spans are monotone in the key, so the key tiles with query_tiles_of.hi >
 // qt are a suffix, and those with .lo <= qt a prefix: the visitors of qt
 // are consecutive.
-static __device__ int64_t first_key_tile(const attn_mask &m, int BKV, int BQ, int64_t qt,
-                                         int64_t jmax)
+// Not inlined, and the mask rebuilt from the kernel's parameters: only
+// thread 0 runs it, and inlined it costs registers (spills at D = 128) in
+// the loop of every thread.
+static __device__ __noinline__ int first_key_tile(attn_shape s, cu_attn_docs d, int b, int BKV,
+                                                  int BQ, int qt, int jmax)
 {
-    int64_t lo = 0, hi = jmax;
+    const attn_mask m = make_mask(s, d, b);
+    int lo = 0, hi = jmax;
     while (lo < hi) {
-        const int64_t mid = (lo + hi) / 2;
+        const int mid = (lo + hi) / 2;
         if (query_tiles_of(key_tile_queries(m, BKV, mid), BQ).hi > qt) hi = mid;
         else lo = mid + 1;
     }
@@ -145,9 +149,9 @@ __global__ void __launch_bounds__(BKV * 2)
     constexpr int BQ = bwd_bq<D>(), SROW = D + 8, SDS = BKV + 8, NB_S = BQ / 8, NB_D = D / 8,
                   THREADS = BKV * 2;
     // dQ_tile (BQ x D) split over the warps: RB row blocks of 16, CG column
-    // groups of DW.
-    constexpr int NW = BKV / 16, RB = BQ / 16, CG = NW / RB, DW = D / CG, NB_Q = DW / 8;
-    static_assert(NW % RB == 0 && D % CG == 0 && NB_Q % 2 == 0, "dQ warp grid");
+    // groups of DW, each done in passes of 32 columns (16 accumulators).
+    constexpr int NW = BKV / 16, RB = BQ / 16, CG = NW / RB, DW = D / CG, NB_Q = 4;
+    static_assert(NW % RB == 0 && D % CG == 0 && DW % (8 * NB_Q) == 0, "dQ warp grid");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *Ks = (bf16 *)smem_raw;
     bf16 *Vs = Ks + BKV * SROW;
@@ -156,10 +160,13 @@ __global__ void __launch_bounds__(BKV * 2)
     bf16 *dSs = dOs + 2 * BQ * SROW;  // dS (BQ queries x BKV keys)
     float *lses = (float *)(dSs + BQ * SDS);  // 2 stages
     float *dels = lses + 2 * BQ;              // 2 stages
-    int32_t *turn_s = (int32_t *)(dels + 2 * BQ);  // this CTA's place among the adders of dQ
+    // [0]: this CTA's place among the adders of the query tile in hand;
+    // [1]: the first query tile of the next key tile.
+    int32_t *turn_s = (int32_t *)(dels + 2 * BQ);
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-    const int64_t jt = blockIdx.x, j0 = jt * BKV;
+    const int jt = blockIdx.x;
+    const int64_t j0 = (int64_t)jt * BKV;
     const int hk = blockIdx.y, G = s.H / s.Hkv;
     const int64_t b = blockIdx.z;
     const attn_mask m = make_mask(s, docs, b);
@@ -170,13 +177,17 @@ __global__ void __launch_bounds__(BKV * 2)
 
     // Query tiles of BQ rows that meet the span of the tile's keys, for each
     // of the G heads.
-    const int64_t n_qt = (s.Tq + BQ - 1) / BQ;
+    const int n_qt = (int)((s.Tq + BQ - 1) / BQ);
     const tile_range qr = query_tiles_of(key_tile_queries(m, BKV, jt), BQ);
-    const int64_t nq = qr.hi - qr.lo, n_it = G * nq;
+    const int nq = qr.hi - qr.lo, n_it = G * nq;
     if (nq <= 0) return;  // nothing sees these keys: dK, dV += 0
-    const bool next_visits = (jt + 1) * BKV < s.Tk;  // key tile jt + 1 exists
-    const int64_t next_lo = next_visits ? query_tiles_of(key_tile_queries(m, BKV, jt + 1), BQ).lo
-                                        : INT64_MAX;
+    // The first query tile of key tile jt + 1 (query tiles before it get
+    // their last dQ part from this CTA), kept in shared memory: registers
+    // are short at D = 128.
+    if (tid == 0)
+        turn_s[1] = (int64_t)(jt + 1) * BKV < s.Tk
+                        ? query_tiles_of(key_tile_queries(m, BKV, jt + 1), BQ).lo
+                        : INT_MAX;
     row_span sp[2];  // queries that see the thread's keys g and g + 8
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -186,9 +197,9 @@ __global__ void __launch_bounds__(BKV * 2)
     const warp_spans ws = summarise_warp(sp, m.sq != NULL);
 
     // Loads the query-side tiles of iteration it into stage st.
-    auto load_q_side = [&](int64_t it, int st) {
-        const int h = hk * G + (int)(it / nq);
-        const int64_t i0 = (qr.lo + it % nq) * BQ;
+    auto load_q_side = [&](int it, int st) {
+        const int h = hk * G + it / nq;
+        const int64_t i0 = (int64_t)(qr.lo + it % nq) * BQ;
         const int64_t qoff = ((b * s.Tq + i0) * s.H + h) * D;
         load_tile_async<D, BQ, THREADS>(Qs + st * BQ * SROW, q + qoff, ldq, s.Tq - i0, tid);
         load_tile_async<D, BQ, THREADS>(dOs + st * BQ * SROW, dout + qoff, ldq, s.Tq - i0,
@@ -214,8 +225,8 @@ __global__ void __launch_bounds__(BKV * 2)
     zero_acc<NB_D>(dka);
     zero_acc<NB_D>(dva);
 
-    for (int64_t it = 0; it < n_it; it++) {
-        const int st = (int)(it & 1);
+    for (int it = 0; it < n_it; it++) {
+        const int st = it & 1;
         if (it + 1 < n_it) {
             load_q_side(it + 1, st ^ 1);
             cp_async_commit();
@@ -225,15 +236,28 @@ __global__ void __launch_bounds__(BKV * 2)
         }
         __syncthreads();
         if (tid == 0) CU_ATTN_COUNT_TILE(1);
-        const int h = hk * G + (int)(it / nq);
-        const int64_t qt = qr.lo + it % nq, i0 = qt * BQ;
+        const int h = hk * G + it / nq, qt = qr.lo + it % nq;
+        const int64_t i0 = (int64_t)qt * BQ;
         const bf16 *Qst = Qs + st * BQ * SROW, *dOst = dOs + st * BQ * SROW;
         const float *lse_t = lses + st * BQ, *del_t = dels + st * BQ;
 
-        // dS^T of this warp's 16 keys x BQ queries (0 where none is seen).
-        float sacc[NB_S][4];
-        zero_acc<NB_S>(sacc);
-        if (!warp_sees_none(ws, i0, BQ)) {
+        // dS (queries x keys) goes to shared memory for dQ, rounded as the
+        // products take it: 0 for the keys of a warp that sees none of the tile.
+        auto store_ds = [&](const float ds[NB_S][4]) {
+#pragma unroll
+            for (int n = 0; n < NB_S; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    dSs[(n * 8 + 2 * t + (e & 1)) * SDS + wrow + g + (e / 2) * 8] =
+                        __float2bfloat16_rn(ds[n][e]);
+        };
+        if (warp_sees_none(ws, i0, BQ)) {
+            float zero[NB_S][4];
+            zero_acc<NB_S>(zero);
+            store_ds(zero);
+        } else {
+            float sacc[NB_S][4];
+            zero_acc<NB_S>(sacc);
             // P^T: rows = this warp's 16 keys, columns = BQ queries.
             warp_mma_smem_nt<NB_S, D>(sacc, Ks + wrow * SROW, SROW, Qst, SROW, lane);
             const bool need_mask = !warp_sees_all(ws, i0, BQ);
@@ -261,52 +285,49 @@ __global__ void __launch_bounds__(BKV * 2)
                     const int col = n * 8 + 2 * t + (e & 1);
                     sacc[n][e] = s.scale * sacc[n][e] * (dpacc[n][e] - del_t[col]);
                 }
-
+            store_ds(sacc);
             warp_mma_reg_nn<NB_D, BQ / 16>(dka, sacc, Qst, SROW, lane);  // dK += dS^T Q
         }
-        // dS (queries x keys) to shared memory, rounded as the products take it.
-#pragma unroll
-        for (int n = 0; n < NB_S; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                dSs[(n * 8 + 2 * t + (e & 1)) * SDS + wrow + g + (e / 2) * 8] =
-                    __float2bfloat16_rn(sacc[n][e]);
         // Thread 0 finds this CTA's turn meanwhile: the count of key tiles
         // that add into (b, h, qt) before it.
-        if (tid == 0) *turn_s = (int32_t)(jt - first_key_tile(m, BKV, BQ, qt, jt));
+        if (tid == 0) *turn_s = jt - first_key_tile(s, docs, (int)b, BKV, BQ, qt, jt);
         __syncthreads();
 
-        // dQ_tile = dS K: warp (rb, cg) owns rows rb*16.., columns cg*DW..
+        // dQ_tile = dS K: warp (rb, cg) owns rows rb*16.., columns cg*DW..;
+        // added into dQ in key-tile order: wait for our turn first.
         const int rb = warp % RB, cg = warp / RB;
-        float dqa[NB_Q][4];
-        zero_acc<NB_Q>(dqa);
-        warp_mma_smem_nn<NB_Q, BKV>(dqa, dSs + rb * 16 * SDS, SDS, Ks + cg * DW, SROW, lane);
-
         const int32_t turn = *turn_s;
         int32_t *sem = dq_sem + (b * s.H + h) * n_qt + qt;
         if (tid == 0) sem_wait_eq(sem, turn);
         __syncthreads();  // our turn, for every thread
-        const bool first = turn == 0, last = next_lo > qt;
+        const bool first = turn == 0, last = turn_s[1] > qt;
+#pragma unroll 1
+        for (int c0 = cg * DW; c0 < (cg + 1) * DW; c0 += 8 * NB_Q) {
+            float dqa[NB_Q][4];
+            zero_acc<NB_Q>(dqa);
+            warp_mma_smem_nn<NB_Q, BKV>(dqa, dSs + rb * 16 * SDS, SDS, Ks + c0, SROW, lane);
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int64_t i = i0 + rb * 16 + g + r * 8;
-            if (i >= s.Tq) continue;
-            const int64_t off = ((b * s.Tq + i) * s.H + h) * D + cg * DW + 2 * t;
+            for (int r = 0; r < 2; r++) {
+                const int64_t i = i0 + rb * 16 + g + r * 8;
+                if (i >= s.Tq) continue;
+                const int64_t off = ((b * s.Tq + i) * s.H + h) * D + c0 + 2 * t;
+                float *acc = o.dq_acc + off;
 #pragma unroll
-            for (int n = 0; n < NB_Q; n++) {
-                float2 x = make_float2(dqa[n][2 * r], dqa[n][2 * r + 1]);
-                if (!(OUT_BF16 && first)) {
-                    const float2 a = ld_cg_f2(o.dq_acc + off + n * 8);
-                    x.x += a.x;
-                    x.y += a.y;
-                }
-                if (OUT_BF16 && last) {
-                    __nv_bfloat162 *pq = (__nv_bfloat162 *)((bf16 *)o.dq + off + n * 8);
-                    const __nv_bfloat162 y = *pq;
-                    *pq = __floats2bfloat162_rn(__bfloat162float(y.x) + x.x,
-                                                __bfloat162float(y.y) + x.y);
-                } else {
-                    st_cg_f2(o.dq_acc + off + n * 8, x);
+                for (int n = 0; n < NB_Q; n++) {
+                    float2 x = make_float2(dqa[n][2 * r], dqa[n][2 * r + 1]);
+                    if (!(OUT_BF16 && first)) {
+                        const float2 a = ld_cg_f2(acc + n * 8);
+                        x.x += a.x;
+                        x.y += a.y;
+                    }
+                    if (OUT_BF16 && last) {
+                        __nv_bfloat162 *pq = (__nv_bfloat162 *)((bf16 *)o.dq + off + n * 8);
+                        const __nv_bfloat162 y = *pq;
+                        *pq = __floats2bfloat162_rn(__bfloat162float(y.x) + x.x,
+                                                    __bfloat162float(y.y) + x.y);
+                    } else {
+                        st_cg_f2(acc + n * 8, x);
+                    }
                 }
             }
         }

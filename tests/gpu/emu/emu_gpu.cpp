@@ -828,7 +828,7 @@ void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t ou
             out[0] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + FWD_BC - 1) / FWD_BC);
         }
         const int KR = bwd_rows(s->D);  // the backward launcher's choice
-        for (int64_t jt = 0; jt * KR < s->Tk; jt++) {
+        for (int jt = 0; (int64_t)jt * KR < s->Tk; jt++) {
             const tile_range q = query_tiles_of(key_tile_queries(m, KR, jt), BQ);
             if (q.hi > q.lo) out[1] += (uint64_t)s->H * (uint64_t)(q.hi - q.lo);
         }
