@@ -55,9 +55,9 @@ void cu_attn_docs_build(const cu_attn_docs *d, int64_t B, int64_t Tq, int64_t Tk
 
 // True when the kernels support this shape on the current device: D in
 // {64, 128}, H % Hkv == 0, T < 2^30, and (bf16) the tiles for D fit the
-// device's shared memory per block (cu_attn_smem_limit; at D = 128 the dQ
-// kernel falls back to 32-query tiles where its 64-query ones do not fit,
-// e.g. sm_86 / sm_89: 99 KB).
+// device's shared memory per block (cu_attn_smem_limit; at D = 128 the
+// forward falls back to 64-query and the backward to 64-key tiles where the
+// 128-row ones do not fit, e.g. sm_86 / sm_89: 99 KB).
 bool cu_attn_supported(const attn_shape *s);
 
 // The current device's opt-in shared memory per block
