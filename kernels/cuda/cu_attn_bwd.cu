@@ -294,18 +294,22 @@ __global__ void __launch_bounds__(BKV * 2)
         __syncthreads();
 
         // dQ_tile = dS K: warp (rb, cg) owns rows rb*16.., columns cg*DW..;
-        // added into dQ in key-tile order: wait for our turn first.
+        // added into dQ in key-tile order: the first pass's product is
+        // computed before the wait for our turn (every warp makes the same
+        // passes, so the barrier is uniform).
         const int rb = warp % RB, cg = warp / RB;
         const int32_t turn = *turn_s;
         int32_t *sem = dq_sem + (b * s.H + h) * n_qt + qt;
-        if (tid == 0) sem_wait_eq(sem, turn);
-        __syncthreads();  // our turn, for every thread
         const bool first = turn == 0, last = turn_s[1] > qt;
 #pragma unroll 1
         for (int c0 = cg * DW; c0 < (cg + 1) * DW; c0 += 8 * NB_Q) {
             float dqa[NB_Q][4];
             zero_acc<NB_Q>(dqa);
             warp_mma_smem_nn<NB_Q, BKV>(dqa, dSs + rb * 16 * SDS, SDS, Ks + c0, SROW, lane);
+            if (c0 == cg * DW) {
+                if (tid == 0) sem_wait_eq(sem, turn);
+                __syncthreads();  // our turn, for every thread
+            }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 const int64_t i = i0 + rb * 16 + g + r * 8;
