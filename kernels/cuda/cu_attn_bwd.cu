@@ -14,8 +14,8 @@
 //   dK += dS^T Q
 //   dQ_tile = dS K      (dS through shared memory; warps split dQ_tile)
 // and dQ_tile is added into an fp32 dQ in global memory. A warp skips the
-// mask where its 16 keys see the whole query tile and its products where
-// they see none of it.
+// mask where its 16 keys see the whole query tile and its first four
+// products where they see none of it (its dS is then 0).
 //
 // Deterministic dQ by ordered accumulation: the CTAs that add into one
 // (b, head, query tile) are consecutive key tiles J0..J1 (spans are
@@ -23,12 +23,14 @@
 // tile j add only after key tile j - 1 did (j waits for the count j - J0,
 // then posts j - J0 + 1). The order is fixed, so dQ is bitwise
 // reproducible. The wait is deadlock-free because a CTA waits only for CTAs
-// of lower blockIdx.x (same y, z), which the GPU dispatches first; and it is
-// short in the causal case, where key tile j - 1 starts its query loop one
-// key tile earlier and stays ahead. The price of determinism over FA2's
-// atomic dQ: no more FLOPs (5 products, as FA2), but a CTA stalls when it
-// catches up with its predecessor, a counter (4 bytes per query tile and
-// head) zeroed per call, and dQ must be fp32 in global memory: the whole
+// of lower blockIdx.x (same y, z), which the GPU dispatches first; it should
+// be short under a causal mask, where key tile j - 1 starts its query loop
+// one key tile earlier (unmeasured: no GPU has run this). The price of
+// determinism over FA2's atomic dQ: no more FLOPs (5 products, as FA2; the
+// separate dQ kernel this replaces recomputed S and dP: 7), but a CTA
+// stalls when it catches up with its predecessor, only the additions are
+// serialized, a counter (4 bytes per query tile and head) is zeroed per
+// call, and dQ must be fp32 in global memory: the whole
 // backward in bf16 takes an fp32 scratch for it (the first key tile of a
 // query tile stores, the last one adds the sum into the bf16 dQ), while
 // dK, dV are final in the CTA and written directly in bf16. The block form
@@ -37,7 +39,8 @@
 // Tiles and shared memory per CTA (bf16 rows padded to D + 8; the same on
 // sm_80 and sm_90, both opt in above 48 KB): K, V BKV rows; Q, dO 2 stages
 // x BQ rows (BQ = 64 at D = 64, 32 at D = 128, to keep dK + dV + S + dP
-// within 255 registers); lse, delta 2 x BQ floats; dS BQ x (BKV + 8) bf16.
+// within 255 registers); lse, delta 2 x BQ floats; dS BQ x (BKV + 8) bf16;
+// 16 bytes for the CTA's turn.
 // BKV 128: D = 64: 90 KB, D = 128: 111 KB; BKV 64: 64 KB / 73 KB (sm_86 /
 // sm_89 at D = 128: 99 KB per block). The choice is made from the device's
 // opt-in limit (cu_attn_smem_limit), and cu_attn_supported refuses D where
