@@ -5,11 +5,38 @@
 // stream: a cudaStream_t as an integer (torch.cuda.current_stream().cuda_stream).
 // Whole causal-or-not self-attention, scale 1/sqrt(D); with segment ids and
 // the ring block form below.
+// The backward here adds into fp32 gradients (the block form's output: the
+// whole bf16 backward of cu_attn.h writes bf16 gradients, which would change
+// this ABI); the dQ order counters live in a buffer of the shim.
 // Returns 0, or -1 for a shape the kernels do not support.
 #include <math.h>
 #include <stdint.h>
 
 #include "cu_attn.h"
+
+// The dq_sem scratch of shape s (grown, never shrunk; freed with the process).
+static int32_t *dq_sem_for(const attn_shape *s) {
+    static int32_t *buf;
+    static int64_t cap;
+    const int64_t n = cu_attn_dq_sem_ints(s);
+    if (n > cap) {
+        CU_CHECK(cudaDeviceSynchronize());  // nothing enqueued may still use the old one
+        if (buf) CU_CHECK(cudaFree(buf));
+        CU_CHECK(cudaMalloc((void **)&buf, sizeof(int32_t) * (size_t)n));
+        cap = n;
+    }
+    return buf;
+}
+
+// Whole backward into fp32 gradients: delta, then the block backward of the
+// whole shape (what cu_attn_backward does, but +=, fp32).
+static void bwd_f32_grads(float *dq, float *dk, float *dv, const void *dout, const void *q,
+                          const void *k, const void *v, const void *out, const float *lse,
+                          float *delta, const cu_attn_docs *d, const attn_shape *s, cu_dtype dt,
+                          cudaStream_t st) {
+    cu_attn_backward_delta(delta, dout, out, s->B, s->Tq, s->H, s->D, dt, st);
+    cu_attn_block_backward(dq, dk, dv, dout, q, k, v, lse, delta, dq_sem_for(s), d, s, dt, st);
+}
 
 static attn_shape shape(int64_t B, int64_t T, int H, int Hkv, int D, int causal) {
     attn_shape s = {.B = B, .Tq = T, .Tk = T, .H = H, .Hkv = Hkv, .D = D, .q_start = 0,
@@ -33,8 +60,8 @@ int stretch_attn_bwd(float *dq, float *dk, float *dv, const void *dout, const vo
                      int bf16, void *stream) {
     attn_shape s = shape(B, T, H, Hkv, D, causal);
     if (!cu_attn_supported(&s)) return -1;
-    cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta, NULL, &s,
-                     bf16 ? CU_BF16 : CU_F32, (cudaStream_t)stream);
+    bwd_f32_grads(dq, dk, dv, dout, q, k, v, out, lse, delta, NULL, &s, bf16 ? CU_BF16 : CU_F32,
+                  (cudaStream_t)stream);
     return 0;
 }
 
@@ -74,9 +101,9 @@ int stretch_attn_bwd_seg(float *dq, float *dk, float *dv, const void *dout, cons
     attn_shape s = shape(B, T, H, Hkv, D, causal);
     if (!cu_attn_supported(&s)) return -1;
     cu_attn_docs d;
-    cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta,
-                     docs_of(&d, seg, seg, bounds, B, T, T, stream), &s, bf16 ? CU_BF16 : CU_F32,
-                     (cudaStream_t)stream);
+    bwd_f32_grads(dq, dk, dv, dout, q, k, v, out, lse, delta,
+                  docs_of(&d, seg, seg, bounds, B, T, T, stream), &s, bf16 ? CU_BF16 : CU_F32,
+                  (cudaStream_t)stream);
     return 0;
 }
 
@@ -107,7 +134,7 @@ int stretch_attn_block_bwd(float *dq, float *dk, float *dv, const void *dout, co
                     .k_start = k_start, .scale = 1.0f / sqrtf((float)D), .causal = causal != 0};
     if (!cu_attn_supported(&s)) return -1;
     cu_attn_docs d;
-    cu_attn_block_backward(dq, dk, dv, dout, q, k, v, lse, delta,
+    cu_attn_block_backward(dq, dk, dv, dout, q, k, v, lse, delta, dq_sem_for(&s),
                            docs_of(&d, seg_q, seg_k, bounds, B, Tq, Tk, stream), &s,
                            bf16 ? CU_BF16 : CU_F32, (cudaStream_t)stream);
     return 0;

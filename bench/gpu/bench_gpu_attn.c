@@ -45,7 +45,9 @@ static int cmp_float(const void *a, const void *b) {
 
 typedef struct {
     void *out, *q, *k, *v, *dout;
-    float *lse, *delta, *dq, *dk, *dv;
+    void *dq, *dk, *dv;  // bf16 gradients, as the trainer's
+    float *lse, *delta, *dq_acc;
+    int32_t *dq_sem;
     attn_shape s;
     const cu_attn_docs *docs;  // NULL: one document
 } bench_bufs;
@@ -53,7 +55,7 @@ typedef struct {
 static void run(const bench_bufs *b, int backward) {
     if (backward)
         cu_attn_backward(b->dq, b->dk, b->dv, b->dout, b->q, b->k, b->v, b->out, b->lse, b->delta,
-                         b->docs, &b->s, CU_BF16, 0);
+                         b->dq_acc, b->dq_sem, b->docs, &b->s, CU_BF16, 0);
     else
         cu_attn_forward(b->out, b->lse, b->q, b->k, b->v, b->docs, &b->s, CU_BF16, 0);
 }
@@ -102,12 +104,15 @@ int main(int argc, char **argv) {
             CU_CHECK(cudaMalloc(&b.out, (size_t)nq * 2));
             CU_CHECK(cudaMalloc((void **)&b.lse, sizeof(float) * (size_t)(H * T)));
             CU_CHECK(cudaMalloc((void **)&b.delta, sizeof(float) * (size_t)(H * T)));
-            CU_CHECK(cudaMalloc((void **)&b.dq, sizeof(float) * (size_t)nq));
-            CU_CHECK(cudaMalloc((void **)&b.dk, sizeof(float) * (size_t)nk));
-            CU_CHECK(cudaMalloc((void **)&b.dv, sizeof(float) * (size_t)nk));
-            CU_CHECK(cudaMemset(b.dq, 0, sizeof(float) * (size_t)nq));
-            CU_CHECK(cudaMemset(b.dk, 0, sizeof(float) * (size_t)nk));
-            CU_CHECK(cudaMemset(b.dv, 0, sizeof(float) * (size_t)nk));
+            CU_CHECK(cudaMalloc(&b.dq, (size_t)nq * 2));
+            CU_CHECK(cudaMalloc(&b.dk, (size_t)nk * 2));
+            CU_CHECK(cudaMalloc(&b.dv, (size_t)nk * 2));
+            CU_CHECK(cudaMemset(b.dq, 0, (size_t)nq * 2));
+            CU_CHECK(cudaMemset(b.dk, 0, (size_t)nk * 2));
+            CU_CHECK(cudaMemset(b.dv, 0, (size_t)nk * 2));
+            CU_CHECK(cudaMalloc((void **)&b.dq_acc, sizeof(float) * (size_t)nq));
+            CU_CHECK(cudaMalloc((void **)&b.dq_sem,
+                                sizeof(int32_t) * (size_t)cu_attn_dq_sem_ints(&b.s)));
             // Packed 2K-token documents: ids t / 2048 and their bounds.
             int32_t *h_seg = xmalloc(sizeof(int32_t) * (size_t)T);
             for (int64_t t = 0; t < T; t++) h_seg[t] = (int32_t)(t / DOC);
@@ -139,6 +144,8 @@ int main(int argc, char **argv) {
             CU_CHECK(cudaFree(b.dq));
             CU_CHECK(cudaFree(b.dk));
             CU_CHECK(cudaFree(b.dv));
+            CU_CHECK(cudaFree(b.dq_acc));
+            CU_CHECK(cudaFree(b.dq_sem));
         }
     }
     return 0;

@@ -16,8 +16,8 @@
 //
 // bf16 q, k, v, dout, out must be 16-byte aligned (cp.async tile loads);
 // cudaMalloc'd buffers and any whole-row offset into them are.
-// This implementation's backward is deterministic (no atomics at all: dQ has
-// its own kernel); see cu_attn_bwd.cu.
+// The backward is deterministic: one kernel per key tile adds its dQ part in
+// a fixed order (a counter per query tile, no atomics); see cu_attn_bwd.cu.
 //
 // Tested by tests/gpu/test_gpu_attn.c against a float64 reference (on a GPU
 // and on the emulated GPU of tests/gpu/emu) and by tests/gpu/attn_vs_sdpa.py,
@@ -55,9 +55,9 @@ void cu_attn_docs_build(const cu_attn_docs *d, int64_t B, int64_t Tq, int64_t Tk
 
 // True when the kernels support this shape on the current device: D in
 // {64, 128}, H % Hkv == 0, T < 2^30, and (bf16) the tiles for D fit the
-// device's shared memory per block (cu_attn_smem_limit; at D = 128 the dQ
-// kernel falls back to 32-query tiles where its 64-query ones do not fit,
-// e.g. sm_86 / sm_89: 99 KB).
+// device's shared memory per block (cu_attn_smem_limit; at D = 128 the
+// forward falls back to 64-query and the backward to 64-key tiles where the
+// 128-row ones do not fit, e.g. sm_86 / sm_89: 99 KB).
 bool cu_attn_supported(const attn_shape *s);
 
 // The current device's opt-in shared memory per block
@@ -81,19 +81,28 @@ void cu_attn_block_forward(float *out_acc, float *lse_acc, const void *q, const 
 void cu_attn_backward_delta(float *delta, const void *dout, const void *out, int64_t B,
                             int64_t T, int H, int D, cu_dtype dt, cudaStream_t st);
 
+// int32 elements of the dq_sem scratch of a bf16 backward of shape s (the
+// counters that order the dQ additions; zeroed by the call itself).
+int64_t cu_attn_dq_sem_ints(const attn_shape *s);
+
 // Backward of one (query block, key block) pair given the FINAL lse and
-// delta. Accumulates (+=) into fp32 dq (B, Tq, H, D), dk, dv (B, Tk, Hkv, D).
-// Deterministic: no atomics (dq has its own kernel, see cu_attn_bwd.cu).
+// delta. Accumulates (+=) into fp32 dq (B, Tq, H, D), dk, dv (B, Tk, Hkv, D)
+// (ring attention sums dK, dV over its steps in fp32). dq_sem: device
+// scratch of cu_attn_dq_sem_ints(s) int32 (bf16; unused for fp32). Calls
+// sharing one dq_sem must be ordered (one stream). Deterministic.
 void cu_attn_block_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
                             const void *k, const void *v, const float *lse,
-                            const float *delta, const cu_attn_docs *docs, const attn_shape *s,
-                            cu_dtype dt, cudaStream_t st);
+                            const float *delta, int32_t *dq_sem, const cu_attn_docs *docs,
+                            const attn_shape *s, cu_dtype dt, cudaStream_t st);
 
-// Whole backward of cu_attn_forward: += into fp32 dq, dk, dv; delta is
-// caller scratch of (B, H, Tq) floats.
-void cu_attn_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
+// Whole backward of cu_attn_forward: += into dq, dk, dv of type dt. bf16:
+// dk, dv are added in bf16 straight from the kernel and dq through dq_acc,
+// fp32 scratch of B * Tq * H * D floats (need not be zero): one rounding
+// each, no fp32 copies of the gradients. delta: scratch of (B, H, Tq)
+// floats; dq_sem as for cu_attn_block_backward. fp32: dq_acc, dq_sem unused.
+void cu_attn_backward(void *dq, void *dk, void *dv, const void *dout, const void *q,
                       const void *k, const void *v, const void *out, const float *lse,
-                      float *delta, const cu_attn_docs *docs, const attn_shape *s, cu_dtype dt,
-                      cudaStream_t st);
+                      float *delta, float *dq_acc, int32_t *dq_sem, const cu_attn_docs *docs,
+                      const attn_shape *s, cu_dtype dt, cudaStream_t st);
 
 CU_EXTERN_C_END

@@ -112,6 +112,36 @@ static __device__ __forceinline__ float fast_exp2(float x)
     return y;
 }
 
+// Ordered accumulation across CTAs (the backward's dQ, cu_attn_bwd.cu): a
+// counter in global memory says whose turn it is. The waiter spins with an
+// acquire load (then a CTA barrier passes the order on to its threads); the
+// poster fences its CTA's stores (every thread: gpu_fence, barrier) and
+// releases the next value. L1 is not coherent between SMs: the accumulated
+// data itself is read and written at L2 (ld/st.cg).
+static __device__ __forceinline__ void sem_wait_eq(const int32_t *p, int32_t v)
+{
+    for (;;) {
+        int32_t x;
+        asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(x) : "l"(p) : "memory");
+        if (x == v) return;
+        __nanosleep(40);
+    }
+}
+
+static __device__ __forceinline__ void sem_post(int32_t *p, int32_t v)
+{
+    asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+}
+
+static __device__ __forceinline__ void gpu_fence(void) { __threadfence(); }
+
+static __device__ __forceinline__ float2 ld_cg_f2(const float *p)
+{
+    return __ldcg((const float2 *)p);
+}
+
+static __device__ __forceinline__ void st_cg_f2(float *p, float2 v) { __stcg((float2 *)p, v); }
+
 // ---------------------------------------------------------------------------
 // Tile loads: rows x D bf16 from global rows with stride ld (elements) into a
 // shared tile with row stride D + 8; rows at or past n_valid are zero-filled.
@@ -182,6 +212,30 @@ static __device__ __forceinline__ void warp_mma_reg_nn(float acc[NB][4], const f
         for (int n = 0; n < NB; n += 2) {
             uint32_t b[4];
             ldmatrix_x4_trans(b, B + (ks * 16 + b_row) * ldb + n * 8 + b_col);
+            mma_bf16(acc[n], a, b[0], b[1]);
+            mma_bf16(acc[n + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc (16 x 8*NB) += A (16 x KD, shared, row stride lda) * B, where B is
+// stored as (KD rows = k, 8*NB cols = n) in shared memory, row stride ldb.
+// dQ += dS K with dS staged in shared memory.
+template <int NB, int KD>
+static __device__ __forceinline__ void warp_mma_smem_nn(float acc[NB][4], const bf16 *A, int lda,
+                                                        const bf16 *B, int ldb, int lane)
+{
+    static_assert(NB % 2 == 0 && KD % 16 == 0, "tile shape");
+    const int a_row = lane % 16, a_col = lane / 16 * 8;
+    const int b_row = lane % 8 + (lane / 8) % 2 * 8, b_col = lane / 16 * 8;
+#pragma unroll
+    for (int k0 = 0; k0 < KD; k0 += 16) {
+        uint32_t a[4];
+        ldmatrix_x4(a, A + a_row * lda + k0 + a_col);
+#pragma unroll
+        for (int n = 0; n < NB; n += 2) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, B + (k0 + b_row) * ldb + n * 8 + b_col);
             mma_bf16(acc[n], a, b[0], b[1]);
             mma_bf16(acc[n + 1], a, b[2], b[3]);
         }
@@ -362,9 +416,17 @@ static __device__ __forceinline__ bool warp_sees_all(const warp_spans &w, int64_
 static __device__ __forceinline__ row_span no_span(void) { return make_span(0, 0); }
 
 // Emulator builds count tile iterations (tests/gpu/emu): kernel 0 forward,
-// 1 dQ, 2 dK/dV. Nothing in a CUDA build.
+// 1 backward. Nothing in a CUDA build.
 #ifndef CU_ATTN_COUNT_TILE
 #define CU_ATTN_COUNT_TILE(kernel) ((void)0)
+#endif
+
+// Marks the next launch as one whose CTAs wait for CTAs of lower
+// blockIdx.x (same y, z): the emulator, which runs CTAs one at a time, then
+// keeps that order (it shuffles every other launch). Nothing in a CUDA
+// build, where CTAs are dispatched in increasing linear index.
+#ifndef CU_ATTN_ORDERED_LAUNCH
+#define CU_ATTN_ORDERED_LAUNCH() ((void)0)
 #endif
 
 // ---------------------------------------------------------------------------

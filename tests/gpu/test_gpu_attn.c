@@ -1,6 +1,7 @@
 // GPU attention (kernels/cuda/cu_attn.h) against a float64 reference on
 // random inputs: forward (out, lse) and backward (dq, dk, dv accumulated into
-// random prefilled gradients, compared as increments) for head dims 64 and
+// random prefilled gradients, compared as increments; bf16 gradients for
+// the whole backward, fp32 for the block form) for head dims 64 and
 // 128, fp32 and bf16, causal or not, GQA and MHA, ragged T (not a multiple of
 // any tile), packed documents crossing tile edges (with padding -1 last, and
 // ids out of order: the element-wise fallback), the ring-attention block form
@@ -14,17 +15,21 @@
 // rounding error a correct kernel makes (bf16 P and dS operands, bf16 out),
 // so a dropped or duplicated key/query tile fails even where the gradient is
 // 1/T of its maximum. NaN fails; an lse of -inf must match exactly. Outputs
-// are poisoned (NaN) before a forward that writes them.
+// are poisoned (NaN) before a forward that writes them. The bf16 whole
+// backward of the non-causal cases with documents and of those with ids out
+// of order runs twice: dq, dk, dv must be bitwise equal (the dQ additions
+// are ordered; on the emulator the CTAs run in another random order).
 //
 // Runs on a GPU (ctest gpu_test_gpu_attn: every case) and on the emulated GPU
 // (tests/gpu/emu, ctest gpuemu_attn: the cases marked emu, small shapes),
 // where it also checks the tile counters: the tiles the kernels computed
 // equal the plan of their span helpers, and, for whole attention, the ratio
 // to the tiles that hold a visible element.
-// Shared memory: a GPU whose opt-in limit per block is below the 64-query dQ
-// tile at D = 128 (104,448 B; sm_86 / sm_89 allow 101,376) runs the 32-query
-// one; cu_attn_supported must say yes exactly when the smallest tiles fit
-// (D = 64: 56,320 B, D = 128: 87,040 B). Emulator test gpuemu_attn_sm86
+// Shared memory: a GPU whose opt-in limit per block is below the 128-key
+// backward tile at D = 128 (113,680 B; sm_86 / sm_89 allow 101,376) runs the
+// 64-key one; cu_attn_supported must say yes exactly when the smallest tiles
+// fit (D = 64: 65,552 B, the backward; D = 128: 87,040 B, the forward).
+// Emulator test gpuemu_attn_sm86
 // fakes that GPU (EMU_SMEM_OPTIN=101376).
 //   gpu_test_gpu_attn [case,case,... [bf16|f32]]   exit 0 pass, 1 fail, 77 no GPU
 #include <math.h>
@@ -39,9 +44,9 @@
 #include "die.h"
 
 #ifdef STRETCH_GPU_EMU
-void emu_attn_tiles(uint64_t out[3]);
-void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[3]);
-void emu_attn_tile_shapes(int D, int rows[3], int cols[3]);
+void emu_attn_tiles(uint64_t out[2]);
+void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[2]);
+void emu_attn_tile_shapes(int D, int rows[2], int cols[2]);
 #endif
 
 // ---------------------------------------------------------------------------
@@ -248,10 +253,11 @@ typedef struct {
 
 static int n_fail = 0;
 
-// Worst |x - ref| / (atol + rtol |ref| + ctol mag) over n elements (> 1
-// fails); NaN and an unmatched infinity give +inf. *at gets its index.
-static double worst_ratio(const float *x, const double *ref, const double *mag, int64_t n,
-                          tol3 t, int64_t *at) {
+// Worst |x - ref| / (atol + rtol |ref| + ctol mag + ext) over n elements
+// (> 1 fails; ext: an extra bound per element, or NULL); NaN and an
+// unmatched infinity give +inf. *at gets its index.
+static double worst_ratio(const float *x, const double *ref, const double *mag,
+                          const double *ext, int64_t n, tol3 t, int64_t *at) {
     double worst = 0;
     *at = -1;
     for (int64_t i = 0; i < n; i++) {
@@ -261,7 +267,8 @@ static double worst_ratio(const float *x, const double *ref, const double *mag, 
         } else if (isinf(ref[i]) || isinf(x[i])) {
             ratio = (double)x[i] == ref[i] ? 0 : INFINITY;
         } else {
-            double bound = t.atol + t.rtol * fabs(ref[i]) + (mag ? t.ctol * mag[i] : 0);
+            double bound = t.atol + t.rtol * fabs(ref[i]) + (mag ? t.ctol * mag[i] : 0) +
+                           (ext ? ext[i] : 0);
             ratio = fabs((double)x[i] - ref[i]) / bound;
         }
         if (ratio > worst || *at < 0) {
@@ -287,9 +294,9 @@ typedef struct {
 enum { EMU_BF16 = 1, EMU_ALL = 2 };
 
 static void check(const tcase *c, cu_dtype dt, const char *what, const float *x,
-                  const double *ref, const double *mag, int64_t n, tol3 t) {
+                  const double *ref, const double *mag, const double *ext, int64_t n, tol3 t) {
     int64_t at;
-    double w = worst_ratio(x, ref, mag, n, t, &at);
+    double w = worst_ratio(x, ref, mag, ext, n, t, &at);
     bool ok = w <= 1.0;
     if (!ok) n_fail++;
     printf("%-30s %-4s D=%-3d %-4s worst %.3f of tol", c->name, dt == CU_BF16 ? "bf16" : "f32",
@@ -319,7 +326,7 @@ static cu_attn_docs build_docs(const int32_t *d_sq, const int32_t *d_sk, int64_t
 // mask.
 static void check_tiles(const tcase *c, const attn_shape *s, const cu_attn_docs *d,
                         const int32_t *sq, const int32_t *sk) {
-    uint64_t got[3], plan[3];
+    uint64_t got[2], plan[2];
     emu_attn_tiles(got);
     int32_t *hb = NULL;
     if (d->bounds) {
@@ -328,8 +335,8 @@ static void check_tiles(const tcase *c, const attn_shape *s, const cu_attn_docs 
         CU_CHECK(cudaMemcpy(hb, d->bounds, sizeof(int32_t) * (size_t)n, cudaMemcpyDeviceToHost));
     }
     emu_attn_plan_tiles(s, hb, plan);
-    bool ok = got[0] == plan[0] && got[1] == plan[1] && got[2] == plan[2];
-    int rows[3], cols[3];
+    bool ok = got[0] == plan[0] && got[1] == plan[1];
+    int rows[2], cols[2];
     emu_attn_tile_shapes(s->D, rows, cols);
     uint64_t needed = 0;
     for (int64_t b = 0; b < s->B; b++)
@@ -343,12 +350,10 @@ static void check_tiles(const tcase *c, const attn_shape *s, const cu_attn_docs 
             }
     needed *= (uint64_t)s->H;
     if (!ok) n_fail++;
-    printf("%-30s D=%-3d tiles fwd %llu dq %llu dkdv %llu, plan %llu %llu %llu; fwd / needed "
-           "%.3f  %s\n",
+    printf("%-30s D=%-3d tiles fwd %llu bwd %llu, plan %llu %llu; fwd / needed %.3f  %s\n",
            c->name, c->D, (unsigned long long)got[0], (unsigned long long)got[1],
-           (unsigned long long)got[2], (unsigned long long)plan[0], (unsigned long long)plan[1],
-           (unsigned long long)plan[2], needed ? (double)got[0] / (double)needed : 0.0,
-           ok ? "ok" : "FAIL");
+           (unsigned long long)plan[0], (unsigned long long)plan[1],
+           needed ? (double)got[0] / (double)needed : 0.0, ok ? "ok" : "FAIL");
     free(hb);
 }
 #endif
@@ -364,15 +369,20 @@ static void run_case(const tcase *c, cu_dtype dt) {
     float *dout = rand_vec(nq, 1.0f, bf);
     int32_t *sq = make_seg(c->seg, s.B, s.Tq, s.q_start);
     int32_t *sk = make_seg(c->seg, s.B, s.Tk, s.k_start);
-    float *dq0 = rand_vec(nq, 1.0f, false), *dk0 = rand_vec(nk, 1.0f, false);
-    float *dv0 = rand_vec(nk, 1.0f, false);
+    // Gradients: the whole backward adds into gradients of the input type
+    // (bf16 straight from the kernel), the block form into fp32.
+    const bool whole = c->n_split == 0;
+    const cu_dtype gdt = whole ? dt : CU_F32;
+    float *dq0 = rand_vec(nq, 1.0f, gdt == CU_BF16), *dk0 = rand_vec(nk, 1.0f, gdt == CU_BF16);
+    float *dv0 = rand_vec(nk, 1.0f, gdt == CU_BF16);
     reference r = ref_attention(&s, q, k, v, dout, sq, sk);
 
     void *d_q = upload(q, nq, dt), *d_k = upload(k, nk, dt), *d_v = upload(v, nk, dt);
     void *d_dout = upload(dout, nq, dt);
     int32_t *d_sq = sq ? upload_i32(sq, s.B * s.Tq) : NULL;
-    float *d_dq = upload(dq0, nq, CU_F32), *d_dk = upload(dk0, nk, CU_F32);
-    float *d_dv = upload(dv0, nk, CU_F32);
+    void *d_dq = upload(dq0, nq, gdt), *d_dk = upload(dk0, nk, gdt), *d_dv = upload(dv0, nk, gdt);
+    int32_t *d_sem = dev_alloc(sizeof(int32_t) * (size_t)cu_attn_dq_sem_ints(&s));
+    CU_CHECK(cudaMemset(d_sem, 0x5a, sizeof(int32_t) * (size_t)cu_attn_dq_sem_ints(&s)));
     float *d_lse = dev_alloc(sizeof(float) * (size_t)nl);
     float *d_delta = dev_alloc(sizeof(float) * (size_t)nl);
     float *g_out = NULL;
@@ -383,13 +393,53 @@ static void run_case(const tcase *c, cu_dtype dt) {
         CU_CHECK(cudaMemset(d_out, 0xff, (size_t)nq * cu_dtype_size(dt)));  // NaN poison
         CU_CHECK(cudaMemset(d_lse, 0xff, sizeof(float) * (size_t)nl));
         cu_attn_forward(d_out, d_lse, d_q, d_k, d_v, sq ? &docs : NULL, &s, dt, 0);
-        cu_attn_backward(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_delta,
-                         sq ? &docs : NULL, &s, dt, 0);
+        // dq_acc needs no zeroing: NaN-poisoned, as are the counters (garbage).
+        float *d_dqacc = dev_alloc(sizeof(float) * (size_t)nq);
+        CU_CHECK(cudaMemset(d_dqacc, 0xff, sizeof(float) * (size_t)nq));
+        cu_attn_backward(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_out, d_lse, d_delta, d_dqacc,
+                         d_sem, sq ? &docs : NULL, &s, dt, 0);
         CU_CHECK(cudaDeviceSynchronize());
         g_out = download(d_out, nq, dt);
 #ifdef STRETCH_GPU_EMU
         if (bf) check_tiles(c, &s, &docs, sq, sk);
 #endif
+        if (bf && ((c->seg == SEG_DOCS && !c->causal) || c->seg == SEG_SHUFFLED)) {
+            // Bitwise reproducible: the same backward again (on the emulator
+            // its CTAs run in another random order), from the same prefill.
+            // On the non-causal cases with documents (every key tile of a
+            // document adds into each of its query tiles) and those with
+            // ids out of order (GQA in both on the emulator): a second
+            // backward on every case would cost the emulator tests ~20%
+            // more time.
+            const size_t bq = (size_t)nq * 2, bk = (size_t)nk * 2;
+            void *d_dq2 = upload(dq0, nq, gdt), *d_dk2 = upload(dk0, nk, gdt);
+            void *d_dv2 = upload(dv0, nk, gdt);
+            CU_CHECK(cudaMemset(d_dqacc, 0xff, sizeof(float) * (size_t)nq));
+            cu_attn_backward(d_dq2, d_dk2, d_dv2, d_dout, d_q, d_k, d_v, d_out, d_lse, d_delta,
+                             d_dqacc, d_sem, sq ? &docs : NULL, &s, dt, 0);
+            CU_CHECK(cudaDeviceSynchronize());
+            unsigned char *h[6];
+            const size_t nb[6] = {bq, bq, bk, bk, bk, bk};
+            void *const src[6] = {d_dq, d_dq2, d_dk, d_dk2, d_dv, d_dv2};
+            for (int i = 0; i < 6; i++) {
+                h[i] = xalloc0(nb[i]);
+                CU_CHECK(cudaMemcpy(h[i], src[i], nb[i], cudaMemcpyDeviceToHost));
+            }
+            const bool same = memcmp(h[0], h[1], bq) == 0 && memcmp(h[2], h[3], bk) == 0 &&
+                              memcmp(h[4], h[5], bk) == 0;
+            if (!same) n_fail++;
+            printf("%-30s %-4s D=%-3d dq dk dv bitwise equal over 2 runs  %s\n", c->name, "bf16",
+                   c->D, same ? "ok" : "FAIL");
+            for (int i = 0; i < 6; i++) free(h[i]);
+            CU_CHECK(cudaFree(d_dq2));
+            CU_CHECK(cudaFree(d_dk2));
+            CU_CHECK(cudaFree(d_dv2));
+#ifdef STRETCH_GPU_EMU
+            uint64_t drop[2];
+            emu_attn_tiles(drop);  // the second run's tiles: not checked twice
+#endif
+        }
+        CU_CHECK(cudaFree(d_dqacc));
         CU_CHECK(cudaFree(d_out));
         if (d_sk) CU_CHECK(cudaFree(d_sk));
         if (docs.bounds) CU_CHECK(cudaFree(docs.bounds));
@@ -435,7 +485,7 @@ static void run_case(const tcase *c, cu_dtype dt) {
             int32_t *bsk = hs ? upload_i32(hs, s.B * sb.Tk) : NULL;
             cu_attn_docs docs = build_docs(d_sq, bsk, s.B, s.Tq, sb.Tk);
             cu_attn_block_forward(d_acc, d_lse, d_q, bk, bv, hs ? &docs : NULL, &sb, dt, 0);
-            cu_attn_block_backward(d_dq, bdk, bdv, d_dout, d_q, bk, bv, d_lse_ref, d_delta,
+            cu_attn_block_backward(d_dq, bdk, bdv, d_dout, d_q, bk, bv, d_lse_ref, d_delta, d_sem,
                                    hs ? &docs : NULL, &sb, dt, 0);
             for (int64_t b = 0; b < s.B; b++) {
                 size_t src = (size_t)(b * s.Tk + j0), dst = (size_t)(b * sb.Tk), n = (size_t)sb.Tk;
@@ -469,10 +519,25 @@ static void run_case(const tcase *c, cu_dtype dt) {
     }
     CU_CHECK(cudaDeviceSynchronize());
     float *g_lse = download(d_lse, nl, CU_F32);
-    float *g_dq = download(d_dq, nq, CU_F32), *g_dk = download(d_dk, nk, CU_F32);
-    float *g_dv = download(d_dv, nk, CU_F32);
+    float *g_dq = download(d_dq, nq, gdt), *g_dk = download(d_dk, nk, gdt);
+    float *g_dv = download(d_dv, nk, gdt);
     for (int64_t i = 0; i < nq; i++) g_dq[i] -= dq0[i];
     for (int64_t i = 0; i < nk; i++) g_dk[i] -= dk0[i], g_dv[i] -= dv0[i];
+    // bf16 gradients: prefill + increment rounded once to bf16, at most half
+    // an ulp: 2^-8 |x| (bf16 has 8 significant bits), x = prefill + the
+    // kernel's increment. With ext = 2^-8 |prefill + ref| the ratio stays
+    // <= 1 as long as the increment's own error is below (1 - 2^-8) of its
+    // bound (it uses a quarter of it: the 4x margin below). The worst
+    // ratios of dk, dv (~0.95) are this rounding: a sum just above a power
+    // of two.
+    double *e_dq = NULL, *e_dk = NULL, *e_dv = NULL;
+    if (gdt == CU_BF16) {
+        e_dq = xalloc0(8 * (size_t)nq), e_dk = xalloc0(8 * (size_t)nk);
+        e_dv = xalloc0(8 * (size_t)nk);
+        for (int64_t i = 0; i < nq; i++) e_dq[i] = ldexp(fabs(dq0[i] + r.dq[i]), -8);
+        for (int64_t i = 0; i < nk; i++)
+            e_dk[i] = ldexp(fabs(dk0[i] + r.dk[i]), -8), e_dv[i] = ldexp(fabs(dv0[i] + r.dv[i]), -8);
+    }
 
     // atol 3e-7: the rounding of the fp32 prefill (|x| <= 1) + increment.
     // bf16: P and dS enter the products rounded to bf16 (2^-9 relative each)
@@ -482,11 +547,13 @@ static void run_case(const tcase *c, cu_dtype dt) {
     const tol3 t_lse = bf ? (tol3){5e-4, 1e-5, 0} : (tol3){1e-4, 1e-6, 0};
     const bool merged = c->n_split > 0;  // out is the fp32 accumulator: no bf16 rounding
     const tol3 t_out = merged && bf ? (tol3){3e-7, 1e-5, 8e-3} : t;
-    check(c, dt, "out", g_out, r.out, r.m_out, nq, t_out);
-    check(c, dt, "lse", g_lse, r.lse, NULL, nl, t_lse);
-    check(c, dt, "dq", g_dq, r.dq, r.m_dq, nq, t);
-    check(c, dt, "dk", g_dk, r.dk, r.m_dk, nk, t);
-    check(c, dt, "dv", g_dv, r.dv, r.m_dv, nk, t);
+    check(c, dt, "out", g_out, r.out, r.m_out, NULL, nq, t_out);
+    check(c, dt, "lse", g_lse, r.lse, NULL, NULL, nl, t_lse);
+    check(c, dt, "dq", g_dq, r.dq, r.m_dq, e_dq, nq, t);
+    check(c, dt, "dk", g_dk, r.dk, r.m_dk, e_dk, nk, t);
+    check(c, dt, "dv", g_dv, r.dv, r.m_dv, e_dv, nk, t);
+    free(e_dq), free(e_dk), free(e_dv);
+    CU_CHECK(cudaFree(d_sem));
 
     CU_CHECK(cudaFree(d_q));
     CU_CHECK(cudaFree(d_k));
@@ -518,7 +585,8 @@ static void run_masked_block(int D, cu_dtype dt) {
     float *d_dq = upload(dq, nq, CU_F32), *d_dk = upload(dk, nk, CU_F32);
     float *d_dv = upload(dk, nk, CU_F32);
     cu_attn_block_forward(d_acc, d_lse, d_q, d_k, d_v, NULL, &s, dt, 0);
-    cu_attn_block_backward(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_lse, d_lse, NULL, &s, dt, 0);
+    cu_attn_block_backward(d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, d_lse, d_lse, NULL, NULL, &s,
+                           dt, 0);
     CU_CHECK(cudaDeviceSynchronize());
     float *a2 = download(d_acc, nq, CU_F32), *l2 = download(d_lse, nl, CU_F32);
     float *q2 = download(d_dq, nq, CU_F32), *k2 = download(d_dk, nk, CU_F32);
@@ -564,7 +632,7 @@ int main(int argc, char **argv) {
     const int limit = cu_attn_smem_limit();
     for (int D = 64; D <= 128; D *= 2) {
         const attn_shape sd = {.B = 1, .Tq = 1, .Tk = 1, .H = 1, .Hkv = 1, .D = D, .scale = 1};
-        const bool want = limit >= (D == 64 ? 56320 : 87040), got = cu_attn_supported(&sd);
+        const bool want = limit >= (D == 64 ? 65552 : 87040), got = cu_attn_supported(&sd);
         if (want != got) n_fail++;
         printf("shared memory per block %d B: D=%d supported %s (expected %s)  %s\n", limit, D,
                got ? "yes" : "no", want ? "yes" : "no", want == got ? "ok" : "FAIL");

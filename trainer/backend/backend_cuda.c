@@ -20,7 +20,7 @@
 
 enum {
     SCR_RMS, SCR_EMB, SCR_XENT, SCR_LOSSES, SCR_NORM, SCR_NORM_OUT, SCR_ROW, SCR_ROW32,
-    SCR_DQ, SCR_DK, SCR_DV, SCR_DELTA, SCR_DOCS, SCR_ADAM_OFF, SCR_ADAM_MASK,
+    SCR_DQ, SCR_DQ_SEM, SCR_DELTA, SCR_DOCS, SCR_ADAM_OFF, SCR_ADAM_MASK,
     SCR_N_OWN,
     SCR_N = SCR_N_OWN + BACKEND_CUDA_USER_SLOTS
 };
@@ -256,30 +256,25 @@ static void cu_b_attn_forward(backend *b, void *out, float *lse, const void *q, 
     cu_attn_forward(out, lse, q, k, v, &d, s, dt_of(b), stream_of(b));
 }
 
-// The attention kernels accumulate fp32 dq, dk, dv: in bf16 mode into fp32
-// scratch, then added into the model's bf16 gradients (one rounding).
+// bf16: the kernel adds dk, dv into the bf16 gradients itself and dq
+// through an fp32 scratch it needs no zeroing for (cu_attn_backward): one
+// rounding each, no fp32 copies of dk, dv.
 static void cu_b_attn_backward(backend *b, void *dq, void *dk, void *dv, const void *dout,
                                const void *q, const void *k, const void *v, const void *out,
                                const float *lse, const int32_t *seg, const attn_shape *s) {
     check_attn(s);
     cudaStream_t st = stream_of(b);
-    const int64_t nq = s->B * s->Tq * s->H * s->D, nk = s->B * s->Tk * s->Hkv * s->D;
+    const int64_t nq = s->B * s->Tq * s->H * s->D;
     float *delta = scratch(b, SCR_DELTA, sizeof(float) * (size_t)(s->B * s->H * s->Tq));
     cu_attn_docs d = docs_of(b, seg, s);
-    if (b->dt == BK_F32) {
-        cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta, &d, s, CU_F32, st);
-        return;
+    float *dq_acc = NULL;
+    int32_t *dq_sem = NULL;
+    if (b->dt != BK_F32) {
+        dq_acc = scratch(b, SCR_DQ, sizeof(float) * (size_t)nq);
+        dq_sem = scratch(b, SCR_DQ_SEM, sizeof(int32_t) * (size_t)cu_attn_dq_sem_ints(s));
     }
-    float *dq32 = scratch(b, SCR_DQ, sizeof(float) * (size_t)nq);
-    float *dk32 = scratch(b, SCR_DK, sizeof(float) * (size_t)nk);
-    float *dv32 = scratch(b, SCR_DV, sizeof(float) * (size_t)nk);
-    CU_CHECK(cudaMemsetAsync(dq32, 0, sizeof(float) * (size_t)nq, st));
-    CU_CHECK(cudaMemsetAsync(dk32, 0, sizeof(float) * (size_t)nk, st));
-    CU_CHECK(cudaMemsetAsync(dv32, 0, sizeof(float) * (size_t)nk, st));
-    cu_attn_backward(dq32, dk32, dv32, dout, q, k, v, out, lse, delta, &d, s, dt_of(b), st);
-    cu_axpy(dq, dt_of(b), 1.0f, dq32, CU_F32, nq, st);
-    cu_axpy(dk, dt_of(b), 1.0f, dk32, CU_F32, nk, st);
-    cu_axpy(dv, dt_of(b), 1.0f, dv32, CU_F32, nk, st);
+    cu_attn_backward(dq, dk, dv, dout, q, k, v, out, lse, delta, dq_acc, dq_sem, &d, s, dt_of(b),
+                     st);
 }
 
 static double cu_b_xent(backend *b, float *losses_host, void *dh, float *dw, const void *h,

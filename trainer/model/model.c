@@ -148,14 +148,15 @@ void model_mem_plan(model_mem *out, const model_config *cfg, int64_t max_tokens,
     acts_plan(NULL, &c, N, recompute, false, bk_dtype_size(dt), device, visit_count, &out->activations);
     if (device) {
         // backend_cuda's scratch: delta of the attention backward, and in
-        // bf16 mode its fp32 dq, dk, dv (fp32 mode writes the gradients
-        // directly); one chunk of fp32 logits (+ its bf16 gradient in bf16
+        // bf16 mode its fp32 dq accumulator (dk, dv and fp32 mode's
+        // gradients are written directly); one chunk of fp32 logits (+ its bf16 gradient in bf16
         // mode, cu_xent_scratch_bytes) and the per-token losses of the xent.
-        // Not counted: the document bounds, embedding and rmsnorm backward
+        // Not counted: the document bounds, the dQ order counters (one int
+        // per 32 or 64 query rows and head), embedding and rmsnorm backward
         // scratch, grad-norm partials and AdamW tables (O(N) ints and
         // CUB's sort storage; tests/gpu/emu/test_emu_train.c measures them).
         int64_t rows = N < BK_XENT_CHUNK_ROWS ? N : BK_XENT_CHUNK_ROWS;
-        out->scratch = (dt == BK_BF16 ? sizeof(float) * (size_t)(N * (c.n_heads + 2 * c.n_kv_heads) * D) : 0) +
+        out->scratch = (dt == BK_BF16 ? sizeof(float) * (size_t)(N * c.n_heads * D) : 0) +
                        sizeof(float) * (size_t)(N * c.n_heads) +
                        (sizeof(float) + (dt == BK_BF16 ? bk_dtype_size(dt) : 0)) *
                            (size_t)(rows * c.vocab_size) +

@@ -42,6 +42,8 @@ typedef struct {
     float *lse, *delta, *ninf;   // (2B, H, Tc) pair layout; ninf: all -INFINITY
     int32_t *docs;               // document bounds of the pair in hand (cu_attn_docs_build)
     size_t cap_docs;             // int32 elements
+    int32_t *dq_sem;             // the pair's dQ order counters (cu_attn_block_backward)
+    size_t cap_sem;              // int32 elements
 } ring_gpu;
 
 static size_t dts(const ring_gpu *r) { return bk_dtype_size(r->bk->dt); }
@@ -78,6 +80,12 @@ static void reserve(ring_gpu *r, int64_t B, int64_t TL, int H, int Hkv, int D, b
     if (n_docs > r->cap_docs) {
         regrow(r, (void **)&r->docs, n_docs * sizeof(int32_t));
         r->cap_docs = n_docs;
+    }
+    const attn_shape pair = {.B = 1, .Tq = TL / 2, .Tk = TL / 2, .H = H, .Hkv = Hkv, .D = D};
+    size_t n_sem = (size_t)cu_attn_dq_sem_ints(&pair);
+    if (n_sem > r->cap_sem) {
+        regrow(r, (void **)&r->dq_sem, n_sem * sizeof(int32_t));
+        r->cap_sem = n_sem;
     }
     if (n_lse > r->cap_lse) {
         regrow(r, (void **)&r->lse, n_lse * sizeof(float));
@@ -178,7 +186,7 @@ static void for_each_pair(ring_gpu *r, const kv_block *kv, const shape5 *s, cons
                     const char *dout = (const char *)a->dout + (size_t)(q_row * qw) * dts(r);
                     cu_attn_block_backward(r->acc + q_row * qw, a->dk + k_row * kw,
                                            a->dv + k_row * kw, dout, q, k, v, r->lse + p,
-                                           r->delta + p, dp, &sh, cdt(r), r->st);
+                                           r->delta + p, r->dq_sem, dp, &sh, cdt(r), r->st);
                 }
             }
 }

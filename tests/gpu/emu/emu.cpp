@@ -23,6 +23,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__
 #define __launch_bounds__(x)
 #define __shared__
 #define __align__(n)
@@ -384,6 +385,30 @@ static inline uint32_t pack_bf16x2(float lo, float hi)
 {
     return (uint32_t)f2bf(lo) | ((uint32_t)f2bf(hi) << 16);
 }
+// Ordered accumulation (cu_attn_tile.cuh). CTAs run one at a time to the
+// end, so a wait that is not already satisfied could never be: the launch
+// must have kept the order the kernel relies on (CU_ATTN_ORDERED_LAUNCH).
+static inline void sem_wait_eq(const int32_t *p, int32_t v)
+{
+    check_global(p, 4, 4);
+    if (*p != v) fail("ordered accumulation: waits for a CTA that has not run");
+}
+static inline void sem_post(int32_t *p, int32_t v)
+{
+    check_global(p, 4, 4);
+    *p = v;
+}
+static inline void gpu_fence() {}
+static inline float2 ld_cg_f2(const float *p)
+{
+    check_global(p, 8, 8);
+    return float2{p[0], p[1]};
+}
+static inline void st_cg_f2(float *p, float2 v)
+{
+    check_global(p, 8, 8);
+    p[0] = v.x, p[1] = v.y;
+}
 static inline float fast_exp2(float x)
 {
     float y = exp2f(x);
@@ -408,7 +433,12 @@ static uint32_t sched_rand()  // xorshift32: the pick of the next fiber
     x ^= x << 5;
     return x;
 }
-static void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel)
+// CTAs run one after another in a random order; ordered: one in which each
+// CTA comes after those of lower blockIdx.x with the same y, z (a random
+// interleaving of the rows), the order the GPU dispatches them in and that
+// CU_ATTN_ORDERED_LAUNCH kernels wait on.
+static void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel,
+                   bool ordered)
 {
     const int nthreads = (int)(block.x * block.y * block.z);
     if (nthreads < 1 || nthreads > 1024 || block.z != 1) fail("bad block size");
@@ -428,6 +458,10 @@ static void launch(dim3 grid, dim3 block, size_t smem, const std::function<void(
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) blocks.push_back({x, y, z});
     std::shuffle(blocks.begin(), blocks.end(), g_rng);
+    if (ordered) {
+        std::vector<unsigned> next((size_t)grid.y * grid.z, 0);
+        for (auto &bi : blocks) bi.x = next[(size_t)bi.z * grid.y + bi.y]++;
+    }
     for (auto &bi : blocks) {
         blockIdx = bi;
         g_smem_bytes = smem;

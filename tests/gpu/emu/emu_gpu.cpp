@@ -266,15 +266,19 @@ template <typename F, typename... A> static std::function<void()> emu_bind(F f, 
     auto t = std::make_tuple(a...);
     return [f, t] { std::apply(f, t); };
 }
+// Set by CU_ATTN_ORDERED_LAUNCH() for the next launch only.
+static bool g_next_launch_ordered;
 static void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t st, std::function<void()> k)
 {
+    const bool ordered = g_next_launch_ordered;
+    g_next_launch_ordered = false;
     const unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (nt < 1 || nt > 1024 || grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.y > 65535 ||
         grid.z > 65535 || smem > (size_t)smem_optin()) {
         g_last_error = cudaErrorInvalidConfiguration;
         return;
     }
-    enqueue(st, [grid, block, smem, k] { launch(grid, block, smem, k); });
+    enqueue(st, [grid, block, smem, k, ordered] { launch(grid, block, smem, k, ordered); });
 }
 
 // ---------------------------------------------------------------- memory
@@ -787,9 +791,10 @@ template <typename A> static inline A min(A a, A b) { return a < b ? a : b; }
 template <typename A> static inline A max(A a, A b) { return a > b ? a : b; }
 
 // Tile iterations of the attention kernels (cu_attn_tile.cuh's hook): 0
-// forward, 1 dQ, 2 dK/dV; read and reset by emu_attn_tiles.
-static uint64_t g_attn_tiles[3];
+// forward, 1 backward; read and reset by emu_attn_tiles.
+static uint64_t g_attn_tiles[2];
 #define CU_ATTN_COUNT_TILE(kernel) (g_attn_tiles[kernel]++)
+#define CU_ATTN_ORDERED_LAUNCH() (g_next_launch_ordered = true)
 // Definitions get C linkage from the declarations of cu_ops.h / cu_attn.h.
 #include "cu_internal.inc"
 #include "cu_common.inc"
@@ -809,31 +814,30 @@ static uint64_t g_attn_tiles[3];
 
 // ---------------------------------------------------------------- attention tile accounting
 extern "C" {
-void emu_attn_tiles(uint64_t out[3])
+void emu_attn_tiles(uint64_t out[2])
 {
     drain_all();
-    for (int i = 0; i < 3; i++) out[i] = g_attn_tiles[i], g_attn_tiles[i] = 0;
+    for (int i = 0; i < 2; i++) out[i] = g_attn_tiles[i], g_attn_tiles[i] = 0;
 }
 
 // Each bf16 kernel's tile on the current device (rows of its CTA x columns
-// of its loop's tile): forward, dQ, dK/dV.
-void emu_attn_tile_shapes(int D, int rows[3], int cols[3])
+// of its loop's tile): forward (queries x keys), backward (keys x queries).
+void emu_attn_tile_shapes(int D, int rows[2], int cols[2])
 {
     rows[0] = fwd_rows(D), cols[0] = FWD_BC;
-    rows[1] = dq_rows(D), cols[1] = DQ_BC;
-    rows[2] = dkdv_rows(D), cols[2] = D == 128 ? dkdv_bq<128>() : dkdv_bq<64>();
+    rows[1] = bwd_rows(D), cols[1] = D == 128 ? bwd_bq<128>() : bwd_bq<64>();
 }
 
 // The tile iterations the bf16 kernels' loops make for shape s (all heads),
 // from the same span helpers and tile sizes, evaluated on the host over
 // bounds (host copy of cu_attn_docs.bounds, or NULL: no documents); what
 // emu_attn_tiles must count after cu_attn_forward + cu_attn_block_backward.
-void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[3])
+void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t out[2])
 {
-    out[0] = out[1] = out[2] = 0;
+    out[0] = out[1] = 0;
     if (cu_attn_block_masked(s)) return;
     const cu_attn_docs d = {NULL, NULL, (int32_t *)bounds};  // spans only: no ids needed
-    const int64_t BQ = s->D == 128 ? dkdv_bq<128>() : dkdv_bq<64>();
+    const int BQ = s->D == 128 ? bwd_bq<128>() : bwd_bq<64>();
     for (int64_t b = 0; b < s->B; b++) {
         const attn_mask m = make_mask(*s, d, b);
         const int64_t FR = fwd_rows(s->D);  // the forward launcher's choice
@@ -841,15 +845,10 @@ void emu_attn_plan_tiles(const attn_shape *s, const int32_t *bounds, uint64_t ou
             const row_span k = query_tile_span(m, i0, std::min<int64_t>(FR, s->Tq - i0));
             out[0] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + FWD_BC - 1) / FWD_BC);
         }
-        const int64_t BR = dq_rows(s->D);  // the dQ launcher's choice for this device
-        for (int64_t i0 = 0; i0 < s->Tq; i0 += BR) {
-            const row_span k = query_tile_span(m, i0, std::min<int64_t>(BR, s->Tq - i0));
-            out[1] += (uint64_t)s->H * (uint64_t)((k.hi - k.lo + DQ_BC - 1) / DQ_BC);
-        }
-        const int64_t KR = dkdv_rows(s->D);  // the dK/dV launcher's choice
-        for (int64_t j0 = 0; j0 < s->Tk; j0 += KR) {
-            const row_span q = key_tile_span(m, j0, std::min<int64_t>(KR, s->Tk - j0));
-            out[2] += (uint64_t)s->H * (uint64_t)((q.hi - q.lo + BQ - 1) / BQ);
+        const int KR = bwd_rows(s->D);  // the backward launcher's choice
+        for (int jt = 0; (int64_t)jt * KR < s->Tk; jt++) {
+            const tile_range q = query_tiles_of(key_tile_queries(m, KR, jt), BQ);
+            if (q.hi > q.lo) out[1] += (uint64_t)s->H * (uint64_t)(q.hi - q.lo);
         }
     }
 }

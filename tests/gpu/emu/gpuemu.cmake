@@ -95,7 +95,7 @@ add_test(NAME gpuemu_device_errors COMMAND sh ${EMU_DIR}/test_device_errors.sh $
 set_tests_properties(gpuemu_device_errors PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 60)
 
 # The same on a faked sm_86 / sm_89 (101,376 B of shared memory per block, as
-# every emulated launch then enforces): the dQ kernel's 32-query fallback at
+# every emulated launch then enforces): the 64-key backward fallback at
 # D = 128 (documents B2, merge of 3 blocks with documents).
 add_test(NAME gpuemu_attn_sm86 COMMAND gpuemu_attn 2,9 bf16)
 set_tests_properties(gpuemu_attn_sm86 PROPERTIES LABELS gpuemu

@@ -146,11 +146,15 @@ static void check(const char *name, model_config cfg, bk_dtype dt, const batch *
     // peak of the emulated allocations of a training step, but for the
     // small scratch it leaves out (model.c): document bounds, embedding
     // backward (sort arrays + CUB storage), rmsnorm dw partials, grad-norm
-    // partials, AdamW tables - sized here by the backend's own functions.
+    // partials, AdamW tables, the attention backward's dQ order counters
+    // (bf16) - sized here by the backend's own functions.
     model_mem mm;
     model_mem_plan(&mm, &cfg, B * T, false, dt, true);
     const size_t used = emu_cuda_peak_bytes() - before;
+    const attn_shape as = {.B = B, .Tq = T, .Tk = T, .H = cfg.n_heads, .Hkv = cfg.n_kv_heads,
+                           .D = cfg.head_dim};
     const size_t unplanned = sizeof(int32_t) * (size_t)cu_attn_docs_ints(B, T, T) +
+                             (dt == BK_BF16 ? sizeof(int32_t) * (size_t)cu_attn_dq_sem_ints(&as) : 0) +
                              cu_embedding_scratch_bytes(B * T, V) +
                              cu_rmsnorm_scratch_bytes(B * T, cfg.dim) +
                              cu_grad_norm_scratch_bytes(g->n_params) + sizeof(double) +

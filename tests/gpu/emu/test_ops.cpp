@@ -62,7 +62,7 @@ template <typename A> static inline A min(A a, A b) { return a < b ? a : b; }
 static void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t,
                        const std::function<void()> &k)
 {
-    launch(grid, block, smem, k);
+    launch(grid, block, smem, k, false);
 }
 
 #include "cu_internal.inc"
