@@ -39,9 +39,9 @@ what ggml does to the numbers beyond plain arithmetic:
 --no-ggml turns those rules off (float64 activations, exact angles): the
 same model as stretch computes it, to compare with stretch's f32 forward.
 --f32 does all arithmetic between the roundings in float32 (numpy/BLAS
-order): the difference to the float64 run is what f32 arithmetic alone does
-to the result, rounding decisions flipped by it included, which is how
-gguf_llamacpp_check.py derives its tolerances before it runs llama.cpp.
+order): one f32 evaluation of the same rules. Forward(..., rng=...) is a
+perturbed float64 run (every op's output moved by its f32 error scale with
+random signs): gguf_llamacpp_check.py's end-to-end and per-block tolerances.
 """
 import argparse
 import math
@@ -200,6 +200,7 @@ class Forward:
 
     def __init__(self, m, T, ggml=True, dtype=np.float64, chunk=1024, rng=None):
         self.m, self.T, self.ggml, self.dtype, self.chunk, self.rng = m, T, ggml, dtype, chunk, rng
+        self._absw = {}
         self.w = {k: v.astype(dtype, copy=False) for k, v in m.w.items()}
         self.cos, self.sin = (t.astype(dtype) for t in rope_tables(m, T, ggml))
 
@@ -214,7 +215,17 @@ class Forward:
         if self.rng is None:
             return y
         import gguf_err_bounds as eb
-        return self.jolt(y, math.sqrt(n) * eb.U * (np.abs(a) @ np.abs(b).T))
+        f = np.float32  # the perturbation's size needs no more precision than this (and sgemm is 2x dgemm)
+        return self.jolt(y, math.sqrt(n) * eb.U * (np.abs(a).astype(f) @ self.absw(b).T))
+
+    def absw(self, b):
+        """|b| in float32, the weights' cached (a perturbed run reuses them)."""
+        for name, w in self.w.items():
+            if w is b:
+                if name not in self._absw:
+                    self._absw[name] = np.abs(w).astype(np.float32)
+                return self._absw[name]
+        return np.abs(b).astype(np.float32)
 
     def mm(self, x, name):
         rnd = ROUNDING[self.m.types[name]] if self.ggml else None
