@@ -22,7 +22,8 @@ exact result of the same operation on the same (already rounded) operands:
     ggml's double sum, the mean to float u, + eps u, sqrtf halves that and adds u, 1/ u, x * s u,
     * g u).
   softmax of scale * kq + mask (ggml: exp by ggml_v_expf, max error 1.45 + 0.5 ulp, i.e. <= 4u
-    relative; the sum in double, 1/sum to float u, the product u): p_i (eta_i + sum_j p_j eta_j
+    relative; the sum in double of f32 sums of one SIMD register's 16 lanes, gamma_15 for those
+    (positive terms); 1/sum to float u, the product u): p_i (eta_i + sum_j p_j eta_j + gamma_15
     + 2u) with eta_i = 4u + u |a_i| (a_i = s_i - max, its rounding u |a_i| moves exp(a_i) by that
     relative amount) + u |s_i| when scale is not a power of two; plus 2^-126 for flushed tails.
   SwiGLU silu(g) * up: 7u |y| (exp 4u, 1 + e u, the division u, * up u) + 2^-126.
@@ -63,7 +64,7 @@ def softmax(p, a, s, scale):
     if math.frexp(scale)[0] != 0.5:
         eta = eta + np.where(fin, U * np.abs(np.where(fin, s, 0.0)), 0.0)
     mean = (p * eta).sum(-1, keepdims=True)
-    return p * (eta + mean + 2 * U) * (1 + 8 * U) + TINY
+    return p * (eta + mean + gamma(15) + 2 * U) * (1 + 8 * U) + TINY
 
 
 def swiglu(y):
