@@ -264,7 +264,7 @@ def per_op(m, cap, op_layers, g64, x64):
             x, y = cap[f"{src}-{l}"].reshape(-1, heads, D), cap[f"{src}-{l}#2"].reshape(-1, heads, D)
             x = np.asarray(x, np.float64)
             c.add(check, y, g64.rope(x), rope_bound(g64, x), x64.rope(x), None)
-        attention_ops(c, m, cap, l, x64 is not None)
+        attention_ops(c, m, cap, l)
         add("ffn_inp", cap[f"attn_out-{l}"], h_in, cap[f"ffn_inp-{l}"])
         norm("ffn_norm", cap[f"ffn_inp-{l}"], cap[f"ffn_norm-{l}"], p + "ffn_norm.weight")
         g, up, y = cap[f"ffn_gate-{l}"].astype(np.float64), cap[f"ffn_up-{l}"], cap[f"ffn_swiglu-{l}"]
@@ -281,7 +281,7 @@ def rope_bound(f, x):
     return gr.rope_bound(x, f.cos[:x.shape[0]], f.sin[:x.shape[0]])
 
 
-def attention_ops(c, m, cap, l, _):
+def attention_ops(c, m, cap, l):
     """KQ, softmax(scale KQ + causal mask) and KQV of the last micro-batch's queries (positions
     ubatch_start..), each fed llama.cpp's own input: K and Q after RoPE, its KQ, its softmax and V."""
     import gguf_err_bounds as eb
