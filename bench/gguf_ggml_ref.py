@@ -39,9 +39,9 @@ what ggml does to the numbers beyond plain arithmetic:
 --no-ggml turns those rules off (float64 activations, exact angles): the
 same model as stretch computes it, to compare with stretch's f32 forward.
 --f32 does all arithmetic between the roundings in float32 (numpy/BLAS
-order): the difference to the float64 run is what f32 arithmetic alone does
-to the result, rounding decisions flipped by it included, which is how
-gguf_llamacpp_check.py derives its tolerances before it runs llama.cpp.
+order): one f32 evaluation of the same rules. Forward(..., rng=...) is a
+perturbed float64 run (every op's output moved by its f32 error scale with
+random signs): gguf_llamacpp_check.py's end-to-end and per-block tolerances.
 """
 import argparse
 import math
@@ -175,47 +175,119 @@ def _rope(x, cos, sin):
     return out
 
 
-class Forward:
-    """One model's forward pieces: ggml selects the rounding rules, dtype the arithmetic between them."""
+def rope_bound(x, cos, sin):
+    """gguf_err_bounds.rope per element of _rope(x, cos, sin); 0 for dims beyond n_rot (copied)."""
+    import gguf_err_bounds as eb
+    n = cos.shape[1]
+    a, b = x[..., 0:2 * n:2], x[..., 1:2 * n:2]
+    c, s = cos[:, None, :], sin[:, None, :]
+    out = np.zeros(x.shape)
+    out[..., 0:2 * n:2] = eb.rope(a, b, c, s)
+    out[..., 1:2 * n:2] = eb.rope(b, a, c, s)
+    return out
 
-    def __init__(self, m, T, ggml=True, dtype=np.float64, chunk=1024):
-        self.m, self.T, self.ggml, self.dtype, self.chunk = m, T, ggml, dtype, chunk
+
+class Forward:
+    """One model's forward pieces: ggml selects the rounding rules, dtype the arithmetic between them.
+
+    rng (float64 only): a perturbed run. Every op's output is moved, element by element and with a
+    random sign, by that op's float32 error scale: sqrt(n) u sum|x_i||w_i| for inner products of n
+    terms (Higham and Mary's probabilistic bound with lambda = 1, SIAM J. Sci. Comput. 41(5), 2019),
+    gguf_err_bounds' a priori bound for RoPE, RMSNorm, softmax, SwiGLU and the residual adds. The
+    rounding rules then act on the perturbed activations, so flipped roundings are part of it. The
+    spread of such runs around the unperturbed one is what f32 arithmetic can do to the result: the
+    end-to-end and per-block tolerances of gguf_llamacpp_check.py."""
+
+    def __init__(self, m, T, ggml=True, dtype=np.float64, chunk=1024, rng=None):
+        self.m, self.T, self.ggml, self.dtype, self.chunk, self.rng = m, T, ggml, dtype, chunk, rng
+        self._absw = {}
         self.w = {k: v.astype(dtype, copy=False) for k, v in m.w.items()}
         self.cos, self.sin = (t.astype(dtype) for t in rope_tables(m, T, ggml))
 
+    def jolt(self, y, scale):
+        """y + r scale, r = +-1 at random per element (perturbed runs only)."""
+        if self.rng is None:
+            return y
+        return y + np.where(self.rng.random(y.shape) < 0.5, -scale, scale)
+
+    def jolt_inner(self, y, a, b, n):
+        """Perturb y = a @ b.T (inner products of n terms) by sqrt(n) u |a| @ |b|.T."""
+        if self.rng is None:
+            return y
+        import gguf_err_bounds as eb
+        f = np.float32  # the perturbation's size needs no more precision than this (and sgemm is 2x dgemm)
+        return self.jolt(y, math.sqrt(n) * eb.U * (np.abs(a).astype(f) @ self.absw(b).T))
+
+    def absw(self, b):
+        """|b| in float32, the weights' cached (a perturbed run reuses them)."""
+        for name, w in self.w.items():
+            if w is b:
+                if name not in self._absw:
+                    self._absw[name] = np.abs(w).astype(np.float32)
+                return self._absw[name]
+        return np.abs(b).astype(np.float32)
+
     def mm(self, x, name):
         rnd = ROUNDING[self.m.types[name]] if self.ggml else None
-        return (rnd(x).astype(self.dtype) if rnd else x) @ self.w[name].T
+        x = rnd(x).astype(self.dtype) if rnd else x
+        w = self.w[name]
+        return self.jolt_inner(x @ w.T, x, w, w.shape[1])
 
     def rms(self, x, g):
-        return (x / np.sqrt((x * x).mean(-1, keepdims=True) + self.dtype(self.m.eps))) * self.w[g]
+        import gguf_err_bounds as eb
+        y = (x / np.sqrt((x * x).mean(-1, keepdims=True) + self.dtype(self.m.eps))) * self.w[g]
+        return self.jolt(y, eb.rms_norm(y, x.shape[-1])) if self.rng is not None else y
+
+    def rope(self, x, pos0=0):
+        y = _rope(x, self.cos[pos0:pos0 + x.shape[0]], self.sin[pos0:pos0 + x.shape[0]])
+        if self.rng is None:
+            return y
+        return self.jolt(y, rope_bound(x, self.cos[pos0:pos0 + x.shape[0]], self.sin[pos0:pos0 + x.shape[0]]))
 
     def embed(self, ids):
         return self.w["token_embd.weight"][np.asarray(ids)]
 
-    def layer(self, l, h):
-        """The residual stream after block l, from h (T, C) before it."""
-        m, T, p = self.m, self.T, f"blk.{l}."
+    def attention(self, q, k, v):
+        """Causal attention of q (T, H, D) over k, v (T, Hkv, D): KQ, softmax, KQV as ggml does them."""
+        import gguf_err_bounds as eb
+        m, T = self.m, q.shape[0]
         H, Hkv, D = m.H, m.Hkv, m.D
-        h = np.asarray(h, self.dtype)
-        x = self.rms(h, p + "attn_norm.weight")
-        q = _rope(self.mm(x, p + "attn_q.weight").reshape(T, H, D), self.cos, self.sin)
-        k = _rope(self.mm(x, p + "attn_k.weight").reshape(T, Hkv, D), self.cos, self.sin)
-        v = self.mm(x, p + "attn_v.weight").reshape(T, Hkv, D)
         o = np.empty((T, H, D), self.dtype)
-        scale = self.dtype(1.0 / math.sqrt(D))
+        scale = 1.0 / math.sqrt(D)
         for hh in range(H):
             kh, vh = k[:, hh * Hkv // H], v[:, hh * Hkv // H]
             for t0 in range(0, T, self.chunk):  # query blocks: bounded memory at long T
                 t1 = min(T, t0 + self.chunk)
-                s = (q[t0:t1, hh] @ kh[:t1].T) * scale
+                qh = q[t0:t1, hh]
+                s = self.jolt_inner(qh @ kh[:t1].T, qh, kh[:t1], D) * self.dtype(scale)
                 s[np.arange(t1 - t0)[:, None] + t0 < np.arange(t1)[None]] = -np.inf
-                s = np.exp(s - s.max(-1, keepdims=True))
-                o[t0:t1, hh] = (s @ vh[:t1]) / s.sum(-1, keepdims=True)
+                a = s - s.max(-1, keepdims=True)
+                p = np.exp(a)
+                p /= p.sum(-1, keepdims=True)
+                if self.rng is not None:
+                    p = self.jolt(p, eb.softmax(p, a, s, scale))
+                o[t0:t1, hh] = self.jolt_inner(p @ vh[:t1], p, vh[:t1].T, t1)
+        return o
+
+    def layer(self, l, h):
+        """The residual stream after block l, from h (T, C) before it."""
+        import gguf_err_bounds as eb
+        m, T, p = self.m, self.T, f"blk.{l}."
+        H, Hkv, D = m.H, m.Hkv, m.D
+        h = np.asarray(h, self.dtype)
+        x = self.rms(h, p + "attn_norm.weight")
+        q = self.rope(self.mm(x, p + "attn_q.weight").reshape(T, H, D))
+        k = self.rope(self.mm(x, p + "attn_k.weight").reshape(T, Hkv, D))
+        v = self.mm(x, p + "attn_v.weight").reshape(T, Hkv, D)
+        o = self.attention(q, k, v)
         h = h + self.mm(o.reshape(T, H * D), p + "attn_output.weight")
+        h = self.jolt(h, eb.add(h)) if self.rng is not None else h
         x = self.rms(h, p + "ffn_norm.weight")
         g = self.mm(x, p + "ffn_gate.weight")
-        return h + self.mm(g / (1 + np.exp(-g)) * self.mm(x, p + "ffn_up.weight"), p + "ffn_down.weight")
+        sw = g / (1 + np.exp(-g)) * self.mm(x, p + "ffn_up.weight")
+        sw = self.jolt(sw, eb.swiglu(sw)) if self.rng is not None else sw
+        h = h + self.mm(sw, p + "ffn_down.weight")
+        return self.jolt(h, eb.add(h)) if self.rng is not None else h
 
     def head(self, x_normed):
         """Logits from the output-normed hidden states."""
@@ -228,9 +300,9 @@ class Forward:
         return self.head(self.rms(h[first:], "output_norm.weight")).astype(np.float64)
 
 
-def forward(m, ids, ggml=True, dtype=np.float64, first=0):
-    """Logits (T - first, V) as float64 of positions first..T-1."""
-    return Forward(m, len(ids), ggml, dtype)(ids, first)
+def forward(m, ids, ggml=True, dtype=np.float64, first=0, rng=None):
+    """Logits (T - first, V) as float64 of positions first..T-1 (rng: a perturbed run, see Forward)."""
+    return Forward(m, len(ids), ggml, dtype, rng=rng)(ids, first)
 
 
 def main():
