@@ -322,14 +322,25 @@ void dist_grad_sync_begin_scatter(dist_grad_sync *g, dist_ctx *d, float *grads, 
     g->counts = xcalloc((size_t)DIST_GRAD_IN_FLIGHT * (size_t)d->size, sizeof(int));
 }
 
-// Per-rank counts and displacements of a sharded buffer (elements).
-static void shard_counts(const dist_ctx *d, int64_t n, int64_t shard, int *counts, int *displs) {
+// Per-rank counts and displacements (in units of elem elements) of each
+// rank's part of the range [lo, hi) of a sharded buffer; a rank owning none
+// of it gets 0 at offset 0.
+static void range_counts(const dist_ctx *d, int64_t n, int64_t shard, int64_t lo, int64_t hi,
+                         int64_t elem, int *counts, int *displs) {
     for (int r = 0; r < d->size; r++) {
         int64_t a, b;
         own_range(d, n, shard, r, &a, &b);
-        counts[r] = mpi_count(b - a, "parameter shard");
-        displs[r] = mpi_count(a, "parameter shard offset");
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b < a) a = b = lo;
+        counts[r] = mpi_count((b - a) * elem, "shard part");
+        displs[r] = mpi_count((a - lo) * elem, "shard part offset");
     }
+}
+
+// The same for the whole buffer (elements).
+static void shard_counts(const dist_ctx *d, int64_t n, int64_t shard, int *counts, int *displs) {
+    range_counts(d, n, shard, 0, n, 1, counts, displs);
 }
 
 void dist_range_gather_begin(dist_range_gather *g, dist_ctx *d, float *buf, int64_t n, int64_t lo,
@@ -341,15 +352,7 @@ void dist_range_gather_begin(dist_range_gather *g, dist_ctx *d, float *buf, int6
     if (!d->mpi || d->size == 1 || hi <= lo) return;
     g->counts = xcalloc((size_t)d->size * 2, sizeof(int));
     int *displs = g->counts + d->size;
-    for (int r = 0; r < d->size; r++) {
-        int64_t a, b;
-        own_range(d, n, shard, r, &a, &b);
-        if (a < lo) a = lo;
-        if (b > hi) b = hi;
-        if (b < a) a = b = lo;
-        g->counts[r] = mpi_count(b - a, "layer gather");
-        displs[r] = mpi_count(a - lo, "layer gather offset");
-    }
+    range_counts(d, n, shard, lo, hi, 1, g->counts, displs);
     MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf + lo, g->counts, displs,
                               MPI_FLOAT, d->world, &g->req));
 }
@@ -374,15 +377,7 @@ void dist_range_gather_bytes(dist_ctx *d, void *unit, int64_t n, int64_t shard, 
                              int64_t hi, size_t elem_bytes) {
     if (!d->mpi || d->size == 1 || hi <= lo) return;
     int *counts = xcalloc((size_t)d->size * 2, sizeof(int)), *displs = counts + d->size;
-    for (int r = 0; r < d->size; r++) {
-        int64_t a, b;
-        own_range(d, n, shard, r, &a, &b);
-        if (a < lo) a = lo;
-        if (b > hi) b = hi;
-        if (b < a) a = b = lo;
-        counts[r] = mpi_count((b - a) * (int64_t)elem_bytes, "unit gather");
-        displs[r] = mpi_count((a - lo) * (int64_t)elem_bytes, "unit gather offset");
-    }
+    range_counts(d, n, shard, lo, hi, (int64_t)elem_bytes, counts, displs);
     MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, unit, counts, displs, MPI_BYTE,
                              d->world));
     free(counts);
