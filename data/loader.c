@@ -2,6 +2,7 @@
 #include "loader.h"
 
 #include <math.h>
+#include <stdbool.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -171,6 +172,14 @@ static void whole_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, 
     }
 }
 
+// Whether a packed row holds one sample of seq_len instead (a fraction
+// passkey_pack_long of them): log-uniform packing rarely draws distances near
+// seq_len, the ones an evaluation at seq_len asks for. No draw when off, so
+// runs without the option keep their data stream.
+static bool pack_row_whole(data_loader *L) {
+    return L->cfg.passkey_pack_long > 0 && rng_uniform(&L->cur.mix_rng) < L->cfg.passkey_pack_long;
+}
+
 // A row of passkey samples of mixed lengths, each its own document: the
 // lengths are log-uniform in [passkey_pack_min, room left], so short
 // distances (strong gradient, what the model knows) and long ones (the new
@@ -178,12 +187,13 @@ static void whole_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos, 
 static void passkey_pack_row(data_loader *L, int32_t *tok, int32_t *tgt, int32_t *pos,
                              int32_t *seg) {
     const int64_t T = L->cfg.seq_len, lo = L->cfg.passkey_pack_min;
+    const bool whole = pack_row_whole(L);
     char err[512];
     int64_t at = 0;
     for (int32_t doc = 0; at < T; doc++) {
         const int64_t room = T - at;
         int64_t n = room;
-        if (room >= 2 * lo) {
+        if (!whole && room >= 2 * lo) {
             const double u = rng_uniform(&L->cur.mix_rng);
             n = (int64_t)floor((double)lo * pow((double)room / (double)lo, u));
             if (room - n < lo) n = room;  // no rest too short for a sample
@@ -248,16 +258,18 @@ static int64_t task_need(const data_config *c, int t, char *err, size_t errlen) 
 
 // A row of task t: one sample of T tokens, or (passkey_pack_min > 0)
 // samples of log-uniform lengths in [max(passkey_pack_min, the task's
-// minimum), room left], each its own document, as passkey_pack_row does.
+// minimum), room left], each its own document, as passkey_pack_row does
+// (passkey_pack_long of them one sample of T).
 static void task_row(data_loader *L, int t, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg) {
     const int64_t T = L->cfg.seq_len;
     const int64_t lo = L->cfg.passkey_pack_min > L->task_need[t] ? L->cfg.passkey_pack_min : L->task_need[t];
+    const bool whole = pack_row_whole(L);
     char err[512];
     int64_t at = 0;
     for (int32_t doc = 0; at < T; doc++) {
         const int64_t room = T - at;
         int64_t n = room;
-        if (L->cfg.passkey_pack_min > 0 && room >= 2 * lo) {
+        if (!whole && L->cfg.passkey_pack_min > 0 && room >= 2 * lo) {
             const double u = rng_uniform(&L->cur.mix_rng);
             n = (int64_t)floor((double)lo * pow((double)room / (double)lo, u));
             if (room - n < lo) n = room;
@@ -429,6 +441,12 @@ data_loader *data_loader_open(const char *const *paths, int n_paths, const data_
         errmsg(err, errlen, "data: mode whole keeps documents of at least seq_len/2 = %lld tokens, "
              "but the longest document in %s%s has %lld", (long long)(cfg->seq_len + 1) / 2,
              paths[0], n_paths > 1 ? ", ..." : "", (long long)longest);
+        goto bad;
+    }
+    if (!(cfg->passkey_pack_long >= 0 && cfg->passkey_pack_long <= 1) ||
+        (cfg->passkey_pack_long > 0 && cfg->passkey_pack_min <= 0)) {
+        errmsg(err, errlen, "data: passkey_pack_long = %g must be in [0, 1], and 0 without "
+               "passkey_pack_min (unpacked rows are all one sample of seq_len)", cfg->passkey_pack_long);
         goto bad;
     }
     if (cfg->passkey_ratio > 0) {

@@ -76,6 +76,8 @@ typedef struct {
                             // drawn log-uniformly from [passkey_pack_min, room left], as
                             // separate documents (positions restart, attention masked),
                             // so one row trains many distances; 0 = one sample per row
+    double passkey_pack_long; // with passkey_pack_min > 0: the probability that a packed row
+                            // (passkey or task) holds one sample of seq_len instead; 0 = never
     passkey_config passkey; // used when passkey_ratio > 0 (its encode_ctx must outlive the loader)
     double task_mix[TASK_COUNT]; // probability that a row is a sample of task t (data/task.h),
                             // after passkey_ratio and copy_ratio; random depth; with

@@ -34,6 +34,7 @@ static void resolve_plan(curr_plan *out, const cfg_run *cfg, int stage) {
     out->passkey_ratio = isnan(st->passkey_ratio) ? cfg->data.passkey_ratio : st->passkey_ratio;
     out->pose_len = st->pose_len;
     out->passkey_pack_min = st->passkey_pack_min;
+    out->passkey_pack_long = st->passkey_pack_long;
     out->gate = st->gate;
 }
 

@@ -39,6 +39,7 @@ typedef struct {
     double passkey_ratio;
     int64_t pose_len;          // 0 = off, else > seq_len
     int64_t passkey_pack_min;  // 0 = off, else in (0, seq_len]
+    double passkey_pack_long;  // in [0, 1]; 0 when passkey_pack_min is 0
     cfg_gate gate;
 } curr_plan;
 

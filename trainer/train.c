@@ -139,13 +139,14 @@ int train_stage_shards(const train_state *st, const curr_plan *plan, const char 
 
 data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
                               double passkey_ratio, double copy_ratio, int64_t pose_len,
-                              int64_t passkey_pack_min, uint64_t seed, bool shuffle, bool tasks) {
+                              int64_t passkey_pack_min, double passkey_pack_long, uint64_t seed,
+                              bool shuffle, bool tasks) {
     data_config dc = {.mode = st->cfg.data.packing == CFG_PACKING_WHOLE ? DATA_WHOLE : DATA_PACK,
                       .seq_len = seq_len, .batch_rows = rows, .dp_rank = st->dist.dp_rank,
                       .dp_size = st->dist.dp, .seed = seed, .shuffle = shuffle,
                       .bos_id = -1, .eos_id = tok_eos_id(st->tok), .pad_id = tok_pad_id(st->tok),
                       .passkey_ratio = passkey_ratio, .copy_ratio = copy_ratio, .pose_len = pose_len,
-                      .passkey_pack_min = passkey_pack_min,
+                      .passkey_pack_min = passkey_pack_min, .passkey_pack_long = passkey_pack_long,
                       .passkey = train_passkey_config(st),
                       .mix_per_batch = st->cfg.data.mix_unit == CFG_MIX_BATCH};
     if (dc.pad_id < 0) dc.pad_id = 0;
@@ -155,10 +156,11 @@ data_config train_data_config(const train_state *st, int64_t seq_len, int64_t ro
 
 static data_loader *open_loader(train_state *st, const char **paths, int n_paths, int64_t seq_len,
                                 int64_t rows, double passkey_ratio, double copy_ratio,
-                                int64_t pose_len, int64_t passkey_pack_min, uint64_t seed,
+                                int64_t pose_len, int64_t passkey_pack_min,
+                                double passkey_pack_long, uint64_t seed,
                                 bool shuffle, bool tasks) {
     data_config dc = train_data_config(st, seq_len, rows, passkey_ratio, copy_ratio, pose_len,
-                                       passkey_pack_min, seed, shuffle, tasks);
+                                       passkey_pack_min, passkey_pack_long, seed, shuffle, tasks);
     char err[512];
     data_loader *L = data_loader_open(paths, n_paths, &dc, err, sizeof err);
     if (!L) die_user("%s", err);
@@ -271,7 +273,7 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     if (n == 0) return NAN;
     train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
     int64_t rows = plan->batch_tokens / plan->seq_len;
-    data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 7, false, false);
+    data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 0.0, 7, false, false);
     data_batch db;
     data_batch_init(&db, L);
     train_batch lb = {0};
@@ -467,7 +469,8 @@ static int run_stage(train_state *st) {
     int64_t rows = plan.batch_tokens / plan.seq_len;
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_loader *L = open_loader(st, paths, n_paths, plan.seq_len, rows, plan.passkey_ratio, copy,
-                                 plan.pose_len, plan.passkey_pack_min, (uint64_t)c->train.seed,
+                                 plan.pose_len, plan.passkey_pack_min, plan.passkey_pack_long,
+                                 (uint64_t)c->train.seed,
                                  true, c->stages[st->stage].tasks);
     if (st->have_cursor) {
         char err[512];

@@ -92,7 +92,8 @@ double train_passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed,
                           double *by_depth, const char *key);
 data_config train_data_config(const train_state *st, int64_t seq_len, int64_t rows,
                               double passkey_ratio, double copy_ratio, int64_t pose_len,
-                              int64_t passkey_pack_min, uint64_t seed, bool shuffle, bool tasks);
+                              int64_t passkey_pack_min, double passkey_pack_long, uint64_t seed,
+                              bool shuffle, bool tasks);
 
 // The RoPE table the training loop installs for stage `stage` at sequences
 // of length seq_len (the stage's own seq_len while training, each

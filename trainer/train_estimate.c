@@ -85,7 +85,8 @@ static stage_times measure_stage(train_state *st, int s) {
     int64_t rows = plan.batch_tokens / plan.seq_len;
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_config dc = train_data_config(st, plan.seq_len, rows, plan.passkey_ratio, copy, plan.pose_len,
-                                       plan.passkey_pack_min, (uint64_t)c->train.seed, true,
+                                       plan.passkey_pack_min, plan.passkey_pack_long,
+                                       (uint64_t)c->train.seed, true,
                                        c->stages[s].tasks);
     char err[512];
     data_loader *L = data_loader_open(paths, n, &dc, err, sizeof err);

@@ -72,7 +72,7 @@ static int check_stage_data(train_state *st, int s, char *err, size_t errlen) {
     int64_t rows = plan.batch_tokens / plan.seq_len;
     double copy = fmin(c->data.copy_ratio, 1.0 - plan.passkey_ratio);
     data_config dc = train_data_config(st, plan.seq_len, rows, plan.passkey_ratio, copy,
-                                       plan.pose_len, plan.passkey_pack_min,
+                                       plan.pose_len, plan.passkey_pack_min, plan.passkey_pack_long,
                                        (uint64_t)c->train.seed, true, c->stages[s].tasks);
     if (check_loader(st, paths, n, &dc, what, err, errlen) != 0) return -1;
     // Validation rows: what eval_val_loss (train.c) opens.
@@ -86,7 +86,7 @@ static int check_stage_data(train_state *st, int s, char *err, size_t errlen) {
     }
     if (n > 0 && (val_gate || c->train.eval_every > 0)) {
         snprintf(what, sizeof what, "stages.%d (%s) validation data (data.val)", s, plan.name);
-        dc = train_data_config(st, plan.seq_len, rows, 0.0, 0.0, 0, 0, 7, false, false);
+        dc = train_data_config(st, plan.seq_len, rows, 0.0, 0.0, 0, 0, 0.0, 7, false, false);
         if (check_loader(st, paths, n, &dc, what, err, errlen) != 0) return -1;
     }
     return 0;

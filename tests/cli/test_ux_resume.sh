@@ -35,10 +35,12 @@ refused data.passkey_ratio --data.passkey_ratio 0.5
 refused stages.0.steps --stages.0.steps 4
 # allowed: LR from now on, stage 1 (not started) reshaped, eval and cadence; shown
 "$STRETCH" train r.yaml "${Q[@]}" --max-steps 12 --optimizer.lr 2e-3 --stages.1.seq_len 256 \
-  --stages.1.steps 6 --train.ckpt_every 4 --eval.passkey_trials 1 > r2.log
+  --stages.1.steps 6 --train.ckpt_every 4 --eval.passkey_trials 1 \
+  --stages.1.passkey_pack_min 200 --stages.1.passkey_pack_long 0.5 > r2.log
 line=$(grep "^resume: changed since r/ckpt-00000008.h5 (allowed): " r2.log) || fail "allowed changes not shown: $(cat r2.log)"
 for c in "optimizer.lr: 0.003 -> 0.002" "train.ckpt_every: 10 -> 4" "eval.passkey_trials: 0 -> 1" \
-         "stages.1.seq_len: 128 -> 256" "stages.1.steps: 12 -> 6"; do
+         "stages.1.seq_len: 128 -> 256" "stages.1.steps: 12 -> 6" "stages.1.passkey_pack_min: 0 -> 200" \
+         "stages.1.passkey_pack_long: 0.0 -> 0.5"; do
   echo "$line" | has -F "$c" || fail "allowed change '$c' not shown: $line"
 done
 lr9=$(grep '"event":"step","step":9,' r/metrics.jsonl | sed 's/.*"lr":\([^,]*\).*/\1/')

@@ -435,6 +435,10 @@ static const error_case CHECK_ERRORS[] = {
      "2 * parallel.sp"},
     {BASE_MODEL BASE_DATA "stages:\n  - {seq_len: 128, batch_tokens: 1024}\n", 4,
      "stages.0.tokens", "needs a budget"},
+    {BASE_MODEL BASE_DATA "stages:\n  - {seq_len: 128, tokens: 5, batch_tokens: 128,\n"
+     "     passkey_pack_min: 64, passkey_pack_long: 1.5}\n", 5, "stages.0.passkey_pack_long", "[0, 1]"},
+    {BASE_MODEL BASE_DATA "stages:\n  - {seq_len: 128, tokens: 5, batch_tokens: 128, passkey_pack_long: 0.5}\n",
+     4, "stages.0.passkey_pack_long", "needs passkey_pack_min > 0"},
     {BASE_MODEL BASE_DATA "stages:\n  - {seq_len: 128, tokens: 5, steps: 5, batch_tokens: 128}\n",
      4, "stages.0.steps", "not both"},
     {BASE_MODEL BASE_DATA "stages:\n  - seq_len: 128\n    tokens: 5\n    batch_tokens: 128\n"

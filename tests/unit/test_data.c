@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1205,6 +1206,92 @@ static void test_passkey_pack(void **state) {
     free_dataset(&ds);
 }
 
+// passkey_pack_long: the length of a row's first sample against its
+// distribution. A row is whole (one sample of T) with probability p; else the
+// first length is floor(lo * (T/lo)^u), u uniform, and becomes T when the rest
+// would be shorter than lo, i.e. for u >= ln((T - lo + 1)/lo) / ln(T/lo). So
+// P(first in [a, b)) = (1 - p) ln(b/a) / ln(T/lo) for lo <= a < b <= T - lo + 1
+// and P(first = T) = p + (1 - p) (1 - ln((T - lo + 1)/lo) / ln(T/lo)).
+// Counts of N rows must lie within 5 binomial standard deviations of N P
+// (a miss by chance: < 1e-6 per bin). With T 640 and lo 80, 2400 rows hold
+// ~152 whole rows (sd 12) at p = 0 and ~826 (sd 23) at p = 0.3; p = 1 leaves
+// no packed row.
+static void pack_first_lengths(const dataset *ds, double p, int64_t T, int64_t lo, int64_t *first,
+                               int64_t n_rows) {
+    data_config c = base_config(DATA_PACK, T, 8);
+    enable_passkey(&c, 1.0);
+    c.passkey.compact = 1;
+    c.passkey_pack_min = lo;
+    c.passkey_pack_long = p;
+    data_loader *L = open_loader(ds, &c);
+    data_batch b;
+    data_batch_init(&b, L);
+    for (int64_t got = 0; got < n_rows;) {
+        data_next_batch(L, &b);
+        for (int64_t r = 0; r < b.B && got < n_rows; r++) {
+            const int32_t *seg = b.seg + r * b.T;
+            int64_t n = 0;
+            while (n < b.T && seg[n] == 0) n++;
+            first[got++] = n;
+        }
+    }
+    data_batch_free(&b);
+    data_loader_free(L);
+}
+
+static void expect_count(int64_t count, int64_t n_rows, double prob, const char *what) {
+    const double mean = (double)n_rows * prob, sd = sqrt((double)n_rows * prob * (1.0 - prob));
+    if (fabs((double)count - mean) > 5.0 * sd + 1e-9)
+        fail_msg("%s: %lld rows, expected %.1f +- 5 x %.1f", what, (long long)count, mean, sd);
+}
+
+static void test_passkey_pack_long(void **state) {
+    dataset ds;
+    make_dataset(&ds, *state, 50);
+    enum { N = 2400 };
+    const int64_t T = 640, lo = 80;
+    const double lnr = log((double)T / (double)lo), cut = log((double)(T - lo + 1) / (double)lo) / lnr;
+    const int64_t edges[] = {80, 160, 320, T - lo + 1};  // bins of packed first lengths
+    int64_t *first = malloc(N * sizeof *first);
+    assert_non_null(first);
+    const double ps[] = {0.0, 0.3, 1.0};
+    for (int k = 0; k < 3; k++) {
+        const double p = ps[k];
+        pack_first_lengths(&ds, p, T, lo, first, N);
+        int64_t whole = 0, bins[3] = {0, 0, 0};
+        for (int64_t i = 0; i < N; i++) {
+            if (first[i] == T) {
+                whole++;
+                continue;
+            }
+            int j = 0;
+            while (j < 3 && first[i] >= edges[j + 1]) j++;
+            assert_true(j < 3 && first[i] >= lo);  // a packed first sample is in [lo, T - lo]
+            bins[j]++;
+        }
+        expect_count(whole, N, p + (1.0 - p) * (1.0 - cut), p == 0.0 ? "whole, p 0" : "whole rows");
+        for (int j = 0; j < 3; j++)
+            expect_count(bins[j], N, (1.0 - p) * log((double)edges[j + 1] / (double)edges[j]) / lnr,
+                         "first length bin");
+        if (p == 1.0) assert_int_equal(whole, N);
+    }
+    free(first);
+    // Bad values: out of [0, 1], or set without packing.
+    data_config c = base_config(DATA_PACK, T, 8);
+    enable_passkey(&c, 1.0);
+    c.passkey.compact = 1;
+    c.passkey_pack_min = lo;
+    char err[256];
+    c.passkey_pack_long = 1.5;
+    assert_null(data_loader_open(ds.p, 2, &c, err, sizeof err));
+    assert_non_null(strstr(err, "passkey_pack_long"));
+    c.passkey_pack_long = 0.5;
+    c.passkey_pack_min = 0;
+    assert_null(data_loader_open(ds.p, 2, &c, err, sizeof err));
+    assert_non_null(strstr(err, "passkey_pack_long"));
+    free_dataset(&ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_vectors),
@@ -1228,6 +1315,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_loader_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pose_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passkey_pack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passkey_pack_long, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

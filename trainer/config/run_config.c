@@ -288,6 +288,10 @@ static const cfg_key KEYS[] = {
         "> 0: each passkey row packs several samples (separate documents) with lengths "
         "log-uniform in [this, seq_len], so one row trains short and long distances; "
         "0 = one sample of seq_len per row"),
+    STG("passkey_pack_long", DOUBLE, 0, passkey_pack_long, NULL, "0.0",
+        "with passkey_pack_min > 0: the fraction (0..1) of packed rows that hold one sample of "
+        "seq_len instead (the distances an evaluation at seq_len asks for, which log-uniform "
+        "packing rarely draws); 0 = every row packed"),
     STG("tasks", BOOL, 0, tasks, NULL, "true",
         "mix data.task_mix's task rows into this stage (false: e.g. a stage too short for them)"),
     STG("gate.task", STRING, NUL | RES, gate.task, NULL, "null",

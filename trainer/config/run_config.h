@@ -207,6 +207,7 @@ typedef struct {
     double passkey_ratio;     // NAN = data.passkey_ratio
     int64_t pose_len;         // > seq_len: PoSE, passkey rows' positions skip to span this many
     int64_t passkey_pack_min; // > 0: passkey rows pack samples of lengths in [this, seq_len]
+    double passkey_pack_long; // with passkey_pack_min: fraction of packed rows of one seq_len sample
     bool tasks;               // mix data.task_mix rows into this stage
     cfg_gate gate;
     cfg_rope rope;

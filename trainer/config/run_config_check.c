@@ -219,6 +219,11 @@ static int check_stage(const cfg_run *cfg, int i, char *err, size_t errlen) {
     REQUIRE(st->passkey_pack_min >= 0 && st->passkey_pack_min <= st->seq_len,
             KEY("passkey_pack_min"), "%s (%lld) must be 0 or in (0, seq_len = %lld]", k,
             (long long)st->passkey_pack_min, (long long)st->seq_len);
+    REQUIRE(in_unit(st->passkey_pack_long), KEY("passkey_pack_long"),
+            "%s (%g) must be in [0, 1]", k, st->passkey_pack_long);
+    REQUIRE(st->passkey_pack_long == 0 || st->passkey_pack_min > 0, KEY("passkey_pack_long"),
+            "%s (%g) needs passkey_pack_min > 0 (unpacked rows are all one sample of seq_len)", k,
+            st->passkey_pack_long);
     if (check_strings(cfg, &st->data, KEY("data"), err, errlen)) return -1;
     REQUIRE(in_unit(st->gate.passkey_acc), KEY("gate.passkey_acc"), "%s (%g) must be in [0, 1]",
             k, st->gate.passkey_acc);
