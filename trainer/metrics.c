@@ -4,16 +4,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "die.h"
+#include "mono_clock.h"
 
-double metrics_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+double metrics_now(void) { return mono_clock_s(); }
 
 // The "time" of the last complete row of an existing metrics.jsonl, else 0.
 static double last_time(const char *path) {

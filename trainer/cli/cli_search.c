@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "cli_search_args.h"
@@ -47,6 +46,7 @@
 #include "search_io.h"
 #include "tok.h"
 #include "zigzag.h"
+#include "mono_clock.h"
 
 #define HAYSTACK_MAX (INT64_C(1) << 24)  // tokens of --data kept as the text tasks' haystack
 
@@ -98,12 +98,6 @@ typedef struct {
     search_state st;
     char state_path[4200];
 } search_job;
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static bool needle_objective(const search_run *r) { return r->a->objective == SEARCH_OBJ_NEEDLE; }
 
@@ -428,7 +422,7 @@ static bool run_generations(phase *ph, search_state *st, const char *state_path)
     const int G = (int)a->generations;
     const char *tag = ph->is_short ? "short " : "";
     while (st->generation < G && !(a->stop_after > 0 && st->generation >= a->stop_after)) {
-        double t0 = now_s();
+        double t0 = mono_clock_s();
         int64_t before = st->evaluated;
         search_generation(st, fitness, ph);
         const search_history *h = &st->history[st->generation - 1];
@@ -439,7 +433,7 @@ static bool run_generations(phase *ph, search_state *st, const char *state_path)
                        ph->is_short ? SHORT_BASELINES[1] : "NTK", exp(st->baseline_nll[1]),
                        ph->is_short ? SHORT_BASELINES[2] : "YaRN", exp(st->baseline_nll[2]));
             printf("%sgeneration %d/%d: %" PRId64 " candidates in %.1f s; best %.4f (nll %.6f, n_hat %" PRId64
-                   "), mean nll %.4f\n", tag, st->generation, G, st->evaluated - before, now_s() - t0,
+                   "), mean nll %.4f\n", tag, st->generation, G, st->evaluated - before, mono_clock_s() - t0,
                    exp(h->best_nll), h->best_nll, h->best_n_hat, h->mean_nll);
             fflush(stdout);
         }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -19,6 +18,7 @@
 #include "die.h"
 #include "shard.h"
 #include "tok.h"
+#include "mono_clock.h"
 
 #define PIECE (1 << 20)
 
@@ -28,14 +28,8 @@ typedef struct {
     double last;          // time of the last redraw
 } progress;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress_show(progress *p, int64_t tokens, bool final) {
-    double t = now_s();
+    double t = mono_clock_s();
     if (!p->tty || (!final && t - p->last < 0.2)) return;
     p->last = t;
     int width = 30, fill = p->total > 0 ? (int)(width * (double)p->done / (double)p->total) : width;

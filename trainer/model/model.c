@@ -15,10 +15,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "die.h"
 #include "model.h"
+#include "mono_clock.h"
 
 // Everything one layer's backward needs, saved by its forward.
 typedef struct {
@@ -348,19 +348,13 @@ void model_zero_grads(model *m) {
 // ---------------------------------------------------------------------------
 // Forward
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // Runs stmt and adds its wall time to m->timers.field (on an asynchronous
 // backend: the time to enqueue); then lets a prefetch progress (ZeRO-3).
 #define TIMED(m, field, stmt)                                               \
     do {                                                                    \
-        double t0_ = now_s();                                               \
+        double t0_ = mono_clock_s();                                               \
         stmt;                                                               \
-        (m)->timers.field += now_s() - t0_;                                 \
+        (m)->timers.field += mono_clock_s() - t0_;                                 \
         if ((m)->param_hook.progress) (m)->param_hook.progress((m)->param_hook.ctx); \
     } while (0)
 

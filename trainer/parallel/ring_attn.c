@@ -10,11 +10,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "attn.h"
 #include "die.h"
 #include "zigzag.h"
+#include "mono_clock.h"
 
 enum { TAG_K = 1, TAG_V, TAG_SEG, TAG_DK, TAG_DV };
 
@@ -28,12 +28,6 @@ struct ring_attn {
     float *delta;              // (2B, H, Tc) pair layout
     ring_attn_stats stats;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 ring_attn *ring_attn_create(dist_ctx *d) {
     ring_attn *r = xcalloc(1, sizeof *r);
@@ -155,9 +149,9 @@ static kv_block arrived_kv(const ring_attn *r, const kv_block *prev, int slot) {
 }
 
 static void wait_xfer(ring_attn *r, dist_xfer *x) {
-    double t0 = now_s();
+    double t0 = mono_clock_s();
     dist_xfer_wait(x);
-    r->stats.wait_s += now_s() - t0;
+    r->stats.wait_s += mono_clock_s() - t0;
 }
 
 // Calls fn for every (sequence, local query chunk, key chunk) pair of the
@@ -187,9 +181,9 @@ static void for_each_pair(ring_attn *r, const kv_block *kv, const ring_shape *s,
                 pair_job job = {.b = b, .q_row = b * s->T_local + qc * Tc,
                                 .k_row = b * s->T_local + kc * Tc, .pair_q = 2 * b + qc,
                                 .shape = pair_shape(s, Tc, q_start, k_start)};
-                double t0 = now_s();
+                double t0 = mono_clock_s();
                 fn(r, &job, kv, arg);
-                r->stats.compute_s += now_s() - t0;
+                r->stats.compute_s += mono_clock_s() - t0;
                 r->stats.blocks_computed++;
                 if (x1) dist_xfer_poll(x1);
                 if (x2) dist_xfer_poll(x2);
@@ -223,9 +217,9 @@ void ring_attn_forward(ring_attn *r, float *out, float *lse, const float *q, con
     check_shape(r, s);
     if (r->d->sp == 1) {
         attn_shape whole = whole_shape(s);
-        double t0 = now_s();
+        double t0 = mono_clock_s();
         attn_forward(out, lse, q, k, v, seg, seg, &whole);
-        r->stats.compute_s += now_s() - t0;
+        r->stats.compute_s += mono_clock_s() - t0;
         r->stats.blocks_computed++;
         return;
     }
@@ -283,9 +277,9 @@ void ring_attn_backward(ring_attn *r, float *dq, float *dk, float *dv, const flo
     check_shape(r, s);
     if (r->d->sp == 1) {
         attn_shape whole = whole_shape(s);
-        double t0 = now_s();
+        double t0 = mono_clock_s();
         attn_backward(dq, dk, dv, dout, q, k, v, out, lse, seg, seg, &whole);
-        r->stats.compute_s += now_s() - t0;
+        r->stats.compute_s += mono_clock_s() - t0;
         r->stats.blocks_computed++;
         return;
     }

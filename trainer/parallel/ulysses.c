@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "die.h"
+#include "mono_clock.h"
 
 int ulysses_check_heads(int ulysses, int n_heads, int n_kv_heads, char *err, size_t errlen) {
     if (ulysses < 1) {
@@ -56,12 +56,6 @@ struct ulysses_attn {
     int64_t a2a_bytes;
     double a2a_s;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 ulysses_attn *ulysses_attn_create(dist_ctx *d) {
     ulysses_attn *u = xcalloc(1, sizeof *u);
@@ -149,11 +143,11 @@ static int head_lo(const geom *g, int heads, int j) {
 }
 
 static void a2a(ulysses_attn *u, int64_t block) {
-    double t0 = now_s();
+    double t0 = mono_clock_s();
     int64_t before = u->d->sent_bytes;
     dist_alltoall(u->d, u->recv, u->send, block, DIST_F32);
     u->a2a_bytes += u->d->sent_bytes - before;
-    u->a2a_s += now_s() - t0;
+    u->a2a_s += mono_clock_s() - t0;
 }
 
 // x (B, TL, heads, D) seq layout -> y (B, TG, W, D) head layout.
@@ -200,11 +194,11 @@ static void to_seq(ulysses_attn *u, float *x, const float *y, int heads, int W, 
 static const int32_t *gather_seg(ulysses_attn *u, const int32_t *seg, const geom *g) {
     if (!seg) return NULL;
     int32_t *all = (int32_t *)u->recv;  // (U, B, TL)
-    double t0 = now_s();
+    double t0 = mono_clock_s();
     int64_t before = u->d->sent_bytes;
     dist_allgather(u->d, all, seg, g->B * g->TL, DIST_I32);
     u->a2a_bytes += u->d->sent_bytes - before;
-    u->a2a_s += now_s() - t0;
+    u->a2a_s += mono_clock_s() - t0;
     for (int i = 0; i < g->U; i++)
         for (int64_t b = 0; b < g->B; b++)
             memcpy(u->segh + b * g->TG + i * g->TL, all + (i * g->B + b) * g->TL,

@@ -4,11 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "die.h"
 #include "zero_offload.h"
 #include "zero_pages.h"
+#include "mono_clock.h"
 
 const char *shard_mode_name(shard_mode m) {
     static const char *const names[] = {"none", "optimizer", "gradients", "parameters"};
@@ -121,12 +121,6 @@ void zero3_units_free(zero3_units *u, backend *bk) {
     memset(u, 0, sizeof *u);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // STRETCH_ZERO3_PROGRESS=0 leaves the cpu prefetch to MPI alone (no
 // MPI_Test between ops): the bench (bench/zero_overlap.sh) measures both.
 static bool zero3_progress_on(void) {
@@ -158,7 +152,7 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
     zero3_hook *z = ctx;
     const double bytes = sizeof(float) * (double)(hi - lo);
     bool prefetched = z->next.lo == lo && z->next.hi == hi && hi > lo;
-    double t0 = now_s();
+    double t0 = mono_clock_s();
     dist_range_gather_end(&z->next);  // ours, or one not needed after all
     if (!prefetched) {
         dist_range_gather g;
@@ -168,7 +162,7 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
     if (z->stats && hi > lo) {
         zero3_stats *st = z->stats;
         if (prefetched) {
-            double t1 = now_s();
+            double t1 = mono_clock_s();
             st->prefetched++;
             st->prefetched_bytes += bytes;
             st->wait_s += t1 - t0;
@@ -176,11 +170,11 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
         } else {
             st->on_the_spot++;
             st->on_the_spot_bytes += bytes;
-            st->on_the_spot_s += now_s() - t0;
+            st->on_the_spot_s += mono_clock_s() - t0;
         }
     }
     if (next_hi > next_lo) {  // overlaps this unit's compute
-        z->next_t0 = now_s();
+        z->next_t0 = mono_clock_s();
         z->next_t1 = 0;
         dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, next_lo, next_hi, z->s->shard);
     }
@@ -190,7 +184,7 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
 static void zero3_progress(void *ctx) {
     zero3_hook *z = ctx;
     if (!z->progress || z->next.lo == z->next.hi || z->next_t1 > 0) return;
-    if (dist_range_gather_test(&z->next)) z->next_t1 = now_s();
+    if (dist_range_gather_test(&z->next)) z->next_t1 = mono_clock_s();
     if (z->stats) z->stats->tests++;
 }
 
@@ -312,10 +306,12 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
                                                .grad_done = zero3_grad_done, .ctx = &z3};
     }
     // (device ZeRO-3: each unit's gradients are reduce-scattered by its grad_done)
-    if (s->mode >= SHARD_GRADIENTS && !device3)
-        backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
-    else if (!device3)
-        backend_comm_grad_begin(c->comm, m->dgrads, m->n_params);
+    if (!device3) {
+        if (s->mode >= SHARD_GRADIENTS)
+            backend_comm_grad_begin_scatter(c->comm, m->dgrads, m->n_params, s->shard);
+        else
+            backend_comm_grad_begin(c->comm, m->dgrads, m->n_params);
+    }
     if (c->offload) zero_offload_begin(c->offload);
     offload_hook oh = {.o = c->offload, .m = m, .s = s};
     model_grad_hook last_hook = {.ready = grad_ready, .ctx = c->comm};
@@ -335,7 +331,8 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             bool last = r0 + rows == mb->B;
             if (last && !device3) m->grad_hook = last_hook;
             loss += model_forward_backward(m, &sub, scale);
-            for (int i = 0; i < 2; i++) grad_finish(&z3, i);  // this micro-batch's sums in the slice
+            if (device3)  // this micro-batch's unit sums into the slice
+                for (int i = 0; i < 2; i++) grad_finish(&z3, i);
         }
     }
     m->grad_hook = (model_grad_hook){0};
