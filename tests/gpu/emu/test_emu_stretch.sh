@@ -55,6 +55,8 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 "$STRETCH" tokenize --out text.shard /usr/share/common-licenses/GPL-3 >/dev/null
 
+# 3 layers: the offload cases keep 2 residual checkpoints on the device, 2 on the host.
+m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
 run_file() {  # $1 = out_dir, $2 = backend, [$3 = the model line, $4 = dtype, $5 = more train keys]
   cat > "$1.yaml" <<YAML
 ${3:-model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96\}}
@@ -206,7 +208,6 @@ zero3_mpi)
   ;;
 offload)
   export EMU_COPY_ORDER=late
-  m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
   run_file r1 cuda "$m3" fp32 ", recompute: true"
   timed r1.log "$STRETCH" train r1.yaml
   run_file a1 cuda "$m3" fp32 ", recompute: true"
@@ -243,7 +244,6 @@ offload)
   ;;
 offload_resume)
   export EMU_COPY_ORDER=late
-  m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
   run_file r1 cuda "$m3" bf16 ", recompute: true"
   timed r1.log "$STRETCH" train r1.yaml
   run_file x1 cuda "$m3" bf16 ", recompute: true"
@@ -260,7 +260,6 @@ offload_resume)
   ;;
 offload_dp)
   export EMU_COPY_ORDER=late
-  m3='model: {dim: 64, n_layers: 3, n_heads: 1, n_kv_heads: 1, ffn_dim: 96}'
   run_file d2 cuda "$m3" bf16 ", recompute: true"
   timed d2.log "${MPIRUN[@]}" "$STRETCH" train d2.yaml --parallel.dp 2 --parallel.transport nccl
   run_file o2 cuda "$m3" bf16 ", recompute: true"
