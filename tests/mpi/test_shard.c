@@ -8,7 +8,8 @@
 //     the slice are released between steps), with and without gradient
 //     accumulation (one row per micro-batch), against the unsharded 1-rank
 //     run on the whole batch computed here with the plain kernels (loss of
-//     every step and the norm to 1e-6, parameters after the last to 1e-4),
+//     every step and the norm to 1e-6, parameters after the last to 1e-6
+//     per tensor with AdamW eps 1e-4 and to 1e-4 with eps 1e-8: CASES),
 //     and bit-identical to shard none on the same grid;
 //   - accumulation on the same grid: k micro-batches == the whole batch.
 // Run under mpirun with 1, 2 and 4 ranks: grids (1x1), (2x1, 1x2), (4x1, 2x2, 1x4).
@@ -27,16 +28,32 @@
 #include "zigzag.h"
 
 enum { B = 4, T = 24, VOCAB = 40, STEPS = 20 };
-// Loss and norm: the same math summed in another order, 1e-6. Parameters
-// after 20 AdamW steps against the 1-rank run: 1e-4 as test_model_grid (a
-// gradient element near zero differs in its last bits between summation
-// orders and AdamW's m / sqrt(v) turns that into a full-size step; measured
-// 1e-5 .. 5e-5 here), and exact between shard modes on one grid.
-// Over the whole parameter vector (||a - b|| / ||b||) the same runs agree to
-// about 1e-6 (measured 3e-7 .. 1.2e-6): 3e-6.
-static const double CLIP = 0.5, LOSS_TOL = 1e-6, PARAM_TOL = 1e-4, PARAM_L2_TOL = 3e-6;
-static const adamw_hparams HP = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-                                 .weight_decay = 0.1f};
+static const double CLIP = 0.5, LOSS_TOL = 1e-6;
+
+// Each run is made under two AdamW settings, with their own parameter
+// tolerances (loss and norm: the same math summed in another order, 1e-6
+// under both):
+//   eps 1e-8 (the usual): a gradient element near zero differs in its last
+//     bits between summation orders and AdamW's m / sqrt(v) turns that into
+//     a full-size step, so parameters after 20 steps agree only to ~1e-5
+//     per tensor (measured 9e-6 .. 4.4e-5; the 1-rank run itself on 1-row
+//     micro-batches differs from its whole batch by 2.2e-5): 1e-4, as
+//     test_model_grid; over the whole vector (||a - b|| / ||b||) 3e-7 ..
+//     1.2e-6 (1-rank reordered: 6e-7): 3e-6.
+//   eps 1e-4: the step of an element whose gradient is below ~eps is
+//     proportional to it, so last-bit differences stay last-bit: the
+//     issue's 1e-6 relative, per tensor, on every grid and shard mode
+//     (measured 4e-7 .. 6.1e-7 per tensor, 6e-8 L2).
+// Between shard modes on one grid: bitwise, under both.
+typedef struct {
+    const char *name;
+    adamw_hparams hp;
+    double param_tol, param_l2_tol;
+} adam_case;
+static const adam_case CASES[] = {
+    {"eps 1e-8", {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f}, 1e-4, 3e-6},
+    {"eps 1e-4", {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-4f, .weight_decay = 0.1f}, 1e-6, 1e-6},
+};
 
 static model_config tiny_config(void) {
     model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
@@ -104,7 +121,7 @@ static double l2_rel(const float *a, const float *b, int64_t n) {
 }
 
 // The reference: one rank, the whole batch, the plain kernels.
-static void reference(const batch *x, float *params, double *losses, double *norm1) {
+static void reference(const adamw_hparams *hp, const batch *x, float *params, double *losses, double *norm1) {
     model_config cfg = tiny_config();
     model *m = model_create(&cfg, B * T, false);
     model_init_weights(m, 99);
@@ -117,7 +134,7 @@ static void reference(const batch *x, float *params, double *losses, double *nor
         if (s == 1) *norm1 = norm;
         for (int i = 0; i < m->n_tensors; i++) {  // decay on matrices only, as the trainer
             const model_tensor *t = &m->tensors[i];
-            adamw_hparams h = HP;
+            adamw_hparams h = *hp;
             if (!t->decay) h.weight_decay = 0;
             adamw_update(m->params + t->offset, mom + t->offset, var + t->offset, m->grads + t->offset,
                          t->shape[0] * t->shape[1], &h, s, adamw_clip_factor(norm, CLIP));
@@ -162,7 +179,7 @@ static void rows_free(rows_of_rank *r) {
 }
 
 // 20 steps through shard_step; params (n) and per-step losses out.
-static void run_sharded(dist_ctx *d, const batch *x, shard_mode mode, int64_t micro_rows,
+static void run_sharded(const adamw_hparams *hp, dist_ctx *d, const batch *x, shard_mode mode, int64_t micro_rows,
                         float *params, double *losses, double *norm1) {
     model_config cfg = tiny_config();
     rows_of_rank r;
@@ -185,7 +202,7 @@ static void run_sharded(dist_ctx *d, const batch *x, shard_mode mode, int64_t mi
                         .micro_rows = micro_rows};
     for (int st = 1; st <= STEPS; st++) {
         double norm;
-        losses[st - 1] = shard_step(&c, &r.mb, x->n_targets, &HP, CLIP, st, &norm, NULL);
+        losses[st - 1] = shard_step(&c, &r.mb, x->n_targets, hp, CLIP, st, &norm, NULL);
         if (st == 1) *norm1 = norm;
     }
     if (mode == SHARD_PARAMETERS && d->size > 1) {
@@ -252,60 +269,64 @@ int main(int argc, char **argv) {
     float *ref = malloc(sizeof(float) * (size_t)n), *got = malloc(sizeof(float) * (size_t)n);
     float *whole = malloc(sizeof(float) * (size_t)n), *unsharded = malloc(sizeof(float) * (size_t)n);
     double ref_loss[STEPS], loss[STEPS], whole_loss[STEPS], unsharded_loss[STEPS], ref_norm = 0, norm = 0;
-    reference(&x, ref, ref_loss, &ref_norm);
-    EXPECT(&mc, ref_norm > CLIP, "the reference's first norm %g does not exceed the clip %g", ref_norm, CLIP);
     model *probe = model_create(&cfg, 1, false);  // the tensor table for worst_rel
-
-    for (int dp = 1; dp <= d.size; dp++) {
-        if (d.size % dp) continue;
-        int sp = d.size / dp;
-        char err[256];
-        EXPECT(&mc, dist_init_grid(&d, dp, sp, err, sizeof err) == 0, "%s", err);
-        int rows = B / dp;
-        for (int micro = 0; micro <= (rows > 1 ? 1 : 0); micro++) {
-            const char *what = micro ? "1-row micro-batches" : "whole batch";
-            for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode++) {
-                run_sharded(&d, &x, (shard_mode)mode, micro, got, loss, &norm);
-                if (mode == SHARD_NONE) {
-                    memcpy(unsharded, got, sizeof(float) * (size_t)n);
-                    memcpy(unsharded_loss, loss, sizeof loss);
+    for (size_t k = 0; k < sizeof CASES / sizeof CASES[0]; k++) {
+        const adam_case *ac = &CASES[k];
+        const double PARAM_TOL = ac->param_tol, PARAM_L2_TOL = ac->param_l2_tol;
+        reference(&ac->hp, &x, ref, ref_loss, &ref_norm);
+        EXPECT(&mc, ref_norm > CLIP, "the reference's first norm %g does not exceed the clip %g", ref_norm, CLIP);
+        for (int dp = 1; dp <= d.size; dp++) {
+            if (d.size % dp) continue;
+            int sp = d.size / dp;
+            char err[256];
+            EXPECT(&mc, dist_init_grid(&d, dp, sp, err, sizeof err) == 0, "%s", err);
+            int rows = B / dp;
+            for (int micro = 0; micro <= (rows > 1 ? 1 : 0); micro++) {
+                char what[64];
+                snprintf(what, sizeof what, "%s, %s", micro ? "1-row micro-batches" : "whole batch", ac->name);
+                for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode++) {
+                    run_sharded(&ac->hp, &d, &x, (shard_mode)mode, micro, got, loss, &norm);
+                    if (mode == SHARD_NONE) {
+                        memcpy(unsharded, got, sizeof(float) * (size_t)n);
+                        memcpy(unsharded_loss, loss, sizeof loss);
+                    }
+                    if (micro == 0 && mode == SHARD_NONE) {
+                        memcpy(whole, got, sizeof(float) * (size_t)n);
+                        memcpy(whole_loss, loss, sizeof loss);
+                    }
+                    double l_err = 0, a_err = 0;
+                    for (int s = 0; s < STEPS; s++) {
+                        l_err = fmax(l_err, fabs(loss[s] - ref_loss[s]) / fabs(ref_loss[s]));
+                        a_err = fmax(a_err, fabs(loss[s] - whole_loss[s]) / fabs(whole_loss[s]));
+                    }
+                    double p_err = worst_rel(probe, got, ref), a_perr = worst_rel(probe, got, whole);
+                    double p_l2 = l2_rel(got, ref, n), a_l2 = l2_rel(got, whole, n);
+                    double n_err = fabs(norm - ref_norm) / ref_norm;
+                    // Sharding changes who computes, not the sums: bit-identical
+                    // to the unsharded run on the same grid.
+                    bool same = memcmp(got, unsharded, sizeof(float) * (size_t)n) == 0 &&
+                                memcmp(loss, unsharded_loss, sizeof loss) == 0;
+                    EXPECT(&mc, same, "dp %d sp %d shard %s %s: not bit-identical to shard none", dp, sp,
+                           shard_mode_name(mode), what);
+                    EXPECT(&mc, l_err <= LOSS_TOL, "dp %d sp %d shard %s %s: loss differs by %.3g", dp, sp,
+                           shard_mode_name(mode), what, l_err);
+                    EXPECT(&mc, n_err <= LOSS_TOL, "dp %d sp %d shard %s %s: grad norm %.9g vs %.9g", dp,
+                           sp, shard_mode_name(mode), what, norm, ref_norm);
+                    EXPECT(&mc, p_err <= PARAM_TOL, "dp %d sp %d shard %s %s: params after %d steps differ by %.3g",
+                           dp, sp, shard_mode_name(mode), what, STEPS, p_err);
+                    EXPECT(&mc, p_l2 <= PARAM_L2_TOL && a_l2 <= PARAM_L2_TOL,
+                           "dp %d sp %d shard %s %s: params L2-relative %.3g vs 1-rank, %.3g vs whole batch",
+                           dp, sp, shard_mode_name(mode), what, p_l2, a_l2);
+                    EXPECT(&mc, a_err <= LOSS_TOL && a_perr <= PARAM_TOL,
+                           "dp %d sp %d shard %s %s: micro-batches vs whole batch: loss %.3g params %.3g", dp,
+                           sp, shard_mode_name(mode), what, a_err, a_perr);
+                    double worst_p = mpi_check_max(p_err), worst_l = mpi_check_max(l_err);
+                    if (d.rank == 0)
+                        printf("dp %d x sp %d shard %-10s %-29s: bitwise == none: %s; vs 1-rank: loss %.2e "
+                               "norm %.2e params %.2e (L2 %.2e); vs whole batch: loss %.2e params %.2e (L2 %.2e)\n",
+                               dp, sp, shard_mode_name(mode), what, same ? "yes" : "NO", worst_l, n_err,
+                               worst_p, p_l2, a_err, a_perr, a_l2);
                 }
-                if (micro == 0 && mode == SHARD_NONE) {
-                    memcpy(whole, got, sizeof(float) * (size_t)n);
-                    memcpy(whole_loss, loss, sizeof loss);
-                }
-                double l_err = 0, a_err = 0;
-                for (int s = 0; s < STEPS; s++) {
-                    l_err = fmax(l_err, fabs(loss[s] - ref_loss[s]) / fabs(ref_loss[s]));
-                    a_err = fmax(a_err, fabs(loss[s] - whole_loss[s]) / fabs(whole_loss[s]));
-                }
-                double p_err = worst_rel(probe, got, ref), a_perr = worst_rel(probe, got, whole);
-                double p_l2 = l2_rel(got, ref, n), a_l2 = l2_rel(got, whole, n);
-                double n_err = fabs(norm - ref_norm) / ref_norm;
-                // Sharding changes who computes, not the sums: bit-identical
-                // to the unsharded run on the same grid.
-                bool same = memcmp(got, unsharded, sizeof(float) * (size_t)n) == 0 &&
-                            memcmp(loss, unsharded_loss, sizeof loss) == 0;
-                EXPECT(&mc, same, "dp %d sp %d shard %s %s: not bit-identical to shard none", dp, sp,
-                       shard_mode_name(mode), what);
-                EXPECT(&mc, l_err <= LOSS_TOL, "dp %d sp %d shard %s %s: loss differs by %.3g", dp, sp,
-                       shard_mode_name(mode), what, l_err);
-                EXPECT(&mc, n_err <= LOSS_TOL, "dp %d sp %d shard %s %s: grad norm %.9g vs %.9g", dp,
-                       sp, shard_mode_name(mode), what, norm, ref_norm);
-                EXPECT(&mc, p_err <= PARAM_TOL, "dp %d sp %d shard %s %s: params after %d steps differ by %.3g",
-                       dp, sp, shard_mode_name(mode), what, STEPS, p_err);
-                EXPECT(&mc, p_l2 <= PARAM_L2_TOL && a_l2 <= PARAM_L2_TOL,
-                       "dp %d sp %d shard %s %s: params L2-relative %.3g vs 1-rank, %.3g vs whole batch",
-                       dp, sp, shard_mode_name(mode), what, p_l2, a_l2);
-                EXPECT(&mc, a_err <= LOSS_TOL && a_perr <= PARAM_TOL,
-                       "dp %d sp %d shard %s: micro-batches vs whole batch: loss %.3g params %.3g", dp,
-                       sp, shard_mode_name(mode), a_err, a_perr);
-                double worst_p = mpi_check_max(p_err), worst_l = mpi_check_max(l_err);
-                if (d.rank == 0)
-                    printf("dp %d x sp %d shard %-10s %-19s: bitwise == none: %s; vs 1-rank: loss %.2e "
-                           "norm %.2e params %.2e (L2 %.2e); vs whole batch: loss %.2e params %.2e (L2 %.2e)\n",
-                           dp, sp, shard_mode_name(mode), what, same ? "yes" : "NO", worst_l, n_err,
-                           worst_p, p_l2, a_err, a_perr, a_l2);
             }
         }
     }
