@@ -634,11 +634,14 @@ static void print_memory_plan(const cfg_run *c, const curriculum *cur) {
     model_mem mm;
     model_mem_plan(&mm, &mc, n_tokens, c->train.recompute, dt, cuda);
     const double G = 1e9;
-    printf("peak memory estimate per rank (%s, %s, recompute %s, %lld tokens): %.2f GB = "
+    // With sharding or offload this is the baseline the next line improves on.
+    bool plain = c->parallel.shard == CFG_SHARD_NONE && c->parallel.offload == CFG_OFFLOAD_NONE;
+    printf("peak memory estimate per rank (%s, %s, recompute %s, %lld tokens)%s: %.2f GB = "
            "params %.2f + grads %.2f + adamw %.2f + %s weights %.2f + activations %.2f + "
            "scratch %.2f\n",
            cuda ? "cuda" : "cpu", dt == BK_BF16 ? "bf16" : "fp32",
-           c->train.recompute ? "on" : "off", (long long)n_tokens, mm.total / G, mm.params / G,
+           c->train.recompute ? "on" : "off", (long long)n_tokens,
+           plain ? "" : ", unsharded, no offload", mm.total / G, mm.params / G,
            mm.grads / G, mm.moments / G, dt == BK_BF16 ? "bf16" : "fp32", mm.work / G,
            mm.activations / G, mm.scratch / G);
     train_print_zero_plan(c, &mc, n_tokens);
