@@ -232,6 +232,9 @@ model *model_create_opts(const model_config *cfg, int64_t max_tokens, const mode
     return m;
 }
 
+// The host master of [glo, ghi) when it is not params itself (ZeRO-3).
+static bool master_apart(const model *m) { return m->hmaster && m->hmaster != m->params; }
+
 void model_free(model *m) {
     if (!m) return;
     backend *bk = m->bk;
@@ -246,15 +249,12 @@ void model_free(model *m) {
     if (m->dgrads != m->grads) bk->op->free(bk, m->dgrads);
     model_views_free(&m->p);
     model_views_free(&m->g);
-    if (m->hmaster && m->hmaster != m->params) bk->op->host_free(bk, m->hmaster);  // ZeRO-3's slice
-    if (m->hmaster == m->params) bk->op->host_free(bk, m->params);
+    if (master_apart(m)) bk->op->host_free(bk, m->hmaster);  // ZeRO-3's slice
+    if (m->hmaster == m->params) bk->op->host_free(bk, m->params);  // pinned: the master
     else free(m->params);
     free(m->tensors); free(m->grads);
     free(m);
 }
-
-// The host master of [glo, ghi) when it is not params itself (ZeRO-3).
-static bool master_apart(const model *m) { return m->hmaster && m->hmaster != m->params; }
 
 void model_push_params(model *m) {
     backend *bk = m->bk;

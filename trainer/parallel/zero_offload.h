@@ -63,7 +63,7 @@ void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, 
 
 // AdamW of this rank's slice [s->lo, s->hi) on the host: its device
 // gradients down, its host master (model_hmaster_at) updated with adam_m /
-// adam_v (host, the slice), its working weights up. Enqueued uploads complete before anything later on the
-// compute stream runs.
+// adam_v (host, the slice), its working weights up. Enqueued uploads
+// complete before anything later on the compute stream runs.
 void zero_offload_adamw(zero_offload *o, model *m, const shard_layout *s, float *adam_m,
                         float *adam_v, const adamw_hparams *hp, int64_t step, float grad_scale);

@@ -298,14 +298,14 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     model *m = c->m;
     backend *bk = m->bk;
     const shard_layout *s = c->s;
-    // The cpu backend's gradients: zero the owned slice, give back the rest
-    // (zero_pages.h); it is written again only by the backward of the
-    // micro-batches and released bucket by bucket after the reduce-scatter.
     // ZeRO-3: only the slice stays (weights made whole for a checkpoint or
     // an evaluation since the last step, or loaded whole, are given back;
     // before the gradients are zeroed: an offloaded optimizer's bf16
     // weights pass through them, model_push_params).
     if (s->mode == SHARD_PARAMETERS) shard_params_release(s, m);
+    // The cpu backend's gradients: zero the owned slice, give back the rest
+    // (zero_pages.h); it is written again only by the backward of the
+    // micro-batches and released bucket by bucket after the reduce-scatter.
     bool release = s->mode >= SHARD_GRADIENTS && bk->host_memory && s->world > 1;
     if (release) {
         release_others(s, m->grads, 0, s->n);
