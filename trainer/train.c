@@ -816,7 +816,7 @@ static int dry_run_estimate(train_state *st, const train_args *a, int *argc, cha
     dry_state = st;
     atexit(dry_run_atexit);
     setup(st, a);
-    if (train_zero_check(&st->cfg, false, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+    if (train_zero_check(&st->cfg, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
     // The checkpoint the run would resume from: its changes checked, the estimate from its step.
     char ckpt[1200];
     if (resume(st, a, ckpt, sizeof ckpt) == 1 && st->is_root)
@@ -864,7 +864,7 @@ int train_main(int argc, char **argv) {
     if (a.dry_run) {
         dist_init_serial(&st->dist);
         load_config(st, &a);
-        if (train_zero_check(&st->cfg, false, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
+        if (train_zero_check(&st->cfg, err, sizeof err) != 0) dist_exit_user_error(&st->dist, err);
         print_plan(&st->cfg, &st->curr);
         cfg_free(&st->cfg);
         free(st);

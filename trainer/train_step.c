@@ -48,7 +48,7 @@ static const char *offload_name(cfg_offload o) {
     return names[o];
 }
 
-int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen) {
+int train_zero_check(const cfg_run *c, char *err, size_t errlen) {
     const cfg_parallel *p = &c->parallel;
     if (p->offload != CFG_OFFLOAD_NONE && c->train.backend == CFG_BACKEND_CPU) {
         snprintf(err, errlen, "parallel.offload: %s needs train.backend cuda (the cpu backend "
@@ -58,13 +58,6 @@ int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen) 
     if ((offload_flags(p->offload) & ZERO_OFFLOAD_ACTIVATIONS) && !c->train.recompute) {
         snprintf(err, errlen, "parallel.offload: %s offloads the recomputation checkpoints and "
                               "needs train.recompute: true", offload_name(p->offload));
-        return -1;
-    }
-    if (!training) return 0;
-    if (p->offload != CFG_OFFLOAD_NONE && p->shard == CFG_SHARD_PARAMETERS) {
-        snprintf(err, errlen, "parallel.offload: %s with parallel.shard: parameters (ZeRO-3) is "
-                              "not built (--dry-run plans it); offload with shard none, "
-                              "optimizer or gradients", offload_name(p->offload));
         return -1;
     }
     return 0;
@@ -88,7 +81,7 @@ int train_offload_host_check(const cfg_run *c, const model_config *mc, int64_t n
 }
 
 int train_step_check(const train_state *st, char *err, size_t errlen) {
-    return train_zero_check(&st->cfg, true, err, errlen);
+    return train_zero_check(&st->cfg, err, errlen);
 }
 
 void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens) {
@@ -143,10 +136,12 @@ void train_step_setup(train_state *st) {
         st->dadam_v = st->adam_v;
         st->offload = xcalloc(1, sizeof *st->offload);
         zero_offload_init(st->offload, st->bk, &st->shard);
+        // The master: all of it (params), or under ZeRO-3 the slice.
+        double master = m->hmaster == m->params ? sizeof(float) * (double)m->n_params : (double)bytes;
         if (st->is_root)
-            printf("offload optimizer: fp32 master, AdamW moments and the gradient slice in "
+            printf("offload optimizer: fp32 master%s, AdamW moments and the gradient slice in "
                    "pinned host memory (%.3f GB), AdamW on %d host thread(s)\n",
-                   (sizeof(float) * (double)m->n_params + 3.0 * (double)bytes) / 1e9,
+                   m->hmaster == m->params ? "" : " slice", (master + 3.0 * (double)bytes) / 1e9,
                    omp_get_max_threads());
         return;
     }
@@ -159,8 +154,10 @@ void train_step_setup(train_state *st) {
 void train_step_params_full(train_state *st) {
     shard_params_full(&st->shard, &st->dist, st->m);
     // The host master of an offloaded sharded optimizer: each rank updated
-    // its slice only (the device weights are whole, gathered every step).
-    if (st->offload && st->shard.mode != SHARD_NONE && st->shard.world > 1)
+    // its slice only (the device weights are whole, gathered every step;
+    // ZeRO-3's host params were gathered by shard_params_full).
+    if (st->offload && st->shard.mode != SHARD_NONE && st->shard.mode != SHARD_PARAMETERS &&
+        st->shard.world > 1)
         dist_shard_allgather(&st->dist, st->m->params, st->shard.n, st->shard.shard, DIST_F32);
 }
 

@@ -21,12 +21,10 @@ typedef struct train_state train_state;
 int64_t train_micro_rows(int64_t micro_batch_tokens, int64_t rows, int64_t row_len);
 
 // Refuses shard / offload settings that cannot work (offload activations
-// without train.recompute, offload on the cpu backend) and, when
-// `training`, what this build cannot train yet (offload with shard
-// parameters), with one line in err. The same answer on every rank; called
-// before anything is allocated. (The host memory an offload pins:
-// train_offload_host_check.)
-int train_zero_check(const cfg_run *c, bool training, char *err, size_t errlen);
+// without train.recompute, offload on the cpu backend) with one line in
+// err. The same answer on every rank; called before anything is allocated.
+// (The host memory an offload pins: train_offload_host_check.)
+int train_zero_check(const cfg_run *c, char *err, size_t errlen);
 int train_step_check(const train_state *st, char *err, size_t errlen);
 // Offload: -1 with one line in err when the pinned host memory the plan
 // needs (zero_mem_plan's host_total, per rank, times the ranks of this

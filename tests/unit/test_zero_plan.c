@@ -1,11 +1,13 @@
 // zero_plan (trainer/parallel/zero_plan.h): the --dry-run memory plan per
 // shard / offload mode.
-//  - built modes (none, optimizer, gradients, parameters): the plan is the
-//    allocation to the byte: a backend that counts what
+//  - every shard mode (none, optimizer, gradients, parameters) x every
+//    offload (none, optimizer, activations, both), fp32 and bf16: the plan
+//    is the allocation to the byte: a backend that counts what
 //    train_step_model_create and train_step_setup hold (device-style:
-//    everything through the backend, frees subtracted) agrees with
-//    zero_mem_plan on 1 and 4 ranks, on every rank;
-//  - the formulas of docs/distributed.md, by hand, for ZeRO-3 and offload;
+//    everything through the backend, frees subtracted; pinned host memory
+//    apart) agrees with zero_mem_plan on 1 and 4 ranks, on every rank;
+//  - the formulas of docs/distributed.md, by hand, for ZeRO-3 and offload,
+//    and the pinned-memory refusal (ZeRO-3: the slice's master, not all);
 //  - the targets: Llama-2-7B dp 2 x sp 8 at 128K with shard
 //    parameters <= 40 GB, Llama-3.1-8B at 128K on 8 ranks <= 70 GB, 135M at
 //    1M tokens with activation offload <= 60 GB of device memory (printed).
@@ -63,13 +65,14 @@ static void test_plan_is_the_allocation(void **state) {
     ops.alloc = count_alloc;
     ops.free = count_free;
     ops.host_alloc = count_host_alloc;
-    backend counting = {.kind = BACKEND_CPU, .dt = BK_F32, .host_memory = false, .op = &ops};
     model_config cfg = tiny_config();
     static const cfg_offload offloads[] = {CFG_OFFLOAD_NONE, CFG_OFFLOAD_OPTIMIZER,
                                            CFG_OFFLOAD_ACTIVATIONS, CFG_OFFLOAD_BOTH};
+    for (int bf16 = 0; bf16 < 2; bf16++)
     for (int off = 0; off < 4; off++)
     for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode++) {
-        if (off != 0 && mode == SHARD_PARAMETERS) continue;  // refused: not built (test_formulas)
+        const bk_dtype dt = bf16 ? BK_BF16 : BK_F32;
+        backend counting = {.kind = BACKEND_CPU, .dt = dt, .host_memory = false, .op = &ops};
         for (int world = 1; world <= 4; world += 3) {
             for (int rank = 0; rank < world; rank++) {
                 counted = counted_host = 0;
@@ -83,21 +86,33 @@ static void test_plan_is_the_allocation(void **state) {
                 st->m = train_step_model_create(st, &cfg, 24);
                 train_step_setup(st);
                 zero_mem z;
-                zero_mem_plan(&z, &cfg, 24, true, BK_F32, true, (shard_mode)mode, off, world);
+                zero_mem_plan(&z, &cfg, 24, true, dt, true, (shard_mode)mode, off, world);
                 assert_true(z.built);
                 // The plan is per rank at its largest (rank 0's slice is
-                // never shorter than another's); the last rank may own less:
-                // the moments (on the host with the gradient slice when the
-                // optimizer is offloaded), and under ZeRO-3 the master
-                // weights and the gradients (fp32: the working weights are
-                // the master).
-                size_t short_by = sizeof(float) * (size_t)(z.shard - shard_len(&st->shard));
-                bool host_opt = offloads[off] == CFG_OFFLOAD_OPTIMIZER || offloads[off] == CFG_OFFLOAD_BOTH;
-                size_t dev_slack = host_opt ? 0 : (mode == SHARD_PARAMETERS ? 4 : 2) * short_by;
-                assert_int_equal(counted + dev_slack, z.device_total - z.scratch);
-                assert_int_equal(counted_host + (host_opt ? 3 * short_by : 0), z.host_total);
-                if (mode == SHARD_PARAMETERS && world > 1)  // the slice and two units, not the whole
-                    assert_true(z.params == sizeof(float) * (size_t)z.shard && z.gather > 0);
+                // never shorter than another's); the last rank may own less,
+                // in bytes per element: the moments (8; on the host with the
+                // gradient slice, 4, when the optimizer is offloaded), and
+                // under ZeRO-3 the gradients (4), the master weights (4; on
+                // the host when offloaded) and the working weights (bf16: 2;
+                // fp32: the master, or a device fp32 copy of it when the
+                // master is on the host).
+                const size_t short_by = (size_t)(z.shard - shard_len(&st->shard));
+                const bool host_opt = offloads[off] == CFG_OFFLOAD_OPTIMIZER || offloads[off] == CFG_OFFLOAD_BOTH;
+                const bool z3 = mode == SHARD_PARAMETERS;
+                size_t dev_per = host_opt ? 0 : 8, host_per = host_opt ? 12 : 0;
+                if (z3) {
+                    dev_per += 4 + (bf16 ? 2 : 0) + (host_opt && bf16 ? 0 : 4);
+                    host_per += host_opt ? 4 : 0;
+                }
+                assert_int_equal(counted + dev_per * short_by, z.device_total - z.scratch);
+                assert_int_equal(counted_host + host_per * short_by, z.host_total);
+                if (z3 && world > 1) {  // the slice and two units, not the whole
+                    assert_true(z.gather > 0);
+                    assert_int_equal(host_opt ? z.host_params : z.params, sizeof(float) * (size_t)z.shard);
+                    assert_int_equal(z.work, (bf16 ? 2 : host_opt ? 4 : 0) * (size_t)z.shard);
+                }
+                if (host_opt)  // no fp32 master on the device (fp32: the working weights only)
+                    assert_int_equal(z.params, 0);
                 train_step_free(st);
                 model_free(st->m);
                 assert_int_equal(counted, 0);  // everything given back
@@ -139,8 +154,15 @@ static void test_formulas(void **state) {
     // L + 1 = 3 checkpoints: two slots on the device, L - 1 = 1 on the host
     assert_int_equal(off.host_activations, 1 * resid);
     assert_int_equal(off.activations, none.activations - 1 * resid);
-    assert_false(off.built);  // offload with ZeRO-3 on cuda: a design
+    assert_true(off.built);
+    assert_int_equal(off.grads, 4 * (s + 2 * unit));  // the device keeps ZeRO-3's gradients
+    assert_int_equal(off.work, 2 * s);                // and the slice of the working weights
+    assert_int_equal(off.gather, 2 * 2 * unit);
     assert_int_equal(off.device_total, off.grads + off.work + off.gather + off.activations + off.scratch);
+    assert_int_equal(off.host_total, 16 * s + 1 * resid);  // the slice's master, not the whole
+    zero_mem_plan(&off, &cfg, 24, true, BK_F32, true, SHARD_PARAMETERS, ZERO_OFFLOAD_OPTIMIZER, 4);
+    assert_int_equal(off.work, 4 * s);  // fp32: the working weights are a device fp32 slice
+    assert_int_equal(off.params + off.moments, 0);
     zero_mem_plan(&off, &cfg, 24, true, BK_BF16, true, SHARD_GRADIENTS, ZERO_OFFLOAD_OPTIMIZER, 4);
     assert_true(off.built);
     assert_int_equal(off.params + off.moments, 0);
@@ -181,6 +203,17 @@ static void test_host_check(void **state) {
     assert_non_null(strstr(err, "(4 rank(s) on this node"));
     assert_non_null(strstr(err, "MemAvailable"));
     assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, -1, err, sizeof err), 0);
+    // ZeRO-3 on 4 ranks of one node: each pins its slice's master, moments
+    // and gradients (16 s) and its checkpoints, by hand.
+    int n_tensors;
+    int64_t n;
+    free(model_param_layout(&cfg, &n_tensors, &n));
+    const int64_t s = (n + 3) / 4, z3_need = 16 * s + 2 * 24 * 32 * (cfg.n_layers - 1);
+    c.parallel.dp = 4;
+    c.parallel.shard = CFG_SHARD_PARAMETERS;
+    assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, 4 * z3_need, err, sizeof err), 0);
+    assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, 4 * z3_need - 1, err, sizeof err), -1);
+    assert_true(z3_need < need);
     c.parallel.offload = CFG_OFFLOAD_NONE;
     assert_int_equal(train_offload_host_check(&c, &cfg, 24, 4, 0, err, sizeof err), 0);
 }

@@ -193,19 +193,23 @@ model *model_create_opts(const model_config *cfg, int64_t max_tokens, const mode
     m->cfg.head_dim = (int)head_dim(cfg);
     m->bk = bk;
     m->tensors = model_param_layout(&m->cfg, &m->n_tensors, &m->n_params);
-    // A host master (offloaded optimizer) is pinned: the backend's host memory.
+    if (bk->host_memory || hi > m->n_params) hi = m->n_params;
+    if (bk->host_memory || lo > hi) lo = bk->host_memory ? 0 : hi;
+    const bool whole = lo == 0 && hi == m->n_params;
+    // A host master (offloaded optimizer) is pinned, the backend's host
+    // memory: the whole params, or under ZeRO-3 (a resident slice) a buffer
+    // of the slice alone next to the pageable whole-size params.
     m->host_master = o->host_master && !bk->host_memory;
-    m->params = m->host_master ? bk->op->host_alloc(bk, sizeof(float) * (size_t)m->n_params)
-                               : xcalloc((size_t)m->n_params, sizeof(float));
+    m->params = m->host_master && whole ? bk->op->host_alloc(bk, sizeof(float) * (size_t)m->n_params)
+                                        : xcalloc((size_t)m->n_params, sizeof(float));
     m->grads = xcalloc((size_t)m->n_params, sizeof(float));
     model_views_init(&m->p, m->params, &m->cfg);
     model_views_init(&m->g, m->grads, &m->cfg);
-    if (bk->host_memory || hi > m->n_params) hi = m->n_params;
-    if (bk->host_memory || lo > hi) lo = bk->host_memory ? 0 : hi;
-    CHECK(!m->host_master || (lo == 0 && hi == m->n_params));  // no offload under ZeRO-3
     m->dlo = m->glo = lo;
     m->dhi = m->ghi = hi;
     const size_t resident = (size_t)(hi > lo ? hi - lo : 1);  // a rank past the end owns nothing
+    m->hmaster = !m->host_master ? NULL : whole ? m->params
+                                                : bk->op->host_alloc(bk, sizeof(float) * resident);
     // A host master needs no fp32 copy on a bf16 device.
     bool dmaster = !bk->host_memory && !(m->host_master && bk->dt != BK_F32);
     m->dparams = bk->host_memory ? m->params : dmaster ? bk->op->alloc(bk, sizeof(float) * resident) : NULL;
@@ -228,6 +232,9 @@ model *model_create_opts(const model_config *cfg, int64_t max_tokens, const mode
     return m;
 }
 
+// The host master of [glo, ghi) when it is not params itself (ZeRO-3).
+static bool master_apart(const model *m) { return m->hmaster && m->hmaster != m->params; }
+
 void model_free(model *m) {
     if (!m) return;
     backend *bk = m->bk;
@@ -242,7 +249,8 @@ void model_free(model *m) {
     if (m->dgrads != m->grads) bk->op->free(bk, m->dgrads);
     model_views_free(&m->p);
     model_views_free(&m->g);
-    if (m->host_master) bk->op->host_free(bk, m->params);
+    if (master_apart(m)) bk->op->host_free(bk, m->hmaster);  // ZeRO-3's slice
+    if (m->hmaster == m->params) bk->op->host_free(bk, m->params);  // pinned: the master
     else free(m->params);
     free(m->tensors); free(m->grads);
     free(m);
@@ -251,15 +259,30 @@ void model_free(model *m) {
 void model_push_params(model *m) {
     backend *bk = m->bk;
     const int64_t n = m->dhi - m->dlo;
+    if (master_apart(m))
+        memcpy(m->hmaster, m->params + m->glo, sizeof(float) * (size_t)(m->ghi - m->glo));
     // No device master (offloaded optimizer, bf16): the fp32 weights pass
     // through the gradient buffer (zeroed by every step before use) to be
-    // cast, as AdamW's copy is.
-    float *f32 = m->dparams ? m->dparams : m->dgrads;
-    bk->op->to_dev(bk, f32, m->params + m->dlo, sizeof(float) * (size_t)n);
-    if ((void *)m->work != (void *)f32) bk->op->cast(bk, m->work, bk->dt, f32, BK_F32, n);
+    // cast, as AdamW's copy is; in pieces of its size when the weights
+    // resident are more than the gradients (ZeRO-3 made whole).
+    if (m->dparams) {
+        bk->op->to_dev(bk, m->dparams, m->params + m->dlo, sizeof(float) * (size_t)n);
+        if ((void *)m->work != (void *)m->dparams) bk->op->cast(bk, m->work, bk->dt, m->dparams, BK_F32, n);
+        return;
+    }
+    const int64_t cap = m->ghi > m->glo ? m->ghi - m->glo : 1;
+    for (int64_t a = 0; a < n; a += cap) {  // to_dev waits for the cast before it
+        const int64_t k = n - a < cap ? n - a : cap;
+        bk->op->to_dev(bk, m->dgrads, m->params + m->dlo + a, sizeof(float) * (size_t)k);
+        bk->op->cast(bk, model_work_at(m, m->dlo + a), bk->dt, m->dgrads, BK_F32, k);
+    }
 }
 
 void model_pull_params(model *m) {
+    if (master_apart(m)) {  // the master's slice; the device has none
+        memcpy(m->params + m->glo, m->hmaster, sizeof(float) * (size_t)(m->ghi - m->glo));
+        return;
+    }
     if (m->host_master) return;  // params is the master
     m->bk->op->to_host(m->bk, m->params + m->dlo, m->dparams,
                        sizeof(float) * (size_t)(m->dhi - m->dlo));
@@ -267,15 +290,16 @@ void model_pull_params(model *m) {
 
 void model_set_resident(model *m, int64_t lo, int64_t hi) {
     backend *bk = m->bk;
-    CHECK(lo >= 0 && lo <= hi && hi <= m->n_params && !m->host_master);
+    CHECK(lo >= 0 && lo <= hi && hi <= m->n_params);
     if (bk->host_memory || (lo == m->dlo && hi == m->dhi)) return;
     model_pull_params(m);
     if ((void *)m->work != (void *)m->dparams) bk->op->free(bk, m->work);
-    bk->op->free(bk, m->dparams);
+    if (m->dparams) bk->op->free(bk, m->dparams);
     m->dlo = lo;
     m->dhi = hi;
     const size_t n = (size_t)(hi > lo ? hi - lo : 1);  // a rank past the end of a tiny buffer
-    m->dparams = bk->op->alloc(bk, sizeof(float) * n);
+    // A host master on a bf16 device: the working weights only.
+    m->dparams = m->host_master && bk->dt != BK_F32 ? NULL : bk->op->alloc(bk, sizeof(float) * n);
     m->work = bk->dt == BK_F32 ? (void *)m->dparams : bk->op->alloc(bk, bk_dtype_size(bk->dt) * n);
     model_push_params(m);
 }
@@ -283,6 +307,11 @@ void model_set_resident(model *m, int64_t lo, int64_t hi) {
 float *model_dparam_at(const model *m, int64_t i) {
     CHECK(m->dparams && i >= m->dlo && i <= m->dhi);
     return m->dparams + (i - m->dlo);
+}
+
+float *model_hmaster_at(const model *m, int64_t i) {
+    CHECK(m->hmaster && i >= m->glo && i <= m->ghi);
+    return m->hmaster + (i - m->glo);
 }
 
 float *model_dgrad_at(const model *m, int64_t i) {

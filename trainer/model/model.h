@@ -161,7 +161,9 @@ struct model {
     rope_table rope;         // the current stage's frequencies
     bool recompute;          // keep only layer inputs; recompute the rest in backward
     bool offload_acts;       // those layer inputs live in host memory (model_opts)
-    bool host_master;        // the fp32 master is params (host); no dparams on a bf16 device
+    bool host_master;        // the fp32 master is on the host (hmaster); no dparams on a bf16 device
+    float *hmaster;          // host_master: the pinned fp32 master of [glo, ghi): params
+                             // itself when that is all of it, else (ZeRO-3) a slice apart
     int64_t max_tokens;      // capacity of the activation buffers (B*T)
     model_timers timers;     // wall time by op family, accumulated over calls
     model_attention attention;  // all NULL: single-rank attention
@@ -182,15 +184,20 @@ model *model_create_on(const model_config *cfg, int64_t max_tokens, bool recompu
 //    the other L - 1 go to host memory (backend host_alloc) on the copy
 //    stream as the forward produces them and come back one layer ahead of
 //    the backward. Bit-identical to keeping them (the same kernels).
-//  host_master: the optimizer runs on the host (zero_offload.h): params is
-//    the fp32 master, dparams is not allocated on a bf16 backend (NULL; on
-//    fp32 it is the working copy, work), model_pull_params is a no-op and
-//    model_push_params stages the fp32 weights through dgrads to cast them.
+//  host_master: the optimizer runs on the host (zero_offload.h): the fp32
+//    master is hmaster, pinned (backend host_alloc), dparams is not
+//    allocated on a bf16 backend (NULL; on fp32 it is the working copy,
+//    work). With all weights resident hmaster is params itself and
+//    model_pull_params is a no-op; with a resident slice (ZeRO-3) hmaster
+//    is the slice alone and params stays a pageable whole-size array:
+//    model_pull_params copies the slice of hmaster into params,
+//    model_push_params the reverse. Either way model_push_params stages the
+//    fp32 weights through dgrads to cast them (in pieces of its size).
 //  resident_lo, resident_hi: only the elements [lo, hi) of the weights and
 //    gradients are resident on a device backend (ZeRO-3: the rank's slice;
-//    the weights can change range later, model_set_resident); host params
-//    and grads stay whole. Host-memory backends: all. {0, 0} = all.
-//    Not with host_master.
+//    the weights can change range later, model_set_resident, the gradients
+//    and a host master cannot); host params and grads stay whole.
+//    Host-memory backends: all. {0, 0} = all.
 typedef struct {
     bool recompute, offload_activations, host_master;
     int64_t resident_lo, resident_hi;
@@ -215,6 +222,8 @@ void model_set_resident(model *m, int64_t lo, int64_t hi);
 float *model_dparam_at(const model *m, int64_t i);
 void *model_work_at(const model *m, int64_t i);
 float *model_dgrad_at(const model *m, int64_t i);
+// The host master of flat element i (host_master; inside [glo, ghi)).
+float *model_hmaster_at(const model *m, int64_t i);
 
 // The memory of a training step, from the same buffer plan model_create_on
 // allocates (plus AdamW moments and the backend's scratch), in bytes.

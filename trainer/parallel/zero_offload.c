@@ -57,7 +57,7 @@ void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, 
         chunk_range(o, s, o->next_down - 1, &a, &b);
         if (s->lo + a < lo) return;
         o->next_down--;
-        o->bk->op->copy_async(o->bk, o->h_grad + a, m->dgrads + s->lo + a,
+        o->bk->op->copy_async(o->bk, o->h_grad + a, model_dgrad_at(m, s->lo + a),
                               sizeof(float) * (size_t)(b - a), EV_DOWN + o->next_down);
     }
 }
@@ -66,8 +66,8 @@ void zero_offload_adamw(zero_offload *o, model *m, const shard_layout *s, float 
                         float *adam_v, const adamw_hparams *hp, int64_t step, float grad_scale) {
     backend *bk = o->bk, *cpu = backend_cpu();
     CHECK(m->host_master && bk == m->bk);
-    const size_t esz = bk_dtype_size(bk->dt);
-    float *master = m->params + s->lo, *dgrad = m->dgrads + s->lo;
+    // (ZeRO-3: the model's host master and device gradients are the slice)
+    float *master = model_hmaster_at(m, s->lo), *dgrad = model_dgrad_at(m, s->lo);
     zero_offload_grads_ready(o, m, s, 0);  // the chunks not queued during the backward
     for (int k = o->n_chunks - 1; k >= 0; k--) {  // in the order they went down
         int64_t a, b;
@@ -81,10 +81,10 @@ void zero_offload_adamw(zero_offload *o, model *m, const shard_layout *s, float 
         // device gradient slice and a cast on the compute stream.
         const size_t bytes = sizeof(float) * (size_t)(b - a);
         memcpy(o->h_grad + a, master + a, bytes);
-        float *up = bk->dt == BK_F32 ? (float *)m->work + s->lo + a : dgrad + a;
+        float *up = bk->dt == BK_F32 ? (float *)model_work_at(m, s->lo + a) : dgrad + a;
         bk->op->copy_async(bk, up, o->h_grad + a, bytes, EV_UP + k);
         bk->op->copy_wait(bk, EV_UP + k);
         if (bk->dt != BK_F32)
-            bk->op->cast(bk, (char *)m->work + (size_t)(s->lo + a) * esz, bk->dt, up, BK_F32, b - a);
+            bk->op->cast(bk, model_work_at(m, s->lo + a), bk->dt, up, BK_F32, b - a);
     }
 }

@@ -1,9 +1,11 @@
 // zero_offload: the optimizer step on the host (parallel.offload optimizer or
 // both; the ZeRO-Offload recipe, docs/distributed.md). The fp32 master is the
-// model's host params (model_opts.host_master: no fp32 master on a bf16
-// device), the AdamW moments of this rank's slice live in pinned host memory
-// (train_step_setup), and one pinned buffer of the slice's length carries the
-// gradients down and the updated weights back up:
+// model's host master (model_opts.host_master: no fp32 master on a bf16
+// device): its whole pinned params, or under ZeRO-3 a pinned buffer of the
+// rank's slice alone (model.hmaster). The AdamW moments of this rank's slice
+// live in pinned host memory (train_step_setup), and one pinned buffer of
+// the slice's length carries the gradients down and the updated weights back
+// up:
 //
 //   compute:      backward ... layer l ... layer 0, reduction
 //   copy stream:  D2H grad chunk K-1 | ... | D2H chunk 0 | H2D chunk K-1 | ...
@@ -12,17 +14,23 @@
 //
 // Chunks are runs of whole tensors of the slice (see
 // ZERO_OFFLOAD_CHUNK_*), each with its own events: chunk k's AdamW starts as soon as its
-// gradients are down, while the next chunks' copies run. On one rank (no
-// reduction) a chunk's copy is queued from the model's grad-ready hook as
-// soon as the backward has finished its gradients, so the copies overlap the
-// rest of the backward; with several ranks they are queued after the
-// reduction (the reduction's per-bucket completion is not chained to them). AdamW is the cpu
+// gradients are down, while the next chunks' copies run. A chunk's copy is
+// queued (zero_offload_grads_ready) as soon as its gradients are final, so
+// the copies overlap the rest of the backward: on one rank (no reduction)
+// from the model's grad-ready hook; under ZeRO-3 on several ranks
+// (shard_step) once the reductions of the units covering it are added into
+// the rank's gradient slice on the last micro-batch, unit by unit from the
+// top of the buffer down. With several ranks and the other shard modes they
+// are queued after the reduction (the reduction's per-bucket completion is
+// not chained to them). AdamW is the cpu
 // backend's (kernels/cpu/adamw.c, OpenMP + simd), the very expression of the
 // CUDA kernel (kernels/cuda/cu_adamw.cu), so an offloaded step gives the
-// same bits as a device step (tests/gpu/emu/test_emu_stretch.sh offload).
+// same bits as a device step (tests/gpu/emu/test_emu_stretch.sh offload,
+// zero3_offload).
 // The upload goes through the device gradient slice (fp32, free once the
 // gradients are down) and is cast there into the bf16 working copy, by the
-// same rounding as the device AdamW's copy.
+// same rounding as the device AdamW's copy; fp32 goes straight into the
+// device's fp32 working weights.
 #pragma once
 
 #include <stdint.h>
@@ -48,13 +56,14 @@ void zero_offload_free(zero_offload *o);
 
 // A step begins: no gradient chunk queued yet.
 void zero_offload_begin(zero_offload *o);
-// The gradients m->dgrads[lo, n) are final (the backward's grad-ready hook,
-// one rank only): queue the copy down of the chunks lying wholly above lo.
+// The gradients [lo, n) of the flat buffer are final (the backward's
+// grad-ready hook on one rank; ZeRO-3's unit reductions added into the
+// slice): queue the copy down of the chunks lying wholly above lo.
 void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, int64_t lo);
 
-// AdamW of this rank's slice [s->lo, s->hi) on the host: m->dgrads down,
-// m->params updated with adam_m / adam_v (host, the slice), the slice of
-// m->work up. Enqueued uploads complete before anything later on the
-// compute stream runs.
+// AdamW of this rank's slice [s->lo, s->hi) on the host: its device
+// gradients down, its host master (model_hmaster_at) updated with adam_m /
+// adam_v (host, the slice), its working weights up. Enqueued uploads
+// complete before anything later on the compute stream runs.
 void zero_offload_adamw(zero_offload *o, model *m, const shard_layout *s, float *adam_m,
                         float *adam_v, const adamw_hparams *hp, int64_t step, float grad_scale);

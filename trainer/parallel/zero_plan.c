@@ -36,8 +36,8 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
     const size_t b = dt == BK_F32 ? 0 : bk_dtype_size(dt);
     out->n_params = n;
     out->shard = s;
-    // offload: a device's only, not with ZeRO-3 (yet)
-    out->built = offload == 0 || (device && mode != SHARD_PARAMETERS);
+    // offload: a device's only (the cpu backend refuses it)
+    out->built = offload == 0 || device;
     out->params = mm.params;
     out->grads = mm.grads;
     out->moments = 2 * sizeof(float) * (size_t)s;
@@ -60,9 +60,12 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
         }
     }
     if (offload & ZERO_OFFLOAD_OPTIMIZER) {
-        // The fp32 master (the slice under ZeRO-3, else all: the model's
-        // host params, pinned) and the moments live on the host; a pinned
-        // copy of the gradient slice feeds AdamW and stages the upload.
+        // The fp32 master (under ZeRO-3 the slice, pinned apart from the
+        // pageable whole-size params; else all: the model's host params,
+        // pinned) and the moments live on the host; a pinned copy of the
+        // gradient slice feeds AdamW and stages the upload. The device keeps
+        // its gradients (ZeRO-3: the slice + the unit buffers) and the
+        // working weights (fp32: the fp32 weights themselves).
         out->host_params = out->params;
         out->host_moments = out->moments;
         out->host_grads = sizeof(float) * (size_t)s;

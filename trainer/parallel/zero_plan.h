@@ -25,11 +25,12 @@
 // On the cpu backend `gradients` also keeps only 4s + the buckets in flight
 // of its gradients resident; the plan counts the allocation (4n), an upper
 // bound there.
-// offload optimizer (built on cuda, shard none / optimizer / gradients;
-// zero_offload.h): the fp32 master (the model's host params, 4n; 4s under
-// ZeRO-3) and the moments (8s) move to pinned host memory, plus a pinned
-// copy of the gradient slice (4s); the device keeps the working copy (b*n,
-// or 4n of fp32 weights when b = 0) and the gradients.
+// offload optimizer (built on cuda, every shard mode; zero_offload.h): the
+// fp32 master (the model's host params, 4n; under ZeRO-3 the slice alone,
+// 4s, pinned apart from the pageable whole-size params) and the moments
+// (8s) move to pinned host memory, plus a pinned copy of the gradient slice
+// (4s); the device keeps the working copy (b*n, or 4n of fp32 weights when
+// b = 0; ZeRO-3: b*s, or 4s) and the gradients.
 // offload activations (built on cuda, needs recompute): of the per-layer
 // residual checkpoints kept for recomputation ((L + 1) x tokens x C x b),
 // the device keeps two slots (the layer computing and the one prefetched),

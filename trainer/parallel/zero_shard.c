@@ -146,6 +146,9 @@ typedef struct {
     // backward, or in their reduce-scatter
     enum { GRAD_FREE, GRAD_WRITING, GRAD_REDUCING } gstate[2];
     int64_t glo[2], ghi[2];
+    // The optimizer offloaded (zero_offload.h), the last micro-batch only:
+    // a unit's slice part goes down as soon as it is final.
+    zero_offload *offload;
 } zero3_hook;
 
 static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
@@ -237,13 +240,29 @@ static void grad_finish(zero3_hook *z, int i) {
     if (b > a) bk->op->add_f32(bk, model_dgrad_at(z->m, a), z->units->grad[i] + (a - z->glo[i]), b - a);
     bk->op->zero(bk, z->units->grad[i], sizeof(float) * (size_t)(z->ghi[i] - z->glo[i]));
     z->gstate[i] = GRAD_FREE;
+    // Units finish from the top of the buffer down (the higher of two
+    // first, below), so with this one every gradient of [glo, n) is final.
+    if (z->offload) zero_offload_grads_ready(z->offload, z->m, z->s, z->glo[i]);
+}
+
+// The backward runs from the top of the buffer down, so of two units the
+// higher one's reduction is the older, to wait for first; but for a tied
+// head's gradient unit, the embedding (the lowest), open from the head on.
+static int grad_higher(const zero3_hook *z) { return z->glo[0] > z->glo[1] ? 0 : 1; }
+
+// Both buffers' reductions finished, the higher first (end of a micro-batch).
+static void grad_finish_all(zero3_hook *z) {
+    int first = grad_higher(z);
+    grad_finish(z, first);
+    grad_finish(z, 1 - first);
 }
 
 static float *zero3_grad_need(void *ctx, int64_t lo, int64_t hi) {
     zero3_hook *z = ctx;
     CHECK(hi - lo <= z->units->cap);
     int i = z->gstate[0] == GRAD_FREE ? 0 : z->gstate[1] == GRAD_FREE ? 1
-          : z->gstate[0] == GRAD_REDUCING ? 0 : 1;  // the older reduction is the one to wait for
+          : z->gstate[0] != GRAD_REDUCING ? 1 : z->gstate[1] != GRAD_REDUCING ? 0
+          : grad_higher(z);
     if (z->gstate[i] == GRAD_WRITING) die("ZeRO-3: more than two gradient units in use at once");
     grad_finish(z, i);
     z->gstate[i] = GRAD_WRITING;
@@ -279,6 +298,11 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     model *m = c->m;
     backend *bk = m->bk;
     const shard_layout *s = c->s;
+    // ZeRO-3: only the slice stays (weights made whole for a checkpoint or
+    // an evaluation since the last step, or loaded whole, are given back;
+    // before the gradients are zeroed: an offloaded optimizer's bf16
+    // weights pass through them, model_push_params).
+    if (s->mode == SHARD_PARAMETERS) shard_params_release(s, m);
     // The cpu backend's gradients: zero the owned slice, give back the rest
     // (zero_pages.h); it is written again only by the backward of the
     // micro-batches and released bucket by bucket after the reduce-scatter.
@@ -294,9 +318,6 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     zero3_hook z3 = {.s = s, .d = c->d, .m = m, .stats = c->stats, .comm = c->comm,
                      .units = c->units, .progress = zero3_progress_on()};
     if (s->mode == SHARD_PARAMETERS) {
-        // Only the slice stays (weights made whole for a checkpoint or an
-        // evaluation since the last step, or loaded whole, are given back).
-        shard_params_release(s, m);
         if (bk->host_memory)
             m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done,
                                                .progress = zero3_progress, .ctx = &z3};
@@ -330,9 +351,9 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             // starts from its backward, once per step.
             bool last = r0 + rows == mb->B;
             if (last && !device3) m->grad_hook = last_hook;
+            if (last && device3) z3.offload = c->offload;  // the slice's chunks go down as units finish
             loss += model_forward_backward(m, &sub, scale);
-            if (device3)  // this micro-batch's unit sums into the slice
-                for (int i = 0; i < 2; i++) grad_finish(&z3, i);
+            if (device3) grad_finish_all(&z3);  // this micro-batch's unit sums into the slice
         }
     }
     m->grad_hook = (model_grad_hook){0};

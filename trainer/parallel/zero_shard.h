@@ -37,7 +37,13 @@
 //               buffer is reused. So gradients are reduced once per
 //               micro-batch (once per step without accumulation, the same
 //               bits as `none`; with accumulation, the same sum in another
-//               order).
+//               order). The reductions are waited for from the top
+//               of the buffer down (the higher of the two buffers first),
+//               so when one is added the slice's gradients above its unit
+//               are final: with the optimizer offloaded (zero_offload.h:
+//               the rank's fp32 master slice pinned on the host, the
+//               device keeping the working slice) the last micro-batch
+//               queues each final chunk's copy down right there.
 // On the cpu backend `gradients` and `parameters` also give back the pages
 // of the gradient buckets a rank does not own once they are reduce-scattered
 // (and zero the gradients that way), so the resident set holds the owned

@@ -148,7 +148,8 @@ set_tests_properties(gpuemu_ulysses PROPERTIES LABELS gpuemu ENVIRONMENT "${STRE
 # cuda` runs trainer/, the cuda backend, gpu_comm (NCCL shim or host-staged
 # MPI) and the GPU ring attention, one emulated GPU per rank.
 stretch_gpuemu_exe(gpuemu_stretch ${CMAKE_SOURCE_DIR}/trainer/cli/main.c)
-foreach(mode sp resume ulysses zero3 zero3_dp zero3_resume zero3_mpi offload offload_resume offload_dp)
+foreach(mode sp resume ulysses zero3 zero3_dp zero3_resume zero3_mpi offload offload_resume offload_dp
+             zero3_offload zero3_offload_resume)
   add_test(NAME gpuemu_stretch_${mode} COMMAND bash ${EMU_DIR}/test_emu_stretch.sh ${mode}
     $<TARGET_FILE:gpuemu_stretch> ${CMAKE_SOURCE_DIR} ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
   set_tests_properties(gpuemu_stretch_${mode} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
