@@ -15,8 +15,20 @@
 // gradients are down, while the next chunks' copies run. On one rank (no
 // reduction) a chunk's copy is queued from the model's grad-ready hook as
 // soon as the backward has finished its gradients, so the copies overlap the
-// rest of the backward; with several ranks they are queued after the
-// reduction (the reduction's per-bucket completion is not chained to them). AdamW is the cpu
+// rest of the backward. With several ranks the same hook first starts the
+// reduction buckets the backward has finished (backend_comm_grad_ready),
+// then queues the chunks whose buckets are all started, the copy stream made
+// to wait for the event of the last of those buckets
+// (backend_comm_grad_copy_after): a chunk goes down as soon as its sums
+// (this rank's part of them, sharded) are on the device, overlapping the
+// rest of the backward and the other buckets, with no host wait:
+//
+//   compute:      backward ... layer l ......... layer l-1 ..... layer 0
+//   grad stream:       all-reduce / reduce-scatter bucket i | bucket i-1 | ...
+//   copy stream:                          D2H chunks of bucket i | ...
+//
+// The host transport (mpi: ranks sharing a GPU) reduces only in
+// backend_comm_grad_end; its chunks go down after it, from adamw. AdamW is the cpu
 // backend's (kernels/cpu/adamw.c, OpenMP + simd), the very expression of the
 // CUDA kernel (kernels/cuda/cu_adamw.cu), so an offloaded step gives the
 // same bits as a device step (tests/gpu/emu/test_emu_stretch.sh offload).
@@ -28,6 +40,7 @@
 #include <stdint.h>
 
 #include "adamw.h"
+#include "backend_comm.h"
 #include "model.h"
 #include "zero_shard.h"
 
@@ -51,6 +64,10 @@ void zero_offload_begin(zero_offload *o);
 // The gradients m->dgrads[lo, n) are final (the backward's grad-ready hook,
 // one rank only): queue the copy down of the chunks lying wholly above lo.
 void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, int64_t lo);
+// Several ranks (after backend_comm_grad_ready): queue the copy down of the
+// chunks whose reduction buckets are all started, ordered after those
+// buckets on the device (backend_comm_grad_copy_after), from the top down.
+void zero_offload_grads_reduced(zero_offload *o, model *m, const shard_layout *s, backend_comm *c);
 
 // AdamW of this rank's slice [s->lo, s->hi) on the host: m->dgrads down,
 // m->params updated with adam_m / adam_v (host, the slice), the slice of
