@@ -22,7 +22,10 @@
 // emulated GPUs, over an NCCL shim (NCCL over MPI) and over host-staged
 // MPI: gpuemu_ring / _shard / _alltoall / _ulysses, and the trainer in
 // gpuemu_stretch_* (tests/gpu/emu/README.md; the ZeRO-3 unit gathers and
-// reductions in gpuemu_stretch_zero3, _zero3_resume, _zero3_mpi).
+// reductions in gpuemu_stretch_zero3, _zero3_resume, _zero3_mpi; the
+// offload copies chained to the gradient buckets in
+// tests/gpu/test_gpu_offload.c, gpuemu_offload and
+// gpuemu_stretch_offload_dp).
 #pragma once
 
 #include <stdbool.h>
