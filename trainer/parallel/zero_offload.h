@@ -21,7 +21,8 @@
 // to wait for the event of the last of those buckets
 // (backend_comm_grad_copy_after): a chunk goes down as soon as its sums
 // (this rank's part of them, sharded) are on the device, overlapping the
-// rest of the backward and the other buckets, with no host wait:
+// rest of the backward and the other buckets, with no host wait (its AdamW
+// still waits for the gradient norm, after the whole reduction):
 //
 //   compute:      backward ... layer l ......... layer l-1 ..... layer 0
 //   grad stream:       all-reduce / reduce-scatter bucket i | bucket i-1 | ...
