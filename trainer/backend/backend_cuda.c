@@ -511,6 +511,11 @@ const backend_impl backend_cuda_impl = {.gpu_count = cuda_gpu_count, .create = c
                                         .describe = cuda_describe, .host_bytes = cuda_host_bytes};
 
 void *backend_cuda_stream(backend *b) { return (void *)impl_of(b)->st; }
+void *backend_cuda_copy_stream(backend *b) {
+    cuda_impl *c = impl_of(b);
+    copy_event(c, 0);  // the copy stream is made with the first event
+    return (void *)c->copy_st;
+}
 int backend_cuda_device(backend *b) { return impl_of(b)->device; }
 
 void *backend_cuda_user_scratch(backend *b, int slot, size_t bytes) {

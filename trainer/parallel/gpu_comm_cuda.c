@@ -52,6 +52,11 @@ struct gpu_comm {
     float *grads;
     int64_t n, n_buckets, next;  // buckets [next, n_buckets) started
     int64_t shard;               // > 0: reduce-scatter to slices of this many floats (ZeRO-2)
+    // nccl: one event per bucket, recorded on grad_st after its collective
+    // (made by the first grad_begin that needs them), for the offload copies
+    // that wait for exactly the buckets they read (gpu_comm_grad_copy_after)
+    cudaEvent_t *ev_bucket;
+    int64_t n_ev_bucket;
 };
 
 // Rank r's slice [*lo, *hi) of a sharded buffer of n elements.
@@ -169,6 +174,8 @@ void gpu_comm_free(gpu_comm *c) {
         CU_CHECK(cudaEventDestroy(c->ev_comm));
         CU_CHECK(cudaEventDestroy(c->ev_grad));
         for (int i = 0; i < GPU_COMM_XFERS; i++) CU_CHECK(cudaEventDestroy(c->ev_xfer[i]));
+        for (int64_t i = 0; i < c->n_ev_bucket; i++) CU_CHECK(cudaEventDestroy(c->ev_bucket[i]));
+        free(c->ev_bucket);
         CU_CHECK(cudaStreamDestroy(c->comm_st));
         CU_CHECK(cudaStreamDestroy(c->grad_st));
     }
@@ -325,6 +332,11 @@ void gpu_comm_grad_begin(gpu_comm *c, float *grads, int64_t n) {
     c->n_buckets = (n + DIST_BUCKET_FLOATS - 1) / DIST_BUCKET_FLOATS;
     c->next = c->n_buckets;
     c->shard = 0;
+    if (c->kind != GPU_COMM_NCCL || c->n_buckets <= c->n_ev_bucket) return;
+    c->ev_bucket = xrealloc(c->ev_bucket, sizeof *c->ev_bucket * (size_t)c->n_buckets);
+    for (int64_t i = c->n_ev_bucket; i < c->n_buckets; i++)
+        CU_CHECK(cudaEventCreateWithFlags(&c->ev_bucket[i], cudaEventDisableTiming));
+    c->n_ev_bucket = c->n_buckets;
 }
 
 void gpu_comm_grad_begin_scatter(gpu_comm *c, float *grads, int64_t n, int64_t shard) {
@@ -362,11 +374,24 @@ static void start_buckets(gpu_comm *c, int64_t lo) {
         else
             NCCL_CHECK(ncclAllReduce(c->grads + b0, c->grads + b0, (size_t)len, ncclFloat32,
                                      ncclSum, c->grad_comm, c->grad_st));
+        CU_CHECK(cudaEventRecord(c->ev_bucket[i], c->grad_st));
     }
 }
 
 void gpu_comm_grad_ready(gpu_comm *c, int64_t lo) {
     if (c->kind == GPU_COMM_NCCL) start_buckets(c, lo);
+}
+
+// Buckets are started last first, and grad_st runs them in that order: the
+// lowest bucket [lo, hi) touches is the last of them to complete, and its
+// event covers the others.
+bool gpu_comm_grad_copy_after(gpu_comm *c, int64_t lo, int64_t hi) {
+    if (c->kind != GPU_COMM_NCCL || lo >= hi) return false;  // mpi: reduced in grad_end
+    CHECK(lo >= 0 && hi <= c->n);
+    const int64_t first = lo / DIST_BUCKET_FLOATS;
+    if (c->next > first) return false;  // not started yet
+    CU_CHECK(cudaStreamWaitEvent((cudaStream_t)backend_cuda_copy_stream(c->bk), c->ev_bucket[first], 0));
+    return true;
 }
 
 void gpu_comm_grad_end(gpu_comm *c) {
@@ -536,6 +561,9 @@ static const char *ops_name(const void *impl) { return gpu_comm_name(impl); }
 static void ops_grad_begin(void *impl, float *grads, int64_t n) { gpu_comm_grad_begin(impl, grads, n); }
 static void ops_grad_ready(void *impl, int64_t lo) { gpu_comm_grad_ready(impl, lo); }
 static void ops_grad_end(void *impl) { gpu_comm_grad_end(impl); }
+static bool ops_grad_copy_after(void *impl, int64_t lo, int64_t hi) {
+    return gpu_comm_grad_copy_after(impl, lo, hi);
+}
 static void ops_grad_begin_scatter(void *impl, float *grads, int64_t n, int64_t shard) {
     gpu_comm_grad_begin_scatter(impl, grads, n, shard);
 }
@@ -559,7 +587,7 @@ static model_attention ops_ring_attention(void *impl) {
 
 const backend_comm_ops gpu_comm_ops = {
     .create = ops_create, .free = ops_free, .name = ops_name, .grad_begin = ops_grad_begin,
-    .grad_ready = ops_grad_ready, .grad_end = ops_grad_end,
+    .grad_ready = ops_grad_ready, .grad_end = ops_grad_end, .grad_copy_after = ops_grad_copy_after,
     .grad_begin_scatter = ops_grad_begin_scatter, .param_gather = ops_param_gather,
     .unit_gather = ops_unit_gather, .unit_wait = ops_unit_wait,
     .unit_reduce = ops_unit_reduce, .unit_reduce_wait = ops_unit_reduce_wait,

@@ -48,17 +48,35 @@ static void chunk_range(const zero_offload *o, const shard_layout *s, int k, int
 
 void zero_offload_begin(zero_offload *o) { o->next_down = o->n_chunks; }
 
+// The next chunk's copy down queued; it starts after what the compute
+// stream holds (the backward that finished these gradients and, from adamw,
+// the reduction) and after what the copy stream was made to wait for.
+static void queue_down(zero_offload *o, model *m, const shard_layout *s) {
+    int64_t a, b;
+    chunk_range(o, s, o->next_down - 1, &a, &b);
+    o->next_down--;
+    o->bk->op->copy_async(o->bk, o->h_grad + a, model_dgrad_at(m, s->lo + a),
+                          sizeof(float) * (size_t)(b - a), EV_DOWN + o->next_down);
+}
+
 void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, int64_t lo) {
-    // The copy stream starts each copy after what the compute stream holds:
-    // the backward that finished these gradients (and, from adamw, the
-    // reduction). The backward finishes them from the top of the buffer down.
+    // The backward finishes the gradients from the top of the buffer down.
     while (o->next_down > 0) {
         int64_t a, b;
         chunk_range(o, s, o->next_down - 1, &a, &b);
         if (s->lo + a < lo) return;
-        o->next_down--;
-        o->bk->op->copy_async(o->bk, o->h_grad + a, model_dgrad_at(m, s->lo + a),
-                              sizeof(float) * (size_t)(b - a), EV_DOWN + o->next_down);
+        queue_down(o, m, s);
+    }
+}
+
+void zero_offload_grads_reduced(zero_offload *o, model *m, const shard_layout *s, backend_comm *c) {
+    // Buckets start from the top of the buffer down, so chunks become ready
+    // in that order too.
+    while (o->next_down > 0) {
+        int64_t a, b;
+        chunk_range(o, s, o->next_down - 1, &a, &b);
+        if (!backend_comm_grad_copy_after(c, s->lo + a, s->lo + b)) return;
+        queue_down(o, m, s);
     }
 }
 

@@ -15,14 +15,28 @@
 // Chunks are runs of whole tensors of the slice (see
 // ZERO_OFFLOAD_CHUNK_*), each with its own events: chunk k's AdamW starts as soon as its
 // gradients are down, while the next chunks' copies run. A chunk's copy is
-// queued (zero_offload_grads_ready) as soon as its gradients are final, so
-// the copies overlap the rest of the backward: on one rank (no reduction)
-// from the model's grad-ready hook; under ZeRO-3 on several ranks
-// (shard_step) once the reductions of the units covering it are added into
-// the rank's gradient slice on the last micro-batch, unit by unit from the
-// top of the buffer down. With several ranks and the other shard modes they
-// are queued after the reduction (the reduction's per-bucket completion is
-// not chained to them). AdamW is the cpu
+// queued as soon as its gradients are final, so the copies overlap the rest
+// of the backward:
+//  - one rank (no reduction): from the model's grad-ready hook
+//    (zero_offload_grads_ready);
+//  - several ranks, shard none / optimizer / gradients: the same hook first
+//    starts the reduction buckets the backward has finished
+//    (backend_comm_grad_ready), then queues the chunks whose buckets are all
+//    started, the copy stream made to wait for the event of the last of
+//    those buckets (backend_comm_grad_copy_after, zero_offload_grads_reduced):
+//    a chunk goes down as soon as its sums (this rank's part of them,
+//    sharded) are on the device, with no host wait (its AdamW still waits
+//    for the gradient norm, after the whole reduction):
+//
+//   compute:      backward ... layer l ......... layer l-1 ..... layer 0
+//   grad stream:       all-reduce / reduce-scatter bucket i | bucket i-1 | ...
+//   copy stream:                          D2H chunks of bucket i | ...
+//
+//  - ZeRO-3 on several ranks (shard_step): once the reductions of the units
+//    covering it are added into the rank's gradient slice on the last
+//    micro-batch, unit by unit from the top of the buffer down.
+// The host transport (mpi: ranks sharing a GPU) reduces only in
+// backend_comm_grad_end; its chunks go down after it, from adamw. AdamW is the cpu
 // backend's (kernels/cpu/adamw.c, OpenMP + simd), the very expression of the
 // CUDA kernel (kernels/cuda/cu_adamw.cu), so an offloaded step gives the
 // same bits as a device step (tests/gpu/emu/test_emu_stretch.sh offload,
@@ -36,6 +50,7 @@
 #include <stdint.h>
 
 #include "adamw.h"
+#include "backend_comm.h"
 #include "model.h"
 #include "zero_shard.h"
 
@@ -60,6 +75,10 @@ void zero_offload_begin(zero_offload *o);
 // grad-ready hook on one rank; ZeRO-3's unit reductions added into the
 // slice): queue the copy down of the chunks lying wholly above lo.
 void zero_offload_grads_ready(zero_offload *o, model *m, const shard_layout *s, int64_t lo);
+// Several ranks (after backend_comm_grad_ready): queue the copy down of the
+// chunks whose reduction buckets are all started, ordered after those
+// buckets on the device (backend_comm_grad_copy_after), from the top down.
+void zero_offload_grads_reduced(zero_offload *o, model *m, const shard_layout *s, backend_comm *c);
 
 // AdamW of this rank's slice [s->lo, s->hi) on the host: its device
 // gradients down, its host master (model_hmaster_at) updated with adam_m /

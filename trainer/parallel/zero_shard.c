@@ -50,17 +50,25 @@ void shard_layout_free(shard_layout *s) {
 
 static void grad_ready(void *ctx, int64_t lo) { backend_comm_grad_ready(ctx, lo); }
 
-// One rank with the optimizer offloaded: no reduction, so a finished
-// gradient chunk can start down at once (zero_offload.h).
+// The optimizer offloaded (zero_offload.h). One rank: no reduction, so a
+// finished gradient chunk can start down at once. Several: the finished
+// buckets start reducing, and the chunks they cover go down after them.
 typedef struct {
     zero_offload *o;
     model *m;
     const shard_layout *s;
+    backend_comm *comm;
 } offload_hook;
 
 static void grad_ready_offload(void *ctx, int64_t lo) {
     offload_hook *h = ctx;
     zero_offload_grads_ready(h->o, h->m, h->s, lo);
+}
+
+static void grad_ready_reduced_offload(void *ctx, int64_t lo) {
+    offload_hook *h = ctx;
+    backend_comm_grad_ready(h->comm, lo);
+    zero_offload_grads_reduced(h->o, h->m, h->s, h->comm);
 }
 
 // The part of [lo, hi) outside this rank's slice, released.
@@ -334,9 +342,11 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             backend_comm_grad_begin(c->comm, m->dgrads, m->n_params);
     }
     if (c->offload) zero_offload_begin(c->offload);
-    offload_hook oh = {.o = c->offload, .m = m, .s = s};
+    offload_hook oh = {.o = c->offload, .m = m, .s = s, .comm = c->comm};
     model_grad_hook last_hook = {.ready = grad_ready, .ctx = c->comm};
-    if (c->offload && c->d->size == 1) last_hook = (model_grad_hook){.ready = grad_ready_offload, .ctx = &oh};
+    if (c->offload)
+        last_hook = (model_grad_hook){
+            .ready = c->d->size == 1 ? grad_ready_offload : grad_ready_reduced_offload, .ctx = &oh};
     double loss = 0;
     if (n_targets_global > 0) {
         int64_t step_rows = c->micro_rows > 0 && c->micro_rows < mb->B ? c->micro_rows : mb->B;
@@ -353,6 +363,11 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             if (last && !device3) m->grad_hook = last_hook;
             if (last && device3) z3.offload = c->offload;  // the slice's chunks go down as units finish
             loss += model_forward_backward(m, &sub, scale);
+            // The backward is over: every gradient is final (the model says
+            // so layer by layer, down to the first layer's; the embedding's
+            // and a tied head's only here), so the last buckets start and
+            // the last chunks queue before grad_end.
+            if (last && !device3) last_hook.ready(last_hook.ctx, 0);
             if (device3) grad_finish_all(&z3);  // this micro-batch's unit sums into the slice
         }
     }

@@ -81,6 +81,8 @@ struct EmuAsyncOp {
     virtual void start() = 0;
     virtual bool poll() = 0;
     virtual std::string waiting_for() = 0;  // for the timeout's message
+    // Whether it writes device bytes [p, p + n) of this rank when it completes.
+    virtual bool writes(const void *p, size_t n) = 0;
 };
 struct CUstream_st {
     std::deque<std::function<void()>> q;
@@ -103,6 +105,32 @@ static bool g_srng_init;
 static int g_copy_order;  // EMU_COPY_ORDER: 1 late, -1 early, 0 random
 static cudaError_t g_last_error = cudaSuccess;
 static int g_device;
+
+// EMU_COPY_TRACE=1: at exit, how many device-to-host copies were queued
+// while a collective that writes their source was still queued or in flight
+// (such a copy is ordered after it by events, or reads the old bytes): the
+// offload tests count the gradient chunks that went down chained to their
+// reduction bucket rather than after a host wait for the whole reduction.
+static struct CopyTrace {
+    unsigned long long d2h = 0, behind_collective = 0;
+    ~CopyTrace()
+    {
+        const char *e = getenv("EMU_COPY_TRACE");
+        if (e && atoi(e) == 1)
+            fprintf(stderr, "EMU copy trace: %llu device-to-host copies, %llu queued before the "
+                            "collective writing their source completed\n",
+                    d2h, behind_collective);
+    }
+} g_copy_trace;
+static bool collective_pending_on(const void *p, size_t n)
+{
+    for (auto *s : g_streams) {
+        if (s->inflight && s->inflight->writes(p, n)) return true;
+        for (auto &a : s->async)
+            if (a && a->writes(p, n)) return true;
+    }
+    return false;
+}
 
 static CUstream_st *sof(cudaStream_t st)
 {
@@ -511,6 +539,10 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (n == 0) return cudaSuccess;
     cudaError_t e = check_copy(dst, n, src, n, k);
     if (e) return err(e);
+    if (is_dev(src, n) && !is_dev(dst, n)) {
+        g_copy_trace.d2h++;
+        if (collective_pending_on(src, n)) g_copy_trace.behind_collective++;
+    }
     enqueue(st, [=] { memmove(dst, src, n); }, nullptr, k != cudaMemcpyDeviceToDevice);
     return cudaSuccess;
 }

@@ -381,6 +381,19 @@ struct NcclOp : EmuAsyncOp {
             }
         }
     }
+    bool writes(const void *p, size_t n) override
+    {
+        const char *a = (const char *)p;
+        for (auto &c : calls) {
+            const int me = c.comm->rank;
+            size_t bytes = c.count * type_size(c.type);
+            if (c.kind == K_ALLGATHER) bytes *= (size_t)c.comm->nranks;
+            bool written = c.kind != K_SEND && (c.kind != K_REDUCE || me == c.peer);
+            const char *r = (const char *)c.recv;
+            if (written && bytes && a < r + bytes && r < a + n) return true;
+        }
+        return false;
+    }
     std::string waiting_for() override
     {
         std::string s;

@@ -135,6 +135,17 @@ foreach(t alltoall ring shard)
   set_tests_properties(gpuemu_${t} PROPERTIES LABELS gpuemu ENVIRONMENT "${STRETCH_TEST_ENV}" TIMEOUT 600)
 endforeach()
 
+# The offloaded optimizer's gradient chunks chained to their reduction
+# buckets (tests/gpu/test_gpu_offload.c): 1 and 2 ranks over the NCCL shim,
+# 2 ranks over host-staged mpi, copies as early as their events allow (a
+# chunk not ordered after its bucket reads the unreduced gradients).
+stretch_gpuemu_exe(gpuemu_offload ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_offload.c)
+target_compile_definitions(gpuemu_offload PRIVATE STRETCH_GPU_EMU=1)
+add_test(NAME gpuemu_offload COMMAND bash ${EMU_DIR}/test_emu_comm.sh $<TARGET_FILE:gpuemu_offload>
+  ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG})
+set_tests_properties(gpuemu_offload PROPERTIES LABELS gpuemu
+  ENVIRONMENT "${STRETCH_TEST_ENV};EMU_COPY_ORDER=early" TIMEOUT 300)
+
 # tests/gpu/test_gpu_ulysses.c on emulated GPUs (tests/gpu/emu/test_emu_ulysses.sh):
 # the GPU ulysses attention (ulysses_cuda.c) and ring x ulysses over the NCCL
 # shim and the host-staged mpi transport, against the 1-rank model.

@@ -43,8 +43,13 @@
 #           2 on both ranks, one line, before allocation.
 #           offload_resume: a checkpoint of step 2 written with offload both
 #           resumes without offload, and one written without resumes with it.
-#           offload_dp: 2 ranks dp 2, offload optimizer, and shard gradients +
-#           offload both (sharded checkpoint), vs dp 2 without offload.
+#           offload_dp: 2 ranks dp 2, offload optimizer under shard none,
+#           optimizer and gradients with EMU_COPY_ORDER early and late (the
+#           gradient chunks go down chained to their reduction bucket's
+#           event: EMU_COPY_TRACE counts them, >= 1 a step on each rank),
+#           shard gradients + offload both (sharded checkpoint), vs dp 2
+#           without offload; and over host-staged mpi (ranks sharing a GPU:
+#           chunks go down after the host reduction, none chained).
 # usage: test_emu_stretch.sh MODE GPUEMU_STRETCH SOURCE_DIR MPIEXEC [NP_FLAG]
 mode=$1; STRETCH=$2; SRC=$3; MPIEXEC=${4:-mpirun}; NP=${5:--n}
 source "$SRC/tests/cli/lib.sh"
@@ -254,18 +259,49 @@ offload_resume)
   echo "gpuemu_stretch_offload_resume: checkpoints cross between offload both and none, bitwise"
   ;;
 offload_dp)
-  export EMU_COPY_ORDER=late
+  # The reference: dp 2 without offload (shard none; the sharded modes give
+  # the same bits).
   run_file d2 cuda "$m3" bf16 ", recompute: true"
   timed d2.log "${MPIRUN[@]}" "$STRETCH" train d2.yaml --parallel.dp 2 --parallel.transport nccl
-  run_file o2 cuda "$m3" bf16 ", recompute: true"
-  timed o2.log "${MPIRUN[@]}" "$STRETCH" train o2.yaml --parallel.dp 2 --parallel.transport nccl --parallel.offload optimizer
-  $CMP o2 d2 0 || fail "dp 2 offload optimizer differs from dp 2 without"
+  # Offload optimizer under every shard mode it takes, copies as early and
+  # as late as their events allow: a gradient chunk goes down chained to the
+  # event of its reduction bucket (gpu_comm_grad_copy_after), so without
+  # that wait it reads the unreduced gradients, early or late (the emulated
+  # collective completes as late as it may). EMU_COPY_TRACE: each rank counts
+  # the device-to-host copies queued while the collective writing their
+  # source was still pending; the chunks queued only after the whole
+  # reduction (backend_comm_grad_end: the host path) count 0.
+  for shard in none optimizer gradients; do
+    for order in early late; do
+      r=o_${shard}_$order
+      run_file $r cuda "$m3" bf16 ", recompute: true"
+      timed $r.log env EMU_COPY_ORDER=$order EMU_COPY_TRACE=1 "${MPIRUN[@]}" "$STRETCH" train $r.yaml \
+        --parallel.dp 2 --parallel.transport nccl --parallel.shard $shard --parallel.offload optimizer
+      $CMP $r d2 0 || fail "dp 2 shard $shard, offload optimizer (copies $order) differs from dp 2 without"
+      chained=$(sed -n 's/^EMU copy trace: .* copies, \([0-9]*\) queued before the collective.*/\1/p' $r.log)
+      [ "$(echo $chained | wc -w)" -eq 2 ] || { cat $r.log; fail "$r: no copy trace from each rank"; }
+      for k in $chained; do
+        [ "$k" -ge 4 ] || fail "$r: $k gradient chunks went down chained to their bucket in 4 steps (want >= 1 a step)"
+      done
+      echo "  shard $shard, copies $order: chunks queued behind their bucket (per rank):" $chained
+    done
+  done
+  # shard gradients + offload both (sharded checkpoint), late copies.
   run_file z2 cuda "$m3" bf16 ", recompute: true"
-  timed z2.log "${MPIRUN[@]}" "$STRETCH" train z2.yaml --parallel.dp 2 --parallel.transport nccl \
+  timed z2.log env EMU_COPY_ORDER=late "${MPIRUN[@]}" "$STRETCH" train z2.yaml --parallel.dp 2 --parallel.transport nccl \
     --parallel.shard gradients --parallel.offload both
   has "shard gradients over 2 ranks" < z2.log || fail "z2: not sharded"
   $CMP z2 d2 0 || fail "dp 2 shard gradients + offload both differs from dp 2 without"
-  echo "gpuemu_stretch_offload_dp: dp 2 with offload (unsharded, and ZeRO-2) == dp 2 without, bitwise"
+  # Ranks sharing a GPU (host-staged mpi, which sums in the same rank order
+  # as the NCCL shim): the reduction is a host round trip in grad_end, so
+  # every chunk goes down after it, none chained.
+  run_file mo cuda "$m3" bf16 ", recompute: true"
+  timed mo.log env EMU_GPU_COUNT=1 EMU_COPY_ORDER=early EMU_COPY_TRACE=1 "${MPIRUN[@]}" "$STRETCH" train mo.yaml \
+    --parallel.dp 2 --parallel.shard gradients --parallel.offload optimizer
+  has "backend cuda (bf16, comm mpi)" < mo.log || fail "mo: not over mpi"
+  $CMP mo d2 0 || fail "dp 2 over mpi, offload optimizer differs from dp 2 without"
+  [ "$(grep -c '^EMU copy trace: .* copies, 0 queued before' mo.log)" -eq 2 ] || { grep 'EMU copy' mo.log; fail "mo: copies chained over mpi?"; }
+  echo "gpuemu_stretch_offload_dp: dp 2 with offload optimizer (shard none / optimizer / gradients, copies early and late, chunks chained to their buckets), offload both + ZeRO-2, and over mpi == dp 2 without, bitwise"
   ;;
 zero3_offload)
   # ZeRO-3 + offload (the ALST recipe): the host AdamW updates the rank's
