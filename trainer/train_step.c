@@ -156,12 +156,16 @@ void train_step_setup(train_state *st) {
     st->dadam_v = st->bk->host_memory ? st->adam_v : st->bk->op->alloc(st->bk, bytes);
 }
 
-void train_step_params_full(train_state *st) {
-    shard_params_full(&st->shard, &st->dist, st->m);
-    // The host master of an offloaded sharded optimizer: each rank updated
-    // its slice only (the device weights are whole, gathered every step).
-    if (st->offload && st->shard.mode != SHARD_NONE && st->shard.world > 1)
-        dist_shard_allgather(&st->dist, st->m->params, st->shard.n, st->shard.shard, DIST_F32);
+void train_step_eval_begin(train_state *st) {
+    if (st->eval_depth++ > 0) return;
+    st->eval_hook = shard_eval_begin(&st->shard, &st->dist, st->m, st->comm, &st->units, NULL);
+}
+
+void train_step_eval_end(train_state *st) {
+    CHECK(st->eval_depth > 0);
+    if (--st->eval_depth > 0) return;
+    shard_eval_end(st->eval_hook);
+    st->eval_hook = NULL;
 }
 
 void train_step_free(train_state *st) {

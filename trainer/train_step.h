@@ -49,9 +49,13 @@ model *train_step_model_create(const train_state *st, const model_config *mc, in
 // step.
 void train_step_setup(train_state *st);
 void train_step_free(train_state *st);
-// Every weight resident on every rank (shard parameters: before a checkpoint
-// or an evaluation; the next step gives the others' parts back). Collective.
-void train_step_params_full(train_state *st);
+// Around an evaluation's forwards (validation loss, passkey, tasks,
+// perplexity, the time estimate): under shard parameters they gather unit
+// by unit through the training's hooks (shard_eval_begin), nothing whole,
+// so the evaluation stays within the training's memory plan. Collective
+// (every rank runs the same forwards in between); pairs nest.
+void train_step_eval_begin(train_state *st);
+void train_step_eval_end(train_state *st);
 
 // shard parameters on the cpu: this rank's gather times since the last call
 // added to a step event (metrics.jsonl) and zeroed: zero3_prefetched,

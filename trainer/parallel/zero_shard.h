@@ -81,24 +81,30 @@ void shard_layout_init(shard_layout *s, shard_mode mode, int world, int rank,
 void shard_layout_free(shard_layout *s);
 static inline int64_t shard_len(const shard_layout *s) { return s->hi - s->lo; }
 
-// ZeRO-3: every weight resident (a checkpoint, an evaluation), then back to
-// this rank's slice (the others' pages released). Collective; no-ops in the
-// other modes.
+// ZeRO-3: every weight resident (tests; evaluations gather by unit,
+// shard_eval_begin), then back to this rank's slice (the others' pages
+// released). Collective; no-ops in the other modes.
 void shard_params_full(const shard_layout *s, dist_ctx *d, model *m);
 void shard_params_release(const shard_layout *s, model *m);
 // ZeRO-3: every weight resident on rank 0 only (a checkpoint write).
 void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m);
 
-// ZeRO-3 on a device backend: the two unit buffers the gathers fill, each
-// the largest unit (model_unit_range) in the working dtype, and the two fp32
-// gradient buffers of the same size. zero3_units_init also shrinks the
-// model's device weights to the rank's slice (a no-op when the model was
-// made so, train_step_model_create); nothing in other modes, on
-// host-memory backends and on one rank.
+// ZeRO-3 on a device backend: the unit buffers the gathers fill, each the
+// largest unit (model_unit_range) in the working dtype: two (one computing,
+// one prefetched), three with tied embeddings (at the forward -> backward
+// turn the last layer stays held while the head uses two: the final norm
+// and the embedding as the LM head); and two fp32 gradient buffers of the
+// same size. zero3_units_init also shrinks the model's device weights to
+// the rank's slice (a no-op when the model was made so,
+// train_step_model_create); nothing in other modes, on host-memory
+// backends and on one rank.
+enum { ZERO3_MAX_UNIT_BUFFERS = 3 };
+static inline int zero3_unit_buffers(bool tie_embeddings) { return tie_embeddings ? 3 : 2; }
 typedef struct {
-    void *buf[2];
+    void *buf[ZERO3_MAX_UNIT_BUFFERS];
     float *grad[2];
     int64_t cap;  // elements each
+    int n_buf;    // zero3_unit_buffers
 } zero3_units;
 void zero3_units_init(zero3_units *u, const shard_layout *s, model *m);
 void zero3_units_free(zero3_units *u, backend *bk);
@@ -110,12 +116,27 @@ void zero3_units_free(zero3_units *u, backend *bk);
 // (a device backend's gathers are asynchronous: not counted there).
 typedef struct {
     int64_t prefetched, on_the_spot;          // gathers of each kind
+    int64_t kept;                             // needs of a unit still held: no gather
+                                              // (the last layer, forward -> backward)
     double prefetched_bytes, on_the_spot_bytes;
     double wait_s;                            // blocked on prefetched gathers
     double prefetched_s;                      // prefetched gathers, start to seen complete
     double on_the_spot_s;                     // the on-the-spot gathers, whole
     int64_t tests;                            // MPI_Test calls between ops
 } zero3_stats;
+
+// An evaluation under ZeRO-3: between begin and end the model's forward
+// passes gather unit by unit as training does (the same hooks: cpu in
+// place + released after use, device unit buffers + prefetch), nothing is
+// made whole, so the memory stays within the training plan. model_forward
+// leaves the head held for model_argmax_row (model_release_units); end
+// releases it. Every rank must run the same forwards (each gather is a
+// collective). stats: the gathers counted there, or NULL. Returns NULL
+// (and end does nothing) in other modes and on one rank of a device.
+typedef struct zero3_hook zero3_hook;
+zero3_hook *shard_eval_begin(const shard_layout *s, dist_ctx *d, model *m, backend_comm *comm,
+                             const zero3_units *units, zero3_stats *stats);
+void shard_eval_end(zero3_hook *z);
 
 // One optimizer step of a model on its rank's rows, sharded as s says.
 typedef struct {
