@@ -382,6 +382,7 @@ static void log_step(train_state *st, const curr_plan *plan, double loss, double
         cJSON_AddNumberToObject(o, "skipped_total", (double)st->guard.total);
     }
     train_zero3_log(st, o);
+    train_device_mem_log(st, o);
     metrics_write(&st->met, o);
     metrics_progress p = {.stage = plan->name, .stage_index = st->stage, .n_stages = st->cfg.n_stages,
                           .step = st->step, .stage_step = st->stage_step, .stage_steps = plan->steps,
@@ -907,6 +908,7 @@ int train_main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "event", found == 1 ? "resume" : "run_start");
         cJSON_AddNumberToObject(o, "step", (double)st->step);
         cJSON_AddNumberToObject(o, "stage", st->stage);
+        if (!st->bk->host_memory) cJSON_AddNumberToObject(o, "device_plan_bytes", (double)train_step_device_plan(st));
         if (found == 1) {
             cJSON_AddStringToObject(o, "checkpoint", ckpt);
             cJSON_AddNumberToObject(o, "resume_s", resume_s);

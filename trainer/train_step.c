@@ -202,6 +202,21 @@ double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_
     return loss;
 }
 
+size_t train_step_device_plan(const train_state *st) {
+    const cfg_run *c = &st->cfg;
+    zero_mem z;
+    zero_mem_plan(&z, &st->m->cfg, st->m->max_tokens, c->train.recompute, st->bk->dt, true,
+                  st->shard.mode, offload_flags(c->parallel.offload), st->dist.size);
+    return z.device_total;
+}
+
+void train_device_mem_log(train_state *st, struct cJSON *o) {
+    if (st->bk->host_memory) return;  // the cpu backend: its memory is the RSS, not counted
+    size_t now, peak;
+    backend_mem_stats(st->bk, &now, &peak);
+    cJSON_AddNumberToObject(o, "device_peak_bytes", (double)peak);
+}
+
 void train_zero3_log(train_state *st, struct cJSON *o) {
     zero3_stats *z = &st->zero3;
     if (st->shard.mode != SHARD_PARAMETERS || !st->bk->host_memory || z->prefetched == 0) return;
@@ -212,6 +227,7 @@ void train_zero3_log(train_state *st, struct cJSON *o) {
     cJSON_AddNumberToObject(o, "zero3_on_the_spot", (double)z->on_the_spot);
     cJSON_AddNumberToObject(o, "zero3_on_the_spot_bytes", z->on_the_spot_bytes);
     cJSON_AddNumberToObject(o, "zero3_on_the_spot_s", z->on_the_spot_s);
+    cJSON_AddNumberToObject(o, "zero3_kept", (double)z->kept);
     cJSON_AddNumberToObject(o, "zero3_mpi_tests", (double)z->tests);
     if (z->on_the_spot_s > 0 && z->on_the_spot_bytes > 0) {
         double would = z->prefetched_bytes * z->on_the_spot_s / z->on_the_spot_bytes;
