@@ -12,9 +12,10 @@
 //     and bit-identical to shard none on the same grid;
 //   - accumulation on the same grid: k micro-batches == the whole batch;
 //   - ZeRO-3 (untied and tied embeddings): the gathers of a step (zero3_stats)
-//     are one on the spot per micro-batch (the embedding; tied, the head's
-//     embedding too), the last layer kept from the forward into its backward
-//     (no gather at the turn), every other unit prefetched;
+//     are one on the spot per micro-batch (the embedding; tied, the final
+//     norm too: C floats, the head's embedding is prefetched), the last
+//     layer kept from the forward into its backward (no gather at the
+//     turn), every other unit prefetched;
 //   - an evaluation after the steps (a forward per row: per-token losses and
 //     the argmax of every position, shard_eval_begin / end) is bit-identical
 //     to shard none on the same grid, gathers unit by unit (one on the spot
@@ -285,28 +286,36 @@ static void check_eval(mpi_check *mc, const dist_ctx *d, const run_out *o, const
     EXPECT(mc, o->resident == 0, "dp %d sp %d %s shard %s %s: %lld weights outside the slice resident "
            "after the evaluation", d->dp, d->sp, emb, shard_mode_name(mode), what, (long long)o->resident);
     if (mode != SHARD_PARAMETERS) return;
-    const int64_t L = tiny_config(tied).n_layers, spot = tied ? 2 : 1, f = o->forwards;
+    const model_config cfg = tiny_config(tied);
+    const int64_t L = cfg.n_layers, spot = tied ? 2 : 1, f = o->forwards;
+    // Bytes gathered on the spot per pass: the embedding (the first unit);
+    // tied, the final norm too (the head's embedding is prefetched during
+    // the last layer).
+    const double spot_bytes = 4.0 * ((double)cfg.vocab_size * cfg.dim + (tied ? cfg.dim : 0));
     // per micro-batch: forward embedding (on the spot), layers 1 .. L-1 and
-    // the head prefetched (tied: the head's embedding on the spot); the last
-    // layer kept into its backward; backward layers L-2 .. 0 prefetched.
+    // the head prefetched (tied: the embedding, the final norm on the spot);
+    // the last layer kept into its backward; backward layers L-2 .. 0 prefetched.
     const zero3_stats *z = &o->steps;
-    EXPECT(mc, z->on_the_spot == spot * f && z->kept == f && z->prefetched == 2 * L * f,
-           "dp %d sp %d %s %s: per step %lld on the spot, %lld kept, %lld prefetched over %lld micro-batches",
-           d->dp, d->sp, emb, what, (long long)z->on_the_spot, (long long)z->kept, (long long)z->prefetched,
-           (long long)f);
+    EXPECT(mc, z->on_the_spot == spot * f && z->kept == f && z->prefetched == 2 * L * f &&
+               z->on_the_spot_bytes == spot_bytes * (double)f,
+           "dp %d sp %d %s %s: per step %lld on the spot (%.0f bytes), %lld kept, %lld prefetched over %lld "
+           "micro-batches", d->dp, d->sp, emb, what, (long long)z->on_the_spot, z->on_the_spot_bytes,
+           (long long)z->kept, (long long)z->prefetched, (long long)f);
     // per evaluation forward (one a row): the embedding on the spot (tied:
     // the head's too), layers and head prefetched, none kept
     const zero3_stats *e = &o->eval;
     const int64_t fw = B / d->dp;
-    EXPECT(mc, e->on_the_spot == spot * fw && e->kept == 0 && e->prefetched == (L + 1) * fw,
+    EXPECT(mc, e->on_the_spot == spot * fw && e->kept == 0 && e->prefetched == (L + 1) * fw &&
+               e->on_the_spot_bytes == spot_bytes * (double)fw,
            "dp %d sp %d %s %s: evaluation of %lld rows: %lld on the spot, %lld kept, %lld prefetched", d->dp,
            d->sp, emb, what, (long long)fw, (long long)e->on_the_spot, (long long)e->kept,
            (long long)e->prefetched);
     if (d->rank == 0)
-        printf("dp %d x sp %d ZeRO-3 %-6s %-19s: gathers per micro-batch: %lld on the spot, %lld kept, "
-               "%lld prefetched; per evaluation forward: %lld on the spot, %lld prefetched\n", d->dp, d->sp,
-               emb, what, (long long)(z->on_the_spot / f), (long long)(z->kept / f),
-               (long long)(z->prefetched / f), (long long)(e->on_the_spot / fw), (long long)(e->prefetched / fw));
+        printf("dp %d x sp %d ZeRO-3 %-6s %-19s: gathers per micro-batch: %lld on the spot (%.0f bytes), "
+               "%lld kept, %lld prefetched; per evaluation forward: %lld on the spot, %lld prefetched\n", d->dp,
+               d->sp, emb, what, (long long)(z->on_the_spot / f), z->on_the_spot_bytes / (double)f,
+               (long long)(z->kept / f), (long long)(z->prefetched / f), (long long)(e->on_the_spot / fw),
+               (long long)(e->prefetched / fw));
 }
 
 int main(int argc, char **argv) {

@@ -505,8 +505,16 @@ static void unit_need(model *m, int u, int next) {
     if (!m->param_hook.need) return;
     int64_t nlo, nhi;
     model_unit_range(m, next, &nlo, &nhi);
+    // The tied LM head is the embedding, prefetched during the last layer
+    // (head_prefetch); the final norm, C floats, is then gathered on the spot.
+    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) unit_hold(m, 0, 0, 0);
     unit_hold(m, u, nlo, nhi);
-    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) unit_hold(m, 0, 0, 0);  // the tied LM head
+}
+
+// The unit to prefetch while the last layer computes: the head's largest
+// part (tied: the embedding; untied: the final norm + LM head).
+static int head_prefetch(const model *m) {
+    return m->cfg.tie_embeddings ? 0 : m->cfg.n_layers + 1;
 }
 
 static void unit_done(model *m, int u) {
@@ -578,7 +586,7 @@ static void forward_trunk(model *m, const model_batch *b, bool hold_last) {
     resid_offload(m, 0, N);
     unit_done(m, 0);
     for (int l = 0; l < c->n_layers; l++) {
-        unit_need(m, 1 + l, 2 + l);
+        unit_need(m, 1 + l, l == c->n_layers - 1 ? head_prefetch(m) : 2 + l);
         resid_slot_free(m, l + 1);
         layer_forward(m, l, acts_of_layer(m, l), resid_at(m, l + 1, N), resid_at(m, l, N), b);
         resid_offload(m, l + 1, N);
