@@ -117,7 +117,8 @@ typedef struct {
 // unit it will need next (next_lo == next_hi: none) so its gather can be
 // prefetched; done() after the unit's last read in this pass (then its
 // memory may be released). Units in the order of use: forward embedding,
-// layers 0 .. L-1, head; backward head, layers L-1 .. 0 (recompute and
+// layers 0 .. L-1, head (tied: the embedding as the LM head, then the final
+// norm); backward head, layers L-1 .. 0 (recompute and
 // backward of a layer under one need). NULL need: all weights resident.
 // A unit may be needed again before its done() (it is held): the hook
 // gathers nothing then and only starts the named prefetch. So at the

@@ -197,12 +197,13 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
             st->on_the_spot_s += mono_clock_s() - t0;
         }
     }
-    for (int i = 0; i < 3 && hi > lo; i++)
-        if (z->in_hi[i] <= z->in_lo[i]) {
-            z->in_lo[i] = lo;
-            z->in_hi[i] = hi;
-            break;
-        }
+    if (hi > lo) {
+        int i = 0;
+        while (i < 3 && z->in_hi[i] > z->in_lo[i]) i++;
+        if (i == 3) die("ZeRO-3: more than 3 units in use at once");
+        z->in_lo[i] = lo;
+        z->in_hi[i] = hi;
+    }
     cpu_prefetch(z, next_lo, next_hi);  // overlaps this unit's compute
     return NULL;  // in place
 }

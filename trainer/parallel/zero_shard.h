@@ -16,9 +16,11 @@
 //               weights; each unit (embedding, decoder layer, head; a tied
 //               head gathers the embedding again) is all-gathered just
 //               before its forward and again for its recompute + backward
-//               (model_param_hook), the next unit's gather started before
+//               (model_param_hook; the last layer is kept from its forward
+//               into its backward), the next unit's gather started before
 //               this one computes; gradients as in `gradients`; no gather
-//               after AdamW.
+//               after AdamW. Evaluations gather the same way
+//               (shard_eval_begin).
 //               cpu: in place in the whole-size host buffer (MPI_Iallgatherv,
 //               driven by MPI_Test between the ops), released after use
 //               (zero_pages.h).
@@ -26,7 +28,7 @@
 //               the device are the slice only (model_set_resident); a unit
 //               is gathered (backend_comm_unit_gather: grouped ncclBroadcast
 //               per owner on a parameter stream, an event after it) into one
-//               of two unit-sized buffers (zero3_units), the next unit into
+//               of two unit-sized buffers (three tied: zero3_units), the next unit into
 //               the other while this one computes; the compute stream waits
 //               on the gather's event; a buffer is reused once its unit is
 //               done. Gradients: the device holds the slice only; a unit's
