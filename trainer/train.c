@@ -219,7 +219,7 @@ double train_passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed,
                           double *by_depth, const char *key) {
     const cfg_eval *e = &st->cfg.eval;
     passkey_config pk = train_passkey_config(st);
-    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
+    train_step_eval_begin(st);  // shard parameters: gathered unit by unit
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .ulysses = st->dist.ulysses,
                       .all = ring_all, .ctx = &st->dist};
     double sum = 0;
@@ -231,6 +231,7 @@ double train_passkey_mean(train_state *st, int64_t L, int trials, uint64_t seed,
         if (by_depth) by_depth[j] = acc;
         sum += acc;
     }
+    train_step_eval_end(st);
     return e->passkey_depths.n > 0 ? sum / e->passkey_depths.n : 0.0;
 }
 
@@ -271,7 +272,7 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
     for (int i = 0; i < c->data.val.n && n < 64; i++) paths[n++] = c->data.val.v[i];
     if (st->train_shards[1][0] && n < 64) paths[n++] = st->train_shards[1];
     if (n == 0) return NAN;
-    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
+    train_step_eval_begin(st);  // shard parameters: gathered unit by unit
     int64_t rows = plan->batch_tokens / plan->seq_len;
     data_loader *L = open_loader(st, paths, n, plan->seq_len, rows, 0.0, 0.0, 0, 0, 0.0, 7, false, false);
     data_batch db;
@@ -285,6 +286,7 @@ static double eval_val_loss(train_state *st, const curr_plan *plan) {
         sums[0] += model_forward(st->m, &lb.mb, NULL);
         for (int64_t i = 0; i < lb.mb.B * lb.mb.T; i++) sums[1] += lb.mb.targets[i] >= 0;
     }
+    train_step_eval_end(st);
     dist_allreduce_sum_double(&st->dist, sums, 2);
     train_batch_free(&lb);
     data_batch_free(&db);
@@ -380,6 +382,7 @@ static void log_step(train_state *st, const curr_plan *plan, double loss, double
         cJSON_AddNumberToObject(o, "skipped_total", (double)st->guard.total);
     }
     train_zero3_log(st, o);
+    train_device_mem_log(st, o);
     metrics_write(&st->met, o);
     metrics_progress p = {.stage = plan->name, .stage_index = st->stage, .n_stages = st->cfg.n_stages,
                           .step = st->step, .stage_step = st->stage_step, .stage_steps = plan->steps,
@@ -908,6 +911,7 @@ int train_main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "event", found == 1 ? "resume" : "run_start");
         cJSON_AddNumberToObject(o, "step", (double)st->step);
         cJSON_AddNumberToObject(o, "stage", st->stage);
+        if (!st->bk->host_memory) cJSON_AddNumberToObject(o, "device_plan_bytes", (double)train_step_device_plan(st));
         if (found == 1) {
             cJSON_AddStringToObject(o, "checkpoint", ckpt);
             cJSON_AddNumberToObject(o, "resume_s", resume_s);

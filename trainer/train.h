@@ -55,6 +55,8 @@ typedef struct train_state {
     shard_layout shard;        // this rank's slice of the training state (parallel.shard)
     zero3_units units;         // shard parameters on a device: the unit buffers
     zero3_stats zero3;         // shard parameters on the cpu: gather waits since the last log
+    zero3_hook *eval_hook;     // shard parameters: an evaluation's unit gathers (train_step_eval_begin)
+    int eval_depth;            // nested train_step_eval_begin calls
     float *adam_m, *adam_v;    // (shard_len) AdamW moments of the slice, host (checkpoints)
     float *dadam_m, *dadam_v;  // the backend's moments (== adam_m, adam_v on the cpu and
                                // when offloaded: pinned host memory then)

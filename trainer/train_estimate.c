@@ -109,10 +109,11 @@ static stage_times measure_stage(train_state *st, int s) {
     qsort(times, TRAIN_ESTIMATE_STEPS, sizeof times[0], cmp_double);
     r.step_s = times[TRAIN_ESTIMATE_STEPS / 2];
     // The validation loss runs this batch's shape forward only.
-    train_step_params_full(st);
+    train_step_eval_begin(st);  // shard parameters: gathered unit by unit, as the evaluation
     double t0 = start(st);
     model_forward(st->m, &lb.mb, NULL);
     r.fwd_s = since(st, t0);
+    train_step_eval_end(st);
     train_batch_free(&lb);
     data_batch_free(&db);
     data_loader_free(L);

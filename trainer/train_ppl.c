@@ -102,7 +102,7 @@ void train_ppl_eval(train_state *st, int stage, const char *when) {
     train_ppl *p = st->ppl;
     if (!p) return;
     const cfg_eval *e = &st->cfg.eval;
-    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
+    train_step_eval_begin(st);  // shard parameters: gathered unit by unit
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .ulysses = st->dist.ulysses,
                       .all = ring_all, .ctx = &st->dist};
     rope_table train_rope = st->m->rope;
@@ -127,6 +127,7 @@ void train_ppl_eval(train_state *st, int stage, const char *when) {
         cJSON_AddNumberToObject(o, "ppl", exp(nll));
         metrics_write(&st->met, o);
     }
+    train_step_eval_end(st);
     fflush(stdout);
     model_set_rope(st->m, &train_rope);
 }

@@ -7,6 +7,7 @@
 
 #include "train.h"
 #include "train_heartbeat.h"
+#include "train_step.h"
 
 static void duration(char *buf, size_t n, double s) {
     long t = (long)(s + 0.5);
@@ -38,6 +39,7 @@ void train_report_end(train_state *st, bool finished, const char *how) {
     if (!isnan(h->last_loss)) cJSON_AddNumberToObject(o, "loss", h->last_loss);
     if (!isnan(h->last_val_loss)) cJSON_AddNumberToObject(o, "val_loss", h->last_val_loss);
     cJSON_AddNumberToObject(o, "session_s", now - st->met.t_session);
+    train_device_mem_log(st, o);  // after the last evaluations too
     metrics_write(&st->met, o);
     train_heartbeat_write(st->cfg.train.out_dir, finished ? "finished" : "stopped", st->step, st->stage,
                           st->tokens_seen);

@@ -151,14 +151,16 @@ void train_step_setup(train_state *st) {
     st->dadam_v = st->bk->host_memory ? st->adam_v : st->bk->op->alloc(st->bk, bytes);
 }
 
-void train_step_params_full(train_state *st) {
-    shard_params_full(&st->shard, &st->dist, st->m);
-    // The host master of an offloaded sharded optimizer: each rank updated
-    // its slice only (the device weights are whole, gathered every step;
-    // ZeRO-3's host params were gathered by shard_params_full).
-    if (st->offload && st->shard.mode != SHARD_NONE && st->shard.mode != SHARD_PARAMETERS &&
-        st->shard.world > 1)
-        dist_shard_allgather(&st->dist, st->m->params, st->shard.n, st->shard.shard, DIST_F32);
+void train_step_eval_begin(train_state *st) {
+    if (st->eval_depth++ > 0) return;
+    st->eval_hook = shard_eval_begin(&st->shard, &st->dist, st->m, st->comm, &st->units, NULL);
+}
+
+void train_step_eval_end(train_state *st) {
+    CHECK(st->eval_depth > 0);
+    if (--st->eval_depth > 0) return;
+    shard_eval_end(st->eval_hook);
+    st->eval_hook = NULL;
 }
 
 void train_step_free(train_state *st) {
@@ -195,6 +197,21 @@ double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_
     return loss;
 }
 
+size_t train_step_device_plan(const train_state *st) {
+    const cfg_run *c = &st->cfg;
+    zero_mem z;
+    zero_mem_plan(&z, &st->m->cfg, st->m->max_tokens, c->train.recompute, st->bk->dt, true,
+                  st->shard.mode, offload_flags(c->parallel.offload), st->dist.size);
+    return z.device_total;
+}
+
+void train_device_mem_log(train_state *st, struct cJSON *o) {
+    if (st->bk->host_memory) return;  // the cpu backend: its memory is the RSS, not counted
+    size_t now, peak;
+    backend_mem_stats(st->bk, &now, &peak);
+    cJSON_AddNumberToObject(o, "device_peak_bytes", (double)peak);
+}
+
 void train_zero3_log(train_state *st, struct cJSON *o) {
     zero3_stats *z = &st->zero3;
     if (st->shard.mode != SHARD_PARAMETERS || !st->bk->host_memory || z->prefetched == 0) return;
@@ -205,6 +222,7 @@ void train_zero3_log(train_state *st, struct cJSON *o) {
     cJSON_AddNumberToObject(o, "zero3_on_the_spot", (double)z->on_the_spot);
     cJSON_AddNumberToObject(o, "zero3_on_the_spot_bytes", z->on_the_spot_bytes);
     cJSON_AddNumberToObject(o, "zero3_on_the_spot_s", z->on_the_spot_s);
+    cJSON_AddNumberToObject(o, "zero3_kept", (double)z->kept);
     cJSON_AddNumberToObject(o, "zero3_mpi_tests", (double)z->tests);
     if (z->on_the_spot_s > 0 && z->on_the_spot_bytes > 0) {
         double would = z->prefetched_bytes * z->on_the_spot_s / z->on_the_spot_bytes;

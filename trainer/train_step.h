@@ -47,20 +47,34 @@ model *train_step_model_create(const train_state *st, const model_config *mc, in
 // step.
 void train_step_setup(train_state *st);
 void train_step_free(train_state *st);
-// Every weight resident on every rank (shard parameters: before a checkpoint
-// or an evaluation; the next step gives the others' parts back). Collective.
-void train_step_params_full(train_state *st);
+// Around an evaluation's forwards (validation loss, passkey, tasks,
+// perplexity, the time estimate): under shard parameters they gather unit
+// by unit through the training's hooks (shard_eval_begin), nothing whole,
+// so the evaluation stays within the training's memory plan. Collective
+// (every rank runs the same forwards in between); pairs nest.
+void train_step_eval_begin(train_state *st);
+void train_step_eval_end(train_state *st);
 
 // shard parameters on the cpu: this rank's gather times since the last call
 // added to a step event (metrics.jsonl) and zeroed: zero3_prefetched,
 // zero3_wait_s, zero3_prefetched_s (start to the first MPI_Test that saw
 // it complete, or the wait's end), zero3_on_the_spot, zero3_on_the_spot_s,
-// their bytes, zero3_mpi_tests, and zero3_hidden, the share of the
+// their bytes, zero3_kept (needs of a unit still held: the last layer from
+// the forward into its backward, no gather), zero3_mpi_tests, and zero3_hidden, the share of the
 // prefetched gathers' time hidden behind compute (1 - wait / what they
 // would take on the spot, at the on-the-spot gathers' rate). Nothing in
 // other modes.
 struct cJSON;
 void train_zero3_log(train_state *st, struct cJSON *step_event);
+
+// The device bytes the run's plan holds per rank (zero_mem_plan's
+// device_total for the model's capacity, mode and offload: what --dry-run
+// prints), and the backend's peak so far (backend_mem_stats). Device
+// backends: logged as device_plan_bytes (run_start) and device_peak_bytes
+// (step, run_end) in metrics.jsonl; an evaluation must not raise the peak
+// above the training's (shard parameters gathers it by unit).
+size_t train_step_device_plan(const train_state *st);
+void train_device_mem_log(train_state *st, struct cJSON *event);
 
 // Forward, backward (micro-batches), reduction, clipping, AdamW, gather.
 // Returns the mean loss of the step; *grad_norm the norm before clipping.

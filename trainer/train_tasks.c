@@ -96,7 +96,7 @@ static int64_t task_correct(train_state *st, int task, int64_t L, int trials, ui
     task_env env = eval_env(st);
     eval_ring ring = {.sp = st->dist.sp, .sp_rank = st->dist.sp_rank, .all = ring_all, .ctx = &st->dist,
                       .ulysses = st->dist.ulysses};
-    train_step_params_full(st);  // shard parameters: the weights whole for the evaluation
+    train_step_eval_begin(st);  // shard parameters: gathered unit by unit
     // the depths of eval.passkey_depths ([] = the middle); tasks without depth once
     const bool deep = TASK_DEFS[task].has_depth;
     const int nd = deep && e->passkey_depths.n > 0 ? e->passkey_depths.n : 1;
@@ -110,6 +110,7 @@ static int64_t task_correct(train_state *st, int task, int64_t L, int trials, ui
         if (by_depth) by_depth[j] = n;
         sum += n;
     }
+    train_step_eval_end(st);
     *n_out = (int64_t)trials * nd;
     return sum;
 }

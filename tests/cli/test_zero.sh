@@ -5,7 +5,8 @@
 #    ranks (float tolerance: the same sums in another order);
 #  - shard optimizer / gradients / parameters on dp 2 x sp 2 and dp 4:
 #    parameters and AdamW moments bit-identical to the unsharded run on the
-#    same grid;
+#    same grid; under shard parameters the evaluations (validation loss,
+#    passkey, tasks, perplexity) bit-identical too;
 #  - checkpoints written without gathering (every rank its slices, parallel
 #    HDF5): checksummed, `stretch export` the same model as unsharded;
 #    a ZeRO-3 4-rank checkpoint resumes on 1 rank unsharded,
@@ -70,20 +71,26 @@ cmp -s ex3/model.safetensors ex0/model.safetensors || fail "export of the sharde
 echo "sharded checkpoint: checksummed, exports the same model"
 
 grep -q "shard gradients" gradients22.log || fail "the run did not report its shard mode"
-# ZeRO-3 with evaluations (validation loss every 10 steps, passkey after
-# stage 1: the weights made whole for them, given back by the next step):
-# the same losses and accuracies, the same parameters.
+# ZeRO-3 with evaluations (validation loss every 10 steps; passkey, tasks
+# and perplexity after stage 1), gathered unit by unit as the training's
+# forwards (nothing made whole): every evaluation's numbers bit-identical
+# to shard none (metrics.jsonl, full precision), the same parameters.
 for mode in none parameters; do
   write_tiny_run ev$mode text.shard
   "${MPIRUN[@]}" -n 2 "$STRETCH" train ev$mode.yaml --parallel.sp 2 --parallel.shard $mode --max-steps 25 \
-    --data.val [text.shard] --train.eval_every 10 --eval.val_tokens 512 > ev$mode.log 2>&1 \
+    --data.val [text.shard] --train.eval_every 10 --eval.val_tokens 512 \
+    --eval.ppl_data [text.shard] --eval.ppl_lengths [64,128] --eval.ppl_tokens 256 \
+    --eval.tasks [niah_single] --eval.task_lengths [128] --eval.task_trials 2 > ev$mode.log 2>&1 \
     || { tail -20 ev$mode.log; fail "eval run ($mode) failed"; }
+  grep '"event":"eval' ev$mode/metrics.jsonl | sed 's/,"time":[^,}]*//' > e$mode.txt
 done
-grep "passkey @\|^  val loss @" evnone.log > a.txt; grep "passkey @\|^  val loss @" evparameters.log > b.txt
-[ "$(grep -c 'val loss' a.txt)" -ge 2 ] || fail "no validation losses: $(cat a.txt)"
-[ -s a.txt ] && cmp -s a.txt b.txt || fail "evaluations differ under ZeRO-3: $(cat a.txt b.txt)"
+for ev in eval_val eval_passkey eval_ppl eval_tasks; do
+  grep -q "\"event\":\"$ev\"" enone.txt || fail "no $ev events: $(cat enone.txt)"
+done
+[ "$(grep -c '"event":"eval_val"' enone.txt)" -ge 2 ] || fail "fewer than 2 validation losses"
+cmp -s enone.txt eparameters.txt || fail "evaluations differ under ZeRO-3: $(diff enone.txt eparameters.txt)"
 same_state "$(latest_ckpt evnone)" "$(latest_ckpt evparameters)"
-echo "shard parameters: evaluations and the steps after them == shard none"
+echo "shard parameters: validation loss, passkey, tasks and perplexity and the steps after them == shard none, bitwise"
 # Tied embeddings: the LM head is the embedding unit, gathered again for it.
 run tie0 2 --parallel.sp 2 --max-steps 12 --model.tie_embeddings true
 run tie3 2 --parallel.sp 2 --max-steps 12 --model.tie_embeddings true --parallel.shard parameters

@@ -74,6 +74,7 @@ static void run(backend *bk, backend_comm *comm, dist_ctx *d, bool nccl, const p
     m.n_params = n;
     m.host_master = true;
     m.params = malloc(sizeof(float) * (size_t)n);
+    m.hmaster = m.params;  // the whole buffer is the master (no ZeRO-3 here)
     m.dgrads = bk->op->alloc(bk, sizeof(float) * (size_t)n);
     m.work = bk->op->alloc(bk, sizeof(float) * (size_t)n);
     m.dhi = m.ghi = n;

@@ -11,7 +11,17 @@
 //     every step and the norm to 1e-6, parameters after the last to 1e-6
 //     per tensor with AdamW eps 1e-4 and to 1e-4 with eps 1e-8: CASES),
 //     and bit-identical to shard none on the same grid;
-//   - accumulation on the same grid: k micro-batches == the whole batch.
+//   - accumulation on the same grid: k micro-batches == the whole batch;
+//   - ZeRO-3 (untied and tied embeddings): the gathers of a step (zero3_stats)
+//     are one on the spot per micro-batch (the embedding; tied, the final
+//     norm too: C floats, the head's embedding is prefetched), the last
+//     layer kept from the forward into its backward (no gather at the
+//     turn), every other unit prefetched;
+//   - an evaluation after the steps (a forward per row: per-token losses and
+//     the argmax of every position, shard_eval_begin / end) is bit-identical
+//     to shard none on the same grid, gathers unit by unit (one on the spot
+//     per forward, tied two) and leaves only the slice resident: putting the
+//     whole weights back (shard_params_full) fails it.
 // Run under mpirun with 1, 2 and 4 ranks: grids (1x1), (2x1, 1x2), (4x1, 2x2, 1x4).
 #include <math.h>
 #include <stdio.h>
@@ -55,10 +65,10 @@ static const adam_case CASES[] = {
     {"eps 1e-4", {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-4f, .weight_decay = 0.1f}, 1e-6, 1e-6},
 };
 
-static model_config tiny_config(void) {
+static model_config tiny_config(bool tied) {
     model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
                       .ffn_dim = 48, .vocab_size = VOCAB, .norm_eps = 1e-5f,
-                      .rope_layout = ROPE_LAYOUT_HALF};
+                      .rope_layout = ROPE_LAYOUT_HALF, .tie_embeddings = tied};
     c.rope = rope_config_default(8);
     c.rope.max_position_embeddings = T;
     return c;
@@ -122,7 +132,7 @@ static double l2_rel(const float *a, const float *b, int64_t n) {
 
 // The reference: one rank, the whole batch, the plain kernels.
 static void reference(const adamw_hparams *hp, const batch *x, float *params, double *losses, double *norm1) {
-    model_config cfg = tiny_config();
+    model_config cfg = tiny_config(false);
     model *m = model_create(&cfg, B * T, false);
     model_init_weights(m, 99);
     float *mom = calloc((size_t)m->n_params, sizeof(float)), *var = calloc((size_t)m->n_params, sizeof(float));
@@ -178,10 +188,38 @@ static void rows_free(rows_of_rank *r) {
     free(r->tokens); free(r->targets); free(r->pos); free(r->seg);
 }
 
+// What a run leaves: the evaluation after the steps (this rank's rows, one
+// forward each) and the ZeRO-3 gather counts of the steps and of it.
+typedef struct {
+    float eval_loss[B * T];
+    int32_t eval_argmax[B * T];
+    int64_t eval_n;
+    zero3_stats steps, eval;
+    int64_t forwards;  // micro-batches of the steps
+    int64_t resident;  // weights outside the slice resident after the evaluation
+} run_out;
+
+// One forward per row under shard_eval_begin / end: per-token losses and
+// the argmax of every position (it reads the LM head after the forward).
+static void evaluate(dist_ctx *d, model *m, backend_comm *comm, const shard_layout *s,
+                     const model_batch *mb, run_out *o) {
+    zero3_hook *h = shard_eval_begin(s, d, m, comm, NULL, &o->eval);
+    o->eval_n = mb->B * mb->T;
+    for (int64_t r = 0; r < mb->B; r++) {
+        const int64_t off = r * mb->T;
+        model_batch row = {.B = 1, .T = mb->T, .tokens = mb->tokens + off, .targets = mb->targets + off,
+                           .pos = mb->pos + off, .seg = mb->seg + off};
+        model_forward(m, &row, o->eval_loss + off);
+        for (int64_t t = 0; t < mb->T; t++) o->eval_argmax[off + t] = model_argmax_row(m, t);
+    }
+    shard_eval_end(h);
+}
+
 // 20 steps through shard_step; params (n) and per-step losses out.
-static void run_sharded(const adamw_hparams *hp, dist_ctx *d, const batch *x, shard_mode mode, int64_t micro_rows,
-                        float *params, double *losses, double *norm1) {
-    model_config cfg = tiny_config();
+static void run_sharded(const adamw_hparams *hp, dist_ctx *d, const batch *x, shard_mode mode, bool tied, int64_t micro_rows,
+                        float *params, double *losses, double *norm1, run_out *o) {
+    model_config cfg = tiny_config(tied);
+    memset(o, 0, sizeof *o);
     rows_of_rank r;
     rows_make(&r, x, d);
     int64_t cap = micro_rows > 0 ? micro_rows * r.mb.T : r.mb.B * r.mb.T;
@@ -199,20 +237,18 @@ static void run_sharded(const adamw_hparams *hp, dist_ctx *d, const batch *x, sh
     float *mom = calloc((size_t)shard_len(&s) + 1, sizeof(float));
     float *var = calloc((size_t)shard_len(&s) + 1, sizeof(float));
     shard_step_ctx c = {.m = m, .comm = comm, .d = d, .s = &s, .adam_m = mom, .adam_v = var,
-                        .micro_rows = micro_rows};
+                        .micro_rows = micro_rows, .stats = &o->steps};
     for (int st = 1; st <= STEPS; st++) {
         double norm;
         losses[st - 1] = shard_step(&c, &r.mb, x->n_targets, hp, CLIP, st, &norm, NULL);
         if (st == 1) *norm1 = norm;
     }
-    if (mode == SHARD_PARAMETERS && d->size > 1) {
-        // Between steps a rank holds only its slice: the rest was given back
-        // (reads as zero) after its last use.
-        int64_t nonzero = 0;
-        for (int64_t i = 0; i < m->n_params; i++) nonzero += (i < s.lo || i >= s.hi) && m->params[i] != 0;
-        if (nonzero) fprintf(stderr, "[rank %d] FAIL: %lld weights outside the slice are resident\n", d->rank, (long long)nonzero);
-        if (nonzero) *norm1 = NAN;  // fails the norm check
-    }
+    o->forwards = (int64_t)STEPS * (micro_rows > 0 ? (r.mb.B + micro_rows - 1) / micro_rows : 1);
+    evaluate(d, m, comm, &s, &r.mb, o);
+    // Between steps and after an evaluation a rank holds only its slice
+    // (ZeRO-3): the rest was given back (reads as zero) after its last use.
+    if (mode == SHARD_PARAMETERS && d->size > 1)
+        for (int64_t i = 0; i < m->n_params; i++) o->resident += (i < s.lo || i >= s.hi) && m->params[i] != 0;
     shard_params_full(&s, d, m);
     memcpy(params, m->params, sizeof(float) * (size_t)m->n_params);
     free(mom);
@@ -254,6 +290,51 @@ static void check_collectives(mpi_check *mc, dist_ctx *d) {
             EXPECT(mc, full[i] == g[i], "gather to root: element %d is %g, want %g", i, full[i], g[i]);
 }
 
+// The evaluation == shard none's on this grid, bitwise; ZeRO-3's gathers
+// per step and per evaluation forward; nothing outside the slice resident.
+static void check_eval(mpi_check *mc, const dist_ctx *d, const run_out *o, const run_out *none,
+                       shard_mode mode, bool tied, const char *what) {
+    const char *emb = tied ? "tied" : "untied";
+    bool same = o->eval_n == none->eval_n &&
+                memcmp(o->eval_loss, none->eval_loss, sizeof(float) * (size_t)o->eval_n) == 0 &&
+                memcmp(o->eval_argmax, none->eval_argmax, sizeof(int32_t) * (size_t)o->eval_n) == 0;
+    EXPECT(mc, same, "dp %d sp %d %s shard %s %s: the evaluation differs from shard none", d->dp, d->sp,
+           emb, shard_mode_name(mode), what);
+    EXPECT(mc, o->resident == 0, "dp %d sp %d %s shard %s %s: %lld weights outside the slice resident "
+           "after the evaluation", d->dp, d->sp, emb, shard_mode_name(mode), what, (long long)o->resident);
+    if (mode != SHARD_PARAMETERS) return;
+    const model_config cfg = tiny_config(tied);
+    const int64_t L = cfg.n_layers, spot = tied ? 2 : 1, f = o->forwards;
+    // Bytes gathered on the spot per pass: the embedding (the first unit);
+    // tied, the final norm too (the head's embedding is prefetched during
+    // the last layer).
+    const double spot_bytes = 4.0 * ((double)cfg.vocab_size * cfg.dim + (tied ? cfg.dim : 0));
+    // per micro-batch: forward embedding (on the spot), layers 1 .. L-1 and
+    // the head prefetched (tied: the embedding, the final norm on the spot);
+    // the last layer kept into its backward; backward layers L-2 .. 0 prefetched.
+    const zero3_stats *z = &o->steps;
+    EXPECT(mc, z->on_the_spot == spot * f && z->kept == f && z->prefetched == 2 * L * f &&
+               z->on_the_spot_bytes == spot_bytes * (double)f,
+           "dp %d sp %d %s %s: per step %lld on the spot (%.0f bytes), %lld kept, %lld prefetched over %lld "
+           "micro-batches", d->dp, d->sp, emb, what, (long long)z->on_the_spot, z->on_the_spot_bytes,
+           (long long)z->kept, (long long)z->prefetched, (long long)f);
+    // per evaluation forward (one a row): the embedding on the spot (tied:
+    // the head's too), layers and head prefetched, none kept
+    const zero3_stats *e = &o->eval;
+    const int64_t fw = B / d->dp;
+    EXPECT(mc, e->on_the_spot == spot * fw && e->kept == 0 && e->prefetched == (L + 1) * fw &&
+               e->on_the_spot_bytes == spot_bytes * (double)fw,
+           "dp %d sp %d %s %s: evaluation of %lld rows: %lld on the spot, %lld kept, %lld prefetched", d->dp,
+           d->sp, emb, what, (long long)fw, (long long)e->on_the_spot, (long long)e->kept,
+           (long long)e->prefetched);
+    if (d->rank == 0)
+        printf("dp %d x sp %d ZeRO-3 %-6s %-29s: gathers per micro-batch: %lld on the spot (%.0f bytes), "
+               "%lld kept, %lld prefetched; per evaluation forward: %lld on the spot, %lld prefetched\n", d->dp,
+               d->sp, emb, what, (long long)(z->on_the_spot / f), z->on_the_spot_bytes / (double)f,
+               (long long)(z->kept / f), (long long)(z->prefetched / f), (long long)(e->on_the_spot / fw),
+               (long long)(e->prefetched / fw));
+}
+
 int main(int argc, char **argv) {
     dist_ctx d;
     dist_init(&d, &argc, &argv);
@@ -262,7 +343,7 @@ int main(int argc, char **argv) {
     make_batch(&x);
     check_collectives(&mc, &d);
 
-    model_config cfg = tiny_config();
+    model_config cfg = tiny_config(false);
     int n_tensors;
     int64_t n;
     free(model_param_layout(&cfg, &n_tensors, &n));
@@ -270,6 +351,7 @@ int main(int argc, char **argv) {
     float *whole = malloc(sizeof(float) * (size_t)n), *unsharded = malloc(sizeof(float) * (size_t)n);
     double ref_loss[STEPS], loss[STEPS], whole_loss[STEPS], unsharded_loss[STEPS], ref_norm = 0, norm = 0;
     model *probe = model_create(&cfg, 1, false);  // the tensor table for worst_rel
+    run_out *out = malloc(sizeof *out), *out_none = malloc(sizeof *out_none);
     for (size_t k = 0; k < sizeof CASES / sizeof CASES[0]; k++) {
         const adam_case *ac = &CASES[k];
         const double PARAM_TOL = ac->param_tol, PARAM_L2_TOL = ac->param_l2_tol;
@@ -285,11 +367,13 @@ int main(int argc, char **argv) {
                 char what[64];
                 snprintf(what, sizeof what, "%s, %s", micro ? "1-row micro-batches" : "whole batch", ac->name);
                 for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode++) {
-                    run_sharded(&ac->hp, &d, &x, (shard_mode)mode, micro, got, loss, &norm);
+                    run_sharded(&ac->hp, &d, &x, (shard_mode)mode, false, micro, got, loss, &norm, out);
                     if (mode == SHARD_NONE) {
                         memcpy(unsharded, got, sizeof(float) * (size_t)n);
                         memcpy(unsharded_loss, loss, sizeof loss);
+                        *out_none = *out;
                     }
+                    check_eval(&mc, &d, out, out_none, (shard_mode)mode, false, what);
                     if (micro == 0 && mode == SHARD_NONE) {
                         memcpy(whole, got, sizeof(float) * (size_t)n);
                         memcpy(whole_loss, loss, sizeof loss);
@@ -327,9 +411,34 @@ int main(int argc, char **argv) {
                                dp, sp, shard_mode_name(mode), what, same ? "yes" : "NO", worst_l, n_err,
                                worst_p, p_l2, a_err, a_perr, a_l2);
                 }
+                // Tied embeddings: the head gathers the embedding as a unit of
+                // its own (a third unit buffer on a device); ZeRO-3 == none.
+                float *tied_none = malloc(sizeof(float) * (size_t)(n + 1));
+                double tied_loss[STEPS], tnorm;
+                for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode += SHARD_PARAMETERS) {
+                    model_config tc = tiny_config(true);
+                    int64_t tn;
+                    free(model_param_layout(&tc, &n_tensors, &tn));
+                    float *tgot = malloc(sizeof(float) * (size_t)tn);
+                    run_sharded(&ac->hp, &d, &x, (shard_mode)mode, true, micro, tgot, loss, &tnorm, out);
+                    if (mode == SHARD_NONE) {
+                        memcpy(tied_none, tgot, sizeof(float) * (size_t)tn);
+                        memcpy(tied_loss, loss, sizeof loss);
+                        *out_none = *out;
+                    }
+                    bool same = memcmp(tgot, tied_none, sizeof(float) * (size_t)tn) == 0 &&
+                                memcmp(loss, tied_loss, sizeof loss) == 0;
+                    EXPECT(&mc, same, "dp %d sp %d tied shard %s %s: not bit-identical to shard none", dp, sp,
+                           shard_mode_name(mode), what);
+                    check_eval(&mc, &d, out, out_none, (shard_mode)mode, true, what);
+                    free(tgot);
+                }
+                free(tied_none);
             }
         }
     }
+    free(out);
+    free(out_none);
     model_free(probe);
     free(ref); free(got); free(whole); free(unsharded);
     int rc = mpi_check_finish(&mc, "test_shard");

@@ -65,9 +65,9 @@ static void test_plan_is_the_allocation(void **state) {
     ops.alloc = count_alloc;
     ops.free = count_free;
     ops.host_alloc = count_host_alloc;
-    model_config cfg = tiny_config();
     static const cfg_offload offloads[] = {CFG_OFFLOAD_NONE, CFG_OFFLOAD_OPTIMIZER,
                                            CFG_OFFLOAD_ACTIVATIONS, CFG_OFFLOAD_BOTH};
+    for (int tied = 0; tied < 2; tied++)  // tied: ZeRO-3's third unit buffer
     for (int bf16 = 0; bf16 < 2; bf16++)
     for (int off = 0; off < 4; off++)
     for (int mode = SHARD_NONE; mode <= SHARD_PARAMETERS; mode++) {
@@ -75,6 +75,8 @@ static void test_plan_is_the_allocation(void **state) {
         backend counting = {.kind = BACKEND_CPU, .dt = dt, .host_memory = false, .op = &ops};
         for (int world = 1; world <= 4; world += 3) {
             for (int rank = 0; rank < world; rank++) {
+                model_config cfg = tiny_config();
+                cfg.tie_embeddings = tied;
                 counted = counted_host = 0;
                 train_state *st = calloc(1, sizeof *st);
                 st->cfg.parallel.shard = (cfg_shard)mode;
@@ -144,6 +146,18 @@ static void test_formulas(void **state) {
     assert_int_equal(z3.work, 2 * s);
     assert_int_equal(z3.gather, 2 * 2 * unit);
     assert_int_equal(z3.activations, none.activations);
+    // Tied: the head's unit is the final norm alone (the LM head is the
+    // embedding, gathered as a unit of its own); at the forward -> backward
+    // turn the last layer is held with both: three unit buffers on a
+    // device, two units and the final norm resident on the cpu.
+    model_config tied = cfg;
+    tied.tie_embeddings = true;
+    const int64_t tunit = layer > V * C ? layer : V * C;
+    zero_mem t3;
+    zero_mem_plan(&t3, &tied, 24, true, BK_BF16, true, SHARD_PARAMETERS, 0, 4);
+    assert_int_equal(t3.gather, 3 * 2 * tunit);
+    zero_mem_plan(&t3, &tied, 24, true, BK_F32, false, SHARD_PARAMETERS, 0, 4);
+    assert_int_equal(t3.gather, 4 * (2 * tunit + C));
     zero_mem_plan(&off, &cfg, 24, true, BK_BF16, true, SHARD_PARAMETERS,
                   ZERO_OFFLOAD_OPTIMIZER | ZERO_OFFLOAD_ACTIVATIONS, 4);
     assert_int_equal(off.params + off.moments, 0);

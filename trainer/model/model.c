@@ -393,7 +393,7 @@ void model_zero_grads(model *m) {
 static const void *weight_of(const model *m, const float *view) {
     const int64_t off = view - m->params;
     const size_t dts = bk_dtype_size(m->bk->dt);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (m->unit[i].base && off >= m->unit[i].lo && off < m->unit[i].hi)
             return (const char *)m->unit[i].base + (size_t)(off - m->unit[i].lo) * dts;
     return model_work_at(m, off);
@@ -504,33 +504,58 @@ void model_unit_range(const model *m, int u, int64_t *lo, int64_t *hi) {
     *hi = u == L + 1 ? m->n_params : m->tensors[1 + 9 * u].offset;
 }
 
+// Unit u held (needed; a unit held already keeps its slot), prefetching
+// [nlo, nhi).
+static void unit_hold(model *m, int u, int64_t nlo, int64_t nhi) {
+    int64_t lo, hi;
+    model_unit_range(m, u, &lo, &hi);
+    const void *base = m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
+    int k = -1;
+    for (int i = 0; i < 3 && k < 0; i++)
+        if (m->unit[i].hi > m->unit[i].lo && m->unit[i].lo == lo && m->unit[i].hi == hi) k = i;
+    for (int i = 0; i < 3 && k < 0; i++)
+        if (m->unit[i].hi <= m->unit[i].lo) k = i;
+    CHECK(k >= 0);  // at most three held (model_param_hook)
+    m->unit[k].lo = lo;
+    m->unit[k].hi = hi;
+    m->unit[k].base = base;
+}
+
+static void unit_release(model *m, int u) {
+    int64_t lo, hi;
+    model_unit_range(m, u, &lo, &hi);
+    m->param_hook.done(m->param_hook.ctx, lo, hi);
+    for (int i = 0; i < 3; i++)
+        if (m->unit[i].lo == lo && m->unit[i].hi == hi) memset(&m->unit[i], 0, sizeof m->unit[i]);
+}
+
 // need unit u (prefetching unit next, -1 = none).
 static void unit_need(model *m, int u, int next) {
     if (!m->param_hook.need) return;
-    int64_t lo, hi, nlo, nhi;
-    model_unit_range(m, u, &lo, &hi);
+    int64_t nlo, nhi;
     model_unit_range(m, next, &nlo, &nhi);
-    m->unit[0].base = m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
-    m->unit[0].lo = lo;
-    m->unit[0].hi = hi;
-    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {  // the tied LM head
-        model_unit_range(m, 0, &lo, &hi);
-        m->unit[1].base = m->param_hook.need(m->param_hook.ctx, lo, hi, 0, 0);
-        m->unit[1].lo = lo;
-        m->unit[1].hi = hi;
-    }
+    // The tied LM head is the embedding, prefetched during the last layer
+    // (head_prefetch); the final norm, C floats, is then gathered on the spot.
+    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) unit_hold(m, 0, 0, 0);
+    unit_hold(m, u, nlo, nhi);
+}
+
+// The unit to prefetch while the last layer computes: the head's largest
+// part (tied: the embedding; untied: the final norm + LM head).
+static int head_prefetch(const model *m) {
+    return m->cfg.tie_embeddings ? 0 : m->cfg.n_layers + 1;
 }
 
 static void unit_done(model *m, int u) {
     if (!m->param_hook.need) return;
-    int64_t lo, hi;
-    model_unit_range(m, u, &lo, &hi);
-    m->param_hook.done(m->param_hook.ctx, lo, hi);
-    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) {
-        model_unit_range(m, 0, &lo, &hi);
-        m->param_hook.done(m->param_hook.ctx, lo, hi);
-    }
-    memset(m->unit, 0, sizeof m->unit);
+    unit_release(m, u);
+    if (u == m->cfg.n_layers + 1 && m->cfg.tie_embeddings) unit_release(m, 0);
+}
+
+void model_release_units(model *m) {
+    if (!m->head_held) return;
+    m->head_held = false;
+    unit_done(m, m->cfg.n_layers + 1);
 }
 
 // Residual checkpoint j (the input of layer j; j = L: the last output) in
@@ -570,8 +595,10 @@ static void resid_prefetch(model *m, int j, int64_t N) {
 }
 
 // Embeddings through the final norm; leaves final_ln filled (and, under a
-// param hook, the head unit needed: the caller releases it).
-static void forward_trunk(model *m, const model_batch *b) {
+// param hook, the head unit needed: the caller releases it). hold_last:
+// the last layer's unit stays held too, for the backward that follows (no
+// gather at the turn; the backward releases it).
+static void forward_trunk(model *m, const model_batch *b, bool hold_last) {
     const model_config *c = &m->cfg;
     backend *bk = m->bk;
     struct model_acts *a = m->acts;
@@ -581,17 +608,18 @@ static void forward_trunk(model *m, const model_batch *b) {
             (long long)m->max_tokens);
     a->B = b->B;
     a->T = b->T;
+    model_release_units(m);  // the head a model_forward left held
     stage_batch(m, b);
     unit_need(m, 0, 1);
     TIMED(m, other, bk->op->embedding_forward(bk, resid_at(m, 0, N), a->cur_tokens, W(m, m->p.embed), N, C, c->vocab_size));
     resid_offload(m, 0, N);
     unit_done(m, 0);
     for (int l = 0; l < c->n_layers; l++) {
-        unit_need(m, 1 + l, 2 + l);
+        unit_need(m, 1 + l, l == c->n_layers - 1 ? head_prefetch(m) : 2 + l);
         resid_slot_free(m, l + 1);
         layer_forward(m, l, acts_of_layer(m, l), resid_at(m, l + 1, N), resid_at(m, l, N), b);
         resid_offload(m, l + 1, N);
-        unit_done(m, 1 + l);
+        if (!hold_last || l < c->n_layers - 1) unit_done(m, 1 + l);
     }
     unit_need(m, c->n_layers + 1, -1);
     TIMED(m, other, bk->op->rmsnorm_forward(bk, a->final_ln, a->final_rstd, resid_at(m, c->n_layers, N),
@@ -599,17 +627,14 @@ static void forward_trunk(model *m, const model_batch *b) {
 }
 
 double model_forward(model *m, const model_batch *b, float *losses) {
-    forward_trunk(m, b);
-    if (!b->targets) {  // hidden states only (decoding)
-        unit_done(m, m->cfg.n_layers + 1);
-        return 0.0;
-    }
+    forward_trunk(m, b, false);
+    m->head_held = m->param_hook.need != NULL;  // for model_argmax_row (model_release_units)
+    if (!b->targets) return 0.0;  // hidden states only (decoding)
     const int64_t N = b->B * b->T;
     double loss;
     TIMED(m, matmul, loss = m->bk->op->xent(m->bk, losses, NULL, NULL, m->acts->final_ln,
                                             W(m, m->p.lm_head), m->acts->cur_targets, N,
                                             m->cfg.dim, m->cfg.vocab_size, 0.0f));
-    unit_done(m, m->cfg.n_layers + 1);
     return loss;
 }
 
@@ -706,7 +731,7 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
     const int64_t N = b->B * b->T, C = c->dim;
     const size_t dts = bk_dtype_size(bk->dt);
 
-    forward_trunk(m, b);
+    forward_trunk(m, b, true);  // the last layer held into its backward
     bk->op->zero(bk, a->dln, dts * N * C);
     grads_need(m, c->n_layers + 1, 0);  // the head: final norm (+ LM head when untied)
     if (c->tie_embeddings) grads_need(m, 0, 1);  // the tied head's, final after the embedding
@@ -726,7 +751,7 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
         resid_prefetch(m, l, N);
         const void *in = resid_at(m, l, N);
         layer_acts *la = acts_of_layer(m, l);
-        unit_need(m, 1 + l, l > 0 ? l : -1);
+        unit_need(m, 1 + l, l > 0 ? l : -1);  // the last layer: still held from the forward
         if (m->recompute) {
             // Recompute this layer's activations; its output is not needed again,
             // so write it to dln (scratch, cleared before use in layer_backward).

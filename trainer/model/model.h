@@ -117,8 +117,16 @@ typedef struct {
 // unit it will need next (next_lo == next_hi: none) so its gather can be
 // prefetched; done() after the unit's last read in this pass (then its
 // memory may be released). Units in the order of use: forward embedding,
-// layers 0 .. L-1, head; backward head, layers L-1 .. 0 (recompute and
+// layers 0 .. L-1, head (tied: the embedding as the LM head, then the final
+// norm); backward head, layers L-1 .. 0 (recompute and
 // backward of a layer under one need). NULL need: all weights resident.
+// A unit may be needed again before its done() (it is held): the hook
+// gathers nothing then and only starts the named prefetch. So at the
+// forward -> backward turn the last layer stays held through the head and
+// its backward needs no gather; at most three units are held at once
+// (that layer, the final norm and, tied, the embedding as the LM head).
+// model_forward (evaluation) leaves the head held for model_argmax_row
+// until the next forward or model_release_units.
 // need() returns where the unit's working weights (bk->dt) now are: a
 // buffer of hi - lo elements (the device path gathers into one), or NULL
 // when they are in place in m->work (the cpu path). progress(), if set, is
@@ -156,7 +164,8 @@ struct model {
     // dgrads [glo, ghi): all of it, but for ZeRO-3 on a device backend
     // (model_opts.resident_lo / hi, model_set_resident).
     int64_t dlo, dhi, glo, ghi;
-    struct { int64_t lo, hi; const void *base; } unit[2];  // gathered units (param_hook)
+    struct { int64_t lo, hi; const void *base; } unit[3];  // held units (param_hook; hi > lo: in use)
+    bool head_held;          // model_forward left the head unit held (param_hook)
     struct { int64_t lo, hi; float *base; } gunit[2];      // their gradient buffers
     rope_table rope;         // the current stage's frequencies
     bool recompute;          // keep only layer inputs; recompute the rest in backward
@@ -258,6 +267,12 @@ void model_set_rope(model *m, const rope_table *rope);
 // pointer on the cpu backend only).
 double model_forward(model *m, const model_batch *batch, float *losses);
 const float *model_final_hidden(const model *m);
+
+// Under a param hook (ZeRO-3) the head unit stays gathered after
+// model_forward so that model_argmax_row can read the LM head (a per-row
+// gather would also be a collective the ranks do not all make); the next
+// forward or this releases it. No-op without a hook or a held head.
+void model_release_units(model *m);
 
 // Greedy next-token prediction at row n of the last forward: argmax of logits.
 int32_t model_argmax_row(const model *m, int64_t n);

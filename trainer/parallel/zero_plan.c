@@ -53,7 +53,12 @@ void zero_mem_plan(zero_mem *out, const model_config *cfg, int64_t max_tokens, b
         // written by a unit's backward, one in its reduce-scatter).
         out->grads = sizeof(float) * (size_t)(s + (device ? 2 : 1) * u);
         out->work = b * (size_t)s;
-        out->gather = 2 * ub * (size_t)u;
+        // Two units held (one computing, one prefetched); tied, at the
+        // forward -> backward turn the last layer is held with the final
+        // norm and the embedding as the LM head: a device has a third unit
+        // buffer (zero3_unit_buffers), the cpu the final norm's C floats.
+        out->gather = device ? (size_t)zero3_unit_buffers(c.tie_embeddings) * ub * (size_t)u
+                             : ub * (size_t)(2 * u + (c.tie_embeddings ? c.dim : 0));
         if (device && W == 1) {  // one rank holds everything: no unit buffers
             out->grads = sizeof(float) * (size_t)s;
             out->gather = 0;

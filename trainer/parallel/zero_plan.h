@@ -12,10 +12,13 @@
 //               the backward accumulates into the model's whole gradient
 //               buffer; only the reduction is a reduce-scatter)
 //   parameters  params 4s  grads 4s + 4u (cpu) / 4s + 8u (cuda)  moments 8s
-//               work b*s  gathered 2*b'*u
+//               work b*s  gathered 2*b'*u (tied embeddings: 3*b'*u on a
+//               device, b'*(2u + C) on the cpu)
 //               (u = the largest unit gathered at once: the embedding, a
 //               decoder layer, or the final norm + LM head; b' = b, or 4
-//               when fp32; two unit buffers: one computing, one prefetched).
+//               when fp32; two unit buffers: one computing, one prefetched;
+//               tied, the last layer stays held through the head, which
+//               holds the final norm and the embedding: a third).
 //               cpu: the resident set (the flat buffers stay whole in
 //               address space, zero_pages.h; one unit of fp32 gradients
 //               before its reduce-scatter; measured by

@@ -115,17 +115,18 @@ void zero3_units_init(zero3_units *u, const shard_layout *s, model *m) {
         model_unit_range(m, i, &lo, &hi);
         if (hi - lo > u->cap) u->cap = hi - lo;
     }
-    for (int i = 0; i < 2; i++) {
+    u->n_buf = zero3_unit_buffers(m->cfg.tie_embeddings);
+    for (int i = 0; i < u->n_buf; i++)
         u->buf[i] = bk->op->alloc(bk, bk_dtype_size(bk->dt) * (size_t)u->cap);
+    for (int i = 0; i < 2; i++)
         u->grad[i] = bk->op->alloc(bk, sizeof(float) * (size_t)u->cap);  // zeroed
-    }
 }
 
 void zero3_units_free(zero3_units *u, backend *bk) {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < ZERO3_MAX_UNIT_BUFFERS; i++)
         if (u->buf[i]) bk->op->free(bk, u->buf[i]);
+    for (int i = 0; i < 2; i++)
         if (u->grad[i]) bk->op->free(bk, u->grad[i]);
-    }
     memset(u, 0, sizeof *u);
 }
 
@@ -136,8 +137,9 @@ static bool zero3_progress_on(void) {
     return !v || strcmp(v, "0") != 0;
 }
 
-// ZeRO-3's model_param_hook: one unit gathered, the next one in flight.
-typedef struct {
+// ZeRO-3's model_param_hook: the units held (up to three at the forward ->
+// backward turn, model_param_hook), the next one in flight.
+struct zero3_hook {
     const shard_layout *s;
     dist_ctx *d;
     model *m;
@@ -145,11 +147,12 @@ typedef struct {
     bool progress;           // cpu: MPI_Test the prefetch between ops
     dist_range_gather next;  // cpu: the prefetch in place (lo == hi: none)
     double next_t0, next_t1; // cpu: when it started, when a test saw it complete (0: not yet)
+    int64_t in_lo[3], in_hi[3];  // cpu: the units held (needed, not yet done; lo == hi: free)
     // device: the unit buffers; what each holds and whether a unit computes from it
     backend_comm *comm;
     const zero3_units *units;
-    int64_t held_lo[2], held_hi[2];
-    bool busy[2];
+    int64_t held_lo[ZERO3_MAX_UNIT_BUFFERS], held_hi[ZERO3_MAX_UNIT_BUFFERS];
+    bool busy[ZERO3_MAX_UNIT_BUFFERS];
     // device: the gradient buffers: free (zero), written by a unit's
     // backward, or in their reduce-scatter
     enum { GRAD_FREE, GRAD_WRITING, GRAD_REDUCING } gstate[2];
@@ -157,10 +160,31 @@ typedef struct {
     // The optimizer offloaded (zero_offload.h), the last micro-batch only:
     // a unit's slice part goes down as soon as it is final.
     zero_offload *offload;
-} zero3_hook;
+};
+
+// cpu: the slot of a held unit [lo, hi), or -1.
+static int cpu_held(const zero3_hook *z, int64_t lo, int64_t hi) {
+    for (int i = 0; i < 3; i++)
+        if (z->in_hi[i] > z->in_lo[i] && z->in_lo[i] == lo && z->in_hi[i] == hi) return i;
+    return -1;
+}
+
+// cpu: start gathering [lo, hi) in place (one prefetch in flight).
+static void cpu_prefetch(zero3_hook *z, int64_t lo, int64_t hi) {
+    if (hi <= lo || cpu_held(z, lo, hi) >= 0) return;
+    dist_range_gather_end(&z->next);  // one not needed after all
+    z->next_t0 = mono_clock_s();
+    z->next_t1 = 0;
+    dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, lo, hi, z->s->shard);
+}
 
 static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
     zero3_hook *z = ctx;
+    if (hi > lo && cpu_held(z, lo, hi) >= 0) {  // held since the forward: no gather
+        if (z->stats) z->stats->kept++;
+        cpu_prefetch(z, next_lo, next_hi);
+        return NULL;
+    }
     const double bytes = sizeof(float) * (double)(hi - lo);
     bool prefetched = z->next.lo == lo && z->next.hi == hi && hi > lo;
     double t0 = mono_clock_s();
@@ -184,11 +208,14 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
             st->on_the_spot_s += mono_clock_s() - t0;
         }
     }
-    if (next_hi > next_lo) {  // overlaps this unit's compute
-        z->next_t0 = mono_clock_s();
-        z->next_t1 = 0;
-        dist_range_gather_begin(&z->next, z->d, z->m->params, z->s->n, next_lo, next_hi, z->s->shard);
+    if (hi > lo) {
+        int i = 0;
+        while (i < 3 && z->in_hi[i] > z->in_lo[i]) i++;
+        if (i == 3) die("ZeRO-3: more than 3 units in use at once");
+        z->in_lo[i] = lo;
+        z->in_hi[i] = hi;
     }
+    cpu_prefetch(z, next_lo, next_hi);  // overlaps this unit's compute
     return NULL;  // in place
 }
 
@@ -201,6 +228,8 @@ static void zero3_progress(void *ctx) {
 
 static void zero3_done(void *ctx, int64_t lo, int64_t hi) {
     zero3_hook *z = ctx;
+    int i = cpu_held(z, lo, hi);
+    if (i >= 0) z->in_lo[i] = z->in_hi[i] = 0;
     release_others(z->s, z->m->params, lo, hi);
 }
 
@@ -215,25 +244,39 @@ static void dev_gather(zero3_hook *z, int i, int64_t lo, int64_t hi) {
     z->held_hi[i] = hi;
 }
 
+// A buffer no unit computes from, preferring one that holds no prefetch
+// (a prefetch not needed after all is overwritten last).
 static int dev_free_buffer(const zero3_hook *z) {
-    for (int i = 0; i < 2; i++)
-        if (!z->busy[i]) return i;
-    die("ZeRO-3: more than two units in use at once");
+    int any = -1;
+    for (int i = 0; i < z->units->n_buf; i++)
+        if (!z->busy[i]) {
+            if (z->held_hi[i] <= z->held_lo[i]) return i;
+            if (any < 0) any = i;
+        }
+    if (any >= 0) return any;
+    die("ZeRO-3: more than %d units in use at once", z->units->n_buf);
+}
+
+static void dev_prefetch(zero3_hook *z, int64_t lo, int64_t hi) {
+    if (hi <= lo) return;
+    for (int k = 0; k < z->units->n_buf; k++)
+        if (z->held_lo[k] == lo && z->held_hi[k] == hi) return;  // held or in flight already
+    dev_gather(z, dev_free_buffer(z), lo, hi);
 }
 
 static const void *zero3_need_dev(void *ctx, int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi) {
     zero3_hook *z = ctx;
     if (hi <= lo) return NULL;
     int i = -1;
-    for (int k = 0; k < 2; k++)
-        if (!z->busy[k] && z->held_lo[k] == lo && z->held_hi[k] == hi) i = k;  // prefetched
+    for (int k = 0; k < z->units->n_buf; k++)
+        if (z->held_lo[k] == lo && z->held_hi[k] == hi) i = k;  // held (since the forward) or prefetched
     if (i < 0) {
         i = dev_free_buffer(z);
         dev_gather(z, i, lo, hi);
     }
-    backend_comm_unit_wait(z->comm, i);  // the compute stream waits for this gather only
+    if (!z->busy[i]) backend_comm_unit_wait(z->comm, i);  // the compute stream waits for this gather only
     z->busy[i] = true;
-    if (next_hi > next_lo) dev_gather(z, dev_free_buffer(z), next_lo, next_hi);
+    dev_prefetch(z, next_lo, next_hi);
     return z->units->buf[i];
 }
 
@@ -292,13 +335,52 @@ static void zero3_grad_done(void *ctx, int64_t lo, int64_t hi) {
 
 static void zero3_done_dev(void *ctx, int64_t lo, int64_t hi) {
     zero3_hook *z = ctx;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < z->units->n_buf; k++)
         if (z->busy[k] && z->held_lo[k] == lo && z->held_hi[k] == hi) {
             z->busy[k] = false;  // reused by the next gather, which waits for its readers
             z->held_lo[k] = z->held_hi[k] = 0;
             return;
         }
 }
+
+// ZeRO-3's hooks on m, the same for training (grads: the device path's
+// per-unit gradient buffers too) and evaluation; NULL when nothing is
+// gathered (other modes, one rank on a device).
+static zero3_hook *zero3_hook_install(const shard_layout *s, dist_ctx *d, model *m, backend_comm *comm,
+                                      const zero3_units *units, zero3_stats *stats, bool grads) {
+    if (s->mode != SHARD_PARAMETERS) return NULL;
+    // Only the slice stays (weights loaded whole, or made whole for a
+    // checkpoint, are given back).
+    shard_params_release(s, m);
+    backend *bk = m->bk;
+    if (!bk->host_memory && s->world == 1) return NULL;
+    zero3_hook *z = xcalloc(1, sizeof *z);
+    *z = (zero3_hook){.s = s, .d = d, .m = m, .stats = stats, .comm = comm, .units = units,
+                      .progress = zero3_progress_on()};
+    if (bk->host_memory)
+        m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done,
+                                           .progress = zero3_progress, .ctx = z};
+    else
+        m->param_hook = (model_param_hook){.need = zero3_need_dev, .done = zero3_done_dev,
+                                           .grad_need = grads ? zero3_grad_need : NULL,
+                                           .grad_done = grads ? zero3_grad_done : NULL, .ctx = z};
+    return z;
+}
+
+static void zero3_hook_remove(zero3_hook *z) {
+    if (!z) return;
+    model_release_units(z->m);  // a head model_forward left held
+    z->m->param_hook = (model_param_hook){0};
+    dist_range_gather_end(&z->next);  // a prefetch not needed after all
+    free(z);
+}
+
+zero3_hook *shard_eval_begin(const shard_layout *s, dist_ctx *d, model *m, backend_comm *comm,
+                             const zero3_units *units, zero3_stats *stats) {
+    return zero3_hook_install(s, d, m, comm, units, stats, false);
+}
+
+void shard_eval_end(zero3_hook *z) { zero3_hook_remove(z); }
 
 double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targets_global,
                   const adamw_hparams *hp, double grad_clip, int64_t adam_step,
@@ -321,19 +403,9 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     } else {
         model_zero_grads(m);
     }
-    // ZeRO-3 on a device: weights and gradients by unit (zero3_units).
+    // ZeRO-3: weights gathered by unit (on a device gradients too: zero3_units).
     const bool device3 = s->mode == SHARD_PARAMETERS && !bk->host_memory && s->world > 1;
-    zero3_hook z3 = {.s = s, .d = c->d, .m = m, .stats = c->stats, .comm = c->comm,
-                     .units = c->units, .progress = zero3_progress_on()};
-    if (s->mode == SHARD_PARAMETERS) {
-        if (bk->host_memory)
-            m->param_hook = (model_param_hook){.need = zero3_need, .done = zero3_done,
-                                               .progress = zero3_progress, .ctx = &z3};
-        else if (device3)
-            m->param_hook = (model_param_hook){.need = zero3_need_dev, .done = zero3_done_dev,
-                                               .grad_need = zero3_grad_need,
-                                               .grad_done = zero3_grad_done, .ctx = &z3};
-    }
+    zero3_hook *z3 = zero3_hook_install(s, c->d, m, c->comm, c->units, c->stats, true);
     // (device ZeRO-3: each unit's gradients are reduce-scattered by its grad_done)
     if (!device3) {
         if (s->mode >= SHARD_GRADIENTS)
@@ -361,19 +433,18 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             // starts from its backward, once per step.
             bool last = r0 + rows == mb->B;
             if (last && !device3) m->grad_hook = last_hook;
-            if (last && device3) z3.offload = c->offload;  // the slice's chunks go down as units finish
+            if (last && device3) z3->offload = c->offload;  // the slice's chunks go down as units finish
             loss += model_forward_backward(m, &sub, scale);
             // The backward is over: every gradient is final (the model says
             // so layer by layer, down to the first layer's; the embedding's
             // and a tied head's only here), so the last buckets start and
             // the last chunks queue before grad_end.
             if (last && !device3) last_hook.ready(last_hook.ctx, 0);
-            if (device3) grad_finish_all(&z3);  // this micro-batch's unit sums into the slice
+            if (device3) grad_finish_all(z3);  // this micro-batch's unit sums into the slice
         }
     }
     m->grad_hook = (model_grad_hook){0};
-    m->param_hook = (model_param_hook){0};
-    dist_range_gather_end(&z3.next);
+    zero3_hook_remove(z3);
     if (!device3) backend_comm_grad_end(c->comm);
     dist_allreduce_sum_double(c->d, &loss, 1);
     // The global norm: this rank's slice, summed over the slices.

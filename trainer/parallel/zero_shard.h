@@ -16,9 +16,11 @@
 //               weights; each unit (embedding, decoder layer, head; a tied
 //               head gathers the embedding again) is all-gathered just
 //               before its forward and again for its recompute + backward
-//               (model_param_hook), the next unit's gather started before
+//               (model_param_hook; the last layer is kept from its forward
+//               into its backward), the next unit's gather started before
 //               this one computes; gradients as in `gradients`; no gather
-//               after AdamW.
+//               after AdamW. Evaluations gather the same way
+//               (shard_eval_begin).
 //               cpu: in place in the whole-size host buffer (MPI_Iallgatherv,
 //               driven by MPI_Test between the ops), released after use
 //               (zero_pages.h).
@@ -26,7 +28,7 @@
 //               the device are the slice only (model_set_resident); a unit
 //               is gathered (backend_comm_unit_gather: grouped ncclBroadcast
 //               per owner on a parameter stream, an event after it) into one
-//               of two unit-sized buffers (zero3_units), the next unit into
+//               of two unit-sized buffers (three tied: zero3_units), the next unit into
 //               the other while this one computes; the compute stream waits
 //               on the gather's event; a buffer is reused once its unit is
 //               done. Gradients: the device holds the slice only; a unit's
@@ -87,24 +89,30 @@ void shard_layout_init(shard_layout *s, shard_mode mode, int world, int rank,
 void shard_layout_free(shard_layout *s);
 static inline int64_t shard_len(const shard_layout *s) { return s->hi - s->lo; }
 
-// ZeRO-3: every weight resident (a checkpoint, an evaluation), then back to
-// this rank's slice (the others' pages released). Collective; no-ops in the
-// other modes.
+// ZeRO-3: every weight resident (tests; evaluations gather by unit,
+// shard_eval_begin), then back to this rank's slice (the others' pages
+// released). Collective; no-ops in the other modes.
 void shard_params_full(const shard_layout *s, dist_ctx *d, model *m);
 void shard_params_release(const shard_layout *s, model *m);
 // ZeRO-3: every weight resident on rank 0 only (a checkpoint write).
 void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m);
 
-// ZeRO-3 on a device backend: the two unit buffers the gathers fill, each
-// the largest unit (model_unit_range) in the working dtype, and the two fp32
-// gradient buffers of the same size. zero3_units_init also shrinks the
-// model's device weights to the rank's slice (a no-op when the model was
-// made so, train_step_model_create); nothing in other modes, on
-// host-memory backends and on one rank.
+// ZeRO-3 on a device backend: the unit buffers the gathers fill, each the
+// largest unit (model_unit_range) in the working dtype: two (one computing,
+// one prefetched), three with tied embeddings (at the forward -> backward
+// turn the last layer stays held while the head uses two: the final norm
+// and the embedding as the LM head); and two fp32 gradient buffers of the
+// same size. zero3_units_init also shrinks the model's device weights to
+// the rank's slice (a no-op when the model was made so,
+// train_step_model_create); nothing in other modes, on host-memory
+// backends and on one rank.
+enum { ZERO3_MAX_UNIT_BUFFERS = 3 };
+static inline int zero3_unit_buffers(bool tie_embeddings) { return tie_embeddings ? 3 : 2; }
 typedef struct {
-    void *buf[2];
+    void *buf[ZERO3_MAX_UNIT_BUFFERS];
     float *grad[2];
     int64_t cap;  // elements each
+    int n_buf;    // zero3_unit_buffers
 } zero3_units;
 void zero3_units_init(zero3_units *u, const shard_layout *s, model *m);
 void zero3_units_free(zero3_units *u, backend *bk);
@@ -116,12 +124,27 @@ void zero3_units_free(zero3_units *u, backend *bk);
 // (a device backend's gathers are asynchronous: not counted there).
 typedef struct {
     int64_t prefetched, on_the_spot;          // gathers of each kind
+    int64_t kept;                             // needs of a unit still held: no gather
+                                              // (the last layer, forward -> backward)
     double prefetched_bytes, on_the_spot_bytes;
     double wait_s;                            // blocked on prefetched gathers
     double prefetched_s;                      // prefetched gathers, start to seen complete
     double on_the_spot_s;                     // the on-the-spot gathers, whole
     int64_t tests;                            // MPI_Test calls between ops
 } zero3_stats;
+
+// An evaluation under ZeRO-3: between begin and end the model's forward
+// passes gather unit by unit as training does (the same hooks: cpu in
+// place + released after use, device unit buffers + prefetch), nothing is
+// made whole, so the memory stays within the training plan. model_forward
+// leaves the head held for model_argmax_row (model_release_units); end
+// releases it. Every rank must run the same forwards (each gather is a
+// collective). stats: the gathers counted there, or NULL. Returns NULL
+// (and end does nothing) in other modes and on one rank of a device.
+typedef struct zero3_hook zero3_hook;
+zero3_hook *shard_eval_begin(const shard_layout *s, dist_ctx *d, model *m, backend_comm *comm,
+                             const zero3_units *units, zero3_stats *stats);
+void shard_eval_end(zero3_hook *z);
 
 // One optimizer step of a model on its rank's rows, sharded as s says.
 typedef struct {

@@ -19,7 +19,13 @@
 #           into device buffers, gradients reduce-scattered per unit) over
 #           the NCCL shim, 2 ranks sp 2 with tied embeddings (fp32), against
 #           `shard none` on the same grid: losses, parameters and AdamW
-#           moments bit-identical (tolerance 0).
+#           moments bit-identical (tolerance 0); with evaluations (validation
+#           loss every 2 steps, passkey and perplexity after the stage,
+#           gathered unit by unit: the passkey's argmax reads the LM head
+#           the forward left held) whose numbers are bit-identical too, and
+#           whose device memory (metrics.jsonl device_peak_bytes) adds to the
+#           training's peak exactly what it adds under `shard none` (its
+#           scratch): whole weights for the evaluation would add 4n + b n.
 #   zero3_dp: the same on dp 2 in bf16 with a validation loss every 2
 #           steps (the validation losses identical too).
 #           One checkpoint per run (the last step's).
@@ -153,12 +159,34 @@ zero3)
   # gradient unit (the embedding's) stays open from the head to the
   # embedding backward.
   tied='model: {dim: 64, n_layers: 2, n_heads: 1, n_kv_heads: 1, ffn_dim: 96, tie_embeddings: true}'
+  EV=(--data.val [text.shard] --train.eval_every 2 --eval.val_tokens 128 --data.passkey_compact true
+      --eval.passkey_trials 2 --eval.passkey_lengths [64] --eval.ppl_data [text.shard] --eval.ppl_lengths [64]
+      --eval.ppl_tokens 128)
   run_file s0 cuda "$tied"
-  timed s0.log "${MPIRUN[@]}" "$STRETCH" train s0.yaml --parallel.sp 2 --parallel.transport nccl --train.ckpt_every 4
+  timed s0.log "${MPIRUN[@]}" "$STRETCH" train s0.yaml --parallel.sp 2 --parallel.transport nccl --train.ckpt_every 4 "${EV[@]}"
   run_file s3 cuda "$tied"
-  timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4
+  timed s3.log "${MPIRUN[@]}" "$STRETCH" train s3.yaml --parallel.sp 2 --parallel.shard parameters --parallel.transport nccl --train.ckpt_every 4 "${EV[@]}"
   has "shard parameters over 2 ranks" < s3.log || fail "sp 2: not sharded"
   $CMP s3 s0 0 --moments || fail "sp 2 tied: ZeRO-3 differs from shard none"
+  evals() { grep '"event":"eval' "$1/metrics.jsonl" | sed 's/,"time":[^,}]*//'; }
+  for ev in eval_val eval_passkey eval_ppl; do
+    evals s0 | grep -q "\"event\":\"$ev\"" || fail "no $ev event in s0"
+  done
+  [ "$(evals s0)" = "$(evals s3)" ] || fail "evaluations under ZeRO-3 differ: $(evals s3) vs $(evals s0)"
+  # Device bytes (rank 0): the plan, the first step's peak, the run's peak
+  # (after every evaluation); what the evaluations add must be what they
+  # add without sharding.
+  mem() {  # $1 = run: plan, first step's peak, peak at the end
+    echo "$(grep -o '"device_plan_bytes":[0-9]*' $1/metrics.jsonl | head -1 | cut -d: -f2)" \
+      "$(grep '"event":"step"' $1/metrics.jsonl | head -1 | grep -o '"device_peak_bytes":[0-9]*' | cut -d: -f2)" \
+      "$(grep '"event":"run_end"' $1/metrics.jsonl | grep -o '"device_peak_bytes":[0-9]*' | cut -d: -f2)"
+  }
+  read p0 a0 b0 <<< "$(mem s0)"; read p3 a3 b3 <<< "$(mem s3)"
+  [ -n "$b0" ] && [ -n "$b3" ] && [ -n "$p3" ] || fail "no device memory in metrics.jsonl: $(mem s3)"
+  [ $((b3 - a3)) -eq $((b0 - a0)) ] \
+    || fail "ZeRO-3 evaluations raise the device peak by $((b3 - a3)) bytes, unsharded ones by $((b0 - a0))"
+  echo "device bytes, rank 0: ZeRO-3 plan $p3, training peak $a3, with evaluations $b3 (+$((b3 - a3))); shard none plan $p0, training $a0, with evaluations $b0 (+$((b0 - a0)))"
+  echo "evaluations (val, passkey, ppl) under ZeRO-3 == shard none, bitwise"
   # Gradient accumulation, 2 micro-batches a rank: ZeRO-3 on a device
   # reduce-scatters each unit's gradients after every micro-batch (it keeps
   # no whole gradient buffer), shard none once per step: the same sums in
@@ -172,8 +200,8 @@ zero3)
   echo "gpuemu_stretch_zero3: ZeRO-3 on sp 2 (tied embeddings) over nccl == shard none, bitwise; with 2 micro-batches within 1e-4"
   ;;
 zero3_dp)
-  # dp 2, bf16, a validation loss every 2 steps: the evaluation makes the
-  # weights whole on the device, the next step shrinks them to the slice.
+  # dp 2, bf16, a validation loss every 2 steps: the evaluation gathers the
+  # weights unit by unit, as the training's forward.
   for r in d0 d3; do
     run_file $r cuda "" bf16
     sed -i -e 's/train: \[text.shard\]/train: [text.shard], val: [text.shard]/' \
