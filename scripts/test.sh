@@ -55,7 +55,7 @@ if [ -f build/gpu_test_gpu_attn ]; then  # built only with CUDA
   echo "== emulated GPU tests (build-emu, -DSTRETCH_CUDA=OFF)"
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DSTRETCH_CUDA=OFF >/dev/null
   cmake --build build-emu -j"$jobs" --target gpuemu_train gpuemu_ops_check gpuemu_attn \
-    gpuemu_attn_tiles gpuemu_model gpuemu_nccl_check gpuemu_alltoall gpuemu_ring gpuemu_shard \
+    gpuemu_attn_tiles gpuemu_model gpuemu_nccl_check gpuemu_alltoall gpuemu_ring gpuemu_shard gpuemu_offload \
     gpuemu_stretch gpuemu_ulysses_layout gpuemu_ulysses
   run_ctest build-emu -L gpuemu || status=1
   part "emulated GPU build + ctest -L gpuemu"
