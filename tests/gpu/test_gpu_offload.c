@@ -27,20 +27,11 @@
 #include "backend_comm.h"
 #include "dist.h"
 #include "gpu_comm.h"
+#include "gpu_check.h"
 #include "zero_offload.h"
 #include "zero_shard.h"
 
 static int failures = 0, rank_ = 0;
-
-#define EXPECT(cond, ...)                       \
-    do {                                        \
-        if (!(cond)) {                          \
-            printf("rank %d FAIL: ", rank_);    \
-            printf(__VA_ARGS__);                \
-            printf("\n");                       \
-            failures++;                         \
-        }                                       \
-    } while (0)
 
 enum { N_TENSORS = 20, STEPS = 2 };
 
@@ -128,10 +119,10 @@ static void run(backend *bk, backend_comm *comm, dist_ctx *d, bool nccl, const p
                    d->rank, d->size, nccl ? "nccl" : "mpi", shard_mode_name(mode), t, o.n_chunks,
                    (long long)len, early, want_early, before_end, want_end, (long long)bad,
                    (long long)bad_work);
-        EXPECT(early == want_early && before_end == want_end,
+        GPU_EXPECT(early == want_early && before_end == want_end,
                "shard %s step %d: chunks queued %d / %d, want %d / %d", shard_mode_name(mode), t,
                early, before_end, want_early, want_end);
-        EXPECT(bad == 0 && bad_work == 0, "shard %s step %d: %lld master, %lld working weights differ",
+        GPU_EXPECT(bad == 0 && bad_work == 0, "shard %s step %d: %lld master, %lld working weights differ",
                shard_mode_name(mode), t, (long long)bad, (long long)bad_work);
     }
     zero_offload_free(&o);
