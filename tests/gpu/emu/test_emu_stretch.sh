@@ -85,6 +85,22 @@ timed() {  # $1 = log, then the command
   echo "  ($((SECONDS - t0)) s: $*)"
 }
 
+# A run (2 ranks, sp 2, $2.. = its options) whose pinned host memory exceeds
+# the node's (32 layers of 4096 at 16M tokens) is refused before any
+# allocation: exit 2, one line on each rank. $1 = what, for the messages.
+refused_pinned() {
+  local what=$1 rc; shift
+  run_file big cuda 'model: {dim: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 8, ffn_dim: 11008}' bf16 ", recompute: true"
+  sed -i 's/seq_len: 32, steps: 4, batch_tokens: 64/seq_len: 16777216, steps: 1, batch_tokens: 16777216/' big.yaml
+  set +e
+  "${MPIRUN[@]}" "$STRETCH" train big.yaml --parallel.sp 2 "$@" > big.log 2>&1; rc=$?
+  set -e
+  [ $rc -eq 2 ] || { tail -5 big.log; fail "$what beyond the host's memory: exit $rc, want 2"; }
+  [ "$(grep -c 'stretch: error: parallel.offload: both needs .* GB of pinned host memory per rank (2 rank(s) on this node: .* GB) but the node has .* GB available (MemAvailable)' big.log)" -eq 2 ] \
+    || { cat big.log; fail "$what beyond the host's memory: not one line per rank"; }
+  ! grep -q "out of\|cudaMalloc" big.log || fail "$what beyond the host's memory: allocated first"
+}
+
 case $mode in
 sp)
   run_file r1 cuda
@@ -259,15 +275,7 @@ offload)
   timed bb.log env EMU_COPY_ORDER=early "$STRETCH" train bb.yaml --parallel.offload both
   $CMP bb rb 0 || fail "offload both (bf16) differs from no offload"
   # 32 layers of 4096 at 16M tokens: terabytes of pinned checkpoints.
-  run_file big cuda 'model: {dim: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 8, ffn_dim: 11008}' bf16 ", recompute: true"
-  sed -i 's/seq_len: 32, steps: 4, batch_tokens: 64/seq_len: 16777216, steps: 1, batch_tokens: 16777216/' big.yaml
-  set +e
-  "${MPIRUN[@]}" "$STRETCH" train big.yaml --parallel.sp 2 --parallel.offload both > big.log 2>&1; rc=$?
-  set -e
-  [ $rc -eq 2 ] || { tail -5 big.log; fail "offload beyond the host's memory: exit $rc, want 2"; }
-  [ "$(grep -c 'stretch: error: parallel.offload: both needs .* GB of pinned host memory per rank (2 rank(s) on this node: .* GB) but the node has .* GB available (MemAvailable)' big.log)" -eq 2 ] \
-    || { cat big.log; fail "offload beyond the host's memory: not one line per rank"; }
-  ! grep -q "out of\|cudaMalloc" big.log || fail "offload beyond the host's memory: allocated first"
+  refused_pinned "offload" --parallel.offload both
   echo "gpuemu_stretch_offload: offload activations / optimizer / both == no offload, bitwise; too little host memory: exit 2"
   ;;
 offload_resume)
@@ -372,15 +380,7 @@ zero3_offload)
   echo "validation losses (steps 2, 4) identical:" $v1
   # The pinned total of ZeRO-3 (the master slice, not the whole model):
   # still terabytes of checkpoints here, refused on every rank.
-  run_file big cuda 'model: {dim: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 8, ffn_dim: 11008}' bf16 ", recompute: true"
-  sed -i 's/seq_len: 32, steps: 4, batch_tokens: 64/seq_len: 16777216, steps: 1, batch_tokens: 16777216/' big.yaml
-  set +e
-  "${MPIRUN[@]}" "$STRETCH" train big.yaml --parallel.sp 2 --parallel.shard parameters --parallel.offload both > big.log 2>&1; rc=$?
-  set -e
-  [ $rc -eq 2 ] || { tail -5 big.log; fail "ZeRO-3 + offload beyond the host's memory: exit $rc, want 2"; }
-  [ "$(grep -c 'stretch: error: parallel.offload: both needs .* GB of pinned host memory per rank (2 rank(s) on this node: .* GB) but the node has .* GB available (MemAvailable)' big.log)" -eq 2 ] \
-    || { cat big.log; fail "ZeRO-3 + offload beyond the host's memory: not one line per rank"; }
-  ! grep -q "out of\|cudaMalloc" big.log || fail "ZeRO-3 + offload beyond the host's memory: allocated first"
+  refused_pinned "ZeRO-3 + offload" --parallel.shard parameters --parallel.offload both
   echo "gpuemu_stretch_zero3_offload: ZeRO-3 + offload activations / optimizer / both (sp 2 fp32, dp 2 bf16, 2 micro-batches) == ZeRO-3, bitwise; too little host memory: exit 2"
   ;;
 zero3_offload_resume)
