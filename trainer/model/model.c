@@ -751,7 +751,9 @@ double model_forward_backward(model *m, const model_batch *b, float grad_scale) 
         resid_prefetch(m, l, N);
         const void *in = resid_at(m, l, N);
         layer_acts *la = acts_of_layer(m, l);
-        unit_need(m, 1 + l, l > 0 ? l : -1);  // the last layer: still held from the forward
+        // (the last layer: held from the forward; layer 0 prefetches the
+        // embedding when another pass follows)
+        unit_need(m, 1 + l, l > 0 || m->param_hook.another_pass ? l : -1);
         if (m->recompute) {
             // Recompute this layer's activations; its output is not needed again,
             // so write it to dln (scratch, cleared before use in layer_backward).

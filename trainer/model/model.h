@@ -144,6 +144,10 @@ typedef struct {
     float *(*grad_need)(void *ctx, int64_t lo, int64_t hi);
     void (*grad_done)(void *ctx, int64_t lo, int64_t hi);
     void *ctx;
+    // Another model_forward_backward follows this one (gradient
+    // accumulation): the last unit of the backward prefetches the
+    // embedding, the next pass's first unit.
+    bool another_pass;
 } model_param_hook;
 
 // The range [lo, hi) of unit u (0 .. n_layers + 1; others: empty).

@@ -433,6 +433,7 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
             // starts from its backward, once per step.
             bool last = r0 + rows == mb->B;
             if (last && !device3) m->grad_hook = last_hook;
+            m->param_hook.another_pass = !last;  // ZeRO-3: the next micro-batch's embedding prefetched
             if (last && device3) z3->offload = c->offload;  // the slice's chunks go down as units finish
             loss += model_forward_backward(m, &sub, scale);
             // The backward is over: every gradient is final (the model says
