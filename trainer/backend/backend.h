@@ -120,7 +120,7 @@ typedef struct {
     void *(*host_alloc)(backend *b, size_t bytes);
     void (*host_free)(backend *b, void *p);
     // Copies bytes between host_alloc memory and backend memory (either way)
-    // on the backend's copy stream, after everything enqueued so far on the
+    // on the backend's copy stream of ev (BK_COPY_LANE), after everything enqueued so far on the
     // compute stream; event ev (0 <= ev < BK_COPY_EVENTS) marks its end. The
     // cpu copies at once.
     void (*copy_async)(backend *b, void *dst, const void *src, size_t bytes, int ev);
@@ -130,7 +130,11 @@ typedef struct {
 
 // Events of copy_async: one per residual checkpoint of a model's layers or
 // per gradient chunk of the offloaded optimizer, reused step after step.
-enum { BK_COPY_EVENTS = 4096 };
+// A device backend runs the copies of the two halves of the events
+// ([0, BK_COPY_LANE): the model's checkpoints; the rest: the optimizer's
+// chunks) on two copy streams, so that a gradient chunk waiting for its
+// reduction never holds up a checkpoint prefetch queued after it.
+enum { BK_COPY_EVENTS = 4096, BK_COPY_LANE = BK_COPY_EVENTS / 2 };
 
 struct backend {
     backend_kind kind;

@@ -2,7 +2,8 @@
 // backend_cuda.h.
 //
 // One compute stream and one cuBLAS handle per backend; every op enqueues on
-// it. Offload copies (copy_async) run on a second, copy stream, ordered after
+// it. Offload copies (copy_async) run on two copy streams (the lanes of
+// BK_COPY_LANE: checkpoints, optimizer chunks), each ordered after
 // the compute stream by an event and marked done by one event per copy slot,
 // so they overlap the compute that follows them. Scratch the kernels need (rmsnorm and embedding reductions, xent logits
 // chunk, fp32 attention gradients) is grow-only per purpose: allocated on
@@ -49,7 +50,7 @@ typedef struct {
     int64_t docs_B, docs_T;
     // offload: the copy stream, the compute point each copy starts after,
     // the copies' events (created on first use), pinned host memory held
-    cudaStream_t copy_st;
+    cudaStream_t copy_st[2];  // the copy lanes (BK_COPY_LANE)
     cudaEvent_t ev_compute;
     cudaEvent_t *ev_copy;
     size_t host_now;
@@ -387,8 +388,8 @@ static void cu_b_host_free(backend *b, void *p) {
 
 static cudaEvent_t copy_event(cuda_impl *c, int ev) {
     CHECK(ev >= 0 && ev < BK_COPY_EVENTS);
-    if (!c->copy_st) {
-        CU_CHECK(cudaStreamCreateWithFlags(&c->copy_st, cudaStreamNonBlocking));
+    if (!c->copy_st[0]) {
+        for (int i = 0; i < 2; i++) CU_CHECK(cudaStreamCreateWithFlags(&c->copy_st[i], cudaStreamNonBlocking));
         CU_CHECK(cudaEventCreateWithFlags(&c->ev_compute, cudaEventDisableTiming));
         c->ev_copy = xcalloc(BK_COPY_EVENTS, sizeof *c->ev_copy);
     }
@@ -401,9 +402,10 @@ static void cu_b_copy_async(backend *b, void *dst, const void *src, size_t bytes
     cudaEvent_t e = copy_event(c, ev);
     docs_touch(c, dst, bytes);
     CU_CHECK(cudaEventRecord(c->ev_compute, c->st));
-    CU_CHECK(cudaStreamWaitEvent(c->copy_st, c->ev_compute, 0));
-    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->copy_st));
-    CU_CHECK(cudaEventRecord(e, c->copy_st));
+    cudaStream_t st = c->copy_st[ev / BK_COPY_LANE];
+    CU_CHECK(cudaStreamWaitEvent(st, c->ev_compute, 0));
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, st));
+    CU_CHECK(cudaEventRecord(e, st));
 }
 
 static void cu_b_copy_wait(backend *b, int ev) {
@@ -464,12 +466,12 @@ static void cuda_free(backend *b) {
         if (c->scratch[i].p) CU_CHECK(cudaFree(c->scratch[i].p));
     for (int i = 0; i < c->n_allocs; i++) CU_CHECK(cudaFree(c->allocs[i].p));
     for (int i = 0; i < c->n_host; i++) CU_CHECK(cudaFreeHost(c->host[i].p));
-    if (c->copy_st) {
-        CU_CHECK(cudaStreamSynchronize(c->copy_st));
+    if (c->copy_st[0]) {
+        for (int i = 0; i < 2; i++) CU_CHECK(cudaStreamSynchronize(c->copy_st[i]));
         for (int i = 0; i < BK_COPY_EVENTS; i++)
             if (c->ev_copy[i]) CU_CHECK(cudaEventDestroy(c->ev_copy[i]));
         CU_CHECK(cudaEventDestroy(c->ev_compute));
-        CU_CHECK(cudaStreamDestroy(c->copy_st));
+        for (int i = 0; i < 2; i++) CU_CHECK(cudaStreamDestroy(c->copy_st[i]));
         free(c->ev_copy);
     }
     cu_blas_free(c->blas);
@@ -511,10 +513,10 @@ const backend_impl backend_cuda_impl = {.gpu_count = cuda_gpu_count, .create = c
                                         .describe = cuda_describe, .host_bytes = cuda_host_bytes};
 
 void *backend_cuda_stream(backend *b) { return (void *)impl_of(b)->st; }
-void *backend_cuda_copy_stream(backend *b) {
+void *backend_cuda_copy_stream(backend *b, int ev) {
     cuda_impl *c = impl_of(b);
-    copy_event(c, 0);  // the copy stream is made with the first event
-    return (void *)c->copy_st;
+    copy_event(c, ev);  // the copy streams are made with the first event
+    return (void *)c->copy_st[ev / BK_COPY_LANE];
 }
 int backend_cuda_device(backend *b) { return impl_of(b)->device; }
 

@@ -25,11 +25,12 @@ extern const backend_impl backend_cuda_impl;  // defined only in CUDA builds
 // The backend's compute stream (a cudaStream_t), its device, for the
 // CUDA-side helpers (ring attention, NCCL) that enqueue on it.
 void *backend_cuda_stream(backend *b);
-// The stream of copy_async (a cudaStream_t, made on first use), for a
-// module that orders offload copies after work of its own streams: the
-// gradient reduction's buckets (gpu_comm_grad_copy_after) make it wait for
-// their events, and every copy queued after that waits for them too.
-void *backend_cuda_copy_stream(backend *b);
+// The stream of copy_async with event ev (its lane, BK_COPY_LANE; a
+// cudaStream_t, made on first use), for a module that orders offload copies
+// after work of its own streams: the gradient reduction's buckets
+// (gpu_comm_grad_copy_after) make the optimizer's lane wait for their
+// events, and every copy queued on it after that waits for them too.
+void *backend_cuda_copy_stream(backend *b, int ev);
 int backend_cuda_device(backend *b);
 // Grow-only device scratch owned by the backend, for other CUDA modules
 // (counted in backend_mem_stats). slot < BACKEND_CUDA_USER_SLOTS.

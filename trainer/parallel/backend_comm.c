@@ -105,8 +105,8 @@ const char *backend_comm_name(const backend_comm *c) { return c->ops->name(c->im
 void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n) { c->ops->grad_begin(c->impl, grads, n); }
 void backend_comm_grad_ready(backend_comm *c, int64_t lo) { c->ops->grad_ready(c->impl, lo); }
 void backend_comm_grad_end(backend_comm *c) { c->ops->grad_end(c->impl); }
-bool backend_comm_grad_copy_after(backend_comm *c, int64_t lo, int64_t hi) {
-    return c->ops->grad_copy_after && c->ops->grad_copy_after(c->impl, lo, hi);
+bool backend_comm_grad_copy_after(backend_comm *c, int64_t lo, int64_t hi, int ev) {
+    return c->ops->grad_copy_after && c->ops->grad_copy_after(c->impl, lo, hi, ev);
 }
 void backend_comm_grad_begin_scatter(backend_comm *c, float *grads, int64_t n, int64_t shard) {
     c->ops->grad_begin_scatter(c->impl, grads, n, shard);

@@ -25,10 +25,10 @@ typedef struct {
     void (*grad_begin)(void *impl, float *grads, int64_t n);
     void (*grad_ready)(void *impl, int64_t lo);
     void (*grad_end)(void *impl);
-    // Offload: the backend's copies ordered after the reduction of
-    // grads[lo, hi) (see backend_comm_grad_copy_after); NULL: never (the
-    // cpu, whose backend keeps the gradients in host memory).
-    bool (*grad_copy_after)(void *impl, int64_t lo, int64_t hi);
+    // Offload: the backend's copies (of event ev's lane) ordered after the
+    // reduction of grads[lo, hi) (see backend_comm_grad_copy_after); NULL:
+    // never (the cpu, whose backend keeps the gradients in host memory).
+    bool (*grad_copy_after)(void *impl, int64_t lo, int64_t hi, int ev);
     // ZeRO-2/3 (shard.h): the buckets reduce-scattered; rank r keeps the sum
     // of grads[r * shard, ..) in place. Then grad_ready / grad_end as above.
     void (*grad_begin_scatter)(void *impl, float *grads, int64_t n, int64_t shard);
@@ -63,14 +63,15 @@ void backend_comm_grad_begin(backend_comm *c, float *grads, int64_t n);
 void backend_comm_grad_ready(backend_comm *c, int64_t lo);
 void backend_comm_grad_end(backend_comm *c);
 // parallel.offload optimizer with several ranks (zero_offload.h): orders
-// the backend's copy_async queued from now on after the reduction of
+// the backend's copy_async queued from now on on the lane of event ev
+// (BK_COPY_LANE) after the reduction of
 // grads[lo, hi) (all-reduce, or this rank's part of the reduce-scatter), by
 // an event of the buckets covering it: no host wait. True when those buckets
 // are started (grad_ready); false, and nothing ordered, when one is not yet,
 // or when the transport reduces only in grad_end (mpi): such copies are
 // queued after grad_end, which orders the compute stream (and so every later
 // copy_async) after the whole reduction.
-bool backend_comm_grad_copy_after(backend_comm *c, int64_t lo, int64_t hi);
+bool backend_comm_grad_copy_after(backend_comm *c, int64_t lo, int64_t hi, int ev);
 void backend_comm_grad_begin_scatter(backend_comm *c, float *grads, int64_t n, int64_t shard);
 void backend_comm_param_gather(backend_comm *c, void *buf, int64_t n, int64_t shard, int elem_bytes);
 void backend_comm_unit_gather(backend_comm *c, int slot, void *dst, const void *slice, int64_t n,

@@ -88,12 +88,12 @@ void gpu_comm_alltoall(gpu_comm *c, void *recv, const void *send, int64_t count,
 void gpu_comm_grad_begin(gpu_comm *c, float *grads, int64_t n);
 void gpu_comm_grad_ready(gpu_comm *c, int64_t lo);
 void gpu_comm_grad_end(gpu_comm *c);
-// Offload (zero_offload.h): the backend's copy stream (backend_cuda_copy_stream)
+// Offload (zero_offload.h): the backend's copy stream of event ev (backend_cuda_copy_stream)
 // made to wait for the event recorded after the last-started bucket that
 // covers grads[lo, hi), so the copies queued after it read the sums; false,
 // and nothing queued, while a bucket over [lo, hi) is not started yet (and
 // always over mpi, which reduces in grad_end).
-bool gpu_comm_grad_copy_after(gpu_comm *c, int64_t lo, int64_t hi);
+bool gpu_comm_grad_copy_after(gpu_comm *c, int64_t lo, int64_t hi, int ev);
 // ZeRO-2: the buckets reduce-scattered to contiguous slices of shard floats
 // (rank r keeps the sum of grads[r * shard, ..)); then _ready / _end.
 void gpu_comm_grad_begin_scatter(gpu_comm *c, float *grads, int64_t n, int64_t shard);

@@ -385,12 +385,12 @@ void gpu_comm_grad_ready(gpu_comm *c, int64_t lo) {
 // Buckets are started last first, and grad_st runs them in that order: the
 // lowest bucket [lo, hi) touches is the last of them to complete, and its
 // event covers the others.
-bool gpu_comm_grad_copy_after(gpu_comm *c, int64_t lo, int64_t hi) {
+bool gpu_comm_grad_copy_after(gpu_comm *c, int64_t lo, int64_t hi, int ev) {
     if (c->kind != GPU_COMM_NCCL || lo >= hi) return false;  // mpi: reduced in grad_end
     CHECK(lo >= 0 && hi <= c->n);
     const int64_t first = lo / DIST_BUCKET_FLOATS;
     if (c->next > first) return false;  // not started yet
-    CU_CHECK(cudaStreamWaitEvent((cudaStream_t)backend_cuda_copy_stream(c->bk), c->ev_bucket[first], 0));
+    CU_CHECK(cudaStreamWaitEvent((cudaStream_t)backend_cuda_copy_stream(c->bk, ev), c->ev_bucket[first], 0));
     return true;
 }
 
@@ -561,8 +561,8 @@ static const char *ops_name(const void *impl) { return gpu_comm_name(impl); }
 static void ops_grad_begin(void *impl, float *grads, int64_t n) { gpu_comm_grad_begin(impl, grads, n); }
 static void ops_grad_ready(void *impl, int64_t lo) { gpu_comm_grad_ready(impl, lo); }
 static void ops_grad_end(void *impl) { gpu_comm_grad_end(impl); }
-static bool ops_grad_copy_after(void *impl, int64_t lo, int64_t hi) {
-    return gpu_comm_grad_copy_after(impl, lo, hi);
+static bool ops_grad_copy_after(void *impl, int64_t lo, int64_t hi, int ev) {
+    return gpu_comm_grad_copy_after(impl, lo, hi, ev);
 }
 static void ops_grad_begin_scatter(void *impl, float *grads, int64_t n, int64_t shard) {
     gpu_comm_grad_begin_scatter(impl, grads, n, shard);

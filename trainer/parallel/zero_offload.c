@@ -75,7 +75,7 @@ void zero_offload_grads_reduced(zero_offload *o, model *m, const shard_layout *s
     while (o->next_down > 0) {
         int64_t a, b;
         chunk_range(o, s, o->next_down - 1, &a, &b);
-        if (!backend_comm_grad_copy_after(c, s->lo + a, s->lo + b)) return;
+        if (!backend_comm_grad_copy_after(c, s->lo + a, s->lo + b, EV_DOWN + o->next_down - 1)) return;
         queue_down(o, m, s);
     }
 }
