@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "die.h"
+#include "errmsg.h"
 
 // The pre-tokenizer regexes stretch implements (tok_pretok.h), as they are
 // written in tokenizer.json files.
@@ -35,11 +36,13 @@ typedef struct {
 static int fail(loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(loader *L, const char *fmt, ...) {
     if (!L->err || L->errlen == 0) return -1;
+    // One line whatever a quoted token holds (a vocabulary entry with a
+    // newline, found by tests/fuzz/fuzz_tokenizer): errmsg's rule.
     int k = snprintf(L->err, L->errlen, "%s: ", L->path);
     if (k >= 0 && (size_t)k < L->errlen) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(L->err + k, L->errlen - (size_t)k, fmt, ap);
+        verrmsg(L->err + k, L->errlen - (size_t)k, fmt, ap);
         va_end(ap);
     }
     return -1;

@@ -812,6 +812,10 @@ static void test_load_errors(void **state) {
     snprintf(json, sizeof(json), "{%s, %s, \"added_tokens\": [{\"id\": 3, \"content\": \"x\", \"lstrip\": true}]}",
              pre, model);
     expect_load_error(json, "added_tokens[0].lstrip", NULL);
+    // A quoted token holding a newline stays one line (fuzz_tokenizer).
+    snprintf(json, sizeof(json), "{%s, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\\nb\": 0, "
+                                 "\"c\": 0}, \"merges\": []}}", pre);
+    expect_load_error(json, "id 0 is given to both 'a b' and 'c'", NULL);
 
     // A minimal valid file loads.
     char dir[256], path[512];
