@@ -4,7 +4,7 @@
 // and block i of every rank's receive buffer must be exactly what rank i put
 // in its block for this rank; the same exchange of host buffers through
 // dist_alltoall must give the same bytes; the bytes counted are (U - 1) blocks.
-// tests/gpu/test_gpu_alltoall.sh runs it with 1 rank over nccl and 2 ranks
+// tests/gpu/gpu_nccl_mpi.sh runs it with 1 rank over nccl and 2 ranks
 // over mpi (ranks sharing a GPU). Exit 77 when no GPU is visible.
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,26 +13,17 @@
 #include "backend.h"
 #include "dist.h"
 #include "gpu_comm.h"
+#include "gpu_mpi.h"
 
 static float value(int src, int dst, int64_t i) { return (float)(src * 1000003 + dst * 7919) + (float)i * 0.5f; }
 
 int main(int argc, char **argv) {
     dist_ctx d;
-    dist_init(&d, &argc, &argv);
-    if (backend_gpu_count() == 0) {
-        if (d.rank == 0) printf("no GPU visible: skipped\n");
-        dist_finalize(&d);
-        return 77;
-    }
+    if (!gpu_mpi_begin(&d, &argc, &argv)) return 77;
     char err[256];
     if (dist_init_grid3(&d, 1, 1, d.size, err, sizeof err) != 0) dist_exit_user_error(&d, err);
-    int kind = 0;
-    if (argc > 1 && !strcmp(argv[1], "nccl")) kind = GPU_COMM_NCCL;
-    if (argc > 1 && !strcmp(argv[1], "mpi")) kind = GPU_COMM_MPI;
-    int lr, ls;
-    dist_local_rank(&d, &lr, &ls);
-    backend *bk = backend_create(BACKEND_CUDA, BK_F32, lr % backend_gpu_count(), err, sizeof err);
-    if (!bk) dist_exit_user_error(&d, err);
+    int kind = gpu_mpi_transport(argc, argv, 0);
+    backend *bk = gpu_mpi_backend(&d, BK_F32);
     gpu_comm *c = gpu_comm_create(bk, &d, kind, err, sizeof err);
     if (!c) dist_exit_user_error(&d, err);
 
@@ -73,8 +64,5 @@ int main(int argc, char **argv) {
     }
     gpu_comm_free(c);
     backend_free(bk);
-    dist_allreduce_sum_int64(&d, &failures, 1);
-    if (d.rank == 0) printf(failures ? "%lld failure(s)\n" : "all passed\n", (long long)failures);
-    dist_finalize(&d);
-    return failures ? 1 : 0;
+    return gpu_mpi_end(&d, failures);
 }

@@ -16,7 +16,7 @@
 //   - the host AdamW's master weights and the fp32 working weights it
 //     uploads, bit for bit, against the cpu AdamW run on the sums computed
 //     here: a chunk copied before its bucket's sum landed differs.
-// tests/gpu/test_gpu_offload.sh: 1 rank over nccl, 2 ranks sharing the GPU
+// tests/gpu/gpu_nccl_mpi.sh: 1 rank over nccl, 2 ranks sharing the GPU
 // over mpi; on emulated GPUs also 2 ranks over the NCCL shim, with copies as
 // early as their events allow (tests/gpu/emu). Exit 77 without a GPU.
 #include <stdio.h>
@@ -27,6 +27,7 @@
 #include "backend_comm.h"
 #include "dist.h"
 #include "gpu_comm.h"
+#include "gpu_mpi.h"
 #include "gpu_check.h"
 #include "zero_offload.h"
 #include "zero_shard.h"
@@ -137,20 +138,12 @@ static void run(backend *bk, backend_comm *comm, dist_ctx *d, bool nccl, const p
 
 int main(int argc, char **argv) {
     dist_ctx d;
-    dist_init(&d, &argc, &argv);
+    if (!gpu_mpi_begin(&d, &argc, &argv)) return 77;
     rank_ = d.rank;
-    if (backend_gpu_count() == 0) {
-        if (d.rank == 0) printf("no GPU visible: skipped\n");
-        dist_finalize(&d);
-        return 77;
-    }
     char err[256];
     if (dist_init_grid(&d, d.size, 1, err, sizeof err) != 0) dist_exit_user_error(&d, err);
-    const int transport = argc > 1 && !strcmp(argv[1], "mpi") ? GPU_COMM_MPI : GPU_COMM_NCCL;
-    int lr, ls;
-    dist_local_rank(&d, &lr, &ls);
-    backend *bk = backend_create(BACKEND_CUDA, BK_F32, lr % backend_gpu_count(), err, sizeof err);
-    if (!bk) dist_exit_user_error(&d, err);
+    const int transport = gpu_mpi_transport(argc, argv, GPU_COMM_NCCL);
+    backend *bk = gpu_mpi_backend(&d, BK_F32);
     backend_comm *comm = backend_comm_create(bk, &d, transport, err, sizeof err);
     if (!comm) dist_exit_user_error(&d, err);
     // 20 tensors of 0.45M .. 0.66M floats: 11.1M floats, 2.65 buckets.
@@ -165,9 +158,5 @@ int main(int argc, char **argv) {
         run(bk, comm, &d, transport == GPU_COMM_NCCL, tensors, n, (shard_mode)mode);
     backend_comm_free(comm);
     backend_free(bk);
-    int64_t f = failures;
-    dist_allreduce_sum_int64(&d, &f, 1);
-    if (d.rank == 0) printf(f ? "%lld failure(s)\n" : "all passed\n", (long long)f);
-    dist_finalize(&d);
-    return f ? 1 : 0;
+    return gpu_mpi_end(&d, failures);
 }

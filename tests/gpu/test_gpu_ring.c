@@ -8,12 +8,13 @@
 //   With one rank (the NCCL path on one GPU): also a ring shift to itself
 //   (recv == send, bit for bit) and an all-reduce over 2.5 buckets (sum over
 //   one rank = itself, bit for bit).
-// tests/gpu/test_gpu_ring.sh runs it with 2 ranks over mpi (ranks sharing a
+// tests/gpu/gpu_nccl_mpi.sh runs it with 2 ranks over mpi (ranks sharing a
 // GPU) and with 1 rank over nccl. Exit 77 when no GPU is visible.
 #include "backend.h"
 #include "dist.h"
 #include "gpu_check.h"
 #include "gpu_comm.h"
+#include "gpu_mpi.h"
 #include "zigzag.h"
 
 static int failures = 0;
@@ -112,26 +113,15 @@ static void model_check(backend *bk, gpu_comm *c, dist_ctx *d, const gpu_batch *
 
 int main(int argc, char **argv) {
     dist_ctx d;
-    dist_init(&d, &argc, &argv);
+    if (!gpu_mpi_begin(&d, &argc, &argv)) return 77;
     rank_ = d.rank;
-    if (backend_gpu_count() == 0) {
-        if (d.rank == 0) printf("no GPU visible: skipped\n");
-        dist_finalize(&d);
-        return 77;
-    }
     char err[256];
     if (dist_init_grid(&d, 1, d.size, err, sizeof err) != 0) dist_exit_user_error(&d, err);
-    int kind = 0;
-    if (argc > 1 && !strcmp(argv[1], "nccl")) kind = GPU_COMM_NCCL;
-    if (argc > 1 && !strcmp(argv[1], "mpi")) kind = GPU_COMM_MPI;
+    int kind = gpu_mpi_transport(argc, argv, 0);
     gpu_batch x;
     gpu_make_batch(&x, 777u);
     for (int dt = 0; dt < 2; dt++) {
-        int lr, ls;
-        dist_local_rank(&d, &lr, &ls);
-        backend *bk = backend_create(BACKEND_CUDA, dt ? BK_BF16 : BK_F32, lr % backend_gpu_count(),
-                                     err, sizeof err);
-        if (!bk) dist_exit_user_error(&d, err);
+        backend *bk = gpu_mpi_backend(&d, dt ? BK_BF16 : BK_F32);
         gpu_comm *c = gpu_comm_create(bk, &d, kind, err, sizeof err);
         if (!c) dist_exit_user_error(&d, err);
         if (d.size == 1 && dt == 0) self_checks(bk, c, &d);
@@ -139,9 +129,5 @@ int main(int argc, char **argv) {
         gpu_comm_free(c);
         backend_free(bk);
     }
-    int64_t f = failures;
-    dist_allreduce_sum_int64(&d, &f, 1);
-    if (d.rank == 0) printf(f ? "%lld failure(s)\n" : "all passed\n", (long long)f);
-    dist_finalize(&d);
-    return f ? 1 : 0;
+    return gpu_mpi_end(&d, failures);
 }

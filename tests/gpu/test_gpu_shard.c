@@ -6,13 +6,14 @@
 // the same transport and ranks: loss and parameters to 1e-6 relative (one
 // rank: bit-identical), and shard none against the cpu backend's 1-rank run
 // to 1e-4 (cuda and cpu kernels sum in other orders).
-// tests/gpu/test_gpu_shard.sh: 1 rank over nccl, 2 ranks sharing the GPU
+// tests/gpu/gpu_nccl_mpi.sh: 1 rank over nccl, 2 ranks sharing the GPU
 // over mpi. Exit 77 when no GPU is visible.
 #include "backend.h"
 #include "backend_comm.h"
 #include "dist.h"
 #include "gpu_check.h"
 #include "gpu_comm.h"
+#include "gpu_mpi.h"
 #include "zero_shard.h"
 #include "zigzag.h"
 
@@ -89,22 +90,14 @@ static double max_rel(const float *a, const float *b, int64_t n) {
 
 int main(int argc, char **argv) {
     dist_ctx d;
-    dist_init(&d, &argc, &argv);
+    if (!gpu_mpi_begin(&d, &argc, &argv)) return 77;
     rank_ = d.rank;
-    if (backend_gpu_count() == 0) {
-        if (d.rank == 0) printf("no GPU visible: skipped\n");
-        dist_finalize(&d);
-        return 77;
-    }
     char err[256];
     if (dist_init_grid(&d, 1, d.size, err, sizeof err) != 0) dist_exit_user_error(&d, err);
-    int transport = argc > 1 && !strcmp(argv[1], "mpi") ? GPU_COMM_MPI : GPU_COMM_NCCL;
+    int transport = gpu_mpi_transport(argc, argv, GPU_COMM_NCCL);
     gpu_batch x;
     gpu_make_batch(&x, 4242u);
-    int lr, ls;
-    dist_local_rank(&d, &lr, &ls);
-    backend *bk = backend_create(BACKEND_CUDA, BK_F32, lr % backend_gpu_count(), err, sizeof err);
-    if (!bk) dist_exit_user_error(&d, err);
+    backend *bk = gpu_mpi_backend(&d, BK_F32);
     model_config cfg = gpu_tiny_config();
     int nt;
     int64_t n;
@@ -136,9 +129,5 @@ int main(int argc, char **argv) {
     }
     backend_free(bk);
     free(ref); free(none); free(got);
-    int64_t f = failures;
-    dist_allreduce_sum_int64(&d, &f, 1);
-    if (d.rank == 0) printf(f ? "%lld failure(s)\n" : "all passed\n", (long long)f);
-    dist_finalize(&d);
-    return f ? 1 : 0;
+    return gpu_mpi_end(&d, failures);
 }

@@ -25,6 +25,7 @@
 #include "dist.h"
 #include "gpu_check.h"
 #include "gpu_comm.h"
+#include "gpu_mpi.h"
 #include "zigzag.h"
 
 static int failures = 0;
@@ -114,16 +115,9 @@ static void cut_batch(gpu_batch *y, const gpu_batch *x, int64_t T) {
 
 int main(int argc, char **argv) {
     dist_ctx d;
-    dist_init(&d, &argc, &argv);
+    if (!gpu_mpi_begin(&d, &argc, &argv)) return 77;
     rank_ = d.rank;
-    if (backend_gpu_count() == 0) {
-        if (d.rank == 0) printf("no GPU visible: skipped\n");
-        dist_finalize(&d);
-        return 77;
-    }
-    int kind = 0;
-    if (argc > 1 && !strcmp(argv[1], "nccl")) kind = GPU_COMM_NCCL;
-    if (argc > 1 && !strcmp(argv[1], "mpi")) kind = GPU_COMM_MPI;
+    int kind = gpu_mpi_transport(argc, argv, 0);
     int ring = argc > 2 ? atoi(argv[2]) : 1;
     char err[256];
     if (ring < 1 || d.size % ring != 0) {
@@ -146,17 +140,9 @@ int main(int argc, char **argv) {
 #endif
     for (int kv = 1; kv <= n_kv_cases; kv++)
         for (int dt = 0; dt < 2; dt++) {
-            int lr, ls;
-            dist_local_rank(&d, &lr, &ls);
-            backend *bk = backend_create(BACKEND_CUDA, dt ? BK_BF16 : BK_F32,
-                                         lr % backend_gpu_count(), err, sizeof err);
-            if (!bk) dist_exit_user_error(&d, err);
+            backend *bk = gpu_mpi_backend(&d, dt ? BK_BF16 : BK_F32);
             model_check(bk, &d, kind, kv, &x);
             backend_free(bk);
         }
-    int64_t f = failures;
-    dist_allreduce_sum_int64(&d, &f, 1);
-    if (d.rank == 0) printf(f ? "%lld failure(s)\n" : "all passed\n", (long long)f);
-    dist_finalize(&d);
-    return f ? 1 : 0;
+    return gpu_mpi_end(&d, failures);
 }
