@@ -601,12 +601,6 @@ static void load_config(train_state *st, const train_args *a) {
     train_tasks_resolve(&st->cfg);
 }
 
-// The activation dtype of a run: train.dtype, auto = bf16 on cuda, fp32 on cpu.
-static bk_dtype run_dtype(const cfg_run *c) {
-    if (c->train.dtype == CFG_DTYPE_AUTO)
-        return c->train.backend == CFG_BACKEND_CUDA ? BK_BF16 : BK_F32;
-    return c->train.dtype == CFG_DTYPE_BF16 ? BK_BF16 : BK_F32;
-}
 
 // The memory of a training step on one rank at the largest stage, from the
 // model's buffer plan (model_mem_plan: what model_create_on allocates, plus
@@ -633,7 +627,7 @@ static void print_memory_plan(const cfg_run *c, const curriculum *cur) {
         tok_free(tok);
     }
     bool cuda = c->train.backend == CFG_BACKEND_CUDA;
-    bk_dtype dt = run_dtype(c);
+    bk_dtype dt = train_run_dtype(c);
     model_mem mm;
     model_mem_plan(&mm, &mc, n_tokens, c->train.recompute, dt, cuda);
     const double G = 1e9;
@@ -742,7 +736,7 @@ static void setup(train_state *st, const train_args *a) {
     }
     char why[512];
     st->bk = backend_create(c->train.backend == CFG_BACKEND_CUDA ? BACKEND_CUDA : BACKEND_CPU,
-                            run_dtype(c), n_gpus > 0 ? local_rank % n_gpus : 0, why, sizeof why);
+                            train_run_dtype(c), n_gpus > 0 ? local_rank % n_gpus : 0, why, sizeof why);
     if (!st->bk) {
         snprintf(err, sizeof err, "train.backend: %s", why);
         dist_exit_user_error(&st->dist, err);

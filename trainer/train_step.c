@@ -30,7 +30,7 @@ static int offload_flags(cfg_offload o) {
            : o == CFG_OFFLOAD_BOTH ? ZERO_OFFLOAD_OPTIMIZER | ZERO_OFFLOAD_ACTIVATIONS : 0;
 }
 
-static bk_dtype run_dtype_of(const cfg_run *c) {
+bk_dtype train_run_dtype(const cfg_run *c) {
     bool cuda = c->train.backend == CFG_BACKEND_CUDA;
     return c->train.dtype == CFG_DTYPE_AUTO ? (cuda ? BK_BF16 : BK_F32)
            : c->train.dtype == CFG_DTYPE_BF16 ? BK_BF16 : BK_F32;
@@ -63,13 +63,19 @@ int train_zero_check(const cfg_run *c, char *err, size_t errlen) {
     return 0;
 }
 
+// The memory plan of a rank of run c (zero_plan.h), on a device or not.
+static void run_plan(zero_mem *z, const cfg_run *c, const model_config *mc, int64_t n_tokens, bool device) {
+    zero_mem_plan(z, mc, n_tokens, c->train.recompute, train_run_dtype(c), device,
+                  (shard_mode)c->parallel.shard, offload_flags(c->parallel.offload),
+                  c->parallel.dp * cfg_parallel_sp(c));
+}
+
 int train_offload_host_check(const cfg_run *c, const model_config *mc, int64_t n_tokens,
                              int ranks_on_node, int64_t mem_available, char *err, size_t errlen) {
     int off = offload_flags(c->parallel.offload);
     if (!off || mem_available < 0) return 0;  // nothing pinned, or no /proc/meminfo to ask
     zero_mem z;
-    zero_mem_plan(&z, mc, n_tokens, c->train.recompute, run_dtype_of(c), true,
-                  (shard_mode)c->parallel.shard, off, c->parallel.dp * cfg_parallel_sp(c));
+    run_plan(&z, c, mc, n_tokens, true);
     double need = (double)z.host_total * ranks_on_node;
     if (need <= (double)mem_available) return 0;
     snprintf(err, errlen, "parallel.offload: %s needs %.2f GB of pinned host memory per rank (%d "
@@ -85,13 +91,9 @@ int train_step_check(const train_state *st, char *err, size_t errlen) {
 }
 
 void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens) {
-    bool cuda = c->train.backend == CFG_BACKEND_CUDA;
-    bk_dtype dt = run_dtype_of(c);
     zero_mem z;
-    int off = offload_flags(c->parallel.offload);
-    zero_mem_plan(&z, mc, n_tokens, c->train.recompute, dt, cuda, (shard_mode)c->parallel.shard, off,
-                  c->parallel.dp * cfg_parallel_sp(c));
-    zero_mem_print(stdout, &z, (shard_mode)c->parallel.shard, off);
+    run_plan(&z, c, mc, n_tokens, c->train.backend == CFG_BACKEND_CUDA);
+    zero_mem_print(stdout, &z, (shard_mode)c->parallel.shard, offload_flags(c->parallel.offload));
 }
 
 model *train_step_model_create(const train_state *st, const model_config *mc, int64_t max_tokens) {
@@ -198,10 +200,8 @@ double train_step_run(train_state *st, const model_batch *mb, int64_t n_targets_
 }
 
 size_t train_step_device_plan(const train_state *st) {
-    const cfg_run *c = &st->cfg;
     zero_mem z;
-    zero_mem_plan(&z, &st->m->cfg, st->m->max_tokens, c->train.recompute, st->bk->dt, true,
-                  st->shard.mode, offload_flags(c->parallel.offload), st->dist.size);
+    run_plan(&z, &st->cfg, &st->m->cfg, st->m->max_tokens, true);
     return z.device_total;
 }
 

@@ -33,6 +33,8 @@ int train_offload_host_check(const cfg_run *c, const model_config *mc, int64_t n
                              int ranks_on_node, int64_t mem_available, char *err, size_t errlen);
 // The model's options of a run (train.recompute, parallel.offload).
 model_opts train_model_opts(const cfg_run *c);
+// The activation dtype of a run: train.dtype, auto = bf16 on cuda, fp32 on cpu.
+bk_dtype train_run_dtype(const cfg_run *c);
 
 // --dry-run: the per-rank plan of the run's shard / offload mode.
 void train_print_zero_plan(const cfg_run *c, const model_config *mc, int64_t n_tokens);

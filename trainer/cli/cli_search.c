@@ -40,13 +40,13 @@
 #include "errmsg.h"
 #include "fsutil.h"
 #include "model_sp_attn.h"
+#include "mono_clock.h"
 #include "ring_attn.h"
 #include "run_config.h"
 #include "search.h"
 #include "search_io.h"
 #include "tok.h"
 #include "zigzag.h"
-#include "mono_clock.h"
 
 #define HAYSTACK_MAX (INT64_C(1) << 24)  // tokens of --data kept as the text tasks' haystack
 

@@ -16,9 +16,9 @@
 #include "cli.h"
 #include "cliopt.h"
 #include "die.h"
+#include "mono_clock.h"
 #include "shard.h"
 #include "tok.h"
-#include "mono_clock.h"
 
 #define PIECE (1 << 20)
 

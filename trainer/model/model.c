@@ -379,11 +379,11 @@ void model_zero_grads(model *m) {
 
 // Runs stmt and adds its wall time to m->timers.field (on an asynchronous
 // backend: the time to enqueue); then lets a prefetch progress (ZeRO-3).
-#define TIMED(m, field, stmt)                                               \
-    do {                                                                    \
-        double t0_ = mono_clock_s();                                               \
-        stmt;                                                               \
-        (m)->timers.field += mono_clock_s() - t0_;                                 \
+#define TIMED(m, field, stmt)                                                    \
+    do {                                                                         \
+        double t0_ = mono_clock_s();                                             \
+        stmt;                                                                    \
+        (m)->timers.field += mono_clock_s() - t0_;                               \
         if ((m)->param_hook.progress) (m)->param_hook.progress((m)->param_hook.ctx); \
     } while (0)
 
@@ -393,7 +393,7 @@ void model_zero_grads(model *m) {
 static const void *weight_of(const model *m, const float *view) {
     const int64_t off = view - m->params;
     const size_t dts = bk_dtype_size(m->bk->dt);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < MODEL_MAX_HELD_UNITS; i++)
         if (m->unit[i].base && off >= m->unit[i].lo && off < m->unit[i].hi)
             return (const char *)m->unit[i].base + (size_t)(off - m->unit[i].lo) * dts;
     return model_work_at(m, off);
@@ -511,9 +511,9 @@ static void unit_hold(model *m, int u, int64_t nlo, int64_t nhi) {
     model_unit_range(m, u, &lo, &hi);
     const void *base = m->param_hook.need(m->param_hook.ctx, lo, hi, nlo, nhi);
     int k = -1;
-    for (int i = 0; i < 3 && k < 0; i++)
+    for (int i = 0; i < MODEL_MAX_HELD_UNITS && k < 0; i++)
         if (m->unit[i].hi > m->unit[i].lo && m->unit[i].lo == lo && m->unit[i].hi == hi) k = i;
-    for (int i = 0; i < 3 && k < 0; i++)
+    for (int i = 0; i < MODEL_MAX_HELD_UNITS && k < 0; i++)
         if (m->unit[i].hi <= m->unit[i].lo) k = i;
     CHECK(k >= 0);  // at most three held (model_param_hook)
     m->unit[k].lo = lo;
@@ -525,7 +525,7 @@ static void unit_release(model *m, int u) {
     int64_t lo, hi;
     model_unit_range(m, u, &lo, &hi);
     m->param_hook.done(m->param_hook.ctx, lo, hi);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < MODEL_MAX_HELD_UNITS; i++)
         if (m->unit[i].lo == lo && m->unit[i].hi == hi) memset(&m->unit[i], 0, sizeof m->unit[i]);
 }
 

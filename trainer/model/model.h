@@ -150,6 +150,10 @@ typedef struct {
     bool another_pass;
 } model_param_hook;
 
+// The most units a pass holds at once (model_param_hook): the last layer,
+// the final norm and, tied, the embedding as the LM head.
+enum { MODEL_MAX_HELD_UNITS = 3 };
+
 // The range [lo, hi) of unit u (0 .. n_layers + 1; others: empty).
 void model_unit_range(const model *m, int u, int64_t *lo, int64_t *hi);
 
@@ -168,7 +172,7 @@ struct model {
     // dgrads [glo, ghi): all of it, but for ZeRO-3 on a device backend
     // (model_opts.resident_lo / hi, model_set_resident).
     int64_t dlo, dhi, glo, ghi;
-    struct { int64_t lo, hi; const void *base; } unit[3];  // held units (param_hook; hi > lo: in use)
+    struct { int64_t lo, hi; const void *base; } unit[MODEL_MAX_HELD_UNITS];  // held (param_hook; hi > lo: in use)
     bool head_held;          // model_forward left the head unit held (param_hook)
     struct { int64_t lo, hi; float *base; } gunit[2];      // their gradient buffers
     rope_table rope;         // the current stage's frequencies

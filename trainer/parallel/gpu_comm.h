@@ -107,7 +107,7 @@ void gpu_comm_param_gather(gpu_comm *c, void *buf, int64_t n, int64_t shard, int
 // after it in slot `slot` (< GPU_COMM_UNIT_SLOTS); gpu_comm_unit_wait makes
 // the compute stream wait for exactly that event. mpi: staged through the
 // host, complete on return.
-enum { GPU_COMM_UNIT_SLOTS = 3 };  // == ZERO3_MAX_UNIT_BUFFERS (zero_shard.h)
+enum { GPU_COMM_UNIT_SLOTS = MODEL_MAX_HELD_UNITS };  // a gather slot per ZeRO-3 unit buffer (zero_shard.h)
 void gpu_comm_unit_gather(gpu_comm *c, int slot, void *dst, const void *slice, int64_t n,
                           int64_t shard, int64_t lo, int64_t hi, int elem_bytes);
 void gpu_comm_unit_wait(gpu_comm *c, int slot);

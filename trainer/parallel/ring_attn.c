@@ -13,8 +13,8 @@
 
 #include "attn.h"
 #include "die.h"
-#include "zigzag.h"
 #include "mono_clock.h"
+#include "zigzag.h"
 
 enum { TAG_K = 1, TAG_V, TAG_SEG, TAG_DK, TAG_DV };
 

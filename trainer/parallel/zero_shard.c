@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "die.h"
+#include "mono_clock.h"
 #include "zero_offload.h"
 #include "zero_pages.h"
-#include "mono_clock.h"
 
 const char *shard_mode_name(shard_mode m) {
     static const char *const names[] = {"none", "optimizer", "gradients", "parameters"};
@@ -147,7 +147,7 @@ struct zero3_hook {
     bool progress;           // cpu: MPI_Test the prefetch between ops
     dist_range_gather next;  // cpu: the prefetch in place (lo == hi: none)
     double next_t0, next_t1; // cpu: when it started, when a test saw it complete (0: not yet)
-    int64_t in_lo[3], in_hi[3];  // cpu: the units held (needed, not yet done; lo == hi: free)
+    int64_t in_lo[MODEL_MAX_HELD_UNITS], in_hi[MODEL_MAX_HELD_UNITS];  // cpu: the units held (needed, not yet done; lo == hi: free)
     // device: the unit buffers; what each holds and whether a unit computes from it
     backend_comm *comm;
     const zero3_units *units;
@@ -164,7 +164,7 @@ struct zero3_hook {
 
 // cpu: the slot of a held unit [lo, hi), or -1.
 static int cpu_held(const zero3_hook *z, int64_t lo, int64_t hi) {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < MODEL_MAX_HELD_UNITS; i++)
         if (z->in_hi[i] > z->in_lo[i] && z->in_lo[i] == lo && z->in_hi[i] == hi) return i;
     return -1;
 }
@@ -210,8 +210,8 @@ static const void *zero3_need(void *ctx, int64_t lo, int64_t hi, int64_t next_lo
     }
     if (hi > lo) {
         int i = 0;
-        while (i < 3 && z->in_hi[i] > z->in_lo[i]) i++;
-        if (i == 3) die("ZeRO-3: more than 3 units in use at once");
+        while (i < MODEL_MAX_HELD_UNITS && z->in_hi[i] > z->in_lo[i]) i++;
+        if (i == MODEL_MAX_HELD_UNITS) die("ZeRO-3: more than %d units in use at once", MODEL_MAX_HELD_UNITS);
         z->in_lo[i] = lo;
         z->in_hi[i] = hi;
     }
@@ -345,13 +345,11 @@ static void zero3_done_dev(void *ctx, int64_t lo, int64_t hi) {
 
 // ZeRO-3's hooks on m, the same for training (grads: the device path's
 // per-unit gradient buffers too) and evaluation; NULL when nothing is
-// gathered (other modes, one rank on a device).
+// gathered (other modes, one rank on a device). The caller has given back
+// the weights outside the slice (shard_params_release).
 static zero3_hook *zero3_hook_install(const shard_layout *s, dist_ctx *d, model *m, backend_comm *comm,
                                       const zero3_units *units, zero3_stats *stats, bool grads) {
     if (s->mode != SHARD_PARAMETERS) return NULL;
-    // Only the slice stays (weights loaded whole, or made whole for a
-    // checkpoint, are given back).
-    shard_params_release(s, m);
     backend *bk = m->bk;
     if (!bk->host_memory && s->world == 1) return NULL;
     zero3_hook *z = xcalloc(1, sizeof *z);
@@ -377,6 +375,9 @@ static void zero3_hook_remove(zero3_hook *z) {
 
 zero3_hook *shard_eval_begin(const shard_layout *s, dist_ctx *d, model *m, backend_comm *comm,
                              const zero3_units *units, zero3_stats *stats) {
+    // Only the slice stays (weights loaded whole at a resume, or made whole
+    // for a checkpoint, are given back).
+    shard_params_release(s, m);
     return zero3_hook_install(s, d, m, comm, units, stats, false);
 }
 
@@ -392,7 +393,7 @@ double shard_step(const shard_step_ctx *c, const model_batch *mb, int64_t n_targ
     // an evaluation since the last step, or loaded whole, are given back;
     // before the gradients are zeroed: an offloaded optimizer's bf16
     // weights pass through them, model_push_params).
-    if (s->mode == SHARD_PARAMETERS) shard_params_release(s, m);
+    shard_params_release(s, m);
     // The cpu backend's gradients: zero the owned slice, give back the rest
     // (zero_pages.h); it is written again only by the backward of the
     // micro-batches and released bucket by bucket after the reduce-scatter.

@@ -106,7 +106,7 @@ void shard_params_to_root(const shard_layout *s, dist_ctx *d, model *m);
 // the rank's slice (a no-op when the model was made so,
 // train_step_model_create); nothing in other modes, on host-memory
 // backends and on one rank.
-enum { ZERO3_MAX_UNIT_BUFFERS = 3 };
+enum { ZERO3_MAX_UNIT_BUFFERS = MODEL_MAX_HELD_UNITS };  // a buffer per held unit
 static inline int zero3_unit_buffers(bool tie_embeddings) { return tie_embeddings ? 3 : 2; }
 typedef struct {
     void *buf[ZERO3_MAX_UNIT_BUFFERS];
